@@ -1,0 +1,5 @@
+import sys
+
+from hera.cli import main
+
+sys.exit(main())
