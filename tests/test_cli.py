@@ -1,0 +1,42 @@
+import importlib
+import json
+import pytest
+
+from hera.cli import COMMAND_MODULES, build_parser, main
+
+
+@pytest.mark.parametrize("name", COMMAND_MODULES)
+def test_every_command_module_exists_and_registers(name):
+    assert hasattr(importlib.import_module(name), "register")
+
+
+def test_every_command_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, p in sub.choices.items():
+        assert p.format_help().strip(), name
+
+
+def test_machine_command_prints_json_last_line(capsys):
+    assert main(["machine"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    d = json.loads(last)
+    assert d["logical_cpus"] >= 1 and d["llc_partitioning"] in ("available", "unavailable")
+
+
+def test_hera_error_is_one_line_exit_2(monkeypatch, capsys):
+    from hera import machine
+    from hera.errors import ResourceError
+
+    def boom(args):
+        raise ResourceError("tenant x needs 9 cores but this machine only has 2")
+
+    monkeypatch.setattr(machine, "_cmd_machine", boom)
+    assert main(["machine"]) == 2
+    err = capsys.readouterr().err
+    assert err == "hera: error: tenant x needs 9 cores but this machine only has 2\n"
+
+
+def test_unknown_command_fails():
+    with pytest.raises(SystemExit):
+        main(["no-such-command"])
