@@ -1,0 +1,108 @@
+"""Study configuration: one YAML file per scale, validated against ``workflow/schemas/config.schema.yaml``.
+
+The same schema is used by Snakemake (``snakemake.utils.validate`` in ``workflow/rules/common.smk``) and by
+the ``hera`` commands, so a wrong key fails at start with a message naming it, whichever entry point is used.
+Defaults are filled in from the schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hera.errors import ConfigError
+from hera.paths import repo_root
+
+
+def schema_path() -> Path:
+    return repo_root() / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(schema_path().read_text())
+
+
+def _fill_defaults(schema: dict[str, Any], value: Any) -> Any:
+    if schema.get("type") != "object" or not isinstance(value, dict):
+        return value
+    for key, sub in schema.get("properties", {}).items():
+        if key not in value and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        if key in value:
+            value[key] = _fill_defaults(sub, value[key])
+    return value
+
+
+def _message(err) -> str:
+    where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    if err.validator == "additionalProperties":
+        return f"config key {where}: {err.message}"
+    return f"config key {where}: {err.message}"
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate a study config and return a copy with defaults filled in; raise :class:`ConfigError`."""
+    import jsonschema
+
+    config = copy.deepcopy(config)
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(_message(errors[0]))
+    return _fill_defaults(_schema(), config)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` → (["a", "b"], value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None,
+         base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load a YAML/JSON study config, apply ``key.sub=value`` overrides, validate, fill defaults."""
+    config: dict[str, Any] = copy.deepcopy(base) if base else {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping, not {type(loaded).__name__}")
+        config.update(loaded)
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        node = config
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return validate(config)
+
+
+def resolve_cores(config: dict[str, Any]) -> list[int]:
+    """The CPUs the study may use: ``cores: auto`` means every CPU this process may run on."""
+    from hera.machine import check_cores, describe
+
+    if config.get("cores", "auto") == "auto":
+        return list(describe()["usable_cpus"])
+    check_cores(config["cores"], "config key cores")
+    return list(config["cores"])
+
+
+def dump(config: dict[str, Any], path: str | Path) -> Path:
+    """Write a resolved config as JSON (what result files store as their config)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return path

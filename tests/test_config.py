@@ -1,0 +1,53 @@
+import pytest
+
+from hera import config
+from hera.errors import ConfigError
+
+
+def test_defaults_filled():
+    c = config.validate({"scale": "ci"})
+    assert c["models"][0] == "dlrm_rmc1" and len(c["models"]) == 8
+    assert c["sla"]["multiplier"] == 5 and c["sla"]["percentile"] == 0.95
+    assert c["search"]["min_queries"] == 300
+
+
+def test_unknown_top_level_key_named():
+    with pytest.raises(ConfigError, match="bogus"):
+        config.validate({"scale": "ci", "bogus": 1})
+
+
+def test_unknown_nested_key_named():
+    with pytest.raises(ConfigError, match=r"sla.*mutliplier|mutliplier"):
+        config.validate({"scale": "ci", "sla": {"mutliplier": 3}})
+
+
+def test_wrong_value_named():
+    with pytest.raises(ConfigError, match="scale"):
+        config.validate({"scale": "huge"})
+    with pytest.raises(ConfigError, match="models"):
+        config.validate({"scale": "ci", "models": ["dlrm_rmc9"]})
+
+
+def test_load_file_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("scale: ci\nbatch_size: 32\n")
+    c = config.load(p, ["sla.multiplier=3", "models=[ncf, wnd]"])
+    assert c["batch_size"] == 32 and c["sla"]["multiplier"] == 3 and c["models"] == ["ncf", "wnd"]
+
+
+def test_missing_and_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scale: [ci\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(bad)
+    with pytest.raises(ConfigError, match="key=value"):
+        config.load(None, ["scale"], base={"scale": "ci"})
+
+
+def test_shipped_configs_are_valid():
+    from hera.paths import repo_root
+
+    for name in ("ci", "default", "paper"):
+        config.load(repo_root() / "workflow" / "config" / f"{name}.yaml")
