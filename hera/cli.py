@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "hera.zoo.cli",
     "hera.workload.cli",
     "hera.report.cli",
+    "hera.results_cli",
 ]
 
 

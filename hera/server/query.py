@@ -1,0 +1,130 @@
+"""A query's life in the node: the public :class:`QueryResult` and the dispatcher's bookkeeping.
+
+A query of ``n_items`` is split into sub-batches of at most ``batch_size`` items; each sub-batch is one
+:class:`SubBatch` on the wire. The query completes when its last sub-batch does, or fails at the first
+sub-batch that fails.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class QueryResult:
+    """The outcome of one query. Timestamps are ``time.monotonic_ns()`` (comparable across processes).
+
+    ``t_start_ns``: start of the first sub-batch in a worker; ``t_end_ns``: end of the last one;
+    ``t_done_ns``: when the node resolved the result. ``workers``: ids of the workers that ran it.
+    ``scores``: float32 ``[n_items, n_outputs]`` when asked for, else None. On failure ``ok`` is False
+    and ``error`` says why (timestamps of sub-batches that never ran are 0).
+    """
+
+    query_id: int
+    tenant: str
+    n_items: int
+    t_submit_ns: int
+    t_start_ns: int
+    t_end_ns: int
+    workers: list[int]
+    ok: bool
+    error: str | None
+    scores: np.ndarray | None
+    sub_batches: int = 1
+    t_done_ns: int = 0
+    llc_partitioning: str = "unavailable"
+
+    @property
+    def latency_ms(self) -> float:
+        """Submit → end of last sub-batch, in milliseconds (0 for failed queries that never ran)."""
+        return max(0, self.t_end_ns - self.t_submit_ns) / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "scores"}
+        d["workers"] = list(self.workers)
+        d["scores"] = None if self.scores is None else self.scores.tolist()
+        return d
+
+
+@dataclass
+class SubBatch:
+    """One unit of work for a worker: ``n`` items of query ``query``, sub-batch number ``index``.
+
+    Library path: items ``start .. start+n-1`` of the sample library (wrapping at its end).
+    Tensor path: ``arrays = (dense[n, dense_in], ids[n, L])``.
+    """
+
+    query: "QueryState"
+    index: int
+    start: int
+    n: int
+    arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def wire(self) -> tuple:
+        """The message sent to a worker: small ints (plus arrays on the tensor path)."""
+        return (self.query.query_id, self.index, self.start, self.n, self.arrays, self.query.want_scores)
+
+
+@dataclass
+class QueryState:
+    """Dispatcher-side state of a query in flight."""
+
+    query_id: int
+    tenant: str
+    n_items: int
+    n_subs: int
+    want_scores: bool
+    future: Future
+    t_submit_ns: int = field(default_factory=time.monotonic_ns)
+    remaining: int = 0
+    undispatched: int = 0
+    t_start_ns: int = 0
+    t_end_ns: int = 0
+    workers: list[int] = field(default_factory=list)
+    scores: list[np.ndarray | None] | None = None
+    done: bool = False
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.remaining = self.undispatched = self.n_subs
+        if self.want_scores:
+            self.scores = [None] * self.n_subs
+
+    def record(self, index: int, worker_id: int, t0: int, t1: int, scores: np.ndarray | None) -> bool:
+        """Record a finished sub-batch; True when it was the last one."""
+        self.t_start_ns = t0 if not self.t_start_ns else min(self.t_start_ns, t0)
+        self.t_end_ns = max(self.t_end_ns, t1)
+        if worker_id not in self.workers:
+            self.workers.append(worker_id)
+        if self.scores is not None:
+            self.scores[index] = scores
+        self.remaining -= 1
+        return self.remaining == 0
+
+    def result(self, llc_partitioning: str) -> QueryResult:
+        ok = self.error is None
+        scores = None
+        if ok and self.scores is not None and all(s is not None for s in self.scores):
+            scores = np.concatenate(self.scores, axis=0) if len(self.scores) > 1 else self.scores[0]
+        return QueryResult(self.query_id, self.tenant, self.n_items, self.t_submit_ns, self.t_start_ns,
+                           self.t_end_ns, list(self.workers), ok, self.error, scores, self.n_subs,
+                           time.monotonic_ns(), llc_partitioning)
+
+
+def split(query: QueryState, start: int, batch_size: int, library_items: int | None,
+          arrays: tuple[np.ndarray, np.ndarray] | None = None) -> list[SubBatch]:
+    """Cut a query into sub-batches of at most ``batch_size`` items (sample indices wrap at the library end)."""
+    subs = []
+    for k, off in enumerate(range(0, query.n_items, batch_size)):
+        n = min(batch_size, query.n_items - off)
+        if arrays is not None:
+            subs.append(SubBatch(query, k, 0, n, (arrays[0][off:off + n], arrays[1][off:off + n])))
+        else:
+            s = start + off
+            subs.append(SubBatch(query, k, s % library_items if library_items else s, n))
+    return subs

@@ -1,0 +1,36 @@
+# Policies on measured profiles: EMU per policy (F5), predictor error, servers needed per mix (F8).
+
+
+rule policy_emu:
+    input:
+        pairs=f"{RESULTS}/colocation/pairs.csv",
+        scalability=f"{RESULTS}/profile/scalability.csv",
+        memory=f"{RESULTS}/profile/memory.csv",
+        t1=f"{RESULTS}/tables/T1.csv",
+        config=STUDY_CONFIG,
+    output:
+        emu=f"{RESULTS}/policy/emu.csv",
+        plans=f"{RESULTS}/policy/plans.json",
+        predictor=f"{RESULTS}/policy/predictor.csv",
+    log:
+        f"{LOGS}/policy/emu.log",
+    params:
+        out=f"{RESULTS}/policy",
+    shell:
+        "hera policy evaluate --config {input.config} --pairs {input.pairs} --scalability {input.scalability}"
+        " --memory {input.memory} --t1 {input.t1} --out {params.out} > {log} 2>&1"
+
+
+rule servers_needed:
+    input:
+        pairs=f"{RESULTS}/colocation/pairs.csv",
+        scalability=f"{RESULTS}/profile/scalability.csv",
+        t1=f"{RESULTS}/tables/T1.csv",
+        config=STUDY_CONFIG,
+    output:
+        f"{RESULTS}/cluster/servers.csv",
+    log:
+        f"{LOGS}/cluster/servers.log",
+    shell:
+        "hera cluster provision --config {input.config} --pairs {input.pairs}"
+        " --scalability {input.scalability} --t1 {input.t1} --out {output} > {log} 2>&1"
