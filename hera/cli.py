@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "hera.workload.cli",
     "hera.report.cli",
     "hera.results_cli",
+    "hera.server.serve_cli",
 ]
 
 

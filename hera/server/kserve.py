@@ -91,27 +91,42 @@ class TableInfo:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the front end needs to know about one tenant to describe it and validate requests."""
+    """What the front end needs to know about one tenant to describe it and validate requests.
+
+    ``id_limits``: for each of the ``L`` columns of ``sparse_ids``, the row count of the table it indexes.
+    ``tables``: the tables in spec order when known (names in metadata and error messages), else empty.
+    """
 
     name: str  # the tenant name: the KServe model name in URLs
     model_id: str
     scale: str
     dense_in: int
-    tables: tuple[TableInfo, ...]
+    id_limits: tuple[int, ...]
     n_outputs: int
     max_items: int
-    ready: bool = True
     library_items: int | None = None  # size of the tenant's sample library, when known
+    tables: tuple[TableInfo, ...] = ()
 
     @property
     def lookups_per_item(self) -> int:
         """``L``: sparse ids per item (all tables, grouped by table in spec order)."""
-        return sum(t.lookups for t in self.tables)
+        return len(self.id_limits)
 
-    @property
+    @functools.cached_property
     def column_rows(self) -> np.ndarray:
         """``int64[L]``: the row count of the table that owns each column of ``sparse_ids``."""
-        return _column_rows(tuple((t.rows, t.lookups) for t in self.tables))
+        out = np.asarray(self.id_limits, dtype=np.int64).reshape(-1)
+        out.setflags(write=False)
+        return out
+
+    def column_table(self, col: int) -> str | None:
+        """Name of the table that owns column ``col`` of ``sparse_ids`` (None when tables are unknown)."""
+        start = 0
+        for t in self.tables:
+            if col < start + t.lookups:
+                return t.name
+            start += t.lookups
+        return None
 
     def metadata(self) -> dict[str, Any]:
         """The KServe v2 model-metadata response (``GET /v2/models/{name}``)."""
@@ -119,80 +134,81 @@ class ModelInfo:
         if self.dense_in > 0:
             inputs.append({"name": DENSE, "datatype": "FP32", "shape": [-1, self.dense_in]})
         inputs.append({"name": SPARSE_IDS, "datatype": "INT64", "shape": [-1, self.lookups_per_item]})
+        params: dict[str, Any] = {
+            "model_id": self.model_id,
+            "scale": self.scale,
+            "max_items": self.max_items,
+            "dense_in": self.dense_in,
+            "lookups_per_item": self.lookups_per_item,
+            "library_items": self.library_items,
+            "sample_library_inputs": [
+                {"name": SAMPLE_START, "datatype": "INT64", "shape": [1]},
+                {"name": N_ITEMS, "datatype": "INT64", "shape": [1]},
+            ],
+        }
+        if self.tables:
+            params["tables"] = [{"name": t.name, "rows": t.rows, "lookups": t.lookups} for t in self.tables]
+        else:
+            params["id_limits"] = list(self.id_limits)
         return {
             "name": self.name,
             "versions": [MODEL_VERSION],
             "platform": PLATFORM,
             "inputs": inputs,
             "outputs": [{"name": SCORES, "datatype": "FP32", "shape": [-1, self.n_outputs]}],
-            "parameters": {
-                "model_id": self.model_id,
-                "scale": self.scale,
-                "max_items": self.max_items,
-                "dense_in": self.dense_in,
-                "tables": [{"name": t.name, "rows": t.rows, "lookups": t.lookups} for t in self.tables],
-                "sample_library_inputs": [
-                    {"name": SAMPLE_START, "datatype": "INT64", "shape": [1]},
-                    {"name": N_ITEMS, "datatype": "INT64", "shape": [1]},
-                ],
-                "library_items": self.library_items,
-            },
+            "parameters": params,
         }
 
 
 @functools.lru_cache(maxsize=64)
-def _column_rows(rows_lookups: tuple[tuple[int, int], ...]) -> np.ndarray:
-    out = np.concatenate([np.full(lk, rows, dtype=np.int64) for rows, lk in rows_lookups] or [np.zeros(0, np.int64)])
-    out.setflags(write=False)
-    return out
+def _zoo_tables(model_id: str, scale: str) -> tuple[TableInfo, ...]:
+    """Tables of a zoo model in spec order (empty when the zoo does not know the model)."""
+    try:
+        from hera.zoo.spec import load_spec
+
+        spec = load_spec(model_id, scale)
+        return tuple(TableInfo(str(t.name), int(t.rows), int(t.lookups)) for t in spec.tables)
+    except Exception:  # noqa: BLE001 - names are a nicety; a synthetic tenant has no zoo spec
+        return ()
 
 
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    """First present attribute or mapping key among ``names`` (tolerates dataclasses, objects and dicts)."""
-    for name in names:
-        if isinstance(obj, Mapping):
-            if name in obj:
-                return obj[name]
-        elif hasattr(obj, name):
-            return getattr(obj, name)
-    return default
+def _tables_match(tables: tuple[TableInfo, ...], id_limits: tuple[int, ...]) -> bool:
+    cols = tuple(t.rows for t in tables for _ in range(t.lookups))
+    return bool(tables) and cols == id_limits
 
 
-def _is_ready(value: Any) -> bool:
-    if callable(value):
-        value = value()
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value) > 0
-    if isinstance(value, (list, tuple, set)):
-        return len(value) > 0
-    return bool(value)
+def model_info(name: str, info: Mapping[str, Any]) -> ModelInfo:
+    """Build a :class:`ModelInfo` from ``node.tenant_info(name)``.
 
-
-def model_info(name: str, tenant: Any) -> ModelInfo:
-    """Build a :class:`ModelInfo` from one entry of ``node.tenants`` (object or mapping).
-
-    Reads ``model_id`` (or ``model``), ``scale``, ``spec`` (``dense_in``, ``tables`` with ``name, rows, lookups``,
-    ``n_outputs``), ``max_items`` and ``ready`` (a bool, a count of ready workers, or a callable returning one).
+    Reads ``model``, ``scale``, ``max_items``, ``library_items`` and the runner's input description
+    ``dense_in``, ``n_ids``, ``n_outputs``, ``id_limits`` (present once a worker is ready: otherwise
+    :class:`ProtocolError` 503). Table names come from ``info["tables"]`` (``name, rows, lookups``) or the zoo
+    spec of the model, when their columns agree with ``id_limits``.
     """
-    spec = _get(tenant, "spec")
-    if spec is None:
-        raise ProtocolError(f"tenant {name!r} has no model spec", status=500)
-    tables = tuple(
-        TableInfo(str(_get(t, "name")), int(_get(t, "rows")), int(_get(t, "lookups"))) for t in _get(spec, "tables", default=())
-    )
-    library = _get(tenant, "library_items", "library_size", "n_samples")
+    if info.get("dense_in") is None or info.get("id_limits") is None and info.get("n_ids") is None:
+        raise ProtocolError(f"model {name!r} has no ready worker yet", status=503)
+    dense_in = int(info["dense_in"])
+    limits = info.get("id_limits")
+    if limits is None:  # no per-column limits: accept any non-negative id (the node checks again)
+        limits = [np.iinfo(np.int64).max] * int(info["n_ids"])
+    id_limits = tuple(int(v) for v in limits)
+    model_id, scale = str(info.get("model", name)), str(info.get("scale", ""))
+    tables: tuple[TableInfo, ...] = ()
+    if info.get("tables"):
+        tables = tuple(TableInfo(str(t["name"]), int(t["rows"]), int(t["lookups"])) for t in info["tables"])
+    elif scale:
+        tables = _zoo_tables(model_id, scale)
+    library = info.get("library_items")
     return ModelInfo(
         name=name,
-        model_id=str(_get(tenant, "model_id", "model", default=_get(spec, "model_id", default=name))),
-        scale=str(_get(tenant, "scale", default="")),
-        dense_in=int(_get(spec, "dense_in", default=0)),
-        tables=tables,
-        n_outputs=int(_get(spec, "n_outputs", default=1)),
-        max_items=int(_get(tenant, "max_items", default=_get(spec, "max_items", default=1024))),
-        ready=_is_ready(_get(tenant, "ready", "ready_workers", default=True)),
+        model_id=model_id,
+        scale=scale,
+        dense_in=dense_in,
+        id_limits=id_limits,
+        n_outputs=int(info.get("n_outputs", 1)),
+        max_items=int(info.get("max_items", 1024)),
         library_items=None if library is None else int(library),
+        tables=tables if _tables_match(tables, id_limits) else (),
     )
 
 
@@ -416,9 +432,9 @@ def validate_request(info: ModelInfo, req: InferRequest) -> TensorQuery | Sample
         _check_n(info, n)
         if start < 0:
             raise ProtocolError(f"sample_start must be >= 0, got {start}")
-        if info.library_items is not None and start + n > info.library_items:
-            raise ProtocolError(f"samples [{start}, {start + n}) exceed the sample library of "
-                                f"{info.library_items} items of model {info.name!r}")
+        if info.library_items is not None and start >= info.library_items:
+            raise ProtocolError(f"sample_start {start} is outside the sample library of model {info.name!r} "
+                                f"(0..{info.library_items - 1}; ranges wrap at its end)")
         return SampleQuery(start, n)
 
     if SPARSE_IDS not in names:
@@ -454,18 +470,14 @@ def _check_n(info: ModelInfo, n: int) -> None:
 
 
 def _check_ids(info: ModelInfo, ids: np.ndarray) -> None:
-    rows = info.column_rows  # int64[L]
-    bad = (ids < 0) | (ids >= rows)
+    bad = (ids < 0) | (ids >= info.column_rows)
     if not bad.any():
         return
     item, col = (int(v) for v in np.argwhere(bad)[0])
-    start = 0
-    for t in info.tables:
-        if col < start + t.lookups:
-            break
-        start += t.lookups
+    table = info.column_table(col)
+    owner = f"table {table!r}" if table else f"column {col}"
     raise ProtocolError(
-        f"sparse_ids[{item}, {col}] = {int(ids[item, col])} is outside table {t.name!r} rows [0, {t.rows})"
+        f"sparse_ids[{item}, {col}] = {int(ids[item, col])} is outside {owner} rows [0, {int(info.column_rows[col])})"
     )
 
 

@@ -57,7 +57,9 @@ def all_outputs():
 
 
 def measurement_threads():
-    """Measurements take the whole machine, so no other job perturbs them."""
+    """Measurements take every core Snakemake may use, so no other job runs beside one and two
+    measurements never overlap. They also hold one unit of the resource `measurement`: pass
+    `--resources measurement=1` to make that explicit, as the SLURM profile does per node."""
     return workflow.cores
 
 

@@ -1,0 +1,472 @@
+"""The open-loop driver: pre-computed schedule, precise issue timer, per-query tidy rows and a summary.
+
+1. :func:`build_schedule` draws every tenant's whole stream from its seeds before the run — arrival
+   times (``hera.workload.arrivals``), query sizes (``hera.workload.sizes``) and sample starts (uniform
+   in ``[0, library_items − size]``) — and merges the streams into one time-ordered schedule.
+2. :func:`run` issues each query at its scheduled time: it sleeps until about 0.5 ms before, then spins
+   on ``time.monotonic_ns()`` (yielding the GIL while it spins). Issuing never waits for completions
+   (open loop); a SUT whose ``issue`` blocks shows up as issue lateness, which is recorded per query.
+3. Latency is ``t_end_ns − scheduled_ns``: measured from the *scheduled* arrival, so a late issue or a
+   slow SUT cannot hide queueing delay (no coordinated omission).
+4. After the last issue it waits (``completion_timeout_s``) for queries in flight; those that never
+   complete are reported as ``timeout`` failures and later callbacks are ignored (counted as
+   ``late_completions``). ``max_outstanding`` in flight for a tenant aborts the run (``not_issued`` rows).
+
+Failed queries (``error``, ``timeout``, ``not_issued``) are excluded from latency percentiles and
+counted as over the latency bound by the early-stopping rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import gc
+import math
+import os
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from hera.errors import ConfigError, HeraError
+from hera.loadgen import stats
+from hera.loadgen.settings import LoadgenSettings
+
+SPIN_NS = 500_000  # sleep until this close to the scheduled time, then spin
+LATENCY_PERCENTILES = (0.50, 0.90, 0.95, 0.99)
+
+
+# ------------------------------------------------------------------------------------------- schedule
+def stream_rng(seed: int, tenant: str) -> np.random.Generator:
+    """The generator for one source of randomness of one tenant: ``default_rng([seed, crc32(tenant)])``."""
+    return np.random.default_rng([int(seed), zlib.crc32(tenant.encode())])
+
+
+_FORMULA_NAMES = {
+    "t": None, "pi": np.pi, "e": np.e, "sin": np.sin, "cos": np.cos, "exp": np.exp, "log": np.log,
+    "sqrt": np.sqrt, "abs": np.abs, "floor": np.floor, "mod": np.mod, "where": np.where,
+    "minimum": np.minimum, "maximum": np.maximum, "clip": np.clip,
+}
+_FORMULA_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Load, ast.Constant,
+                  ast.Compare, ast.operator, ast.unaryop, ast.cmpop)
+
+
+def rate_function(settings: LoadgenSettings):
+    """λ(t) for ``arrival='time_varying'``: a vectorised callable of seconds → queries/s."""
+    if settings.arrival_formula is not None:
+        src = settings.arrival_formula
+        try:
+            tree = ast.parse(src, mode="eval")
+        except SyntaxError:
+            raise ConfigError(f"arrival_formula {src!r} is not a valid expression") from None
+        for node in ast.walk(tree):
+            if not isinstance(node, _FORMULA_NODES):
+                raise ConfigError(f"arrival_formula {src!r}: {type(node).__name__} is not allowed")
+            if isinstance(node, ast.Name) and node.id not in _FORMULA_NAMES:
+                raise ConfigError(
+                    f"arrival_formula {src!r}: unknown name {node.id!r}; known: "
+                    + ", ".join(sorted(_FORMULA_NAMES))
+                )
+        code = compile(tree, "<arrival_formula>", "eval")
+
+        def fn(t):
+            env = dict(_FORMULA_NAMES, t=np.asarray(t, dtype=float))
+            return np.maximum(np.asarray(eval(code, {"__builtins__": {}}, env), dtype=float), 0.0)
+
+        try:
+            fn(np.linspace(0.0, settings.duration_s or 1.0, 5))
+        except Exception as exc:  # noqa: BLE001 - user expression
+            raise ConfigError(f"arrival_formula {src!r} cannot be evaluated: {exc}") from None
+        return fn
+    path = Path(settings.arrival_trace)
+    if not path.is_file():
+        raise ConfigError(f"arrival trace {str(path)!r} does not exist")
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - any parse problem
+        raise ConfigError(f"arrival trace {str(path)!r} cannot be read: {exc}") from None
+    if not {"t_s", "rate_qps"} <= set(df.columns) or len(df) == 0:
+        raise ConfigError(f"arrival trace {str(path)!r} needs columns t_s, rate_qps")
+    ts, rs = df["t_s"].to_numpy(float), df["rate_qps"].to_numpy(float)
+    if np.any(np.diff(ts) <= 0) or np.any(rs < 0):
+        raise ConfigError(f"arrival trace {str(path)!r}: t_s must increase and rate_qps be >= 0")
+    return lambda t: np.interp(np.asarray(t, dtype=float), ts, rs)
+
+
+def _arrivals(settings: LoadgenSettings, tenant: str) -> np.ndarray:
+    from hera.workload import arrivals
+
+    rng_seed = settings.arrival_seed
+    if settings.arrival == "time_varying":
+        t = np.asarray(arrivals.time_varying(rate_function(settings), settings.duration_s,
+                                             stream_rng(rng_seed, tenant)), dtype=float)
+        if t.size == 0:
+            raise ConfigError(f"tenant {tenant!r}: the time-varying rate produced no arrivals")
+        return t
+    n_min = settings.target_count() + settings.warmup_queries
+    dur = settings.target_duration_s()
+    mean = settings.target_qps * dur
+    n = max(n_min, int(math.ceil(mean + 6 * math.sqrt(mean) + 10)) if dur > 0 else n_min, 1)
+    while True:
+        t = np.asarray(arrivals.poisson(settings.target_qps, n, stream_rng(rng_seed, tenant)), dtype=float)
+        if t.size and t[-1] >= dur:
+            break
+        n *= 2
+    # both conditions (MLPerf): at least n_min queries and arrivals reaching dur
+    n_dur = int(np.searchsorted(t, dur, side="left")) + 1 if dur > 0 else 0
+    return t[: max(n_min, n_dur)]
+
+
+def tenant_schedule(settings: LoadgenSettings, library_items: int, tenant: str) -> pd.DataFrame:
+    """One tenant's stream: ``scheduled_s, n_items, sample_start, seq, warmup`` (time-ordered)."""
+    from hera.workload.sizes import QuerySizes
+
+    if library_items < 1:
+        raise ConfigError(f"tenant {tenant!r}: sample library has {library_items} items")
+    t = _arrivals(settings, tenant)
+    n = int(t.size)
+    params = {k: v for k, v in settings.query_sizes.items() if k != "kind"}
+    sizes = np.asarray(
+        QuerySizes(settings.query_sizes["kind"], settings.max_items, **params).sample(
+            n, stream_rng(settings.size_seed, tenant)),
+        dtype=np.int64,
+    )
+    sizes = np.clip(sizes, 1, settings.max_items)
+    if n and sizes.max() > library_items:
+        raise ConfigError(
+            f"tenant {tenant!r}: a query of {int(sizes.max())} items exceeds the sample library's "
+            f"{library_items} items (lower max_items)"
+        )
+    starts = stream_rng(settings.sample_seed, tenant).integers(0, library_items - sizes + 1, dtype=np.int64)
+    seq = np.arange(n)
+    return pd.DataFrame({
+        "tenant": tenant, "seq": seq, "warmup": seq < settings.warmup_queries,
+        "scheduled_s": t, "n_items": sizes, "sample_start": starts,
+    })
+
+
+def _as_streams(streams, tenant: str) -> dict[str, LoadgenSettings]:
+    if isinstance(streams, LoadgenSettings):
+        return {tenant: streams}
+    if isinstance(streams, Mapping) and streams and all(isinstance(v, LoadgenSettings) for v in streams.values()):
+        return dict(streams)
+    raise ConfigError("streams must be LoadgenSettings or a non-empty mapping tenant -> LoadgenSettings")
+
+
+def _library_of(library_items, tenant: str) -> int:
+    if isinstance(library_items, Mapping):
+        if tenant not in library_items:
+            raise ConfigError(f"no sample-library size given for tenant {tenant!r}")
+        return int(library_items[tenant])
+    return int(library_items)
+
+
+def build_schedule(streams: LoadgenSettings | Mapping[str, LoadgenSettings],
+                   library_items: int | Mapping[str, int], tenant: str = "default") -> pd.DataFrame:
+    """All tenants' streams merged in time order, with a global ``query_id`` (0..n−1) in that order."""
+    st = _as_streams(streams, tenant)
+    parts = [tenant_schedule(s, _library_of(library_items, name), name) for name, s in st.items()]
+    df = pd.concat(parts, ignore_index=True)
+    df = df.sort_values(["scheduled_s"], kind="mergesort").reset_index(drop=True)
+    df.insert(0, "query_id", np.arange(len(df), dtype=np.int64))
+    return df
+
+
+# -------------------------------------------------------------------------------------------- running
+@dataclass
+class RunResult:
+    """What a run produced: one tidy row per query, an overall summary and one summary per tenant."""
+
+    rows: pd.DataFrame
+    summary: dict[str, Any]
+    tenants: dict[str, dict[str, Any]]
+    settings: dict[str, LoadgenSettings] = field(default_factory=dict)
+
+    def summary_table(self) -> pd.DataFrame:
+        """One row per tenant plus ``tenant='all'``."""
+        recs = [dict(tenant=k, **v) for k, v in self.tenants.items()]
+        if len(self.tenants) > 1:
+            recs.append(dict(tenant="all", **self.summary))
+        return pd.DataFrame(recs)
+
+    def write(self, rows_path: str | Path, summary_path: str | Path | None = None) -> Path:
+        """Write the per-query rows (and optionally the summary table) with provenance sidecars."""
+        from hera.provenance import write_table
+
+        cfg = {"loadgen": {k: s.to_dict() for k, s in self.settings.items()}}
+        seed = next(iter(self.settings.values())).arrival_seed if self.settings else None
+        out = write_table(self.rows, rows_path, config=cfg, seed=seed)
+        if summary_path is not None:
+            write_table(self.summary_table(), summary_path, config=cfg, seed=seed)
+        return out
+
+
+class _State:
+    """Per-query bookkeeping shared by the issuing thread and the completion callbacks."""
+
+    def __init__(self, n: int, tenant_code: np.ndarray, sched_abs: np.ndarray, measured: np.ndarray,
+                 n_tenants: int, bound_ns: np.ndarray, max_over: np.ndarray):
+        self.lock = threading.Lock()
+        self.all_done = threading.Event()
+        self.tenant_code, self.sched_abs, self.measured = tenant_code, sched_abs, measured
+        self.issued_ns = np.zeros(n, np.int64)
+        self.done_ns = np.zeros(n, np.int64)
+        self.t_submit = np.zeros(n, np.int64)
+        self.t_start = np.zeros(n, np.int64)
+        self.t_end = np.zeros(n, np.int64)
+        self.status = np.array(["not_issued"] * n, dtype=object)
+        self.error: list[str | None] = [None] * n
+        self.workers: list[str] = [""] * n
+        self.outstanding = np.zeros(n_tenants, np.int64)
+        self.n_over = np.zeros(n_tenants, np.int64)
+        self.bound_ns, self.max_over = bound_ns, max_over
+        self.n_issued = 0
+        self.n_done = 0
+        self.issuing_finished = False
+        self.closed = False
+        self.late_completions = 0
+        self.abort_reason: str | None = None
+
+    def _finish_one(self, i: int) -> None:  # lock held
+        k = self.tenant_code[i]
+        self.outstanding[k] -= 1
+        self.n_done += 1
+        if self.measured[i] and self.bound_ns[k] > 0:
+            over = self.status[i] != "ok" or self.t_end[i] - self.sched_abs[i] > self.bound_ns[k]
+            if over:
+                self.n_over[k] += 1
+                if 0 <= self.max_over[k] < self.n_over[k] and self.abort_reason is None:
+                    self.abort_reason = (
+                        f"early stopping: {self.n_over[k]} queries over the bound already exceed the "
+                        f"{self.max_over[k]} the planned run could absorb"
+                    )
+        if self.issuing_finished and self.n_done >= self.n_issued:
+            self.all_done.set()
+
+    def on_done(self, i: int, res: Any) -> None:
+        now = time.monotonic_ns()
+        with self.lock:
+            if self.closed or self.status[i] != "issued":
+                self.late_completions += 1
+                return
+            self.done_ns[i] = now
+            try:
+                self.t_submit[i] = int(getattr(res, "t_submit_ns", 0) or 0)
+                self.t_start[i] = int(getattr(res, "t_start_ns", 0) or 0)
+                end = int(getattr(res, "t_end_ns", 0) or 0)
+                self.t_end[i] = end if end > 0 else now
+                ok = bool(getattr(res, "ok", True))
+                w = getattr(res, "workers", None)
+                self.workers[i] = ",".join(str(x) for x in w) if w is not None else ""
+                self.status[i] = "ok" if ok else "error"
+                if not ok:
+                    self.error[i] = str(getattr(res, "error", None) or "SUT reported ok=False")
+            except Exception as exc:  # noqa: BLE001 - a malformed result is a failed query
+                self.status[i] = "error"
+                self.t_end[i] = now
+                self.error[i] = f"malformed result {type(res).__name__}: {exc}"
+            self._finish_one(i)
+
+
+def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
+        library_items: int | Mapping[str, int], *, tenant: str = "default",
+        schedule: pd.DataFrame | None = None, abort_on_fail: bool = False, lead_s: float = 0.005,
+        disable_gc: bool = True) -> RunResult:
+    """Drive ``sut`` open loop through the merged schedule of ``streams`` and measure every query.
+
+    ``streams``: one :class:`LoadgenSettings` (for the tenant named ``tenant``) or ``{tenant: settings}``.
+    ``library_items``: items in each tenant's sample library (an int for all, or a mapping).
+    ``abort_on_fail``: stop issuing as soon as the early-stopping rule can no longer pass for some tenant
+    (needs ``latency_bound_ms``; used by the QPS* search to cut overloaded trials short).
+    ``lead_s``: delay between the start of the run and the schedule's time 0.
+    """
+    check_sut(sut)
+    st = _as_streams(streams, tenant)
+    sch = build_schedule(st, library_items) if schedule is None else schedule
+    names = list(st)
+    code_of = {name: k for k, name in enumerate(names)}
+    n = len(sch)
+    tenant_code = sch["tenant"].map(code_of).to_numpy(np.int64)
+    sched_rel = np.round(sch["scheduled_s"].to_numpy(float) * 1e9).astype(np.int64)
+    measured = ~sch["warmup"].to_numpy(bool)
+    sizes = sch["n_items"].to_numpy(np.int64)
+    starts = sch["sample_start"].to_numpy(np.int64)
+    bound_ns = np.array([int((st[x].latency_bound_ms or 0) * 1e6) for x in names], np.int64)
+    max_over = np.full(len(names), -1, np.int64)
+    if abort_on_fail:
+        for k, x in enumerate(names):
+            if st[x].latency_bound_ms is None:
+                raise ConfigError(f"tenant {x!r}: abort_on_fail needs latency_bound_ms")
+            n_meas = int(((tenant_code == k) & measured).sum())
+            m = stats.early_stopping_max_overlatency(n_meas, st[x].percentile)
+            max_over[k] = m if m >= 0 else n_meas  # too short to ever pass: never abort on it
+    max_out = np.array([st[x].max_outstanding for x in names], np.int64)
+    timeout_s = max(st[x].completion_timeout_s for x in names)
+
+    t0 = time.monotonic_ns() + int(lead_s * 1e9)
+    sched_abs = sched_rel + t0
+    state = _State(n, tenant_code, sched_abs, measured, len(names), bound_ns, max_over)
+    on_done = state.on_done
+    tenant_arr = sch["tenant"].to_numpy(object)
+    mono, sleep, yield_gil = time.monotonic_ns, time.sleep, os.sched_yield
+    gc_was = gc.isenabled()
+    if disable_gc:
+        gc.disable()
+    wall0 = time.monotonic()
+    try:
+        for i in range(n):
+            if state.abort_reason is not None:
+                break
+            k = tenant_code[i]
+            if state.outstanding[k] >= max_out[k]:
+                with state.lock:
+                    state.abort_reason = (
+                        f"tenant {names[k]!r}: {max_out[k]} queries in flight (max_outstanding)"
+                    )
+                break
+            target = sched_abs[i]
+            rem = target - mono()
+            if rem > SPIN_NS:
+                sleep((rem - SPIN_NS) / 1e9)
+            while mono() < target:
+                yield_gil()
+            with state.lock:
+                state.status[i] = "issued"
+                state.outstanding[k] += 1
+                state.n_issued += 1
+            issued = mono()
+            state.issued_ns[i] = issued
+            try:
+                sut.issue(tenant_arr[i], int(starts[i]), int(sizes[i]), functools.partial(on_done, i))
+            except Exception as exc:  # noqa: BLE001 - a raising SUT fails this query, not the run
+                with state.lock:
+                    if state.status[i] == "issued":
+                        state.status[i] = "error"
+                        state.error[i] = f"issue raised {type(exc).__name__}: {exc}"
+                        state.t_end[i] = state.done_ns[i] = mono()
+                        state._finish_one(i)
+        with state.lock:
+            state.issuing_finished = True
+            if state.n_done >= state.n_issued:
+                state.all_done.set()
+        last_issue = time.monotonic()
+        state.all_done.wait(timeout=timeout_s)
+        with state.lock:
+            state.closed = True
+            timed_out = state.status == "issued"
+            state.status[timed_out] = "timeout"
+            for i in np.flatnonzero(timed_out):
+                state.error[i] = f"no completion within {timeout_s:g} s after the last issue"
+    finally:
+        if disable_gc and gc_was:
+            gc.enable()
+    wall_s = time.monotonic() - wall0
+
+    rows = _rows(sch, state, sched_abs, t0)
+    tenants = {x: _summarise(rows[rows["tenant"] == x], st[x]) for x in names}
+    overall = _summarise(rows, next(iter(st.values())) if len(st) == 1 else None)
+    overall.update(
+        wall_s=wall_s, drain_s=time.monotonic() - last_issue, aborted=state.abort_reason is not None,
+        abort_reason=state.abort_reason, late_completions=state.late_completions, n_tenants=len(names),
+    )
+    for x in names:
+        tenants[x].update(aborted=overall["aborted"], abort_reason=state.abort_reason)
+    if len(names) > 1 and all("passed" in tenants[x] for x in names):
+        overall["passed"] = all(tenants[x]["passed"] for x in names)
+    return RunResult(rows, overall, tenants, st)
+
+
+def _rows(sch: pd.DataFrame, s: _State, sched_abs: np.ndarray, t0: int) -> pd.DataFrame:
+    issued = s.issued_ns > 0
+    with_end = np.isin(s.status, ["ok", "error"]) & (s.t_end > 0)
+    lat = np.where(with_end, (s.t_end - sched_abs) / 1e6, np.nan)
+    lateness = np.where(issued, (s.issued_ns - sched_abs) / 1e3, np.nan)
+    svc = np.where(with_end & (s.t_start > 0), (s.t_end - s.t_start) / 1e6, np.nan)
+    wait = np.where(with_end & (s.t_start > 0), (s.t_start - sched_abs) / 1e6, np.nan)
+    return pd.DataFrame({
+        "tenant": sch["tenant"].to_numpy(object),
+        "query_id": sch["query_id"].to_numpy(np.int64),
+        "seq": sch["seq"].to_numpy(np.int64),
+        "warmup": sch["warmup"].to_numpy(bool),
+        "n_items": sch["n_items"].to_numpy(np.int64),
+        "sample_start": sch["sample_start"].to_numpy(np.int64),
+        "scheduled_s": (sched_abs - t0) / 1e9,
+        "scheduled_ns": sched_abs,
+        "issued_ns": s.issued_ns,
+        "t_submit_ns": s.t_submit,
+        "t_start_ns": s.t_start,
+        "t_end_ns": s.t_end,
+        "done_ns": s.done_ns,
+        "issue_lateness_us": lateness,
+        "wait_ms": wait,
+        "service_ms": svc,
+        "latency_ms": lat,
+        "workers": s.workers,
+        "status": s.status.astype(str),
+        "ok": s.status == "ok",
+        "error": s.error,
+    })
+
+
+def _summarise(rows: pd.DataFrame, settings: LoadgenSettings | None) -> dict[str, Any]:
+    """Summary statistics over the measured (non-warmup) rows."""
+    m = rows[~rows["warmup"]]
+    ok = m[m["ok"]]
+    lat = ok["latency_ms"].to_numpy(float)
+    sched = m["scheduled_s"].to_numpy(float)
+    n = len(m)
+    out: dict[str, Any] = {
+        "n_scheduled": int(len(rows)), "n_measured": n, "n_warmup": int(rows["warmup"].sum()),
+        "n_ok": int(len(ok)), "n_error": int((m["status"] == "error").sum()),
+        "n_timeout": int((m["status"] == "timeout").sum()),
+        "n_not_issued": int((m["status"] == "not_issued").sum()),
+    }
+    out["n_failed"] = n - out["n_ok"]
+    span = float(sched.max() - sched.min()) if n > 1 else 0.0
+    out["duration_s"] = span
+    out["offered_qps"] = (n - 1) / span if span > 0 else math.nan
+    if settings is not None:
+        out["target_qps"] = float(settings.target_qps)
+    if len(ok):
+        end_s = (ok["t_end_ns"].to_numpy(np.int64).max() - m["scheduled_ns"].to_numpy(np.int64).min()) / 1e9
+        out["achieved_qps"] = len(ok) / end_s if end_s > 0 else math.nan
+    else:
+        out["achieved_qps"] = 0.0
+    out["latency_ms_mean"] = float(lat.mean()) if lat.size else math.nan
+    for p in LATENCY_PERCENTILES:
+        out[f"latency_ms_p{round(p * 100)}"] = stats.percentile(lat, p)
+    out["latency_ms_max"] = float(lat.max()) if lat.size else math.nan
+    late = m["issue_lateness_us"].dropna().to_numpy(float)
+    out["issue_lateness_us_p50"] = stats.percentile(late, 0.5)
+    out["issue_lateness_us_p99"] = stats.percentile(late, 0.99)
+    out["issue_lateness_us_max"] = float(late.max()) if late.size else math.nan
+    if settings is not None:
+        p = settings.percentile
+        est = stats.percentile_ci(lat, p, 0.95)
+        tag = f"p{p * 100:g}".replace(".", "_")
+        out["percentile"] = p
+        out[f"latency_ms_{tag}"] = est.value
+        out[f"latency_ms_{tag}_lo"] = est.lo
+        out[f"latency_ms_{tag}_hi"] = est.hi
+        if settings.latency_bound_ms is not None:
+            bound = settings.latency_bound_ms
+            n_over = int(out["n_failed"] + (lat > bound).sum())
+            v = stats.early_stopping(n, n_over, p) if n else None
+            out.update(
+                latency_bound_ms=bound, n_over_bound=n_over,
+                early_stopping_needed=v.needed if v else math.nan,
+                early_stopping_verdict=v.verdict if v else "undecided",
+                passed=bool(v and v.passed),
+            )
+    return out
+
+
+def check_sut(sut: Any) -> None:
+    """Raise :class:`HeraError` if ``sut`` lacks the SUT protocol's ``issue`` method."""
+    if not callable(getattr(sut, "issue", None)):
+        raise HeraError(f"{type(sut).__name__} is not a SUT: it has no issue(tenant, sample_start, n_items, on_done)")

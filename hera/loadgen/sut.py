@@ -1,0 +1,390 @@
+"""Systems under test (SUTs) as the load generator sees them, plus queueing formulas to check them by.
+
+The protocol (DESIGN.md, "Server API")::
+
+    sut.issue(tenant, sample_start, n_items, on_done)   # returns at once; later on_done(QueryResult)
+
+``on_done`` may be called from any thread, including inside ``issue`` itself. A SUT may raise from
+``issue`` (the driver records the query as failed) or report ``ok=False`` in the result.
+
+- :class:`NodeSUT` adapts ``hera.server.node.Node`` (its ``submit(...) -> Future[QueryResult]``).
+- :class:`NullSUT` completes every query immediately: what is left is the harness's own overhead.
+- :class:`SleepSUT` is an FCFS queue with ``n_servers`` parallel servers and a given service-time law.
+  In ``mode="virtual"`` (default) each query's start and end are computed exactly from the real
+  submit time (``start = max(submit, earliest free server)``, ``end = start + service``) and the result
+  is delivered at ``end`` by one timer thread, so its latency-vs-load curve is exactly that of the
+  queueing model (M/D/1, M/M/c, ...) fed with the arrivals the harness really produced. In
+  ``mode="threads"`` ``n_servers`` threads really sleep for the service time (adds OS jitter).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import os
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+OnDone = Callable[[Any], None]
+
+
+@dataclass
+class QueryResult:
+    """The result fields the load generator reads (same names as ``hera.server``'s QueryResult)."""
+
+    query_id: int
+    tenant: str
+    n_items: int
+    t_submit_ns: int
+    t_start_ns: int
+    t_end_ns: int
+    workers: list[int] = field(default_factory=list)
+    ok: bool = True
+    error: str | None = None
+
+
+class SUT(Protocol):
+    """What the load generator drives."""
+
+    def issue(self, tenant: str, sample_start: int, n_items: int, on_done: OnDone) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------- NodeSUT
+class NodeSUT:
+    """Adapter: ``hera.server.node.Node`` (``submit -> Future[QueryResult]``) → SUT protocol.
+
+    The adapter waits on the returned future (not on ``submit``'s own ``on_done``), so a future that
+    fails with an exception becomes a ``QueryResult`` with ``ok=False`` and the exception as ``error``.
+    """
+
+    def __init__(self, node: Any):
+        self.node = node
+        self._ids = itertools.count()
+
+    def issue(self, tenant: str, sample_start: int, n_items: int, on_done: OnDone) -> None:
+        t_submit = time.monotonic_ns()
+        fut = self.node.submit(tenant, int(sample_start), int(n_items))
+        qid = next(self._ids)
+
+        def _done(f) -> None:
+            exc = f.exception()
+            if exc is None:
+                on_done(f.result())
+            else:
+                now = time.monotonic_ns()
+                on_done(QueryResult(qid, tenant, int(n_items), t_submit, 0, now, [], False,
+                                    f"{type(exc).__name__}: {exc}"))
+
+        fut.add_done_callback(_done)
+
+    def close(self) -> None:
+        """Nothing to release: the node's lifetime belongs to its owner."""
+
+
+# ------------------------------------------------------------------------------------------- NullSUT
+class NullSUT:
+    """Completes each query at once, from the issuing thread (``n_threads=0``) or a small thread pool."""
+
+    def __init__(self, n_threads: int = 0):
+        self._ids = itertools.count()
+        self._pool = ThreadPoolExecutor(n_threads, thread_name_prefix="null-sut") if n_threads else None
+
+    def _complete(self, qid: int, tenant: str, n_items: int, t_submit: int, on_done: OnDone) -> None:
+        now = time.monotonic_ns()
+        on_done(QueryResult(qid, tenant, n_items, t_submit, now, now, [0], True, None))
+
+    def issue(self, tenant: str, sample_start: int, n_items: int, on_done: OnDone) -> None:
+        t = time.monotonic_ns()
+        qid = next(self._ids)
+        if self._pool is None:
+            self._complete(qid, tenant, n_items, t, on_done)
+        else:
+            self._pool.submit(self._complete, qid, tenant, n_items, t, on_done)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------------------------------ SleepSUT
+ServiceTimeFn = Callable[[int, np.random.Generator], float]
+
+
+def deterministic(service_s: float) -> ServiceTimeFn:
+    """Every query takes ``service_s`` seconds (M/D/c)."""
+    return lambda n_items, rng: service_s
+
+
+def exponential(mean_s: float) -> ServiceTimeFn:
+    """Exponential service times with mean ``mean_s`` (M/M/c)."""
+    return lambda n_items, rng: float(rng.exponential(mean_s))
+
+
+def linear(base_s: float, per_item_s: float) -> ServiceTimeFn:
+    """``base_s + per_item_s * n_items``: a size-dependent deterministic law."""
+    return lambda n_items, rng: base_s + per_item_s * n_items
+
+
+def _spin_until(target_ns: int) -> None:
+    while True:
+        rem = target_ns - time.monotonic_ns()
+        if rem <= 0:
+            return
+        if rem > 500_000:
+            time.sleep((rem - 400_000) / 1e9)
+        else:
+            os.sched_yield()  # lets other threads take the GIL while spinning (sleep(0) oversleeps ~50 µs)
+
+
+class SleepSUT:
+    """A simulated FCFS queue: ``n_servers`` parallel servers, service time ``service_time_fn(n, rng)``.
+
+    ``fail_every``: make every k-th query fail (``ok=False``) to exercise failure paths;
+    ``raise_every``: make every k-th ``issue`` raise ``RuntimeError``; ``drop_every``: never answer
+    every k-th query (a SUT that hangs).
+    """
+
+    def __init__(self, service_time_fn: ServiceTimeFn, n_servers: int = 1, *, seed: int = 0,
+                 mode: str = "virtual", fail_every: int = 0, raise_every: int = 0, drop_every: int = 0):
+        if n_servers < 1:
+            raise ValueError("n_servers must be >= 1")
+        if mode not in ("virtual", "threads"):
+            raise ValueError(f"unknown SleepSUT mode {mode!r}")
+        self.service_time_fn = service_time_fn
+        self.n_servers = n_servers
+        self.mode = mode
+        self.fail_every, self.raise_every, self.drop_every = fail_every, raise_every, drop_every
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._count = 0
+        self._stop = False
+        if mode == "virtual":
+            self._free = [(0, i) for i in range(n_servers)]  # (free-at ns, server id)
+            self._due: list[tuple[int, int, Any]] = []  # (t_end, seq, (result, on_done))
+            self._cv = threading.Condition(self._lock)
+            self._timer = threading.Thread(target=self._deliver, name="sleep-sut-timer", daemon=True)
+            self._timer.start()
+        else:
+            self._q: queue.Queue = queue.Queue()
+            self._threads = [threading.Thread(target=self._serve, args=(i,), daemon=True,
+                                              name=f"sleep-sut-{i}") for i in range(n_servers)]
+            for th in self._threads:
+                th.start()
+
+    def issue(self, tenant: str, sample_start: int, n_items: int, on_done: OnDone) -> None:
+        t_submit = time.monotonic_ns()
+        with self._lock:
+            self._count += 1
+            k = self._count
+            if self.raise_every and k % self.raise_every == 0:
+                raise RuntimeError(f"SleepSUT: injected failure on query {k}")
+            service_ns = int(round(self.service_time_fn(int(n_items), self._rng) * 1e9))
+            if self.mode == "virtual":
+                free_at, server = heapq.heappop(self._free)
+                start = max(t_submit, free_at)
+                end = start + service_ns
+                heapq.heappush(self._free, (end, server))
+                if self.drop_every and k % self.drop_every == 0:
+                    return
+                ok = not (self.fail_every and k % self.fail_every == 0)
+                res = QueryResult(k, tenant, int(n_items), t_submit, start, end, [server], ok,
+                                  None if ok else "SleepSUT: injected error")
+                heapq.heappush(self._due, (end, k, (res, on_done)))
+                self._cv.notify()
+                return
+        self._q.put((k, tenant, int(n_items), t_submit, service_ns, on_done))
+
+    # virtual mode: one thread delivers results at their end times
+    def _deliver(self) -> None:
+        while True:
+            with self._cv:
+                while not self._due and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                t_end = self._due[0][0]
+                now = time.monotonic_ns()
+                if t_end > now + 500_000:
+                    self._cv.wait(timeout=(t_end - now - 400_000) / 1e9)
+                    continue
+            _spin_until(t_end)
+            with self._cv:
+                ready = []
+                now = time.monotonic_ns()
+                while self._due and self._due[0][0] <= now:
+                    ready.append(heapq.heappop(self._due)[2])
+            for res, on_done in ready:
+                on_done(res)
+
+    # threads mode: each server thread sleeps for the service time
+    def _serve(self, server: int) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            k, tenant, n_items, t_submit, service_ns, on_done = item
+            start = time.monotonic_ns()
+            time.sleep(service_ns / 1e9)
+            end = time.monotonic_ns()
+            if self.drop_every and k % self.drop_every == 0:
+                continue
+            ok = not (self.fail_every and k % self.fail_every == 0)
+            on_done(QueryResult(k, tenant, n_items, t_submit, start, end, [server], ok,
+                                None if ok else "SleepSUT: injected error"))
+
+    def close(self) -> None:
+        """Stop the helper threads (queries not yet delivered are dropped)."""
+        if self.mode == "virtual":
+            with self._cv:
+                self._stop = True
+                self._cv.notify_all()
+            self._timer.join(timeout=5)
+        else:
+            for _ in self._threads:
+                self._q.put(None)
+            for th in self._threads:
+                th.join(timeout=5)
+
+
+# ------------------------------------------------------------------------------- queueing reference
+def md1_mean_sojourn_s(rate_qps: float, service_s: float) -> float:
+    """M/D/1 mean time in system (Pollaczek–Khinchine): ``D + ρD / (2(1 − ρ))``."""
+    rho = rate_qps * service_s
+    if rho >= 1:
+        return math.inf
+    return service_s + rho * service_s / (2 * (1 - rho))
+
+
+def md1_wait_cdf(x_s: float, rate_qps: float, service_s: float) -> float:
+    """M/D/1 FCFS waiting-time CDF ``P(W ≤ x)`` (Erlang's formula), in 60-digit decimal arithmetic.
+
+    ``P(W ≤ x) = (1 − ρ) Σ_{k=0}^{⌊x/D⌋} (λ(kD − x))^k / k! · e^{−λ(kD − x)}`` — an alternating
+    series, hence the high precision.
+    """
+    rho = rate_qps * service_s
+    if rho >= 1:
+        return 0.0
+    if x_s < 0:
+        return 0.0
+    with localcontext() as ctx:
+        ctx.prec = 80
+        lam, d, x = Decimal(rate_qps), Decimal(service_s), Decimal(x_s)
+        total = Decimal(0)
+        fact = Decimal(1)
+        for k in range(int(math.floor(x_s / service_s + 1e-12)) + 1):
+            if k:
+                fact *= k
+            y = lam * (k * d - x)
+            total += (y ** k if k else Decimal(1)) / fact * (-y).exp()
+        return float((1 - Decimal(rho)) * total)
+
+
+def md1_sojourn_quantile_s(p: float, rate_qps: float, service_s: float) -> float:
+    """p-quantile of the M/D/1 time in system (wait + D), by bisection on :func:`md1_wait_cdf`."""
+    rho = rate_qps * service_s
+    if rho >= 1:
+        return math.inf
+    if md1_wait_cdf(0.0, rate_qps, service_s) >= p:
+        return service_s
+    lo, hi = 0.0, service_s
+    while md1_wait_cdf(hi, rate_qps, service_s) < p:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if md1_wait_cdf(mid, rate_qps, service_s) < p:
+            lo = mid
+        else:
+            hi = mid
+    return hi + service_s
+
+
+def erlang_c(c: int, offered: float) -> float:
+    """Erlang-C probability of waiting in M/M/c with offered load ``a = λ/μ`` (< c)."""
+    if offered >= c:
+        return 1.0
+    s = sum(offered ** k / math.factorial(k) for k in range(c))
+    top = offered ** c / math.factorial(c) * c / (c - offered)
+    return top / (s + top)
+
+
+def mmc_mean_sojourn_s(rate_qps: float, mean_service_s: float, c: int = 1) -> float:
+    """M/M/c mean time in system: ``C / (cμ − λ) + 1/μ``."""
+    mu = 1.0 / mean_service_s
+    if rate_qps >= c * mu:
+        return math.inf
+    return erlang_c(c, rate_qps / mu) / (c * mu - rate_qps) + mean_service_s
+
+
+def mmc_sojourn_sf(t_s: float, rate_qps: float, mean_service_s: float, c: int = 1) -> float:
+    """M/M/c FCFS ``P(T > t)``: T = W + S, ``W`` is 0 w.p. 1 − C, else Exp(cμ − λ); S ~ Exp(μ)."""
+    mu = 1.0 / mean_service_s
+    theta = c * mu - rate_qps
+    if theta <= 0:
+        return 1.0
+    cw = erlang_c(c, rate_qps / mu)
+    if abs(theta - mu) < 1e-12 * mu:
+        conv = (1 + mu * t_s) * math.exp(-mu * t_s)
+    else:
+        conv = (theta * math.exp(-mu * t_s) - mu * math.exp(-theta * t_s)) / (theta - mu)
+    return (1 - cw) * math.exp(-mu * t_s) + cw * conv
+
+
+def mmc_sojourn_quantile_s(p: float, rate_qps: float, mean_service_s: float, c: int = 1) -> float:
+    """p-quantile of the M/M/c time in system (bisection on :func:`mmc_sojourn_sf`)."""
+    if rate_qps >= c / mean_service_s:
+        return math.inf
+    lo, hi = 0.0, mean_service_s
+    while mmc_sojourn_sf(hi, rate_qps, mean_service_s, c) > 1 - p:
+        lo, hi = hi, hi * 2
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if mmc_sojourn_sf(mid, rate_qps, mean_service_s, c) > 1 - p:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def mdc_sojourn_quantile_sim_s(p: float, rate_qps: float, service_s: float, c: int = 1,
+                               n: int = 400_000, seed: int = 12345) -> float:
+    """p-quantile of the M/D/c time in system by exact recursion over ``n`` Poisson arrivals.
+
+    With identical deterministic service and FCFS, servers free up in the order customers started,
+    so customer i starts at ``max(a_i, start_{i−c} + D)`` (Kiefer–Wolfowitz for equal service).
+    A numerical reference for c > 1, where no closed form is at hand (c = 1: use the exact formula).
+    """
+    rng = np.random.default_rng(seed)
+    a = np.cumsum(rng.exponential(1.0 / rate_qps, n))
+    start = np.empty(n)
+    # vectorise across the c interleaved chains: chain j holds customers j, j+c, j+2c, ...
+    # start_i = max(a_i, start_{i-c} + D)  =>  per chain: s_k = max(a_k, s_{k-1} + D), a Lindley recursion
+    # solved as s_k = k*D + max_{m<=k}(a_m - m*D) (running maximum).
+    for j in range(c):
+        idx = np.arange(j, n, c)
+        k = np.arange(idx.size)
+        start[idx] = k * service_s + np.maximum.accumulate(a[idx] - k * service_s)
+    soj = start + service_s - a
+    return float(np.quantile(soj[n // 10:], p))
+
+
+def qps_at_latency(quantile_fn: Callable[[float], float], bound_s: float, hi_qps: float,
+                   rel_tol: float = 1e-6) -> float:
+    """The rate at which ``quantile_fn(rate)`` (increasing in rate) equals ``bound_s`` (bisection in (0, hi))."""
+    lo, hi = 0.0, hi_qps
+    if quantile_fn(hi * (1 - 1e-9)) <= bound_s:
+        return hi
+    while hi - lo > rel_tol * hi:
+        mid = (lo + hi) / 2
+        if quantile_fn(mid) <= bound_s:
+            lo = mid
+        else:
+            hi = mid
+    return lo
