@@ -8,7 +8,6 @@ import re
 import threading
 import time
 from concurrent.futures import Future
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -42,8 +41,9 @@ class FakeNode:
     """Same surface as ``hera.server.node.Node`` for the front end; scores computed with numpy.
 
     Tenants: ``rmc`` (dense 4, tables t0 (100 rows × 2 lookups) and t1 (50 rows × 3)), ``ncf`` (no dense,
-    2 outputs), each with a 200-item sample library. ``hold`` keeps a tenant's futures pending until ``release``; more than ``queue_limit`` pending
-    queries raise ``QueueFull``. ``fail`` makes a tenant's queries fail like a dead worker.
+    2 outputs), each with a 200-item sample library. ``hold`` keeps a tenant's futures pending until
+    ``release``; more than ``queue_limit`` pending queries raise ``QueueFull``. ``fail`` makes a tenant's
+    queries fail like a dead worker.
     """
 
     def __init__(self, queue_limit: int = 2):
@@ -117,8 +117,8 @@ class FakeNode:
     def resize(self, tenant, cores):
         self._check(tenant)
         if max(cores) > 3:
-            raise ResourceError(f"resize of tenant {tenant!r}: cores {[c for c in cores if c > 3]} are not on "
-                                "this machine")
+            bad = [c for c in cores if c > 3]
+            raise ResourceError(f"resize of tenant {tenant!r}: cores {bad} are not on this machine")
         self.cores[tenant] = list(cores)
 
     def set_llc_ways(self, tenant, ways):
@@ -127,7 +127,8 @@ class FakeNode:
         return {"llc_partitioning": "unavailable"}
 
     def stats(self):
-        return {n: {"model": t["model"], "qps": 12.5, "latency_ms_p50": 1.5, "latency_ms_p95": 3.25,
+        qps = float("nan") if getattr(self, "nan_qps", False) else 12.5
+        return {n: {"model": t["model"], "qps": qps, "latency_ms_p50": 1.5, "latency_ms_p95": 3.25,
                     "latency_ms_p99": 4.0, "queue_length": len(self.held[n]), "in_flight": len(self.held[n]),
                     "utilisation": 0.5, "workers": self.workers[n], "cores": self.cores[n],
                     "n_cores": len(self.cores[n]), "llc_ways": self.ways.get(n), "completed": self.calls[n],
@@ -199,9 +200,10 @@ def test_health_and_metadata():
             assert resp.status == 404 and "nope" in (await resp.json())["error"] or "version" in (
                 await resp.json())["error"]
         resp = await client.get("/v2/no/such/path")
-        assert resp.status == 404 and "error" in await resp.json()
+        assert resp.status == 404 and (await resp.json())["error"] == "no endpoint GET /v2/no/such/path"
         resp = await client.get("/v2/models/rmc/infer")
-        assert resp.status == 405 and "error" in await resp.json()
+        assert resp.status == 405 and "method GET is not allowed" in (await resp.json())["error"]
+        assert resp.headers["Allow"] == "POST"
 
     serve(node, scenario)
 
@@ -217,7 +219,8 @@ def test_infer_json_and_sample_form():
         assert out["model_name"] == "rmc" and out["id"] == "q-1"
         (scores,) = out["outputs"]
         assert scores["name"] == "scores" and scores["datatype"] == "FP32" and scores["shape"] == [3, 1]
-        np.testing.assert_allclose(np.asarray(scores["data"]).reshape(3, 1), fake_scores(dense, ids, 1), rtol=1e-6)
+        got = np.asarray(scores["data"]).reshape(3, 1)
+        np.testing.assert_allclose(got, fake_scores(dense, ids, 1), rtol=1e-6)
         assert out["parameters"]["queue_ms"] >= 0 and out["parameters"]["workers"] == [0]
 
         # NCF: no dense input, two outputs, nested data, explicit JSON output request
@@ -249,9 +252,10 @@ def test_infer_binary_extension():
     async def scenario(client):
         rng = np.random.default_rng(3)
         dense = rng.random((4, 4), dtype=np.float32)
-        ids = np.concatenate([rng.integers(0, 100, (4, 2)), rng.integers(0, 50, (4, 3))], axis=1).astype(np.int64)
+        ids = np.concatenate([rng.integers(0, 100, (4, 2)), rng.integers(0, 50, (4, 3))], axis=1)
         header = json.dumps({"inputs": [
-            {"name": "dense", "shape": [4, 4], "datatype": "FP32", "parameters": {"binary_data_size": dense.nbytes}},
+            {"name": "dense", "shape": [4, 4], "datatype": "FP32",
+             "parameters": {"binary_data_size": dense.nbytes}},
             {"name": "sparse_ids", "shape": [4, 5], "datatype": "INT64",
              "parameters": {"binary_data_size": ids.nbytes}}],
             "outputs": [{"name": "scores", "parameters": {"binary_data": True}}]}).encode()
@@ -266,15 +270,20 @@ def test_infer_binary_extension():
 
         await post_error(client, "/v2/models/rmc/infer", 400, "binary data is truncated", data=data[:-8],
                          headers={"Inference-Header-Content-Length": str(len(header))})
-        await post_error(client, "/v2/models/rmc/infer", 400, "follow the last binary input", data=data + b"xx",
-                         headers={"Inference-Header-Content-Length": str(len(header))})
+        await post_error(client, "/v2/models/rmc/infer", 400, "follow the last binary input",
+                         data=data + b"xx", headers={"Inference-Header-Content-Length": str(len(header))})
         await post_error(client, "/v2/models/rmc/infer", 400, "outside the body",
                          data=data, headers={"Inference-Header-Content-Length": str(len(data) + 1)})
         await post_error(client, "/v2/models/rmc/infer", 400, "must be an integer",
                          data=data, headers={"Inference-Header-Content-Length": "abc"})
-        await post_error(client, "/v2/models/rmc/infer", 400, "no Inference-Header-Content-Length", data=header)
+        await post_error(client, "/v2/models/rmc/infer", 400, "no Inference-Header-Content-Length",
+                         data=header)
 
     serve(node, scenario)
+
+
+def _scalar(name, value):
+    return {"name": name, "shape": [1], "datatype": "INT64", "data": [value]}
 
 
 def _with_input(body, name, **changes):
@@ -287,8 +296,9 @@ def _with_input(body, name, **changes):
 
 @pytest.mark.parametrize("case", [
     "malformed", "not_object", "no_inputs", "missing_sparse", "missing_dense", "unknown_input", "dense_dtype",
-    "ids_dtype", "ids_float_data", "dense_shape", "ids_shape", "rank", "size_mismatch", "n_mismatch", "ids_high",
-    "ids_negative", "n_zero", "oversized", "nan", "unknown_output", "duplicate", "ragged", "mixed_forms",
+    "ids_dtype", "ids_float_data", "dense_shape", "ids_shape", "rank", "size_mismatch", "n_mismatch",
+    "ids_high", "ids_negative", "n_zero", "oversized", "nan", "unknown_output", "duplicate", "ragged",
+    "mixed_forms",
     "sample_missing", "sample_outside", "sample_beyond", "sample_shape", "sample_oversized", "bad_datatype",
 ])
 def test_bad_requests_get_400_and_never_reach_the_node(case):
@@ -323,20 +333,18 @@ def test_bad_requests_get_400_and_never_reach_the_node(case):
             {"name": "sparse_ids", "shape": [65, 5], "datatype": "INT64", "data": [0] * 325}]},
             "65 items exceeds max_items=64"),
         "nan": (_with_input(good, "dense", data=[float("nan")] + [0.0] * 11), "NaN"),
-        "unknown_output": ({**good, "outputs": [{"name": "probabilities"}]}, "unknown output 'probabilities'"),
+        "unknown_output": ({**good, "outputs": [{"name": "probabilities"}]},
+                           "unknown output 'probabilities'"),
         "duplicate": ({"inputs": good["inputs"] + good["inputs"][:1]}, "given twice"),
         "ragged": (_with_input(good, "sparse_ids", data=[[0, 1], [2]]), "ragged"),
         "mixed_forms": ({"inputs": good["inputs"] + [
             {"name": "sample_start", "shape": [1], "datatype": "INT64", "data": [0]},
             {"name": "n_items", "shape": [1], "datatype": "INT64", "data": [1]}]}, "not both"),
-        "sample_missing": ({"inputs": [{"name": "sample_start", "shape": [1], "datatype": "INT64", "data": [0]}]},
-                           "missing input 'n_items'"),
-        "sample_outside": ({"inputs": [
-            {"name": "sample_start", "shape": [1], "datatype": "INT64", "data": [-1]},
-            {"name": "n_items", "shape": [1], "datatype": "INT64", "data": [1]}]}, "sample_start must be >= 0"),
-        "sample_beyond": ({"inputs": [
-            {"name": "sample_start", "shape": [1], "datatype": "INT64", "data": [200]},
-            {"name": "n_items", "shape": [1], "datatype": "INT64", "data": [1]}]}, r"outside the sample library .*0\.\.199"),
+        "sample_missing": ({"inputs": [_scalar("sample_start", 0)]}, "missing input 'n_items'"),
+        "sample_outside": ({"inputs": [_scalar("sample_start", -1), _scalar("n_items", 1)]},
+                           "sample_start must be >= 0"),
+        "sample_beyond": ({"inputs": [_scalar("sample_start", 200), _scalar("n_items", 1)]},
+                          r"outside the sample library .*0\.\.199"),
         "sample_shape": ({"inputs": [
             {"name": "sample_start", "shape": [2], "datatype": "INT64", "data": [0, 1]},
             {"name": "n_items", "shape": [1], "datatype": "INT64", "data": [1]}]}, "exactly one value"),
@@ -412,7 +420,8 @@ def test_garbage_for_one_tenant_does_not_affect_the_other():
                 assert resp.status == 400 and "error" in out
             else:
                 assert resp.status == 200
-                np.testing.assert_allclose(np.asarray(out["outputs"][0]["data"]).reshape(2, 1), expected, rtol=1e-6)
+                got = np.asarray(out["outputs"][0]["data"]).reshape(2, 1)
+                np.testing.assert_allclose(got, expected, rtol=1e-6)
 
     serve(node, scenario)
     assert node.calls == {"rmc": 30, "ncf": 0}
@@ -426,13 +435,18 @@ def test_metrics_stats_and_control_api():
         assert (await client.post("/v2/models/rmc/infer", json=body)).status == 200
         stats = await (await client.get("/hera/v1/stats")).json()
         assert stats["rmc"]["cores"] == [0] and stats["ncf"]["qps"] == 12.5
+        node.nan_qps = True  # strict JSON: NaN goes out as null
+        resp = await client.get("/hera/v1/stats")
+        assert json.loads(await resp.text())["rmc"]["qps"] is None
+        node.nan_qps = False
 
         resp = await client.post("/hera/v1/tenants/rmc/resize", json={"cores": [1, 0]})
         assert resp.status == 200 and (await resp.json())["cores"] == [0, 1]
         assert node.cores["rmc"] == [1, 0]
         resp = await client.post("/hera/v1/tenants/ncf/llc", json={"ways": 3})
         out = await resp.json()
-        assert resp.status == 200 and out["ways"] == 3 and out["result"] == {"llc_partitioning": "unavailable"}
+        assert resp.status == 200 and out["ways"] == 3
+        assert out["result"] == {"llc_partitioning": "unavailable"}
         assert node.ways == {"ncf": 3}
 
         for path, payload, match in [
@@ -451,7 +465,8 @@ def test_metrics_stats_and_control_api():
         await post_error(client, "/hera/v1/tenants/rmc/llc", 400, "empty body", data=b"")
         await post_error(client, "/hera/v1/tenants/rmc/resize", 409, r"cores \[9\] are not on this machine",
                          json={"cores": [0, 9]})
-        await post_error(client, "/hera/v1/tenants/zzz/resize", 404, "unknown tenant 'zzz'", json={"cores": [0]})
+        await post_error(client, "/hera/v1/tenants/zzz/resize", 404, "unknown tenant 'zzz'",
+                         json={"cores": [0]})
         await post_error(client, "/hera/v1/tenants/rmc/membw", 501, "memory bandwidth", json={"percent": 50})
 
         resp = await client.get("/metrics")
@@ -475,7 +490,7 @@ _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([
 
 
 def check_exposition(text: str) -> None:
-    """Every line is a HELP/TYPE comment or a well-formed sample of a metric family declared by a TYPE line."""
+    """Every line is a HELP/TYPE comment or a well-formed sample of a family declared by a TYPE line."""
     typed = set()
     assert text.endswith("\n")
     for line in text.strip().splitlines():
@@ -491,7 +506,8 @@ def check_exposition(text: str) -> None:
 
 def test_generic_prometheus_renderer():
     text = generic_prometheus({
-        "a": {"model": "dlrm_rmc1", "qps": 2.5, "latency_ms_p95": 3.0, "p99_ms": float("nan"), "cores": [0, 1],
+        "a": {"model": "dlrm_rmc1", "qps": 2.5, "latency_ms_p95": 3.0, "p99_ms": float("nan"),
+              "cores": [0, 1],
               "queue_length": 4, "ready": True, "nested": {"x": 1}, "served_total": 7, "llc_ways": None},
         "llc_partitioning": "unavailable", "uptime_s": 3})
     check_exposition(text)

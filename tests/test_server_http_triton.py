@@ -1,4 +1,4 @@
-"""The KServe v2 front end with a standard client (tritonclient.http), the control client, and run_http's shutdown.
+"""The KServe v2 front end with a standard client (tritonclient.http), RemoteNode, and run_http's shutdown.
 
 Servers listen on 127.0.0.1 with an ephemeral port; the node is the fake one of ``test_server_http``.
 """
@@ -80,7 +80,8 @@ def test_infer_default_outputs_and_compression(served):
     expected = fake_scores(dense, ids, 1)
     np.testing.assert_allclose(client.infer("rmc", inputs).as_numpy("scores"), expected, rtol=1e-6)
     for algo in ("gzip", "deflate"):
-        res = client.infer("rmc", inputs, request_compression_algorithm=algo, response_compression_algorithm=algo)
+        res = client.infer("rmc", inputs, request_compression_algorithm=algo,
+                           response_compression_algorithm=algo)
         np.testing.assert_allclose(res.as_numpy("scores"), expected, rtol=1e-6)
 
 
@@ -155,8 +156,8 @@ def test_run_http_shuts_down_cleanly_on_signal(sig):
         run_http(FakeNode(), "127.0.0.1", 0, on_ready=lambda url: print("READY", url, flush=True))
         print("STOPPED", flush=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         line = proc.stdout.readline()
         assert line.startswith("READY http://127.0.0.1:"), line + proc.stderr.read()

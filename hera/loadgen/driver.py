@@ -275,15 +275,18 @@ class _State:
 
 def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
         library_items: int | Mapping[str, int], *, tenant: str = "default",
-        schedule: pd.DataFrame | None = None, abort_on_fail: bool = False, lead_s: float = 0.005,
+        schedule: pd.DataFrame | None = None, abort_on_fail: bool = False,
+        abort_budget_queries: int | None = None, lead_s: float = 0.005, spin_s: float = SPIN_NS / 1e9,
         disable_gc: bool = True) -> RunResult:
     """Drive ``sut`` open loop through the merged schedule of ``streams`` and measure every query.
 
     ``streams``: one :class:`LoadgenSettings` (for the tenant named ``tenant``) or ``{tenant: settings}``.
     ``library_items``: items in each tenant's sample library (an int for all, or a mapping).
     ``abort_on_fail``: stop issuing as soon as the early-stopping rule can no longer pass for some tenant
-    (needs ``latency_bound_ms``; used by the QPS* search to cut overloaded trials short).
-    ``lead_s``: delay between the start of the run and the schedule's time 0.
+    (needs ``latency_bound_ms``; used by the QPS* search to cut overloaded trials short): once more queries
+    missed the bound than a run of ``abort_budget_queries`` (default: this run's length) could absorb.
+    ``lead_s``: delay between the start of the run and the schedule's time 0. ``spin_s``: how long
+    before a scheduled time the issuer stops sleeping and spins (more: less lateness, more CPU).
     """
     check_sut(sut)
     st = _as_streams(streams, tenant)
@@ -303,11 +306,14 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
             if st[x].latency_bound_ms is None:
                 raise ConfigError(f"tenant {x!r}: abort_on_fail needs latency_bound_ms")
             n_meas = int(((tenant_code == k) & measured).sum())
+            if abort_budget_queries is not None:
+                n_meas = max(n_meas, int(abort_budget_queries))
             m = stats.early_stopping_max_overlatency(n_meas, st[x].percentile)
             max_over[k] = m if m >= 0 else n_meas  # too short to ever pass: never abort on it
     max_out = np.array([st[x].max_outstanding for x in names], np.int64)
     timeout_s = max(st[x].completion_timeout_s for x in names)
 
+    spin_ns = int(spin_s * 1e9)
     t0 = time.monotonic_ns() + int(lead_s * 1e9)
     sched_abs = sched_rel + t0
     state = _State(n, tenant_code, sched_abs, measured, len(names), bound_ns, max_over)
@@ -331,8 +337,8 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
                 break
             target = sched_abs[i]
             rem = target - mono()
-            if rem > SPIN_NS:
-                sleep((rem - SPIN_NS) / 1e9)
+            if rem > spin_ns:
+                sleep((rem - spin_ns) / 1e9)
             while mono() < target:
                 yield_gil()
             with state.lock:

@@ -77,16 +77,14 @@ def relabel_legend(ax, kind: str, title: str | None = None, **kwargs) -> None:
         ax.legend(handles, [label(kind, t) for t in labels], title=title, **kwargs)
 
 
-def footer(fig, text: str) -> None:
-    """Small grey provenance line under the figure."""
-    fig.text(0.01, -0.01, text, ha="left", va="top", fontsize=FOOTER_SIZE, color="#555555")
-
-
-def notes(fig, texts: list[str]) -> None:
-    """Dark-red notes (e.g. 'not observable on this machine: ...') above the footer."""
-    if texts:
-        wrapped = "\n".join(textwrap.fill("note: " + t, 130) for t in texts)
-        fig.text(0.01, -0.045, wrapped, ha="left", va="top", fontsize=FOOTER_SIZE + 0.5, color=NOTE_COLOR)
+def footer(fig, text: str, notes: list[str] = ()) -> None:
+    """Small grey provenance line under the figure, then dark-red notes (e.g. 'not observable: ...')."""
+    line = fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=FOOTER_SIZE, color="#555555")
+    if notes:
+        wrapped = "\n".join(textwrap.fill("note: " + t, 120) for t in notes)
+        fig.axes[0].annotate(wrapped, xy=(0, 0), xycoords=line, xytext=(0, -3), textcoords="offset points",
+                             ha="left", va="top", fontsize=FOOTER_SIZE + 0.5, color=NOTE_COLOR,
+                             annotation_clip=False)
 
 
 def message(ax, text: str) -> None:

@@ -2,7 +2,7 @@
 
 Endpoints (``make_app(node)``; wire format in :mod:`hera.server.kserve`):
 
-==========================================  =====================================================================
+==========================================  ==================================================================
 ``GET  /v2/health/live``                    200 while the process serves HTTP
 ``GET  /v2/health/ready``                   200 when every tenant has a ready worker, else 503
 ``GET  /v2``                                server metadata (name, version, extensions)
@@ -14,7 +14,7 @@ Endpoints (``make_app(node)``; wire format in :mod:`hera.server.kserve`):
 ``POST /hera/v1/tenants/{name}/resize``     body ``{"cores": [..]}`` → ``node.resize``
 ``POST /hera/v1/tenants/{name}/llc``        body ``{"ways": k}`` → ``node.set_llc_ways``
 ``POST /hera/v1/tenants/{name}/membw``      body ``{"percent": p}`` → ``node.set_mem_bw``
-==========================================  =====================================================================
+==========================================  ==================================================================
 
 ``/v2/models/{name}/versions/1/...`` are accepted as aliases (the only version is ``1``).
 Every error is ``{"error": "<one line>"}`` with 400 (bad request), 404 (unknown model or path), 405, 413 (body
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 NODE_KEY = web.AppKey("hera_node", object)
 STATE_KEY = web.AppKey("hera_http_state", object)
 
-#: Largest request body accepted (a JSON query of 1024 RMC3 items is about 30 MB).
+#: Largest request body accepted (a JSON query of 1024 RMC3 items is about 54 MB).
 MAX_BODY_BYTES = 256 * 1024 * 1024
 #: Bodies above this size are decoded in a thread so that the event loop keeps serving other tenants.
 _DECODE_IN_THREAD_BYTES = 256 * 1024
@@ -65,9 +65,9 @@ class HttpControlError(HeraError):
     """A remote server answered a control or infer call with an error (message from its ``error`` field)."""
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Errors and bookkeeping
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def error_status(exc: BaseException) -> int:
@@ -107,8 +107,24 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats replaced by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return _finite(obj.tolist())
+    return obj
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, allow_nan=True)
+    try:
+        return json.dumps(obj, default=_json_default, allow_nan=False)
+    except ValueError:  # NaN or infinity somewhere: send null (strict JSON)
+        return json.dumps(_finite(obj), default=_json_default, allow_nan=False)
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -135,7 +151,12 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical
 
 
-def _http_exc_message(exc: web.HTTPException) -> str:
+def _http_exc_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404 and _route_name(request) == "unmatched":
+        return f"no endpoint {request.method} {request.path}"
+    if exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        return f"method {request.method} is not allowed on {request.path} (allowed: {allowed})"
     text = (exc.text or "").strip()
     prefix = f"{exc.status}: "
     if not text or text.startswith(prefix):
@@ -153,7 +174,7 @@ async def _errors_and_counts(request: web.Request, handler: Callable) -> web.Str
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            resp = json_error(exc.status, _http_exc_message(exc))
+            resp = json_error(exc.status, _http_exc_message(request, exc))
             if exc.status == 405:
                 resp.headers["Allow"] = exc.headers.get("Allow", "")
         except (HeraError, ProtocolError) as exc:
@@ -167,9 +188,9 @@ async def _errors_and_counts(request: web.Request, handler: Callable) -> web.Str
         state.in_flight -= 1
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Node access
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def _tenant_names(node: Any) -> list[str]:
@@ -180,7 +201,8 @@ def _tenant_names(node: Any) -> list[str]:
 
 
 def _unknown(node: Any, name: str, what: str = "model") -> ModelNotFoundError:
-    return ModelNotFoundError(f"unknown {what} {name!r}; served: {', '.join(_tenant_names(node)) or '(none)'}")
+    served = ", ".join(_tenant_names(node)) or "(none)"
+    return ModelNotFoundError(f"unknown {what} {name!r}; served: {served}")
 
 
 def _model(request: web.Request) -> kserve.ModelInfo:
@@ -191,7 +213,8 @@ def _model(request: web.Request) -> kserve.ModelInfo:
     if name not in _tenant_names(node):
         raise _unknown(node, name)
     if version is not None and version != kserve.MODEL_VERSION:
-        raise ModelNotFoundError(f"model {name!r} has no version {version!r}; versions: {kserve.MODEL_VERSION}")
+        raise ModelNotFoundError(f"model {name!r} has no version {version!r}; "
+                                 f"versions: {kserve.MODEL_VERSION}")
     info = node.tenant_info(name)
     key = tuple(info.get(k) for k in ("model", "scale", "dense_in", "n_ids", "n_outputs", "max_items",
                                       "library_items"))
@@ -218,9 +241,9 @@ async def _read_json_object(request: web.Request, what: str) -> dict[str, Any]:
     return body
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # KServe v2 handlers
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 async def _live(request: web.Request) -> web.Response:
@@ -232,7 +255,8 @@ async def _ready(request: web.Request) -> web.Response:
     ready = _readiness(node, await asyncio.to_thread(node.stats))
     not_ready = sorted(n for n, ok in ready.items() if not ok)
     if not ready or not_ready:
-        why = f"tenants without a ready worker: {', '.join(not_ready)}" if ready else "the node serves no tenant"
+        why = (f"tenants without a ready worker: {', '.join(not_ready)}" if ready
+               else "the node serves no tenant")
         if getattr(node, "state", "running") != "running":
             why = f"node is {node.state}"
         return _json({"ready": False, "error": why}, status=503)
@@ -255,7 +279,8 @@ async def _model_ready(request: web.Request) -> web.Response:
     if request.match_info.get("version", kserve.MODEL_VERSION) != kserve.MODEL_VERSION:
         raise ModelNotFoundError(f"model {name!r} has no version {request.match_info['version']!r}")
     if not _readiness(node, await asyncio.to_thread(node.stats)).get(name):
-        return _json({"name": name, "ready": False, "error": f"model {name!r} has no ready worker"}, status=503)
+        return _json({"name": name, "ready": False, "error": f"model {name!r} has no ready worker"},
+                     status=503)
     return _json({"name": name, "ready": True})
 
 
@@ -319,10 +344,12 @@ async def _infer(request: web.Request) -> web.Response:
     params = _timing(result)
     out, hlen = kserve.encode_infer_response(info.name, scores, request_id=req.id, binary=req.binary_output,
                                              parameters=params)
-    resp = web.Response(body=out, content_type="application/octet-stream" if hlen is not None else "application/json")
+    ctype = "application/octet-stream" if hlen is not None else "application/json"
+    resp = web.Response(body=out, content_type=ctype)
     if hlen is not None:
         resp.headers[_HEADER_LENGTH] = str(hlen)
-    if "gzip" in request.headers.get("Accept-Encoding", "") or "deflate" in request.headers.get("Accept-Encoding", ""):
+    accept = request.headers.get("Accept-Encoding", "")
+    if "gzip" in accept or "deflate" in accept:
         resp.enable_compression()
     state: _State = request.app[STATE_KEY]
     state.infer_count[info.name] += 1
@@ -344,12 +371,13 @@ def _timing(result: Any) -> dict[str, Any]:
     if not (t_sub and t_start and t_end):
         return {}
     return {"queue_ms": round((t_start - t_sub) / 1e6, 4), "service_ms": round((t_end - t_start) / 1e6, 4),
-            "latency_ms": round((t_end - t_sub) / 1e6, 4), "workers": list(getattr(result, "workers", []) or [])}
+            "latency_ms": round((t_end - t_sub) / 1e6, 4),
+            "workers": list(getattr(result, "workers", []) or [])}
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Control API and metrics
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def _tenant_name(request: web.Request) -> str:
@@ -384,7 +412,8 @@ async def _resize(request: web.Request) -> web.Response:
     _only_keys(body, {"cores"}, "resize")
     cores = body["cores"]
     if not isinstance(cores, list) or not cores or not all(_is_int(c) and c >= 0 for c in cores):
-        raise ProtocolError(f"resize: 'cores' must be a non-empty list of CPU ids (integers >= 0), got {cores!r}")
+        raise ProtocolError(f"resize: 'cores' must be a non-empty list of CPU ids (integers >= 0), "
+                            f"got {cores!r}")
     if len(set(cores)) != len(cores):
         raise ProtocolError(f"resize: 'cores' lists a CPU twice: {cores}")
     node = request.app[NODE_KEY]
@@ -458,9 +487,11 @@ class _Samples:
         self.types: dict[str, str] = {}
         self.helps: dict[str, str] = {}
 
-    def add(self, name: str, labels: dict[str, Any], value: float, kind: str = "gauge", help: str = "") -> None:
+    def add(self, name: str, labels: dict[str, Any], value: float, kind: str = "gauge",
+            help: str = "") -> None:
         lab = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-        self.by_name.setdefault(name, []).append(f"{name}{{{lab}}} {_fmt(value)}" if lab else f"{name} {_fmt(value)}")
+        sample = f"{name}{{{lab}}} {_fmt(value)}" if lab else f"{name} {_fmt(value)}"
+        self.by_name.setdefault(name, []).append(sample)
         self.types.setdefault(name, kind)
         self.helps.setdefault(name, help or name.replace("_", " "))
 
@@ -473,7 +504,8 @@ class _Samples:
         return "\n".join(lines) + "\n"
 
 
-def _flatten(out: _Samples, prefix: str, labels: dict[str, Any], stats: Any, info: dict[str, str], path: str = "") -> None:
+def _flatten(out: _Samples, prefix: str, labels: dict[str, Any], stats: Any, info: dict[str, str],
+             path: str = "") -> None:
     for key, value in stats.items():
         key = str(key)
         full = f"{path}_{key}" if path else key
@@ -485,14 +517,15 @@ def _flatten(out: _Samples, prefix: str, labels: dict[str, Any], stats: Any, inf
             m = _QUANTILE_RE.match(key)
             if m:
                 q = float(m.group(1)) / 100
-                out.add(_metric_name(prefix, path, "latency_ms"), {**labels, "quantile": _fmt(q)}, float(value),
-                        "summary", "query latency quantiles in milliseconds")
+                out.add(_metric_name(prefix, path, "latency_ms"), {**labels, "quantile": _fmt(q)},
+                        float(value), "summary", "query latency quantiles in milliseconds")
             else:
                 kind = "counter" if key.endswith("_total") else "gauge"
                 out.add(_metric_name(prefix, full), labels, float(value), kind)
         elif isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
             items = list(value)
-            if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in items):
+            numeric = (int, float, np.integer, np.floating)
+            if all(isinstance(v, numeric) and not isinstance(v, bool) for v in items):
                 out.add(_metric_name(prefix, full, "count"), labels, float(len(items)), "gauge",
                         f"number of entries of {full}")
         elif isinstance(value, str):
@@ -501,10 +534,10 @@ def _flatten(out: _Samples, prefix: str, labels: dict[str, Any], stats: Any, inf
 
 
 def generic_prometheus(node_stats: dict[str, Any]) -> str:
-    """Prometheus text of any ``node.stats()``-shaped dict (fallback when ``hera.server.stats`` has no renderer).
+    """Prometheus text of any ``node.stats()``-shaped dict (fallback without ``hera.server.stats``).
 
-    Per tenant (label ``tenant``): every numeric field as ``hera_tenant_<field>`` (nested dicts joined by ``_``;
-    fields ending ``_total`` are counters, the rest gauges), latency quantile fields (``p95_ms``,
+    Per tenant (label ``tenant``): every numeric field as ``hera_tenant_<field>`` (nested dicts joined by
+    ``_``; fields ending ``_total`` are counters, the rest gauges), latency quantile fields (``p95_ms``,
     ``latency_ms_p95`` …) as ``hera_tenant_latency_ms{quantile="0.95"}``, numeric lists (``cores``) as
     ``hera_tenant_<field>_count``, and string fields as labels of ``hera_tenant_info``. Non-dict top-level
     fields become ``hera_node_<field>``.
@@ -516,7 +549,8 @@ def generic_prometheus(node_stats: dict[str, Any]) -> str:
         if isinstance(tstats, dict):
             info: dict[str, str] = {}
             _flatten(out, "hera_tenant", {"tenant": tenant}, tstats, info)
-            out.add("hera_tenant_info", {"tenant": tenant, **info}, 1.0, "gauge", "tenant description (labels)")
+            out.add("hera_tenant_info", {"tenant": tenant, **info}, 1.0, "gauge",
+                    "tenant description (labels)")
         else:
             node_level[str(tenant)] = tstats
     if node_level:
@@ -529,10 +563,11 @@ def generic_prometheus(node_stats: dict[str, Any]) -> str:
 def _http_prometheus(state: _State) -> str:
     out = _Samples()
     for (route, code), n in sorted(state.requests.items()):
-        out.add("hera_http_requests_total", {"route": route, "code": code}, n, "counter", "HTTP requests served")
+        out.add("hera_http_requests_total", {"route": route, "code": code}, n, "counter",
+                "HTTP requests served")
     for tenant in sorted(state.infer_count):
-        out.add("hera_http_infer_seconds_sum", {"tenant": tenant}, state.infer_latency_s_sum[tenant], "counter",
-                "time spent in successful infer requests (front-end view)")
+        out.add("hera_http_infer_seconds_sum", {"tenant": tenant}, state.infer_latency_s_sum[tenant],
+                "counter", "time spent in successful infer requests (front-end view)")
         out.add("hera_http_infer_seconds_count", {"tenant": tenant}, state.infer_count[tenant], "counter",
                 "successful infer requests")
     out.add("hera_http_in_flight_requests", {}, state.in_flight, "gauge", "HTTP requests being served")
@@ -540,7 +575,7 @@ def _http_prometheus(state: _State) -> str:
 
 
 def _node_renderer() -> Callable[[dict[str, Any]], str]:
-    """The serving runtime's renderer (``hera.server.stats.render_prometheus``), else :func:`generic_prometheus`."""
+    """``hera.server.stats.render_prometheus`` (the runtime's renderer), else :func:`generic_prometheus`."""
     try:
         from hera.server.stats import render_prometheus
     except ImportError:
@@ -562,9 +597,9 @@ async def _metrics(request: web.Request) -> web.Response:
                         headers={"X-Prometheus-Format": "0.0.4"})
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # App, server, client
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def make_app(node: Any, *, max_body_bytes: int = MAX_BODY_BYTES) -> web.Application:
@@ -656,7 +691,8 @@ class BackgroundServer:
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
         try:
-            self._runner, self.port = loop.run_until_complete(_start(self.node, self.host, self.port, **self._app_kw))
+            started = _start(self.node, self.host, self.port, **self._app_kw)
+            self._runner, self.port = loop.run_until_complete(started)
         except BaseException as exc:  # noqa: BLE001 - reported by start()
             self._error = exc
             self._started.set()
@@ -684,9 +720,10 @@ class BackgroundServer:
 class RemoteNode:
     """The control side of a node reached over HTTP (what the node manager uses for a remote server).
 
-    Mirrors the Node's control methods: ``stats()``, ``resize(tenant, cores)``, ``set_llc_ways(tenant, ways)``,
-    ``set_mem_bw(tenant, percent)``; plus ``ready()``. Errors raise :class:`HttpControlError` with the server's
-    one-line message. Standard library only (urllib), so it can run anywhere.
+    Mirrors the Node's control methods: ``stats()``, ``resize(tenant, cores)``,
+    ``set_llc_ways(tenant, ways)``, ``set_mem_bw(tenant, percent)``; plus ``ready()``. Errors raise
+    :class:`HttpControlError` with the server's one-line message. Standard library only (urllib), so it can
+    run anywhere.
     """
 
     def __init__(self, url: str, timeout_s: float = 30.0):
@@ -709,7 +746,8 @@ class RemoteNode:
                 msg = exc.reason
             raise HttpControlError(f"{method} {self.url}{path} failed with HTTP {exc.code}: {msg}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise HttpControlError(f"{method} {self.url}{path} failed: {getattr(exc, 'reason', exc)}") from None
+            reason = getattr(exc, "reason", exc)
+            raise HttpControlError(f"{method} {self.url}{path} failed: {reason}") from None
 
     def ready(self) -> bool:
         try:

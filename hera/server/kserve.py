@@ -12,8 +12,8 @@ Wire format (https://kserve.github.io/website/latest/modelserving/data_plane/v2_
 
 Binary tensor extension (Triton's ``binary_tensor_data``, used by ``tritonclient`` with ``binary_data=True``):
 the body is the JSON header followed by the raw little-endian bytes of every input that declares
-``binary_data_size``, in input order; the HTTP header ``Inference-Header-Content-Length`` gives the length of the
-JSON part. Responses use the same layout when an output asks for ``binary_data`` (or the request sets
+``binary_data_size``, in input order; the HTTP header ``Inference-Header-Content-Length`` gives the length
+of the JSON part. Responses use the same layout when an output asks for ``binary_data`` (or the request sets
 ``parameters.binary_data_output``).
 
 Model inputs follow docs/DESIGN.md "Model inputs": ``dense`` FP32 ``[n, dense_in]`` and ``sparse_ids`` INT64
@@ -75,9 +75,9 @@ class ModelNotFoundError(ProtocolError):
     status = 404
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Model descriptions
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,9 @@ def server_metadata(version: str) -> dict[str, Any]:
     return {"name": "hera", "version": version, "extensions": ["binary_tensor_data", "hera_control"]}
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Requests
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -268,7 +268,8 @@ def _shape(value: Any, where: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _from_json_data(data: Any, dtype: np.dtype, datatype: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+def _from_json_data(data: Any, dtype: np.dtype, datatype: str, shape: tuple[int, ...],
+                    where: str) -> np.ndarray:
     if not isinstance(data, list):
         raise ProtocolError(f"{where}: 'data' must be a JSON array")
     try:
@@ -276,7 +277,8 @@ def _from_json_data(data: Any, dtype: np.dtype, datatype: str, shape: tuple[int,
     except (ValueError, TypeError):
         raise ProtocolError(f"{where}: 'data' is a ragged or mixed array") from None
     if arr.size != math.prod(shape):
-        raise ProtocolError(f"{where}: 'data' has {arr.size} elements but shape {list(shape)} needs {math.prod(shape)}")
+        raise ProtocolError(f"{where}: 'data' has {arr.size} elements but shape {list(shape)} "
+                            f"needs {math.prod(shape)}")
     kind = arr.dtype.kind
     if arr.size == 0:
         pass
@@ -295,16 +297,15 @@ def _from_json_data(data: Any, dtype: np.dtype, datatype: str, shape: tuple[int,
 
 
 def _kind_name(kind: str) -> str:
-    return {"b": "booleans", "i": "integers", "u": "integers", "f": "floats", "U": "strings", "O": "objects"}.get(
-        kind, f"numpy kind {kind!r}"
-    )
+    names = {"b": "booleans", "i": "integers", "u": "integers", "f": "floats", "U": "strings", "O": "objects"}
+    return names.get(kind, f"numpy kind {kind!r}")
 
 
 def decode_infer_request(body: bytes, header_length: int | None = None) -> InferRequest:
     """Decode a v2 infer request body (JSON, or JSON + binary tensors when ``header_length`` is given).
 
-    Raises :class:`ProtocolError` (HTTP 400) for malformed JSON, unknown datatypes, shapes that do not match the
-    data, a binary part that does not add up, or requested outputs other than ``scores``.
+    Raises :class:`ProtocolError` (HTTP 400) for malformed JSON, unknown datatypes, shapes that do not match
+    the data, a binary part that does not add up, or requested outputs other than ``scores``.
     """
     if header_length is None:
         header_raw, binary = body, b""
@@ -343,7 +344,8 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Infer
             raise ProtocolError(f"{where} is given twice")
         datatype = item.get("datatype")
         if datatype not in DATATYPES:
-            raise ProtocolError(f"{where}: unsupported datatype {datatype!r}; expected one of {', '.join(DATATYPES)}")
+            raise ProtocolError(f"{where}: unsupported datatype {datatype!r}; "
+                                f"expected one of {', '.join(DATATYPES)}")
         dtype = DATATYPES[datatype]
         shape = _shape(item.get("shape"), where)
         in_params = item.get("parameters") or {}
@@ -358,9 +360,11 @@ def decode_infer_request(body: bytes, header_length: int | None = None) -> Infer
                 raise ProtocolError(f"{where}: binary_data_size must be a non-negative integer")
             need = math.prod(shape) * dtype.itemsize
             if size != need:
-                raise ProtocolError(f"{where}: binary_data_size {size} != {need} bytes for {datatype} {list(shape)}")
+                raise ProtocolError(f"{where}: binary_data_size {size} != {need} bytes for "
+                                    f"{datatype} {list(shape)}")
             if offset + size > len(binary):
-                raise ProtocolError(f"{where}: binary data is truncated ({len(binary) - offset} of {size} bytes left)")
+                raise ProtocolError(f"{where}: binary data is truncated "
+                                    f"({len(binary) - offset} of {size} bytes left)")
             arr = np.frombuffer(binary[offset:offset + size], dtype=dtype).reshape(shape)
             offset += size
             tensors[name] = arr.astype(dtype.newbyteorder("="), copy=False)
@@ -400,7 +404,8 @@ def _expect(req: InferRequest, name: str, datatype: str) -> np.ndarray:
 def _scalar(req: InferRequest, name: str) -> int:
     arr = _expect(req, name, "INT64")
     if arr.size != 1:
-        raise ProtocolError(f"input {name!r} must hold exactly one value (shape [1]), got shape {list(arr.shape)}")
+        raise ProtocolError(f"input {name!r} must hold exactly one value (shape [1]), "
+                            f"got shape {list(arr.shape)}")
     return int(arr.reshape(-1)[0])
 
 
@@ -438,7 +443,8 @@ def validate_request(info: ModelInfo, req: InferRequest) -> TensorQuery | Sample
         return SampleQuery(start, n)
 
     if SPARSE_IDS not in names:
-        raise ProtocolError(f"missing input '{SPARSE_IDS}' (INT64 [n, {info.lookups_per_item}]) for model {info.name!r}")
+        raise ProtocolError(f"missing input '{SPARSE_IDS}' (INT64 [n, {info.lookups_per_item}]) "
+                            f"for model {info.name!r}")
     ids = _expect(req, SPARSE_IDS, "INT64")
     L = info.lookups_per_item
     if ids.ndim != 2 or ids.shape[1] != L:
@@ -447,7 +453,8 @@ def validate_request(info: ModelInfo, req: InferRequest) -> TensorQuery | Sample
     if DENSE in names:
         dense = _expect(req, DENSE, "FP32")
         if dense.ndim != 2 or dense.shape[1] != info.dense_in:
-            raise ProtocolError(f"input '{DENSE}' must have shape [n, {info.dense_in}], got {list(dense.shape)}")
+            raise ProtocolError(f"input '{DENSE}' must have shape [n, {info.dense_in}], "
+                                f"got {list(dense.shape)}")
         if dense.shape[0] != n:
             raise ProtocolError(f"inputs disagree on n: '{DENSE}' has {dense.shape[0]} rows, "
                                 f"'{SPARSE_IDS}' has {n}")
@@ -459,7 +466,8 @@ def validate_request(info: ModelInfo, req: InferRequest) -> TensorQuery | Sample
     if dense.size and not np.isfinite(dense).all():
         raise ProtocolError(f"input '{DENSE}' contains NaN or infinity")
     _check_ids(info, ids)
-    return TensorQuery(np.ascontiguousarray(dense, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+    return TensorQuery(np.ascontiguousarray(dense, dtype=np.float32),
+                       np.ascontiguousarray(ids, dtype=np.int64))
 
 
 def _check_n(info: ModelInfo, n: int) -> None:
@@ -477,13 +485,14 @@ def _check_ids(info: ModelInfo, ids: np.ndarray) -> None:
     table = info.column_table(col)
     owner = f"table {table!r}" if table else f"column {col}"
     raise ProtocolError(
-        f"sparse_ids[{item}, {col}] = {int(ids[item, col])} is outside {owner} rows [0, {int(info.column_rows[col])})"
+        f"sparse_ids[{item}, {col}] = {int(ids[item, col])} is outside {owner} "
+        f"rows [0, {int(info.column_rows[col])})"
     )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # Responses
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 
 
 def encode_infer_response(
@@ -496,8 +505,9 @@ def encode_infer_response(
 ) -> tuple[bytes, int | None]:
     """Encode ``scores`` (float32[n, T]) as a v2 infer response.
 
-    Returns ``(body, header_length)``: ``header_length`` is None for a pure JSON body, else the length of the
-    JSON part (send it as ``Inference-Header-Content-Length``) followed by the raw little-endian float32 bytes.
+    Returns ``(body, header_length)``: ``header_length`` is None for a pure JSON body, else the length of
+    the JSON part (send it as ``Inference-Header-Content-Length``), which the raw little-endian float32
+    bytes follow.
     """
     scores = np.ascontiguousarray(scores, dtype="<f4")
     out: dict[str, Any] = {"name": SCORES, "datatype": "FP32", "shape": list(scores.shape)}
@@ -519,7 +529,7 @@ def encode_infer_response(
 
 
 def decode_infer_response(body: bytes, header_length: int | None = None) -> dict[str, np.ndarray]:
-    """Decode a v2 infer response into ``{output name: array}`` (JSON or binary outputs). Used by clients/tests."""
+    """Decode a v2 infer response into ``{output name: array}`` (JSON or binary outputs; clients, tests)."""
     header_raw = body if header_length is None else body[:header_length]
     resp = _parse_json(header_raw, "response body")
     offset = header_length or 0

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hera.errors import ConfigError, ResourceError
+from hera.errors import ConfigError, NotBuiltError, ResourceError
 from hera.server import config as cfgmod
 from hera.server.config import NodeConfig
 from hera.server.errors import BadRequestError, NodeStoppedError, QueueFull, UnknownTenantError
@@ -65,6 +65,12 @@ class Node:
         if self.state != "new":
             raise NodeStoppedError(f"node is {self.state}; a node starts once")
         c = self.config
+        if c.runner == "zoo":
+            for t in c.tenants:
+                if not c.library_dir(t).is_dir():
+                    raise NotBuiltError(f"tenant {t.name!r}: sample library of {t.model!r} not found at "
+                                        f"{c.library_dir(t)} (build it with the workload tools, or set "
+                                        "datasets_root / the tenant's library)")
         self.resctrl.warn_once()
         ctx = mp_context(c.mp_context, preload_zoo=c.runner == "zoo")
         started: dict[str, list[int]] = {}
@@ -206,7 +212,6 @@ class Node:
         if t is None:
             raise UnknownTenantError(f"unknown tenant {tenant!r}; served: {', '.join(self.tenant_names)}")
         info = dict(t.info or {})
-        info.pop("affinity", None)
         return {"tenant": tenant, "model": t.cfg.model, "scale": self.config.scale, "quantized": t.cfg.quantized,
                 "batch_size": t.cfg.batch_size, "max_items": t.cfg.max_items, "sla_ms": t.cfg.sla_ms, **info}
 

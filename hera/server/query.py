@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hera.server.errors import BadRequestError
+
 
 @dataclass
 class QueryResult:
@@ -128,3 +130,32 @@ def split(query: QueryState, start: int, batch_size: int, library_items: int | N
             s = start + off
             subs.append(SubBatch(query, k, s % library_items if library_items else s, n))
     return subs
+
+
+def check_arrays(tenant: str, info: dict[str, Any], dense: Any, ids: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``dense[n, dense_in]`` / ``ids[n, L]`` against a runner's ``info`` (shapes, dtypes, id ranges);
+    return contiguous float32 / int64 arrays or raise :class:`BadRequestError`."""
+    try:
+        dense = np.ascontiguousarray(dense, dtype=np.float32)
+        ids = np.ascontiguousarray(ids)
+    except (TypeError, ValueError) as exc:
+        raise BadRequestError(f"tenant {tenant!r}: inputs are not numeric arrays: {exc}") from None
+    n = dense.shape[0] if dense.ndim == 2 else -1
+    want_d, want_i = info.get("dense_in"), info.get("n_ids")
+    if dense.ndim != 2 or dense.shape[1] != want_d:
+        raise BadRequestError(f"tenant {tenant!r}: dense input must have shape [n, {want_d}], "
+                              f"not {list(dense.shape)}")
+    if ids.ndim != 2 or ids.shape != (n, want_i):
+        raise BadRequestError(f"tenant {tenant!r}: ids must have shape [{n}, {want_i}], not {list(ids.shape)}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise BadRequestError(f"tenant {tenant!r}: ids must be integers, not {ids.dtype}")
+    ids = ids.astype(np.int64, copy=False)
+    limits = np.asarray(info.get("id_limits", []), dtype=np.int64)
+    bad = ids < 0
+    if limits.size == want_i:
+        bad |= ids >= limits
+    if bad.any():
+        col = int(np.argwhere(bad)[0][1])
+        upper = f"0..{limits[col] - 1}" if limits.size == want_i else ">= 0"
+        raise BadRequestError(f"tenant {tenant!r}: id column {col} must lie in {upper}")
+    return dense, ids

@@ -13,7 +13,6 @@ reason once and reports ``llc_partitioning: "unavailable"``. The root is a param
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 from pathlib import Path

@@ -27,7 +27,7 @@ import numpy as np
 
 from hera.server.config import TenantConfig
 from hera.server.errors import BadRequestError, NodeStoppedError, QueueFull, WorkerStartError
-from hera.server.query import QueryResult, QueryState, SubBatch, split
+from hera.server.query import QueryResult, QueryState, SubBatch, check_arrays, split
 from hera.server.resctrl import Resctrl
 from hera.server.runner import RunnerSpec
 from hera.server.stats import TenantStats
@@ -151,7 +151,7 @@ class Tenant:
         return [self._spawn(cs) for cs in layout if cs not in have]
 
     def _retire(self, w: WorkerHandle) -> None:
-        if w.state == IDLE:
+        if w in self.idle:
             self.idle.remove(w)
         w.send_exit()  # a busy worker reads this only after sending its current result
 
@@ -164,28 +164,8 @@ class Tenant:
             raise NodeStoppedError(f"tenant {self.name!r} has no ready worker yet (start the node first)")
 
     def check_arrays(self, dense: Any, ids: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Validate real input arrays against the model (shapes, id ranges); returns contiguous copies."""
-        info = self.info or {}
-        try:
-            dense = np.ascontiguousarray(dense, dtype=np.float32)
-            ids = np.ascontiguousarray(ids)
-        except (TypeError, ValueError) as exc:
-            raise BadRequestError(f"tenant {self.name!r}: inputs are not numeric arrays: {exc}") from None
-        n = dense.shape[0] if dense.ndim == 2 else -1
-        want_d, want_i = info.get("dense_in"), info.get("n_ids")
-        if dense.ndim != 2 or dense.shape[1] != want_d:
-            raise BadRequestError(f"tenant {self.name!r}: dense input must have shape [n, {want_d}], "
-                                  f"not {list(dense.shape)}")
-        if ids.ndim != 2 or ids.shape != (n, want_i):
-            raise BadRequestError(f"tenant {self.name!r}: ids must have shape [{n}, {want_i}], not {list(ids.shape)}")
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise BadRequestError(f"tenant {self.name!r}: ids must be integers, not {ids.dtype}")
-        ids = ids.astype(np.int64, copy=False)
-        limits = np.asarray(info.get("id_limits", []), dtype=np.int64)
-        if ids.size and (ids.min() < 0 or (limits.size and (ids >= limits).any())):
-            col = int(np.argwhere((ids < 0) | (ids >= limits))[0][1])
-            raise BadRequestError(f"tenant {self.name!r}: id column {col} must lie in 0..{limits[col] - 1}")
-        return dense, ids
+        """Validate real input arrays against the model (see :func:`hera.server.query.check_arrays`)."""
+        return check_arrays(self.name, self.info or {}, dense, ids)
 
     def submit(self, query_id: int, start: int, n_items: int, arrays: tuple[np.ndarray, np.ndarray] | None,
                want_scores: bool, on_done: Callable[[QueryResult], None] | None) -> Future:
@@ -251,15 +231,18 @@ class Tenant:
     def _collect(self) -> None:
         while True:
             done: list[QueryState] = []
-            for key, _ in self._sel.select(timeout=1.0):
-                kind, w = key.data
-                if kind == "wake":
-                    while self._wake_r.poll():
-                        self._wake_r.recv_bytes()
-                elif kind == "conn":
-                    self._on_message(w, done)
-                else:
-                    self._on_exit(w, done)
+            try:
+                for key, _ in self._sel.select(timeout=1.0):
+                    kind, w = key.data
+                    if kind == "wake":
+                        while self._wake_r.poll():
+                            self._wake_r.recv_bytes()
+                    elif kind == "conn":
+                        self._on_message(w, done)
+                    else:
+                        self._on_exit(w, done)
+            except Exception:  # noqa: BLE001 - a bug here must not stop result collection
+                log.exception("tenant %s: collector error", self.name)
             self._finish(done)
             with self.lock:
                 if self.closing and not self.workers:
@@ -273,22 +256,26 @@ class Tenant:
             return
         if isinstance(msg[0], str):
             self._on_control(w, msg)
-            return
-        qid, index, t0, t1, scores, err = msg
+        else:
+            self._on_result(w, msg, done)
+
+    def _on_result(self, w: WorkerHandle, msg: tuple, done: list[QueryState], alive: bool = True) -> None:
+        _qid, index, t0, t1, scores, err = msg
         self.stats.record_busy(t0, t1)
         with self.lock:
             sb, w.task = w.task, None
             w.busy_ns += t1 - t0
-            if w.state == BUSY:
+            if alive and w.state == BUSY:
                 w.state = IDLE
                 self.idle.append(w)
-            q = sb.query if sb is not None else self.queries.get(qid)
+            q = sb.query if sb is not None else None
             if q is not None and not q.done:
                 if err is not None:
                     self._close(q, f"sub-batch {index} failed in worker {w.worker_id}: {err}", done)
                 elif q.record(index, w.worker_id, t0, t1, scores):
                     self._close(q, None, done)
-            self._pump()
+            if alive:
+                self._pump()
 
     def _on_control(self, w: WorkerHandle, msg: tuple) -> None:
         if msg[0] == "error":
@@ -296,9 +283,9 @@ class Tenant:
                 self._note_start_failure(w, msg[1])
             return
         _, pid, affinity, info = msg
+        self.resctrl.assign(self.name, [pid])  # into the tenant's resource group before it gets work
         with self.lock:
-            w.pid, w.info = pid, info
-            w.info["affinity"] = affinity
+            w.pid, w.info = pid, dict(info, affinity=affinity)
             if self.info is None:
                 self.info = info
             self._start_failures.pop(w.cores, None)
@@ -307,7 +294,6 @@ class Tenant:
                 self.idle.append(w)
                 self._pump()
             self.changed.notify_all()
-        self.resctrl.assign(self.name, [pid])
 
     def _note_start_failure(self, w: WorkerHandle, message: str) -> None:
         self._failed_starts[w.worker_id] = message
@@ -324,7 +310,7 @@ class Tenant:
                 if isinstance(msg[0], str):
                     self._on_control(w, msg)
                 else:
-                    self._on_result_after_exit(w, msg, done)
+                    self._on_result(w, msg, done, alive=False)
         except (EOFError, OSError):
             pass
         w.process.join(timeout=1.0)
@@ -361,17 +347,6 @@ class Tenant:
             self.changed.notify_all()
         if respawn is not None:
             self._spawn(respawn)
-
-    def _on_result_after_exit(self, w: WorkerHandle, msg: tuple, done: list[QueryState]) -> None:
-        qid, index, t0, t1, scores, err = msg
-        with self.lock:
-            sb, w.task = w.task, None
-            q = sb.query if sb is not None else None
-            if q is not None and not q.done:
-                if err is not None:
-                    self._close(q, f"sub-batch {index} failed in worker {w.worker_id}: {err}", done)
-                elif q.record(index, w.worker_id, t0, t1, scores):
-                    self._close(q, None, done)
 
     # ------------------------------------------------------------------------------------- shutdown
     def begin_stop(self) -> None:

@@ -1,0 +1,280 @@
+"""T2: the paper's claims C1..C5 (SPEC §8) checked against this run's result files.
+
+Each claim gets the paper's number, ours (computed here from the result tables), a verdict in
+:data:`VERDICTS` with a plain reason, and the machine the results came from. The numbers that figures
+annotate (F5's EMU gain, F8's server reduction) come from the same functions, so figure and table agree.
+
+Thresholds are explicit constants below; a difference smaller than them is treated as no difference,
+because QPS* itself is only known to the search's relative tolerance (10% by default, 20% at ``ci``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from hera.report import io
+
+# ---------------------------------------------------------------------------------------------- thresholds
+#: Below this many usable cores, worker scalability and co-location cannot be shown meaningfully: a curve
+#: over w = 1..3 workers cannot show a saturating shared resource, and a 2-core node has only the split 1+1
+#: (a 3-core node only 1+2), so there is nothing for a policy to choose between.
+MIN_CORES_FOR_COLOCATION = 4
+#: C1: mean normalised scalability at max workers of memory-leaning models must be at most this fraction of
+#: the compute-leaning models' (a 10% gap is the default QPS* search tolerance).
+C1_MAX_RATIO = 0.90
+#: C2: heterogeneous pairs' mean EMU must exceed alike pairs' by at least this relative margin.
+C2_MIN_GAIN = 0.05
+#: C3: Hera's mean EMU must exceed single-tenant's by at least this relative margin (paper: +37.3%).
+C3_MIN_GAIN = 0.05
+#: C4: Hera must need at least this fraction fewer servers than single-tenant on average (paper: 26%).
+C4_MIN_REDUCTION = 0.05
+#: C5: at most this fraction of (tenant, interval) windows may have p95 above the SLA; the p95 target itself
+#: allows 5% late queries, and a window right after a load step may miss before the manager reacts.
+C5_MAX_VIOLATION_FRAC = 0.05
+
+THRESHOLDS = {"MIN_CORES_FOR_COLOCATION": MIN_CORES_FOR_COLOCATION, "C1_MAX_RATIO": C1_MAX_RATIO,
+              "C2_MIN_GAIN": C2_MIN_GAIN, "C3_MIN_GAIN": C3_MIN_GAIN, "C4_MIN_REDUCTION": C4_MIN_REDUCTION,
+              "C5_MAX_VIOLATION_FRAC": C5_MAX_VIOLATION_FRAC}
+
+REPRODUCED, NOT_REPRODUCED, NOT_OBSERVABLE = "reproduced", "not reproduced", "not observable on this machine"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_OBSERVABLE)
+
+#: Result tables T2 is computed from (the Snakemake rule ``t2_table`` lists the same files).
+T2_INPUTS = ["tables/T1.csv", "profile/scalability.csv", "colocation/pairs.csv", "policy/emu.csv",
+             "cluster/servers.csv", "serving/load_change.csv"]
+
+HERA, BASELINE = "hera", "single_tenant"
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    paper: str
+
+
+CLAIMS = {c.id: c for c in (
+    Claim("C1", "Embedding-dominated models scale worse with workers than MLP-dominated ones", "qualitative"),
+    Claim("C2", "Co-locating heterogeneous models gives higher EMU than co-locating alike ones", "qualitative"),
+    Claim("C3", "Hera raises EMU over the baseline (single-tenant) server", "+37.3% EMU on average"),
+    Claim("C4", "Hera needs fewer servers than the baseline server", "-26% servers"),
+    Claim("C5", "Hera keeps tenants within their SLA under changing load", "SLA kept"),
+)}
+
+
+@dataclass
+class ClaimResult:
+    """One row of T2."""
+
+    claim: str
+    statement: str
+    paper: str
+    ours: str
+    verdict: str
+    reason: str
+    machine: str
+
+
+def _result(cid: str, ours: str, verdict: str, reason: str, machine: io.MachineInfo) -> ClaimResult:
+    c = CLAIMS[cid]
+    return ClaimResult(cid, c.statement, c.paper, ours, verdict, reason, machine.summary())
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+def normalise_class(label: str) -> str:
+    """``memory`` for embedding/memory-leaning class labels, ``compute`` for MLP/compute-leaning, else the
+    label itself (lower-cased), e.g. ``mixed``."""
+    text = str(label).strip().lower()
+    if "mem" in text or "emb" in text:
+        return "memory"
+    if "comp" in text or "mlp" in text:
+        return "compute"
+    return text
+
+
+def model_classes(t1: pd.DataFrame) -> dict[str, str]:
+    """Model id → normalised class from T1."""
+    return {str(m): normalise_class(c) for m, c in zip(t1["model"], t1["class"])}
+
+
+def normalised_scalability(scal: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, workers): QPS* and its CI, raw and divided by ``workers × QPS*(1 worker)``."""
+    df = scal.groupby(["model", "workers"], as_index=False)[["qps_star", "qps_star_lo", "qps_star_hi"]].mean()
+    one = df[df["workers"] == 1].set_index("model")["qps_star"]
+    ideal = df["workers"] * df["model"].map(one)
+    for col in ("qps_star", "qps_star_lo", "qps_star_hi"):
+        df[col.replace("qps_star", "norm")] = df[col] / ideal
+    return df
+
+
+def scalability_at_max(scal: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: its largest worker count and normalised scalability there."""
+    df = normalised_scalability(scal).dropna(subset=["norm"])
+    return df.loc[df.groupby("model")["workers"].idxmax(), ["model", "workers", "norm"]]
+
+
+def best_splits(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per unordered model pair: its flagged best split (``best``), else its highest EMU."""
+    df = pairs.dropna(subset=["emu"]).copy()
+    df["_best"] = io.as_bool(df["best"])
+    df["_key"] = [tuple(sorted((str(a), str(b)))) for a, b in zip(df["model_a"], df["model_b"])]
+    df = df.sort_values(["_best", "emu"], ascending=False).drop_duplicates("_key")
+    return df.drop(columns=["_best", "_key"]).reset_index(drop=True)
+
+
+def _mean_per_mix(df: pd.DataFrame, value: str, policy: str) -> pd.Series:
+    return df[df["policy"] == policy].groupby("mix")[value].mean()
+
+
+def emu_gain(emu: pd.DataFrame) -> float | None:
+    """Mean over mixes of Hera's mean node EMU / single-tenant's, minus 1 (None if either is absent)."""
+    hera, base = _mean_per_mix(emu, "emu", HERA), _mean_per_mix(emu, "emu", BASELINE)
+    if hera.empty or base.empty:
+        return None
+    common = hera.index.intersection(base.index)
+    if len(common):
+        return float((hera[common] / base[common]).mean() - 1)
+    return float(hera.mean() / base.mean() - 1)  # mixes named differently: compare overall means
+
+
+def server_reductions(servers: pd.DataFrame) -> pd.Series:
+    """Per mix: 1 - servers(Hera) / servers(single-tenant) (empty if either policy is absent)."""
+    hera, base = _mean_per_mix(servers, "servers", HERA), _mean_per_mix(servers, "servers", BASELINE)
+    common = hera.index.intersection(base.index)
+    return (1 - hera[common] / base[common]).rename("reduction")
+
+
+def hera_timeline(load_change: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """Hera's rows of the load-change timeline (all rows if there is no ``policy`` column) and the policy."""
+    if "policy" not in load_change.columns:
+        return load_change, None
+    pols = list(dict.fromkeys(load_change["policy"].astype(str)))
+    pol = HERA if HERA in pols else pols[0]
+    return load_change[load_change["policy"].astype(str) == pol], pol
+
+
+def violation_windows(load_change: pd.DataFrame) -> tuple[int, int]:
+    """(windows with p95 above SLA, windows with a p95) over all tenants."""
+    df = load_change.dropna(subset=["p95_ms", "sla_ms"])
+    return int((df["p95_ms"] > df["sla_ms"]).sum()), len(df)
+
+
+# ---------------------------------------------------------------------------------------------- verdicts
+def core_gate(machine: io.MachineInfo) -> str | None:
+    """Why worker scalability / co-location cannot be shown on this machine, or None if it can."""
+    n = machine.usable_cores
+    if n is None or n >= MIN_CORES_FOR_COLOCATION:
+        return None
+    splits = " or ".join(f"{a}+{n - a}" for a in range(1, n // 2 + 1)) or "none"
+    return (f"only {n} usable core(s): worker scalability has {n} point(s) and a {n}-core node has only the "
+            f"split {splits}, so this effect cannot be shown meaningfully (needs >= {MIN_CORES_FOR_COLOCATION})")
+
+
+def llc_note(machine: io.MachineInfo) -> str:
+    """Suffix saying that the LLC-way part of Hera was not exercised, when resctrl is unavailable."""
+    if machine.known and not machine.resctrl:
+        return "; LLC-way partitioning not observable (no resctrl): Hera split cores only"
+    return ""
+
+
+def _decide(cid: str, ours: str, ok: bool, why: str, machine: io.MachineInfo, gate: str | None,
+            suffix: str = "") -> ClaimResult:
+    if gate:
+        return _result(cid, ours, NOT_OBSERVABLE, gate + suffix, machine)
+    return _result(cid, ours, REPRODUCED if ok else NOT_REPRODUCED, why + suffix, machine)
+
+
+def c1_scalability(t1: pd.DataFrame, scal: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
+    """C1: normalised scalability at max workers, memory-leaning vs compute-leaning models."""
+    at_max = scalability_at_max(scal)
+    at_max["class"] = at_max["model"].map(model_classes(t1))
+    mem = at_max.loc[at_max["class"] == "memory", "norm"]
+    comp = at_max.loc[at_max["class"] == "compute", "norm"]
+    if mem.empty or comp.empty:
+        which = "memory-leaning" if mem.empty else "compute-leaning"
+        return _result("C1", "n/a", NOT_OBSERVABLE, f"no {which} model with a scalability curve (T1 classes: "
+                       f"{', '.join(sorted(set(at_max['class'].dropna())))}) so there is nothing to contrast",
+                       machine)
+    w = int(at_max["workers"].max())
+    if w < 2:
+        return _result("C1", "n/a", NOT_OBSERVABLE, "scalability was measured at 1 worker only", machine)
+    ratio = mem.mean() / comp.mean()
+    ours = f"normalised QPS* at {w} workers: memory-leaning {mem.mean():.2f} vs compute-leaning {comp.mean():.2f}"
+    why = (f"memory-leaning models reach {ratio:.0%} of the compute-leaning models' normalised scalability "
+           f"(reproduced if <= {C1_MAX_RATIO:.0%})")
+    return _decide("C1", ours, ratio <= C1_MAX_RATIO, why, machine, core_gate(machine))
+
+
+def c2_heterogeneity(t1: pd.DataFrame, pairs: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
+    """C2: mean best-split EMU of pairs of different class vs pairs of the same class."""
+    best = best_splits(pairs)
+    cls = model_classes(t1)
+    ca, cb = best["model_a"].astype(str).map(cls), best["model_b"].astype(str).map(cls)
+    known = ca.notna() & cb.notna()
+    hetero, alike = best.loc[known & (ca != cb), "emu"], best.loc[known & (ca == cb), "emu"]
+    if hetero.empty or alike.empty:
+        which = "heterogeneous" if hetero.empty else "alike"
+        return _result("C2", "n/a", NOT_OBSERVABLE, f"no {which} model pair among the measured pairs", machine)
+    gain = hetero.mean() / alike.mean() - 1
+    ours = (f"mean EMU: heterogeneous pairs {hetero.mean():.2f} (n={len(hetero)}) vs alike pairs "
+            f"{alike.mean():.2f} (n={len(alike)}), {gain:+.1%}")
+    why = f"heterogeneous pairs' EMU is {gain:+.1%} vs alike pairs (reproduced if >= {C2_MIN_GAIN:+.0%})"
+    return _decide("C2", ours, gain >= C2_MIN_GAIN, why, machine, core_gate(machine))
+
+
+def c3_emu(emu: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
+    """C3: mean EMU gain of Hera over single-tenant."""
+    gain = emu_gain(emu)
+    if gain is None:
+        return _result("C3", "n/a", NOT_OBSERVABLE, f"policy/emu.csv lacks rows for '{HERA}' or '{BASELINE}'",
+                       machine)
+    why = f"Hera's mean EMU is {gain:+.1%} vs single-tenant (paper +37.3%; reproduced if >= {C3_MIN_GAIN:+.0%})"
+    return _decide("C3", f"{gain:+.1%} EMU", gain >= C3_MIN_GAIN, why, machine, core_gate(machine),
+                   llc_note(machine))
+
+
+def c4_servers(servers: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
+    """C4: server reduction of Hera vs single-tenant, averaged over mixes."""
+    red = server_reductions(servers)
+    if red.empty:
+        return _result("C4", "n/a", NOT_OBSERVABLE,
+                       f"cluster/servers.csv lacks a mix with both '{HERA}' and '{BASELINE}'", machine)
+    mean = float(red.mean())
+    ours = f"{-mean:+.1%} servers (mean over {len(red)} mixes)"
+    why = (f"Hera needs {mean:.1%} fewer servers than single-tenant on average (paper 26%; reproduced if "
+           f">= {C4_MIN_REDUCTION:.0%})")
+    return _decide("C4", ours, mean >= C4_MIN_REDUCTION, why, machine, core_gate(machine), llc_note(machine))
+
+
+def c5_sla(load_change: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
+    """C5: share of Hera's (tenant, interval) windows whose p95 exceeded the SLA."""
+    df, _ = hera_timeline(load_change)
+    bad, total = violation_windows(df)
+    if total == 0:
+        return _result("C5", "n/a", NOT_OBSERVABLE, "the load-change run has no window with a p95", machine)
+    frac = bad / total
+    ours = f"{frac:.1%} of windows above SLA ({bad}/{total}, {df['tenant'].nunique()} tenants)"
+    why = f"{frac:.1%} of tenant windows missed the SLA (reproduced if <= {C5_MAX_VIOLATION_FRAC:.0%})"
+    return _decide("C5", ours, frac <= C5_MAX_VIOLATION_FRAC, why, machine, None, llc_note(machine))
+
+
+def evaluate(results_dir: str | Path) -> list[ClaimResult]:
+    """All claims from the tables in :data:`T2_INPUTS` under ``results_dir`` (each must exist)."""
+    t = {rel: io.read_table(results_dir, rel) for rel in T2_INPUTS}
+    machine = io.machine_of(list(t.values()))
+    t1 = t["tables/T1.csv"].df
+    return [
+        c1_scalability(t1, t["profile/scalability.csv"].df, machine),
+        c2_heterogeneity(t1, t["colocation/pairs.csv"].df, machine),
+        c3_emu(t["policy/emu.csv"].df, machine),
+        c4_servers(t["cluster/servers.csv"].df, machine),
+        c5_sla(t["serving/load_change.csv"].df, machine),
+    ]
+
+
+def to_frame(results: list[ClaimResult]) -> pd.DataFrame:
+    """T2 as a DataFrame: claim, statement, paper, ours, verdict, reason, machine."""
+    return pd.DataFrame([asdict(r) for r in results])

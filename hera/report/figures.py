@@ -1,0 +1,355 @@
+"""Figures F1..F8 of SPEC §7: each a pure function ``fN_…(results_dir, out_dir) -> [pdf, png]``.
+
+Every figure reads its result tables through :mod:`hera.report.io`, draws with seaborn in the common
+:mod:`hera.report.style`, puts a footer naming the machine and scale (from the provenance sidecars), and
+shows as text what could not be observed (a ``note`` column, too few cores, no resctrl) instead of an
+empty plot. :data:`FIGURE_INPUTS` mirrors ``workflow/rules/report.smk``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+from hera.errors import HeraError
+from hera.report import claims, io, style
+
+#: Result files each figure is drawn from (relative to the results directory).
+FIGURE_INPUTS = {
+    "F1": ["profile/latency.csv"],
+    "F2": ["profile/scalability.csv"],
+    "F3": ["profile/memory.csv"],
+    "F4": ["colocation/pairs.csv"],
+    "F5": ["policy/emu.csv"],
+    "F6": ["serving/latency_vs_load.csv"],
+    "F7": ["serving/load_change.csv", "serving/moves.csv"],
+    "F8": ["cluster/servers.csv"],
+}
+
+#: ``metric`` of profile/memory.csv rows that hold the pressure a model exerts (see :mod:`hera.report.io`).
+PRESSURE_METRIC = "pressure"
+#: Sensitivity metric F3 plots when a model has several, in order of preference.
+SENSITIVITY_METRICS = ("latency_ms_p95", "latency_ms_p50", "latency_ms_mean", "qps_star")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _finish(fig, fig_id: str, out_dir, tables: list[io.Table], notes: list[str] = ()) -> list[Path]:
+    """Footer (machine, scale, commit), notes from the tables' ``note`` columns and the caller, save."""
+    machine = io.machine_of(tables)
+    commit = next((str(t.meta["git_commit"]) for t in tables if t.meta.get("git_commit")), None)
+    text = f"{fig_id} | machine: {machine.summary()} | scale: {tables[0].scale}"
+    text += f" | results commit {commit[:12]}" if commit else ""
+    all_notes = list(dict.fromkeys([n for t in tables for n in t.notes] + [n for n in notes if n]))
+    style.footer(fig, text, all_notes)
+    return style.save(fig, out_dir, fig_id)
+
+
+def _machine_notes(tables: list[io.Table], cores: bool = False, llc: bool = False) -> list[str]:
+    machine = io.machine_of(tables)
+    out = []
+    if cores and claims.core_gate(machine):
+        out.append("not observable on this machine: " + claims.core_gate(machine))
+    if llc and machine.known and not machine.resctrl:
+        out.append(f"LLC ways not partitioned (resctrl unavailable: {machine.resctrl_reason or 'not mounted'}); "
+                   "tenants share the whole LLC and only cores are split")
+    return out
+
+
+def _model_ticks(ax, axis: str = "x", rotation: int = 30) -> None:
+    labels = [style.label("model", t.get_text()) for t in getattr(ax, f"get_{axis}ticklabels")()]
+    if axis == "x":
+        ax.set_xticks(ax.get_xticks(), labels, rotation=rotation, ha="right" if rotation else "center")
+    else:
+        ax.set_yticks(ax.get_yticks(), labels)
+
+
+def _policy_ticks(ax) -> None:
+    ax.set_xticks(ax.get_xticks(), [style.label("policy", t.get_text()) for t in ax.get_xticklabels()])
+
+
+def _fig_legend(fig, ax, kind: str, title: str) -> None:
+    """Move ``ax``'s legend to the right of the figure, with display names."""
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend():
+        ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, [style.label(kind, t) for t in labels], title=title, loc="outside right upper")
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def f1_latency_vs_batch(results_dir, out_dir) -> list[Path]:
+    """F1: latency of one sub-batch vs its size, per model, one worker (log-log; p50 line, p50-p95 band)."""
+    style.apply()
+    t = io.read_table(results_dir, "profile/latency.csv")
+    df = t.df.groupby(["model", "batch_size"], as_index=False)[["latency_ms_p50", "latency_ms_p95"]].mean()
+    pal = style.palette("model", df["model"])
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
+    sns.lineplot(df, x="batch_size", y="latency_ms_p50", hue="model", hue_order=list(pal), palette=pal,
+                 marker="o", ax=ax)
+    for model, g in df.groupby("model"):
+        ax.fill_between(g["batch_size"], g["latency_ms_p50"], g["latency_ms_p95"], color=pal[model], alpha=0.2,
+                        lw=0)
+    ax.set(xscale="log", yscale="log", xlabel="sub-batch size (items)", ylabel="sub-batch latency (ms)",
+           title="F1  Latency vs sub-batch size, one worker (line: p50, band: p50-p95)")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    _fig_legend(fig, ax, "model", "model")
+    return _finish(fig, "F1", out_dir, [t])
+
+
+def f2_worker_scalability(results_dir, out_dir) -> list[Path]:
+    """F2: QPS* vs workers (CI error bars) and normalised by ``w x QPS*(1)`` with the ideal-linear line."""
+    style.apply()
+    t = io.read_table(results_dir, "profile/scalability.csv")
+    df = claims.normalised_scalability(t.df)
+    pal = style.palette("model", df["model"])
+    fig, (raw, norm) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    notes = _machine_notes([t], cores=True)
+    if df["workers"].max() < 2:
+        style.message(raw, "QPS* was measured at 1 worker only: no scalability curve on this machine")
+        style.message(norm, "normalised scalability needs at least 2 workers")
+        return _finish(fig, "F2", out_dir, [t], notes)
+    for model in pal:
+        g = df[df["model"] == model]
+        kw = dict(color=pal[model], marker="o", capsize=3, label=model)
+        raw.errorbar(g["workers"], g["qps_star"], yerr=[g["qps_star"] - g["qps_star_lo"],
+                     g["qps_star_hi"] - g["qps_star"]], **kw)
+        norm.errorbar(g["workers"], g["norm"], yerr=[g["norm"] - g["norm_lo"], g["norm_hi"] - g["norm"]], **kw)
+    norm.axhline(1.0, color="black", ls="--", lw=1.2, label="ideal (linear)")
+    raw.set(xlabel="workers (one core each)", ylabel="QPS* (queries/s within SLA)", title="QPS* vs workers")
+    norm.set(xlabel="workers (one core each)", ylabel="QPS*(w) / (w x QPS*(1))", ylim=(0, None),
+             title="normalised scalability")
+    for ax in (raw, norm):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    missing = sorted(set(df["model"]) - set(df.loc[df["workers"] == 1, "model"]))
+    if missing:
+        notes.append(f"no 1-worker QPS* for {', '.join(missing)}: not normalised")
+    fig.suptitle("F2  Worker scalability (error bars: QPS* confidence interval)", fontweight="bold")
+    _fig_legend(fig, norm, "model", "model")
+    raw.get_legend() and raw.get_legend().remove()
+    return _finish(fig, "F2", out_dir, [t], notes)
+
+
+def _sensitivity(df: pd.DataFrame) -> pd.DataFrame:
+    """Sensitivity rows of one metric per model (the first of :data:`SENSITIVITY_METRICS` it has)."""
+    def pick(g):
+        have = list(dict.fromkeys(g["metric"].astype(str)))
+        metric = next((m for m in SENSITIVITY_METRICS if m in have), have[0])
+        return g[g["metric"].astype(str) == metric]
+    parts = [pick(g) for _, g in df.groupby("model")]
+    return pd.concat(parts) if parts else df
+
+
+def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
+    """F3: per model, slowdown vs antagonist intensity (one panel per antagonist kind) and the pressure the
+    model itself exerts on bandwidth and cache."""
+    style.apply()
+    t = io.read_table(results_dir, "profile/memory.csv")
+    df = t.df.assign(antagonist=t.df["antagonist"].astype(str))
+    press = df[df["metric"].astype(str) == PRESSURE_METRIC]
+    sens = _sensitivity(df[df["metric"].astype(str) != PRESSURE_METRIC]).dropna(subset=["slowdown"])
+    kinds = [k for k in ("bandwidth", "cache") if k in set(sens["antagonist"])]
+    kinds += sorted(set(sens["antagonist"]) - set(kinds))
+    pal = style.palette("model", df["model"])
+    fig, axes = plt.subplots(1, max(len(kinds), 1) + 1, figsize=(4.8 * (max(len(kinds), 1) + 1), 4.6),
+                             layout="constrained")
+    for ax, kind in zip(axes, kinds):
+        sns.lineplot(sens[sens["antagonist"] == kind], x="intensity", y="slowdown", hue="model",
+                     hue_order=[m for m in pal if m in set(sens["model"])], palette=pal, marker="o", ax=ax)
+        ax.axhline(1.0, color="grey", ls=":", lw=1)
+        ax.set(title=f"co-runner: {kind} antagonist", xlabel="antagonist intensity (0-1)",
+               ylabel="slowdown (x latency alone)")
+    if kinds:
+        _fig_legend(fig, axes[0], "model", "model")
+        for ax in axes[1:len(kinds)]:
+            ax.get_legend() and ax.get_legend().remove()
+    else:
+        style.message(axes[0], "no antagonist (sensitivity) measurements in profile/memory.csv")
+    _pressure_panel(axes[-1], press, t.machine)
+    fig.suptitle("F3  Memory behaviour: sensitivity to co-runners and pressure exerted", fontweight="bold")
+    return _finish(fig, "F3", out_dir, [t])
+
+
+def _pressure_panel(ax, press: pd.DataFrame, machine: io.MachineInfo) -> None:
+    if press.empty or press["value"].isna().all():
+        why = f" (hardware counters: {machine.perf_reason})" if machine.perf is False else ""
+        style.message(ax, "pressure exerted was not measured on this machine" + why)
+        return
+    unit = press["unit"].dropna().astype(str).iloc[0] if "unit" in press and press["unit"].notna().any() \
+        else "probe slowdown, x"
+    kinds = list(dict.fromkeys(press["antagonist"]))
+    sns.barplot(press, x="model", y="value", hue="antagonist", hue_order=kinds,
+                order=style.order("model", press["model"]), palette=style.palette("resource", kinds),
+                errorbar=None, ax=ax)
+    ax.set(title="pressure the model exerts", xlabel="", ylabel=f"pressure exerted ({unit})")
+    _model_ticks(ax)
+    ax.legend(title="on resource")
+
+
+def f4_emu_heatmap(results_dir, out_dir) -> list[Path]:
+    """F4: EMU of every model pair at its best split (annotated: EMU and cores row+column model)."""
+    style.apply()
+    t = io.read_table(results_dir, "colocation/pairs.csv")
+    best = claims.best_splits(t.df)
+    models = style.order("model", pd.concat([best["model_a"], best["model_b"]]).astype(str))
+    emu = pd.DataFrame(np.nan, index=models, columns=models)
+    annot = pd.DataFrame("", index=models, columns=models)
+    for r in best.itertuples():
+        a, b = str(r.model_a), str(r.model_b)
+        emu.loc[a, b] = emu.loc[b, a] = r.emu
+        annot.loc[a, b] = f"{r.emu:.2f}\n{r.cores_a:.0f}+{r.cores_b:.0f}"
+        annot.loc[b, a] = f"{r.emu:.2f}\n{r.cores_b:.0f}+{r.cores_a:.0f}"
+    span = max(float(np.nanmax(np.abs(emu.to_numpy() - 1.0))), 0.05)
+    fig, ax = plt.subplots(figsize=(1.0 * len(models) + 3.5, 0.85 * len(models) + 2.5), layout="constrained")
+    sns.heatmap(emu, annot=annot, fmt="", mask=emu.isna(), cmap="PiYG", center=1.0, vmin=1 - span,
+                vmax=1 + span, square=True, linewidths=0.5, annot_kws={"fontsize": 8}, ax=ax,
+                cbar_kws={"label": "EMU (1.0 = one model alone)"})
+    ax.set_xticks(ax.get_xticks(), [style.label("model", m) for m in models], rotation=30, ha="right")
+    ax.set_yticks(ax.get_yticks(), [style.label("model", m) for m in models], rotation=0)
+    ax.set(xlabel="co-runner", ylabel="model",
+           title="F4  EMU of model pairs at their best split\n(cell: EMU, cores row+column)")
+    return _finish(fig, "F4", out_dir, [t], _machine_notes([t], cores=True, llc=True))
+
+
+def f5_emu_per_policy(results_dir, out_dir) -> list[Path]:
+    """F5: EMU per policy over nodes of all mixes (bars: mean with 95% CI; dots: nodes); Hera's gain."""
+    style.apply()
+    t = io.read_table(results_dir, "policy/emu.csv")
+    df = t.df.assign(policy=t.df["policy"].astype(str))
+    pols = style.order("policy", df["policy"])
+    fig, ax = plt.subplots(figsize=(1.3 * len(pols) + 3, 4.8), layout="constrained")
+    sns.barplot(df, x="policy", y="emu", order=pols, hue="policy", hue_order=pols,
+                palette=style.palette("policy", pols), errorbar=("ci", 95), seed=0, alpha=0.85, ax=ax)
+    sns.stripplot(df, x="policy", y="emu", order=pols, color="black", size=3.5, alpha=0.55, jitter=0.2,
+                  ax=ax)
+    ax.axhline(1.0, color="grey", ls="--", lw=1)
+    _policy_ticks(ax)
+    ax.set(xlabel="policy", ylabel="EMU per node (sum of QPS* shares)", title="F5  EMU per policy")
+    gain = claims.emu_gain(df)
+    if gain is not None:
+        i = pols.index(claims.HERA)
+        top = df.loc[df["policy"] == claims.HERA, "emu"].max()
+        ax.annotate(f"{gain:+.1%} vs\nsingle-tenant", xy=(i, top), xytext=(0, 8), textcoords="offset points",
+                    ha="center", va="bottom", fontweight="bold", color=style.POLICY_COLORS[claims.HERA])
+        ax.set_ylim(top=max(ax.get_ylim()[1], top * 1.25))
+        ax.set_title(f"F5  EMU per policy (Hera vs single-tenant: {gain:+.1%} mean EMU)")
+    return _finish(fig, "F5", out_dir, [t], _machine_notes([t], cores=True, llc=True))
+
+
+def f6_tail_latency_vs_load(results_dir, out_dir) -> list[Path]:
+    """F6: p95/SLA vs offered load per policy (line: median tenant; band: best to worst tenant); SLA at 1."""
+    style.apply()
+    t = io.read_table(results_dir, "serving/latency_vs_load.csv")
+    df = t.df.assign(policy=t.df["policy"].astype(str), ratio=t.df["p95_ms"] / t.df["sla_ms"])
+    pols = style.order("policy", df["policy"])
+    fig, ax = plt.subplots(figsize=(8.5, 4.8), layout="constrained")
+    sns.lineplot(df.dropna(subset=["ratio"]), x="load_frac", y="ratio", hue="policy", hue_order=pols,
+                 palette=style.palette("policy", pols), estimator="median", errorbar=("pi", 100), marker="o",
+                 ax=ax)
+    ax.axhline(1.0, color="black", ls="--", lw=1.3, label="SLA")
+    if (df["ratio"] > 0).all():
+        ax.set_yscale("log")
+    ax.set(xlabel="offered load (fraction of the plan's QPS*)", ylabel="p95 latency / SLA (each tenant's own)",
+           title="F6  Tail latency vs load (line: median tenant; band: best-worst tenant)")
+    _fig_legend(fig, ax, "policy", "policy")
+    return _finish(fig, "F6", out_dir, [t], _machine_notes([t], llc=True))
+
+
+def f7_load_change(results_dir, out_dir) -> list[Path]:
+    """F7: per-tenant offered load, p95/SLA with violation marks, and the node manager's moves over time."""
+    style.apply()
+    lc, mv = io.read_table(results_dir, "serving/load_change.csv"), io.read_table(results_dir, "serving/moves.csv")
+    df, policy = claims.hera_timeline(lc.df)
+    df = df.assign(tenant=df["tenant"].astype(str), ratio=df["p95_ms"] / df["sla_ms"])
+    moves = mv.df if "policy" not in mv.df.columns or policy is None else mv.df[mv.df["policy"] == policy]
+    pal = style.palette("model", df["tenant"])
+    fig, (load, lat, act) = plt.subplots(3, 1, sharex=True, figsize=(9.5, 8), height_ratios=[1, 1.3, 0.8],
+                                         layout="constrained")
+    sns.lineplot(df, x="t_s", y="offered_qps", hue="tenant", hue_order=list(pal), palette=pal,
+                 drawstyle="steps-post", ax=load)
+    sns.lineplot(df, x="t_s", y="ratio", hue="tenant", hue_order=list(pal), palette=pal, marker=".",
+                 legend=False, ax=lat)
+    lat.axhline(1.0, color="black", ls="--", lw=1.3, label="SLA")
+    viol = df[df["ratio"] > 1]
+    lat.scatter(viol["t_s"], viol["ratio"], marker="x", s=45, color=style.NOTE_COLOR, zorder=5,
+                label=f"SLA violation ({len(viol)} of {df['ratio'].notna().sum()} windows)")
+    lat.legend(loc="upper left", fontsize=9)
+    if (df["ratio"].dropna() > 0).all():
+        lat.set_yscale("log")
+    _moves_panel(act, moves, [load, lat])
+    load.set(ylabel="offered load (QPS)", title="F7  Load changes over time" + (f" ({policy})" if policy else ""))
+    lat.set(ylabel="p95 / SLA")
+    act.set(xlabel="time (s)")
+    _fig_legend(fig, load, "model", "tenant")
+    return _finish(fig, "F7", out_dir, [lc, mv], _machine_notes([lc], llc=True))
+
+
+def _moves_panel(ax, moves: pd.DataFrame, others) -> None:
+    """Manager moves: one row per tenant, ^ for +delta, v for -delta, colour per resource; grey lines above."""
+    ax.set_ylabel("manager moves")
+    if moves.empty:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "the node manager made no resource move", transform=ax.transAxes, ha="center",
+                va="center", color=style.NOTE_COLOR)
+        return
+    moves = moves.assign(tenant=moves["tenant"].astype(str), resource=moves["resource"].astype(str),
+                         direction=np.where(moves["delta"] >= 0, "grow", "shrink"))
+    resources = list(dict.fromkeys(moves["resource"]))
+    sns.scatterplot(moves, x="t_s", y="tenant", hue="resource", hue_order=resources, style="direction",
+                    markers={"grow": "^", "shrink": "v"}, palette=style.palette("resource", resources), s=80,
+                    ax=ax)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
+    _model_ticks(ax, axis="y")
+    for other in others:
+        for x in moves["t_s"].unique():
+            other.axvline(x, color="#999999", lw=0.7, alpha=0.5, zorder=0)
+
+
+def f8_servers_needed(results_dir, out_dir) -> list[Path]:
+    """F8: servers needed per mix and policy (grouped bars), Hera's reduction vs single-tenant annotated."""
+    style.apply()
+    t = io.read_table(results_dir, "cluster/servers.csv")
+    df = t.df.assign(policy=t.df["policy"].astype(str), mix=t.df["mix"].astype(str))
+    pols, mixes = style.order("policy", df["policy"]), list(dict.fromkeys(df["mix"]))
+    fig, ax = plt.subplots(figsize=(1.6 * len(mixes) + 4, 4.8), layout="constrained")
+    sns.barplot(df, x="mix", y="servers", order=mixes, hue="policy", hue_order=pols,
+                palette=style.palette("policy", pols), errorbar=None, ax=ax)
+    red = claims.server_reductions(df)
+    title = "F8  Servers needed per model mix"
+    if not red.empty:
+        bars = ax.containers[pols.index(claims.HERA)]
+        ax.bar_label(bars, labels=[f"{-red[m]:+.0%}" if m in red else "" for m in mixes], padding=2,
+                     fontsize=9, fontweight="bold", color=style.POLICY_COLORS[claims.HERA])
+        title += f" (Hera vs single-tenant: {-red.mean():+.1%} on average)"
+    ax.set(xlabel="model mix", ylabel="servers needed (nodes)", title=title)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _fig_legend(fig, ax, "policy", "policy")
+    return _finish(fig, "F8", out_dir, [t], _machine_notes([t], cores=True, llc=True))
+
+
+FIGURES = {
+    "F1": f1_latency_vs_batch, "F2": f2_worker_scalability, "F3": f3_memory_behaviour, "F4": f4_emu_heatmap,
+    "F5": f5_emu_per_policy, "F6": f6_tail_latency_vs_load, "F7": f7_load_change, "F8": f8_servers_needed,
+}
+
+
+def figure_id(name: str) -> str:
+    """Normalise ``f3``/``F3``; raise :class:`HeraError` for an unknown figure id."""
+    fid = str(name).strip().upper()
+    if fid not in FIGURES:
+        raise HeraError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
+    return fid
+
+
+def build(fig_id: str, results_dir, out_dir) -> list[Path]:
+    """Draw one figure (PDF + PNG) into ``out_dir``."""
+    return FIGURES[figure_id(fig_id)](Path(results_dir), Path(out_dir))
+
+
+def missing_inputs(fig_id: str, results_dir) -> list[str]:
+    """Input files of a figure that do not exist under ``results_dir``."""
+    return [rel for rel in FIGURE_INPUTS[figure_id(fig_id)] if not io.exists(results_dir, rel)]

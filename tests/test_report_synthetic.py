@@ -1,0 +1,130 @@
+"""Synthetic result files in the DESIGN.md schemas, for the report tests (no measurement involved).
+
+:func:`write_results` writes a complete ``results/<scale>/`` tree with provenance sidecars describing a
+fake machine; the numbers are invented to have the paper's shape (memory-leaning models scale worse,
+Hera beats single-tenant) and only exercise the plotting and claim logic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hera.report import io
+
+MODELS = ["dlrm_rmc1", "dlrm_rmc2", "dlrm_rmc3", "ncf", "wnd", "mtwnd", "din", "dien"]
+CLASSES = {"dlrm_rmc1": "memory", "dlrm_rmc2": "memory", "dlrm_rmc3": "compute", "ncf": "compute",
+           "wnd": "compute", "mtwnd": "memory", "din": "memory", "dien": "compute"}
+POLICIES = ["single_tenant", "random", "greedy", "parties", "hera", "oracle"]
+MIXES = ["balanced", "embedding_heavy", "mlp_heavy", "skewed"]
+EMU_LEVEL = {"single_tenant": 1.0, "random": 1.04, "greedy": 1.1, "parties": 1.2, "hera": 1.36, "oracle": 1.42}
+SERVERS = {"single_tenant": 12, "random": 11, "greedy": 11, "parties": 10, "hera": 9, "oracle": 8}
+
+
+def machine(cores: int = 16, resctrl: bool = True) -> dict:
+    """A fake ``hera.machine.describe()`` result."""
+    return {
+        "cpu_model": "Synthetic Xeon 8380", "logical_cpus": cores, "physical_cores": cores, "sockets": 1,
+        "usable_cpus": list(range(cores)), "llc": {"level": 3, "size_bytes": 32 * 2**20, "ways": 11},
+        "llc_bytes": 32 * 2**20, "llc_partitioning": "available" if resctrl else "unavailable",
+        "resctrl": {"available": resctrl, "reason": None if resctrl else "no resctrl filesystem at /sys/fs/resctrl"},
+        "perf": {"available": False, "reason": "perf cannot count hardware events here (virtualised PMU?)"},
+    }
+
+
+def write(root: Path, rel: str, df: pd.DataFrame, meta: dict | None) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    if meta is not None:
+        io.sidecar(path).write_text(json.dumps(meta))
+    return path
+
+
+def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Every result table of DESIGN.md, with invented numbers of the paper's shape."""
+    rng = np.random.default_rng(seed)
+    mem = {m: CLASSES[m] == "memory" for m in MODELS}
+    t1 = pd.DataFrame({
+        "model": MODELS, "params": [4.1e9 / 4 * (1 + i) for i in range(8)],
+        "embedding_bytes": [4.1e9 if mem[m] else 2e8 for m in MODELS], "mlp_flops_per_item": 1e6,
+        "emb_bytes_gathered_per_item": [1e5 if mem[m] else 1e3 for m in MODELS], "latency_ms_b1": 0.5,
+        "latency_ms_b64": 3.0, "latency_ms_b256": 9.0, "sla_ms": 40.0, "sla_rule": "5 x median query latency",
+        "class": [CLASSES[m] for m in MODELS]})
+    lat = pd.DataFrame([{"model": m, "batch_size": b, "n_samples": 20,
+                         "latency_ms_p50": (i + 1) * 0.2 + 0.02 * b, "latency_ms_p95": ((i + 1) * 0.2 + 0.02 * b) * 1.3,
+                         "latency_ms_mean": (i + 1) * 0.2 + 0.021 * b}
+                        for i, m in enumerate(MODELS) for b in (1, 16, 64, 256)])
+    scal = []
+    for i, m in enumerate(MODELS):
+        for w in range(1, cores + 1):
+            q = (80 + 10 * i) * w * ((0.9 + 0.01 * i) ** (w - 1) if mem[m] else (0.99 + 0.001 * i) ** (w - 1))
+            scal.append({"model": m, "workers": w, "qps_star": q, "qps_star_lo": q * 0.93, "qps_star_hi": q * 1.05,
+                         "repeats": 2, "queries_per_trial": 300, "sla_ms": 40.0, "percentile": 0.95})
+    memory = [{"model": m, "antagonist": k, "intensity": x, "metric": "latency_ms_p95", "value": 5 * s,
+               "slowdown": s}
+              for m in MODELS for k in ("bandwidth", "cache") for x in (0.0, 0.5, 1.0)
+              for s in [1 + x * (0.8 if mem[m] else 0.15) * (1.3 if k == "bandwidth" else 1.0)]]
+    memory += [{"model": m, "antagonist": k, "intensity": 1.0, "metric": "pressure",
+                "value": 1.6 if mem[m] else 1.1, "slowdown": np.nan} for m in MODELS for k in ("bandwidth", "cache")]
+    pairs = []
+    for a, b in itertools.combinations(MODELS, 2):
+        for ca in (cores // 4, cores // 2):
+            hetero = mem[a] != mem[b]
+            emu = (1.3 if hetero else 1.02) + rng.normal(0, 0.03) - (0.1 if ca != cores // 2 else 0)
+            pairs.append({"model_a": a, "model_b": b, "cores_a": ca, "cores_b": cores - ca, "ways_a": 5,
+                          "ways_b": 6, "qps_star_a": 300.0, "qps_star_b": 250.0, "qps_alone_a": 500.0,
+                          "qps_alone_b": 400.0, "emu": emu, "best": ca == cores // 2})
+    emu = pd.DataFrame([{"policy": p, "mix": x, "node": n, "tenants": "dlrm_rmc1+dlrm_rmc3",
+                         "emu": 1.0 if p == "single_tenant" else EMU_LEVEL[p] + rng.normal(0, 0.04)}
+                        for p in POLICIES for x in MIXES for n in range(3)])
+    lvl = []
+    for p in POLICIES:
+        for g, (a, b) in enumerate([("dlrm_rmc1", "dlrm_rmc3"), ("dlrm_rmc2", "wnd")]):
+            for tenant in (a, b):
+                for f in (0.25, 0.5, 0.75, 1.0, 1.25):
+                    ratio = 0.3 * np.exp(2.2 * f * (0.8 if p in ("hera", "oracle") else 1.0)) / 3 + rng.uniform(0, .05)
+                    lvl.append({"policy": p, "group": f"g{g}", "tenant": tenant, "load_frac": f,
+                                "offered_qps": 200 * f, "achieved_qps": 200 * min(f, 1.1), "p95_ms": 40 * ratio,
+                                "sla_ms": 40.0, "n_queries": 300})
+    lc = []
+    for t in np.arange(0, 12, 0.5):
+        for tenant, base in (("dlrm_rmc1", 150.0), ("dlrm_rmc3", 90.0)):
+            load = base * (1.8 if 4 <= t < 8 and tenant == "dlrm_rmc1" else 1.0)
+            p95 = 48.0 if t == 4.0 and tenant == "dlrm_rmc1" else 20.0 + rng.uniform(0, 8)
+            lc.append({"t_s": t, "tenant": tenant, "p95_ms": p95, "sla_ms": 40.0, "violations": int(p95 > 40),
+                       "offered_qps": load})
+    moves = pd.DataFrame([
+        {"t_s": 4.5, "tenant": "dlrm_rmc1", "resource": "cores", "delta": 1, "reason": "slack < 0.05"},
+        {"t_s": 4.5, "tenant": "dlrm_rmc3", "resource": "cores", "delta": -1, "reason": "slack > 0.2"},
+        {"t_s": 5.0, "tenant": "dlrm_rmc1", "resource": "llc_ways", "delta": 1, "reason": "slack < 0.05"},
+        {"t_s": 8.5, "tenant": "dlrm_rmc1", "resource": "cores", "delta": -1, "reason": "slack > 0.2"},
+    ])
+    servers = pd.DataFrame([{"mix": x, "policy": p, "servers": SERVERS[p] + i, "assignment": "[]"}
+                            for i, x in enumerate(MIXES) for p in POLICIES])
+    return {"tables/T1.csv": t1, "profile/latency.csv": lat, "profile/scalability.csv": pd.DataFrame(scal),
+            "profile/memory.csv": pd.DataFrame(memory), "colocation/pairs.csv": pd.DataFrame(pairs),
+            "policy/emu.csv": emu, "serving/latency_vs_load.csv": pd.DataFrame(lvl),
+            "serving/load_change.csv": pd.DataFrame(lc), "serving/moves.csv": moves, "cluster/servers.csv": servers}
+
+
+def write_results(root: Path, cores: int = 16, resctrl: bool = True, scale: str = "ci",
+                  sidecars: bool = True, only: list[str] | None = None) -> Path:
+    """Write the synthetic tables (all, or ``only`` these) under ``root`` with provenance sidecars."""
+    meta = {"machine": machine(cores, resctrl), "config": {"scale": scale, "cores": "auto"},
+            "git_commit": "0123456789abcdef", "seed": 0} if sidecars else None
+    for rel, df in tables(cores).items():
+        if only is None or rel in only:
+            write(root, rel, df, meta)
+    return root
+
+
+def test_synthetic_results_match_every_schema(tmp_path):
+    root = write_results(tmp_path / "results" / "ci")
+    for rel in io.SCHEMAS:
+        t = io.read_table(root, rel)
+        assert not t.df.empty and t.machine.usable_cores == 16 and t.scale == "ci"
