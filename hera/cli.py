@@ -18,9 +18,13 @@ COMMAND_MODULES = [
     "hera.machine",
     "hera.zoo.cli",
     "hera.workload.cli",
+    "hera.loadgen.cli",
+    "hera.policy.cli",
     "hera.report.cli",
     "hera.results_cli",
+    "hera.tables_cli",
     "hera.server.serve_cli",
+    "hera.profile.cli",
 ]
 
 

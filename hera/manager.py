@@ -1,7 +1,8 @@
 """Online node manager: pure controllers that turn per-interval observations into resource moves, and a loop
 that applies them to a node through its control API.
 
-Control API (the server's ``Node`` provides exactly these; :class:`SimulatedNode` is a profile-driven stand-in)::
+Control API (the server's ``Node`` provides exactly these; :class:`SimulatedNode` is a profile-driven
+stand-in)::
 
     stats() -> {tenant: {"p95_ms", "sla_ms", "queue_len", "qps", "cores": [...], "llc_ways": int | None}}
     resize(tenant, cores: list[int]);  set_llc_ways(tenant, ways: int)
@@ -17,7 +18,8 @@ Controllers (``step(obs, t_s, free) -> list[Move]``, no I/O, deterministic):
   unit per interval, resource kind cycling per tenant, and a move that did not help is reverted next interval
   (upsize: the receiver's p95 did not fall; downsize: the donor's slack fell below ``slack_low``).
 - :class:`HeraManager` — profile-guided: smooths offered loads, asks the profiles for the split with most
-  headroom ``argmax min_i QPS*_i(split) / load_i`` and moves there, with hysteresis: only after the target
+  headroom ``h(split) = min_i QPS*_i(split) / load_i`` and moves there, with hysteresis: a dead band (the
+  target must beat the current split's headroom by ``min_gain``), then only after the target
   lies in the same direction for ``hold_intervals`` intervals, then a ``cooldown_intervals`` pause, and no
   move in the opposite direction within ``reverse_block_intervals``. If a tenant keeps violating its SLA at
   the target, its load estimate is scaled up by ``correction`` (profile error feedback).
@@ -62,16 +64,21 @@ class TenantObs:
     @classmethod
     def from_stats(cls, d: Mapping) -> TenantObs:
         try:
-            return cls(float(d["p95_ms"]) if d["p95_ms"] is not None else math.nan, float(d["sla_ms"]),
-                       float(d.get("queue_len", 0) or 0), float(d.get("qps", 0) or 0),
-                       tuple(int(c) for c in d["cores"]), None if d.get("llc_ways") is None else int(d["llc_ways"]))
+            return cls(
+                float(d["p95_ms"]) if d["p95_ms"] is not None else math.nan,
+                float(d["sla_ms"]),
+                float(d.get("queue_len", 0) or 0),
+                float(d.get("qps", 0) or 0),
+                tuple(int(c) for c in d["cores"]),
+                None if d.get("llc_ways") is None else int(d["llc_ways"]),
+            )
         except KeyError as exc:
             raise ConfigError(f"control API stats lack field {exc.args[0]!r}") from None
 
 
 @dataclass(frozen=True)
 class Move:
-    """Move one unit of ``resource`` ("core" | "llc_way") from ``tenant_from`` to ``tenant_to`` (None = pool)."""
+    """One unit of ``resource`` ("core" | "llc_way") from ``tenant_from`` to ``tenant_to``; None = pool."""
 
     tenant_from: str | None
     tenant_to: str | None
@@ -121,7 +128,9 @@ class PartiesController:
     def _next_kind(self, tenant: str) -> None:
         self._kind[tenant] = (self._kind[tenant] + 1) % len(self.config.resources)
 
-    def step(self, obs: Mapping[str, TenantObs], t_s: float = 0.0, free: Mapping[str, int] | None = None) -> list[Move]:
+    def step(
+        self, obs: Mapping[str, TenantObs], t_s: float = 0.0, free: Mapping[str, int] | None = None
+    ) -> list[Move]:
         c = self.config
         slack = {t: o.slack for t, o in obs.items()}
         for t in obs:
@@ -147,13 +156,21 @@ class PartiesController:
                     continue
                 donor: str | None = None
                 if pool[kind] <= 0:
-                    donors = [d for d in obs if d != t and (obs[d].units(kind) or 0) > c.min_units
-                              and slack[d] >= c.slack_low]
+                    donors = [
+                        d
+                        for d in obs
+                        if d != t and (obs[d].units(kind) or 0) > c.min_units and slack[d] >= c.slack_low
+                    ]
                     if not donors:
                         continue
                     donor = max(donors, key=lambda x: slack[x])
                 self._kind[t] = c.resources.index(kind)
-                move = Move(donor, t, kind, f"upsize: slack {slack[t]:.3f} < {c.slack_low} for {self._low[t]} intervals")
+                move = Move(
+                    donor,
+                    t,
+                    kind,
+                    f"upsize: slack {slack[t]:.3f} < {c.slack_low} for {self._low[t]} intervals",
+                )
                 self._pending, self._low[t] = _Pending(move, t, True, obs[t].p95_ms), 0
                 return [move]
             return []
@@ -162,7 +179,12 @@ class PartiesController:
             for k in range(len(c.resources)):
                 kind = c.resources[(self._kind[t] + k) % len(c.resources)]
                 if (obs[t].units(kind) or 0) > c.min_units:
-                    move = Move(t, None, kind, f"downsize: slack {slack[t]:.3f} > {c.slack_high} for {self._high[t]} intervals")
+                    move = Move(
+                        t,
+                        None,
+                        kind,
+                        f"downsize: slack {slack[t]:.3f} > {c.slack_high} for {self._high[t]} intervals",
+                    )
                     self._pending, self._high[t] = _Pending(move, t, False, obs[t].p95_ms), 0
                     return [move]
         return []
@@ -175,17 +197,21 @@ class HeraConfig:
     hold_intervals: int = 3
     cooldown_intervals: int = 4
     reverse_block_intervals: int = 8
-    load_alpha: float = 0.5           # EWMA weight of the newest offered-load sample
+    load_alpha: float = 0.5  # EWMA weight of the newest offered-load sample
     max_units_per_step: int | None = None
     violation_intervals: int = 3
     correction: float = 1.15
     max_correction: float = 4.0
+    slack_high: float = 0.2  # slack above which a corrected tenant is "comfortable" (undo a correction)
+    min_gain: float = 0.10  # dead band: move only if the target's headroom beats the current one by 10%
 
 
 class HeraManager:
     """Profile-guided re-splitting of a two-tenant node as its loads change (see module docstring)."""
 
-    def __init__(self, profiles: Profiles, tenant_models: Mapping[str, str], config: HeraConfig | None = None):
+    def __init__(
+        self, profiles: Profiles, tenant_models: Mapping[str, str], config: HeraConfig | None = None
+    ):
         if len(tenant_models) != 2:
             raise ConfigError(f"HeraManager splits a node between two tenants, got {len(tenant_models)}")
         self.config = config or HeraConfig()
@@ -193,7 +219,7 @@ class HeraManager:
         self.profiles = profiles
         self.tenants = tuple(tenant_models)
         self.models = tuple(tenant_models[t] for t in self.tenants)
-        profiles.splits(*self.models)            # fail early if the pair has no profile
+        profiles.splits(*self.models)  # fail early if the pair has no profile
         self._load: dict[str, float] = {}
         self._scale = {t: 1.0 for t in self.tenants}
         self._violations = defaultdict(int)
@@ -211,19 +237,38 @@ class HeraManager:
         """(cores, ways) for the first tenant: most headroom for the current loads, near the current split."""
         a, b = self.tenants
         partitioned = obs[a].llc_ways is not None and self.profiles.node.llc_ways is not None
-        ways = "partitioned" if partitioned and any(s.ways_a is not None for s in self.profiles.splits(*self.models)) \
+        ways = (
+            "partitioned"
+            if partitioned and any(s.ways_a is not None for s in self.profiles.splits(*self.models))
             else "shared"
+        )
         ld = self.loads()
-        s = self.profiles.split_for_load(*self.models, ld[a], ld[b], ways=ways,
-                                         near=(len(obs[a].cores), obs[a].llc_ways if ways == "partitioned" else None))
+        cur = (len(obs[a].cores), obs[a].llc_ways if ways == "partitioned" else None)
+        s = self.profiles.split_for_load(*self.models, ld[a], ld[b], ways=ways, near=cur)
+        if (
+            len(obs[a].cores) + len(obs[b].cores) == self.profiles.node.cores
+        ):  # dead band around the current split
+            now = self.profiles.nearest_split(*self.models, *cur)
+            if (now.cores_a, now.ways_a) == cur and self._headroom(s, ld) <= self._headroom(now, ld) * (
+                1 + self.config.min_gain
+            ):
+                s = now
         return s.cores_a, (s.ways_a if ways == "partitioned" else None)
 
-    def step(self, obs: Mapping[str, TenantObs], t_s: float = 0.0, free: Mapping[str, int] | None = None) -> list[Move]:
+    def _headroom(self, s, loads) -> float:
+        a, b = self.tenants
+        return min(s.qps_a / max(loads[a], 1e-9), s.qps_b / max(loads[b], 1e-9))
+
+    def step(
+        self, obs: Mapping[str, TenantObs], t_s: float = 0.0, free: Mapping[str, int] | None = None
+    ) -> list[Move]:
         cfg = self.config
         a, b = self.tenants
         for t in self.tenants:
             q = obs[t].qps
-            self._load[t] = q if t not in self._load else cfg.load_alpha * q + (1 - cfg.load_alpha) * self._load[t]
+            self._load[t] = (
+                q if t not in self._load else cfg.load_alpha * q + (1 - cfg.load_alpha) * self._load[t]
+            )
         self._since_move += 1
         if self._cooldown > 0:
             self._cooldown -= 1
@@ -231,7 +276,10 @@ class HeraManager:
         tc, tw = self.target(obs)
         cur_c, cur_w = len(obs[a].cores), obs[a].llc_ways
         pool = _free(obs, free)
-        direction = (int(np.sign(tc - cur_c)), int(np.sign((tw or 0) - (cur_w or 0))) if tw is not None else 0)
+        direction = (
+            int(np.sign(tc - cur_c)),
+            int(np.sign((tw or 0) - (cur_w or 0))) if tw is not None else 0,
+        )
         if direction == (0, 0) and pool["core"] == 0 and (tw is None or pool["llc_way"] == 0):
             self._hold, self._dir = 0, None
             self._feedback(obs)
@@ -244,12 +292,22 @@ class HeraManager:
         if back and self._since_move <= cfg.reverse_block_intervals:
             return []
         node = self.profiles.node
-        moves = self._moves_to(obs, "core", {a: tc, b: node.cores - tc}, pool["core"],
-                               f"profile target {a}:{tc}/{b}:{node.cores - tc} cores for loads "
-                               + ", ".join(f"{t}={v:.1f}qps" for t, v in self.loads().items()))
+        moves = self._moves_to(
+            obs,
+            "core",
+            {a: tc, b: node.cores - tc},
+            pool["core"],
+            f"profile target {a}:{tc}/{b}:{node.cores - tc} cores for loads "
+            + ", ".join(f"{t}={v:.1f}qps" for t, v in self.loads().items()),
+        )
         if tw is not None:
-            moves += self._moves_to(obs, "llc_way", {a: tw, b: node.llc_ways - tw}, pool["llc_way"],
-                                    f"profile target {a}:{tw}/{b}:{node.llc_ways - tw} LLC ways")
+            moves += self._moves_to(
+                obs,
+                "llc_way",
+                {a: tw, b: node.llc_ways - tw},
+                pool["llc_way"],
+                f"profile target {a}:{tw}/{b}:{node.llc_ways - tw} LLC ways",
+            )
         if cfg.max_units_per_step is not None:
             moves = moves[: cfg.max_units_per_step]
         if moves:
@@ -269,11 +327,22 @@ class HeraManager:
         return moves
 
     def _feedback(self, obs) -> None:
-        """At the target but still violating for k intervals: the profile under-estimates that tenant's need."""
+        """At the target but still violating for k intervals: the profile under-estimates that need."""
+        cfg = self.config
         for t in self.tenants:
-            self._violations[t] = self._violations[t] + 1 if obs[t].slack < 0 else 0
-            if self._violations[t] >= self.config.violation_intervals:
-                self._scale[t] = min(self._scale[t] * self.config.correction, self.config.max_correction)
+            s = obs[t].slack
+            self._violations[t] = (
+                self._violations[t] + 1
+                if s < 0
+                else (self._violations[t] - 1 if s > cfg.slack_high and self._violations[t] < 0 else 0)
+            )
+            if s > cfg.slack_high and self._scale[t] > 1.0 and self._violations[t] == 0:
+                self._violations[t] = -1  # start counting comfortable intervals
+            if self._violations[t] >= cfg.violation_intervals:
+                self._scale[t] = min(self._scale[t] * cfg.correction, cfg.max_correction)
+                self._violations[t] = 0
+            elif self._violations[t] <= -cfg.violation_intervals:  # comfortable again: undo one correction
+                self._scale[t] = max(1.0, self._scale[t] / cfg.correction)
                 self._violations[t] = 0
 
 
@@ -286,17 +355,27 @@ class NodeManagerLoop:
     move never assigns a core or way twice; :meth:`stop` lets the interval in progress finish.
     """
 
-    def __init__(self, controller, control_api, interval_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 node_cores: list[int] | None = None, llc_ways: int | None = None):
+    def __init__(
+        self,
+        controller,
+        control_api,
+        interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        node_cores: list[int] | None = None,
+        llc_ways: int | None = None,
+    ):
         self.controller, self.api = controller, control_api
-        self.interval_s = float(interval_s if interval_s is not None else getattr(controller, "interval_s", 0.5))
+        self.interval_s = float(
+            interval_s if interval_s is not None else getattr(controller, "interval_s", 0.5)
+        )
         if self.interval_s <= 0:
             raise ConfigError(f"control interval must be > 0 s, got {self.interval_s}")
         self.clock, self.sleep = clock, sleep
         stats = self._stats()
-        self.node_cores = sorted(set(node_cores) if node_cores is not None
-                                 else {c for o in stats.values() for c in o.cores})
+        self.node_cores = sorted(
+            set(node_cores) if node_cores is not None else {c for o in stats.values() for c in o.cores}
+        )
         ways = [o.llc_ways for o in stats.values()]
         self.llc_ways = llc_ways if llc_ways is not None else (None if None in ways else sum(ways))
         self.moves: list[dict] = []
@@ -304,6 +383,7 @@ class NodeManagerLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.error: Exception | None = None
 
     def _stats(self) -> dict[str, TenantObs]:
         return {t: TenantObs.from_stats(d) for t, d in self.api.stats().items()}
@@ -311,8 +391,10 @@ class NodeManagerLoop:
     def free(self, obs: Mapping[str, TenantObs]) -> dict[str, int]:
         used = [c for o in obs.values() for c in o.cores]
         ways = [o.llc_ways for o in obs.values()]
-        return {"core": len(set(self.node_cores) - set(used)),
-                "llc_way": 0 if self.llc_ways is None or None in ways else self.llc_ways - sum(ways)}
+        return {
+            "core": len(set(self.node_cores) - set(used)),
+            "llc_way": 0 if self.llc_ways is None or None in ways else self.llc_ways - sum(ways),
+        }
 
     def step(self) -> list[Move]:
         """One control interval: observe, decide, apply. Returns the moves applied."""
@@ -356,24 +438,44 @@ class NodeManagerLoop:
                 self.api.set_llc_ways(m.tenant_to, obs[m.tenant_to].llc_ways + 1)
         for tenant, delta in ((m.tenant_from, -1), (m.tenant_to, +1)):
             if tenant is not None:
-                self.moves.append({"t_s": round(t_s, 6), "tenant": tenant, "resource": m.resource,
-                                   "delta": delta, "reason": m.reason})
+                self.moves.append(
+                    {
+                        "t_s": round(t_s, 6),
+                        "tenant": tenant,
+                        "resource": m.resource,
+                        "delta": delta,
+                        "reason": m.reason,
+                    }
+                )
         return True
 
     def run(self, n_intervals: int | None = None, duration_s: float | None = None) -> None:
-        """Run in this thread for ``n_intervals`` intervals or ``duration_s`` seconds (or until :meth:`stop`)."""
+        """Run in this thread for ``n_intervals`` intervals or ``duration_s`` s (or until :meth:`stop`)."""
         end = None if duration_s is None else self.clock() + duration_s
         i = 0
-        while not self._stop.is_set() and (n_intervals is None or i < n_intervals) and (end is None or self.clock() < end):
+        while (
+            not self._stop.is_set()
+            and (n_intervals is None or i < n_intervals)
+            and (end is None or self.clock() < end)
+        ):
             start = self.clock()
             self.step()
             i += 1
             self.sleep(max(0.0, self.interval_s - (self.clock() - start)))
 
     def start(self) -> None:
-        """Run in a background thread until :meth:`stop`."""
+        """Run in a background thread until :meth:`stop`; an exception ends the thread and is kept in
+        :attr:`error` (the allocation stays consistent: moves are applied donor first)."""
         self._stop.clear()
-        self._thread = threading.Thread(target=self.run, name="hera-node-manager", daemon=True)
+        self.error = None
+
+        def main():
+            try:
+                self.run()
+            except Exception as exc:  # noqa: BLE001 - reported through .error, re-raised by stop()
+                self.error = exc
+
+        self._thread = threading.Thread(target=main, name="hera-node-manager", daemon=True)
         self._thread.start()
 
     def stop(self) -> dict[str, dict]:
@@ -382,10 +484,12 @@ class NodeManagerLoop:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self.error is not None:
+            raise self.error
         return self.allocation()
 
     def allocation(self) -> dict[str, dict]:
-        """{tenant: {"cores": [...], "llc_ways": n}}; ConfigError if a core is held twice or a tenant has none."""
+        """{tenant: {"cores": [...], "llc_ways": n}}; error if a core is held twice or a tenant has none."""
         with self._lock:
             obs = self._stats()
         seen: dict[int, str] = {}
@@ -401,7 +505,8 @@ class NodeManagerLoop:
 
 # ------------------------------------------------------------------------------------------ simulated node
 def tail_ratio(rho: float, floor: float = 0.2) -> float:
-    """Tail latency / SLA at utilisation ``rho = load / QPS*`` (M/M/1-shaped): ``g(ρ) = g0 / (1 − (1 − g0) ρ)``
+    """Tail latency / SLA at utilisation ``rho = load / QPS*`` (M/M/1-shaped):
+    ``g(ρ) = g0 / (1 − (1 − g0) ρ)``
     with ``g(0) = g0`` (the low-load latency, SLA = latency / g0, i.e. ``sla.multiplier`` = 1/g0) and
     ``g(1) = 1`` (QPS* is by definition the rate at which the tail reaches the SLA); capped at 20 × SLA."""
     denom = 1.0 - (1.0 - floor) * rho
@@ -410,7 +515,8 @@ def tail_ratio(rho: float, floor: float = 0.2) -> float:
 
 @dataclass
 class SimulatedNode:
-    """A node whose tenants' tail latency follows :func:`tail_ratio` on the profiled capacities; implements the
+    """A node whose tenants' tail latency follows :func:`tail_ratio` on the profiled capacities; implements
+    the
     control API for tests and for simulating controllers on profile tables (no server involved).
 
     Capacity of tenant a with ``c_a`` cores (``w_a`` ways) next to b: the profiled split where a has ``c_a``
@@ -449,8 +555,14 @@ class SimulatedNode:
             p95 = sla * tail_ratio(rho, 1.0 / self.sla_multiplier)
             if self.noise:
                 p95 *= max(0.1, 1.0 + self.noise * self._rng.standard_normal())
-            out[t] = {"p95_ms": p95, "sla_ms": sla, "queue_len": rho / (1 - rho) if rho < 1 else 100.0,
-                      "qps": self.load_qps[t], "cores": list(self.cores[t]), "llc_ways": self.llc_ways[t]}
+            out[t] = {
+                "p95_ms": p95,
+                "sla_ms": sla,
+                "queue_len": rho / (1 - rho) if rho < 1 else 100.0,
+                "qps": self.load_qps[t],
+                "cores": list(self.cores[t]),
+                "llc_ways": self.llc_ways[t],
+            }
         return out
 
     def resize(self, tenant: str, cores: list[int]) -> None:

@@ -17,11 +17,13 @@ import pandas as pd
 from hera.report import io
 
 MODELS = ["dlrm_rmc1", "dlrm_rmc2", "dlrm_rmc3", "ncf", "wnd", "mtwnd", "din", "dien"]
-CLASSES = {"dlrm_rmc1": "memory", "dlrm_rmc2": "memory", "dlrm_rmc3": "compute", "ncf": "compute",
-           "wnd": "compute", "mtwnd": "memory", "din": "memory", "dien": "compute"}
+CLASSES = {"dlrm_rmc1": "memory-leaning", "dlrm_rmc2": "memory-leaning", "dlrm_rmc3": "compute-leaning",
+           "ncf": "compute-leaning", "wnd": "compute-leaning", "mtwnd": "memory-leaning",
+           "din": "memory-leaning", "dien": "compute-leaning"}
 POLICIES = ["single_tenant", "random", "greedy", "parties", "hera", "oracle"]
 MIXES = ["balanced", "embedding_heavy", "mlp_heavy", "skewed"]
-EMU_LEVEL = {"single_tenant": 1.0, "random": 1.04, "greedy": 1.1, "parties": 1.2, "hera": 1.36, "oracle": 1.42}
+EMU_LEVEL = {"single_tenant": 1.0, "random": 1.04, "greedy": 1.1, "parties": 1.2, "hera": 1.36,
+             "oracle": 1.42}
 SERVERS = {"single_tenant": 12, "random": 11, "greedy": 11, "parties": 10, "hera": 9, "oracle": 8}
 
 
@@ -31,7 +33,8 @@ def machine(cores: int = 16, resctrl: bool = True) -> dict:
         "cpu_model": "Synthetic Xeon 8380", "logical_cpus": cores, "physical_cores": cores, "sockets": 1,
         "usable_cpus": list(range(cores)), "llc": {"level": 3, "size_bytes": 32 * 2**20, "ways": 11},
         "llc_bytes": 32 * 2**20, "llc_partitioning": "available" if resctrl else "unavailable",
-        "resctrl": {"available": resctrl, "reason": None if resctrl else "no resctrl filesystem at /sys/fs/resctrl"},
+        "resctrl": {"available": resctrl,
+                    "reason": None if resctrl else "no resctrl filesystem at /sys/fs/resctrl"},
         "perf": {"available": False, "reason": "perf cannot count hardware events here (virtualised PMU?)"},
     }
 
@@ -48,7 +51,7 @@ def write(root: Path, rel: str, df: pd.DataFrame, meta: dict | None) -> Path:
 def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Every result table of DESIGN.md, with invented numbers of the paper's shape."""
     rng = np.random.default_rng(seed)
-    mem = {m: CLASSES[m] == "memory" for m in MODELS}
+    mem = {m: CLASSES[m] == "memory-leaning" for m in MODELS}
     t1 = pd.DataFrame({
         "model": MODELS, "params": [4.1e9 / 4 * (1 + i) for i in range(8)],
         "embedding_bytes": [4.1e9 if mem[m] else 2e8 for m in MODELS], "mlp_flops_per_item": 1e6,
@@ -56,21 +59,32 @@ def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
         "latency_ms_b64": 3.0, "latency_ms_b256": 9.0, "sla_ms": 40.0, "sla_rule": "5 x median query latency",
         "class": [CLASSES[m] for m in MODELS]})
     lat = pd.DataFrame([{"model": m, "batch_size": b, "n_samples": 20,
-                         "latency_ms_p50": (i + 1) * 0.2 + 0.02 * b, "latency_ms_p95": ((i + 1) * 0.2 + 0.02 * b) * 1.3,
+                         "latency_ms_p50": (i + 1) * 0.2 + 0.02 * b,
+                         "latency_ms_p95": ((i + 1) * 0.2 + 0.02 * b) * 1.3,
                          "latency_ms_mean": (i + 1) * 0.2 + 0.021 * b}
                         for i, m in enumerate(MODELS) for b in (1, 16, 64, 256)])
     scal = []
     for i, m in enumerate(MODELS):
         for w in range(1, cores + 1):
             q = (80 + 10 * i) * w * ((0.9 + 0.01 * i) ** (w - 1) if mem[m] else (0.99 + 0.001 * i) ** (w - 1))
-            scal.append({"model": m, "workers": w, "qps_star": q, "qps_star_lo": q * 0.93, "qps_star_hi": q * 1.05,
+            scal.append({"model": m, "workers": w, "qps_star": q, "qps_star_lo": q * 0.93,
+                         "qps_star_hi": q * 1.05,
                          "repeats": 2, "queries_per_trial": 300, "sla_ms": 40.0, "percentile": 0.95})
     memory = [{"model": m, "antagonist": k, "intensity": x, "metric": "latency_ms_p95", "value": 5 * s,
                "slowdown": s}
-              for m in MODELS for k in ("bandwidth", "cache") for x in (0.0, 0.5, 1.0)
-              for s in [1 + x * (0.8 if mem[m] else 0.15) * (1.3 if k == "bandwidth" else 1.0)]]
-    memory += [{"model": m, "antagonist": k, "intensity": 1.0, "metric": "pressure",
-                "value": 1.6 if mem[m] else 1.1, "slowdown": np.nan} for m in MODELS for k in ("bandwidth", "cache")]
+              for i, m in enumerate(MODELS) for k in ("bandwidth", "cache") for x in (0.0, 0.5, 1.0)
+              for s in [1 + x * ((0.6 + 0.05 * i) if mem[m] else 0.1 + 0.02 * i)
+                        * (1.3 if k == "bandwidth" else 1)]]
+    memory += [{"model": m, "antagonist": k, "intensity": 1.0, "metric": "pressure", "unit": "fraction",
+                "value": (0.5 if mem[m] else 0.1) + 0.03 * i * (k == "cache"), "slowdown": np.nan,
+                "note": f"probe alone {5 + i} GB/s"}
+               for i, m in enumerate(MODELS) for k in ("bandwidth", "cache")]
+    # baseline and counter rows, as hera.profile.memory writes them (ignored by F3's sensitivity panels)
+    memory += [{"model": m, "antagonist": "none", "intensity": 0.0, "metric": "latency_ms_p95", "value": 5.0,
+                "slowdown": 1.0} for m in MODELS]
+    memory += [{"model": m, "antagonist": "none", "intensity": 0.0, "metric": "counters", "value": np.nan,
+                "slowdown": np.nan, "note": "counters: unavailable (perf cannot count hardware events here)"}
+               for m in MODELS]
     pairs = []
     for a, b in itertools.combinations(MODELS, 2):
         for ca in (cores // 4, cores // 2):
@@ -81,15 +95,17 @@ def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
                           "qps_alone_b": 400.0, "emu": emu, "best": ca == cores // 2})
     emu = pd.DataFrame([{"policy": p, "mix": x, "node": n, "tenants": "dlrm_rmc1+dlrm_rmc3",
                          "emu": 1.0 if p == "single_tenant" else EMU_LEVEL[p] + rng.normal(0, 0.04)}
-                        for p in POLICIES for x in MIXES for n in range(3)])
+                        for p in POLICIES for x in ["all", *MIXES] for n in range(3)])
     lvl = []
     for p in POLICIES:
         for g, (a, b) in enumerate([("dlrm_rmc1", "dlrm_rmc3"), ("dlrm_rmc2", "wnd")]):
             for tenant in (a, b):
                 for f in (0.25, 0.5, 0.75, 1.0, 1.25):
-                    ratio = 0.3 * np.exp(2.2 * f * (0.8 if p in ("hera", "oracle") else 1.0)) / 3 + rng.uniform(0, .05)
+                    slope = 2.2 * (0.8 if p in ("hera", "oracle") else 1.0)
+                    ratio = 0.1 * np.exp(slope * f) + rng.uniform(0, .05)
                     lvl.append({"policy": p, "group": f"g{g}", "tenant": tenant, "load_frac": f,
-                                "offered_qps": 200 * f, "achieved_qps": 200 * min(f, 1.1), "p95_ms": 40 * ratio,
+                                "offered_qps": 200 * f, "achieved_qps": 200 * min(f, 1.1),
+                                "p95_ms": 40 * ratio,
                                 "sla_ms": 40.0, "n_queries": 300})
     lc = []
     for t in np.arange(0, 12, 0.5):
@@ -109,7 +125,8 @@ def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
     return {"tables/T1.csv": t1, "profile/latency.csv": lat, "profile/scalability.csv": pd.DataFrame(scal),
             "profile/memory.csv": pd.DataFrame(memory), "colocation/pairs.csv": pd.DataFrame(pairs),
             "policy/emu.csv": emu, "serving/latency_vs_load.csv": pd.DataFrame(lvl),
-            "serving/load_change.csv": pd.DataFrame(lc), "serving/moves.csv": moves, "cluster/servers.csv": servers}
+            "serving/load_change.csv": pd.DataFrame(lc), "serving/moves.csv": moves,
+            "cluster/servers.csv": servers}
 
 
 def write_results(root: Path, cores: int = 16, resctrl: bool = True, scale: str = "ci",

@@ -153,7 +153,8 @@ def tenant_schedule(settings: LoadgenSettings, library_items: int, tenant: str) 
 def _as_streams(streams, tenant: str) -> dict[str, LoadgenSettings]:
     if isinstance(streams, LoadgenSettings):
         return {tenant: streams}
-    if isinstance(streams, Mapping) and streams and all(isinstance(v, LoadgenSettings) for v in streams.values()):
+    if isinstance(streams, Mapping) and streams and \
+            all(isinstance(v, LoadgenSettings) for v in streams.values()):
         return dict(streams)
     raise ConfigError("streams must be LoadgenSettings or a non-empty mapping tenant -> LoadgenSettings")
 
@@ -461,13 +462,16 @@ def _summarise(rows: pd.DataFrame, settings: LoadgenSettings | None) -> dict[str
         out[f"latency_ms_{tag}_hi"] = est.hi
         if settings.latency_bound_ms is not None:
             bound = settings.latency_bound_ms
-            n_over = int(out["n_failed"] + (lat > bound).sum())
-            v = stats.early_stopping(n, n_over, p) if n else None
+            # issued queries that failed or missed the bound; queries never issued (an aborted run)
+            # make the run incomplete, hence a fail
+            n_done = n - out["n_not_issued"]
+            n_over = int(out["n_error"] + out["n_timeout"] + (lat > bound).sum())
+            v = stats.early_stopping(n_done, n_over, p) if n_done else None
+            verdict = "fail" if out["n_not_issued"] else (v.verdict if v else "undecided")
             out.update(
                 latency_bound_ms=bound, n_over_bound=n_over,
                 early_stopping_needed=v.needed if v else math.nan,
-                early_stopping_verdict=v.verdict if v else "undecided",
-                passed=bool(v and v.passed),
+                early_stopping_verdict=verdict, passed=verdict == "pass",
             )
     return out
 
@@ -475,4 +479,5 @@ def _summarise(rows: pd.DataFrame, settings: LoadgenSettings | None) -> dict[str
 def check_sut(sut: Any) -> None:
     """Raise :class:`HeraError` if ``sut`` lacks the SUT protocol's ``issue`` method."""
     if not callable(getattr(sut, "issue", None)):
-        raise HeraError(f"{type(sut).__name__} is not a SUT: it has no issue(tenant, sample_start, n_items, on_done)")
+        raise HeraError(f"{type(sut).__name__} is not a SUT: it has no "
+                        "issue(tenant, sample_start, n_items, on_done)")

@@ -59,17 +59,26 @@ class SUT(Protocol):
 
 # ------------------------------------------------------------------------------------------- NodeSUT
 class NodeSUT:
-    """Adapter: ``hera.server.node.Node`` (``submit -> Future[QueryResult]``) → SUT protocol.
+    """Adapter: ``hera.server.node.Node`` → SUT protocol.
 
-    The adapter waits on the returned future (not on ``submit``'s own ``on_done``), so a future that
-    fails with an exception becomes a ``QueryResult`` with ``ok=False`` and the exception as ``error``.
+    Uses the node's own ``issue`` when it has one (it reports overload — a full queue, a stopping node —
+    as a failed result); otherwise ``submit(...) -> Future[QueryResult]``, where a future that fails
+    with an exception becomes a ``QueryResult`` with ``ok=False`` and the exception as ``error``.
     """
 
     def __init__(self, node: Any):
         self.node = node
         self._ids = itertools.count()
+        self._native = callable(getattr(node, "issue", None))
+
+    def library_items(self, tenant: str) -> int:
+        """Items in the tenant's sample library (``node.library_size``)."""
+        return int(self.node.library_size(tenant))
 
     def issue(self, tenant: str, sample_start: int, n_items: int, on_done: OnDone) -> None:
+        if self._native:
+            self.node.issue(tenant, int(sample_start), int(n_items), on_done)
+            return
         t_submit = time.monotonic_ns()
         fut = self.node.submit(tenant, int(sample_start), int(n_items))
         qid = next(self._ids)
@@ -372,7 +381,7 @@ def mdc_sojourn_quantile_sim_s(p: float, rate_qps: float, service_s: float, c: i
 
 def qps_at_latency(quantile_fn: Callable[[float], float], bound_s: float, hi_qps: float,
                    rel_tol: float = 1e-6) -> float:
-    """The rate at which ``quantile_fn(rate)`` (increasing in rate) equals ``bound_s`` (bisection in (0, hi))."""
+    """The rate in (0, hi) at which ``quantile_fn(rate)`` (increasing) equals ``bound_s`` (bisection)."""
     lo, hi = 0.0, hi_qps
     if quantile_fn(hi * (1 - 1e-9)) <= bound_s:
         return hi

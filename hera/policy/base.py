@@ -13,7 +13,8 @@ Conventions shared by all policies:
 - every model of ``models`` is placed on exactly one node of the plan; a node holds one or two tenants;
 - ``demand_qps`` is the offered load per model. Policies use it only for its *ratios* and size relative to a
   node (see :func:`node_load`); ``None`` means "each model offers half a node of work" (``0.5 × QPS*_alone``);
-- ``rng`` is a ``numpy.random.Generator`` (one seed per source of randomness); deterministic policies ignore it.
+- ``rng`` is a ``numpy.random.Generator`` (one seed per source of randomness); deterministic policies
+  ignore it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class NodePlan:
     @classmethod
     def of(cls, tenants: Sequence[TenantShare], profiles: Profiles) -> NodePlan:
         tenants = tuple(tenants)
-        return cls(tenants, emu([t.capacity_qps for t in tenants], [profiles.qps_alone(t.model) for t in tenants]))
+        return cls(
+            tenants, emu([t.capacity_qps for t in tenants], [profiles.qps_alone(t.model) for t in tenants])
+        )
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -79,8 +82,13 @@ class Policy(ABC):
     adaptive_split: ClassVar[bool] = False
 
     @abstractmethod
-    def plan(self, models: Sequence[str], profiles: Profiles, demand_qps: Mapping[str, float] | None = None,
-             rng: np.random.Generator | None = None) -> Plan:
+    def plan(
+        self,
+        models: Sequence[str],
+        profiles: Profiles,
+        demand_qps: Mapping[str, float] | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> Plan:
         """Group ``models`` onto nodes and split each node's resources."""
 
 
@@ -118,8 +126,11 @@ def check_demand(models: Sequence[str], demand_qps: Mapping[str, float] | None) 
     return out
 
 
-def node_load(models: Sequence[str], profiles: Profiles, demand_qps: Mapping[str, float] | None) -> dict[str, float]:
-    """The load one node holding ``models`` is planned for: the demanded rates scaled so that together they are
+def node_load(
+    models: Sequence[str], profiles: Profiles, demand_qps: Mapping[str, float] | None
+) -> dict[str, float]:
+    """The load one node holding ``models`` is planned for: the demanded rates scaled so that together they
+    are
     one node of isolated work, ``Σ_i d_i / QPS*_i,alone = 1`` (keeps the demanded ratio); without demand each
     model offers ``DEFAULT_LOAD_FRAC × QPS*_alone`` (one node of work for a pair)."""
     alone = {m: profiles.qps_alone(m) for m in models}
@@ -133,19 +144,31 @@ def node_load(models: Sequence[str], profiles: Profiles, demand_qps: Mapping[str
 
 def single_node(model: str, profiles: Profiles) -> NodePlan:
     """The baseline: one model alone at its best worker count, whole LLC (EMU = 1)."""
-    share = TenantShare(model, profiles.best_workers(model), profiles.node.llc_ways, profiles.qps_alone(model))
+    share = TenantShare(
+        model, profiles.best_workers(model), profiles.node.llc_ways, profiles.qps_alone(model)
+    )
     return NodePlan.of([share], profiles)
 
 
 def pair_node(a: str, b: str, split: Split, profiles: Profiles) -> NodePlan:
-    return NodePlan.of([TenantShare(a, split.cores_a, split.ways_a, split.qps_a),
-                        TenantShare(b, split.cores_b, split.ways_b, split.qps_b)], profiles)
+    return NodePlan.of(
+        [
+            TenantShare(a, split.cores_a, split.ways_a, split.qps_a),
+            TenantShare(b, split.cores_b, split.ways_b, split.qps_b),
+        ],
+        profiles,
+    )
 
 
 def plan_table(plan: Plan, policy: str, mix: str = "all") -> pd.DataFrame:
     """Tidy rows for ``policy/emu.csv``: policy, mix, node, tenants ("a+b"), emu."""
-    return pd.DataFrame([{"policy": policy, "mix": mix, "node": i, "tenants": "+".join(n.models), "emu": n.emu}
-                         for i, n in enumerate(plan)], columns=["policy", "mix", "node", "tenants", "emu"])
+    return pd.DataFrame(
+        [
+            {"policy": policy, "mix": mix, "node": i, "tenants": "+".join(n.models), "emu": n.emu}
+            for i, n in enumerate(plan)
+        ],
+        columns=["policy", "mix", "node", "tenants", "emu"],
+    )
 
 
 def mean_emu(plan: Plan) -> float:

@@ -48,7 +48,9 @@ class Greedy(Policy):
 
     def plan(self, models, profiles, demand_qps=None, rng=None) -> Plan:
         models = profiles.check_models(models)
-        demand = check_demand(models, demand_qps) or {m: DEFAULT_LOAD_FRAC * profiles.qps_alone(m) for m in models}
+        demand = check_demand(models, demand_qps) or {
+            m: DEFAULT_LOAD_FRAC * profiles.qps_alone(m) for m in models
+        }
         k = {m: demanded_cores(m, demand[m], profiles) for m in models}
         plan = []
         for group in first_fit_decreasing(k, profiles.node.cores):

@@ -5,7 +5,8 @@
   (O(2^n · n)); beyond that a greedy matching (heaviest edge first) improved by 2-swaps, whose weight is
   certified against :func:`matching_upper_bound`.
 - :func:`matching_upper_bound`: max-weight cycle cover (``scipy.optimize.linear_sum_assignment`` on the
-  symmetric matrix with zero diagonal) / 2 ≥ best matching (a matching {i,j} is the cover i→j→i, counted twice).
+  symmetric matrix with zero diagonal) / 2 ≥ best matching (a matching {i,j} is the cover i→j→i, counted
+  twice).
 - :func:`best_mean_grouping`: the grouping (pairs + singles) maximising the *mean EMU per node*
   ``(Σ_pairs EMU_p + #singles) / #nodes`` by Dinkelbach's method: for λ, maximise
   ``Σ_nodes (EMU − λ) = n(1 − λ) + Σ_pairs (EMU_p − 2 + λ)`` — a matching with weights ``EMU_p − 2 + λ`` —
@@ -46,8 +47,8 @@ def _exact_matching(w: np.ndarray) -> list[tuple[int, int]]:
     def solve(mask: int) -> tuple[float, tuple]:
         if mask in best:
             return best[mask]
-        i = (~mask & full).bit_length() - 1          # highest free vertex
-        value, pairs = solve(mask | (1 << i))          # i stays single
+        i = (~mask & full).bit_length() - 1  # highest free vertex
+        value, pairs = solve(mask | (1 << i))  # i stays single
         for j in range(n):
             if j != i and not mask >> j & 1:
                 wij = _weight(w, i, j)
@@ -69,7 +70,7 @@ def _greedy_matching(w: np.ndarray) -> list[tuple[int, int]]:
         if wij > 0 and i not in mate and j not in mate:
             mate[i], mate[j] = j, i
     improved = True
-    while improved:                                   # 2-swap: {a,b},{c,d} → {a,c},{b,d} or {a,d},{b,c}
+    while improved:  # 2-swap: {a,b},{c,d} → {a,c},{b,d} or {a,d},{b,c}
         improved = False
         pairs = sorted({(min(a, b), max(a, b)) for a, b in mate.items()})
         for x in range(len(pairs)):
@@ -77,7 +78,10 @@ def _greedy_matching(w: np.ndarray) -> list[tuple[int, int]]:
                 (a, b), (c, d) = pairs[x], pairs[y]
                 old = _weight(w, a, b) + _weight(w, c, d)
                 for (p, q), (r, s) in (((a, c), (b, d)), ((a, d), (b, c))):
-                    if _weight(w, p, q) + _weight(w, r, s) > old + 1e-12 and min(_weight(w, p, q), _weight(w, r, s)) > 0:
+                    if (
+                        _weight(w, p, q) + _weight(w, r, s) > old + 1e-12
+                        and min(_weight(w, p, q), _weight(w, r, s)) > 0
+                    ):
                         mate.update({p: q, q: p, r: s, s: r})
                         improved = True
                         break
@@ -125,5 +129,5 @@ def all_groupings(items: Sequence) -> Iterator[list[tuple]]:
     for g in all_groupings(rest):
         yield [(first,)] + g
     for k, other in enumerate(rest):
-        for g in all_groupings(rest[:k] + rest[k + 1:]):
+        for g in all_groupings(rest[:k] + rest[k + 1 :]):
             yield [(first, other)] + g

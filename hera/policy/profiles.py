@@ -7,7 +7,8 @@ Input tables (tidy, as written by ``hera.profile``; see docs/DESIGN.md "Result t
 - ``colocation/pairs.csv``: ``model_a, model_b, cores_a, cores_b, ways_a, ways_b, qps_star_a, qps_star_b``
   (+ ``qps_alone_a/b, emu, best``); empty ``ways_*`` = shared (unpartitioned) LLC. Every row splits the whole
   node: ``cores_a + cores_b`` = node cores and, when partitioned, ``ways_a + ways_b`` = node LLC ways.
-- ``profile/memory.csv`` (optional, for the predictor): ``model, antagonist, intensity, metric, value, slowdown``.
+- ``profile/memory.csv`` (optional, for the predictor):
+  ``model, antagonist, intensity, metric, value, slowdown``.
 
 EMU (SPEC §2), computed by :func:`emu` everywhere in this package::
 
@@ -34,16 +35,20 @@ PAIR_COLUMNS = ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", 
 MEMORY_COLUMNS = ("model", "antagonist", "intensity", "metric", "value", "slowdown")
 
 
-def emu(qps_colocated: Sequence[float], qps_alone: Sequence[float]) -> float:
-    """``EMU = Σ_i QPS*_i(co-located) / QPS*_i(alone, whole node)`` (SPEC §2); 1.0 = one model alone."""
+def emu(qps_colocated: Sequence, qps_alone: Sequence):
+    """``EMU = Σ_i QPS*_i(co-located) / QPS*_i(alone, whole node)`` (SPEC §2); 1.0 = one model alone.
+
+    One entry per tenant i; entries may be scalars (→ float) or equal-length arrays (→ one EMU per split).
+    """
     if len(qps_colocated) != len(qps_alone):
         raise ConfigError("emu needs one alone capacity per co-located tenant")
     total = 0.0
     for q, a in zip(qps_colocated, qps_alone):
-        if not a > 0:
+        a = np.asarray(a, float)
+        if not np.all(a > 0):
             raise ConfigError("emu needs a positive alone capacity for every tenant")
-        total += float(q) / float(a)
-    return total
+        total = total + np.asarray(q, float) / a
+    return float(total) if np.ndim(total) == 0 else total
 
 
 def _require_columns(df: pd.DataFrame, columns: Iterable[str], table: str) -> None:
@@ -87,9 +92,14 @@ class Profiles:
     (``cores_a + cores_b``) or else the largest isolated worker count; ways from ``ways_a + ways_b``.
     """
 
-    def __init__(self, scalability: pd.DataFrame, pairs: pd.DataFrame | None = None,
-                 memory: pd.DataFrame | None = None, node_cores: int | None = None,
-                 llc_ways: int | None = None):
+    def __init__(
+        self,
+        scalability: pd.DataFrame,
+        pairs: pd.DataFrame | None = None,
+        memory: pd.DataFrame | None = None,
+        node_cores: int | None = None,
+        llc_ways: int | None = None,
+    ):
         _require_columns(scalability, SCALABILITY_COLUMNS, "scalability")
         scal = scalability.copy()
         scal["model"] = scal["model"].astype(str)
@@ -100,7 +110,8 @@ class Profiles:
             raise ConfigError("scalability table is empty")
         self.models: tuple[str, ...] = tuple(sorted(scal["model"].unique()))
         self._scal = scal.groupby(["model", "workers"], as_index=False).agg(
-            qps_star=("qps_star", "mean"), sla_ms=("sla_ms", "first"))
+            qps_star=("qps_star", "mean"), sla_ms=("sla_ms", "first")
+        )
 
         cores_from_pairs = ways_from_pairs = None
         if pairs is not None and len(pairs):
@@ -117,16 +128,26 @@ class Profiles:
         max_workers = int(self._scal["workers"].max())
         cores = node_cores if node_cores is not None else (cores_from_pairs or max_workers)
         if cores_from_pairs is not None and cores_from_pairs != cores:
-            raise ConfigError(f"inconsistent node size: config says {cores} cores, co-location splits use "
-                              f"{cores_from_pairs}")
+            raise ConfigError(
+                f"inconsistent node size: config says {cores} cores, co-location splits use "
+                f"{cores_from_pairs}"
+            )
         if max_workers > cores:
-            raise ConfigError(f"inconsistent node size: scalability has {max_workers} workers on a {cores}-core node")
+            raise ConfigError(
+                f"inconsistent node size: scalability has {max_workers} workers on a {cores}-core node"
+            )
         ways = llc_ways if llc_ways is not None else ways_from_pairs
         if ways_from_pairs is not None and ways != ways_from_pairs:
-            raise ConfigError(f"inconsistent node size: config says {ways} LLC ways, splits use {ways_from_pairs}")
+            raise ConfigError(
+                f"inconsistent node size: config says {ways} LLC ways, splits use {ways_from_pairs}"
+            )
         self.node = NodeSize(int(cores), None if ways is None else int(ways))
         self._alone = {m: self._best(m) for m in self.models}
-        self._pairs = self._canonical_pairs(pairs) if pairs is not None and len(pairs) else self._empty_pairs()
+        self._curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._sla = {m: float(v) for m, v in self._scal.groupby("model")["sla_ms"].first().items()}
+        self._pairs = (
+            self._canonical_pairs(pairs) if pairs is not None and len(pairs) else self._empty_pairs()
+        )
         self._split_cache: dict[tuple[str, str], list[Split]] = {}
         self.memory = None
         if memory is not None:
@@ -138,8 +159,10 @@ class Profiles:
     def _check_models(self, names: Iterable[str], table: str) -> None:
         unknown = sorted(set(map(str, names)) - set(self.models))
         if unknown:
-            raise ConfigError(f"{table} table names model(s) {', '.join(unknown)} that have no isolated profile; "
-                              f"profiled: {', '.join(self.models)}")
+            raise ConfigError(
+                f"{table} table names model(s) {', '.join(unknown)} that have no isolated profile; "
+                f"profiled: {', '.join(self.models)}"
+            )
 
     def check_models(self, models: Iterable[str]) -> list[str]:
         """Return ``models`` as a list; ConfigError for an unknown one or a duplicate."""
@@ -153,7 +176,9 @@ class Profiles:
 
     @staticmethod
     def _empty_pairs() -> pd.DataFrame:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in PAIR_COLUMNS} | {"source": pd.Series(dtype=str)})
+        return pd.DataFrame(
+            {c: pd.Series(dtype=float) for c in PAIR_COLUMNS} | {"source": pd.Series(dtype=str)}
+        )
 
     def _canonical_pairs(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """Orient every row with ``model_a < model_b``, average repeats, drop self-pairs, add ``source``."""
@@ -173,7 +198,8 @@ class Profiles:
             p["source"] = "measured"
         keys = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b"]
         p = p.groupby(keys, as_index=False, dropna=False).agg(
-            qps_star_a=("qps_star_a", "mean"), qps_star_b=("qps_star_b", "mean"), source=("source", "first"))
+            qps_star_a=("qps_star_a", "mean"), qps_star_b=("qps_star_b", "mean"), source=("source", "first")
+        )
         return p[list(PAIR_COLUMNS) + ["source"]].reset_index(drop=True)
 
     # ---------------------------------------------------------------- isolated capacity
@@ -183,24 +209,33 @@ class Profiles:
         return int(s["workers"].iloc[i]), float(s["qps_star"].iloc[i])
 
     def sla_ms(self, model: str) -> float:
-        self.check_models([model])
-        return float(self._scal.loc[self._scal["model"] == model, "sla_ms"].iloc[0])
+        """The model's SLA (ms), as stored with its isolated profile."""
+        if model not in self._sla:
+            self.check_models([model])
+        return self._sla[model]
 
     def best_workers(self, model: str) -> int:
         """Worker count (= cores) at which the model alone reaches its highest QPS*."""
-        self.check_models([model])
+        if model not in self._alone:
+            self.check_models([model])
         return self._alone[model][0]
 
-    def qps_alone(self, model: str, workers: float | None = None) -> float:
-        """QPS* of the model alone: with ``workers`` workers (linear interpolation between measured counts,
-        0 at 0 workers), or, when ``workers`` is None, its best over the whole node (the EMU denominator)."""
-        self.check_models([model])
+    def qps_alone(self, model: str, workers=None):
+        """QPS* of the model alone: with ``workers`` workers (scalar or array; linear interpolation between
+        measured counts, 0 at 0 workers), or, when ``workers`` is None, its best over the whole node (the EMU
+        denominator)."""
+        if model not in self._alone:
+            self.check_models([model])
         if workers is None:
             return self._alone[model][1]
-        s = self._scal[self._scal["model"] == model].sort_values("workers")
-        x = np.concatenate([[0.0], s["workers"].to_numpy(float)])
-        y = np.concatenate([[0.0], s["qps_star"].to_numpy(float)])
-        return float(np.interp(workers, x, y))
+        if model not in self._curves:
+            s = self._scal[self._scal["model"] == model].sort_values("workers")
+            self._curves[model] = (
+                np.concatenate([[0.0], s["workers"].to_numpy(float)]),
+                np.concatenate([[0.0], s["qps_star"].to_numpy(float)]),
+            )
+        y = np.interp(workers, *self._curves[model])
+        return float(y) if np.ndim(y) == 0 else y
 
     def scalability(self, model: str) -> pd.DataFrame:
         """The model's ``workers, qps_star`` curve, sorted by workers."""
@@ -231,21 +266,31 @@ class Profiles:
         lo, hi = sorted((a, b))
         p = self._pairs[(self._pairs["model_a"] == lo) & (self._pairs["model_b"] == hi)]
         if p.empty:
-            raise ConfigError(f"no co-location profile for pair ({a}, {b}); profile it or fill it in with the "
-                              "predictor (Profiles.with_predicted)")
+            raise ConfigError(
+                f"no co-location profile for pair ({a}, {b}); profile it or fill it in with the "
+                "predictor (Profiles.with_predicted)"
+            )
         flip = lo != a
         alone = (self.qps_alone(a), self.qps_alone(b))
         out = []
         for r in p.itertuples(index=False):
-            ca, cb, wa, wb, qa, qb = r.cores_a, r.cores_b, _ways(r.ways_a), _ways(r.ways_b), r.qps_star_a, r.qps_star_b
+            ca, cb, wa, wb, qa, qb = (
+                r.cores_a,
+                r.cores_b,
+                _ways(r.ways_a),
+                _ways(r.ways_b),
+                r.qps_star_a,
+                r.qps_star_b,
+            )
             if flip:
                 ca, cb, wa, wb, qa, qb = cb, ca, wb, wa, qb, qa
             out.append(Split(int(ca), int(cb), wa, wb, float(qa), float(qb), emu((qa, qb), alone), r.source))
         self._split_cache[(a, b)] = out
         return out
 
-    def best_split(self, a: str, b: str, demand_qps: Mapping[str, float] | None = None,
-                   ways: str = "any") -> Split:
+    def best_split(
+        self, a: str, b: str, demand_qps: Mapping[str, float] | None = None, ways: str = "any"
+    ) -> Split:
         """The split a profile-guided planner picks.
 
         Without demand: highest EMU among splits where both tenants sustain some load (QPS* > 0).
@@ -264,8 +309,15 @@ class Profiles:
             cand = ok
         return max(cand, key=lambda s: (round(s.emu, 12), -abs(s.cores_a - s.cores_b), s.cores_a))
 
-    def split_for_load(self, a: str, b: str, load_a: float, load_b: float, ways: str = "any",
-                       near: tuple[int, int | None] | None = None) -> Split:
+    def split_for_load(
+        self,
+        a: str,
+        b: str,
+        load_a: float,
+        load_b: float,
+        ways: str = "any",
+        near: tuple[int, int | None] | None = None,
+    ) -> Split:
         """Split with the most headroom for the offered loads: ``argmax min(QPS*_a/load_a, QPS*_b/load_b)``;
         ties broken by EMU, then by closeness to ``near`` = (cores_a, ways_a) (the current allocation)."""
         eps = 1e-9
@@ -287,14 +339,20 @@ class Profiles:
         return min(cand, key=lambda s: (abs(s.cores_a - target), abs((s.ways_a or half) - half)))
 
     def nearest_split(self, a: str, b: str, cores_a: int, ways_a: int | None = None) -> Split:
-        """The profiled split with ``cores_a`` cores (and ``ways_a`` LLC ways, None = shared LLC) for a, or the
+        """The profiled split with ``cores_a`` cores (and ``ways_a`` LLC ways, None = shared LLC) for a, or
+        the
         nearest one (cores first, then shared/partitioned, then ways) when that exact split is missing."""
-        return min(self.splits(a, b), key=lambda s: (abs(s.cores_a - cores_a) * 100
-                                                      + (0 if (s.ways_a is None) == (ways_a is None) else 50)
-                                                      + abs((s.ways_a or 0) - (ways_a or 0))))
+        return min(
+            self.splits(a, b),
+            key=lambda s: (
+                abs(s.cores_a - cores_a) * 100
+                + (0 if (s.ways_a is None) == (ways_a is None) else 50)
+                + abs((s.ways_a or 0) - (ways_a or 0))
+            ),
+        )
 
     def capacity(self, a: str, b: str, cores_a: int, ways_a: int | None = None) -> tuple[float, float]:
-        """(QPS*_a, QPS*_b) of a and b sharing the node, a holding ``cores_a`` cores (:meth:`nearest_split`)."""
+        """(QPS*_a, QPS*_b) of a and b sharing the node, a holding ``cores_a`` cores (nearest_split)."""
         s = self.nearest_split(a, b, cores_a, ways_a)
         return s.qps_a, s.qps_b
 
@@ -308,25 +366,35 @@ class Profiles:
             raise ConfigError(f"ways must be any, shared or partitioned, got {ways!r}")
         return splits
 
-    def with_pairs(self, extra: pd.DataFrame, source: str = "predicted") -> Profiles:
-        """A copy whose co-location table also holds ``extra`` rows (e.g. predictions) for pairs that have no
-        measured row; measured pairs are kept as they are."""
+    def with_pairs(
+        self, extra: pd.DataFrame, source: str = "predicted", keep_measured: bool = True
+    ) -> Profiles:
+        """A copy whose co-location table holds ``extra`` rows (e.g. predictions, tagged ``source``) for every
+        pair without a measured row (``keep_measured``), or in place of all rows (``keep_measured=False``)."""
         extra = extra.copy()
         extra["source"] = source
-        keep = [r for r in extra.itertuples(index=False)
-                if not self.has_pair(str(r.model_a), str(r.model_b), source="measured")]
+        measured = self._pairs[self._pairs["source"] == "measured"] if keep_measured else self._empty_pairs()
+        have = set(zip(measured["model_a"], measured["model_b"]))
+        lo_hi = [tuple(sorted((str(a), str(b)))) for a, b in zip(extra["model_a"], extra["model_b"])]
+        rows = extra[[k not in have for k in lo_hi]]
         new = Profiles.__new__(Profiles)
         new.__dict__.update(self.__dict__)
         new._split_cache = {}
-        if keep:
-            rows = pd.DataFrame(keep, columns=extra.columns)
-            new._pairs = pd.concat([self._pairs[self._pairs["source"] == "measured"],
-                                    self._canonical_pairs(rows)], ignore_index=True)
+        new._pairs = pd.concat(
+            [
+                df
+                for df in (measured, self._canonical_pairs(rows) if len(rows) else None)
+                if df is not None and len(df)
+            ]
+            or [self._empty_pairs()],
+            ignore_index=True,
+        )
         return new
 
     @classmethod
-    def from_files(cls, scalability, pairs=None, memory=None, node_cores: int | None = None,
-                   llc_ways: int | None = None) -> Profiles:
+    def from_files(
+        cls, scalability, pairs=None, memory=None, node_cores: int | None = None, llc_ways: int | None = None
+    ) -> Profiles:
         """Read the CSV tables (paths) and validate them; ConfigError naming a missing file."""
         from pathlib import Path
 

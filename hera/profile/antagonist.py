@@ -6,8 +6,8 @@ next to a "bubble" of tunable memory pressure) and the *pressure* it exerts itse
 kernel of known behaviour slows down next to it). This module provides the bubbles, each a separate process per
 core, pinned with ``sched_setaffinity`` and written with numpy so the work happens in compiled loops:
 
-- ``bandwidth``: streaming copy (reads + writes) over a buffer much larger than the LLC
-  (default ``max(4 × LLC, 64 MiB)`` per process), duty-cycled to ``intensity``: in every period
+- ``bandwidth``: streaming copy (reads + writes) over buffers much larger than the LLC
+  (default ``max(4 × LLC / processes, 32 MiB)`` per process), duty-cycled to ``intensity``: in every period
   (default 1 ms) the process copies for ``intensity × period`` and sleeps for the rest.
 - ``cache``: random gathers (one 8-byte read per cache line, in a random permutation of the lines) over a working
   set of ``intensity × LLC`` bytes (split evenly over the antagonist's processes), all the time. The permutation
@@ -125,12 +125,15 @@ def _antagonist_main(kind: str, intensity: float, core: int, work_bytes: int, pe
                 if clock() >= busy_until:
                     break
         t1 = clock()
-        counters[base + _BYTES] += moved
-        counters[base + _LINES] += lines
-        counters[base + _ACTIVE_S] += t1 - t0
-        rest = t0 + period_s - t1
-        if rest > 0 and duty < 1.0:
-            time.sleep(rest)
+        if moved or lines:
+            counters[base + _BYTES] += moved
+            counters[base + _LINES] += lines
+            counters[base + _ACTIVE_S] += t1 - t0
+            rest = t0 + period_s - t1
+            if rest > 0 and duty < 1.0:
+                time.sleep(rest)
+        else:  # idle control: present, pinned, doing nothing
+            time.sleep(0.01)
         counters[base + _WALL_S] = clock() - t_begin
         n_period += 1
         if n_period % 64 == 0 and os.getppid() != parent_pid:
@@ -222,7 +225,7 @@ class Antagonist:
     """A group of pinned processes (one per core) exerting ``kind`` pressure at ``intensity`` ∈ [0, 1].
 
     ``llc_bytes``: LLC size the ``cache`` working set is a fraction of (default: this machine's);
-    ``buffer_bytes``: per-process buffer of ``bandwidth`` (default ``max(4 × LLC, 64 MiB)``);
+    ``buffer_bytes``: per-process buffer of ``bandwidth`` (default ``max(4 × LLC / processes, 32 MiB)``);
     ``period_ms``: duty-cycle period of ``bandwidth``. Use as a context manager, or call :meth:`start` and
     :meth:`stop` (also done at interpreter exit and when the object is collected).
     """
@@ -249,7 +252,8 @@ class Antagonist:
         self.kind, self.intensity, self.cores = kind, float(intensity), cores
         self.llc_bytes = int(llc_bytes or llc_bytes_of_machine())
         if kind == "bandwidth":
-            self.work_bytes = int(buffer_bytes or max(4 * self.llc_bytes, 64 * 1024**2))
+            # together the processes stream over >= 4 x LLC (each at least 32 MiB): far more than the LLC holds
+            self.work_bytes = int(buffer_bytes or max(4 * self.llc_bytes // len(cores), 32 * 1024**2))
         else:
             self.work_bytes = int(self.intensity * self.llc_bytes / len(cores))
         self.period_s = period_ms / 1e3

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(problems)} of {len(expected(results, figures))} outputs missing or unusable:")
         print("\n".join("  " + p for p in problems))
         return 1
-    print(f"all {len(expected(results, figures))} figures and tables present in {figures} and {results}/tables")
+    n = len(expected(results, figures))
+    print(f"all {n} figures and tables present in {figures} and {results}/tables")
     return 0
 
 

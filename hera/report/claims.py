@@ -58,7 +58,8 @@ class Claim:
 
 CLAIMS = {c.id: c for c in (
     Claim("C1", "Embedding-dominated models scale worse with workers than MLP-dominated ones", "qualitative"),
-    Claim("C2", "Co-locating heterogeneous models gives higher EMU than co-locating alike ones", "qualitative"),
+    Claim("C2", "Co-locating heterogeneous models gives higher EMU than co-locating alike ones",
+          "qualitative"),
     Claim("C3", "Hera raises EMU over the baseline (single-tenant) server", "+37.3% EMU on average"),
     Claim("C4", "Hera needs fewer servers than the baseline server", "-26% servers"),
     Claim("C5", "Hera keeps tenants within their SLA under changing load", "SLA kept"),
@@ -129,15 +130,17 @@ def _mean_per_mix(df: pd.DataFrame, value: str, policy: str) -> pd.Series:
     return df[df["policy"] == policy].groupby("mix")[value].mean()
 
 
-def emu_gain(emu: pd.DataFrame) -> float | None:
-    """Mean over mixes of Hera's mean node EMU / single-tenant's, minus 1 (None if either is absent)."""
+def emu_gains(emu: pd.DataFrame) -> pd.Series:
+    """Per mix (``all`` included): Hera's mean node EMU / single-tenant's - 1 (empty if either is absent)."""
     hera, base = _mean_per_mix(emu, "emu", HERA), _mean_per_mix(emu, "emu", BASELINE)
-    if hera.empty or base.empty:
-        return None
     common = hera.index.intersection(base.index)
-    if len(common):
-        return float((hera[common] / base[common]).mean() - 1)
-    return float(hera.mean() / base.mean() - 1)  # mixes named differently: compare overall means
+    return (hera[common] / base[common] - 1).rename("gain")
+
+
+def emu_gain(emu: pd.DataFrame) -> float | None:
+    """Mean over mixes of :func:`emu_gains` (None without a mix holding both Hera and single-tenant)."""
+    gains = emu_gains(emu)
+    return None if gains.empty else float(gains.mean())
 
 
 def server_reductions(servers: pd.DataFrame) -> pd.Series:
@@ -163,14 +166,15 @@ def violation_windows(load_change: pd.DataFrame) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------------- verdicts
-def core_gate(machine: io.MachineInfo) -> str | None:
-    """Why worker scalability / co-location cannot be shown on this machine, or None if it can."""
+def core_gate(machine: io.MachineInfo, what: str = "this effect") -> str | None:
+    """Why ``what`` (a worker-scalability or co-location effect) cannot be shown on this machine, or None."""
     n = machine.usable_cores
     if n is None or n >= MIN_CORES_FOR_COLOCATION:
         return None
     splits = " or ".join(f"{a}+{n - a}" for a in range(1, n // 2 + 1)) or "none"
-    return (f"only {n} usable core(s): worker scalability has {n} point(s) and a {n}-core node has only the "
-            f"split {splits}, so this effect cannot be shown meaningfully (needs >= {MIN_CORES_FOR_COLOCATION})")
+    return (f"only {n} usable core(s): a scalability curve has {n} point(s) and a {n}-core node has only the "
+            f"split {splits}, so {what} cannot be shown meaningfully "
+            f"(needs >= {MIN_CORES_FOR_COLOCATION} cores)")
 
 
 def llc_note(machine: io.MachineInfo) -> str:
@@ -202,10 +206,12 @@ def c1_scalability(t1: pd.DataFrame, scal: pd.DataFrame, machine: io.MachineInfo
     if w < 2:
         return _result("C1", "n/a", NOT_OBSERVABLE, "scalability was measured at 1 worker only", machine)
     ratio = mem.mean() / comp.mean()
-    ours = f"normalised QPS* at {w} workers: memory-leaning {mem.mean():.2f} vs compute-leaning {comp.mean():.2f}"
+    ours = (f"normalised QPS* at {w} workers: memory-leaning {mem.mean():.2f} "
+            f"vs compute-leaning {comp.mean():.2f}")
     why = (f"memory-leaning models reach {ratio:.0%} of the compute-leaning models' normalised scalability "
            f"(reproduced if <= {C1_MAX_RATIO:.0%})")
-    return _decide("C1", ours, ratio <= C1_MAX_RATIO, why, machine, core_gate(machine))
+    return _decide("C1", ours, ratio <= C1_MAX_RATIO, why, machine,
+                   core_gate(machine, "a difference in worker scalability"))
 
 
 def c2_heterogeneity(t1: pd.DataFrame, pairs: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
@@ -217,23 +223,27 @@ def c2_heterogeneity(t1: pd.DataFrame, pairs: pd.DataFrame, machine: io.MachineI
     hetero, alike = best.loc[known & (ca != cb), "emu"], best.loc[known & (ca == cb), "emu"]
     if hetero.empty or alike.empty:
         which = "heterogeneous" if hetero.empty else "alike"
-        return _result("C2", "n/a", NOT_OBSERVABLE, f"no {which} model pair among the measured pairs", machine)
+        return _result("C2", "n/a", NOT_OBSERVABLE, f"no {which} model pair among the measured pairs",
+                       machine)
     gain = hetero.mean() / alike.mean() - 1
     ours = (f"mean EMU: heterogeneous pairs {hetero.mean():.2f} (n={len(hetero)}) vs alike pairs "
             f"{alike.mean():.2f} (n={len(alike)}), {gain:+.1%}")
     why = f"heterogeneous pairs' EMU is {gain:+.1%} vs alike pairs (reproduced if >= {C2_MIN_GAIN:+.0%})"
-    return _decide("C2", ours, gain >= C2_MIN_GAIN, why, machine, core_gate(machine))
+    return _decide("C2", ours, gain >= C2_MIN_GAIN, why, machine,
+                   core_gate(machine, "the benefit of pairing heterogeneous models"))
 
 
 def c3_emu(emu: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
     """C3: mean EMU gain of Hera over single-tenant."""
     gain = emu_gain(emu)
     if gain is None:
-        return _result("C3", "n/a", NOT_OBSERVABLE, f"policy/emu.csv lacks rows for '{HERA}' or '{BASELINE}'",
-                       machine)
-    why = f"Hera's mean EMU is {gain:+.1%} vs single-tenant (paper +37.3%; reproduced if >= {C3_MIN_GAIN:+.0%})"
-    return _decide("C3", f"{gain:+.1%} EMU", gain >= C3_MIN_GAIN, why, machine, core_gate(machine),
-                   llc_note(machine))
+        return _result("C3", "n/a", NOT_OBSERVABLE,
+                       f"policy/emu.csv lacks a mix with rows for both '{HERA}' and '{BASELINE}'", machine)
+    why = (f"Hera's mean EMU is {gain:+.1%} vs single-tenant "
+           f"(paper +37.3%; reproduced if >= {C3_MIN_GAIN:+.0%})")
+    ours = f"{gain:+.1%} EMU (mean over {len(emu_gains(emu))} mixes)"
+    return _decide("C3", ours, gain >= C3_MIN_GAIN, why, machine,
+                   core_gate(machine, "an EMU gain from co-location"), llc_note(machine))
 
 
 def c4_servers(servers: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
@@ -246,7 +256,8 @@ def c4_servers(servers: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
     ours = f"{-mean:+.1%} servers (mean over {len(red)} mixes)"
     why = (f"Hera needs {mean:.1%} fewer servers than single-tenant on average (paper 26%; reproduced if "
            f">= {C4_MIN_REDUCTION:.0%})")
-    return _decide("C4", ours, mean >= C4_MIN_REDUCTION, why, machine, core_gate(machine), llc_note(machine))
+    return _decide("C4", ours, mean >= C4_MIN_REDUCTION, why, machine,
+                   core_gate(machine, "a server reduction from co-location"), llc_note(machine))
 
 
 def c5_sla(load_change: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:

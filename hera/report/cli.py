@@ -70,7 +70,8 @@ def _cmd_all(args: argparse.Namespace) -> int:
         print(f"{name}: FAILED ({why})")
     print(json.dumps({"built": built, "skipped": skipped, "failed": failed}))
     if failed:
-        raise HeraError(f"{len(failed)} output(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
+        details = "; ".join(f"{k}: {v}" for k, v in failed.items())
+        raise HeraError(f"{len(failed)} output(s) failed: {details}")
     return 0
 
 

@@ -8,13 +8,14 @@ empty plot. :data:`FIGURE_INPUTS` mirrors ``workflow/rules/report.smk``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from hera.errors import HeraError
 from hera.report import claims, io, style
@@ -33,8 +34,12 @@ FIGURE_INPUTS = {
 
 #: ``metric`` of profile/memory.csv rows that hold the pressure a model exerts (see :mod:`hera.report.io`).
 PRESSURE_METRIC = "pressure"
-#: Sensitivity metric F3 plots when a model has several, in order of preference.
-SENSITIVITY_METRICS = ("latency_ms_p95", "latency_ms_p50", "latency_ms_mean", "qps_star")
+#: Sensitivity metric F3 plots when a model has several, in order of preference (p50 is the most stable).
+SENSITIVITY_METRICS = ("latency_ms", "latency_ms_p50", "latency_ms_p95", "latency_ms_mean", "qps_star")
+#: ``antagonist`` value of baseline rows (the model alone, counters) in profile/memory.csv.
+NO_ANTAGONIST = "none"
+#: At most this many notes from result files are printed under a figure (the rest are counted).
+MAX_NOTES = 4
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -44,20 +49,47 @@ def _finish(fig, fig_id: str, out_dir, tables: list[io.Table], notes: list[str] 
     commit = next((str(t.meta["git_commit"]) for t in tables if t.meta.get("git_commit")), None)
     text = f"{fig_id} | machine: {machine.summary()} | scale: {tables[0].scale}"
     text += f" | results commit {commit[:12]}" if commit else ""
-    all_notes = list(dict.fromkeys([n for t in tables for n in t.notes] + [n for n in notes if n]))
-    style.footer(fig, text, all_notes)
+    style.footer(fig, text, [n for n in notes if n] + _table_notes(tables))
     return style.save(fig, out_dir, fig_id)
+
+
+def _table_notes(tables: list[io.Table]) -> list[str]:
+    """Notes of the tables' ``note`` columns worth printing under a figure: those explaining a missing effect
+    (:data:`hera.report.io.IMPORTANT_NOTE`) and caveats shared by at least half the rows, at most
+    :data:`MAX_NOTES`; per-row measurement details are only counted."""
+    shown, hidden = [], {}
+    for t in tables:
+        for text, n in t.notes:
+            if (io.IMPORTANT_NOTE.search(text) or n >= 0.5 * len(t.df)) and len(shown) < MAX_NOTES:
+                text = text if len(text) <= 220 else text[:217] + "..."
+                shown.append(text + (f" ({n} rows)" if n > 1 else ""))
+            else:
+                hidden[t.path.name] = hidden.get(t.path.name, 0) + 1
+    if hidden:
+        where = ", ".join(f"{k} ({v})" for k, v in hidden.items())
+        shown.append(f"more notes (measurement details) in the note column of {where}")
+    return shown
 
 
 def _machine_notes(tables: list[io.Table], cores: bool = False, llc: bool = False) -> list[str]:
     machine = io.machine_of(tables)
     out = []
-    if cores and claims.core_gate(machine):
-        out.append("not observable on this machine: " + claims.core_gate(machine))
+    gate = claims.core_gate(machine, "worker scalability and co-location effects")
+    if cores and gate:
+        out.append("not observable on this machine: " + gate)
     if llc and machine.known and not machine.resctrl:
-        out.append(f"LLC ways not partitioned (resctrl unavailable: {machine.resctrl_reason or 'not mounted'}); "
+        why = machine.resctrl_reason or "not mounted"
+        out.append(f"LLC ways not partitioned (resctrl unavailable: {why}); "
                    "tenants share the whole LLC and only cores are split")
     return out
+
+
+def _plain(ax, *axes: str) -> None:
+    """Plain numbers (0.5, 1, 10) instead of powers of ten on log axes."""
+    for name in axes:
+        axis = getattr(ax, f"{name}axis")
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
 
 
 def _model_ticks(ax, axis: str = "x", rotation: int = 30) -> None:
@@ -92,13 +124,18 @@ def f1_latency_vs_batch(results_dir, out_dir) -> list[Path]:
     sns.lineplot(df, x="batch_size", y="latency_ms_p50", hue="model", hue_order=list(pal), palette=pal,
                  marker="o", ax=ax)
     for model, g in df.groupby("model"):
-        ax.fill_between(g["batch_size"], g["latency_ms_p50"], g["latency_ms_p95"], color=pal[model], alpha=0.2,
-                        lw=0)
+        ax.fill_between(g["batch_size"], g["latency_ms_p50"], g["latency_ms_p95"], color=pal[model],
+                        alpha=0.2, lw=0)
     ax.set(xscale="log", yscale="log", xlabel="sub-batch size (items)", ylabel="sub-batch latency (ms)",
            title="F1  Latency vs sub-batch size, one worker (line: p50, band: p50-p95)")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    _plain(ax, "x", "y")
     _fig_legend(fig, ax, "model", "model")
     return _finish(fig, "F1", out_dir, [t])
+
+
+def _yerr(g: pd.DataFrame, col: str) -> list[pd.Series]:
+    """Asymmetric error bars from ``<col>_lo``/``<col>_hi`` (never negative)."""
+    return [(g[col] - g[f"{col}_lo"]).clip(lower=0), (g[f"{col}_hi"] - g[col]).clip(lower=0)]
 
 
 def f2_worker_scalability(results_dir, out_dir) -> list[Path]:
@@ -116,9 +153,8 @@ def f2_worker_scalability(results_dir, out_dir) -> list[Path]:
     for model in pal:
         g = df[df["model"] == model]
         kw = dict(color=pal[model], marker="o", capsize=3, label=model)
-        raw.errorbar(g["workers"], g["qps_star"], yerr=[g["qps_star"] - g["qps_star_lo"],
-                     g["qps_star_hi"] - g["qps_star"]], **kw)
-        norm.errorbar(g["workers"], g["norm"], yerr=[g["norm"] - g["norm_lo"], g["norm_hi"] - g["norm"]], **kw)
+        raw.errorbar(g["workers"], g["qps_star"], yerr=_yerr(g, "qps_star"), **kw)
+        norm.errorbar(g["workers"], g["norm"], yerr=_yerr(g, "norm"), **kw)
     norm.axhline(1.0, color="black", ls="--", lw=1.2, label="ideal (linear)")
     raw.set(xlabel="workers (one core each)", ylabel="QPS* (queries/s within SLA)", title="QPS* vs workers")
     norm.set(xlabel="workers (one core each)", ylabel="QPS*(w) / (w x QPS*(1))", ylim=(0, None),
@@ -151,7 +187,9 @@ def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
     t = io.read_table(results_dir, "profile/memory.csv")
     df = t.df.assign(antagonist=t.df["antagonist"].astype(str))
     press = df[df["metric"].astype(str) == PRESSURE_METRIC]
-    sens = _sensitivity(df[df["metric"].astype(str) != PRESSURE_METRIC]).dropna(subset=["slowdown"])
+    sens = df[(df["metric"].astype(str) != PRESSURE_METRIC) & (df["antagonist"] != NO_ANTAGONIST)]
+    sens = _sensitivity(sens.dropna(subset=["slowdown"]))
+    metrics = ", ".join(dict.fromkeys(sens["metric"].astype(str)))
     kinds = [k for k in ("bandwidth", "cache") if k in set(sens["antagonist"])]
     kinds += sorted(set(sens["antagonist"]) - set(kinds))
     pal = style.palette("model", df["model"])
@@ -162,8 +200,10 @@ def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
                      hue_order=[m for m in pal if m in set(sens["model"])], palette=pal, marker="o", ax=ax)
         ax.axhline(1.0, color="grey", ls=":", lw=1)
         ax.set(title=f"co-runner: {kind} antagonist", xlabel="antagonist intensity (0-1)",
-               ylabel="slowdown (x latency alone)")
+               ylabel=f"slowdown (x alone; {metrics})")
     if kinds:
+        for ax in axes[1:len(kinds)]:
+            ax.sharey(axes[0])
         _fig_legend(fig, axes[0], "model", "model")
         for ax in axes[1:len(kinds)]:
             ax.get_legend() and ax.get_legend().remove()
@@ -186,8 +226,17 @@ def _pressure_panel(ax, press: pd.DataFrame, machine: io.MachineInfo) -> None:
                 order=style.order("model", press["model"]), palette=style.palette("resource", kinds),
                 errorbar=None, ax=ax)
     ax.set(title="pressure the model exerts", xlabel="", ylabel=f"pressure exerted ({unit})")
+    if press["value"].max() > 0:
+        ax.set_ylim(top=1.3 * press["value"].max())
     _model_ticks(ax)
-    ax.legend(title="on resource")
+    ax.legend(title="on resource", loc="upper right", ncols=len(kinds), fontsize=9, title_fontsize=9)
+
+
+def _split(cores_a, cores_b, ways_a, ways_b) -> str:
+    """``8+8c`` or ``8+8c 5+6w`` when LLC ways were split."""
+    text = f"{cores_a:.0f}+{cores_b:.0f}c"
+    ways = pd.to_numeric(pd.Series([ways_a, ways_b]), errors="coerce")
+    return text + (f" {ways[0]:.0f}+{ways[1]:.0f}w" if ways.notna().all() and ways.gt(0).all() else "")
 
 
 def f4_emu_heatmap(results_dir, out_dir) -> list[Path]:
@@ -195,48 +244,55 @@ def f4_emu_heatmap(results_dir, out_dir) -> list[Path]:
     style.apply()
     t = io.read_table(results_dir, "colocation/pairs.csv")
     best = claims.best_splits(t.df)
+    if best.empty:
+        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        style.message(ax, "no model pair has a measured EMU in colocation/pairs.csv")
+        return _finish(fig, "F4", out_dir, [t], _machine_notes([t], cores=True, llc=True))
     models = style.order("model", pd.concat([best["model_a"], best["model_b"]]).astype(str))
     emu = pd.DataFrame(np.nan, index=models, columns=models)
     annot = pd.DataFrame("", index=models, columns=models)
     for r in best.itertuples():
         a, b = str(r.model_a), str(r.model_b)
         emu.loc[a, b] = emu.loc[b, a] = r.emu
-        annot.loc[a, b] = f"{r.emu:.2f}\n{r.cores_a:.0f}+{r.cores_b:.0f}"
-        annot.loc[b, a] = f"{r.emu:.2f}\n{r.cores_b:.0f}+{r.cores_a:.0f}"
+        annot.loc[a, b] = f"{r.emu:.2f}\n{_split(r.cores_a, r.cores_b, r.ways_a, r.ways_b)}"
+        annot.loc[b, a] = f"{r.emu:.2f}\n{_split(r.cores_b, r.cores_a, r.ways_b, r.ways_a)}"
     span = max(float(np.nanmax(np.abs(emu.to_numpy() - 1.0))), 0.05)
     fig, ax = plt.subplots(figsize=(1.0 * len(models) + 3.5, 0.85 * len(models) + 2.5), layout="constrained")
-    sns.heatmap(emu, annot=annot, fmt="", mask=emu.isna(), cmap="PiYG", center=1.0, vmin=1 - span,
-                vmax=1 + span, square=True, linewidths=0.5, annot_kws={"fontsize": 8}, ax=ax,
-                cbar_kws={"label": "EMU (1.0 = one model alone)"})
+    with warnings.catch_warnings():  # seaborn 0.13 calls Colormap.set_bad, deprecated in matplotlib 3.11
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(emu, annot=annot, fmt="", mask=emu.isna(), cmap="PiYG", center=1.0, vmin=1 - span,
+                    vmax=1 + span, square=True, linewidths=0.5, annot_kws={"fontsize": 8}, ax=ax,
+                    cbar_kws={"label": "EMU (1.0 = one model alone)"})
     ax.set_xticks(ax.get_xticks(), [style.label("model", m) for m in models], rotation=30, ha="right")
     ax.set_yticks(ax.get_yticks(), [style.label("model", m) for m in models], rotation=0)
+    ax.grid(False)
     ax.set(xlabel="co-runner", ylabel="model",
-           title="F4  EMU of model pairs at their best split\n(cell: EMU, cores row+column)")
+           title="F4  EMU of model pairs at their best split\n"
+                 "(cell: EMU; cores c and LLC ways w, row+column)")
     return _finish(fig, "F4", out_dir, [t], _machine_notes([t], cores=True, llc=True))
 
 
 def f5_emu_per_policy(results_dir, out_dir) -> list[Path]:
-    """F5: EMU per policy over nodes of all mixes (bars: mean with 95% CI; dots: nodes); Hera's gain."""
+    """F5: mean node EMU per mix and policy (bars; dots: nodes), Hera's gain over single-tenant annotated."""
     style.apply()
     t = io.read_table(results_dir, "policy/emu.csv")
-    df = t.df.assign(policy=t.df["policy"].astype(str))
-    pols = style.order("policy", df["policy"])
-    fig, ax = plt.subplots(figsize=(1.3 * len(pols) + 3, 4.8), layout="constrained")
-    sns.barplot(df, x="policy", y="emu", order=pols, hue="policy", hue_order=pols,
-                palette=style.palette("policy", pols), errorbar=("ci", 95), seed=0, alpha=0.85, ax=ax)
-    sns.stripplot(df, x="policy", y="emu", order=pols, color="black", size=3.5, alpha=0.55, jitter=0.2,
-                  ax=ax)
+    df = t.df.assign(policy=t.df["policy"].astype(str), mix=t.df["mix"].astype(str))
+    pols, mixes = style.order("policy", df["policy"]), list(dict.fromkeys(df["mix"]))
+    fig, ax = plt.subplots(figsize=(1.7 * len(mixes) + 4, 4.8), layout="constrained")
+    kw = dict(x="mix", y="emu", order=mixes, hue="policy", hue_order=pols)
+    sns.barplot(df, **kw, palette=style.palette("policy", pols), errorbar=None, alpha=0.9, ax=ax)
+    sns.stripplot(df, **kw, dodge=True, palette=["black"] * len(pols), size=3, alpha=0.5, legend=False, ax=ax)
     ax.axhline(1.0, color="grey", ls="--", lw=1)
-    _policy_ticks(ax)
-    ax.set(xlabel="policy", ylabel="EMU per node (sum of QPS* shares)", title="F5  EMU per policy")
-    gain = claims.emu_gain(df)
-    if gain is not None:
-        i = pols.index(claims.HERA)
-        top = df.loc[df["policy"] == claims.HERA, "emu"].max()
-        ax.annotate(f"{gain:+.1%} vs\nsingle-tenant", xy=(i, top), xytext=(0, 8), textcoords="offset points",
-                    ha="center", va="bottom", fontweight="bold", color=style.POLICY_COLORS[claims.HERA])
-        ax.set_ylim(top=max(ax.get_ylim()[1], top * 1.25))
-        ax.set_title(f"F5  EMU per policy (Hera vs single-tenant: {gain:+.1%} mean EMU)")
+    gains, title = claims.emu_gains(df), "F5  EMU per policy and model mix"
+    if not gains.empty:
+        ax.bar_label(ax.containers[pols.index(claims.HERA)], padding=3, fontsize=9, fontweight="bold",
+                     labels=[f"{gains[m]:+.0%}" if m in gains else "" for m in mixes],
+                     color=style.POLICY_COLORS[claims.HERA])
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.08)
+        title += f" (Hera vs single-tenant: {gains.mean():+.1%} mean EMU)"
+    ax.set(xlabel="model mix ('all': every model, no demand)", ylabel="EMU per node (mean; dots: nodes)",
+           title=title)
+    _fig_legend(fig, ax, "policy", "policy")
     return _finish(fig, "F5", out_dir, [t], _machine_notes([t], cores=True, llc=True))
 
 
@@ -251,9 +307,11 @@ def f6_tail_latency_vs_load(results_dir, out_dir) -> list[Path]:
                  palette=style.palette("policy", pols), estimator="median", errorbar=("pi", 100), marker="o",
                  ax=ax)
     ax.axhline(1.0, color="black", ls="--", lw=1.3, label="SLA")
-    if (df["ratio"] > 0).all():
+    if (df["ratio"].dropna() > 0).all():
         ax.set_yscale("log")
-    ax.set(xlabel="offered load (fraction of the plan's QPS*)", ylabel="p95 latency / SLA (each tenant's own)",
+        _plain(ax, "y")
+    ax.set(xlabel="offered load (fraction of the plan's QPS*)",
+           ylabel="p95 latency / SLA (each tenant's own)",
            title="F6  Tail latency vs load (line: median tenant; band: best-worst tenant)")
     _fig_legend(fig, ax, "policy", "policy")
     return _finish(fig, "F6", out_dir, [t], _machine_notes([t], llc=True))
@@ -262,7 +320,8 @@ def f6_tail_latency_vs_load(results_dir, out_dir) -> list[Path]:
 def f7_load_change(results_dir, out_dir) -> list[Path]:
     """F7: per-tenant offered load, p95/SLA with violation marks, and the node manager's moves over time."""
     style.apply()
-    lc, mv = io.read_table(results_dir, "serving/load_change.csv"), io.read_table(results_dir, "serving/moves.csv")
+    lc = io.read_table(results_dir, "serving/load_change.csv")
+    mv = io.read_table(results_dir, "serving/moves.csv")
     df, policy = claims.hera_timeline(lc.df)
     df = df.assign(tenant=df["tenant"].astype(str), ratio=df["p95_ms"] / df["sla_ms"])
     moves = mv.df if "policy" not in mv.df.columns or policy is None else mv.df[mv.df["policy"] == policy]
@@ -280,8 +339,10 @@ def f7_load_change(results_dir, out_dir) -> list[Path]:
     lat.legend(loc="upper left", fontsize=9)
     if (df["ratio"].dropna() > 0).all():
         lat.set_yscale("log")
+        _plain(lat, "y")
     _moves_panel(act, moves, [load, lat])
-    load.set(ylabel="offered load (QPS)", title="F7  Load changes over time" + (f" ({policy})" if policy else ""))
+    load.set(ylabel="offered load (QPS)",
+             title="F7  Load changes over time" + (f" ({policy})" if policy else ""))
     lat.set(ylabel="p95 / SLA")
     act.set(xlabel="time (s)")
     _fig_legend(fig, load, "model", "tenant")
@@ -289,7 +350,7 @@ def f7_load_change(results_dir, out_dir) -> list[Path]:
 
 
 def _moves_panel(ax, moves: pd.DataFrame, others) -> None:
-    """Manager moves: one row per tenant, ^ for +delta, v for -delta, colour per resource; grey lines above."""
+    """Manager moves: a row per tenant, ^ for +delta, v for -delta, colour per resource; grey lines above."""
     ax.set_ylabel("manager moves")
     if moves.empty:
         ax.set_yticks([])
@@ -303,6 +364,7 @@ def _moves_panel(ax, moves: pd.DataFrame, others) -> None:
                     markers={"grow": "^", "shrink": "v"}, palette=style.palette("resource", resources), s=80,
                     ax=ax)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
+    ax.margins(y=0.25)
     _model_ticks(ax, axis="y")
     for other in others:
         for x in moves["t_s"].unique():

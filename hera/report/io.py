@@ -26,6 +26,8 @@ Conventions the report relies on beyond DESIGN.md (all optional unless said othe
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,11 @@ from typing import Any
 import pandas as pd
 
 from hera.errors import HeraError
+
+
+#: Notes that explain a missing effect; they are shown before measurement details.
+IMPORTANT_NOTE = re.compile(r"not observable|unavailable|not measured|cannot|no rate|meets no|not counted|"
+                            r"fail|only \d+ (usable )?core", re.IGNORECASE)
 
 
 class ResultError(HeraError):
@@ -156,12 +163,14 @@ class Table:
         return str(scale) if scale else self.path.parent.parent.name
 
     @property
-    def notes(self) -> list[str]:
-        """Non-empty texts of the optional ``note`` column, in order of appearance."""
+    def notes(self) -> list[tuple[str, int]]:
+        """Distinct parts (split at ``"; "``) of the optional ``note`` column with their row counts, ranked:
+        notes saying that something was not observable first (:data:`IMPORTANT_NOTE`), then most frequent."""
         if "note" not in self.df.columns:
             return []
-        texts = self.df["note"].dropna().astype(str).str.strip()
-        return list(dict.fromkeys(t for t in texts if t))
+        counts = Counter(part.strip() for text in self.df["note"].dropna().astype(str)
+                         for part in text.split("; ") if part.strip())
+        return sorted(counts.items(), key=lambda kv: (not IMPORTANT_NOTE.search(kv[0]), -kv[1]))
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -207,7 +216,7 @@ def validate(df: pd.DataFrame, schema: TableSchema, path: Path) -> pd.DataFrame:
 
 
 def locate(results_dir: str | Path, rel: str) -> Path:
-    """Path of result table ``rel`` under ``results_dir`` (a ``.parquet`` twin is used if the CSV is absent)."""
+    """Path of result table ``rel`` under ``results_dir`` (its ``.parquet`` twin if the CSV is absent)."""
     path = Path(results_dir) / rel
     if not path.is_file() and path.suffix == ".csv" and path.with_suffix(".parquet").is_file():
         return path.with_suffix(".parquet")

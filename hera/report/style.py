@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.text import Annotation  # noqa: E402
 
 #: Policies of SPEC §6, in the order figures show them, with display names.
 POLICY_LABELS = {"single_tenant": "single-tenant", "random": "random", "greedy": "greedy",
@@ -82,9 +83,10 @@ def footer(fig, text: str, notes: list[str] = ()) -> None:
     line = fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=FOOTER_SIZE, color="#555555")
     if notes:
         wrapped = "\n".join(textwrap.fill("note: " + t, 120) for t in notes)
-        fig.axes[0].annotate(wrapped, xy=(0, 0), xycoords=line, xytext=(0, -3), textcoords="offset points",
-                             ha="left", va="top", fontsize=FOOTER_SIZE + 0.5, color=NOTE_COLOR,
-                             annotation_clip=False)
+        # a figure-level artist: kept out of constrained layout, but inside the saved (tight) bounding box
+        fig.add_artist(Annotation(wrapped, xy=(0, 0), xycoords=line, xytext=(0, -3),
+                                  textcoords="offset points", ha="left", va="top",
+                                  fontsize=FOOTER_SIZE + 0.5, color=NOTE_COLOR))
 
 
 def message(ax, text: str) -> None:

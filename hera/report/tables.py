@@ -24,8 +24,8 @@ def fmt(value) -> str:
         return "-"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    for div, suffix in ((1e9, " G"), (1e6, " M"), (1e4, " k")):
-        if abs(value) >= div:
+    for threshold, div, suffix in ((1e9, 1e9, " G"), (1e6, 1e6, " M"), (1e4, 1e3, " k")):
+        if abs(value) >= threshold:
             return f"{value / div:.3g}{suffix}"
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -70,7 +70,9 @@ def write_t2(results_dir, out_dir) -> list[Path]:
     also ``T1.md`` when it is missing there."""
     out = Path(out_dir)
     df = claims.to_frame(claims.evaluate(results_dir))
-    csv = write_table(df, out / "T2.csv", config={"results": str(results_dir), "thresholds": claims.THRESHOLDS})
+    scale = io.read_table(results_dir, "tables/T1.csv").scale
+    csv = write_table(df, out / "T2.csv",
+                      config={"scale": scale, "results": str(results_dir), "thresholds": claims.THRESHOLDS})
     md = out / "T2.md"
     md.write_text(t2_markdown(df))
     t1 = write_t1_md(results_dir, out)

@@ -107,13 +107,12 @@ class ZooRunner:
         import torch
         from hera.workload.library import SampleLibrary
         from hera.zoo.inputs import make_inputs
-        from hera.zoo.load import load_model
-        from hera.zoo.spec import load_spec
+        from hera.zoo.load import built_spec, load_model
 
         self._torch = torch
         self._make_inputs = make_inputs
-        self.spec = load_spec(spec.model, spec.scale)
         self.model = load_model(spec.model, spec.scale, quantized=spec.quantized, root=spec.models_root)
+        self.spec = built_spec(spec.model, spec.scale, quantized=spec.quantized, root=spec.models_root)
         self.library = SampleLibrary.open(spec.library_dir)
 
     def info(self) -> dict[str, Any]:

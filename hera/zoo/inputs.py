@@ -70,7 +70,8 @@ def table_major_ids(spec: ModelSpec, ids: np.ndarray) -> np.ndarray:
     n = ids.shape[0]
     if plan.uniform:
         t = len(plan.keys)
-        return np.ascontiguousarray(ids.reshape(n, t, plan.uniform).transpose(1, 0, 2), dtype=np.int64).reshape(-1)
+        blocks = ids.reshape(n, t, plan.uniform).transpose(1, 0, 2)  # [T, n, l] view
+        return np.ascontiguousarray(blocks, dtype=np.int64).reshape(-1)
     out = np.empty(n * plan.width, dtype=np.int64)
     for i in range(len(plan.keys)):  # loop over tables (<= 43), one strided copy each
         a, b = int(plan.col_starts[i]), int(plan.col_starts[i + 1])
@@ -91,7 +92,8 @@ def make_inputs(spec: ModelSpec, dense: np.ndarray, ids: np.ndarray, check_ids: 
     dense = np.asarray(dense)
     ids = np.asarray(ids)
     if ids.ndim != 2 or ids.shape[1] != plan.width:
-        raise InputError(f"model {spec.model_id}: ids must have shape [n, {plan.width}], not {list(ids.shape)}")
+        raise InputError(f"model {spec.model_id}: ids must have shape [n, {plan.width}], "
+                         f"not {list(ids.shape)}")
     n = ids.shape[0]
     if dense.ndim != 2 or dense.shape != (n, plan.dense_in):
         raise InputError(f"model {spec.model_id}: dense must have shape [{n}, {plan.dense_in}], "

@@ -121,7 +121,8 @@ class NCF(RecModel):
         return torch.sigmoid(self.out(self.fusion(torch.cat([gmf, tower], dim=1))))
 
     def flops_per_item(self) -> int:
-        return self.dim + self.tower.flops_per_item() + self.fusion.flops_per_item() + self.out.flops_per_item()
+        layers = (self.tower, self.fusion, self.out)
+        return self.dim + sum(m.flops_per_item() for m in layers)
 
 
 class WideAndDeep(RecModel):
@@ -175,7 +176,8 @@ class _HistoryModel(RecModel):
         i = self.pooled_names.index("candidate")
         self.cand_slice = (offsets[i], offsets[i + 1])
         self.history_steps = spec.extra["history"]
-        self.top = MLP(sum(self.pooled_dims) + interest_width + spec.dense_in, spec.top_mlp, last_activation=False)
+        top_in = sum(self.pooled_dims) + interest_width + spec.dense_in
+        self.top = MLP(top_in, spec.top_mlp, last_activation=False)
 
     def interest(self, history: Tensor, candidate: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -240,5 +242,5 @@ def build_module(spec: ModelSpec, emb_device: torch.device | str = "cpu") -> Rec
 
 
 def embedding_weight_names(model: nn.Module) -> list[str]:
-    """State-dict keys of the embedding tables (``ebc.embedding_bags.<t>.weight``, ``ec.embeddings.<t>.weight``)."""
+    """State-dict keys of the tables: ``ebc.embedding_bags.<t>.weight`` and ``ec.embeddings.<t>.weight``."""
     return [k for k in model.state_dict() if k.startswith(("ebc.embedding_bags.", "ec.embeddings."))]

@@ -268,12 +268,14 @@ def parse_spec(raw: Any, scale: str, source: str = "<spec>",
     if overrides:
         bad = sorted(set(overrides) - set(OVERRIDABLE))
         if bad:
-            raise SpecError(f"{source}: override key {bad[0]!r} is not allowed; allowed: {', '.join(OVERRIDABLE)}")
+            raise SpecError(f"{source}: override key {bad[0]!r} is not allowed; "
+                            f"allowed: {', '.join(OVERRIDABLE)}")
         overrides = dict(overrides)
         rows_override = overrides.pop("rows", None)
-        if rows_override is not None and (isinstance(rows_override, bool) or not isinstance(rows_override, int)
-                                          or rows_override < 1):
-            raise SpecError(f"{source}: override key 'rows' must be a positive integer, not {rows_override!r}")
+        if rows_override is not None and (isinstance(rows_override, bool)
+                                          or not isinstance(rows_override, int) or rows_override < 1):
+            raise SpecError(f"{source}: override key 'rows' must be a positive integer, "
+                            f"not {rows_override!r}")
         raw.update(overrides)
     validator = jsonschema.Draft202012Validator(SCHEMA)
     errors = sorted(validator.iter_errors(raw), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
@@ -290,9 +292,8 @@ def parse_spec(raw: Any, scale: str, source: str = "<spec>",
     for key, kinds in _KIND_ONLY.items():
         if key in raw and kind not in kinds:
             raise fail(key, f"only valid for kind {' or '.join(kinds)}, not {kind}")
-    for key in ("history",) if kind in ("din", "dien") else ():
-        if key not in raw:
-            raise fail(key, f"required for kind {kind}")
+    if kind in ("din", "dien") and "history" not in raw:
+        raise fail("history", f"required for kind {kind}")
     history = scale_history(raw["history"], scale) if "history" in raw else None
 
     tables: list[TableSpec] = []
@@ -350,12 +351,14 @@ def _check_kind(kind: str, raw: dict, tables: list[TableSpec], bottom: list[int]
         if raw["dense_in"] < 1:
             raise fail("dense_in", "kind dlrm needs dense features")
         if interaction == "dot" and any(t.dim != bottom[-1] for t in tables):
-            raise fail("interaction", f"'dot' needs every table dim equal to the bottom MLP output {bottom[-1]}")
+            raise fail("interaction",
+                       f"'dot' needs every table dim equal to the bottom MLP output {bottom[-1]}")
     if kind in ("dlrm", "wnd", "ncf") and top[-1] != 1:
         raise fail("top_mlp", f"the last layer of kind {kind} must have 1 unit, not {top[-1]}")
     if kind == "ncf":
         if len(tables) != 4 or len({t.dim for t in tables}) != 1:
-            raise fail("tables", "kind ncf needs exactly 4 tables of equal dim (GMF user/item, MLP user/item)")
+            raise fail("tables",
+                       "kind ncf needs exactly 4 tables of equal dim (GMF user/item, MLP user/item)")
         if raw["dense_in"] != 0:
             raise fail("dense_in", "kind ncf has no dense features (use 0)")
         if len(top) < 3:

@@ -1,0 +1,141 @@
+"""``hera profile``: isolated, antagonist and co-located profiling of models → tidy result tables.
+
+Commands (each prints one JSON object as its last stdout line)::
+
+    hera profile latency     --config C --model M --out F                      # F1
+    hera profile scalability --config C --model M --t1 T1.csv --out F          # F2
+    hera profile memory      --config C --model M --out F                      # F3
+    hera profile colocation  --config C --pair a__b --t1 T1.csv --scalability S.csv --out F   # F4
+    hera profile antagonist  --kind bandwidth --intensity 1 --cores 1          # antagonist self-test
+
+Common options: ``--set key=value`` (config overrides), ``--models-root`` / ``--datasets-root`` (built models
+and sample libraries; default ``models/build/<scale>`` and ``datasets/<scale>``), ``--runner synthetic``
+(a tiny built-in model instead of the zoo: for tests and smoke runs only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
+    p.add_argument("--config", type=Path, required=True, help="study config (YAML/JSON)")
+    if model:
+        p.add_argument("--model", required=True, help="model id (e.g. dlrm_rmc1)")
+    p.add_argument("--out", type=Path, required=True, help="output CSV")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable), e.g. --set search.repeats=1")
+    p.add_argument("--models-root", help="directory of built models (default models/build/<scale>)")
+    p.add_argument("--datasets-root", help="directory of sample libraries (default datasets/<scale>)")
+    p.add_argument("--runner", choices=["zoo", "synthetic"], default="zoo",
+                   help="zoo (default): built TorchRec models; synthetic: a tiny built-in model (tests only)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="profile models: latency (F1), scalability (F2), memory (F3), "
+                                       "co-location (F4), antagonist self-test")
+    psub = p.add_subparsers(dest="profile_command", metavar="KIND", required=True)
+
+    c = psub.add_parser("latency", help="F1: latency vs sub-batch size, one pinned worker, low load")
+    _common(c)
+    c.set_defaults(func=_cmd_latency)
+
+    c = psub.add_parser("scalability", help="F2: QPS* vs number of workers (one per core)")
+    _common(c)
+    c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
+    c.set_defaults(func=_cmd_scalability)
+
+    c = psub.add_parser("memory", help="F3: sensitivity to antagonists, pressure on a probe, hw counters")
+    _common(c)
+    c.set_defaults(func=_cmd_memory)
+
+    c = psub.add_parser("colocation", help="F4: co-located QPS* and EMU of a model pair for every core split")
+    _common(c, model=False)
+    c.add_argument("--pair", required=True, help="model pair 'model_a__model_b'")
+    c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
+    c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2) of both models")
+    c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
+    c.set_defaults(func=_cmd_colocation)
+
+    c = psub.add_parser("antagonist", help="self-test: run an antagonist alone and print its own throughput")
+    c.add_argument("--kind", choices=["bandwidth", "cache"], action="append",
+                   help="antagonist kind (repeatable; default both)")
+    c.add_argument("--intensity", type=float, action="append", help="intensity in [0, 1] (repeatable; default 1)")
+    c.add_argument("--cores", default=None, help="comma-separated CPUs (default: the last usable CPU)")
+    c.add_argument("--duration-s", type=float, default=0.5, help="measurement window per point")
+    c.set_defaults(func=_cmd_antagonist)
+
+
+def _load(args: argparse.Namespace):
+    from hera import config as cfgmod
+    from hera.profile.common import NodeOptions
+
+    config = cfgmod.load(args.config, overrides=args.overrides)
+    opts = NodeOptions(runner=args.runner, models_root=args.models_root, datasets_root=args.datasets_root,
+                       resctrl_root=getattr(args, "resctrl_root", None))
+    return config, opts
+
+
+def _done(kind: str, out: Path, df, **extra) -> int:
+    from hera.profile.common import summary_json
+
+    print(summary_json(command=f"profile {kind}", out=str(out), rows=int(len(df)), **extra))
+    return 0
+
+
+def _cmd_latency(args: argparse.Namespace) -> int:
+    from hera.profile import latency
+
+    config, opts = _load(args)
+    df = latency.run(config, args.model, args.out, opts)
+    return _done("latency", args.out, df, model=args.model,
+                 latency_ms_p50={int(b): round(float(v), 4) for b, v in zip(df["batch_size"], df["latency_ms_p50"])})
+
+
+def _cmd_scalability(args: argparse.Namespace) -> int:
+    from hera.profile import scalability
+
+    config, opts = _load(args)
+    df = scalability.run(config, args.model, args.t1, args.out, opts)
+    return _done("scalability", args.out, df, model=args.model,
+                 qps_star={int(w): round(float(q), 2) for w, q in zip(df["workers"], df["qps_star"])})
+
+
+def _cmd_memory(args: argparse.Namespace) -> int:
+    from hera.profile import memory
+
+    config, opts = _load(args)
+    df = memory.run(config, args.model, args.out, opts)
+    lat = df[df["metric"] == "latency_ms"]
+    return _done("memory", args.out, df, model=args.model,
+                 slowdown={f"{a}@{i:g}": (None if s != s else round(float(s), 3))
+                           for a, i, s in zip(lat["antagonist"], lat["intensity"], lat["slowdown"])})
+
+
+def _cmd_colocation(args: argparse.Namespace) -> int:
+    from hera.profile import colocation
+
+    config, opts = _load(args)
+    df = colocation.run(config, args.pair, args.t1, args.scalability, args.out, opts)
+    best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
+    return _done("colocation", args.out, df, pair=args.pair,
+                 best_emu=None if best.empty else round(float(best["emu"].iloc[0]), 4))
+
+
+def _cmd_antagonist(args: argparse.Namespace) -> int:
+    from hera.errors import ConfigError
+    from hera.machine import describe
+    from hera.profile.antagonist import main_self_test
+
+    if args.cores:
+        try:
+            cores = [int(c) for c in args.cores.split(",") if c.strip()]
+        except ValueError:
+            raise ConfigError(f"--cores must be comma-separated CPU ids, not {args.cores!r}") from None
+    else:
+        cores = [describe()["usable_cpus"][-1]]
+    res = main_self_test(args.kind or ["bandwidth", "cache"], args.intensity or [1.0], cores, args.duration_s)
+    print(json.dumps({"command": "profile antagonist", "results": res}, default=str))
+    return 0

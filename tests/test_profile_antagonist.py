@@ -1,0 +1,104 @@
+"""Antagonists (Bubble-Up bubbles): they start pinned, exert measurable work and are always cleaned up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from hera.cli import main
+from hera.errors import HeraError
+from hera.profile.antagonist import Antagonist, self_test
+
+CORE = sorted(os.sched_getaffinity(0))[-1]
+SMALL = {"llc_bytes": 4 * 1024**2, "buffer_bytes": 16 * 1024**2}
+
+
+def _gone(pid: int, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("kind", ["bandwidth", "cache"])
+def test_antagonist_is_pinned_exerts_work_and_stops(kind):
+    with Antagonist(kind, 1.0, [CORE], **SMALL) as ant:
+        assert ant.alive() and len(ant.pids) == 1
+        assert psutil.Process(ant.pids[0]).cpu_affinity() == [CORE]
+        sample = ant.measure(0.2)
+        pids = ant.pids
+    assert sample.bytes_per_s > 0 and sample.lines_per_s > 0
+    assert 0 < sample.duty <= 1.0
+    assert all(_gone(p) for p in pids)
+
+
+def test_zero_intensity_is_idle():
+    with Antagonist("bandwidth", 0.0, [CORE], **SMALL) as ant:
+        sample = ant.measure(0.1)
+    assert sample.bytes_per_s == 0 and sample.duty == 0
+
+
+def test_duty_cycle_follows_intensity():
+    with Antagonist("bandwidth", 0.25, [CORE], **SMALL) as ant:
+        time.sleep(0.05)
+        low = ant.measure(0.3)
+    assert 0.02 < low.duty < 0.8  # the active fraction of each 1 ms period (loose: the machine is shared)
+
+
+def test_processes_are_cleaned_up_on_exception():
+    with pytest.raises(RuntimeError, match="boom"):
+        with Antagonist("cache", 0.5, [CORE], **SMALL) as ant:
+            pids = ant.pids
+            assert all(psutil.pid_exists(p) for p in pids)
+            raise RuntimeError("boom")
+    assert all(_gone(p) for p in pids)
+    ant.stop()  # idempotent
+
+
+def test_no_orphans_when_the_owner_dies_without_cleanup(tmp_path):
+    code = (
+        "import os, sys\n"
+        "from hera.profile.antagonist import Antagonist\n"
+        f"a = Antagonist('bandwidth', 1.0, [{CORE}], llc_bytes=4 << 20, buffer_bytes=16 << 20).start()\n"
+        "print(a.pids[0], flush=True)\n"
+        "os._exit(3)\n"  # no stop(), no atexit handlers
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    pid = int(proc.stdout.split()[0])
+    assert _gone(pid), f"antagonist {pid} outlived its owner"
+
+
+def test_self_test_measures_its_own_bandwidth():
+    r = self_test("bandwidth", 1.0, [CORE], duration_s=0.2, **SMALL)
+    assert r["gbps"] > 0 and r["kind"] == "bandwidth" and r["cores"] == [CORE]
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"kind": "disk", "intensity": 1.0, "cores": [0]}, "unknown antagonist kind 'disk'"),
+    ({"kind": "cache", "intensity": 1.5, "cores": [0]}, "intensity must be a number in [0, 1]"),
+    ({"kind": "cache", "intensity": 0.5, "cores": []}, "at least one core"),
+    ({"kind": "cache", "intensity": 0.5, "cores": [4096]}, "not usable here"),
+])
+def test_bad_antagonist_inputs_are_one_line_errors(kw, msg):
+    with pytest.raises(HeraError, match=msg.replace("[", r"\[").replace("]", r"\]")) as exc:
+        Antagonist(**kw)
+    assert "\n" not in str(exc.value)
+
+
+def test_antagonist_cli_prints_json(capsys):
+    assert main(["profile", "antagonist", "--kind", "cache", "--intensity", "0.25", "--cores", str(CORE),
+                 "--duration-s", "0.1"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["results"][0]["kind"] == "cache" and last["results"][0]["lines_per_s"] > 0

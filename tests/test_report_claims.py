@@ -1,0 +1,142 @@
+"""T2 verdict logic on crafted numbers: reproduced, not reproduced, not observable on this machine."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from test_report_synthetic import write_results
+
+from hera.report import claims
+from hera.report.claims import NOT_OBSERVABLE, NOT_REPRODUCED, REPRODUCED
+from hera.report.io import MachineInfo
+
+BIG = MachineInfo(cpu_model="Xeon", usable_cores=16, resctrl=True, known=True)
+SMALL = MachineInfo(cpu_model="EPYC", usable_cores=2, resctrl=False, known=True)
+NO_RESCTRL = MachineInfo(cpu_model="EPYC", usable_cores=16, resctrl=False, known=True)
+
+
+def t1(classes: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({"model": list(classes), "class": list(classes.values())})
+
+
+def scalability(norm_at_max: dict[str, float], workers: int = 8) -> pd.DataFrame:
+    rows = []
+    for m, n in norm_at_max.items():
+        for w, q in ((1, 100.0), (workers, 100.0 * workers * n)):
+            rows.append({"model": m, "workers": w, "qps_star": q, "qps_star_lo": q * 0.9,
+                         "qps_star_hi": q * 1.1})
+    return pd.DataFrame(rows)
+
+
+def pairs(emus: dict[tuple[str, str], float]) -> pd.DataFrame:
+    rows = [{"model_a": a, "model_b": b, "cores_a": 4, "cores_b": 4, "emu": e, "best": True}
+            for (a, b), e in emus.items()]
+    # a worse, unflagged split of every pair must be ignored
+    rows += [{"model_a": a, "model_b": b, "cores_a": 2, "cores_b": 6, "emu": e - 0.5, "best": False}
+             for (a, b), e in emus.items()]
+    return pd.DataFrame(rows)
+
+
+CLASSES = {"rmc1": "memory", "rmc2": "embedding-dominated", "rmc3": "compute", "wnd": "MLP-dominated"}
+
+
+def test_class_labels_are_normalised():
+    assert [claims.normalise_class(c) for c in CLASSES.values()] == ["memory", "memory", "compute", "compute"]
+    assert claims.normalise_class("Mixed") == "mixed"
+
+
+@pytest.mark.parametrize("mem, comp, verdict", [(0.5, 0.95, REPRODUCED), (0.93, 0.95, NOT_REPRODUCED)])
+def test_c1_verdicts(mem, comp, verdict):
+    scal = scalability({"rmc1": mem, "rmc2": mem, "rmc3": comp, "wnd": comp})
+    r = claims.c1_scalability(t1(CLASSES), scal, BIG)
+    assert r.verdict == verdict
+    assert f"memory-leaning {mem:.2f} vs compute-leaning {comp:.2f}" in r.ours and "8 workers" in r.ours
+
+
+def test_c1_not_observable_on_two_cores_or_without_contrast():
+    scal = scalability({"rmc1": 0.5, "rmc3": 0.95}, workers=2)
+    r = claims.c1_scalability(t1(CLASSES), scal, SMALL)
+    assert r.verdict == NOT_OBSERVABLE and "only 2 usable core(s)" in r.reason and "split 1+1" in r.reason
+    r = claims.c1_scalability(t1({"rmc1": "compute", "rmc3": "compute"}), scal, BIG)
+    assert r.verdict == NOT_OBSERVABLE and "no memory-leaning model" in r.reason
+
+
+@pytest.mark.parametrize("hetero, verdict", [(1.3, REPRODUCED), (1.01, NOT_REPRODUCED)])
+def test_c2_verdicts(hetero, verdict):
+    emus = {("rmc1", "rmc3"): hetero, ("rmc2", "wnd"): hetero, ("rmc1", "rmc2"): 1.0, ("rmc3", "wnd"): 1.0}
+    r = claims.c2_heterogeneity(t1(CLASSES), pairs(emus), BIG)
+    assert r.verdict == verdict and f"heterogeneous pairs {hetero:.2f} (n=2)" in r.ours
+    assert claims.c2_heterogeneity(t1(CLASSES), pairs(emus), SMALL).verdict == NOT_OBSERVABLE
+
+
+def test_c2_without_alike_pairs_is_not_observable():
+    r = claims.c2_heterogeneity(t1(CLASSES), pairs({("rmc1", "rmc3"): 1.3}), BIG)
+    assert r.verdict == NOT_OBSERVABLE and "no alike model pair" in r.reason
+
+
+def emu(hera: float) -> pd.DataFrame:
+    return pd.DataFrame([{"policy": p, "mix": m, "node": 0, "tenants": "", "emu": v}
+                         for m in ("a", "b") for p, v in (("single_tenant", 1.0), ("hera", hera))])
+
+
+def test_c3_verdicts():
+    r = claims.c3_emu(emu(1.373), BIG)
+    assert (r.verdict, r.paper) == (REPRODUCED, "+37.3% EMU on average")
+    assert r.ours == "+37.3% EMU (mean over 2 mixes)"
+    assert claims.c3_emu(emu(1.02), BIG).verdict == NOT_REPRODUCED
+    assert claims.c3_emu(emu(1.373), SMALL).verdict == NOT_OBSERVABLE
+    r = claims.c3_emu(emu(1.373), NO_RESCTRL)
+    assert r.verdict == REPRODUCED and "LLC-way partitioning not observable (no resctrl)" in r.reason
+    r = claims.c3_emu(emu(1.3).query("policy != 'hera'"), BIG)
+    assert r.verdict == NOT_OBSERVABLE and "rows for both 'hera' and 'single_tenant'" in r.reason
+
+
+def servers(hera: list[int], base: list[int]) -> pd.DataFrame:
+    return pd.DataFrame([{"mix": f"m{i}", "policy": p, "servers": s, "assignment": ""}
+                         for i, (h, b) in enumerate(zip(hera, base))
+                         for p, s in (("hera", h), ("single_tenant", b))])
+
+
+def test_c4_verdicts():
+    r = claims.c4_servers(servers([74, 37], [100, 50]), BIG)
+    assert r.verdict == REPRODUCED and r.ours.startswith("-26.0% servers (mean over 2 mixes)")
+    assert claims.c4_servers(servers([10, 10], [10, 10]), BIG).verdict == NOT_REPRODUCED
+    assert claims.c4_servers(servers([74], [100]), SMALL).verdict == NOT_OBSERVABLE
+
+
+def timeline(late: int, total: int = 40, policy: str | None = None) -> pd.DataFrame:
+    df = pd.DataFrame({"t_s": [i * 0.5 for i in range(total)], "tenant": ["a", "b"] * (total // 2),
+                       "p95_ms": [50.0 if i < late else 20.0 for i in range(total)], "sla_ms": 40.0,
+                       "violations": 0, "offered_qps": 100.0})
+    return df.assign(policy=policy) if policy else df
+
+
+def test_c5_verdicts():
+    assert claims.c5_sla(timeline(0), BIG).verdict == REPRODUCED
+    assert claims.c5_sla(timeline(2), BIG).verdict == REPRODUCED          # 5% of windows: at the threshold
+    r = claims.c5_sla(timeline(10), BIG)
+    assert r.verdict == NOT_REPRODUCED and r.ours.startswith("25.0% of windows above SLA (10/40")
+    # only Hera's rows count when the timeline holds several policies
+    mixed = pd.concat([timeline(0, policy="hera"), timeline(30, policy="parties")])
+    assert claims.c5_sla(mixed, BIG).verdict == REPRODUCED
+    r = claims.c5_sla(timeline(0).assign(p95_ms=float("nan")), BIG)
+    assert r.verdict == NOT_OBSERVABLE
+
+
+def test_evaluate_synthetic_results(tmp_path):
+    results = write_results(tmp_path / "ci")
+    rows = claims.evaluate(results)
+    assert [r.claim for r in rows] == ["C1", "C2", "C3", "C4", "C5"]
+    assert all(r.verdict == REPRODUCED for r in rows), [(r.claim, r.reason) for r in rows]
+    assert all("Synthetic Xeon 8380, 16 usable cores" in r.machine for r in rows)
+    small = claims.evaluate(write_results(tmp_path / "small", cores=2, resctrl=False))
+    assert [r.verdict for r in small] == [NOT_OBSERVABLE] * 4 + [REPRODUCED]
+    assert list(claims.to_frame(rows).columns) == ["claim", "statement", "paper", "ours", "verdict", "reason",
+                                                   "machine"]
+
+
+def test_core_gate_uses_the_study_core_list():
+    meta = {"machine": {"cpu_model": "X", "usable_cpus": list(range(32))}, "config": {"cores": [0, 1, 2]}}
+    m = MachineInfo.from_meta(meta)
+    assert m.usable_cores == 3 and "split 1+2" in claims.core_gate(m)
+    assert claims.core_gate(MachineInfo()) is None  # unknown machine: no gate

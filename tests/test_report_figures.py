@@ -1,0 +1,144 @@
+"""Figures F1..F8 from synthetic result files: files written, readable, notes shown instead of empty plots."""
+
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import matplotlib.text
+import pandas as pd
+import pytest
+from test_report_synthetic import write_results
+
+from hera.errors import HeraError
+from hera.report import claims, figures, io, style
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Every figure drawn once from a complete synthetic 16-core results directory."""
+    root = tmp_path_factory.mktemp("rep")
+    results = write_results(root / "results" / "ci")
+    out = root / "figures"
+    return {fid: figures.build(fid, results, out) for fid in figures.FIGURES}
+
+
+@pytest.fixture()
+def texts(monkeypatch):
+    """Capture every text drawn on each figure just before it is saved."""
+    seen: list[str] = []
+    save = style.save
+
+    def spy(fig, out_dir, fig_id):
+        seen.append(" ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text)))
+        return save(fig, out_dir, fig_id)
+
+    monkeypatch.setattr(style, "save", spy)
+    return seen
+
+
+@pytest.mark.parametrize("fid", list(figures.FIGURES))
+def test_every_figure_is_written_as_pdf_and_png(rendered, fid):
+    pdf, png = rendered[fid]
+    assert pdf.name == f"{fid}.pdf" and png.name == f"{fid}.png"
+    assert pdf.read_bytes()[:4] == b"%PDF" and pdf.stat().st_size > 1000
+    img = mpimg.imread(png)
+    assert img.shape[0] > 300 and img.shape[1] > 300
+
+
+def test_footer_names_machine_and_scale(tmp_path, texts):
+    results = write_results(tmp_path / "results" / "ci", only=["profile/latency.csv"])
+    figures.build("F1", results, tmp_path / "out")
+    assert "Synthetic Xeon 8380, 16 usable cores" in texts[0] and "scale: ci" in texts[0]
+    assert "LLC partitioning available" in texts[0]
+
+
+def test_two_core_machine_without_resctrl_is_stated_on_the_figures(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", cores=2, resctrl=False,
+                            only=["profile/scalability.csv", "colocation/pairs.csv"])
+    figures.build("F2", results, tmp_path / "out")
+    figures.build("F4", results, tmp_path / "out")
+    assert "not observable on this machine" in texts[0] and "split 1+1" in texts[0]
+    assert "resctrl unavailable" in texts[1] and "split 1+1" in texts[1]
+
+
+def test_note_column_is_shown(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["cluster/servers.csv"])
+    path = results / "cluster/servers.csv"
+    df = pd.read_csv(path).assign(note="mix 'skewed' needs more memory than one node has")
+    df.to_csv(path, index=False)
+    figures.build("F8", results, tmp_path / "out")
+    assert "mix 'skewed' needs more memory than one node has" in texts[0]
+
+
+def test_single_worker_scalability_shows_a_message_not_an_empty_plot(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["profile/scalability.csv"])
+    path = results / "profile/scalability.csv"
+    pd.read_csv(path).query("workers == 1").to_csv(path, index=False)
+    paths = figures.build("F2", results, tmp_path / "out")
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "1 worker only" in texts[0]
+
+
+def test_memory_without_pressure_rows_says_why(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
+    path = results / "profile/memory.csv"
+    pd.read_csv(path).query("metric != 'pressure'").to_csv(path, index=False)
+    figures.build("F3", results, tmp_path / "out")
+    assert "pressure exerted was not measured" in texts[0] and "virtualised PMU" in texts[0]
+
+
+def test_load_change_without_moves_and_without_provenance(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", sidecars=False,
+                            only=["serving/load_change.csv", "serving/moves.csv"])
+    pd.DataFrame(columns=["t_s", "tenant", "resource", "delta", "reason"]).to_csv(
+        results / "serving/moves.csv", index=False)
+    figures.build("F7", results, tmp_path / "out")
+    assert "no resource move" in texts[0] and "machine unknown" in texts[0]
+
+
+def test_policy_figures_without_hera_have_no_headline(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv", "cluster/servers.csv"])
+    for rel in ("policy/emu.csv", "cluster/servers.csv"):
+        pd.read_csv(results / rel).query("policy != 'hera'").to_csv(results / rel, index=False)
+    figures.build("F5", results, tmp_path / "out")
+    figures.build("F8", results, tmp_path / "out")
+    assert "vs single-tenant" not in texts[0] and "vs single-tenant" not in texts[1]
+
+
+def test_headline_numbers_match_the_claims(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv"])
+    figures.build("F5", results, tmp_path / "out")
+    gain = claims.emu_gain(io.read_table(results, "policy/emu.csv").df)
+    assert f"{gain:+.1%}" in texts[0]
+
+
+def test_missing_input_and_unknown_figure_are_errors(tmp_path):
+    with pytest.raises(io.ResultError, match="latency.csv does not exist"):
+        figures.build("F1", tmp_path, tmp_path / "out")
+    with pytest.raises(HeraError, match="unknown figure 'F9'"):
+        figures.build("F9", tmp_path, tmp_path / "out")
+    assert figures.missing_inputs("f7", tmp_path) == ["serving/load_change.csv", "serving/moves.csv"]
+
+
+def test_colours_are_fixed_per_name():
+    a = style.palette("policy", ["oracle", "hera", "new_policy"])
+    b = style.palette("policy", ["hera", "single_tenant"])
+    assert a["hera"] == b["hera"] == style.POLICY_COLORS["hera"]
+    assert a["new_policy"] not in style.POLICY_COLORS.values()
+    assert list(a) == ["hera", "oracle", "new_policy"]
+    assert style.label("model", "mtwnd") == "MT-WnD" and style.label("policy", "parties") == "PARTIES"
+
+
+def test_pairs_without_any_emu_show_a_message(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["colocation/pairs.csv"])
+    path = results / "colocation/pairs.csv"
+    pd.read_csv(path).assign(emu=float("nan")).to_csv(path, index=False)
+    figures.build("F4", results, tmp_path / "out")
+    assert "no model pair has a measured EMU" in texts[0]
+
+
+def test_only_explanatory_or_shared_notes_are_printed(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
+    figures.build("F3", results, tmp_path / "out")
+    assert "counters: unavailable" in texts[0]                        # explains a missing effect
+    assert "probe alone 5 GB/s" not in texts[0]                       # a per-row measurement detail
+    assert "more notes (measurement details) in the note column of memory.csv (8)" in texts[0]
