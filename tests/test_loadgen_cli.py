@@ -35,7 +35,8 @@ def test_null_with_thread_pool(capsys):
 
 
 def test_selftest_compares_with_md1(capsys):
-    rc = main(["loadgen", "selftest", "--service-ms", "5", "--loads", "0.3,0.6", "--n", "400", "--tolerance", "0.5"])
+    rc = main(["loadgen", "selftest", "--service-ms", "5", "--loads", "0.3,0.6", "--n", "400",
+               "--tolerance", "0.5"])
     d = last_json(capsys)
     assert d["theory"] == "M/D/1" and len(d["rows"]) == 2
     for r in d["rows"]:

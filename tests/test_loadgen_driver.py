@@ -1,4 +1,4 @@
-"""Settings validation, schedule determinism and the open-loop driver (open loop, latency origin, failures)."""
+"""Settings validation, schedule determinism, the open-loop driver (open loop, latency origin, failures)."""
 
 from __future__ import annotations
 
@@ -130,7 +130,8 @@ def test_null_sut_overhead_is_reported():
     rows = res.rows
     assert (rows["issued_ns"] >= rows["scheduled_ns"]).all()
     assert (rows["latency_ms"] >= 0).all()
-    print(f"null SUT: issue lateness p50 {s['issue_lateness_us_p50']:.1f} us, p99 {s['issue_lateness_us_p99']:.1f} us")
+    print(f"null SUT: issue lateness p50 {s['issue_lateness_us_p50']:.1f} us, "
+          f"p99 {s['issue_lateness_us_p99']:.1f} us")
 
 
 def test_open_loop_slow_sut_does_not_delay_issuing():
@@ -264,7 +265,8 @@ def test_multi_tenant_run_and_write(tmp_path):
     assert list(table["tenant"]) == ["a", "b", "all"]
     out = res.write(tmp_path / "q.parquet", tmp_path / "s.csv")
     back = pd.read_parquet(out)
-    assert len(back) == 80 and {"git_commit", "machine_id", "latency_ms", "issue_lateness_us"} <= set(back.columns)
+    assert len(back) == 80
+    assert {"git_commit", "machine_id", "latency_ms", "issue_lateness_us"} <= set(back.columns)
     assert (tmp_path / "q.parquet.meta.json").exists() and (tmp_path / "s.csv").exists()
 
 

@@ -41,7 +41,8 @@ class FakeRun:
               f"latency_ms_{tag}": 2.0, f"latency_ms_{tag}_lo": 1.5, f"latency_ms_{tag}_hi": 2.5,
               "n_over_bound": 0, "early_stopping_needed": 90, "early_stopping_verdict": verdict,
               "issue_lateness_us_p99": 10.0}
-        return RunResult(None, {"aborted": False, "abort_reason": None, "wall_s": 0.1}, {tenant: sm}, {tenant: s})
+        overall = {"aborted": False, "abort_reason": None, "wall_s": 0.1}
+        return RunResult(None, overall, {tenant: sm}, {tenant: s})
 
 
 def test_bracket_bisect_and_repeats(monkeypatch):
@@ -51,7 +52,8 @@ def test_bracket_bisect_and_repeats(monkeypatch):
     assert r.repeats == 3 and len(r.per_repeat) == 3
     for x in r.per_repeat:
         assert x <= 123.4 and (123.4 - x) / x <= 0.021
-    assert r.qps_star_lo <= r.qps_star <= r.qps_star_hi and r.qps_star_ci95_lo <= r.qps_star <= r.qps_star_ci95_hi
+    assert r.qps_star_lo <= r.qps_star <= r.qps_star_hi
+    assert r.qps_star_ci95_lo <= r.qps_star <= r.qps_star_ci95_hi
     t = r.trials
     assert set(t["repeat"]) == {0, 1, 2} and set(t["phase"]) == {"bracket", "bisect"}
     assert list(t.loc[t["repeat"] == 0, "rate_qps"].iloc[:5]) == [10.0, 20.0, 40.0, 80.0, 160.0]  # doubling
@@ -81,7 +83,8 @@ def test_undecided_runs_more_queries_up_to_cap(monkeypatch):
                              max_queries=400)
     t = r.trials
     first = t[t["rate_qps"] == 64.0]
-    assert list(first["n_queries"]) == [100, 200, 400] and list(first["verdict"]) == ["undecided"] * 2 + ["pass"]
+    assert list(first["n_queries"]) == [100, 200, 400]
+    assert list(first["verdict"]) == ["undecided"] * 2 + ["pass"]
     assert 95.0 <= r.qps_star <= 100.0
     # a cap too low to decide: undecided counts as a fail
     monkeypatch.setattr(search.driver, "run", FakeRun(100.0, undecided_lo=60.0, undecided_needs=10**6))
@@ -108,7 +111,7 @@ def test_bad_search_settings():
 def test_search_on_md2_queue_finds_the_analytical_rate():
     """SleepSUT: 2 servers, deterministic 10 ms service, SLA p95 <= 30 ms.
 
-    Reference (exact Kiefer-Wolfowitz recursion over 2e5 Poisson arrivals, see sut.mdc_sojourn_quantile_sim_s):
+    Reference: exact Kiefer-Wolfowitz recursion over 2e5 Poisson arrivals (sut.mdc_sojourn_quantile_sim_s):
     p95 = 30 ms at λ95 ≈ 140 qps; p99 = 30 ms at λ99 ≈ 115 qps. A trial passes only when the early-stopping
     rule proves the p95 claim at 99% confidence with at most 600 queries, which needs a miss rate clearly
     below 5%, so QPS* should land between about λ99 and λ95. Tolerance: [0.6·λ99, 1.1·λ95] — wide because
@@ -116,8 +119,13 @@ def test_search_on_md2_queue_finds_the_analytical_rate():
     2-core machine adds issue lateness of up to tens of ms at the 99th percentile.
     """
     d, c, bound = 0.010, 2, 0.030
-    lam95 = q.qps_at_latency(lambda r: q.mdc_sojourn_quantile_sim_s(0.95, r, d, c, n=200_000), bound, c / d, 1e-3)
-    lam99 = q.qps_at_latency(lambda r: q.mdc_sojourn_quantile_sim_s(0.99, r, d, c, n=200_000), bound, c / d, 1e-3)
+    def lam_at(p):
+        def quantile(rate):
+            return q.mdc_sojourn_quantile_sim_s(p, rate, d, c, n=200_000)
+
+        return q.qps_at_latency(quantile, bound, c / d, 1e-3)
+
+    lam95, lam99 = lam_at(0.95), lam_at(0.99)
     assert 130 < lam95 < 150 and 105 < lam99 < 125
     r = search.find_qps_star(lambda: q.SleepSUT(q.deterministic(d), n_servers=c), BASE, 1, sla_ms=bound * 1e3,
                              start_qps=60.0, rel_tol=0.1, repeats=1, min_queries=150, max_queries=600)

@@ -309,7 +309,7 @@ def test_predictor_failure_paths(tables):
     with pytest.raises(ConfigError, match="no rows for model 'mlp_b'"):
         PairPredictor(Profiles(tables["scalability"], tables["pairs"], mem))
     no_pressure = tables["memory"][~tables["memory"].metric.str.startswith("pressure_")]
-    with pytest.raises(ConfigError, match="no pressure_bandwidth row"):
+    with pytest.raises(ConfigError, match="no bandwidth pressure row"):
         PairPredictor(Profiles(tables["scalability"], None, no_pressure)).fit()
     with pytest.raises(ConfigError, match="share no split"):
         evaluate(tables["pairs"], tables["pairs"].assign(cores_a=99))
@@ -325,3 +325,28 @@ def test_hera_auto_fills_unmeasured_pairs_with_predictions(tables):
     assert sorted(m for n in plan for m in n.models) == sorted(p.models)
     with pytest.raises(ConfigError, match="no measured co-location profile"):
         get_policy("hera", source="measured").plan(p.models, p)
+
+
+def test_predictor_reads_the_profilers_memory_format():
+    """hera.profile.memory writes sensitivity as ``latency_ms`` rows and pressure as ``antagonist=k,
+    metric=pressure``; other rows carrying a slowdown (``model_items_per_s``, ``pressure``) are not
+    sensitivities, and unobservable rows have empty values."""
+    w = predictor_world(seed=4)
+    rows = []
+    for r in w["memory"].itertuples(index=False):
+        if r.metric.startswith("pressure_"):
+            kind = r.metric.removeprefix("pressure_")
+            rows.append(dict(model=r.model, antagonist=kind, intensity=0.5, metric="pressure", value=r.value,
+                             slowdown=9.0))
+            rows.append(dict(model=r.model, antagonist=kind, intensity=0.5, metric="model_items_per_s",
+                             value=1.0, slowdown=7.0))
+        else:
+            rows.append(dict(model=r.model, antagonist=r.antagonist, intensity=r.intensity, metric="latency_ms",
+                             value=1.0, slowdown=r.slowdown))
+    mem = pd.DataFrame(rows)
+    pred = PairPredictor(Profiles(w["scalability"], w["pairs"], mem))
+    pred.gain = dict(w["gains"])
+    assert evaluate(w["pairs"], pred.predict_pairs())["qps_mape"] < 1e-6
+    blind = mem.assign(slowdown=np.where(mem.metric == "latency_ms", np.nan, mem.slowdown))
+    with pytest.raises(ConfigError, match="no measured antagonist slowdown for model 'w0'"):
+        PairPredictor(Profiles(w["scalability"], w["pairs"], blind))

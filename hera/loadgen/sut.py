@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import os
 import queue
 import threading
 import time
@@ -140,17 +139,6 @@ def exponential(mean_s: float) -> ServiceTimeFn:
 def linear(base_s: float, per_item_s: float) -> ServiceTimeFn:
     """``base_s + per_item_s * n_items``: a size-dependent deterministic law."""
     return lambda n_items, rng: base_s + per_item_s * n_items
-
-
-def _spin_until(target_ns: int) -> None:
-    while True:
-        rem = target_ns - time.monotonic_ns()
-        if rem <= 0:
-            return
-        if rem > 500_000:
-            time.sleep((rem - 400_000) / 1e9)
-        else:
-            os.sched_yield()  # lets other threads take the GIL while spinning (sleep(0) oversleeps ~50 µs)
 
 
 class SleepSUT:
