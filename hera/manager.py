@@ -52,28 +52,47 @@ class TenantObs:
     qps: float
     cores: tuple[int, ...]
     llc_ways: int | None
+    qps_is_offered: bool = True  # False: ``qps`` counts completions (the server), not the offered rate
 
     @property
     def slack(self) -> float:
-        """``(SLA − p95) / SLA``; 1 = idle, < 0 = violating (NaN p95, i.e. no completions, counts as 1)."""
-        return 1.0 if not math.isfinite(self.p95_ms) else (self.sla_ms - self.p95_ms) / self.sla_ms
+        """``(SLA − p95) / SLA``; < 0 = violating. No p95 (nothing completed in the window) counts as idle
+        (1) with an empty queue and as violating (−1) with queries waiting."""
+        if not math.isfinite(self.p95_ms):
+            return -1.0 if self.queue_len > 0 else 1.0
+        return (self.sla_ms - self.p95_ms) / self.sla_ms
 
     def units(self, resource: str) -> int | None:
         return len(self.cores) if resource == "core" else self.llc_ways
 
     @classmethod
-    def from_stats(cls, d: Mapping) -> TenantObs:
-        try:
-            return cls(
-                float(d["p95_ms"]) if d["p95_ms"] is not None else math.nan,
-                float(d["sla_ms"]),
-                float(d.get("queue_len", 0) or 0),
-                float(d.get("qps", 0) or 0),
-                tuple(int(c) for c in d["cores"]),
-                None if d.get("llc_ways") is None else int(d["llc_ways"]),
-            )
-        except KeyError as exc:
-            raise ConfigError(f"control API stats lack field {exc.args[0]!r}") from None
+    def from_stats(cls, d: Mapping, tenant: str = "?") -> TenantObs:
+        """From one tenant's ``stats()`` entry. Accepts the documented keys (``p95_ms``, ``queue_len``,
+        ``qps`` = offered) and the server's (``latency_ms_p95``, ``queue_length``, ``qps`` = completed;
+        ``offered_qps`` wins when present)."""
+
+        def pick(*keys, default=KeyError):
+            for k in keys:
+                if k in d:
+                    return d[k]
+            if default is KeyError:
+                raise ConfigError(f"control API stats of tenant '{tenant}' lack field {keys[0]!r}")
+            return default
+
+        sla = pick("sla_ms")
+        if sla is None or not float(sla) > 0:
+            raise ConfigError(f"tenant '{tenant}' has no SLA (sla_ms) for the node manager to keep")
+        p95 = pick("p95_ms", "latency_ms_p95")
+        ways = pick("llc_ways", default=None)
+        return cls(
+            math.nan if p95 is None else float(p95),
+            float(sla),
+            float(pick("queue_len", "queue_length", default=0) or 0),
+            float(pick("offered_qps", "qps", default=0) or 0),
+            tuple(int(c) for c in pick("cores")),
+            None if ways is None else int(ways),
+            "offered_qps" in d or "p95_ms" in d,
+        )
 
 
 @dataclass(frozen=True)
@@ -221,6 +240,7 @@ class HeraManager:
         self.models = tuple(tenant_models[t] for t in self.tenants)
         profiles.splits(*self.models)  # fail early if the pair has no profile
         self._load: dict[str, float] = {}
+        self._queue: dict[str, float] = {}
         self._scale = {t: 1.0 for t in self.tenants}
         self._violations = defaultdict(int)
         self._dir: tuple[int, int] | None = None
@@ -264,8 +284,10 @@ class HeraManager:
     ) -> list[Move]:
         cfg = self.config
         a, b = self.tenants
-        for t in self.tenants:
-            q = obs[t].qps
+        for t in self.tenants:  # offered ≈ completed + queue growth / interval (when qps counts completions)
+            grew = obs[t].queue_len - self._queue.get(t, obs[t].queue_len)
+            self._queue[t] = obs[t].queue_len
+            q = obs[t].qps + (0.0 if obs[t].qps_is_offered else max(0.0, grew) / self.interval_s)
             self._load[t] = (
                 q if t not in self._load else cfg.load_alpha * q + (1 - cfg.load_alpha) * self._load[t]
             )
@@ -386,7 +408,7 @@ class NodeManagerLoop:
         self.error: Exception | None = None
 
     def _stats(self) -> dict[str, TenantObs]:
-        return {t: TenantObs.from_stats(d) for t, d in self.api.stats().items()}
+        return {t: TenantObs.from_stats(d, t) for t, d in self.api.stats().items()}
 
     def free(self, obs: Mapping[str, TenantObs]) -> dict[str, int]:
         used = [c for o in obs.values() for c in o.cores]
@@ -556,10 +578,11 @@ class SimulatedNode:
             if self.noise:
                 p95 *= max(0.1, 1.0 + self.noise * self._rng.standard_normal())
             out[t] = {
+                "offered_qps": self.load_qps[t],
                 "p95_ms": p95,
                 "sla_ms": sla,
                 "queue_len": rho / (1 - rho) if rho < 1 else 100.0,
-                "qps": self.load_qps[t],
+                "qps": min(self.load_qps[t], cap),  # completed, as the server reports it
                 "cores": list(self.cores[t]),
                 "llc_ways": self.llc_ways[t],
             }

@@ -7,13 +7,11 @@ import os
 
 import pandas as pd
 import pytest
-from test_loadgen_support import ensure_workload
 
 from hera.cli import main
 from hera.loadgen import cli as lgcli
 from hera.loadgen.settings import LoadgenSettings
 
-ensure_workload()
 C0 = sorted(os.sched_getaffinity(0))[0]
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from test_loadgen_support import FIXED1, ensure_workload
 
 from hera.errors import ConfigError, HeraError
 from hera.loadgen import mlperf
 from hera.loadgen import sut as q
 from hera.loadgen.settings import LoadgenSettings
 
-ensure_workload()
+FIXED1 = {"kind": "fixed", "items": 1}  # one item per query
 pytest.importorskip("mlperf_loadgen")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_loadgen_support import FIXED1, ensure_workload
 
 from hera.errors import ConfigError
 from hera.loadgen import search
@@ -13,7 +12,7 @@ from hera.loadgen import sut as q
 from hera.loadgen.driver import RunResult
 from hera.loadgen.settings import LoadgenSettings
 
-ensure_workload()
+FIXED1 = {"kind": "fixed", "items": 1}  # one item per query
 
 BASE = LoadgenSettings(target_qps=50.0, n_queries=100, query_sizes=FIXED1, max_items=1, percentile=0.95,
                        latency_bound_ms=30.0)

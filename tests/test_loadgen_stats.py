@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from hera.errors import ConfigError
 from hera.loadgen import stats
 from hera.loadgen import sut as q
 
@@ -69,8 +70,10 @@ def test_verdicts():
     assert v.verdict == "undecided" and v.more_needed == v.needed - 100 > 0
     v = stats.early_stopping(50, 0, 0.95)
     assert v.verdict == "undecided" and v.needed == 90
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="n_over"):
         stats.early_stopping(10, 11, 0.95)
+    with pytest.raises(ConfigError, match="percentile"):
+        stats.early_stopping_min_queries(0, 1.0)
 
 
 def test_early_stopping_percentile_estimate_is_conservative():
@@ -112,6 +115,8 @@ def test_md1_formulas_against_recursion():
     assert q.md1_mean_sojourn_s(50, d) == pytest.approx(d + 0.5 * d / (2 * 0.5))
     assert q.md1_wait_cdf(0.0, 50, d) == pytest.approx(0.5)  # P(W = 0) = 1 - ρ
     assert math.isinf(q.md1_mean_sojourn_s(100, d))
+    with pytest.raises(ConfigError, match="n_servers"):
+        q.SleepSUT(q.deterministic(d), n_servers=0)
 
 
 def test_mmc_formulas():

@@ -258,3 +258,25 @@ def test_loop_rejects_bad_interval_and_stats(profiles):
 
     with pytest.raises(ConfigError, match="lack field 'sla_ms'"):
         NodeManagerLoop(PartiesController(), Bad())
+
+
+def test_obs_accepts_the_servers_stats_keys():
+    server_row = {"latency_ms_p95": 12.0, "sla_ms": 10.0, "queue_length": 3, "qps": 50.0, "cores": [0, 1],
+                  "llc_ways": None, "n_cores": 2}
+    o = TenantObs.from_stats(server_row, "t")
+    assert (o.p95_ms, o.queue_len, o.qps, o.cores, o.slack) == (12.0, 3.0, 50.0, (0, 1), pytest.approx(-0.2))
+    assert not o.qps_is_offered and TenantObs.from_stats(server_row | {"offered_qps": 60.0}).qps == 60.0
+    assert TenantObs.from_stats(server_row | {"latency_ms_p95": None}).slack == -1.0  # queued, none done
+    with pytest.raises(ConfigError, match="tenant 't' has no SLA"):
+        TenantObs.from_stats(server_row | {"sla_ms": None}, "t")
+
+
+def test_hera_estimates_offered_load_from_queue_growth(profiles):
+    """With completions only (the server's ``qps``), a growing queue adds to the load estimate."""
+    mgr = HeraManager(profiles, {"e": "emb_a", "m": "mlp_a"}, HeraConfig(interval_s=0.5, load_alpha=1.0))
+    row = {"latency_ms_p95": 5.0, "sla_ms": 10.0, "qps": 100.0, "llc_ways": None}
+    for q in (0, 10):
+        o = {"e": TenantObs.from_stats(row | {"queue_length": q, "cores": [0, 1, 2, 3]}),
+             "m": TenantObs.from_stats(row | {"queue_length": 0, "cores": [4, 5, 6, 7]})}
+        mgr.step(o)
+    assert mgr.loads() == {"e": pytest.approx(100.0 + 10 / 0.5), "m": pytest.approx(100.0)}

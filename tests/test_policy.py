@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hera.errors import ConfigError, HeraError
@@ -341,8 +342,8 @@ def test_predictor_reads_the_profilers_memory_format():
             rows.append(dict(model=r.model, antagonist=kind, intensity=0.5, metric="model_items_per_s",
                              value=1.0, slowdown=7.0))
         else:
-            rows.append(dict(model=r.model, antagonist=r.antagonist, intensity=r.intensity, metric="latency_ms",
-                             value=1.0, slowdown=r.slowdown))
+            rows.append(dict(model=r.model, antagonist=r.antagonist, intensity=r.intensity,
+                             metric="latency_ms", value=1.0, slowdown=r.slowdown))
     mem = pd.DataFrame(rows)
     pred = PairPredictor(Profiles(w["scalability"], w["pairs"], mem))
     pred.gain = dict(w["gains"])

@@ -141,4 +141,16 @@ def test_only_explanatory_or_shared_notes_are_printed(tmp_path, texts):
     figures.build("F3", results, tmp_path / "out")
     assert "counters: unavailable" in texts[0]                        # explains a missing effect
     assert "probe alone 5 GB/s" not in texts[0]                       # a per-row measurement detail
-    assert "more notes (measurement details) in the note column of memory.csv (8)" in texts[0]
+    assert "more notes in the note column of memory.csv (8)" in texts[0]
+
+
+def test_pressure_written_as_pressure_kind_rows_is_accepted(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
+    path = results / "profile/memory.csv"
+    df = pd.read_csv(path)
+    press = df["metric"] == "pressure"
+    df.loc[press, "metric"] = "pressure_" + df.loc[press, "antagonist"]
+    df.loc[press, "antagonist"] = "none"
+    df.to_csv(path, index=False)
+    figures.build("F3", results, tmp_path / "out")
+    assert "pressure the model exerts" in texts[0] and "was not measured" not in texts[0]

@@ -75,27 +75,18 @@ def rate_function(settings: LoadgenSettings):
         code = compile(tree, "<arrival_formula>", "eval")
 
         def fn(t):
-            env = dict(_FORMULA_NAMES, t=np.asarray(t, dtype=float))
-            return np.maximum(np.asarray(eval(code, {"__builtins__": {}}, env), dtype=float), 0.0)
+            t = np.asarray(t, dtype=float)
+            val = np.asarray(eval(code, {"__builtins__": {}}, dict(_FORMULA_NAMES, t=t)), dtype=float)
+            return np.maximum(np.broadcast_to(val, t.shape), 0.0)  # a constant formula is fine too
 
         try:
             fn(np.linspace(0.0, settings.duration_s or 1.0, 5))
         except Exception as exc:  # noqa: BLE001 - user expression
             raise ConfigError(f"arrival_formula {src!r} cannot be evaluated: {exc}") from None
         return fn
-    path = Path(settings.arrival_trace)
-    if not path.is_file():
-        raise ConfigError(f"arrival trace {str(path)!r} does not exist")
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any parse problem
-        raise ConfigError(f"arrival trace {str(path)!r} cannot be read: {exc}") from None
-    if not {"t_s", "rate_qps"} <= set(df.columns) or len(df) == 0:
-        raise ConfigError(f"arrival trace {str(path)!r} needs columns t_s, rate_qps")
-    ts, rs = df["t_s"].to_numpy(float), df["rate_qps"].to_numpy(float)
-    if np.any(np.diff(ts) <= 0) or np.any(rs < 0):
-        raise ConfigError(f"arrival trace {str(path)!r}: t_s must increase and rate_qps be >= 0")
-    return lambda t: np.interp(np.asarray(t, dtype=float), ts, rs)
+    from hera.workload.arrivals import Trace
+
+    return Trace.from_csv(settings.arrival_trace)  # CSV t_s,rate_qps, linear; errors name file and line
 
 
 def _arrivals(settings: LoadgenSettings, tenant: str) -> np.ndarray:

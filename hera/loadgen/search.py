@@ -124,6 +124,7 @@ class _Searcher:
                 "passed": verdict == "pass", "aborted": res.summary["aborted"],
                 "abort_reason": res.summary["abort_reason"],
                 "issue_lateness_us_p99": sm["issue_lateness_us_p99"], "wall_s": res.summary["wall_s"],
+                "shorter_than_mlperf_min": sm["duration_s"] < MLPERF_MIN_DURATION_S,
             }
             self.rows.append(row)
             if self.log:

@@ -42,7 +42,8 @@ class LoadgenSettings:
 
     ``query_sizes`` is ``{"kind": ..., **params}`` for ``hera.workload.sizes.QuerySizes(kind, max_items,
     **params)``. ``arrival='time_varying'`` needs ``duration_s`` and exactly one of ``arrival_trace``
-    (a CSV file with columns ``t_s, rate_qps``, linearly interpolated) or ``arrival_formula`` (a numpy
+    (a CSV file with columns ``t_s, rate_qps``, linearly interpolated, read by
+    ``hera.workload.arrivals.Trace``) or ``arrival_formula`` (a numpy
     expression in ``t`` seconds, e.g. ``"100 + 50*sin(2*pi*t/60)"``); ``target_qps`` is then only used
     as the nominal rate reported in summaries. ``max_outstanding`` is a safety stop: when a tenant has
     that many queries in flight, issuing stops and the run is reported as aborted.

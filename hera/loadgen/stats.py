@@ -29,13 +29,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
+from hera.errors import ConfigError
+
 #: MLPerf LoadGen's early-stopping confidence.
 EARLY_STOPPING_CONFIDENCE = 0.99
 
 
 def _check_p(p: float) -> None:
     if not 0.0 < p < 1.0:
-        raise ValueError(f"percentile must be in (0, 1), got {p}")
+        raise ConfigError(f"percentile must be in (0, 1), got {p}")
 
 
 def percentile(values, p: float) -> float:
@@ -107,7 +109,7 @@ def early_stopping_min_passing(t: int, p: float, confidence: float = EARLY_STOPP
     """LoadGen's ``find_min_passing``: the least within-bound count h with ``odds(h, t) < 1 − confidence``."""
     _check_p(p)
     if t < 0:
-        raise ValueError(f"overlatency count must be >= 0, got {t}")
+        raise ConfigError(f"overlatency count must be >= 0, got {t}")
     target = 1.0 - confidence
     hi = max(1, math.ceil(math.log(target) / math.log(p - tolerance)))
     while _odds(hi, t, p, tolerance) >= target:
@@ -170,7 +172,7 @@ def early_stopping(n_queries: int, n_over: int, p: float,
                    confidence: float = EARLY_STOPPING_CONFIDENCE) -> EarlyStoppingVerdict:
     """Apply MLPerf's Server-scenario early-stopping rule (see module docstring)."""
     if n_over < 0 or n_over > n_queries:
-        raise ValueError(f"need 0 <= n_over <= n_queries, got {n_over}, {n_queries}")
+        raise ConfigError(f"early stopping needs 0 <= n_over <= n_queries, got {n_over} of {n_queries}")
     needed = early_stopping_min_queries(n_over, p, confidence)
     if n_queries >= needed:
         verdict = "pass"

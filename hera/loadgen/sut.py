@@ -32,6 +32,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from hera.errors import ConfigError
+
 OnDone = Callable[[Any], None]
 
 
@@ -152,9 +154,9 @@ class SleepSUT:
     def __init__(self, service_time_fn: ServiceTimeFn, n_servers: int = 1, *, seed: int = 0,
                  mode: str = "virtual", fail_every: int = 0, raise_every: int = 0, drop_every: int = 0):
         if n_servers < 1:
-            raise ValueError("n_servers must be >= 1")
+            raise ConfigError(f"SleepSUT: n_servers must be >= 1, got {n_servers}")
         if mode not in ("virtual", "threads"):
-            raise ValueError(f"unknown SleepSUT mode {mode!r}")
+            raise ConfigError(f"SleepSUT: unknown mode {mode!r}; known: virtual, threads")
         self.service_time_fn = service_time_fn
         self.n_servers = n_servers
         self.mode = mode

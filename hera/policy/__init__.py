@@ -19,4 +19,4 @@ from hera.policy.base import (  # noqa: F401
     plans_json,
     register,
 )
-from hera.policy.profiles import NodeSize, Profiles, Split, emu  # noqa: F401  (first: no import cycles)
+from hera.policy.profiles import NodeSize, Profiles, Split, emu  # noqa: F401

@@ -4,8 +4,8 @@ Bubble-Up style (Mars et al., MICRO 2011): each model is profiled once alone (sc
 against a tunable antagonist ("bubble") that eats memory bandwidth or LLC capacity, giving
 
 - its **sensitivity** ``s_m,k(x) = slowdown_m,k(x) − 1`` to antagonist kind k ∈ {bandwidth, cache} at
-  intensity x ∈ [0, 1] (``profile/memory.csv`` rows with ``antagonist = k`` and a latency/throughput metric, see
-  :data:`SENSITIVITY_METRICS`; piecewise linear in x, linear extrapolation past the last intensity; a kind
+  intensity x ∈ [0, 1] (``profile/memory.csv`` rows with ``antagonist = k`` and a latency/throughput
+  metric, see :data:`SENSITIVITY_METRICS`; piecewise linear in x, linear extrapolation past the last intensity; a kind
   that was not profiled counts as insensitive);
 - its **pressure** ``P_m,k`` when it runs on (nearly) the whole node (Bubble-Up's "bubble score"): rows
   ``antagonist = k, metric = pressure`` (as ``hera.profile.memory`` writes them: the fraction of a probe's
@@ -37,7 +37,9 @@ from hera.policy.profiles import PAIR_COLUMNS, Profiles, emu
 KINDS = ("bandwidth", "cache")
 #: Metrics whose ``slowdown`` is a sensitivity (first present wins). ``hera.profile.memory`` writes
 #: ``latency_ms`` (p50 of a one-worker service-time loop next to the antagonist) and ``latency_ms_p95``.
-SENSITIVITY_METRICS = ("qps_star", "throughput", "latency_ms", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99")
+SENSITIVITY_METRICS = (
+    "qps_star", "throughput", "latency_ms", "latency_ms_p50", "latency_ms_p95", "latency_ms_p99",
+)
 
 
 def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:

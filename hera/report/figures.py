@@ -67,7 +67,7 @@ def _table_notes(tables: list[io.Table]) -> list[str]:
                 hidden[t.path.name] = hidden.get(t.path.name, 0) + 1
     if hidden:
         where = ", ".join(f"{k} ({v})" for k, v in hidden.items())
-        shown.append(f"more notes (measurement details) in the note column of {where}")
+        shown.append(f"more notes in the note column of {where}")
     return shown
 
 
@@ -98,10 +98,6 @@ def _model_ticks(ax, axis: str = "x", rotation: int = 30) -> None:
         ax.set_xticks(ax.get_xticks(), labels, rotation=rotation, ha="right" if rotation else "center")
     else:
         ax.set_yticks(ax.get_yticks(), labels)
-
-
-def _policy_ticks(ax) -> None:
-    ax.set_xticks(ax.get_xticks(), [style.label("policy", t.get_text()) for t in ax.get_xticklabels()])
 
 
 def _fig_legend(fig, ax, kind: str, title: str) -> None:
@@ -180,12 +176,21 @@ def _sensitivity(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts) if parts else df
 
 
+def _pressure_rows_as_kind(df: pd.DataFrame) -> pd.DataFrame:
+    """Also accept pressure written as ``metric = pressure_<kind>``, ``antagonist = none`` (the form used by
+    hera.policy's synthetic tables): rewrite it to ``metric = pressure``, ``antagonist = <kind>``."""
+    kind = df["metric"].astype(str).str.extract(r"^pressure_(\w+)$")[0]
+    alt = kind.notna()
+    return df.assign(antagonist=df["antagonist"].where(~alt, kind),
+                     metric=df["metric"].where(~alt, PRESSURE_METRIC))
+
+
 def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
     """F3: per model, slowdown vs antagonist intensity (one panel per antagonist kind) and the pressure the
     model itself exerts on bandwidth and cache."""
     style.apply()
     t = io.read_table(results_dir, "profile/memory.csv")
-    df = t.df.assign(antagonist=t.df["antagonist"].astype(str))
+    df = _pressure_rows_as_kind(t.df.assign(antagonist=t.df["antagonist"].astype(str)))
     press = df[df["metric"].astype(str) == PRESSURE_METRIC]
     sens = df[(df["metric"].astype(str) != PRESSURE_METRIC) & (df["antagonist"] != NO_ANTAGONIST)]
     sens = _sensitivity(sens.dropna(subset=["slowdown"]))

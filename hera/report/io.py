@@ -8,8 +8,10 @@ written by :func:`hera.provenance.write_table`. Problems raise :class:`ResultErr
 
 Conventions the report relies on beyond DESIGN.md (all optional unless said otherwise):
 
-- any table may carry a ``note`` column: non-empty texts are shown on the figure (e.g. "only 2 cores:
-  scalability not observable"), so an effect that could not be measured is explained, not drawn empty;
+- any table may carry a ``note`` column (texts joined by ``"; "``): notes explaining a missing effect
+  (:data:`IMPORTANT_NOTE`, e.g. "not observable on this machine: ...") and caveats shared by at least half the
+  rows are printed under the figure, so an effect that could not be measured is explained, not drawn empty;
+  per-row measurement details are only counted;
 - ``profile/memory.csv``: a row with ``metric == "pressure"`` is the pressure the model *exerts* on the
   resource named in ``antagonist`` (``bandwidth`` or ``cache``), in ``value`` (unit in an optional ``unit``
   column; default: the slowdown it inflicts on a probe of that kind, x). Every other row is a *sensitivity*
