@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "hera.tables_cli",
     "hera.server.serve_cli",
     "hera.profile.cli",
+    "hera.experiments.cli",
 ]
 
 

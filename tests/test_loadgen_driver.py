@@ -274,3 +274,18 @@ def test_multi_tenant_run_and_write(tmp_path):
 def test_not_a_sut_is_refused():
     with pytest.raises(HeraError, match="not a SUT"):
         driver.run(object(), settings(), 1)
+
+
+def test_sleep_sut_threads_mode_really_sleeps():
+    from hera.loadgen.sut import linear
+
+    sut = SleepSUT(linear(0.002, 0.0005), n_servers=2, mode="threads")  # 2 ms + 0.5 ms per item
+    try:
+        res = driver.run(sut, settings(n_queries=20, target_qps=100.0, query_sizes={"kind": "fixed", "items": 4},
+                                       max_items=8), 8)
+    finally:
+        sut.close()
+    r = res.rows
+    assert res.summary["n_ok"] == 20
+    assert (r["service_ms"] >= 4.0 - 0.05).all()  # 2 + 4 × 0.5 ms, slept for real
+    assert set(r["workers"]) <= {"0", "1"}
