@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "hera.server.serve_cli",
     "hera.profile.cli",
     "hera.experiments.cli",
+    "hera.bench",
 ]
 
 

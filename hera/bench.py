@@ -1,0 +1,424 @@
+"""``hera bench``: benchmark commands that print their figure (last line: one JSON object) and write it to
+``results/<scale>/bench/<name>.json`` with provenance. Benchmarks measure; tests never assert wall time.
+
+- ``build``: time to build every model and its sample library at a scale (fresh, into a scratch dir).
+- ``serving``: QPS* through the server vs the same model called in-process on the same cores.
+- ``dispatch``: added latency of the in-node path for a 1-item query (round trip minus model time).
+- ``memory``: RSS/PSS of N workers of one model: one copy of the tables plus a per-worker overhead.
+- ``loadgen-agreement``: p95 from our open-loop driver vs MLPerf LoadGen at the same arrival rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hera.errors import HeraError, NotBuiltError
+
+ALL_MODELS = ["dlrm_rmc1", "dlrm_rmc2", "dlrm_rmc3", "ncf", "wnd", "mtwnd", "din", "dien"]
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _emit(name: str, scale: str, figure: dict[str, Any], out: Path | None, config: dict[str, Any]) -> int:
+    """Write the figure with provenance and print it as the last line."""
+    from hera.paths import results_dir
+    from hera.provenance import provenance
+
+    path = out or results_dir(scale) / "bench" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"bench": name, "figure": figure, **provenance(config)}, indent=2,
+                               sort_keys=True, default=str) + "\n")
+    print(json.dumps(figure, sort_keys=True, default=float))
+    return 0
+
+
+def _cores(arg: str | None) -> list[int]:
+    from hera.config import resolve_cores
+
+    return resolve_cores({"cores": "auto" if arg in (None, "all") else [int(x) for x in arg.split(",")]})
+
+
+def _require_built(model: str, scale: str) -> None:
+    from hera.paths import build_dir, datasets_dir
+
+    if not (build_dir(scale) / model / "meta.json").is_file():
+        raise NotBuiltError(f"model {model!r} is not built at scale {scale!r}: run `hera models build --scale "
+                            f"{scale} --models {model}`")
+    if not (datasets_dir(scale) / model / "library.json").is_file():
+        raise NotBuiltError(f"sample library of {model!r} at scale {scale!r} is missing: run `hera workload "
+                            f"library --scale {scale} --models {model}`")
+
+
+def _node(model: str, scale: str, cores: list[int], batch_size: int, *, sla_ms: float | None = None,
+          share: bool = False, queue_limit: int = 100_000):
+    from hera.server.node import Node
+
+    return Node({"scale": scale, "allow_core_sharing": share, "tenants": [
+        {"name": model, "model": model, "cores": list(cores), "batch_size": batch_size,
+         "queue_limit": queue_limit, "sla_ms": sla_ms}]}).start()
+
+
+def _sla_ms(model: str, scale: str, batch_size: int) -> float:
+    """The model's SLA by the study's rule (T1: 5 x one-worker latency of a median-size query)."""
+    import pandas as pd
+
+    from hera.paths import results_dir
+
+    t1 = results_dir(scale) / "tables" / "T1.csv"
+    if t1.is_file():
+        df = pd.read_csv(t1)
+        row = df[df["model"] == model]
+        if len(row):
+            return float(row["sla_ms"].iloc[0])
+    raise NotBuiltError(f"no SLA for {model!r} at scale {scale!r}: {t1} has no row for it; run `hera table t1 "
+                        f"--scale {scale}` first")
+
+
+# -------------------------------------------------------------------------------------------- build
+def bench_build(scale: str, models: list[str], items: int | None) -> dict[str, Any]:
+    """Build every model and its sample library into a scratch directory; report seconds."""
+    from hera.workload.library import default_items
+    from hera.workload.cli import build_libraries
+    from hera.zoo.build import build_model_files
+
+    with tempfile.TemporaryDirectory(prefix="hera-bench-build-") as tmp:
+        per: dict[str, dict[str, float]] = {}
+        t0 = time.perf_counter()
+        for m in models:
+            t = time.perf_counter()
+            build_model_files(m, scale, out_root=Path(tmp) / "models")
+            per[m] = {"model_s": round(time.perf_counter() - t, 3)}
+        t_models = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for m in models:
+            t = time.perf_counter()
+            build_libraries(scale, [m], items or default_items(scale), out_root=Path(tmp) / "datasets")
+            per[m]["library_s"] = round(time.perf_counter() - t, 3)
+        t_libs = time.perf_counter() - t1
+    return {"scale": scale, "models": len(models), "models_s": round(t_models, 2),
+            "libraries_s": round(t_libs, 2), "total_s": round(t_models + t_libs, 2), "per_model": per}
+
+
+# ------------------------------------------------------------------------------------------ serving
+def _inprocess_worker(model: str, scale: str, core: int, batch_size: int, duration_s: float, start_at: float,
+                      queue) -> None:
+    """One pinned process running the model on consecutive sub-batches: items/s (the serving path's runner)."""
+    import numpy as np
+    import torch
+
+    from hera.paths import build_dir, datasets_dir
+    from hera.server.runner import RunnerSpec, build_runner
+
+    os.sched_setaffinity(0, {core})
+    torch.set_num_threads(1)
+    runner = build_runner(RunnerSpec(kind="zoo", model=model, scale=scale, models_root=str(build_dir(scale)),
+                                     library_dir=str(datasets_dir(scale) / model), batch_size=batch_size))
+    n_lib = runner.info()["library_items"]
+    rng = np.random.default_rng(core)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    items, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < duration_s:
+        runner.run_samples(int(rng.integers(0, n_lib - batch_size)), batch_size)
+        items += batch_size
+    queue.put(items / (time.perf_counter() - t0))
+
+
+def inprocess_items_per_s(model: str, scale: str, cores: list[int], batch_size: int, duration_s: float) -> float:
+    """Aggregate items/s of one process per core, each running sub-batches back to back (full load)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    start_at = time.time() + 8.0  # all processes load first, then run together
+    procs = [ctx.Process(target=_inprocess_worker, args=(model, scale, c, batch_size, duration_s, start_at, q))
+             for c in cores]
+    for p in procs:
+        p.start()
+    rates = [q.get(timeout=120 + duration_s) for _ in procs]
+    for p in procs:
+        p.join()
+    return float(sum(rates))
+
+
+def bench_serving(model: str, scale: str, cores: list[int], batch_size: int, duration_s: float,
+                  search: dict[str, Any]) -> dict[str, Any]:
+    """QPS* through the server vs in-process throughput on the same cores and sub-batch size.
+
+    Both sides use the production query-size law; in-process throughput in items/s is converted to
+    queries/s by the law's mean size. ``efficiency = qps_server / qps_inprocess`` where ``qps_server`` is the
+    server's QPS* under the model's SLA; ``saturation_efficiency`` compares the server's completions at
+    overload (no SLA) instead, isolating the serving overhead from queueing.
+    """
+    import numpy as np
+
+    from hera.loadgen import driver
+    from hera.loadgen.search import find_qps_star
+    from hera.loadgen.settings import LoadgenSettings
+    from hera.loadgen.sut import NodeSUT
+    from hera.workload.sizes import QuerySizes
+
+    _require_built(model, scale)
+    sizes = {"kind": "production"}
+    mean_items = float(np.mean(QuerySizes("production", 1024).sample(200_000, np.random.default_rng(0))))
+    items_s = inprocess_items_per_s(model, scale, cores, batch_size, duration_s)
+    qps_in = items_s / mean_items
+    sla = _sla_ms(model, scale, batch_size)
+    node = _node(model, scale, cores, batch_size, sla_ms=sla)
+    try:
+        sut = NodeSUT(node)
+        lib = node.library_size(model)
+        base = LoadgenSettings(target_qps=0.5 * qps_in, latency_bound_ms=sla, query_sizes=sizes,
+                               min_queries=search["min_queries"], min_duration_s=search["min_duration_s"],
+                               warmup_queries=20)
+        res = find_qps_star(sut, base, lib, sla_ms=sla, rel_tol=search["rel_tolerance"],
+                            repeats=search["repeats"], max_queries=search["max_queries"], tenant=model,
+                            max_qps=4 * qps_in)
+        over = driver.run(sut, LoadgenSettings(target_qps=2.0 * qps_in, query_sizes=sizes,
+                                               duration_s=duration_s, warmup_queries=20,
+                                               completion_timeout_s=120), lib, tenant=model)
+        sat = over.tenants[model]["achieved_qps"]
+    finally:
+        node.stop(drain=False)
+    return {"model": model, "scale": scale, "cores": cores, "batch_size": batch_size, "sla_ms": round(sla, 3),
+            "qps_server": round(res.qps_star, 2), "qps_inprocess": round(qps_in, 2),
+            "efficiency": round(res.qps_star / qps_in, 3), "qps_server_saturated": round(sat, 2),
+            "saturation_efficiency": round(sat / qps_in, 3), "inprocess_items_per_s": round(items_s, 1),
+            "mean_query_items": round(mean_items, 1), "search_note": res.note}
+
+
+# ----------------------------------------------------------------------------------------- dispatch
+def bench_dispatch(model: str, scale: str, core: int, n: int) -> dict[str, Any]:
+    """Round trip of 1-item queries through the node minus the worker's model time (closed loop, one at a
+    time, so no queueing)."""
+    import numpy as np
+
+    _require_built(model, scale)
+    node = _node(model, scale, [core], batch_size=64)
+    try:
+        lib = node.library_size(model)
+        overhead, model_ms = [], []
+        for i in range(n + 50):
+            t0 = time.monotonic_ns()
+            r = node.submit(model, i % lib, 1).result(timeout=30)
+            t1 = time.monotonic_ns()
+            if not r.ok:
+                raise HeraError(f"dispatch benchmark query failed: {r.error}")
+            if i >= 50:  # warm-up
+                service = r.t_end_ns - r.t_start_ns
+                overhead.append((t1 - t0 - service) / 1e6)
+                model_ms.append(service / 1e6)
+    finally:
+        node.stop()
+    o = np.asarray(overhead)
+    return {"model": model, "scale": scale, "queries": n, "overhead_ms_p50": round(float(np.median(o)), 4),
+            "overhead_ms_p99": round(float(np.percentile(o, 99)), 4),
+            "model_ms_p50": round(float(np.median(model_ms)), 4)}
+
+
+# ------------------------------------------------------------------------------------------- memory
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, val = line.split(":", 1)
+        out[key.strip()] = int(val.split()[0]) * 1024
+    return out
+
+
+def _worker_pids(node) -> list[int]:
+    return [pid for t in node.stats().values() for pid in t["worker_pids"]]
+
+
+def _touch_all(node, model: str, lib: int, batch: int) -> None:
+    """Query the whole library once so every worker has gathered rows from the tables."""
+    futs = [node.submit(model, s, min(batch, lib - s)) for s in range(0, lib, batch)]
+    for f in futs:
+        f.result(timeout=120)
+
+
+def _memory_once(model: str, scale: str, workers: int, cores: list[int]) -> dict[str, Any]:
+    from hera.paths import build_dir
+
+    files = sorted(p for p in (build_dir(scale) / model).iterdir() if p.suffix != ".json")
+    node_cores = [cores[i % len(cores)] for i in range(workers)]
+    # one worker per listed core; with more workers than cores, list a core several times via sharing
+    node = _node_multi(model, scale, node_cores)
+    try:
+        lib = node.library_size(model)
+        for _ in range(2):
+            _touch_all(node, model, lib, 64)
+        pids = _worker_pids(node)
+        roll = [_smaps_rollup(p) for p in pids]
+        weights = [_weights_memory(p, files) for p in pids]
+    finally:
+        node.stop()
+    return {"workers": len(pids), "rss_bytes": sum(r["Rss"] for r in roll), "pss_bytes": sum(r["Pss"] for r in roll),
+            "weights_rss_bytes": sum(w["rss_bytes"] for w in weights),
+            "weights_pss_bytes": sum(w["pss_bytes"] for w in weights)}
+
+
+def _weights_memory(pid: int, files: list[Path]) -> dict[str, int]:
+    """RSS and PSS of the model's weight files mapped into ``pid``."""
+    from hera.zoo.load import mapped_file_memory
+
+    parts = [mapped_file_memory(pid, f) for f in files]
+    return {k: sum(p[k] for p in parts) for k in ("rss_bytes", "pss_bytes")}
+
+
+def _node_multi(model: str, scale: str, cores: list[int]):
+    """A node whose tenant runs one worker per entry of ``cores`` (entries may repeat: workers share)."""
+    from hera.server.node import Node
+
+    uniq = sorted(set(cores))
+    per = len(cores) // len(uniq)
+    tenants = [{"name": model if i == 0 else f"{model}-{i}", "model": model, "cores": uniq, "batch_size": 64}
+               for i in range(per)]
+    return Node({"scale": scale, "allow_core_sharing": per > 1, "tenants": tenants}).start()
+
+
+def bench_memory(model: str, scale: str, workers: int, cores: list[int]) -> dict[str, Any]:
+    import json as _json
+
+    from hera.paths import build_dir
+
+    _require_built(model, scale)
+    meta = _json.loads((build_dir(scale) / model / "meta.json").read_text())
+    table = int(meta["embedding_bytes"])
+    one = _memory_once(model, scale, 1, cores[:1])
+    many = _memory_once(model, scale, workers, cores)
+    extra = (many["pss_bytes"] - one["pss_bytes"]) / max(1, many["workers"] - 1)
+    return {"model": model, "scale": scale, "workers": many["workers"], "table_mb": round(table / 1e6, 1),
+            "weights_pss_mb_1": round(one["weights_pss_bytes"] / 1e6, 1),
+            "weights_pss_mb_n": round(many["weights_pss_bytes"] / 1e6, 1),
+            "weights_rss_mb_n": round(many["weights_rss_bytes"] / 1e6, 1),
+            "pss_mb_1": round(one["pss_bytes"] / 1e6, 1), "pss_mb_n": round(many["pss_bytes"] / 1e6, 1),
+            "rss_mb_n": round(many["rss_bytes"] / 1e6, 1),
+            "table_copies_n": round(many["weights_pss_bytes"] / table, 3),
+            "mb_per_extra_worker": round(extra / 1e6, 1)}
+
+
+# -------------------------------------------------------------------------------- loadgen agreement
+def bench_loadgen_agreement(model: str, scale: str, cores: list[int], load_frac: float, duration_s: float,
+                            log_dir: Path) -> dict[str, Any]:
+    """Same node, same rate, same query-size law: our driver's p95 vs MLPerf LoadGen's (Server scenario)."""
+    import numpy as np
+
+    from hera.loadgen.mlperf import compare
+    from hera.loadgen.settings import LoadgenSettings
+    from hera.loadgen.sut import NodeSUT
+    from hera.workload.sizes import QuerySizes
+
+    _require_built(model, scale)
+    mean_items = float(np.mean(QuerySizes("production", 1024).sample(100_000, np.random.default_rng(0))))
+    items_s = inprocess_items_per_s(model, scale, cores, 64, 2.0)
+    rate = load_frac * items_s / mean_items
+    node = _node(model, scale, cores, 64)
+    try:
+        lib = node.library_size(model)
+        settings = LoadgenSettings(target_qps=rate, duration_s=duration_s, min_duration_s=duration_s,
+                                   min_queries=int(rate * duration_s * 0.9), query_sizes={"kind": "production"},
+                                   latency_bound_ms=1e4, warmup_queries=0)
+        df = compare(lambda: NodeSUT(node), settings, lib, log_dir, tenant=model)
+    finally:
+        node.stop()
+    ours = df[df["harness"] == "hera"].iloc[0]
+    theirs = df[df["harness"] == "mlperf_loadgen"].iloc[0]
+    rel = abs(ours["latency_ms_p95"] - theirs["latency_ms_p95"]) / theirs["latency_ms_p95"]
+    return {"model": model, "scale": scale, "target_qps": round(rate, 2), "load_frac": load_frac,
+            "p95_ms_hera": round(float(ours["latency_ms_p95"]), 3),
+            "p95_ms_mlperf": round(float(theirs["latency_ms_p95"]), 3),
+            "p50_ms_hera": round(float(ours["latency_ms_p50"]), 3),
+            "p50_ms_mlperf": round(float(theirs["latency_ms_p50"]), 3),
+            "queries_hera": int(ours["n_queries"]), "queries_mlperf": int(theirs["n_queries"]),
+            "p95_rel_diff": round(float(rel), 4) if math.isfinite(rel) else None}
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks that print their figure (last line: JSON)")
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+
+    def common(q: argparse.ArgumentParser, model: bool = True) -> None:
+        if model:
+            q.add_argument("--model", default="dlrm_rmc1", choices=ALL_MODELS)
+        q.add_argument("--scale", default="ci", choices=["ci", "default", "paper"])
+        q.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/)")
+
+    b = bsub.add_parser("build", help="time to build all models and sample libraries at a scale")
+    common(b, model=False)
+    b.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated model ids")
+    b.add_argument("--items", type=int, help="items per sample library (default: the scale's)")
+    b.set_defaults(func=_cmd_build)
+
+    s = bsub.add_parser("serving", help="QPS* through the server vs in-process throughput")
+    common(s)
+    s.add_argument("--cores", default="all", help="'all' or a comma-separated CPU list")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--duration-s", type=float, default=5.0, help="in-process / saturation run length")
+    s.add_argument("--config", type=Path, help="study config for the search settings (default: the scale's)")
+    s.set_defaults(func=_cmd_serving)
+
+    d = bsub.add_parser("dispatch", help="added latency of the in-node path for 1-item queries")
+    common(d)
+    d.add_argument("--core", type=int, default=0)
+    d.add_argument("--queries", type=int, default=2000)
+    d.set_defaults(func=_cmd_dispatch)
+
+    m = bsub.add_parser("memory", help="RSS/PSS of N workers of one model")
+    common(m)
+    m.add_argument("--workers", type=int, default=2)
+    m.add_argument("--cores", default="all")
+    m.set_defaults(func=_cmd_memory)
+
+    a = bsub.add_parser("loadgen-agreement", help="p95 of our load generator vs MLPerf LoadGen")
+    common(a)
+    a.add_argument("--cores", default="all")
+    a.add_argument("--load-frac", type=float, default=0.5, help="offered load as a fraction of capacity")
+    a.add_argument("--duration-s", type=float, default=20.0)
+    a.set_defaults(func=_cmd_agreement)
+
+
+def _cmd_build(args) -> int:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    fig = bench_build(args.scale, models, args.items)
+    print(f"built {fig['models']} models in {fig['models_s']} s and their libraries in {fig['libraries_s']} s")
+    return _emit("build", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_serving(args) -> int:
+    from hera import config as cfg
+    from hera.paths import repo_root
+
+    study = cfg.load(args.config or repo_root() / "workflow" / "config" / f"{args.scale}.yaml")
+    fig = bench_serving(args.model, args.scale, _cores(args.cores), args.batch_size, args.duration_s,
+                        study["search"])
+    return _emit(f"serving-{args.model}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_dispatch(args) -> int:
+    fig = bench_dispatch(args.model, args.scale, args.core, args.queries)
+    return _emit("dispatch", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_memory(args) -> int:
+    fig = bench_memory(args.model, args.scale, args.workers, _cores(args.cores))
+    return _emit(f"memory-{args.model}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_agreement(args) -> int:
+    from hera.paths import results_dir
+
+    log_dir = results_dir(args.scale) / "bench" / "mlperf_logs"
+    fig = bench_loadgen_agreement(args.model, args.scale, _cores(args.cores), args.load_frac, args.duration_s,
+                                  log_dir)
+    return _emit(f"loadgen-agreement-{args.model}", args.scale, fig, args.out, vars_of(args))
+
+
+def vars_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
