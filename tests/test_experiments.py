@@ -270,3 +270,50 @@ def test_load_change_refuses_bad_inputs(study, tmp_path):
         load_change.run(cfg, f["plans"], tmp_path / "nope.csv", f["scalability"], f["t1"], None, SYN)
     with pytest.raises(ConfigError, match="unknown manager"):
         load_change.run(cfg, f["plans"], f["pairs"], f["scalability"], f["t1"], None, SYN, managers=("magic",))
+
+
+@two_cpus
+def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl):
+    """A real (synthetic-runner) node with a fake resctrl tree: PARTIES moves LLC ways through the node's
+    run-time control API, the moves are logged on the timeline's clock and show in its llc_ways column."""
+    cfg, f = study
+    doc = plans_doc()
+    doc["plans"]["hera"][0]["tenants"][0]["llc_ways"] = 5
+    doc["plans"]["hera"][0]["tenants"][1]["llc_ways"] = 6
+    f["plans"].write_text(json.dumps(doc))
+    # A's SLA is unmeetable (always violating), B's generous: PARTIES must grow A at B's expense
+    pd.DataFrame({"model": [A, B], "sla_ms": [0.001, 1000.0]}).to_csv(f["t1"], index=False)
+    cfg = dict(cfg, load_change=dict(cfg["load_change"], duration_s=1.5))
+    opts = NodeOptions(runner="synthetic", resctrl_root=str(fake_resctrl))
+    tl, mv = load_change.run(cfg, f["plans"], f["pairs"], f["scalability"], f["t1"], tmp_path / "out", opts,
+                             managers=("parties",))
+    assert len(mv) > 0 and (mv["resource"] == "llc_way").all() and (mv["manager"] == "parties").all()
+    assert {(B, -1), (A, 1)} <= set(zip(mv["tenant"], mv["delta"]))       # A grew, B shrank (via the pool)
+    assert mv["t_s"].between(0.0, 2.0).all()
+    assert (tl["llc_partitioning"] == "available").all()
+    a = tl[tl["tenant"] == A]
+    assert a["llc_ways"].iloc[0] in (5, 6) and a["llc_ways"].max() >= 6
+    assert tl["note"].str.contains("needs >= 3 cores").all() and not tl["note"].str.contains("resctrl").any()
+    assert len(pd.read_csv(tmp_path / "out" / "moves.csv")) == len(mv)
+
+
+@two_cpus
+def test_hera_manager_follows_a_load_step_on_a_real_node(study, tmp_path, fake_resctrl):
+    """Hera's manager on a real node (fake resctrl): when A's load steps up and B's down, it moves LLC ways to
+    A, after the step, towards the profiled split with the most headroom (8/3 ways here)."""
+    cfg, f = study
+    pd.DataFrame({"model_a": [A] * 3, "model_b": [B] * 3, "cores_a": [1] * 3, "cores_b": [1] * 3,
+                  "ways_a": [3, 5, 8], "ways_b": [8, 6, 3], "qps_star_a": [20.0, 35.0, 60.0],
+                  "qps_star_b": [60.0, 45.0, 20.0]}).to_csv(f["pairs"], index=False)
+    doc = plans_doc()
+    doc["node"]["llc_ways"] = 11
+    doc["plans"]["hera"] = [{"tenants": [_tenant(A, 1, 35.0, 5), _tenant(B, 1, 45.0, 6)], "emu": 1.0}]
+    f["plans"].write_text(json.dumps(doc))
+    cfg = dict(cfg, load_change=dict(cfg["load_change"], duration_s=4.0))
+    opts = NodeOptions(runner="synthetic", resctrl_root=str(fake_resctrl))
+    tl, mv = load_change.run(cfg, f["plans"], f["pairs"], f["scalability"], f["t1"], None, opts, managers=("hera",))
+    assert len(mv) > 0 and (mv["resource"] == "llc_way").all()
+    assert (mv["t_s"] > 2.0).all()                                # nothing moves before the step at t = 2 s
+    a = tl[tl["tenant"] == A]
+    assert a["llc_ways"].iloc[0] == 5 and a["llc_ways"].iloc[-1] == 8
+    assert mv["reason"].str.contains("profile target").all()

@@ -73,7 +73,7 @@ def _cmd_latency_vs_load(args: argparse.Namespace) -> int:
     df = latency_vs_load.run(config, args.plans, args.t1, args.out, opts)
     ratio = (df["p95_ms"] / df["sla_ms"]).groupby([df["policy"], df["load_frac"]]).max()
     print(json.dumps({"command": "experiment latency-vs-load", "out": str(args.out), "rows": int(len(df)),
-                      "groups": dict(zip(df["policy"], df["group"])),
+                      "groups": {p: list(dict.fromkeys(g)) for p, g in df.groupby("policy", sort=False)["group"]},
                       "worst_p95_over_sla": {f"{p}@{f:g}": _num(v) for (p, f), v in ratio.items()}}))
     return 0
 

@@ -174,7 +174,7 @@ def run_manager(manager: str, config: dict[str, Any], node_plan: plansmod.NodeDe
         partitioning = node.llc_partitioning
         lib = {m: node.library_size(m) for m in names}
         schedule = driver.build_schedule(streams, lib)
-        counter = CountingSUT(NodeSUT(node))
+        counter = CountingSUT(NodeSUT(node), horizon_s=max(4 * interval_s, 2.0))
         loop = None
         if manager != "static":
             control = NodeControl(node, sla, interval_s, counter)

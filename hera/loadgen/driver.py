@@ -279,6 +279,7 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
     missed the bound than a run of ``abort_budget_queries`` (default: this run's length) could absorb.
     ``lead_s``: delay between the start of the run and the schedule's time 0. ``spin_s``: how long
     before a scheduled time the issuer stops sleeping and spins (more: less lateness, more CPU).
+    ``disable_gc``: no cyclic garbage collection while issuing (its pauses would show up as lateness).
     """
     check_sut(sut)
     st = _as_streams(streams, tenant)
