@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import math
@@ -479,10 +478,6 @@ def summary_json(**kw: Any) -> str:
 def require_cores(cores: list[int], n: int, what: str) -> None:
     if len(cores) < n:
         raise ResourceError(f"{what} needs at least {n} usable core(s); this study has {len(cores)}: {cores}")
-
-
-def replace(obj: Any, **kw: Any) -> Any:
-    return dataclasses.replace(obj, **kw)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
