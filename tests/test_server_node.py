@@ -109,7 +109,7 @@ def test_bad_requests_and_unknown_tenant(two_tenants):
 
 
 def test_queue_limit_rejects_then_recovers():
-    cfg = node_config(TenantConfig("slow", "syn", (C0,), queue_limit=2, options={"delay_ms": 80}))
+    cfg = node_config(TenantConfig("slow", "syn", (C0,), queue_limit=2, options={"delay_ms": 250}))
     with Node(cfg) as node:
         futs = [node.submit("slow", i, 1) for i in range(3)]  # 1 running + 2 waiting
         with pytest.raises(QueueFull, match="queue full"):

@@ -21,12 +21,14 @@ def test_window_counters_percentiles_and_utilisation():
         s.record_query(True, end - int(lat * MS), end, end)
         s.record_busy(end - MS // 2, end)  # 0.5 ms busy per query
     s.record_query(False, t0, t0, t0 + 600 * MS)
-    s.record_reject()
+    for i in range(150):
+        s.record_arrival(t0 + 200 * MS + i * MS, rejected=i == 0)
     snap = s.snapshot(n_workers=2, now_ns=t0 + 1000 * MS)
     assert snap["completed"] == 100 and snap["failed"] == 1 and snap["rejected"] == 1
     assert abs(snap["latency_ms_p50"] - np.percentile(lat_ms, 50)) < 1e-9
     assert abs(snap["latency_ms_p95"] - np.percentile(lat_ms, 95)) < 1e-9
     assert abs(snap["qps"] - 100.0) < 1e-9  # 100 queries in a 1 s window
+    assert abs(snap["offered_qps"] - 150.0) < 1e-9
     assert abs(snap["utilisation"] - 100 * 0.5 / (1000 * 2)) < 1e-9
     json.dumps(snap)  # plain JSON-able
     later = s.snapshot(n_workers=2, now_ns=t0 + 3000 * MS)  # everything slid out of the window

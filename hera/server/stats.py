@@ -28,6 +28,7 @@ class TenantStats:
         self.completed = self.failed = self.rejected = 0
         self._lat: deque[tuple[int, int]] = deque()   # (t_done_ns, latency_ns) of completed queries
         self._busy: deque[tuple[int, int]] = deque()  # (t1_ns, t0_ns) of finished sub-batches
+        self._arrivals: deque[int] = deque()  # submit times of every query offered (accepted or rejected)
         self._lock = threading.Lock()
 
     def reset_clock(self) -> None:
@@ -41,6 +42,8 @@ class TenantStats:
             self._lat.popleft()
         while self._busy and self._busy[0][0] < cut:
             self._busy.popleft()
+        while self._arrivals and self._arrivals[0] < cut:
+            self._arrivals.popleft()
 
     def record_query(self, ok: bool, t_submit_ns: int, t_end_ns: int, t_done_ns: int) -> None:
         with self._lock:
@@ -55,12 +58,16 @@ class TenantStats:
         with self._lock:
             self._busy.append((t1_ns, t0_ns))
 
-    def record_reject(self) -> None:
+    def record_arrival(self, t_ns: int, rejected: bool = False) -> None:
+        """A query was offered at ``t_ns`` (``rejected``: turned away by the queue limit)."""
         with self._lock:
-            self.rejected += 1
+            self._arrivals.append(t_ns)
+            if rejected:
+                self.rejected += 1
 
     def snapshot(self, n_workers: int, window_s: float | None = None, now_ns: int | None = None) -> dict[str, Any]:
-        """Counters, and over the window: ``qps``, ``latency_ms_p50/p95/p99`` (None without data), utilisation."""
+        """Counters, and over the window: ``qps`` (completed), ``offered_qps`` (submitted, incl. rejected),
+        ``latency_ms_p50/p95/p99`` (None without data) and worker ``utilisation``."""
         now = time.monotonic_ns() if now_ns is None else now_ns
         win = self.window_ns if window_s is None else int(window_s * 1e9)
         with self._lock:
@@ -68,10 +75,12 @@ class TenantStats:
             cut = now - win
             lat = np.fromiter((lt for t, lt in self._lat if t >= cut), dtype=np.int64)
             busy = sum(t1 - max(t0, cut) for t1, t0 in self._busy if t1 >= cut)
+            offered = sum(1 for t in self._arrivals if t >= cut)
             counts = (self.completed, self.failed, self.rejected)
         span_ns = max(1, min(win, now - self.started_ns))
         out: dict[str, Any] = {"completed": counts[0], "failed": counts[1], "rejected": counts[2],
                                "window_s": span_ns / 1e9, "qps": lat.size / (span_ns / 1e9),
+                               "offered_qps": offered / (span_ns / 1e9),
                                "window_queries": int(lat.size)}
         pct = np.percentile(lat, [q * 100 for q in QUANTILES]) / 1e6 if lat.size else [None] * len(QUANTILES)
         for q, v in zip(QUANTILES, pct):
@@ -83,6 +92,7 @@ class TenantStats:
 # -------------------------------------------------------------------------------------- renderings
 _GAUGES = [
     ("qps", "hera_tenant_qps", "Completed queries per second over the stats window."),
+    ("offered_qps", "hera_tenant_offered_qps", "Submitted queries per second (accepted or rejected)."),
     ("queue_length", "hera_tenant_queue_length", "Queries waiting for a worker."),
     ("in_flight", "hera_tenant_in_flight", "Queries accepted and not yet finished."),
     ("utilisation", "hera_tenant_worker_utilisation", "Worker busy time / wall time over the window."),

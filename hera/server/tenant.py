@@ -180,8 +180,9 @@ class Tenant:
             if self.stopping:
                 raise NodeStoppedError(f"tenant {self.name!r} is shutting down")
             if self.n_waiting >= self.cfg.queue_limit:
-                self.stats.record_reject()
+                self.stats.record_arrival(q.t_submit_ns, rejected=True)
                 raise QueueFull(f"tenant {self.name!r}: queue full ({self.cfg.queue_limit} queries waiting)")
+            self.stats.record_arrival(q.t_submit_ns)
             self.queries[query_id] = q
             self.n_waiting += 1
             self.pending.extend(subs)

@@ -1,0 +1,1 @@
+"""Workloads: query sizes, arrivals, sparse ids, sample libraries, the Criteo reader (SPEC §4)."""
