@@ -20,7 +20,7 @@ def _load(args) -> tuple[dict, object, list[str], dict | None]:
 
     config = cfg.load(args.config, getattr(args, "set", None))
     profiles = Profiles.from_files(args.scalability, args.pairs, getattr(args, "memory", None))
-    models = profiles.check_models(config["models"])
+    models = profiles.check_models(config["colocation"].get("models") or config["models"])
     classes = None
     if getattr(args, "t1", None) is not None:
         if not Path(args.t1).is_file():

@@ -382,7 +382,3 @@ def format_comparison(hist: ReuseHistogram, ref: ReuseHistogram) -> str:
     lines.append(f"TV distance (rows) = {c['tv_rows']:.4f}; TV distance (lookup shares) = {c['tv_lookups']:.4f}; "
                  f"mean reuse {c['avg_reuse']:.2f} (Meta {c['avg_reuse_ref']:.2f})")
     return "\n".join(lines)
-
-
-def _fmt(x: float) -> str:  # pragma: no cover - debugging helper
-    return f"{x:.4f}" if math.isfinite(x) else str(x)

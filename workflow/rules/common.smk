@@ -26,9 +26,14 @@ def models():
     return list(config["models"])
 
 
+def colocation_models():
+    """Models of the co-location study (config colocation.models, default: all study models)."""
+    return list(config["colocation"].get("models") or models())
+
+
 def pairs():
-    """Every unordered model pair, as 'a__b' strings (a before b in config order)."""
-    return [f"{a}__{b}" for a, b in itertools.combinations(models(), 2)]
+    """Every unordered pair of co-location models, as 'a__b' strings (a before b in config order)."""
+    return [f"{a}__{b}" for a, b in itertools.combinations(colocation_models(), 2)]
 
 
 def per_model(pattern):
