@@ -49,7 +49,8 @@ def test_t1_cli_end_to_end(hera_root, capsys):
     for c in ("latency_ms_b1", "latency_ms_b64", "latency_ms_b256", "latency_ms_sla_query", "sla_ms"):
         assert (df[c] > 0).all(), c
     assert ((df["sla_ms"] - 5 * df["latency_ms_sla_query"]).abs() < 1e-3).all()
-    assert (df["sla_items"] == 200).all() and df["sla_rule"].str.contains("200-item sub-batch").all()
+    assert (df["sla_items"] == 200).all() and df["sla_rule"].str.contains("200-item query").all()
+    assert df["sla_rule"].str.contains(r"sub-batches \[64, 64, 64, 8\]").all()
     cls = dict(zip(df["model"], df["class"]))
     assert cls["dlrm_rmc1"] == cls["dlrm_rmc2"] == "memory-leaning"
     assert cls["dlrm_rmc3"] == cls["wnd"] == cls["mtwnd"] == "compute-leaning"

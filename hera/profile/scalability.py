@@ -84,6 +84,7 @@ def measure(config: dict[str, Any], model: str, t1: str | Path, out: str | Path,
                                     rel_tol=float(s["rel_tolerance"]), repeats=int(s["repeats"]),
                                     min_queries=int(s["min_queries"]), min_duration_s=float(s["min_duration_s"]),
                                     max_queries=int(s["max_queries"]), max_qps=max(64 * start, 1.0),
+                                    min_qps=start / 32,  # bounded: below this the SLA is unattainable
                                     tenant=model, log=_log)
                 row = {
                     "model": model, "workers": w, "qps_star": res.qps_star, "qps_star_lo": res.qps_star_lo,

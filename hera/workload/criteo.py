@@ -127,7 +127,7 @@ def map_fields(df: pd.DataFrame, dense_in: int, slot_rows: np.ndarray, *, path: 
     bad = ~np.isin(label, ["0", "1"])
     if bad.any():
         i = int(np.argmax(bad))
-        raise fail(i, f"label {label[i]!r} is not 0 or 1")
+        raise fail(i, f"label {str(label[i])!r} is not 0 or 1")
     dense_raw = np.zeros((n, N_DENSE), dtype=np.float64)
     for j in range(N_DENSE):
         col = df[f"I{j + 1}"]
