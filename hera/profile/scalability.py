@@ -6,7 +6,8 @@ open loop (Poisson arrivals, query sizes from ``queries.*``) and finds the highe
 ``sla.percentile`` latency stays within the model's SLA (``sla_ms`` from the T1 table), with MLPerf's
 early-stopping rule per trial and the config's ``search.*`` settings (``min_queries``, ``max_queries``,
 ``min_duration_s``, ``rel_tolerance``, ``repeats``). The search starts from a capacity estimate:
-``0.6 · w · 1000 / latency_ms(mean-size query)`` for w = 1 and ``QPS*(w−1) · w/(w−1)`` afterwards.
+``0.6 · w · 1000 / latency_ms(mean-size query)`` for w = 1 and ``QPS*(w−1) · w/(w−1)`` afterwards; rates below
+``start / 32`` are not tried (QPS* = 0 then: the SLA is out of reach even at low load).
 Rows are appended to ``<out stem>.partial.csv`` as each w finishes (a rerun resumes).
 """
 

@@ -29,7 +29,6 @@ Meta's 17 batches.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,7 +336,7 @@ def calibrate(ref: ReuseHistogram | None = None, *, batch: int = sparse.REF_BATC
               maxiter: int = 400, weight_lookups: float = 1.0) -> Calibration:
     """Fit the production lookup profile to Meta's reuse statistics (see the module docstring).
 
-    Offline, once (≈1–2 min on one core); store ``result.as_python()`` in
+    Offline, once (≈11 s on one core); store ``result.as_python()`` in
     :data:`hera.workload.sparse.PRODUCTION_PROFILE`.
     """
     from scipy import optimize
