@@ -13,6 +13,14 @@ configfile: "workflow/config/default.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    model="[a-z0-9_]+",
+    pair="[a-z0-9_]+__[a-z0-9_]+",
+    fig="F[1-8]",
+
+
 include: "workflow/rules/machine.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/profile.smk"

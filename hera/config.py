@@ -106,3 +106,36 @@ def dump(config: dict[str, Any], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def register(sub) -> None:
+    import argparse
+
+    p = sub.add_parser("config", help="study configs: validate, fill defaults, write")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    w = csub.add_parser("write", help="validate a config given as JSON (as Snakemake passes it) and write it")
+    w.add_argument("--json", required=True, help="the config as one JSON object")
+    w.add_argument("--out", type=Path, required=True)
+    w.set_defaults(func=_cmd_write)
+    s = csub.add_parser("show", help="validate a config file (+ key=value overrides); print it with defaults")
+    s.add_argument("configfile", type=Path)
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.set_defaults(func=_cmd_show)
+    del argparse
+
+
+def _cmd_write(args) -> int:
+    try:
+        raw = json.loads(args.json)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--json is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("--json must hold a JSON object")
+    print(dump(validate(raw), args.out))
+    return 0
+
+
+def _cmd_show(args) -> int:
+    print(json.dumps(load(args.configfile, args.overrides), indent=2, sort_keys=True))
+    return 0

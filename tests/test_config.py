@@ -51,3 +51,22 @@ def test_shipped_configs_are_valid():
 
     for name in ("ci", "default", "paper"):
         config.load(repo_root() / "workflow" / "config" / f"{name}.yaml")
+
+
+def test_config_cli_write_and_show(tmp_path, capsys):
+    import json
+
+    from hera.cli import main
+
+    out = tmp_path / "c.json"
+    assert main(["config", "write", "--json", '{"scale": "ci", "seed": 3}', "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["seed"] == 3 and written["sla"]["multiplier"] == 5
+    assert main(["config", "write", "--json", '{"scale": "ci", "sedd": 3}', "--out", str(out)]) == 2
+    assert "sedd" in capsys.readouterr().err
+    assert main(["config", "write", "--json", "{not json", "--out", str(out)]) == 2
+    p = tmp_path / "c.yaml"
+    p.write_text("scale: ci\n")
+    capsys.readouterr()
+    assert main(["config", "show", str(p), "--set", "batch_size=32"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size"] == 32

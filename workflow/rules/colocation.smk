@@ -2,6 +2,8 @@
 
 
 rule colocation_profile:
+    conda:
+        "../envs/hera.yaml"
     input:
         models=pair_inputs,
         t1=f"{RESULTS}/tables/T1.csv",
@@ -22,6 +24,8 @@ rule colocation_profile:
 
 
 rule colocation_table:
+    conda:
+        "../envs/hera.yaml"
     input:
         per_pair(f"{RESULTS}/colocation/pairs/{{pair}}.csv"),
     output:

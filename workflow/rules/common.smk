@@ -1,5 +1,7 @@
 # Schema validation and small named helpers used by the rules (no lambdas in rules).
 import itertools
+import json
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -15,10 +17,9 @@ FIGURE_IDS = ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"]
 TABLE_IDS = ["T1", "T2"]
 STUDY_CONFIG = f"{RESULTS}/config.json"
 
-wildcard_constraints:
-    model="[a-z0-9_]+",
-    pair="[a-z0-9_]+__[a-z0-9_]+",
-    fig="F[1-8]",
+def study_config_json(wildcards):
+    """The validated study config (after --configfile and --config overrides) as one JSON string."""
+    return json.dumps(config, sort_keys=True)
 
 
 def models():
@@ -57,7 +58,7 @@ def table_files(root):
 
 
 def all_outputs():
-    """Everything `rule all` asks for: every figure and table of SPEC section 7."""
+    """Everything the default target asks for: every figure and table of SPEC section 7."""
     return figure_files(FIGURES) + table_files(RESULTS)
 
 
@@ -74,3 +75,40 @@ def pair_inputs(wildcards):
     return [f"models/build/{SCALE}/{m}/meta.json" for m in (a, b)] + [
         f"datasets/{SCALE}/{m}/library.json" for m in (a, b)
     ]
+
+
+def per_model_kind(wildcards):
+    """Per-model files of one profile kind."""
+    return expand(f"{RESULTS}/profile/{wildcards.kind}/{{model}}.csv", model=models())
+
+
+FIGURE_INPUTS = {
+    "F1": ["profile/latency.csv"],
+    "F2": ["profile/scalability.csv"],
+    "F3": ["profile/memory.csv"],
+    "F4": ["colocation/pairs.csv"],
+    "F5": ["policy/emu.csv"],
+    "F6": ["serving/latency_vs_load.csv"],
+    "F7": ["serving/load_change.csv", "serving/moves.csv"],
+    "F8": ["cluster/servers.csv"],
+}
+
+
+def figure_inputs(wildcards):
+    """Result files one figure is drawn from."""
+    return [f"{RESULTS}/{name}" for name in FIGURE_INPUTS[wildcards.fig]]
+
+
+def reference_figure_inputs(wildcards):
+    """Result files of the committed reference run that one figure is drawn from."""
+    return [f"results/reference/{name}" for name in FIGURE_INPUTS[wildcards.fig]]
+
+
+def parent_dir(wildcards, output):
+    """Directory of the first output (where a command writes several files)."""
+    return str(Path(output[0]).parent)
+
+
+def results_root(wildcards, input):
+    """The results directory read: inputs are <results root>/<stage>/<file>."""
+    return str(Path(input[0]).parents[1])

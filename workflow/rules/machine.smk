@@ -1,17 +1,19 @@
 rule study_config:
+    conda:
+        "../envs/hera.yaml"
     output:
         STUDY_CONFIG,
     log:
         f"{LOGS}/config.log",
     params:
-        config=config,
-    run:
-        import json, pathlib
-
-        pathlib.Path(output[0]).write_text(json.dumps(params.config, indent=2, sort_keys=True) + "\n")
+        study=study_config_json,
+    shell:
+        "hera config write --json {params.study:q} --out {output} > {log} 2>&1"
 
 
 rule machine_description:
+    conda:
+        "../envs/hera.yaml"
     output:
         f"{RESULTS}/machine.json",
     log:

@@ -1,4 +1,6 @@
 rule built_model:
+    conda:
+        "../envs/hera.yaml"
     input:
         spec="models/{model}.yaml",
         machine=f"{RESULTS}/machine.json",
@@ -17,6 +19,8 @@ rule built_model:
 
 
 rule sample_library:
+    conda:
+        "../envs/hera.yaml"
     input:
         spec="models/{model}.yaml",
     output:
@@ -36,6 +40,8 @@ rule sample_library:
 
 
 rule t1_table:
+    conda:
+        "../envs/hera.yaml"
     input:
         models=per_model(f"models/build/{SCALE}/{{model}}/meta.json"),
         config=STUDY_CONFIG,
@@ -51,6 +57,6 @@ rule t1_table:
     threads: measurement_threads()
     params:
         scale=SCALE,
-        out=f"{RESULTS}/tables",
+        out=parent_dir,
     shell:
         "hera table t1 --scale {params.scale} --config {input.config} --out {params.out} > {log} 2>&1"

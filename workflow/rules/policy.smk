@@ -2,6 +2,8 @@
 
 
 rule policy_emu:
+    conda:
+        "../envs/hera.yaml"
     input:
         pairs=f"{RESULTS}/colocation/pairs.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
@@ -15,13 +17,15 @@ rule policy_emu:
     log:
         f"{LOGS}/policy/emu.log",
     params:
-        out=f"{RESULTS}/policy",
+        out=parent_dir,
     shell:
         "hera policy evaluate --config {input.config} --pairs {input.pairs} --scalability {input.scalability}"
         " --memory {input.memory} --t1 {input.t1} --out {params.out} > {log} 2>&1"
 
 
 rule servers_needed:
+    conda:
+        "../envs/hera.yaml"
     input:
         pairs=f"{RESULTS}/colocation/pairs.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",

@@ -2,6 +2,8 @@
 
 
 rule latency_profile:
+    conda:
+        "../envs/hera.yaml"
     input:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
@@ -20,6 +22,8 @@ rule latency_profile:
 
 
 rule scalability_profile:
+    conda:
+        "../envs/hera.yaml"
     input:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
@@ -40,6 +44,8 @@ rule scalability_profile:
 
 
 rule memory_profile:
+    conda:
+        "../envs/hera.yaml"
     input:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
@@ -57,12 +63,9 @@ rule memory_profile:
         "hera profile memory --config {input.config} --model {wildcards.model} --out {output} > {log} 2>&1"
 
 
-def per_model_kind(wildcards):
-    """Per-model files of one profile kind."""
-    return expand(f"{RESULTS}/profile/{wildcards.kind}/{{model}}.csv", model=models())
-
-
 rule profile_table:
+    conda:
+        "../envs/hera.yaml"
     input:
         per_model_kind,
     output:

@@ -1,28 +1,8 @@
 # Figures and tables: pure functions of result files (hera.report never imports the server or the zoo).
 
-FIGURE_INPUTS = {
-    "F1": ["profile/latency.csv"],
-    "F2": ["profile/scalability.csv"],
-    "F3": ["profile/memory.csv"],
-    "F4": ["colocation/pairs.csv"],
-    "F5": ["policy/emu.csv"],
-    "F6": ["serving/latency_vs_load.csv"],
-    "F7": ["serving/load_change.csv", "serving/moves.csv"],
-    "F8": ["cluster/servers.csv"],
-}
-
-
-def figure_inputs(wildcards):
-    """Result files one figure is drawn from."""
-    return [f"{RESULTS}/{name}" for name in FIGURE_INPUTS[wildcards.fig]]
-
-
-def reference_figure_inputs(wildcards):
-    """Result files of the committed reference run that one figure is drawn from."""
-    return [f"results/reference/{name}" for name in FIGURE_INPUTS[wildcards.fig]]
-
-
 rule figure:
+    conda:
+        "../envs/hera.yaml"
     input:
         figure_inputs,
     output:
@@ -31,13 +11,15 @@ rule figure:
     log:
         f"{LOGS}/figures/{{fig}}.log",
     params:
-        results=RESULTS,
-        out=FIGURES,
+        results=results_root,
+        out=parent_dir,
     shell:
         "hera report figure {wildcards.fig} --results {params.results} --out {params.out} > {log} 2>&1"
 
 
 rule t2_table:
+    conda:
+        "../envs/hera.yaml"
     input:
         t1=f"{RESULTS}/tables/T1.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
@@ -51,13 +33,15 @@ rule t2_table:
     log:
         f"{LOGS}/tables/T2.log",
     params:
-        results=RESULTS,
-        out=f"{RESULTS}/tables",
+        results=results_root,
+        out=parent_dir,
     shell:
         "hera report t2 --results {params.results} --out {params.out} > {log} 2>&1"
 
 
 rule reference_figure:
+    conda:
+        "../envs/hera.yaml"
     input:
         reference_figure_inputs,
     output:
@@ -65,10 +49,15 @@ rule reference_figure:
         pdf="figures/reference/{fig}.pdf",
     log:
         "logs/reference/figures/{fig}.log",
+    params:
+        results=results_root,
+        out=parent_dir,
     shell:
-        "hera report figure {wildcards.fig} --results results/reference --out figures/reference > {log} 2>&1"
+        "hera report figure {wildcards.fig} --results {params.results} --out {params.out} > {log} 2>&1"
 
 
 rule reference_figures:
+    conda:
+        "../envs/hera.yaml"
     input:
         figure_files("figures/reference"),

@@ -2,6 +2,8 @@
 
 
 rule latency_vs_load:
+    conda:
+        "../envs/hera.yaml"
     input:
         plans=f"{RESULTS}/policy/plans.json",
         t1=f"{RESULTS}/tables/T1.csv",
@@ -22,6 +24,8 @@ rule latency_vs_load:
 
 
 rule load_change:
+    conda:
+        "../envs/hera.yaml"
     input:
         plans=f"{RESULTS}/policy/plans.json",
         pairs=f"{RESULTS}/colocation/pairs.csv",
@@ -40,7 +44,7 @@ rule load_change:
         measurement=1,
     threads: measurement_threads()
     params:
-        out=f"{RESULTS}/serving",
+        out=parent_dir,
     shell:
         "hera experiment load-change --config {input.config} --plans {input.plans} --pairs {input.pairs}"
         " --scalability {input.scalability} --t1 {input.t1} --out {params.out} > {log} 2>&1"
