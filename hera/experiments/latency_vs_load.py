@@ -97,6 +97,8 @@ def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus
             if active:
                 streams = {m: poisson_stream(config, sla[m]["sla_ms"], r, trial_s, f"serving/{m}/{frac:g}")
                            for m, r in active.items()}
+                if hasattr(sut, "wait_idle"):  # an overloaded previous load step must not leak into this one
+                    sut.wait_idle()
                 res = driver.run(sut, streams, {m: lib[m] for m in active})
             for t, c in zip(node_plan.tenants, cpu_sets):
                 note = group.note

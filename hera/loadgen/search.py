@@ -96,6 +96,9 @@ class _Searcher:
         n = min(n, self.max_queries) if self.max_queries >= self.min_queries else n
         attempt = 0
         while True:
+            idle = getattr(self.sut, "wait_idle", None)
+            if idle is not None:  # the previous (possibly overloaded) trial's backlog must not leak in
+                idle()
             s = self.base.replace(target_qps=float(rate), n_queries=int(n), duration_s=None, min_queries=0,
                                   min_duration_s=0.0, latency_bound_ms=float(self.sla_ms),
                                   percentile=self.percentile, arrival="poisson", arrival_trace=None,

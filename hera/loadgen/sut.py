@@ -95,6 +95,18 @@ class NodeSUT:
 
         fut.add_done_callback(_done)
 
+    def wait_idle(self, timeout_s: float = 120.0) -> bool:
+        """Wait until no tenant has queued or running queries (so a trial never starts behind the backlog
+        of an overloaded previous one); True if idle within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stats = self.node.stats()
+            if all(int(t.get("queue_length") or 0) == 0 and int(t.get("in_flight") or 0) == 0
+                   for t in stats.values()):
+                return True
+            time.sleep(0.01)
+        return False
+
     def close(self) -> None:
         """Nothing to release: the node's lifetime belongs to its owner."""
 

@@ -95,6 +95,9 @@ def joint_trial(sut: Any, bases: dict[str, Any], rates: dict[str, float], librar
     n = {t: min(max(mq, int(math.ceil(r * md))), cap) for t, r in rates.items()}
     attempt, total = 0, 0
     while True:
+        idle = getattr(sut, "wait_idle", None)
+        if idle is not None:  # the previous (possibly overloaded) trial's backlog must not leak in
+            idle()
         streams = {t: bases[t].replace(target_qps=float(rates[t]), n_queries=int(n[t]), duration_s=None,
                                        min_queries=0, min_duration_s=0.0) for t in rates}
         res = driver.run(sut, streams, library, abort_on_fail=True, abort_budget_queries=cap)

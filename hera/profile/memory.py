@@ -11,7 +11,8 @@ Method (Bubble-Up, Mars et al. MICRO 2011, with the antagonists of :mod:`hera.pr
     two queries per worker in flight) while a *probe* — an antagonist of each kind at a reference intensity
     (:data:`PROBE_INTENSITY`) — runs on the last core and measures its own throughput. ``pressure = 1 −
     probe throughput with the model / probe throughput alone`` (alone = mean of a window before and after);
-    the model's own throughput with and without the probe is recorded as ``model_items_per_s``.
+    the model's own throughput with the probe is recorded as ``model_items_per_s`` with its slowdown against a
+    full-load window without the probe taken just before.
 (c) **hardware counters** with ``perf stat`` on the workers during a full-load window, only where
     ``hera.machine.describe()["perf"]["available"]``; otherwise one row ``metric = counters`` whose note says why.
 
@@ -214,6 +215,7 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
         rows.extend(counter_rows(model, counts, window_s, note, {"worker_cores": w_cores, "scale": scale}))
         for kind in kinds:
             x = PROBE_INTENSITY[kind]
+            base_rate, _ = _saturated_rate(node, model, batch, depth, window_s, sat_seed)  # adjacent baseline
             with Antagonist(kind, x, p_cores, seed=common.derived_seed(seed, "probe", kind)) as probe:
                 time.sleep(0.1)
                 a1 = probe.measure(window_s)
@@ -233,9 +235,10 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
                              None, w_cores, p_cores, loaded.gbps, note=note, scale=scale))
             rows.append(_row(model, kind, x, "probe_gbps_alone", alone_bps / 1e9, 1.0, "GB/s", None, w_cores,
                              p_cores, alone_bps / 1e9, scale=scale))
-            rows.append(_row(model, kind, x, "model_items_per_s", rate, rate_alone / rate if rate > 0 else math.nan,
-                             "items/s", c1 - c0, w_cores, p_cores, loaded.gbps, note="full load, probe running",
-                             scale=scale))
+            rows.append(_row(model, kind, x, "model_items_per_s", rate, base_rate / rate if rate > 0 else math.nan,
+                             "items/s", c1 - c0, w_cores, p_cores, loaded.gbps,
+                             note=f"full load, probe running; slowdown vs {base_rate:.6g} items/s without it "
+                                  "measured just before", scale=scale))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
