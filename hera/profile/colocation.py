@@ -9,9 +9,10 @@ resctrl exposes L3 CAT and ``colocation.llc_splits`` is on, each way split ``w_a
 2. both tenants are offered Poisson load at ``f × QPS*_i(alone, c_i workers)`` (from the scalability table, F2)
    through one merged open-loop schedule (:func:`hera.loadgen.driver.run`); a *joint trial* at ``f`` passes when
    BOTH tenants meet their SLA (``sla_ms`` from T1 at ``sla.percentile``) under MLPerf's early-stopping rule —
-   ``max(search.min_queries, rate · search.min_duration_s)`` measured queries per tenant, undecided trials
-   re-run with twice the queries up to ``search.max_queries``, then counted as fails — exactly the trial rule
-   of :mod:`hera.loadgen.search`;
+   the trial rule of :mod:`hera.loadgen.search` (``max(search.min_queries, rate · search.min_duration_s)``
+   measured queries, undecided trials re-run with twice the queries up to ``search.max_queries``, then counted
+   as fails) applied to the tenant with the lower rate, while the other tenant's stream spans the same time
+   (so the two interfere for the whole trial);
 3. the highest passing ``f`` is searched like QPS*: f = 1 first, then up by factors of ``1 + rel_tolerance``
    while trials pass (at most :data:`F_MAX`) or down by halving while they fail (at least :data:`F_MIN`, else
    f = 0), then bisection until ``(hi − lo)/lo ≤ search.rel_tolerance``; ``search.repeats`` repeats with other
@@ -86,15 +87,24 @@ def _log(msg: str) -> None:
 def joint_trial(sut: Any, bases: dict[str, Any], rates: dict[str, float], library: dict[str, int],
                 config: dict[str, Any], log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Offer every tenant its rate at once; pass only when all meet their SLA (early stopping, as in the
-    loadgen search: undecided → twice the queries, up to ``search.max_queries``, then fail)."""
+    loadgen search: undecided → twice the queries, up to ``search.max_queries``, then fail).
+
+    All streams span the same time, so the tenants interfere for the whole trial: the slowest tenant gets
+    ``max(search.min_queries, rate · search.min_duration_s)`` queries (doubled on undecided, up to
+    ``search.max_queries``) and every other tenant as many as its rate brings in that time (≥ ``min_queries``).
+    """
     from hera.loadgen import driver
 
     s = config["search"]
     mq, cap, md = int(s["min_queries"]), int(s["max_queries"]), float(s["min_duration_s"])
     cap = max(cap, mq)
-    n = {t: min(max(mq, int(math.ceil(r * md))), cap) for t, r in rates.items()}
-    attempt, total = 0, 0
+    slow = min(rates, key=lambda t: rates[t])
+    n_slow = min(max(mq, int(math.ceil(rates[slow] * md))), cap)
+    total = 0
     while True:
+        span_s = max(n_slow / rates[slow], md)
+        n = {t: max(mq, int(math.ceil(rates[t] * span_s))) for t in rates}
+        n[slow] = n_slow
         idle = getattr(sut, "wait_idle", None)
         if idle is not None:  # the previous (possibly overloaded) trial's backlog must not leak in
             idle()
@@ -112,10 +122,9 @@ def joint_trial(sut: Any, bases: dict[str, Any], rates: dict[str, float], librar
             return {"passed": False, "n_queries": total, "pct": pct, "verdicts": verdicts}
         if all(v == "pass" for v in verdicts.values()):
             return {"passed": True, "n_queries": total, "pct": pct, "verdicts": verdicts}
-        grow = {t: min(2 * n[t], cap) for t in rates}
-        if grow == n:  # undecided at max_queries: not proven → fail
+        if n_slow >= cap:  # undecided at max_queries: not proven → fail
             return {"passed": False, "n_queries": total, "pct": pct, "verdicts": verdicts}
-        n, attempt = grow, attempt + 1
+        n_slow = min(2 * n_slow, cap)
 
 
 def search_factor(trial: Callable[[float], bool], rel_tol: float, f_max: float = F_MAX,
