@@ -108,12 +108,15 @@ def bench_build(scale: str, models: list[str], items: int | None) -> dict[str, A
 # ------------------------------------------------------------------------------------------ serving
 def _inprocess_worker(model: str, scale: str, core: int, batch_size: int, duration_s: float, start_at: float,
                       queue) -> None:
-    """One pinned process running the model on consecutive sub-batches: items/s (the serving path's runner)."""
+    """One pinned process doing the server's work without the server: production-size queries from the
+    sample library, each split into sub-batches of ``batch_size`` run back to back, through the same runner
+    the workers use. Reports items/s."""
     import numpy as np
     import torch
 
     from hera.paths import build_dir, datasets_dir
     from hera.server.runner import RunnerSpec, build_runner
+    from hera.workload.sizes import QuerySizes
 
     os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
@@ -121,17 +124,21 @@ def _inprocess_worker(model: str, scale: str, core: int, batch_size: int, durati
                                      library_dir=str(datasets_dir(scale) / model), batch_size=batch_size))
     n_lib = runner.info()["library_items"]
     rng = np.random.default_rng(core)
+    sizes = QuerySizes("production", 1024).sample(100_000, rng)
     while time.time() < start_at:
         time.sleep(0.001)
-    items, t0 = 0, time.perf_counter()
+    items, i, t0 = 0, 0, time.perf_counter()
     while time.perf_counter() - t0 < duration_s:
-        runner.run_samples(int(rng.integers(0, n_lib - batch_size)), batch_size)
-        items += batch_size
+        n = int(sizes[i % sizes.size])
+        start = int(rng.integers(0, n_lib - n))
+        for lo in range(0, n, batch_size):
+            runner.run_samples(start + lo, min(batch_size, n - lo))
+        items, i = items + n, i + 1
     queue.put(items / (time.perf_counter() - t0))
 
 
 def inprocess_items_per_s(model: str, scale: str, cores: list[int], batch_size: int, duration_s: float) -> float:
-    """Aggregate items/s of one process per core, each running sub-batches back to back (full load)."""
+    """Aggregate items/s of one process per core, each running the server's work back to back (full load)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -151,8 +158,8 @@ def bench_serving(model: str, scale: str, cores: list[int], batch_size: int, dur
                   search: dict[str, Any]) -> dict[str, Any]:
     """QPS* through the server vs in-process throughput on the same cores and sub-batch size.
 
-    Both sides use the production query-size law; in-process throughput in items/s is converted to
-    queries/s by the law's mean size. ``efficiency = qps_server / qps_inprocess`` where ``qps_server`` is the
+    Both sides do the same work: production-size queries split into sub-batches of ``batch_size``; in-process
+    throughput in items/s is converted to queries/s by the law's mean size. ``efficiency = qps_server / qps_inprocess`` where ``qps_server`` is the
     server's QPS* under the model's SLA; ``saturation_efficiency`` compares the server's completions at
     overload (no SLA) instead, isolating the serving overhead from queueing.
     """

@@ -89,7 +89,7 @@ def test_self_test_measures_its_own_bandwidth():
     ({"kind": "disk", "intensity": 1.0, "cores": [0]}, "unknown antagonist kind 'disk'"),
     ({"kind": "cache", "intensity": 1.5, "cores": [0]}, "intensity must be a number in [0, 1]"),
     ({"kind": "cache", "intensity": 0.5, "cores": []}, "at least one core"),
-    ({"kind": "cache", "intensity": 0.5, "cores": [4096]}, "not usable here"),
+    ({"kind": "cache", "intensity": 0.5, "cores": [4096]}, "not on this machine"),
 ])
 def test_bad_antagonist_inputs_are_one_line_errors(kw, msg):
     with pytest.raises(HeraError, match=msg.replace("[", r"\[").replace("]", r"\]")) as exc:

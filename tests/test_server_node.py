@@ -9,6 +9,8 @@ import time
 import numpy as np
 import pytest
 
+from hera.server.tenant import PIPELINE_DEPTH
+
 from hera.errors import ResourceError
 from hera.server import (BadRequestError, Node, NodeConfig, NodeStoppedError, QueueFull, TenantConfig,
                          UnknownTenantError, render_prometheus)
@@ -111,7 +113,8 @@ def test_bad_requests_and_unknown_tenant(two_tenants):
 def test_queue_limit_rejects_then_recovers():
     cfg = node_config(TenantConfig("slow", "syn", (C0,), queue_limit=2, options={"delay_ms": 250}))
     with Node(cfg) as node:
-        futs = [node.submit("slow", i, 1) for i in range(3)]  # 1 running + 2 waiting
+        # PIPELINE_DEPTH sub-batches are handed to the worker (running + next in its pipe), 2 wait in the queue
+        futs = [node.submit("slow", i, 1) for i in range(PIPELINE_DEPTH + 2)]
         with pytest.raises(QueueFull, match="queue full"):
             node.submit("slow", 0, 1)
         rejected = []
@@ -120,7 +123,7 @@ def test_queue_limit_rejects_then_recovers():
         assert all(f.result(10).ok for f in futs)
         assert node.submit("slow", 0, 1).result(10).ok
         st = node.stats()["slow"]
-        assert st["rejected"] == 2 and st["completed"] == 4 and st["queue_length"] == 0
+        assert st["rejected"] == 2 and st["completed"] == len(futs) + 1 and st["queue_length"] == 0
 
 
 def _affinity(pids):
@@ -222,9 +225,10 @@ def test_stop_without_drain_fails_queued_queries():
     time.sleep(0.03)
     node.stop(drain=False)
     results = [f.result(0) for f in futs]  # every future is resolved when stop returns
-    assert results[0].ok  # the running sub-batch finished
-    assert all(not r.ok and "shutting down" in r.error for r in results[1:])
-    assert node.stats()["a"]["failed"] == 4
+    handed = PIPELINE_DEPTH  # the running sub-batch and the next one, already in the worker's pipe, finish
+    assert all(r.ok for r in results[:handed])
+    assert all(not r.ok and "shutting down" in r.error for r in results[handed:])
+    assert node.stats()["a"]["failed"] == len(futs) - handed
 
 
 def test_worker_core_sets():

@@ -243,10 +243,11 @@ class Antagonist:
             raise ResourceError("an antagonist needs at least one core")
         from hera.machine import describe
 
-        usable = sorted(set(describe()["usable_cpus"]) | set(os.sched_getaffinity(0)))  # cached: the original set
+        # online CPUs (this thread may be pinned narrower for the moment, see hera.profile.common.pinned)
+        usable = sorted({c["cpu"] for c in describe()["topology"]} | set(os.sched_getaffinity(0)))
         missing = sorted(set(cores) - set(usable))
         if missing:
-            raise ResourceError(f"antagonist cores {missing} are not usable here (usable CPUs: {usable})")
+            raise ResourceError(f"antagonist cores {missing} are not on this machine (online CPUs: {usable})")
         if not period_ms > 0:
             raise ConfigError(f"antagonist period_ms must be > 0, not {period_ms!r}")
         self.kind, self.intensity, self.cores = kind, float(intensity), cores

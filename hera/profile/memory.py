@@ -9,8 +9,9 @@ Method (Bubble-Up, Mars et al. MICRO 2011, with the antagonists of :mod:`hera.pr
     (the alone baseline is measured before and after the antagonist points and pooled).
 (b) **pressure** (the "bubble score"): the model at full load on every core but the last (closed loop keeping
     two queries per worker in flight) while a *probe* — an antagonist of each kind at a reference intensity
-    (:data:`PROBE_INTENSITY`) — runs on the last core and measures its own throughput. ``pressure = 1 −
-    probe throughput with the model / probe throughput alone`` (alone = mean of a window before and after);
+    (:data:`PROBE_INTENSITY`) — runs on the last core and measures its own throughput in alternating windows
+    (alone, with the model, alone, … :data:`PRESSURE_CYCLES` times, ``search.min_duration_s`` each).
+    ``pressure = 1 − median throughput with the model / median throughput alone``;
     the model's own throughput with the probe is recorded as ``model_items_per_s`` with its slowdown against a
     full-load window without the probe taken just before.
 (c) **hardware counters** with ``perf stat`` on the workers during a full-load window, only where
@@ -40,6 +41,8 @@ COLUMNS = ["model", "antagonist", "intensity", "metric", "value", "slowdown", "u
 #: Reference intensity of each probe for the pressure measurement (cache: half the LLC, so the probe fits in
 #: the cache when alone and loses throughput as soon as a co-runner evicts it; bandwidth: streaming all the time).
 PROBE_INTENSITY = {"bandwidth": 1.0, "cache": 0.5}
+#: Alternations of (probe with the model at full load, probe alone) per probe.
+PRESSURE_CYCLES = 3
 PERF_EVENTS = ("LLC-loads", "LLC-load-misses", "cache-references", "cache-misses", "instructions", "cycles")
 
 
@@ -218,25 +221,30 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
             base_rate, _ = _saturated_rate(node, model, batch, depth, window_s, sat_seed)  # adjacent baseline
             with Antagonist(kind, x, p_cores, seed=common.derived_seed(seed, "probe", kind)) as probe:
                 time.sleep(0.1)
-                a1 = probe.measure(window_s)
-                with common.Saturator(node, model, batch, depth, seed=sat_seed) as sat:
-                    time.sleep(min(0.2, window_s))
-                    c0, t0 = sat.counts()[0], time.perf_counter()
-                    loaded = probe.measure(window_s)
-                    c1, t1 = sat.counts()[0], time.perf_counter()
-                a2 = probe.measure(window_s)
-            alone_bps = (a1.bytes_per_s + a2.bytes_per_s) / 2
-            pressure = 1.0 - loaded.bytes_per_s / alone_bps if alone_bps > 0 else math.nan
-            rate = (c1 - c0) * batch / (t1 - t0)
-            note = (f"probe alone {a1.gbps:.3g} / {a2.gbps:.3g} GB/s (before/after), "
-                    f"with the model {loaded.gbps:.3g} GB/s")
+                alone_w = [probe.measure(window_s)]
+                loaded_w, items, secs = [], 0, 0.0
+                for _ in range(PRESSURE_CYCLES):  # alternate: alone, loaded, alone, … (drift cancels out)
+                    with common.Saturator(node, model, batch, depth, seed=sat_seed) as sat:
+                        time.sleep(min(0.2, window_s))
+                        c0, t0 = sat.counts()[0], time.perf_counter()
+                        loaded_w.append(probe.measure(window_s))
+                        c1, t1 = sat.counts()[0], time.perf_counter()
+                    items, secs = items + (c1 - c0) * batch, secs + (t1 - t0)
+                    alone_w.append(probe.measure(window_s))
+            alone_bps = float(np.median([w.bytes_per_s for w in alone_w]))
+            loaded_bps = float(np.median([w.bytes_per_s for w in loaded_w]))
+            pressure = 1.0 - loaded_bps / alone_bps if alone_bps > 0 else math.nan
+            rate = items / secs
+            note = (f"probe alone {', '.join(f'{w.gbps:.3g}' for w in alone_w)} GB/s, with the model "
+                    f"{', '.join(f'{w.gbps:.3g}' for w in loaded_w)} GB/s (alternating windows of {window_s:g} s; "
+                    "medians)")
             rows.append(_row(model, kind, x, "pressure", pressure,
-                             alone_bps / loaded.bytes_per_s if loaded.bytes_per_s > 0 else math.nan, "fraction",
-                             None, w_cores, p_cores, loaded.gbps, note=note, scale=scale))
-            rows.append(_row(model, kind, x, "probe_gbps_alone", alone_bps / 1e9, 1.0, "GB/s", None, w_cores,
+                             alone_bps / loaded_bps if loaded_bps > 0 else math.nan, "fraction",
+                             len(loaded_w), w_cores, p_cores, loaded_bps / 1e9, note=note, scale=scale))
+            rows.append(_row(model, kind, x, "probe_gbps_alone", alone_bps / 1e9, 1.0, "GB/s", len(alone_w), w_cores,
                              p_cores, alone_bps / 1e9, scale=scale))
             rows.append(_row(model, kind, x, "model_items_per_s", rate, base_rate / rate if rate > 0 else math.nan,
-                             "items/s", c1 - c0, w_cores, p_cores, loaded.gbps,
+                             "items/s", items // batch, w_cores, p_cores, loaded_bps / 1e9,
                              note=f"full load, probe running; slowdown vs {base_rate:.6g} items/s without it "
                                   "measured just before", scale=scale))
     return pd.DataFrame(rows, columns=COLUMNS)

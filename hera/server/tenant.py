@@ -33,6 +33,9 @@ from hera.server.runner import RunnerSpec
 from hera.server.stats import TenantStats
 from hera.server.worker import BUSY, EXITING, IDLE, STARTING, WorkerHandle, start_worker
 
+#: Sub-batches a worker may hold at once (running + queued in its pipe); see :meth:`Tenant._pump`.
+PIPELINE_DEPTH = 2
+
 log = logging.getLogger("hera.server")
 MAX_START_FAILURES = 3
 
@@ -190,7 +193,13 @@ class Tenant:
         return fut
 
     def _pump(self) -> None:
-        """Hand waiting sub-batches to idle workers (lock held)."""
+        """Hand waiting sub-batches to workers with a free slot (lock held).
+
+        Each worker holds up to :data:`PIPELINE_DEPTH` sub-batches: the one it runs and the next one, already
+        in its pipe, so it never waits for this (unpinned) process to be scheduled between sub-batches —
+        on a machine whose every core runs a worker, that wait would otherwise idle the workers.
+        ``self.idle`` holds workers with a free slot, least loaded first.
+        """
         while self.pending and self.idle:
             sb = self.pending[0]
             if sb.query.done:
@@ -202,7 +211,10 @@ class Tenant:
             except (BrokenPipeError, OSError):
                 continue  # dead: its sentinel reports it and it is replaced
             self.pending.popleft()
-            w.state, w.task = BUSY, sb
+            w.state = BUSY
+            w.tasks.append(sb)
+            if len(w.tasks) < PIPELINE_DEPTH:
+                self.idle.append(w)
             q = sb.query
             q.undispatched -= 1
             if q.undispatched == 0:
@@ -264,11 +276,16 @@ class Tenant:
         _qid, index, t0, t1, scores, err = msg
         self.stats.record_busy(t0, t1)
         with self.lock:
-            sb, w.task = w.task, None
+            sb = w.tasks.popleft() if w.tasks else None
             w.busy_ns += t1 - t0
             if alive and w.state == BUSY:
-                w.state = IDLE
-                self.idle.append(w)
+                if w in self.idle:
+                    self.idle.remove(w)
+                if w.tasks:
+                    self.idle.append(w)
+                else:  # fully idle workers first: a sub-batch never waits behind another needlessly
+                    w.state = IDLE
+                    self.idle.appendleft(w)
             q = sb.query if sb is not None else None
             if q is not None and not q.done:
                 if err is not None:
@@ -332,10 +349,11 @@ class Tenant:
             unexpected = w.state != EXITING
             if w.state == STARTING and w.worker_id not in self._failed_starts:
                 self._note_start_failure(w, f"exited with code {code} before it was ready")
-            if w.task is not None and not w.task.query.done:
-                sb = w.task
-                self._close(sb.query, f"worker {w.worker_id} (pid {w.pid}, cores {list(w.cores)}) died with exit "
-                                      f"code {code} while running sub-batch {sb.index} of the query", done)
+            for sb in w.tasks:
+                if not sb.query.done:
+                    self._close(sb.query, f"worker {w.worker_id} (pid {w.pid}, cores {list(w.cores)}) died with "
+                                          f"exit code {code} while running sub-batch {sb.index} of the query", done)
+            w.tasks.clear()
             if unexpected:
                 log.warning("tenant %s: worker %d (pid %s) exited with code %s", self.name, w.worker_id, w.pid, code)
                 live = {x.cores for x in self.workers.values() if x.state in (STARTING, IDLE, BUSY)}

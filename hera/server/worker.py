@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -89,7 +90,7 @@ class WorkerHandle:
     conn: Connection
     state: str = STARTING
     pid: int | None = None
-    task: Any = None  # the SubBatch it is running
+    tasks: deque = field(default_factory=deque)  # SubBatches sent to it, oldest (running) first
     busy_ns: int = 0
     started_ns: int = field(default_factory=time.monotonic_ns)
     info: dict[str, Any] | None = None
