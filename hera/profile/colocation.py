@@ -42,7 +42,7 @@ COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "qps_
            "latency_ms_pct_b", "cpus_a", "cpus_b", "repeats", "rel_tol", "llc_partitioning", "scale", "note"]
 KEY = ["cores_a", "cores_b", "ways_a", "ways_b"]
 F_MAX = 2.0
-F_MIN = 1.0 / 64
+F_MIN = 1.0 / 32  # as the QPS* search (min_qps = start / 32): lower loads are not tried
 
 
 @dataclass(frozen=True)
