@@ -3,7 +3,6 @@ rule built_model:
         "../envs/hera.yaml"
     input:
         spec="models/{model}.yaml",
-        machine=f"{RESULTS}/machine.json",
     output:
         f"models/build/{SCALE}/{{model}}/meta.json",
     log:
