@@ -18,18 +18,15 @@ import argparse
 import json
 from pathlib import Path
 
+from hera.profile.cli import add_node_arguments
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="study config (YAML/JSON)")
     p.add_argument("--plans", type=Path, required=True, help="policy/plans.json (hera policy evaluate)")
     p.add_argument("--t1", type=Path, required=True, help="tables/T1.csv (per-model sla_ms)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set serving.trial_s=1")
-    p.add_argument("--models-root", help="directory of built models (default models/build/<scale>)")
-    p.add_argument("--datasets-root", help="directory of sample libraries (default datasets/<scale>)")
+    add_node_arguments(p)
     p.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
-    p.add_argument("--runner", choices=["zoo", "synthetic"], default="zoo",
-                   help="zoo (default): built TorchRec models; synthetic: a tiny built-in model (tests only)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -25,6 +25,12 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
     if model:
         p.add_argument("--model", required=True, help="model id (e.g. dlrm_rmc1)")
     p.add_argument("--out", type=Path, required=True, help="output CSV")
+    add_node_arguments(p)
+
+
+def add_node_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that starts a node: config overrides, where models and sample
+    libraries live, and the runner kind (also used by ``hera experiment``)."""
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set search.repeats=1")
     p.add_argument("--models-root", help="directory of built models (default models/build/<scale>)")
