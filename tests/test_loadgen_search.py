@@ -75,6 +75,34 @@ def test_halving_when_start_fails_and_no_rate_passes(monkeypatch):
     assert r.qps_star == 0.0 and "no rate down to 10 qps met the SLA" in r.note
 
 
+class TailRun(FakeRun):
+    """FakeRun whose tail latency is ``tail(rate)`` and whose verdict is tail <= SLA (30 ms)."""
+
+    def __init__(self, tail):
+        super().__init__(threshold=math.inf)
+        self.tail = tail
+
+    def __call__(self, sut, s, library_items, *, tenant="default", **kw):
+        res = super().__call__(sut, s, library_items, tenant=tenant, **kw)
+        sm = res.tenants[tenant]
+        sm["latency_ms_p95"] = self.tail(s.target_qps)
+        sm["early_stopping_verdict"] = "pass" if sm["latency_ms_p95"] <= 30.0 else "fail"
+        return res
+
+
+def test_descent_stops_when_the_tail_no_longer_falls_with_the_rate(monkeypatch):
+    # service-time bound: the tail is 40 ms at any rate below 50 qps (> SLA 30 ms): stop after one flat halving
+    fake = TailRun(lambda r: 40.0 + max(0.0, r - 50.0))
+    monkeypatch.setattr(search.driver, "run", fake)
+    r = search.find_qps_star(q.NullSUT(), BASE, 1, start_qps=200.0, repeats=1)
+    assert r.qps_star == 0.0 and list(r.trials["rate_qps"]) == [200.0, 100.0, 50.0, 25.0]
+    assert "SLA not met at low load" in r.note and "25 qps" in r.note
+    # a tail that keeps falling with the rate is searched down to where it passes
+    monkeypatch.setattr(search.driver, "run", TailRun(lambda r: 25.0 + r / 4.0))
+    r = search.find_qps_star(q.NullSUT(), BASE, 1, start_qps=200.0, rel_tol=0.05, repeats=1)
+    assert 19.0 <= r.qps_star <= 20.0
+
+
 def test_undecided_runs_more_queries_up_to_cap(monkeypatch):
     fake = FakeRun(100.0, undecided_lo=60.0, undecided_needs=400)
     monkeypatch.setattr(search.driver, "run", fake)

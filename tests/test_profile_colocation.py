@@ -127,3 +127,14 @@ def test_colocation_bad_inputs(study, tmp_path, capsys):
     pd.DataFrame({"model": ["syna", "synb"], "workers": [7, 7], "qps_star": [1.0, 1.0]}).to_csv(scal, index=False)
     assert main(base + ["--pair", "syna__synb", "--runner", "synthetic"]) == 2
     assert "has no row for model 'syna' with 1 worker(s)" in capsys.readouterr().err
+
+
+def test_search_factor_stops_when_halving_the_load_does_not_help():
+    seen = []
+    assert colocation.search_factor(lambda f: seen.append(f) or False, 0.1, flat=lambda hi, f: f <= 0.25) == 0.0
+    assert seen == [1.0, 0.5, 0.25]  # not down to F_MIN
+    # flat_tenants: above the SLA and not 5% better after halving → stuck; improving or within SLA → not
+    hi, lo = {"a": 80.0, "b": 50.0, "c": 90.0}, {"a": 79.0, "b": 49.0, "c": 60.0}
+    assert colocation.flat_tenants(hi, lo, {"a": 70.0, "b": 40.0, "c": 50.0}) == ["a", "b"]
+    assert colocation.flat_tenants(hi, lo, {"a": 100.0, "b": 100.0, "c": 100.0}) == []
+    assert colocation.flat_tenants({"a": None}, {"a": 90.0}, {"a": 70.0}) == []

@@ -35,6 +35,9 @@ from hera.loadgen import driver
 from hera.loadgen.settings import LoadgenSettings
 
 MLPERF_MIN_DURATION_S = 600.0
+# Halving the rate must lower the failing tail latency by at least this fraction, or the descent stops (lo = 0):
+# at low load the tail is the service time of the large queries and no lower rate can bring it under the SLA.
+FLAT_TAIL_GAIN = 0.05
 
 
 @dataclass
@@ -83,6 +86,7 @@ class _Searcher:
         self.min_queries, self.min_duration_s, self.max_queries = min_queries, min_duration_s, max_queries
         self.max_trials, self.log = max_trials, log
         self.rows: list[dict[str, Any]] = []
+        self.flat_tail: tuple[float, float] | None = None  # (rate, tail ms) where halving stopped helping
 
     def _sut(self):
         if hasattr(self.sut, "issue"):
@@ -153,15 +157,28 @@ class _Searcher:
             else:
                 return lo, r2
 
+    def last_pct(self) -> float:
+        """The tail latency (ms) of the last trial's last attempt (NaN before any)."""
+        return float(self.rows[-1]["latency_ms_pct"]) if self.rows else math.nan
+
     def down(self, hi: float, repeat: int, seed: int, min_qps: float) -> tuple[float, float]:
-        """``hi`` failed: halve until a rate passes (or falls below ``min_qps``: lo = 0)."""
+        """``hi`` failed: halve until a rate passes (or falls below ``min_qps``: lo = 0).
+
+        Also lo = 0 when halving the rate no longer lowers the tail latency (by at least
+        ``FLAT_TAIL_GAIN``) and it stays above the SLA: the tail is then set by service times, not by
+        queueing, and lower rates would only make every trial longer (``self.flat_tail`` records it)."""
+        pct_hi = self.last_pct() if self.rows and self.rows[-1]["rate_qps"] == hi else math.nan
         while True:
             r2 = hi / 2
             if r2 < min_qps:
                 return 0.0, hi
             if self.trial(r2, repeat, seed, "bracket"):
                 return r2, hi
-            hi = r2
+            pct = self.last_pct()
+            if pct > self.sla_ms and pct >= (1.0 - FLAT_TAIL_GAIN) * pct_hi:
+                self.flat_tail = (r2, pct)
+                return 0.0, r2
+            hi, pct_hi = r2, pct
 
     def bracket_from(self, start: float, repeat: int, seed: int, min_qps: float, max_qps: float):
         """(lo, hi): lo passes (0.0 if nothing down to min_qps did), hi fails (inf if max_qps passed)."""
@@ -252,7 +269,11 @@ def find_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, sla_ms
         f"nominal confidence (binomial; queueing latencies are correlated); QPS* is the highest passing "
         f"rate within rel_tol={rel_tol:g}, over {repeats} repeat(s) with different arrival seeds"
     )
-    if mean == 0.0:
+    if mean == 0.0 and s.flat_tail is not None:
+        r0, p0 = s.flat_tail
+        note += (f"; SLA not met at low load: the tail stayed at {p0:.2f} ms > SLA {sla:g} ms when the rate was "
+                 f"halved to {r0:g} qps (service-time bound, lower rates not tried)")
+    elif mean == 0.0:
         note += f"; no rate down to {lo_lim:g} qps met the SLA"
     return SearchResult(
         qps_star=mean, qps_star_lo=float(arr.min()), qps_star_hi=float(arr.max()), qps_star_std=std,

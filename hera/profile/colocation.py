@@ -128,8 +128,13 @@ def joint_trial(sut: Any, bases: dict[str, Any], rates: dict[str, float], librar
 
 
 def search_factor(trial: Callable[[float], bool], rel_tol: float, f_max: float = F_MAX,
-                  f_min: float = F_MIN) -> float:
-    """The highest f in (0, f_max] for which ``trial(f)`` passes (0.0 if none down to ``f_min``)."""
+                  f_min: float = F_MIN, flat: Callable[[float, float], bool] | None = None) -> float:
+    """The highest f in (0, f_max] for which ``trial(f)`` passes (0.0 if none down to ``f_min``).
+
+    ``flat(f_hi, f)``, asked after ``f = f_hi / 2`` failed too, says halving the load no longer helps
+    (a tenant's tail stays above its SLA, service-time bound): the search then stops with 0.0, as
+    :meth:`hera.loadgen.search._Searcher.down` does.
+    """
     step = 1.0 + max(rel_tol, 0.05)
     lo, hi = 0.0, math.inf
     if trial(1.0):
@@ -149,6 +154,8 @@ def search_factor(trial: Callable[[float], bool], rel_tol: float, f_max: float =
                 return 0.0
             if trial(f):
                 lo = f
+            elif flat is not None and flat(hi, f):
+                return 0.0
             else:
                 hi = f
     while math.isfinite(hi) and (hi - lo) / lo > rel_tol:
@@ -158,6 +165,21 @@ def search_factor(trial: Callable[[float], bool], rel_tol: float, f_max: float =
         else:
             hi = mid
     return lo
+
+
+def flat_tenants(pct_hi: dict[str, Any], pct_lo: dict[str, Any], sla_ms: dict[str, float]) -> list[str]:
+    """Tenants whose tail at the halved load (``pct_lo``) is above their SLA and not lower than at the
+    previous load (``pct_hi``) by ``FLAT_TAIL_GAIN``: lowering the load further cannot help them."""
+    from hera.loadgen.search import FLAT_TAIL_GAIN
+
+    out = []
+    for t, sla_t in sla_ms.items():
+        a, b = pct_hi.get(t), pct_lo.get(t)
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        if b > sla_t and b >= (1.0 - FLAT_TAIL_GAIN) * a:
+            out.append(t)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -227,6 +249,7 @@ def measure_split(node: Any, split: Split, names: tuple[str, str], models: tuple
         bases = {t: common.loadgen_settings(config, sla[models[names.index(t)]]["sla_ms"], alone[t],
                                             stream=f"colocation/{ma}__{mb}/{t}", repeat=r) for t in active}
         seen: dict[float, bool] = {}
+        pct_at: dict[float, dict[str, Any]] = {}
 
         def trial(f: float) -> bool:
             nonlocal total_q, n_trials
@@ -237,11 +260,19 @@ def measure_split(node: Any, split: Split, names: tuple[str, str], models: tuple
             n_trials += 1
             if out["passed"]:
                 last_pct.update({t: out["pct"][t] for t in active})
-            seen[f] = out["passed"]
+            seen[f], pct_at[f] = out["passed"], out["pct"]
             _log(f"  f = {f:.3f}: {'pass' if out['passed'] else 'fail'}")
             return out["passed"]
 
-        per_f.append(search_factor(trial, rel_tol))
+        def flat(f_hi: float, f: float) -> bool:
+            stuck = flat_tenants(pct_at.get(f_hi, {}), pct_at.get(f, {}),
+                                 {t: sla[models[names.index(t)]]["sla_ms"] for t in active})
+            if stuck:
+                notes.append(f"stopped at f = {f:.3f}: halving the load left the tail of {', '.join(stuck)} "
+                             "above the SLA (service-time bound)")
+            return bool(stuck)
+
+        per_f.append(search_factor(trial, rel_tol, flat=flat))
     f = sum(per_f) / len(per_f) if per_f else 0.0
     co = {t: f * alone[t] if t in active else 0.0 for t in (na, nb)}
     emu = sum(co[t] / whole[t] for t in (na, nb) if whole[t] > 0)
