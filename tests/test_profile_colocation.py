@@ -132,7 +132,11 @@ def test_colocation_bad_inputs(study, tmp_path, capsys):
 def test_search_factor_stops_when_halving_the_load_does_not_help():
     seen = []
     assert colocation.search_factor(lambda f: seen.append(f) or False, 0.1, flat=lambda hi, f: f <= 0.25) == 0.0
-    assert seen == [1.0, 0.5, 0.25]  # not down to F_MIN
+    assert seen == [1.0, 0.5, 0.25, 0.125]  # two flat halvings in a row, not down to F_MIN
+    seen.clear()  # a flat halving followed by one that helped does not count
+    assert colocation.search_factor(lambda f: seen.append(f) or False, 0.1,
+                                    flat=lambda hi, f: f in (0.5, 0.125, 0.0625)) == 0.0
+    assert seen == [1.0, 0.5, 0.25, 0.125, 0.0625]
     # flat_tenants: above the SLA and not 5% better after halving → stuck; improving or within SLA → not
     hi, lo = {"a": 80.0, "b": 50.0, "c": 90.0}, {"a": 79.0, "b": 49.0, "c": 60.0}
     assert colocation.flat_tenants(hi, lo, {"a": 70.0, "b": 40.0, "c": 50.0}) == ["a", "b"]

@@ -35,9 +35,11 @@ from hera.loadgen import driver
 from hera.loadgen.settings import LoadgenSettings
 
 MLPERF_MIN_DURATION_S = 600.0
-# Halving the rate must lower the failing tail latency by at least this fraction, or the descent stops (lo = 0):
-# at low load the tail is the service time of the large queries and no lower rate can bring it under the SLA.
+# Halving the rate must lower the failing tail latency by at least this fraction; when it did not, FLAT_TAIL_HALVINGS
+# times in a row, the descent stops (lo = 0): at low load the tail is the service time of the large queries and
+# no lower rate brings it under the SLA. Two in a row, because one trial's tail can spike on a shared VM.
 FLAT_TAIL_GAIN = 0.05
+FLAT_TAIL_HALVINGS = 2
 
 
 @dataclass
@@ -164,10 +166,11 @@ class _Searcher:
     def down(self, hi: float, repeat: int, seed: int, min_qps: float) -> tuple[float, float]:
         """``hi`` failed: halve until a rate passes (or falls below ``min_qps``: lo = 0).
 
-        Also lo = 0 when halving the rate no longer lowers the tail latency (by at least
-        ``FLAT_TAIL_GAIN``) and it stays above the SLA: the tail is then set by service times, not by
+        Also lo = 0 when halving the rate, ``FLAT_TAIL_HALVINGS`` times in a row, left the tail latency above
+        the SLA and did not lower it by ``FLAT_TAIL_GAIN``: the tail is then set by service times, not by
         queueing, and lower rates would only make every trial longer (``self.flat_tail`` records it)."""
         pct_hi = self.last_pct() if self.rows and self.rows[-1]["rate_qps"] == hi else math.nan
+        flat = 0
         while True:
             r2 = hi / 2
             if r2 < min_qps:
@@ -175,7 +178,8 @@ class _Searcher:
             if self.trial(r2, repeat, seed, "bracket"):
                 return r2, hi
             pct = self.last_pct()
-            if pct > self.sla_ms and pct >= (1.0 - FLAT_TAIL_GAIN) * pct_hi:
+            flat = flat + 1 if pct > self.sla_ms and pct >= (1.0 - FLAT_TAIL_GAIN) * pct_hi else 0
+            if flat >= FLAT_TAIL_HALVINGS:
                 self.flat_tail = (r2, pct)
                 return 0.0, r2
             hi, pct_hi = r2, pct

@@ -131,10 +131,12 @@ def search_factor(trial: Callable[[float], bool], rel_tol: float, f_max: float =
                   f_min: float = F_MIN, flat: Callable[[float, float], bool] | None = None) -> float:
     """The highest f in (0, f_max] for which ``trial(f)`` passes (0.0 if none down to ``f_min``).
 
-    ``flat(f_hi, f)``, asked after ``f = f_hi / 2`` failed too, says halving the load no longer helps
-    (a tenant's tail stays above its SLA, service-time bound): the search then stops with 0.0, as
-    :meth:`hera.loadgen.search._Searcher.down` does.
+    ``flat(f_hi, f)``, asked after ``f = f_hi / 2`` failed too, says halving the load did not help (a
+    tenant's tail stayed above its SLA, service-time bound); after ``FLAT_TAIL_HALVINGS`` such halvings in a
+    row the search stops with 0.0, as :meth:`hera.loadgen.search._Searcher.down` does.
     """
+    from hera.loadgen.search import FLAT_TAIL_HALVINGS
+
     step = 1.0 + max(rel_tol, 0.05)
     lo, hi = 0.0, math.inf
     if trial(1.0):
@@ -147,17 +149,18 @@ def search_factor(trial: Callable[[float], bool], rel_tol: float, f_max: float =
                 hi = f
                 break
     else:
-        hi = 1.0
+        hi, n_flat = 1.0, 0
         while lo == 0.0:
             f = hi / 2
             if f < f_min:
                 return 0.0
             if trial(f):
                 lo = f
-            elif flat is not None and flat(hi, f):
+                break
+            n_flat = n_flat + 1 if flat is not None and flat(hi, f) else 0
+            if n_flat >= FLAT_TAIL_HALVINGS:
                 return 0.0
-            else:
-                hi = f
+            hi = f
     while math.isfinite(hi) and (hi - lo) / lo > rel_tol:
         mid = (lo + hi) / 2
         if trial(mid):
@@ -268,8 +271,7 @@ def measure_split(node: Any, split: Split, names: tuple[str, str], models: tuple
             stuck = flat_tenants(pct_at.get(f_hi, {}), pct_at.get(f, {}),
                                  {t: sla[models[names.index(t)]]["sla_ms"] for t in active})
             if stuck:
-                notes.append(f"stopped at f = {f:.3f}: halving the load left the tail of {', '.join(stuck)} "
-                             "above the SLA (service-time bound)")
+                notes.append(f"f = {f:.3f}: halving the load left the tail of {', '.join(stuck)} above the SLA")
             return bool(stuck)
 
         per_f.append(search_factor(trial, rel_tol, flat=flat))
