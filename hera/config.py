@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,58 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise ConfigError(_message(errors[0]))
     return _fill_defaults(_schema(), config)
+
+
+_INT = re.compile(r"[-+]?\d+")
+_FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
+
+
+def _scalar(types: list[str], text: str) -> Any:
+    """``text`` as the first of the schema ``types`` it spells (integer, number, boolean), else unchanged."""
+    t = text.strip()
+    if "integer" in types and _INT.fullmatch(t):
+        return int(t)
+    if "number" in types and _FLOAT.fullmatch(t):
+        return float(t) if not _INT.fullmatch(t) else int(t)
+    if "boolean" in types and t.lower() in ("true", "false"):
+        return t.lower() == "true"
+    return text
+
+
+def coerce_strings(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Turn strings into the numbers/booleans the schema expects, in place; return ``config``.
+
+    Snakemake parses nested ``--config key='{...}'`` values with YAML's BaseLoader, so every scalar inside
+    arrives as a string (``search='{"max_queries": 400}'`` gives ``"400"``); this undoes that where the
+    schema asks for an integer, number or boolean, and leaves every other string alone.
+    """
+
+    def walk(node: dict[str, Any], value: Any) -> Any:
+        alternatives = node.get("oneOf") or node.get("anyOf")
+        if alternatives:  # e.g. cores: "auto" or a list of integers
+            kind = "array" if isinstance(value, list) else "object" if isinstance(value, dict) else None
+            if kind is not None:
+                alt = next((a for a in alternatives if a.get("type") == kind), None)
+                return walk(alt, value) if alt is not None else value
+            node = {"type": [t for a in alternatives for t in ([a["type"]] if isinstance(a.get("type"), str)
+                                                                  else a.get("type", []))]}
+        types = node.get("type", [])
+        types = [types] if isinstance(types, str) else list(types)
+        if isinstance(value, str):
+            return _scalar(types, value)
+        if isinstance(value, dict):
+            props = node.get("properties", {})
+            extra = node.get("additionalProperties")
+            for k in list(value):
+                sub = props.get(k, extra if isinstance(extra, dict) else None)
+                if sub is not None:
+                    value[k] = walk(sub, value[k])
+            return value
+        if isinstance(value, list) and isinstance(node.get("items"), dict):
+            return [walk(node["items"], v) for v in value]
+        return value
+
+    return walk(schema if schema is not None else _schema(), config)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -70,3 +70,19 @@ def test_config_cli_write_and_show(tmp_path, capsys):
     capsys.readouterr()
     assert main(["config", "show", str(p), "--set", "batch_size=32"]) == 0
     assert json.loads(capsys.readouterr().out)["batch_size"] == 32
+
+
+def test_coerce_strings_undoes_snakemakes_string_parsing():
+    # snakemake --config search='{"max_queries": 400}' cores='[0, 1]' gives strings inside (YAML BaseLoader)
+    raw = {"scale": "ci", "seed": "3", "cores": ["0", "1"], "quantized": "true",
+           "search": {"max_queries": "400", "rel_tolerance": "0.2"}, "models": ["ncf", "wnd"],
+           "colocation": {"models": ["ncf", "wnd"]}}
+    out = config.coerce_strings(raw)
+    assert out is raw and out["seed"] == 3 and out["cores"] == [0, 1] and out["quantized"] is True
+    assert out["search"] == {"max_queries": 400, "rel_tolerance": 0.2}
+    assert out["scale"] == "ci" and out["models"] == ["ncf", "wnd"] and out["colocation"]["models"] == ["ncf", "wnd"]
+    assert config.coerce_strings({"cores": "auto"})["cores"] == "auto"
+    # what does not spell the expected type stays a string, so validation still names the key
+    bad = config.coerce_strings({"search": {"max_queries": "lots"}})
+    with pytest.raises(ConfigError, match="max_queries"):
+        config.validate({"scale": "ci", **bad})

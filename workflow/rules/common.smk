@@ -5,7 +5,10 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from hera.config import coerce_strings
 
+
+coerce_strings(config)  # nested --config values arrive as strings (YAML BaseLoader)
 validate(config, schema="../schemas/config.schema.yaml")
 
 SCALE = config["scale"]
