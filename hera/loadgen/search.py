@@ -42,6 +42,12 @@ FLAT_TAIL_GAIN = 0.05
 FLAT_TAIL_HALVINGS = 2
 
 
+def tail_flat(pct_before: float, pct_after: float, sla_ms: float) -> bool:
+    """After halving the load: is the tail (``pct_after``, ms) still above the SLA and not ``FLAT_TAIL_GAIN``
+    lower than before (``pct_before``)? NaN on either side counts as not flat."""
+    return pct_after > sla_ms and pct_after >= (1.0 - FLAT_TAIL_GAIN) * pct_before
+
+
 @dataclass
 class SearchResult:
     """QPS* over ``repeats`` searches, with every trial as a tidy row (``trials``)."""
@@ -178,7 +184,7 @@ class _Searcher:
             if self.trial(r2, repeat, seed, "bracket"):
                 return r2, hi
             pct = self.last_pct()
-            flat = flat + 1 if pct > self.sla_ms and pct >= (1.0 - FLAT_TAIL_GAIN) * pct_hi else 0
+            flat = flat + 1 if tail_flat(pct_hi, pct, self.sla_ms) else 0
             if flat >= FLAT_TAIL_HALVINGS:
                 self.flat_tail = (r2, pct)
                 return 0.0, r2

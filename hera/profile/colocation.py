@@ -172,17 +172,13 @@ def search_factor(trial: Callable[[float], bool], rel_tol: float, f_max: float =
 
 def flat_tenants(pct_hi: dict[str, Any], pct_lo: dict[str, Any], sla_ms: dict[str, float]) -> list[str]:
     """Tenants whose tail at the halved load (``pct_lo``) is above their SLA and not lower than at the
-    previous load (``pct_hi``) by ``FLAT_TAIL_GAIN``: lowering the load further cannot help them."""
-    from hera.loadgen.search import FLAT_TAIL_GAIN
+    previous load (``pct_hi``) by ``FLAT_TAIL_GAIN`` (:func:`hera.loadgen.search.tail_flat`)."""
+    from hera.loadgen.search import tail_flat
 
-    out = []
-    for t, sla_t in sla_ms.items():
-        a, b = pct_hi.get(t), pct_lo.get(t)
-        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
-            continue
-        if b > sla_t and b >= (1.0 - FLAT_TAIL_GAIN) * a:
-            out.append(t)
-    return out
+    def ms(v: Any) -> float:
+        return math.nan if v is None else float(v)
+
+    return [t for t, sla_t in sla_ms.items() if tail_flat(ms(pct_hi.get(t)), ms(pct_lo.get(t)), sla_t)]
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -267,9 +263,10 @@ def measure_split(node: Any, split: Split, names: tuple[str, str], models: tuple
             _log(f"  f = {f:.3f}: {'pass' if out['passed'] else 'fail'}")
             return out["passed"]
 
+        sla_active = {t: sla[models[names.index(t)]]["sla_ms"] for t in active}
+
         def flat(f_hi: float, f: float) -> bool:
-            stuck = flat_tenants(pct_at.get(f_hi, {}), pct_at.get(f, {}),
-                                 {t: sla[models[names.index(t)]]["sla_ms"] for t in active})
+            stuck = flat_tenants(pct_at.get(f_hi, {}), pct_at.get(f, {}), sla_active)
             if stuck:
                 notes.append(f"f = {f:.3f}: halving the load left the tail of {', '.join(stuck)} above the SLA")
             return bool(stuck)
