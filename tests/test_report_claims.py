@@ -50,7 +50,18 @@ def test_c1_verdicts(mem, comp, verdict):
     scal = scalability({"rmc1": mem, "rmc2": mem, "rmc3": comp, "wnd": comp})
     r = claims.c1_scalability(t1(CLASSES), scal, BIG)
     assert r.verdict == verdict
-    assert f"memory-leaning {mem:.2f} vs compute-leaning {comp:.2f}" in r.ours and "8 workers" in r.ours
+    assert f"memory-leaning {mem:.2f} (n=2) vs compute-leaning {comp:.2f} (n=2)" in r.ours and "8 workers" in r.ours
+
+
+def test_c1_leaves_out_models_that_met_no_rate_with_one_worker():
+    # NCF/DIEN at `default` scale on a 2-core VM: QPS*(1) = 0, QPS*(2) > 0 -- no normalised value, not inf
+    scal = scalability({"rmc1": 0.5, "rmc2": 0.5, "rmc3": 0.95, "wnd": 0.95})
+    scal.loc[(scal["model"] == "wnd") & (scal["workers"] == 1), ["qps_star", "qps_star_lo", "qps_star_hi"]] = 0.0
+    norm = claims.normalised_scalability(scal)
+    assert norm.loc[norm["model"] == "wnd", "norm"].isna().all()
+    r = claims.c1_scalability(t1(CLASSES), scal, BIG)
+    assert "compute-leaning 0.95 (n=1)" in r.ours and "inf" not in r.ours
+    assert "left out, QPS* = 0 at 1 worker: wnd" in r.ours and r.verdict == REPRODUCED
 
 
 def test_c1_not_observable_on_two_cores_or_without_contrast():

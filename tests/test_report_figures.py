@@ -154,3 +154,9 @@ def test_pressure_written_as_pressure_kind_rows_is_accepted(tmp_path, texts):
     df.to_csv(path, index=False)
     figures.build("F3", results, tmp_path / "out")
     assert "pressure the model exerts" in texts[0] and "was not measured" not in texts[0]
+
+
+@pytest.mark.parametrize("x,digits,text", [(-0.0, 0, "0%"), (-1e-9, 1, "0.0%"), (0.0, 1, "0.0%"),
+                                           (0.264, 0, "+26%"), (-0.373, 1, "-37.3%")])
+def test_signed_pct_never_prints_minus_zero(x, digits, text):
+    assert claims.signed_pct(x, digits) == text

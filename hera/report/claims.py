@@ -85,6 +85,12 @@ def _result(cid: str, ours: str, verdict: str, reason: str, machine: io.MachineI
 
 
 # ---------------------------------------------------------------------------------------------- numbers
+def signed_pct(x: float, digits: int = 0) -> str:
+    """``x`` (a fraction) as a signed percentage; zero after rounding is ``0%``, never ``-0%``."""
+    r = round(float(x) * 100, digits)
+    return f"{0:.{digits}f}%" if r == 0 else f"{r:+.{digits}f}%"
+
+
 def normalise_class(label: str) -> str:
     """``memory`` for embedding/memory-leaning class labels, ``compute`` for MLP/compute-leaning, else the
     label itself (lower-cased), e.g. ``mixed``."""
@@ -102,9 +108,13 @@ def model_classes(t1: pd.DataFrame) -> dict[str, str]:
 
 
 def normalised_scalability(scal: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, workers): QPS* and its CI, raw and divided by ``workers × QPS*(1 worker)``."""
+    """Per (model, workers): QPS* and its CI, raw and divided by ``workers × QPS*(1 worker)``.
+
+    A model whose one-worker QPS* is 0 (no rate met the SLA) has no normalised scalability (NaN, not inf).
+    """
     df = scal.groupby(["model", "workers"], as_index=False)[["qps_star", "qps_star_lo", "qps_star_hi"]].mean()
     one = df[df["workers"] == 1].set_index("model")["qps_star"]
+    one = one.where(one > 0)
     ideal = df["workers"] * df["model"].map(one)
     for col in ("qps_star", "qps_star_lo", "qps_star_hi"):
         df[col.replace("qps_star", "norm")] = df[col] / ideal
@@ -206,8 +216,11 @@ def c1_scalability(t1: pd.DataFrame, scal: pd.DataFrame, machine: io.MachineInfo
     if w < 2:
         return _result("C1", "n/a", NOT_OBSERVABLE, "scalability was measured at 1 worker only", machine)
     ratio = mem.mean() / comp.mean()
-    ours = (f"normalised QPS* at {w} workers: memory-leaning {mem.mean():.2f} "
-            f"vs compute-leaning {comp.mean():.2f}")
+    ours = (f"normalised QPS* at {w} workers: memory-leaning {mem.mean():.2f} (n={len(mem)}) "
+            f"vs compute-leaning {comp.mean():.2f} (n={len(comp)})")
+    zero = sorted(set(scal.loc[(scal["workers"] == 1) & (scal["qps_star"] <= 0), "model"].astype(str)))
+    if zero:
+        ours += f"; left out, QPS* = 0 at 1 worker: {', '.join(zero)}"
     why = (f"memory-leaning models reach {ratio:.0%} of the compute-leaning models' normalised scalability "
            f"(reproduced if <= {C1_MAX_RATIO:.0%})")
     return _decide("C1", ours, ratio <= C1_MAX_RATIO, why, machine,
@@ -227,8 +240,9 @@ def c2_heterogeneity(t1: pd.DataFrame, pairs: pd.DataFrame, machine: io.MachineI
                        machine)
     gain = hetero.mean() / alike.mean() - 1
     ours = (f"mean EMU: heterogeneous pairs {hetero.mean():.2f} (n={len(hetero)}) vs alike pairs "
-            f"{alike.mean():.2f} (n={len(alike)}), {gain:+.1%}")
-    why = f"heterogeneous pairs' EMU is {gain:+.1%} vs alike pairs (reproduced if >= {C2_MIN_GAIN:+.0%})"
+            f"{alike.mean():.2f} (n={len(alike)}), {signed_pct(gain, 1)}")
+    why = (f"heterogeneous pairs' EMU is {signed_pct(gain, 1)} vs alike pairs "
+           f"(reproduced if >= {C2_MIN_GAIN:+.0%})")
     return _decide("C2", ours, gain >= C2_MIN_GAIN, why, machine,
                    core_gate(machine, "the benefit of pairing heterogeneous models"))
 
@@ -239,9 +253,9 @@ def c3_emu(emu: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
     if gain is None:
         return _result("C3", "n/a", NOT_OBSERVABLE,
                        f"policy/emu.csv lacks a mix with rows for both '{HERA}' and '{BASELINE}'", machine)
-    why = (f"Hera's mean EMU is {gain:+.1%} vs single-tenant "
+    why = (f"Hera's mean EMU is {signed_pct(gain, 1)} vs single-tenant "
            f"(paper +37.3%; reproduced if >= {C3_MIN_GAIN:+.0%})")
-    ours = f"{gain:+.1%} EMU (mean over {len(emu_gains(emu))} mixes)"
+    ours = f"{signed_pct(gain, 1)} EMU (mean over {len(emu_gains(emu))} mixes)"
     return _decide("C3", ours, gain >= C3_MIN_GAIN, why, machine,
                    core_gate(machine, "an EMU gain from co-location"), llc_note(machine))
 
@@ -253,9 +267,9 @@ def c4_servers(servers: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
         return _result("C4", "n/a", NOT_OBSERVABLE,
                        f"cluster/servers.csv lacks a mix with both '{HERA}' and '{BASELINE}'", machine)
     mean = float(red.mean())
-    ours = f"{-mean:+.1%} servers (mean over {len(red)} mixes)"
-    why = (f"Hera needs {mean:.1%} fewer servers than single-tenant on average (paper 26%; reproduced if "
-           f">= {C4_MIN_REDUCTION:.0%})")
+    ours = f"{signed_pct(-mean, 1)} servers (mean over {len(red)} mixes)"
+    why = (f"Hera needs {signed_pct(-mean, 1)} servers vs single-tenant on average (paper -26%; reproduced if "
+           f"<= -{C4_MIN_REDUCTION:.0%})")
     return _decide("C4", ours, mean >= C4_MIN_REDUCTION, why, machine,
                    core_gate(machine, "a server reduction from co-location"), llc_note(machine))
 

@@ -160,6 +160,10 @@ def f2_worker_scalability(results_dir, out_dir) -> list[Path]:
     missing = sorted(set(df["model"]) - set(df.loc[df["workers"] == 1, "model"]))
     if missing:
         notes.append(f"no 1-worker QPS* for {', '.join(missing)}: not normalised")
+    zero = sorted(set(df.loc[(df["workers"] == 1) & (df["qps_star"] <= 0), "model"]))
+    if zero:
+        names = ", ".join(style.label("model", m) for m in zero)
+        notes.append(f"QPS*(1 worker) = 0 (no rate met the SLA) for {names}: not normalised")
     fig.suptitle("F2  Worker scalability (error bars: QPS* confidence interval)", fontweight="bold")
     _fig_legend(fig, norm, "model", "model")
     raw.get_legend() and raw.get_legend().remove()
@@ -291,10 +295,10 @@ def f5_emu_per_policy(results_dir, out_dir) -> list[Path]:
     gains, title = claims.emu_gains(df), "F5  EMU per policy and model mix"
     if not gains.empty:
         ax.bar_label(ax.containers[pols.index(claims.HERA)], padding=3, fontsize=9, fontweight="bold",
-                     labels=[f"{gains[m]:+.0%}" if m in gains else "" for m in mixes],
+                     labels=[claims.signed_pct(gains[m]) if m in gains else "" for m in mixes],
                      color=style.POLICY_COLORS[claims.HERA])
         ax.set_ylim(top=ax.get_ylim()[1] * 1.08)
-        title += f" (Hera vs single-tenant: {gains.mean():+.1%} mean EMU)"
+        title += f" (Hera vs single-tenant: {claims.signed_pct(gains.mean(), 1)} mean EMU)"
     ax.set(xlabel="model mix ('all': every model, no demand)", ylabel="EMU per node (mean; dots: nodes)",
            title=title)
     _fig_legend(fig, ax, "policy", "policy")
@@ -389,9 +393,9 @@ def f8_servers_needed(results_dir, out_dir) -> list[Path]:
     title = "F8  Servers needed per model mix"
     if not red.empty:
         bars = ax.containers[pols.index(claims.HERA)]
-        ax.bar_label(bars, labels=[f"{-red[m]:+.0%}" if m in red else "" for m in mixes], padding=2,
+        ax.bar_label(bars, labels=[claims.signed_pct(-red[m]) if m in red else "" for m in mixes], padding=2,
                      fontsize=9, fontweight="bold", color=style.POLICY_COLORS[claims.HERA])
-        title += f" (Hera vs single-tenant: {-red.mean():+.1%} on average)"
+        title += f" (Hera vs single-tenant: {claims.signed_pct(-red.mean(), 1)} on average)"
     ax.set(xlabel="model mix", ylabel="servers needed (nodes)", title=title)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _fig_legend(fig, ax, "policy", "policy")
