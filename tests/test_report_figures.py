@@ -160,3 +160,10 @@ def test_pressure_written_as_pressure_kind_rows_is_accepted(tmp_path, texts):
                                            (0.264, 0, "+26%"), (-0.373, 1, "-37.3%")])
 def test_signed_pct_never_prints_minus_zero(x, digits, text):
     assert claims.signed_pct(x, digits) == text
+
+
+def test_f3_flags_models_whose_baseline_moved_during_the_profile():
+    sens = pd.DataFrame({"model": ["din", "din", "rmc2", "rmc2", "rmc3"], "intensity": [0.0, 1.0, 0.0, 1.0, 0.0],
+                         "slowdown": [1.71, 2.41, 0.92, 1.56, 1.1], "antagonist": ["cache"] * 5})
+    assert figures.drifted_models(sens) == {"din": 1.71}
+    assert figures.drifted_models(sens, tol=0.05) == {"din": 1.71, "rmc2": 0.92, "rmc3": 1.1}

@@ -113,3 +113,10 @@ def test_check_detects_missing_empty_and_bogus_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 of 20 outputs missing or unusable" in out
     assert f"{figs / 'F3.png'}: missing" in out and "T2.md: empty" in out and "F5.pdf: not a PDF file" in out
+
+
+def test_note_parts_split_outside_parentheses_only():
+    text = "early stopping at 99% (binomial; latencies are correlated); no resctrl; x (a (b; c); d)"
+    assert io.split_note(text) == ["early stopping at 99% (binomial; latencies are correlated)", "no resctrl",
+                                   "x (a (b; c); d)"]
+    assert io.split_note("one") == ["one"]

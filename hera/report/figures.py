@@ -38,6 +38,9 @@ PRESSURE_METRIC = "pressure"
 SENSITIVITY_METRICS = ("latency_ms", "latency_ms_p50", "latency_ms_p95", "latency_ms_mean", "qps_star")
 #: ``antagonist`` value of baseline rows (the model alone, counters) in profile/memory.csv.
 NO_ANTAGONIST = "none"
+#: F3 flags a model whose slowdown with the antagonist idle (intensity 0) is off 1 by more than this: its alone
+#: baseline moved during its profile (a shared VM's noise), so its curve does not measure the antagonist.
+DRIFT_TOL = 0.25
 #: At most this many notes from result files are printed under a figure (the rest are counted).
 MAX_NOTES = 4
 
@@ -180,6 +183,14 @@ def _sensitivity(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts) if parts else df
 
 
+def drifted_models(sens: pd.DataFrame, tol: float = DRIFT_TOL) -> dict[str, float]:
+    """Models whose slowdown at antagonist intensity 0 (antagonist idle) is off 1 by more than ``tol``, with
+    the worst such value: their alone baseline moved during the profile, so their curves show machine noise."""
+    idle = sens[sens["intensity"].astype(float) == 0].dropna(subset=["slowdown"])
+    worst = idle.groupby("model")["slowdown"].agg(lambda v: v.iloc[(v - 1).abs().argmax()])
+    return {str(m): float(v) for m, v in worst.items() if abs(v - 1) > tol}
+
+
 def _pressure_rows_as_kind(df: pd.DataFrame) -> pd.DataFrame:
     """Also accept pressure written as ``metric = pressure_<kind>``, ``antagonist = none`` (the form used by
     hera.policy's synthetic tables): rewrite it to ``metric = pressure``, ``antagonist = <kind>``."""
@@ -220,7 +231,11 @@ def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
         style.message(axes[0], "no antagonist (sensitivity) measurements in profile/memory.csv")
     _pressure_panel(axes[-1], press, t.machine)
     fig.suptitle("F3  Memory behaviour: sensitivity to co-runners and pressure exerted", fontweight="bold")
-    return _finish(fig, "F3", out_dir, [t])
+    drift = drifted_models(sens)
+    notes = [f"unreliable: {style.label('model', m)} shows slowdown {v:.2f} with the antagonist idle (intensity "
+             f"0), i.e. its alone baseline moved during the profile (machine noise, not the antagonist)"
+             for m, v in drift.items()]
+    return _finish(fig, "F3", out_dir, [t], notes)
 
 
 def _pressure_panel(ax, press: pd.DataFrame, machine: io.MachineInfo) -> None:

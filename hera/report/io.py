@@ -171,8 +171,19 @@ class Table:
         if "note" not in self.df.columns:
             return []
         counts = Counter(part.strip() for text in self.df["note"].dropna().astype(str)
-                         for part in text.split("; ") if part.strip())
+                         for part in split_note(text) if part.strip())
         return sorted(counts.items(), key=lambda kv: (not IMPORTANT_NOTE.search(kv[0]), -kv[1]))
+
+
+def split_note(text: str) -> list[str]:
+    """The parts of a ``note`` cell: split at ``"; "`` outside parentheses (a part may say "(a; b)")."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth <= 0 and text.startswith("; ", i):
+            parts.append(text[start:i])
+            start = i + 2
+    return parts + [text[start:]]
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
