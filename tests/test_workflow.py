@@ -50,3 +50,11 @@ def test_wrong_config_key_fails_at_start_naming_it():
 def test_reference_figures_target_exists():
     proc = _run("-n", "--forceall", "reference_figures")
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_every_figure_has_a_caption_the_report_template_renders():
+    captions = ROOT / "workflow" / "report"
+    assert "snakemake.params.caption" in (captions / "figure.rst").read_text()
+    for fig in (f"F{i}" for i in range(1, 9)):
+        text = (captions / f"{fig}.rst").read_text().strip()
+        assert text and "{" not in text, fig

@@ -3,6 +3,7 @@ import itertools
 import json
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from hera.config import coerce_strings
@@ -12,6 +13,7 @@ coerce_strings(config)  # nested --config values arrive as strings (YAML BaseLoa
 validate(config, schema="../schemas/config.schema.yaml")
 
 SCALE = config["scale"]
+CAPTIONS = Path(workflow.current_basedir).parent / "report"  # workflow/report/<fig>.rst
 RESULTS = f"results/{SCALE}"
 FIGURES = f"figures/{SCALE}"
 LOGS = f"logs/{SCALE}"
@@ -68,8 +70,18 @@ def all_outputs():
 def measurement_threads():
     """Measurements take every core Snakemake may use, so no other job runs beside one and two
     measurements never overlap. They also hold one unit of the resource `measurement`: pass
-    `--resources measurement=1` to make that explicit, as the SLURM profile does per node."""
-    return workflow.cores
+    `--resources measurement=1` to make that explicit, as the SLURM profile does per node.
+    Without `--cores` (`--report`, `--dag`: nothing is executed) the value does not matter: 1."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
+
+
+def figure_caption(wildcards):
+    """The one-sentence caption of a figure, `workflow/report/<fig>.rst`, for the report's `figure.rst`
+    (Snakemake does not expand wildcards in a caption path)."""
+    return (CAPTIONS / f"{wildcards.fig}.rst").read_text().strip()
 
 
 def pair_inputs(wildcards):

@@ -6,13 +6,14 @@ rule figure:
     input:
         figure_inputs,
     output:
-        png=report(f"{FIGURES}/{{fig}}.png", caption="../report/{fig}.rst", category="Figures"),
+        png=report(f"{FIGURES}/{{fig}}.png", caption="../report/figure.rst", category="Figures"),
         pdf=f"{FIGURES}/{{fig}}.pdf",
     log:
         f"{LOGS}/figures/{{fig}}.log",
     params:
         results=results_root,
         out=parent_dir,
+        caption=figure_caption,
     shell:
         "hera report figure {wildcards.fig} --results {params.results} --out {params.out} > {log} 2>&1"
 
