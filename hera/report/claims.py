@@ -121,6 +121,11 @@ def normalised_scalability(scal: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def no_rate_with_one_worker(scal: pd.DataFrame) -> list[str]:
+    """Models whose one-worker QPS* is 0 (no rate met the SLA): they have no normalised scalability."""
+    return sorted(set(scal.loc[(scal["workers"] == 1) & (scal["qps_star"] <= 0), "model"].astype(str)))
+
+
 def scalability_at_max(scal: pd.DataFrame) -> pd.DataFrame:
     """One row per model: its largest worker count and normalised scalability there."""
     df = normalised_scalability(scal).dropna(subset=["norm"])
@@ -218,7 +223,7 @@ def c1_scalability(t1: pd.DataFrame, scal: pd.DataFrame, machine: io.MachineInfo
     ratio = mem.mean() / comp.mean()
     ours = (f"normalised QPS* at {w} workers: memory-leaning {mem.mean():.2f} (n={len(mem)}) "
             f"vs compute-leaning {comp.mean():.2f} (n={len(comp)})")
-    zero = sorted(set(scal.loc[(scal["workers"] == 1) & (scal["qps_star"] <= 0), "model"].astype(str)))
+    zero = no_rate_with_one_worker(scal)
     if zero:
         ours += f"; left out, QPS* = 0 at 1 worker: {', '.join(zero)}"
     why = (f"memory-leaning models reach {ratio:.0%} of the compute-leaning models' normalised scalability "

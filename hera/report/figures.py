@@ -163,7 +163,7 @@ def f2_worker_scalability(results_dir, out_dir) -> list[Path]:
     missing = sorted(set(df["model"]) - set(df.loc[df["workers"] == 1, "model"]))
     if missing:
         notes.append(f"no 1-worker QPS* for {', '.join(missing)}: not normalised")
-    zero = sorted(set(df.loc[(df["workers"] == 1) & (df["qps_star"] <= 0), "model"]))
+    zero = claims.no_rate_with_one_worker(df)
     if zero:
         names = ", ".join(style.label("model", m) for m in zero)
         notes.append(f"QPS*(1 worker) = 0 (no rate met the SLA) for {names}: not normalised")
