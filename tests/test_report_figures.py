@@ -167,3 +167,11 @@ def test_f3_flags_models_whose_baseline_moved_during_the_profile():
                          "slowdown": [1.71, 2.41, 0.92, 1.56, 1.1], "antagonist": ["cache"] * 5})
     assert figures.drifted_models(sens) == {"din": 1.71}
     assert figures.drifted_models(sens, tol=0.05) == {"din": 1.71, "rmc2": 0.92, "rmc3": 1.1}
+
+
+def test_figures_are_pure_functions_of_the_result_files(tmp_path):
+    results = write_results(tmp_path / "results" / "ci")
+    a = figures.build("F5", results, tmp_path / "a")
+    b = figures.build("F5", results, tmp_path / "b")
+    for path in a:
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.text import Annotation  # noqa: E402
 
@@ -50,6 +51,7 @@ def apply() -> None:
         "pdf.fonttype": 42, "ps.fonttype": 42,            # editable text in PDFs
         "axes.titleweight": "bold", "legend.frameon": False,
     })
+    np.random.seed(0)  # seaborn's strip-plot jitter draws from the global RNG: same files -> same figure
 
 
 def order(kind: str, names) -> list[str]:
@@ -101,7 +103,7 @@ def save(fig, out_dir: str | Path, fig_id: str) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{fig_id}.pdf", out / f"{fig_id}.png"]
-    for p in paths:
-        fig.savefig(p)
+    for p in paths:  # no creation date in the PDF: same result files -> same bytes
+        fig.savefig(p, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
