@@ -1,8 +1,9 @@
 """``hera table``: result tables of SPEC §7 that are measured rather than plotted.
 
-- ``hera table t1 --scale S [--config FILE] [--out DIR]``: T1, the model zoo (sizes, analytical class,
-  single-worker latency at sub-batches 1/64/256, SLA); writes ``T1.csv`` (+ provenance) and ``T1.md``
-  into ``results/<scale>/tables`` (or ``--out``) and prints a JSON summary as the last line.
+- ``hera table t1 --scale S --service P ... [--config FILE] [--out DIR]``: T1, the model zoo (sizes, analytical
+  class, single-worker latency at sub-batches 1/64/256) with each model's SLA and headroom from its service
+  profile (``P``: ``results/<scale>/profile/service/<model>.csv``); writes ``T1.csv`` (+ provenance) and
+  ``T1.md`` into ``results/<scale>/tables`` (or ``--out``) and prints a JSON summary as the last line.
 
 Other tables add their own ``_register_<id>(table_subparsers)`` function here.
 """
@@ -26,11 +27,13 @@ def _register_t1(tsub: argparse._SubParsersAction) -> None:
 
     p = tsub.add_parser("t1", help="T1: model zoo sizes, class, single-worker latency and SLA",
                         description="Measure T1 on built models (hera models build first): latency of one "
-                                    "pinned single-thread worker at sub-batches 1, 64, 256 and the SLA "
-                                    "(multiplier x latency of a median-size query).")
+                                    "pinned single-thread worker at sub-batches 1, 64, 256, and each model's SLA "
+                                    "from its service profile (hera profile service).")
     p.add_argument("--scale", choices=SCALES, required=True, help="scale preset of the built models")
-    p.add_argument("--config", type=Path, help="study config (YAML/JSON): models, seed, sla.multiplier, "
-                                               "queries.max_items, profile.latency_repeats")
+    p.add_argument("--service", nargs="+", required=True, metavar="PROFILE",
+                   help="service profiles of the models (hera profile service outputs, .csv or .parquet)")
+    p.add_argument("--config", type=Path, help="study config (YAML/JSON): models, seed, sla.*, batch_size, "
+                                               "profile.latency_repeats")
     p.add_argument("--out", type=Path, help="output directory (default: results/<scale>/tables)")
     p.add_argument("--models", help="comma-separated model ids (default: config models, else all)")
     p.add_argument("--root", type=Path, help="built models directory (default: models/build/<scale>)")
@@ -65,11 +68,14 @@ def _cmd_t1(args: argparse.Namespace) -> int:
         settings = settings_from_config(config, **extra)
     else:
         settings = T1Settings(scale=args.scale, **{k: v for k, v in extra.items() if v is not None})
-    csv, md = write_t1(settings, args.out, config)
+    from hera.profile.sla import read_summaries
+
+    csv, md = write_t1(settings, read_summaries(args.service), args.out, config)
     import pandas as pd
 
     df = pd.read_csv(csv)
     print(md.read_text())
-    models_out = {r["model"]: {"class": r["class"], "sla_ms": r["sla_ms"]} for r in df.to_dict("records")}
+    models_out = {r["model"]: {"class": r["class"], "sla_ms": r["sla_ms"], "headroom": r["headroom"]}
+                  for r in df.to_dict("records")}
     print(json.dumps({"table": "T1", "csv": str(csv), "md": str(md), "models": models_out}))
     return 0

@@ -3,7 +3,8 @@
 Commands (each prints one JSON object as its last stdout line)::
 
     hera profile latency     --config C --model M --out F                      # F1
-    hera profile scalability --config C --model M --t1 T1.csv --out F          # F2
+    hera profile service     --config C --model M --out F                      # service times (SLA, F2, F9)
+    hera profile scalability --config C --model M --service S --t1 T1.csv --out F   # F2, F9
     hera profile memory      --config C --model M --out F                      # F3
     hera profile colocation  --config C --pair a__b --t1 T1.csv --scalability S.csv --out F   # F4
     hera profile antagonist  --kind bandwidth --intensity 1 --cores 1          # antagonist self-test
@@ -48,8 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(c)
     c.set_defaults(func=_cmd_latency)
 
-    c = psub.add_parser("scalability", help="F2: QPS* vs number of workers (one per core)")
+    c = psub.add_parser("service", help="service times of every sub-batch through the serving path, per worker "
+                                        "count, at light load and at saturation (raw .parquet + quantile .csv)")
     _common(c)
+    c.add_argument("--workers", help="comma-separated worker counts (default 1..study cores)")
+    c.set_defaults(func=_cmd_service)
+
+    c = psub.add_parser("scalability", help="F2: QPS* vs number of workers (one per core), modelled and measured")
+    _common(c)
+    c.add_argument("--service", type=Path, required=True, help="the model's service profile (hera profile service)")
     c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
     c.set_defaults(func=_cmd_scalability)
 
@@ -100,13 +108,33 @@ def _cmd_latency(args: argparse.Namespace) -> int:
                  latency_ms_p50={int(b): round(float(v), 4) for b, v in zip(df["batch_size"], df["latency_ms_p50"])})
 
 
+def _cmd_service(args: argparse.Namespace) -> int:
+    from hera.errors import ConfigError
+    from hera.profile import service
+
+    config, opts = _load(args)
+    workers = None
+    if args.workers:
+        try:
+            workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+        except ValueError:
+            raise ConfigError(f"--workers must be comma-separated integers, not {args.workers!r}") from None
+        if not workers or workers[0] < 1:
+            raise ConfigError(f"--workers must name worker counts >= 1, not {args.workers!r}")
+    df = service.run(config, args.model, args.out, opts, workers)
+    mix = df[df["statistic"] == "mix_latency"]
+    return _done("service", service.outputs(args.out).summary, df, model=args.model,
+                 unloaded_p99_ms={int(w): round(float(v), 3) for w, v in zip(mix["workers"], mix["p99_ms"])})
+
+
 def _cmd_scalability(args: argparse.Namespace) -> int:
     from hera.profile import scalability
 
     config, opts = _load(args)
-    df = scalability.run(config, args.model, args.t1, args.out, opts)
+    df = scalability.run(config, args.model, args.service, args.t1, args.out, opts)
     return _done("scalability", args.out, df, model=args.model,
-                 qps_star={int(w): round(float(q), 2) for w, q in zip(df["workers"], df["qps_star"])})
+                 qps_star={int(w): round(float(q), 2) for w, q in zip(df["workers"], df["qps_star"])},
+                 qps_star_model={int(w): round(float(q), 2) for w, q in zip(df["workers"], df["qps_star_model"])})
 
 
 def _cmd_memory(args: argparse.Namespace) -> int:

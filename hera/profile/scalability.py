@@ -1,20 +1,29 @@
-"""F2: worker scalability — QPS*(model, w workers) for w = 1..cores, raw and normalised by w · QPS*(1).
+"""F2: worker scalability — QPS*(model, w workers) for w = 1..cores, modelled and measured, raw and normalised.
 
-Method: one tenant, one worker per core (``cores[:w]`` of the study's cores), grown with the node's run-time
-``resize`` (the model is loaded once). For each w, :func:`hera.loadgen.search.find_qps_star` drives the node
-open loop (Poisson arrivals, query sizes from ``queries.*``) and finds the highest rate whose
-``sla.percentile`` latency stays within the model's SLA (``sla_ms`` from the T1 table), with MLPerf's
-early-stopping rule per trial and the config's ``search.*`` settings (``min_queries``, ``max_queries``,
-``min_duration_s``, ``rel_tolerance``, ``repeats``). The search starts from a capacity estimate:
-``0.6 · w · 1000 / latency_ms(mean-size query)`` for w = 1 and ``QPS*(w−1) · w/(w−1)`` afterwards; rates below
-``start / 32`` are not tried (QPS* = 0 then: the SLA is out of reach even at low load).
-Rows are appended to ``<out stem>.partial.csv`` as each w finishes (a rerun resumes).
+Method (docs/DESIGN.md, "QPS*"), for each worker count w (one worker per core, the study's first w cores, grown
+with the node's run-time ``resize``, so the model is loaded once):
+
+1. **Model**: the model's service profile for w workers (:mod:`hera.profile.service`) becomes a
+   :class:`hera.queueing.service.ServiceLaw`; the node model (:mod:`hera.queueing`) gives the latency quantile
+   vs rate and a modelled QPS* with a bootstrap interval (``model.*`` settings) for the SLA of T1;
+2. **Confirmation** (the ground truth): :func:`hera.loadgen.confirm.confirm_qps_star` measures QPS* on the real
+   node around the modelled value — ``confirm.repeats`` independent repeats of fixed-length open-loop trials that
+   bracket it, a sequential test per trial, the measured tail interpolated to the SLA, the node model as a
+   control variate — and reports the median with a distribution-free interval. Threads of this process are
+   pinned to the study cores that run no worker where there are any (``harness_cores``).
+
+Rows (``COLUMNS``) carry modelled and measured QPS* side by side; the trials and the modelled latency curves go
+to ``<out stem>.trials.csv`` and ``<out stem>.curve.csv``. Each w is appended to partial files as it finishes,
+so a rerun resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,96 +32,161 @@ import pandas as pd
 
 from hera.profile import common
 
-COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "repeats", "queries_per_trial",
-           "sla_ms", "percentile", "normalised", "qps_star_std", "qps_star_ci95_lo", "qps_star_ci95_hi",
-           "max_queries_per_trial", "rel_tol", "n_trials", "trial_seconds_median", "start_qps", "cores",
-           "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
-
-
-def mean_query_items(config: dict[str, Any], library_items: int, tenant: str) -> float:
-    """Mean items per query of the configured query-size distribution (from the load generator's schedule)."""
-    from hera.loadgen import driver
-
-    s = common.loadgen_settings(config, 1.0, 100.0, stream="size-estimate")
-    s = s.replace(n_queries=2000, min_queries=0, min_duration_s=0.0, warmup_queries=0)
-    return float(driver.tenant_schedule(s, library_items, tenant)["n_items"].mean())
+COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_star_ci_level", "qps_star_mean",
+           "qps_star_std", "qps_star_cov", "qps_star_raw", "per_repeat", "per_repeat_raw", "repeats", "retested",
+           "qps_star_model", "qps_star_model_lo", "qps_star_model_hi", "capacity_qps_model", "model_rel_error",
+           "normalised", "normalised_model", "sla_ms", "percentile", "n_trials", "trial_seconds", "wall_seconds",
+           "model_seconds", "cores", "harness_cores", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
+TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "rate_qps", "chunks", "n_measured", "n_ok",
+                 "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
+                 "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "latency_ms_model",
+                 "sla_ms", "percentile", "latency_ms_p50", "duration_s", "wall_s", "achieved_qps",
+                 "issue_lateness_us_p99", "problem", "arrival_seed"]
+CURVE_COLUMNS = ["model", "workers", "rate_qps", "latency_ms_model", "latency_ms_model_lo", "latency_ms_model_hi",
+                 "percentile", "sla_ms"]
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def measure(config: dict[str, Any], model: str, t1: str | Path, out: str | Path,
-            opts: common.NodeOptions | None = None, on_row=None) -> tuple[pd.DataFrame, common.ResumableTable]:
-    """QPS*(w) for every w; appends each row to the partial file of ``out``; returns (all rows, the table)."""
-    from hera.loadgen.search import find_qps_star
+@dataclass(frozen=True)
+class ScalabilityOutputs:
+    rows: Path
+    trials: Path
+    curve: Path
+
+
+def outputs(out: str | Path) -> ScalabilityOutputs:
+    out = Path(out)
+    return ScalabilityOutputs(out, out.with_name(out.stem + ".trials.csv"), out.with_name(out.stem + ".curve.csv"))
+
+
+def model_settings(config: dict[str, Any], stream: str):
+    """:class:`hera.queueing.qps.ModelSettings` from config ``model.*`` (seed derived from the study's)."""
+    from hera.queueing.qps import ModelSettings
+
+    m = config["model"]
+    return ModelSettings(n_queries=int(m["queries"]), warmup_queries=max(1, int(m["queries"]) // 10),
+                         replicates=int(m["replicates"]), confidence=float(m["confidence"]),
+                         seed=common.derived_seed(int(config["seed"]), "model", stream))
+
+
+def confirm_settings(config: dict[str, Any], sla_ms: float, rate_qps: float, stream: str):
+    """The load generator's base settings for a confirmation (query sizes, warm-up, seeds)."""
+    c = config["confirm"]
+    base = common.loadgen_settings(config, sla_ms, rate_qps, stream=stream)
+    return base.replace(min_queries=int(c["min_queries"]), min_duration_s=float(c["trial_s"]),
+                        warmup_queries=max(5, int(c["min_queries"]) // 10))
+
+
+def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],
+                   stream: str) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Modelled and confirmed QPS* of ``tenant`` (serving ``model``) on ``node`` with the service law ``law``:
+    (row fields, trial rows, curve rows)."""
+    from hera.loadgen.confirm import ConfirmSettings, confirm_qps_star
     from hera.loadgen.sut import NodeSUT
+    from hera.profile.service import mix_sizes
+    from hera.queueing.qps import TailModel, modelled_qps_star
+
+    pct = float(config["sla"]["percentile"])
+    ms = model_settings(config, stream)
+    mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
+    t0 = time.perf_counter()
+    modelled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
+    t_model = time.perf_counter() - t0
+    start = modelled.qps_star if modelled.qps_star > 0 else 0.05 * modelled.capacity_qps
+    _log(f"[scalability] {tenant}: {law.workers} worker(s), SLA p{pct * 100:g} <= {sla['sla_ms']:.4g} ms: modelled "
+         f"QPS* {modelled.qps_star:.2f} [{modelled.qps_star_lo:.2f}, {modelled.qps_star_hi:.2f}] of capacity "
+         f"{modelled.capacity_qps:.1f} ({t_model:.1f} s); confirming")
+    tail_model = TailModel(law, mix, pct, seed=common.derived_seed(int(config["seed"]), "tail-model", stream))
+    t1 = time.perf_counter()
+    res = confirm_qps_star(NodeSUT(node), confirm_settings(config, sla["sla_ms"], start, stream),
+                           node.library_size(tenant), modelled_qps=start, sla_ms=sla["sla_ms"], percentile=pct,
+                           settings=ConfirmSettings.from_config(config), tenant=tenant, model=tail_model, log=_log)
+    wall = time.perf_counter() - t1
+    _log(f"[scalability] {tenant}: {law.workers} worker(s): measured QPS* {res.qps_star:.2f} "
+         f"[{res.qps_star_ci_lo:.2f}, {res.qps_star_ci_hi:.2f}] ({res.qps_star_ci_level:.0%} interval), repeats "
+         f"{', '.join(f'{x:.2f}' for x in res.per_repeat)}; {res.n_trials} trials, {wall:.1f} s")
+    rel = (modelled.qps_star - res.qps_star) / res.qps_star if res.qps_star > 0 else math.nan
+    row = {
+        "qps_star": res.qps_star, "qps_star_lo": res.qps_star_ci_lo, "qps_star_hi": res.qps_star_ci_hi,
+        "qps_star_ci_level": res.qps_star_ci_level, "qps_star_mean": res.qps_star_mean,
+        "qps_star_std": res.qps_star_std, "qps_star_cov": res.qps_star_cov, "qps_star_raw": res.qps_star_raw,
+        "per_repeat": ";".join(f"{x:.6g}" for x in res.per_repeat),
+        "per_repeat_raw": ";".join(f"{x:.6g}" for x in res.per_repeat_raw), "repeats": res.repeats,
+        "retested": res.retested, "qps_star_model": modelled.qps_star, "qps_star_model_lo": modelled.qps_star_lo,
+        "qps_star_model_hi": modelled.qps_star_hi, "capacity_qps_model": modelled.capacity_qps,
+        "model_rel_error": rel, "sla_ms": sla["sla_ms"], "percentile": pct, "n_trials": res.n_trials,
+        "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,
+        "note": "; ".join(x for x in (res.note, modelled.note) if x),
+    }
+    trials = res.trials.assign(model=model, workers=law.workers)
+    trials["latency_ms_model"] = [modelled.latency_at(r) for r in trials["rate_qps"]]
+    curve = pd.DataFrame(modelled.curve(ms.confidence)).assign(model=model, workers=law.workers, percentile=pct,
+                                                              sla_ms=sla["sla_ms"])
+    return row, trials, curve
+
+
+def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | Path, out: str | Path,
+            opts: common.NodeOptions | None = None, on_row=None):
+    """QPS*(w) for every w; appends each w to the partial files of ``out``; returns the three tables."""
+    from hera.profile.service import read_samples, service_law
 
     opts = opts or common.NodeOptions()
     common.check_model(model, opts.runner)
     sla = common.read_t1(t1, [model])[model]
+    samples = read_samples(service, model)
     cores = common.study_cores(config)
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
-    s = config["search"]
-    pct = float(config["sla"]["percentile"])
-    fp = common.fingerprint("scalability", model, config, sla, cores, opts.runner)
-    table = common.ResumableTable(out, COLUMNS, ["workers"], fp)
-    todo = [w for w in range(1, len(cores) + 1) if not table.done(workers=w)]
+    ws = list(range(1, len(cores) + 1))
+    laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
+    fp = common.fingerprint("scalability-v2", model, config, sla, cores, opts.runner,
+                            samples["service_ms"].sum(), len(samples))
+    paths = outputs(out)
+    rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
+    trials_t = common.ResumableTable(paths.trials, TRIAL_COLUMNS, ["workers"], fp)
+    curve_t = common.ResumableTable(paths.curve, CURVE_COLUMNS, ["workers"], fp)
+    todo = [w for w in ws if not rows_t.done(workers=w)]
     if todo:
-        first = todo[0]
-        plan = common.TenantPlan(model, model, tuple(cores[:first]), batch_size=batch, max_items=max_items)
+        plan = common.TenantPlan(model, model, tuple(cores[:todo[0]]), batch_size=batch, max_items=max_items)
         with common.start_node(config, [plan], opts) as node:
-            lib = node.library_size(model)
-            sut = NodeSUT(node)
-            prev = {int(r["workers"]): float(r["qps_star"]) for r in table.rows}
-            one_worker_ms = None
             for w in todo:
                 if tuple(node.stats()[model]["cores"]) != tuple(cores[:w]):
                     node.resize(model, list(cores[:w]))
-                if w - 1 in prev and prev[w - 1] > 0:
-                    start = prev[w - 1] * w / (w - 1)
-                else:
-                    if one_worker_ms is None:
-                        items = max(1, int(round(mean_query_items(config, lib, model))))
-                        lat = common.service_latencies(node, model, min(items, max_items), 5, warmup=2,
-                                                       seed=common.derived_seed(config["seed"], "estimate", model))
-                        one_worker_ms = float(np.median(lat["latency_ms"]))
-                    start = 0.6 * w * 1000.0 / max(one_worker_ms, 1e-3)
-                base = common.loadgen_settings(config, sla["sla_ms"], start, stream=f"scalability/{model}/{w}")
-                _log(f"[scalability] {model}: {w} worker(s) on cores {cores[:w]}, SLA p{pct * 100:g} <= "
-                     f"{sla['sla_ms']:.3g} ms, search from {start:.1f} qps")
-                res = find_qps_star(sut, base, lib, sla_ms=sla["sla_ms"], percentile=pct, start_qps=start,
-                                    rel_tol=float(s["rel_tolerance"]), repeats=int(s["repeats"]),
-                                    min_queries=int(s["min_queries"]), min_duration_s=float(s["min_duration_s"]),
-                                    max_queries=int(s["max_queries"]), max_qps=max(64 * start, 1.0),
-                                    min_qps=start / 32,  # bounded: below this the SLA is unattainable
-                                    tenant=model, log=_log)
-                row = {
-                    "model": model, "workers": w, "qps_star": res.qps_star, "qps_star_lo": res.qps_star_lo,
-                    "qps_star_hi": res.qps_star_hi, "repeats": res.repeats,
-                    "queries_per_trial": res.queries_per_trial, "sla_ms": res.sla_ms, "percentile": res.percentile,
-                    "normalised": math.nan, "qps_star_std": res.qps_star_std,
-                    "qps_star_ci95_lo": res.qps_star_ci95_lo, "qps_star_ci95_hi": res.qps_star_ci95_hi,
-                    "max_queries_per_trial": res.max_queries_per_trial, "rel_tol": res.rel_tol,
-                    "n_trials": res.n_trials, "trial_seconds_median": res.trial_seconds_median,
-                    "start_qps": start, "cores": " ".join(map(str, cores[:w])), "batch_size": batch,
-                    "sla_rule": sla["sla_rule"], "llc_partitioning": node.llc_partitioning,
-                    "scale": config["scale"], "note": res.note,
-                }
-                table.append([row])
-                prev[w] = res.qps_star
+                spare = [c for c in cores if c not in cores[:w]]
+                with common.pinned(spare) if spare else contextlib.nullcontext():
+                    row, trials, curve = qps_star_point(node, config, model, model, laws[w], sla,
+                                                        f"scalability/{model}/{w}")
+                row.update({"model": model, "workers": w, "normalised": math.nan, "normalised_model": math.nan,
+                            "cores": " ".join(map(str, cores[:w])),
+                            "harness_cores": " ".join(map(str, spare)) if spare else "shared",
+                            "batch_size": batch, "sla_rule": sla["sla_rule"],
+                            "llc_partitioning": node.llc_partitioning, "scale": config["scale"]})
+                trials_t.append(trials.to_dict("records"))
+                curve_t.append(curve.to_dict("records"))
+                rows_t.append([row])
                 if on_row is not None:
                     on_row(row)
-    df = table.frame().sort_values("workers").reset_index(drop=True)
-    q1 = df.loc[df["workers"] == 1, "qps_star"]
-    q1 = float(q1.iloc[0]) if len(q1) else math.nan
-    df["normalised"] = [q / (w * q1) if q1 and q1 > 0 else math.nan for q, w in zip(df["qps_star"], df["workers"])]
-    return df, table
+    df = rows_t.frame().sort_values("workers").reset_index(drop=True)
+    for col, src in (("normalised", "qps_star"), ("normalised_model", "qps_star_model")):
+        q1 = df.loc[df["workers"] == 1, src]
+        q1 = float(q1.iloc[0]) if len(q1) else math.nan
+        df[col] = [q / (w * q1) if q1 and q1 > 0 else math.nan for q, w in zip(df[src], df["workers"])]
+    return df, rows_t, trials_t, curve_t
 
 
-def run(config: dict[str, Any], model: str, t1: str | Path, out: str | Path,
+def run(config: dict[str, Any], model: str, service: str | Path, t1: str | Path, out: str | Path,
         opts: common.NodeOptions | None = None, on_row=None) -> pd.DataFrame:
-    """Measure (resuming from a partial file) and write ``out`` with provenance."""
-    df, table = measure(config, model, t1, out, opts, on_row)
-    table.finish(df, config, config["seed"])
+    """Measure (resuming from partial files) and write the three outputs with provenance."""
+    df, rows_t, trials_t, curve_t = measure(config, model, service, t1, out, opts, on_row)
+    trials_t.finish(trials_t.frame(), config, config["seed"])
+    curve_t.finish(curve_t.frame(), config, config["seed"])
+    rows_t.finish(df, config, config["seed"])
     return df
+
+
+def rel_errors(df: pd.DataFrame) -> np.ndarray:
+    """|modelled − measured| / measured per row (absolute error where the measured QPS* is 0)."""
+    m, q = df["qps_star_model"].to_numpy(float), df["qps_star"].to_numpy(float)
+    return np.where(q > 0, np.abs(m - q) / np.where(q > 0, q, 1.0), np.abs(m - q))

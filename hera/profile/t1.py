@@ -9,10 +9,10 @@ Method (one process, no server):
   of ``repeats`` timed runs of ``make_inputs`` + ``forward`` on uniform random inputs in the
   sample-library layout (``dense`` U[0, 1), ids uniform over each table's rows), cycling through a few
   distinct batches so repeated runs do not reuse the same rows;
-- **SLA** (docs/DESIGN.md "SLA rule"): ``sla_ms = sla_multiplier x latency of a median-size query``. The
-  median of the production query-size distribution is 200 items (SPEC §4: 12 of its 20 quantile points are
-  200), capped by ``queries.max_items``; we time it as *one* sub-batch of that many items on one worker at
-  no load (the rule and the numbers are stored in each row);
+- **SLA** (docs/DESIGN.md "SLA rule", :mod:`hera.profile.sla`): from each model's service profile, measured
+  through the serving path on the whole query-size mix (not from these in-process timings): the SLA, its
+  rule, the unloaded one-worker p50/p95/p99 of the mix and the headroom ``sla_ms / p95`` (at least 2) are
+  columns of T1, the single source of SLAs for every later stage;
 - **class** is analytical: ``flops_per_byte = mlp_flops_per_item / emb_bytes_gathered_per_item``;
   ``memory-leaning`` below :data:`CLASS_THRESHOLD_FLOPS_PER_BYTE` (10 FLOP per gathered byte: a core does
   tens of GFLOP/s in dense layers but gathers random rows at a few GB/s, so around 10 FLOP/B both sides
@@ -37,7 +37,6 @@ from typing import Any, Iterator
 import numpy as np
 
 CLASS_THRESHOLD_FLOPS_PER_BYTE = 10.0
-MEDIAN_QUERY_ITEMS = 200
 BATCH_SIZES = (1, 64, 256)
 INPUT_POOL = 4
 
@@ -49,10 +48,9 @@ class T1Settings:
     scale: str
     models: tuple[str, ...] | None = None
     batch_sizes: tuple[int, ...] = BATCH_SIZES
-    median_query_items: int = MEDIAN_QUERY_ITEMS
-    max_items: int = 1024
     batch_size: int = 64
-    sla_multiplier: float = 5.0
+    sla: tuple[tuple[str, Any], ...] = (("rule", "mix_p99"), ("multiplier", 3.0), ("jitter_floor_multiple", 20.0),
+                                        ("targets_ms", ()), ("percentile", 0.95))
     repeats: int = 10
     warmup: int = 2
     seed: int = 0
@@ -61,28 +59,18 @@ class T1Settings:
     models_root: str | None = None
     class_threshold_flops_per_byte: float = CLASS_THRESHOLD_FLOPS_PER_BYTE
 
-    @property
-    def sla_items(self) -> int:
-        return min(self.median_query_items, self.max_items)
-
-    @property
-    def sla_sub_batches(self) -> list[int]:
-        """The median-size query split into sub-batches of ``batch_size`` (as the server runs it)."""
-        full, rest = divmod(self.sla_items, self.batch_size)
-        return [self.batch_size] * full + ([rest] if rest else [])
-
-    def sla_rule(self) -> str:
-        return (f"sla_ms = {self.sla_multiplier:g} x latency of one {self.sla_items}-item query (production "
-                f"query-size median {self.median_query_items}, capped by max_items {self.max_items}) run as "
-                f"sub-batches {self.sla_sub_batches} one after another on 1 worker, 1 thread, 1 pinned core, "
-                f"no load (sum of median sub-batch latencies)")
+    def sla_config(self) -> dict[str, Any]:
+        d = dict(self.sla)
+        d["targets_ms"] = dict(d.get("targets_ms") or ())
+        return d
 
 
 def settings_from_config(config: dict[str, Any], **kw: Any) -> T1Settings:
     """T1 settings from a validated study config (``hera.config``): models, seed, SLA, repeats, max items."""
+    sla = dict(config["sla"])
+    sla["targets_ms"] = tuple(sorted((k, float(v)) for k, v in (sla.get("targets_ms") or {}).items()))
     base = dict(scale=config["scale"], models=tuple(config["models"]), seed=int(config["seed"]),
-                sla_multiplier=float(config["sla"]["multiplier"]),
-                max_items=int(config["queries"]["max_items"]), batch_size=int(config["batch_size"]),
+                sla=tuple(sorted(sla.items())), batch_size=int(config["batch_size"]),
                 repeats=int(config["profile"]["latency_repeats"]))
     base.update({k: v for k, v in kw.items() if v is not None})
     return T1Settings(**base)
@@ -155,12 +143,8 @@ def profile_model(model_id: str, settings: T1Settings) -> dict[str, Any]:
     for b in settings.batch_sizes:
         lat = measure_latency_ms(model, spec, b, settings.repeats, settings.warmup, rng)
         row[f"latency_ms_b{b}"] = round(lat, 4)
-    sla_lat = sum(measure_latency_ms(model, spec, n, settings.repeats, settings.warmup, rng)
-                  for n in settings.sla_sub_batches)
     row.update({
-        "latency_ms_sla_query": round(sla_lat, 4), "sla_items": settings.sla_items,
-        "sla_ms": round(settings.sla_multiplier * sla_lat, 4), "sla_multiplier": settings.sla_multiplier,
-        "sla_rule": settings.sla_rule(), "class": cls,
+        "class": cls,
         "class_rule": f"memory-leaning if mlp_flops_per_item / emb_bytes_gathered_per_item < "
                       f"{settings.class_threshold_flops_per_byte:g} FLOP/B "
                       "(analytical; refined by profiling)",
@@ -170,18 +154,22 @@ def profile_model(model_id: str, settings: T1Settings) -> dict[str, Any]:
     return row
 
 
-def build_t1(settings: T1Settings):
-    """The T1 table (pandas) for ``settings.models`` (default: every model of the zoo)."""
+def build_t1(settings: T1Settings, service):
+    """The T1 table (pandas) for ``settings.models`` (default: every model of the zoo); ``service``: the
+    service-profile quantile tables of those models (:func:`hera.profile.sla.read_summaries`), for the SLA."""
     import pandas as pd
 
+    from hera.profile.sla import decide
     from hera.zoo.spec import list_models
 
     models = list(settings.models) if settings.models else list_models()
+    slas = {m: decide(settings.sla_config(), m, service) for m in models}  # fail before measuring anything
     rows = []
     with pinned(settings.core) as cpu:
         for m in models:
             row = profile_model(m, settings)
             row["core"] = cpu
+            row.update({k: (round(v, 4) if isinstance(v, float) else v) for k, v in slas[m].to_row().items()})
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -197,16 +185,22 @@ def t1_markdown(df, settings: T1Settings, machine: str = "") -> str:
     """T1 as a Markdown table with the SLA and class rules underneath."""
     lat_cols = [c for c in df.columns if c.startswith("latency_ms_b")]
     head = ["model", "class", "params", "embedding", "FLOPs/item", "gathered/item", "FLOP/B",
-            *[f"lat b{c[len('latency_ms_b'):]} (ms)" for c in lat_cols], "SLA (ms)"]
+            *[f"lat b{c[len('latency_ms_b'):]} (ms)" for c in lat_cols], "served p95 (ms)", "SLA (ms)",
+            "headroom"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in df.to_dict("records"):
         cells = [r["model"], r["class"], _fmt(r["params"]), _fmt(r["embedding_bytes"], "B"),
                  _fmt(r["mlp_flops_per_item"]), _fmt(r["emb_bytes_gathered_per_item"], "B"),
-                 f"{r['flops_per_byte']:.1f}", *[f"{r[c]:.3f}" for c in lat_cols], f"{r['sla_ms']:.2f}"]
+                 f"{r['flops_per_byte']:.1f}", *[f"{r[c]:.3f}" for c in lat_cols],
+                 f"{r['latency_ms_p95_unloaded']:.2f}", f"{r['sla_ms']:.2f}", f"{r['headroom']:.1f}x"]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
-    notes = [f"Scale `{settings.scale}`, {'int8' if settings.quantized else 'fp32'} tables, median of "
-             f"{settings.repeats} runs after {settings.warmup} warm-up runs, uniform random inputs.",
-             f"SLA rule: {settings.sla_rule()}.",
+    rules = sorted(set(df["sla_rule"].str.replace(r"\([0-9.e+-]+ ms\)", "(… ms)", regex=True)))
+    notes = [f"Scale `{settings.scale}`, {'int8' if settings.quantized else 'fp32'} tables; `lat bN`: in-process "
+             f"median of {settings.repeats} runs after {settings.warmup} warm-up runs of a sub-batch of N items, "
+             "uniform random inputs, one pinned core.",
+             "Served p95: unloaded latency of the production query-size mix on one worker through the node "
+             "(service profile, sample-library ids); headroom = SLA / served p95 (at least 2).",
+             f"SLA rule: {'; '.join(rules)}.",
              f"Class: analytical, memory-leaning below {settings.class_threshold_flops_per_byte:g} FLOPs per "
              "gathered embedding byte, else compute-leaning; the scalability/memory profiles refine it."]
     if machine:
@@ -215,16 +209,16 @@ def t1_markdown(df, settings: T1Settings, machine: str = "") -> str:
     return title + "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
-def write_t1(settings: T1Settings, out_dir: str | Path | None = None, config: dict[str, Any] | None = None
-             ) -> tuple[Path, Path]:
+def write_t1(settings: T1Settings, service, out_dir: str | Path | None = None,
+             config: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Measure T1 and write ``T1.csv`` (+ provenance sidecar) and ``T1.md`` into ``out_dir``
-    (default ``results/<scale>/tables``)."""
+    (default ``results/<scale>/tables``); ``service``: the models' service-profile quantile tables."""
     from hera.paths import results_dir
     from hera.machine import describe
     from hera.provenance import write_table
 
     out = Path(out_dir) if out_dir is not None else results_dir(settings.scale) / "tables"
-    df = build_t1(settings)
+    df = build_t1(settings, service)
     cfg = {"t1": dataclasses.asdict(settings), **({"study": config} if config else {})}
     csv = write_table(df, out / "T1.csv", config=cfg, seed=settings.seed)
     machine = describe()

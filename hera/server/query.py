@@ -24,7 +24,9 @@ class QueryResult:
     ``t_start_ns``: start of the first sub-batch in a worker; ``t_end_ns``: end of the last one;
     ``t_done_ns``: when the node resolved the result. ``workers``: ids of the workers that ran it.
     ``scores``: float32 ``[n_items, n_outputs]`` when asked for, else None. On failure ``ok`` is False
-    and ``error`` says why (timestamps of sub-batches that never ran are 0).
+    and ``error`` says why (timestamps of sub-batches that never ran are 0). ``sub_batch_times``: one
+    ``(items, worker_id, t_start_ns, t_end_ns)`` per sub-batch that ran, in sub-batch order (what service-time
+    profiles are made of).
     """
 
     query_id: int
@@ -40,6 +42,7 @@ class QueryResult:
     sub_batches: int = 1
     t_done_ns: int = 0
     llc_partitioning: str = "unavailable"
+    sub_batch_times: tuple[tuple[int, int, int, int], ...] = ()
 
     @property
     def latency_ms(self) -> float:
@@ -91,16 +94,21 @@ class QueryState:
     scores: list[np.ndarray | None] | None = None
     done: bool = False
     error: str | None = None
+    sub_times: list[tuple[int, int, int, int] | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.remaining = self.undispatched = self.n_subs
+        self.sub_times = [None] * self.n_subs
         if self.want_scores:
             self.scores = [None] * self.n_subs
 
-    def record(self, index: int, worker_id: int, t0: int, t1: int, scores: np.ndarray | None) -> bool:
-        """Record a finished sub-batch; True when it was the last one."""
+    def record(self, index: int, worker_id: int, t0: int, t1: int, scores: np.ndarray | None,
+               items: int = 0) -> bool:
+        """Record a finished sub-batch (of ``items`` items); True when it was the last one."""
         self.t_start_ns = t0 if not self.t_start_ns else min(self.t_start_ns, t0)
         self.t_end_ns = max(self.t_end_ns, t1)
+        if 0 <= index < len(self.sub_times):
+            self.sub_times[index] = (int(items), int(worker_id), int(t0), int(t1))
         if worker_id not in self.workers:
             self.workers.append(worker_id)
         if self.scores is not None:
@@ -115,7 +123,8 @@ class QueryState:
             scores = np.concatenate(self.scores, axis=0) if len(self.scores) > 1 else self.scores[0]
         return QueryResult(self.query_id, self.tenant, self.n_items, self.t_submit_ns, self.t_start_ns,
                            self.t_end_ns, list(self.workers), ok, self.error, scores, self.n_subs,
-                           time.monotonic_ns(), llc_partitioning)
+                           time.monotonic_ns(), llc_partitioning,
+                           tuple(t for t in self.sub_times if t is not None))
 
 
 def split(query: QueryState, start: int, batch_size: int, library_items: int | None,

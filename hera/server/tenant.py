@@ -290,7 +290,7 @@ class Tenant:
             if q is not None and not q.done:
                 if err is not None:
                     self._close(q, f"sub-batch {index} failed in worker {w.worker_id}: {err}", done)
-                elif q.record(index, w.worker_id, t0, t1, scores):
+                elif q.record(index, w.worker_id, t0, t1, scores, sb.n):
                     self._close(q, None, done)
             if alive:
                 self._pump()

@@ -130,6 +130,17 @@ class QuerySizes:
             out = q[rng.integers(0, q.size, n)]
         return np.minimum(out.astype(np.int64), self.max_items)
 
+    def support(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(sizes, probabilities)`` of a discrete law (``fixed``, ``production``; sizes capped by
+        ``max_items``, equal sizes merged); ``None`` for the continuous ones."""
+        if self.kind == "fixed":
+            return np.array([int(self.params["items"])], np.int64), np.array([1.0])
+        if self.kind != "production":
+            return None
+        q = np.minimum(np.asarray(PRODUCTION_QUANTILES, dtype=np.int64), self.max_items)
+        sizes, counts = np.unique(q, return_counts=True)
+        return sizes, counts / counts.sum()
+
     def expected_mean(self) -> float | None:
         """The distribution's mean before clipping (``None`` for lognormal/normal where the cap bites)."""
         p = self.params

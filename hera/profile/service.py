@@ -1,0 +1,338 @@
+"""Service profiles through the serving path: what a worker takes to run each sub-batch of a model's queries,
+for every worker count, measured on the real node (pinned workers, dispatcher, sample-library ids).
+
+For each worker count w (one worker per core, the first w cores of the study, grown with the node's run-time
+``resize``):
+
+1. **light load**: one query in flight at a time. For a discrete query-size law (``production``, ``fixed``)
+   the queries are *stratified*: ``service.light_queries_per_size`` queries of every distinct size, in a seeded
+   random order, and mix statistics weight each size by its probability (so the 700-item queries that set the
+   tail are measured as often as the 200-item ones); for a continuous law ``service.light_queries`` queries
+   are drawn from it. Gives the unloaded latency of the query mix (the SLA's base, :mod:`hera.profile.sla`),
+   light-regime sub-batch service times, and the dispatch delay (submission → first sub-batch start on an
+   idle node);
+2. **saturation**: a closed loop keeps ``depth_per_worker · w + 1`` queries of the mix in flight for
+   ``service.saturation_s`` seconds (after ``service.warmup_s``), so every worker is always busy. Gives
+   saturated-regime service times, the gap between back-to-back sub-batches of a worker, and the throughput.
+
+Threads of this process (the node's dispatch and collection) are pinned to the study's cores that run no
+worker of this w where there are such cores; the rows record which (``harness_cores``, "shared" otherwise).
+
+Outputs: ``<out>.parquet``, one row per sub-batch (raw samples, with their query's fields), and ``<out>.csv``, a
+tidy table of quantiles (``statistic`` ∈ :data:`STATISTICS`) — both with provenance.
+:func:`service_law` turns the raw samples of one w into a :class:`hera.queueing.service.ServiceLaw`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hera.errors import HeraError
+from hera.profile import common
+
+STATISTICS = ("sub_batch_service", "query_latency", "mix_latency", "dispatch_delay", "worker_gap",
+              "saturation_throughput")
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+SUMMARY_COLUMNS = ["model", "workers", "statistic", "regime", "items", "n", "mean_ms", "p50_ms", "p90_ms",
+                   "p95_ms", "p99_ms", "max_ms", "value", "unit", "cores", "harness_cores", "batch_size",
+                   "scale", "note"]
+SAMPLE_COLUMNS = ["model", "workers", "regime", "query", "query_items", "weight", "sub_index", "items", "worker",
+                  "t_submit_ns", "t_start_ns", "t_end_ns", "service_ms", "query_latency_ms", "dispatch_ms"]
+GAP_TRIM_QUANTILE = 0.99  # gaps above this quantile (a worker starved by the closed loop) are left out
+
+
+class ServiceProfileError(HeraError):
+    """A service profile is missing, incomplete or malformed for what was asked of it."""
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ query sizes
+def light_sizes(config: dict[str, Any], seed: int) -> tuple[np.ndarray, dict[int, float]]:
+    """The light-load query sizes (in order) and each size's weight (probability / share in the sample)."""
+    from hera.workload.sizes import QuerySizes
+
+    qs = QuerySizes.from_dict({**common.query_sizes(config), "max_items": int(config["queries"]["max_items"])})
+    rng = np.random.default_rng(seed)
+    support = qs.support()
+    svc = config["service"]
+    if support is None:
+        sizes = qs.sample(int(svc["light_queries"]), rng)
+        return sizes, {int(s): 1.0 for s in np.unique(sizes)}
+    values, probs = support
+    per = int(svc["light_queries_per_size"])
+    sizes = rng.permutation(np.repeat(values, per))
+    return sizes, {int(v): float(p) / per * len(sizes) for v, p in zip(values, probs)}
+
+
+def mix_sizes(config: dict[str, Any], n: int, seed: int) -> np.ndarray:
+    """``n`` query sizes drawn from the study's query-size law."""
+    from hera.workload.sizes import QuerySizes
+
+    qs = QuerySizes.from_dict({**common.query_sizes(config), "max_items": int(config["queries"]["max_items"])})
+    return qs.sample(int(n), np.random.default_rng(seed))
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def _rows(results: list[Any], model: str, w: int, regime: str, weights: dict[int, float] | None) -> list[dict]:
+    out = []
+    for k, res in enumerate(results):
+        if not res.ok:
+            raise ServiceProfileError(f"model {model!r}, {w} worker(s): a {res.n_items}-item query failed while "
+                                      f"profiling service times: {res.error}")
+        times = list(res.sub_batch_times)
+        if not times:
+            raise ServiceProfileError(f"model {model!r}: the node returned no sub-batch times (node too old?)")
+        first = min(t[2] for t in times)
+        for i, (items, worker, t0, t1) in enumerate(times):
+            out.append({
+                "model": model, "workers": w, "regime": regime, "query": k, "query_items": int(res.n_items),
+                "weight": float(weights.get(int(res.n_items), 1.0)) if weights else 1.0, "sub_index": i,
+                "items": int(items), "worker": int(worker), "t_submit_ns": int(res.t_submit_ns),
+                "t_start_ns": int(t0), "t_end_ns": int(t1), "service_ms": (t1 - t0) / 1e6,
+                "query_latency_ms": (res.t_end_ns - res.t_submit_ns) / 1e6, "dispatch_ms": (first - res.t_submit_ns) / 1e6,
+            })
+    return out
+
+
+def light_load(node: Any, tenant: str, sizes: np.ndarray, seed: int, warmup: int = 2) -> list[Any]:
+    """One query at a time (closed loop, no queueing): the QueryResults of ``sizes`` (after ``warmup``)."""
+    lib = node.library_size(tenant)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, n in enumerate(list(sizes[:warmup]) + list(sizes)):
+        start = int(rng.integers(0, max(1, lib - int(n) + 1)))
+        res = node.submit(tenant, start, int(n)).result()
+        if i >= warmup:
+            out.append(res)
+    return out
+
+
+def saturate(node: Any, tenant: str, sizes: np.ndarray, depth: int, warmup_s: float, duration_s: float,
+             seed: int) -> tuple[list[Any], float]:
+    """Closed loop with ``depth`` queries in flight (sizes cycled from ``sizes``): the QueryResults of queries
+    that completed within the ``duration_s`` seconds after ``warmup_s``, and the measured seconds."""
+    lib = node.library_size(tenant)
+    rng = np.random.default_rng(seed)
+    slots = threading.Semaphore(depth)
+    lock = threading.Lock()
+    results: list[Any] = []
+    errors: list[str] = []
+
+    def done(res: Any) -> None:
+        with lock:
+            results.append(res)
+            if not res.ok and len(errors) < 3:
+                errors.append(str(res.error))
+        slots.release()
+
+    t0 = time.monotonic_ns()
+    t_meas = t0 + int(warmup_s * 1e9)
+    t_stop = t_meas + int(duration_s * 1e9)
+    k = 0
+    while time.monotonic_ns() < t_stop:
+        if not slots.acquire(timeout=0.5):
+            continue
+        n = int(sizes[k % len(sizes)])
+        k += 1
+        node.submit(tenant, int(rng.integers(0, max(1, lib - n + 1))), n, on_done=done)
+    for _ in range(depth):  # wait for the queries in flight
+        slots.acquire(timeout=60)
+    if errors:
+        raise ServiceProfileError(f"tenant {tenant!r}: queries failed at saturation: {errors[0]}")
+    measured = [r for r in results if t_meas <= r.t_end_ns <= t_stop]
+    return measured, duration_s
+
+
+def worker_gaps_ms(samples: pd.DataFrame) -> np.ndarray:
+    """Idle time of each worker between consecutive sub-batches (ms), from saturated-regime samples."""
+    sat = samples[samples["regime"] == "saturated"].sort_values(["worker", "t_start_ns"])
+    gaps = []
+    for _, g in sat.groupby("worker"):
+        s, e = g["t_start_ns"].to_numpy(np.int64), g["t_end_ns"].to_numpy(np.int64)
+        if s.size > 1:
+            gaps.append((s[1:] - e[:-1]) / 1e6)
+    return np.concatenate(gaps) if gaps else np.zeros(0)
+
+
+# ----------------------------------------------------------------------------------------- statistics
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    order = np.argsort(values, kind="mergesort")
+    v, w = values[order], weights[order]
+    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return [float(np.interp(q, cdf, v)) for q in qs]
+
+
+def _qrow(values: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    values = np.asarray(values, float)
+    if values.size == 0:
+        return {"n": 0, "mean_ms": math.nan, **{f"p{round(q * 100)}_ms": math.nan for q in QUANTILES},
+                "max_ms": math.nan}
+    if weights is None:
+        qv = [float(np.quantile(values, q)) for q in QUANTILES]
+        mean = float(values.mean())
+    else:
+        qv = _weighted_quantiles(values, np.asarray(weights, float), QUANTILES)
+        mean = float(np.average(values, weights=weights))
+    return {"n": int(values.size), "mean_ms": mean, **{f"p{round(q * 100)}_ms": v for q, v in zip(QUANTILES, qv)},
+            "max_ms": float(values.max())}
+
+
+def summarise(samples: pd.DataFrame, throughput: dict[int, float], meta: dict[int, dict[str, Any]]) -> pd.DataFrame:
+    """The tidy quantile table (``SUMMARY_COLUMNS``) of raw samples."""
+    rows = []
+    for w, g in samples.groupby("workers"):
+        base = {"model": g["model"].iloc[0], "workers": int(w), **meta[int(w)]}
+        for (regime, items), s in g.groupby(["regime", "items"]):
+            rows.append({**base, "statistic": "sub_batch_service", "regime": regime, "items": int(items),
+                         **_qrow(s["service_ms"].to_numpy())})
+        queries = g.drop_duplicates(["regime", "query"])
+        light = queries[queries["regime"] == "light"]
+        for items, s in light.groupby("query_items"):
+            rows.append({**base, "statistic": "query_latency", "regime": "light", "items": int(items),
+                         **_qrow(s["query_latency_ms"].to_numpy())})
+        rows.append({**base, "statistic": "mix_latency", "regime": "light",
+                     **_qrow(light["query_latency_ms"].to_numpy(), light["weight"].to_numpy())})
+        rows.append({**base, "statistic": "dispatch_delay", "regime": "light",
+                     **_qrow(light["dispatch_ms"].to_numpy())})
+        gaps = worker_gaps_ms(g)
+        rows.append({**base, "statistic": "worker_gap", "regime": "saturated", **_qrow(gaps)})
+        rows.append({**base, "statistic": "saturation_throughput", "regime": "saturated", "n": int(
+            (queries["regime"] == "saturated").sum()), "value": throughput[int(w)], "unit": "queries/s"})
+    return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------- the stage
+@dataclass(frozen=True)
+class ServiceOutputs:
+    samples: Path
+    summary: Path
+
+
+def outputs(out: str | Path) -> ServiceOutputs:
+    """``<stem>.parquet`` (raw sub-batch samples) and ``<stem>.csv`` (quantiles) for ``out`` (either name)."""
+    out = Path(out)
+    return ServiceOutputs(out.with_suffix(".parquet"), out.with_suffix(".csv"))
+
+
+def measure(config: dict[str, Any], model: str, workers: list[int] | None = None,
+            opts: common.NodeOptions | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw samples and the quantile table of ``model`` for each worker count (default 1..study cores)."""
+    opts = opts or common.NodeOptions()
+    common.check_model(model, opts.runner)
+    cores = common.study_cores(config)
+    ws = workers or list(range(1, len(cores) + 1))
+    common.require_cores(cores, max(ws), f"a service profile with {max(ws)} workers")
+    batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
+    svc, seed = config["service"], int(config["seed"])
+    plan = common.TenantPlan(model, model, tuple(cores[:ws[0]]), batch_size=batch, max_items=max_items)
+    rows: list[dict] = []
+    throughput: dict[int, float] = {}
+    meta: dict[int, dict[str, Any]] = {}
+    with common.start_node(config, [plan], opts) as node:
+        for w in ws:
+            if tuple(node.stats()[model]["cores"]) != tuple(cores[:w]):
+                node.resize(model, list(cores[:w]))
+            spare = [c for c in cores if c not in cores[:w]]
+            harness = spare if spare else None
+            with common.pinned(harness) if harness else contextlib.nullcontext():
+                sizes, weights = light_sizes(config, common.derived_seed(seed, "service-light", model, str(w)))
+                t0 = time.perf_counter()
+                light = light_load(node, model, sizes, common.derived_seed(seed, "service-starts", model, str(w)))
+                t1 = time.perf_counter()
+                mix = mix_sizes(config, 4096, common.derived_seed(seed, "service-mix", model, str(w)))
+                depth = int(svc["depth_per_worker"]) * w + 1
+                sat, dur = saturate(node, model, mix, depth, float(svc["warmup_s"]), float(svc["saturation_s"]),
+                                    common.derived_seed(seed, "service-sat", model, str(w)))
+                t2 = time.perf_counter()
+            if not sat:
+                raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "
+                                          f"{svc['saturation_s']} s at saturation (raise service.saturation_s)")
+            rows += _rows(light, model, w, "light", weights)
+            rows += _rows(sat, model, w, "saturated", None)
+            throughput[w] = len(sat) / dur
+            meta[w] = {"cores": " ".join(map(str, cores[:w])),
+                       "harness_cores": " ".join(map(str, harness)) if harness else "shared",
+                       "batch_size": batch, "scale": config["scale"],
+                       "note": f"light {len(light)} queries in {t1 - t0:.1f} s; saturation depth {depth}, "
+                               f"{len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s warm-up), "
+                               f"{t2 - t1:.1f} s in all"}
+            _log(f"[service] {model}: {w} worker(s): {len(light)} light queries ({t1 - t0:.1f} s), saturation "
+                 f"{throughput[w]:.1f} queries/s")
+    samples = pd.DataFrame(rows).reindex(columns=SAMPLE_COLUMNS)
+    return samples, summarise(samples, throughput, meta)
+
+
+def run(config: dict[str, Any], model: str, out: str | Path, opts: common.NodeOptions | None = None,
+        workers: list[int] | None = None) -> pd.DataFrame:
+    """Measure and write both outputs (see :func:`outputs`) with provenance; return the quantile table."""
+    from hera.provenance import write_table
+
+    samples, summary = measure(config, model, workers, opts)
+    paths = outputs(out)
+    write_table(samples, paths.samples, config=config, seed=config["seed"])
+    write_table(summary, paths.summary, config=config, seed=config["seed"])
+    return summary
+
+
+# ------------------------------------------------------------------------------------------- reading
+def read_samples(path: str | Path, model: str | None = None) -> pd.DataFrame:
+    """The raw samples of a service profile (``.parquet``; the ``.csv`` name is accepted too)."""
+    p = outputs(path).samples
+    if not p.is_file():
+        raise ServiceProfileError(f"service profile {p} does not exist (run `hera profile service` first)")
+    df = pd.read_parquet(p)
+    missing = sorted(set(SAMPLE_COLUMNS) - set(df.columns))
+    if missing:
+        raise ServiceProfileError(f"service profile {p} lacks column {missing[0]!r}")
+    if model is not None:
+        df = df[df["model"] == model]
+        if df.empty:
+            raise ServiceProfileError(f"service profile {p} has no samples of model {model!r}")
+    return df
+
+
+def service_law(samples: pd.DataFrame, workers: int, batch_size: int, *, source: str = "service profile"):
+    """The :class:`hera.queueing.service.ServiceLaw` of one worker count from raw samples."""
+    from hera.queueing.service import ServiceLaw
+
+    g = samples[samples["workers"] == int(workers)]
+    if g.empty:
+        have = sorted(int(x) for x in samples["workers"].unique())
+        model = samples["model"].iloc[0] if len(samples) else "?"
+        raise ServiceProfileError(f"{source}: no samples of model {model!r} with {workers} worker(s) "
+                                  f"(profiled: {have or 'none'})")
+    pools = {}
+    for regime in ("light", "saturated"):
+        r = g[g["regime"] == regime]
+        if r.empty:
+            raise ServiceProfileError(f"{source}: no {regime} samples with {workers} worker(s)")
+        pools[regime] = {int(k): s["service_ms"].to_numpy(float) for k, s in r.groupby("items")}
+    light_q = g[g["regime"] == "light"].drop_duplicates("query")
+    gaps = worker_gaps_ms(g)
+    if gaps.size:
+        gaps = gaps[gaps <= np.quantile(gaps, GAP_TRIM_QUANTILE)]
+    return ServiceLaw(int(workers), int(batch_size), pools["light"], pools["saturated"],
+                      light_q["dispatch_ms"].to_numpy(float), float(gaps.mean()) if gaps.size else 0.0)
+
+
+def mix_latency(summary: pd.DataFrame, model: str, workers: int = 1) -> pd.Series:
+    """The ``mix_latency`` row (unloaded latency quantiles of the query mix) of ``model`` with ``workers``."""
+    rows = summary[(summary["model"] == model) & (summary["workers"] == workers)
+                   & (summary["statistic"] == "mix_latency")]
+    if rows.empty:
+        raise ServiceProfileError(f"service profile has no unloaded mix latency of model {model!r} with "
+                                  f"{workers} worker(s)")
+    return rows.iloc[0]

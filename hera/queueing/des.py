@@ -1,0 +1,153 @@
+"""Discrete-event simulation of one tenant on a node, vectorised over *lanes*.
+
+What it simulates is exactly what the node does (docs/DESIGN.md, "Queueing model of the node"):
+
+1. query ``i`` arrives at ``arrivals_s[i]`` (Poisson, a trace, anything) with ``items[i]`` items;
+2. it reaches the dispatcher after a dispatch delay (drawn from the measured ``dispatch_ms``);
+3. it is cut into sub-batches of at most ``batch_size`` items, appended in order to one FIFO queue;
+4. ``workers`` workers take sub-batches first come, first served: the next sub-batch goes to the worker that
+   is free first, and starts at ``max(ready, worker free)``; a worker is busy for the sub-batch's service time
+   plus the gap between back-to-back sub-batches (``gap_ms``);
+5. a sub-batch's service time is drawn from the measured samples of its size, in the ``saturated`` regime when
+   its query arrived while the node was still busy with earlier queries, else ``light``;
+6. the query is done when its last sub-batch ends; latency = end − arrival.
+
+A lane is one independent copy of the node (one rate, one bootstrap replicate of the service samples, one
+arrival seed): all lanes advance together, one sub-batch per step, so a step costs a few numpy operations on
+arrays of ``lanes × workers`` whatever the number of lanes. Lanes share the query sizes (common random
+numbers), which keeps latency-vs-rate curves smooth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hera.errors import ConfigError
+from hera.queueing.service import ServiceLaw
+
+CHUNK_STEPS = 1024  # random numbers are drawn for this many sub-batches at a time
+
+
+@dataclass(frozen=True)
+class SubBatchPlan:
+    """The sub-batches of a query sequence in dispatch order."""
+
+    query: np.ndarray  # int64[M]: the query each sub-batch belongs to
+    size: np.ndarray   # int64[M]: items in the sub-batch
+    first: np.ndarray  # bool[M]: first sub-batch of its query
+    last: np.ndarray   # bool[M]: last sub-batch of its query
+
+    @classmethod
+    def of(cls, items: np.ndarray, batch_size: int) -> "SubBatchPlan":
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim != 1 or items.size == 0 or (items < 1).any():
+            raise ConfigError("queue model: query sizes must be a non-empty 1-D array of positive item counts")
+        n_sub = -(-items // int(batch_size))
+        query = np.repeat(np.arange(items.size), n_sub)
+        starts = np.concatenate([[0], np.cumsum(n_sub)[:-1]])
+        index = np.arange(query.size) - np.repeat(starts, n_sub)
+        size = np.minimum(items[query] - index * int(batch_size), int(batch_size))
+        first = index == 0
+        last = index == n_sub[query] - 1
+        return cls(query, size, first, last)
+
+
+class Pools:
+    """Per-lane service-time pools: for each distinct sub-batch size and regime, a ``[replicates, n]`` array
+    (row r = bootstrap replicate r, or the measured samples themselves when not bootstrapped)."""
+
+    def __init__(self, law: ServiceLaw, sizes: np.ndarray, replicates: int, rng: np.random.Generator | None,
+                 bootstrap: bool):
+        self.sizes = sorted({int(s) for s in np.asarray(sizes).ravel()})
+        self.code = {s: i for i, s in enumerate(self.sizes)}
+        self.light, self.saturated = [], []
+        for s in self.sizes:
+            for regime, out in (("light", self.light), ("saturated", self.saturated)):
+                base = law.pool(s, regime)
+                if bootstrap:
+                    idx = rng.integers(0, base.size, size=(replicates, base.size))
+                    out.append(base[idx])
+                else:
+                    out.append(np.broadcast_to(base, (replicates, base.size)))
+        base = law.dispatch_ms
+        if bootstrap:
+            self.dispatch = base[rng.integers(0, base.size, size=(replicates, base.size))]
+        else:
+            self.dispatch = np.broadcast_to(base, (replicates, base.size))
+
+
+def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, replicate: np.ndarray | None = None,
+             pools: Pools | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Latency (ms) of every query in every lane.
+
+    ``arrivals_s``: ``float[N]`` (one lane) or ``float[N, L]`` arrival times in seconds (increasing along N);
+    ``items``: ``int[N]`` items per query (shared by all lanes); ``replicate``: ``int[L]``, the row of ``pools``
+    each lane draws from (default: all 0); ``pools``: from :class:`Pools` (default: the law's own samples).
+    Returns ``float[N, L]`` (``float[N]`` for a 1-D ``arrivals_s``).
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    arr = np.asarray(arrivals_s, dtype=float)
+    one = arr.ndim == 1
+    if one:
+        arr = arr[:, None]
+    n, lanes = arr.shape
+    items = np.asarray(items, dtype=np.int64)
+    if items.shape != (n,):
+        raise ConfigError(f"queue model: {items.size} query sizes for {n} arrivals")
+    plan = SubBatchPlan.of(items, law.batch_size)
+    if pools is None:
+        pools = Pools(law, plan.size, 1, None, bootstrap=False)
+    rep = np.zeros(lanes, np.int64) if replicate is None else np.asarray(replicate, np.int64)
+    if rep.shape != (lanes,):
+        raise ConfigError("queue model: one replicate index per lane is needed")
+    w = int(law.workers)
+    gap_s = float(law.gap_ms) / 1e3
+    lane_ix = np.arange(lanes)
+    n_rep = int(rep.max()) + 1
+    # random numbers are drawn per replicate, not per lane: lanes of one replicate (different rates) see the
+    # same dispatch delays and service draws at the same sub-batch (common random numbers)
+    nd = pools.dispatch.shape[1]
+    d_idx = (rng.random((n, n_rep)) * nd).astype(np.int64)[:, rep]
+    ready = arr + pools.dispatch[rep[None, :], d_idx] / 1e3
+    free = np.zeros((lanes, w))
+    end = np.empty((n, lanes))
+    q_end = np.zeros(lanes)
+    loaded = np.zeros(lanes, bool)
+    size_code = np.array([pools.code[int(s)] for s in plan.size], np.int64)
+    n_light = [p.shape[1] for p in pools.light]
+    n_sat = [p.shape[1] for p in pools.saturated]
+    m = plan.query.size
+    for c0 in range(0, m, CHUNK_STEPS):
+        c1 = min(m, c0 + CHUNK_STEPS)
+        u = rng.random((c1 - c0, n_rep))[:, rep]
+        for j in range(c0, c1):
+            q = plan.query[j]
+            a = ready[q]
+            if plan.first[j]:
+                loaded = (free.max(axis=1) if w > 1 else free[:, 0]) > arr[q]
+            code = size_code[j]
+            uj = u[j - c0]
+            s_light = pools.light[code][rep, (uj * n_light[code]).astype(np.int64)]
+            s_sat = pools.saturated[code][rep, (uj * n_sat[code]).astype(np.int64)]
+            s = np.where(loaded, s_sat, s_light) / 1e3
+            if w == 1:
+                start = np.maximum(a, free[:, 0])
+                fin = start + s
+                free[:, 0] = fin + gap_s
+            else:
+                k = free.argmin(axis=1)
+                start = np.maximum(a, free[lane_ix, k])
+                fin = start + s
+                free[lane_ix, k] = fin + gap_s
+            q_end = fin if plan.first[j] else np.maximum(q_end, fin)
+            if plan.last[j]:
+                end[q] = q_end
+    lat_ms = (end - arr) * 1e3
+    return lat_ms[:, 0] if one else lat_ms
+
+
+def poisson_unit_arrivals(n: int, lanes: int, rng: np.random.Generator) -> np.ndarray:
+    """``float[n, lanes]`` arrival times of unit-rate Poisson processes (divide by a rate to get seconds)."""
+    return np.cumsum(rng.exponential(1.0, size=(n, lanes)), axis=0)
