@@ -24,13 +24,13 @@ from hera.policy.base import (
     single_node,
 )
 from hera.policy.greedy import demanded_cores, first_fit_decreasing
-from hera.policy.profiles import Profiles, Split
+from hera.policy.profiles import Profiles, ProfiledSplit
 from hera.policy.random_pairs import random_pairs
 
 
 def parties_steady_split(
     a: str, b: str, profiles: Profiles, load_qps: dict[str, float], intervals: int = 200
-) -> Split:
+) -> ProfiledSplit:
     """The split PARTIES settles at for tenants a, b under ``load_qps`` (simulated on the profiles)."""
     from hera.control import NodeManagerLoop, PartiesConfig, PartiesController, SimulatedNode
 
