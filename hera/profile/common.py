@@ -44,13 +44,6 @@ from hera.harness.inputs import read_csv_table as _read_csv
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def known_models() -> list[str]:
-    """Model ids of the zoo (``models/*.yaml``)."""
-    from hera.zoo.spec import list_models
-
-    return list(list_models())
-
-
 def check_model(model: str, runner: str = "zoo") -> str:
     """Raise :class:`UnknownModelError` for a model id the zoo does not know (any name is fine for
     the ``synthetic`` runner)."""
@@ -58,7 +51,9 @@ def check_model(model: str, runner: str = "zoo") -> str:
         if not model or not isinstance(model, str):
             raise UnknownModelError(f"model id must be a non-empty string, not {model!r}")
         return model
-    known = known_models()
+    from hera.zoo.spec import list_models
+
+    known = list_models()
     if model not in known:
         raise UnknownModelError(f"unknown model {model!r}; known: {', '.join(known) or '(none)'}")
     return model
