@@ -6,6 +6,9 @@
 - ``dispatch``: added latency of the in-node path for a 1-item query (round trip minus model time).
 - ``memory``: RSS/PSS of N workers of one model: one copy of the tables plus a per-worker overhead.
 - ``loadgen-agreement``: p95 from our open-loop driver vs MLPerf LoadGen at the same arrival rate.
+- ``qps-repeatability``: the coefficient of variation of QPS* over independent complete determinations
+  (service profile, model, confirmation), each with its own seeds.
+- ``model-agreement``: modelled vs confirmed-measured QPS* for every model at 1 and 2 workers.
 """
 
 from __future__ import annotations
@@ -389,6 +392,131 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--load-frac", type=float, default=0.5, help="offered load as a fraction of capacity")
     a.add_argument("--duration-s", type=float, default=20.0)
     a.set_defaults(func=_cmd_agreement)
+
+
+    r = bsub.add_parser("qps-repeatability", help="spread of QPS* over independent complete determinations")
+    common(r)
+    r.add_argument("--runs", type=int, default=3, help="independent determinations (seeds) (default 3)")
+    r.add_argument("--workers", type=int, default=1, help="worker count (default 1)")
+    r.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    r.set_defaults(func=_cmd_repeatability)
+
+    g = bsub.add_parser("model-agreement", help="modelled vs confirmed-measured QPS* of every model")
+    common(g, model=False)
+    g.add_argument("--models", help="comma-separated model ids (default: the study's)")
+    g.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    g.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    g.add_argument("--from-results", type=Path, metavar="DIR",
+                   help="compute from the scalability table of a pipeline run (DIR/profile/scalability.csv) "
+                        "instead of measuring")
+    g.set_defaults(func=_cmd_model_agreement)
+
+
+def _study(scale: str, path: Path | None) -> dict[str, Any]:
+    from hera import config as cfg
+    from hera.paths import repo_root
+
+    study = cfg.load(path or repo_root() / "workflow" / "config" / f"{scale}.yaml")
+    if study["scale"] != scale:
+        raise HeraError(f"--scale {scale} does not match the config's scale {study['scale']}")
+    return study
+
+
+def _t1_sla(model: str, scale: str) -> float | None:
+    """The model's SLA from the study's T1 table when there is one (benchmarks then use the study's SLA)."""
+    import pandas as pd
+
+    from hera.paths import results_dir
+
+    t1 = results_dir(scale) / "tables" / "T1.csv"
+    if t1.is_file():
+        df = pd.read_csv(t1)
+        row = df[df["model"] == model]
+        if len(row) and "headroom" in df.columns:
+            return float(row["sla_ms"].iloc[0])
+    return None
+
+
+def bench_repeatability(model: str, scale: str, runs: int, workers: int, study: dict[str, Any]) -> dict[str, Any]:
+    """QPS* of ``model`` with ``workers`` workers over ``runs`` complete determinations with different seeds."""
+    import numpy as np
+
+    from hera.profile.scalability import determine
+
+    if runs < 2:
+        raise HeraError(f"--runs must be at least 2 for a spread, not {runs}")
+    _require_built(model, scale)
+    sla = _t1_sla(model, scale)
+    out = []
+    for k in range(runs):
+        cfg = dict(study, seed=int(study["seed"]) + 1000 * (k + 1))
+        row = determine(cfg, model, [workers], sla_ms=sla, stream=f"run{k}").iloc[0]
+        sla = float(row["sla_ms"]) if sla is None else sla  # every run against the same SLA
+        out.append(row)
+        print(f"run {k}: measured QPS* {row['qps_star']:.2f} (repeats {row['per_repeat']}), modelled "
+              f"{row['qps_star_model']:.2f}, {row['seconds']:.0f} s", flush=True)
+    q = np.array([r["qps_star"] for r in out], float)
+    m = np.array([r["qps_star_model"] for r in out], float)
+    raw = np.array([r["qps_star_raw"] for r in out], float)
+    return {"model": model, "workers": workers, "runs": runs, "sla_ms": sla, "qps_star": q.round(3).tolist(),
+            "cov": float(q.std(ddof=1) / q.mean()) if q.mean() > 0 else None,
+            "qps_star_raw": raw.round(3).tolist(),
+            "cov_raw": float(raw.std(ddof=1) / raw.mean()) if raw.mean() > 0 else None,
+            "qps_star_model": m.round(3).tolist(),
+            "cov_model": float(m.std(ddof=1) / m.mean()) if m.mean() > 0 else None,
+            "seconds_per_run": [round(float(r["seconds"]), 1) for r in out],
+            "trials_per_run": [int(r["n_trials"]) for r in out]}
+
+
+def bench_model_agreement(scale: str, models: list[str], workers: list[int], study: dict[str, Any],
+                          from_results: Path | None) -> dict[str, Any]:
+    """Modelled vs confirmed-measured QPS* per (model, workers)."""
+    import pandas as pd
+
+    from hera.profile.scalability import determine
+    from hera.report.claims import model_agreement, model_errors
+
+    if from_results is not None:
+        path = Path(from_results) / "profile" / "scalability.csv"
+        if not path.is_file():
+            raise HeraError(f"{path} does not exist")
+        df = pd.read_csv(path)
+        df = df[df["model"].isin(models) & df["workers"].isin(workers)]
+    else:
+        parts = []
+        for m in models:
+            _require_built(m, scale)
+            parts.append(determine(study, m, workers, sla_ms=_t1_sla(m, scale), stream="agreement"))
+            r = parts[-1]
+            print("  ".join(f"{m} w={int(w)}: model {a:.2f} measured {b:.2f}" for w, a, b in
+                            zip(r["workers"], r["qps_star_model"], r["qps_star"])), flush=True)
+        df = pd.concat(parts, ignore_index=True)
+    err = model_errors(df)
+    fig = model_agreement(df)
+    fig["points"] = [{"model": r["model"], "workers": int(r["workers"]), "qps_star_model": round(r["qps_star_model"], 3),
+                      "qps_star": round(r["qps_star"], 3), "error": round(r["error"], 4),
+                      "relative": bool(r["relative"])} for _, r in err.iterrows()]
+    if "seconds" in df.columns:
+        fig["seconds_per_point"] = {f"{r['model']}/{int(r['workers'])}": round(float(r["seconds"]), 1)
+                                    for _, r in df.iterrows()}
+    return fig
+
+
+def _cmd_repeatability(args) -> int:
+    study = _study(args.scale, args.config)
+    fig = bench_repeatability(args.model, args.scale, args.runs, args.workers, study)
+    return _emit(f"qps-repeatability-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_model_agreement(args) -> int:
+    study = _study(args.scale, args.config)
+    models = [m.strip() for m in args.models.split(",")] if args.models else list(study["models"])
+    try:
+        workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+    except ValueError:
+        raise HeraError(f"--workers must be comma-separated integers, not {args.workers!r}") from None
+    fig = bench_model_agreement(args.scale, models, workers, study, args.from_results)
+    return _emit("model-agreement", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_build(args) -> int:

@@ -116,7 +116,7 @@ def test_scalability_cli_reports_missing_t1_row(study, tmp_path, capsys):
     t1 = tmp_path / "T1.csv"
     pd.DataFrame({"model": ["other"], "sla_ms": [5.0]}).to_csv(t1, index=False)
     rc = main(["profile", "scalability", "--config", str(path), "--model", "syn", "--t1", str(t1),
-               "--out", str(tmp_path / "s.csv"), *SYN])
+               "--service", str(tmp_path / "service.parquet"), "--out", str(tmp_path / "s.csv"), *SYN])
     err = capsys.readouterr().err
     assert rc == 2 and "has no row for model 'syn'" in err and err.count("\n") == 1
 

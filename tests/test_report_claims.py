@@ -137,11 +137,11 @@ def test_c5_verdicts():
 def test_evaluate_synthetic_results(tmp_path):
     results = write_results(tmp_path / "ci")
     rows = claims.evaluate(results)
-    assert [r.claim for r in rows] == ["C1", "C2", "C3", "C4", "C5"]
+    assert [r.claim for r in rows] == ["C1", "C2", "C3", "C4", "C5", "M"]
     assert all(r.verdict == REPRODUCED for r in rows), [(r.claim, r.reason) for r in rows]
     assert all("Synthetic Xeon 8380, 16 usable cores" in r.machine for r in rows)
     small = claims.evaluate(write_results(tmp_path / "small", cores=2, resctrl=False))
-    assert [r.verdict for r in small] == [NOT_OBSERVABLE] * 4 + [REPRODUCED]
+    assert [r.verdict for r in small] == [NOT_OBSERVABLE] * 4 + [REPRODUCED] * 2
     assert list(claims.to_frame(rows).columns) == ["claim", "statement", "paper", "ours", "verdict", "reason",
                                                    "machine"]
 
@@ -151,3 +151,18 @@ def test_core_gate_uses_the_study_core_list():
     m = MachineInfo.from_meta(meta)
     assert m.usable_cores == 3 and "split 1+2" in claims.core_gate(m)
     assert claims.core_gate(MachineInfo()) is None  # unknown machine: no gate
+
+
+def test_model_agreement_never_divides_by_a_zero_measurement():
+    scal = pd.DataFrame({"model": ["a", "a", "b"], "workers": [1, 2, 1], "qps_star": [10.0, 20.0, 0.0],
+                         "qps_star_model": [11.0, 16.4, 3.0]})
+    err = claims.model_errors(scal)
+    assert list(err["relative"]) == [True, True, False]
+    assert err["error"].tolist() == pytest.approx([0.1, -0.18, 3.0])
+    a = claims.model_agreement(scal)
+    assert a["median_abs_rel_error"] == pytest.approx(0.14) and a["max_abs_rel_error"] == pytest.approx(0.18)
+    assert a["zero_measured"] == 1
+    row = claims.m_model_agreement(scal, claims.io.MachineInfo())
+    assert row.verdict == claims.REPRODUCED and "1 with measured QPS* = 0" in row.ours
+    bad = scal.assign(qps_star_model=[11.0, 30.0, 3.0])
+    assert claims.m_model_agreement(bad, claims.io.MachineInfo()).verdict == claims.NOT_REPRODUCED

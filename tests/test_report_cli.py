@@ -24,9 +24,9 @@ def test_report_figure(tmp_path, capsys):
 
 
 def test_report_figure_errors_are_one_line(tmp_path, capsys):
-    assert main(["report", "figure", "F9", "--results", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert main(["report", "figure", "F10", "--results", str(tmp_path), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err == "hera: error: unknown figure 'F9'; known: F1, F2, F3, F4, F5, F6, F7, F8\n"
+    assert err == "hera: error: unknown figure 'F10'; known: F1, F2, F3, F4, F5, F6, F7, F8, F9\n"
     assert main(["report", "figure", "F1", "--results", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "profile/latency.csv does not exist" in capsys.readouterr().err
 
@@ -36,7 +36,7 @@ def test_report_all_builds_what_it_can_and_lists_the_rest(tmp_path, capsys):
     assert main(["report", "all", "--results", str(results), "--out", str(tmp_path / "fig")]) == 0
     out = last_json(capsys)
     assert set(out["built"]) == {"F1", "T1"} and out["failed"] == {}
-    assert set(out["skipped"]) == {"F2", "F3", "F4", "F5", "F6", "F7", "F8", "T2"}
+    assert set(out["skipped"]) == {"F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9", "T2"}
     assert out["skipped"]["F7"] == "missing serving/load_change.csv, serving/moves.csv"
     assert (results / "tables" / "T1.md").is_file()
 
@@ -52,4 +52,4 @@ def test_check_module_exit_status(tmp_path):
                            str(tmp_path / "r"), "--figures", str(tmp_path / "f")],
                           capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "20 of 20 outputs missing" in proc.stdout and "F1.pdf: missing" in proc.stdout
+    assert "22 of 22 outputs missing" in proc.stdout and "F1.pdf: missing" in proc.stdout

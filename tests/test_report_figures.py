@@ -114,8 +114,8 @@ def test_headline_numbers_match_the_claims(tmp_path, texts):
 def test_missing_input_and_unknown_figure_are_errors(tmp_path):
     with pytest.raises(io.ResultError, match="latency.csv does not exist"):
         figures.build("F1", tmp_path, tmp_path / "out")
-    with pytest.raises(HeraError, match="unknown figure 'F9'"):
-        figures.build("F9", tmp_path, tmp_path / "out")
+    with pytest.raises(HeraError, match="unknown figure 'F10'"):
+        figures.build("F10", tmp_path, tmp_path / "out")
     assert figures.missing_inputs("f7", tmp_path) == ["serving/load_change.csv", "serving/moves.csv"]
 
 

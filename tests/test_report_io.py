@@ -84,7 +84,7 @@ def test_t2_and_t1_markdown_are_written(tmp_path):
     assert [p.name for p in paths] == ["T2.csv", "T2.md", "T1.md"]
     t2 = pd.read_csv(out / "T2.csv")
     assert {"claim", "statement", "paper", "ours", "verdict", "reason", "machine"} <= set(t2.columns)
-    assert t2["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5"]
+    assert t2["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "M"]
     meta = json.loads((out / "T2.csv.meta.json").read_text())
     assert meta["config"]["thresholds"]["MIN_CORES_FOR_COLOCATION"] == 4 and meta["config"]["scale"] == "ci"
     md = (out / "T2.md").read_text()
@@ -111,7 +111,7 @@ def test_check_detects_missing_empty_and_bogus_files(tmp_path, capsys):
     (figs / "F5.pdf").write_bytes(b"<html>")
     assert check.main(argv) == 1
     out = capsys.readouterr().out
-    assert "3 of 20 outputs missing or unusable" in out
+    assert "3 of 22 outputs missing or unusable" in out
     assert f"{figs / 'F3.png'}: missing" in out and "T2.md: empty" in out and "F5.pdf: not a PDF file" in out
 
 

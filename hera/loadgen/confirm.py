@@ -84,6 +84,17 @@ def miss_interval(n_over: int, n: int, confidence: float) -> tuple[float, float]
     return lo, hi
 
 
+UNMEASURED_MS = 1e12  # stands in for a failed query's latency (+inf) inside a quantile
+
+
+def tail_quantile(latency_ms: np.ndarray, p: float) -> float:
+    """The p-quantile of latencies where failed queries are +inf (inf when it falls on one of them)."""
+    if latency_ms.size == 0:
+        return math.inf
+    q = float(np.quantile(np.minimum(latency_ms, UNMEASURED_MS), p))
+    return math.inf if q >= UNMEASURED_MS / 10 else q
+
+
 def crossing(r_lo: float, t_lo: float, r_hi: float, t_hi: float, sla_ms: float) -> float:
     """The rate between ``r_lo`` (tail ``t_lo`` ≤ SLA) and ``r_hi`` (tail ``t_hi`` > SLA) where the tail reaches the
     SLA, interpolating the *reciprocal* tail linearly in the rate: near saturation a queue's tail grows like
@@ -145,11 +156,14 @@ class ConfirmResult:
 
 @dataclass
 class _Trial:
+    """One trial's outcome (its full row goes to the trial table)."""
+
     rate_qps: float
     verdict: str        # pass | fail | undecided-pass | undecided-fail (sequential test on the raw share over)
     tail_ms: float      # the tail used for bracketing: control-variate adjusted when a model is given, else raw
     raw_tail_ms: float  # pooled measured latency quantile (inf when the tail was not measured)
     passed: bool        # tail_ms <= SLA
+    sla_ms: float
     problem: str | None  # failed queries / harness saturated
 
 
@@ -215,7 +229,7 @@ class _Confirmer:
             if hi < 1 - self.p:
                 verdict = "pass"
                 break
-        raw = float(np.quantile(lat, self.p)) if lat.size else math.inf
+        raw = tail_quantile(lat, self.p)
         if verdict == "undecided":
             verdict = "undecided-pass" if raw <= self.sla_ms else "undecided-fail"
         tail, factor = self._adjusted(rate, chunks, raw)
@@ -243,7 +257,7 @@ class _Confirmer:
                      f"p{self.p * 100:g}={raw:.2f} ms" + (f" (adjusted {tail:.2f})" if self.model is not None else "")
                      + f"  sla {self.sla_ms:.3g}  over={n_over / max(lat.size, 1):.3f}  {verdict}"
                      + (f"  [{'; '.join(problems)}]" if problems else ""))
-        return _Trial(rate, verdict, tail, raw, passed, "; ".join(problems) or None)
+        return _Trial(rate, verdict, tail, raw, passed, self.sla_ms, "; ".join(problems) or None)
 
     def _jump(self, done: list[_Trial], edge: _Trial, down: bool) -> float:
         """Factor from ``edge`` (the highest pass when ``not down``, the lowest fail when ``down``) to the next
@@ -262,6 +276,18 @@ class _Confirmer:
             f = min(lo_f ** max(1, same_side - 1), hi_f)
         return 1 / f if down else f
 
+    @staticmethod
+    def _flat(done: list[_Trial]) -> bool:
+        """Did the last two steps down (by rate) leave the raw tail above the SLA and less than ``FLAT_TAIL_GAIN``
+        lower each time (:func:`hera.loadgen.search.tail_flat`)?"""
+        from hera.loadgen.search import FLAT_TAIL_HALVINGS, tail_flat
+
+        by_rate = sorted(done, key=lambda t: t.rate_qps)[:FLAT_TAIL_HALVINGS + 1]
+        if len(by_rate) < FLAT_TAIL_HALVINGS + 1:
+            return False
+        return all(tail_flat(hi.raw_tail_ms, lo.raw_tail_ms, lo.sla_ms)
+                   for lo, hi in zip(by_rate, by_rate[1:]))
+
     def repeat(self, repeat: int, attempt: int, modelled: float, seed: int) -> list[_Trial]:
         """The trials of one repeat: bracket the SLA crossing starting from ``modelled × (1 ∓ step)``."""
         s = self.s
@@ -277,6 +303,8 @@ class _Confirmer:
             passes = [t for t in done if t.passed]
             if not passes:
                 lowest = min(done, key=lambda t: t.rate_qps)
+                if self._flat(done):
+                    break  # lower rates stopped lowering the tail: service-time bound, no rate will pass
                 run(lowest.rate_qps * self._jump(done, lowest, down=True))
                 continue
             lo = max(passes, key=lambda t: t.rate_qps)

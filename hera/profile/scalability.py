@@ -190,3 +190,43 @@ def rel_errors(df: pd.DataFrame) -> np.ndarray:
     """|modelled − measured| / measured per row (absolute error where the measured QPS* is 0)."""
     m, q = df["qps_star_model"].to_numpy(float), df["qps_star"].to_numpy(float)
     return np.where(q > 0, np.abs(m - q) / np.where(q > 0, q, 1.0), np.abs(m - q))
+
+
+def determine(config: dict[str, Any], model: str, workers: list[int], *, sla_ms: float | None = None,
+              stream: str = "", opts: common.NodeOptions | None = None) -> pd.DataFrame:
+    """One complete QPS* determination of ``model`` for each worker count — service profile, SLA (``sla_ms``, else
+    decided from this profile by the study's rule), model, confirmation — on one node; one row per w (the
+    benchmarks' unit of work: ``hera bench qps-repeatability`` and ``model-agreement``)."""
+    from hera.profile.service import measure_on, service_law
+    from hera.profile.sla import decide
+
+    opts = opts or common.NodeOptions()
+    common.check_model(model, opts.runner)
+    cores = common.study_cores(config)
+    common.require_cores(cores, max(workers), f"{max(workers)} workers")
+    batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
+    plan = common.TenantPlan(model, model, tuple(cores[:workers[0]]), batch_size=batch, max_items=max_items)
+    rows = []
+    with common.start_node(config, [plan], opts) as node:
+        t0 = time.perf_counter()
+        ws_profile = sorted(set(workers) | {1})
+        samples, summary = measure_on(node, config, model, model, ws_profile, cores, stream=stream)
+        t_service = time.perf_counter() - t0
+        if sla_ms is None:
+            dec = decide(config["sla"], model, summary)
+            sla = {"sla_ms": dec.sla_ms, "sla_rule": dec.sla_rule}
+        else:
+            sla = {"sla_ms": float(sla_ms), "sla_rule": "given"}
+        for w in workers:
+            if tuple(node.stats()[model]["cores"]) != tuple(cores[:w]):
+                node.resize(model, list(cores[:w]))
+            spare = [c for c in cores if c not in cores[:w]]
+            t1 = time.perf_counter()
+            with common.pinned(spare) if spare else contextlib.nullcontext():
+                row, _, _ = qps_star_point(node, config, model, model, service_law(samples, w, batch), sla,
+                                           f"determine/{model}/{w}/{stream}")
+            row.update({"model": model, "workers": w, "service_seconds": t_service,
+                        "seconds": time.perf_counter() - t1 + t_service / len(workers),
+                        "harness_cores": " ".join(map(str, spare)) if spare else "shared"})
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -236,41 +236,50 @@ def measure(config: dict[str, Any], model: str, workers: list[int] | None = None
     ws = workers or list(range(1, len(cores) + 1))
     common.require_cores(cores, max(ws), f"a service profile with {max(ws)} workers")
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
-    svc, seed = config["service"], int(config["seed"])
     plan = common.TenantPlan(model, model, tuple(cores[:ws[0]]), batch_size=batch, max_items=max_items)
+    with common.start_node(config, [plan], opts) as node:
+        return measure_on(node, config, model, model, ws, cores)
+
+
+def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, workers: list[int], cores: list[int],
+               stream: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`measure` on a running node whose tenant ``tenant`` serves ``model``; it is resized to the first
+    w of ``cores`` for each w of ``workers``. ``stream`` makes the seeds differ between determinations."""
+    batch = int(config["batch_size"])
+    svc, seed = config["service"], int(config["seed"])
     rows: list[dict] = []
     throughput: dict[int, float] = {}
     meta: dict[int, dict[str, Any]] = {}
-    with common.start_node(config, [plan], opts) as node:
-        for w in ws:
-            if tuple(node.stats()[model]["cores"]) != tuple(cores[:w]):
-                node.resize(model, list(cores[:w]))
-            spare = [c for c in cores if c not in cores[:w]]
-            harness = spare if spare else None
-            with common.pinned(harness) if harness else contextlib.nullcontext():
-                sizes, weights = light_sizes(config, common.derived_seed(seed, "service-light", model, str(w)))
-                t0 = time.perf_counter()
-                light = light_load(node, model, sizes, common.derived_seed(seed, "service-starts", model, str(w)))
-                t1 = time.perf_counter()
-                mix = mix_sizes(config, 4096, common.derived_seed(seed, "service-mix", model, str(w)))
-                depth = int(svc["depth_per_worker"]) * w + 1
-                sat, dur = saturate(node, model, mix, depth, float(svc["warmup_s"]), float(svc["saturation_s"]),
-                                    common.derived_seed(seed, "service-sat", model, str(w)))
-                t2 = time.perf_counter()
-            if not sat:
-                raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "
-                                          f"{svc['saturation_s']} s at saturation (raise service.saturation_s)")
-            rows += _rows(light, model, w, "light", weights)
-            rows += _rows(sat, model, w, "saturated", None)
-            throughput[w] = len(sat) / dur
-            meta[w] = {"cores": " ".join(map(str, cores[:w])),
-                       "harness_cores": " ".join(map(str, harness)) if harness else "shared",
-                       "batch_size": batch, "scale": config["scale"],
-                       "note": f"light {len(light)} queries in {t1 - t0:.1f} s; saturation depth {depth}, "
-                               f"{len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s warm-up), "
-                               f"{t2 - t1:.1f} s in all"}
-            _log(f"[service] {model}: {w} worker(s): {len(light)} light queries ({t1 - t0:.1f} s), saturation "
-                 f"{throughput[w]:.1f} queries/s")
+    for w in workers:
+        if tuple(node.stats()[tenant]["cores"]) != tuple(cores[:w]):
+            node.resize(tenant, list(cores[:w]))
+        spare = [c for c in cores if c not in cores[:w]]
+        harness = spare if spare else None
+        key = (model, str(w), stream)
+        with common.pinned(harness) if harness else contextlib.nullcontext():
+            sizes, weights = light_sizes(config, common.derived_seed(seed, "service-light", *key))
+            t0 = time.perf_counter()
+            light = light_load(node, tenant, sizes, common.derived_seed(seed, "service-starts", *key))
+            t1 = time.perf_counter()
+            mix = mix_sizes(config, 4096, common.derived_seed(seed, "service-mix", *key))
+            depth = int(svc["depth_per_worker"]) * w + 1
+            sat, dur = saturate(node, tenant, mix, depth, float(svc["warmup_s"]), float(svc["saturation_s"]),
+                                common.derived_seed(seed, "service-sat", *key))
+            t2 = time.perf_counter()
+        if not sat:
+            raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "
+                                      f"{svc['saturation_s']} s at saturation (raise service.saturation_s)")
+        rows += _rows(light, model, w, "light", weights)
+        rows += _rows(sat, model, w, "saturated", None)
+        throughput[w] = len(sat) / dur
+        meta[w] = {"cores": " ".join(map(str, cores[:w])),
+                   "harness_cores": " ".join(map(str, harness)) if harness else "shared",
+                   "batch_size": batch, "scale": config["scale"],
+                   "note": f"light {len(light)} queries in {t1 - t0:.1f} s; saturation depth {depth}, "
+                           f"{len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s warm-up), "
+                           f"{t2 - t1:.1f} s in all"}
+        _log(f"[service] {model}: {w} worker(s): {len(light)} light queries ({t1 - t0:.1f} s), saturation "
+             f"{throughput[w]:.1f} queries/s")
     samples = pd.DataFrame(rows).reindex(columns=SAMPLE_COLUMNS)
     return samples, summarise(samples, throughput, meta)
 

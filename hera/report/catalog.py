@@ -6,7 +6,7 @@ read. Standard library only, so Snakemake can import it cheaply when it builds t
 from __future__ import annotations
 
 #: Figures, in order (docs/METHOD.md §7).
-FIGURE_IDS: tuple[str, ...] = ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8")
+FIGURE_IDS: tuple[str, ...] = ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9")
 #: Tables, in order (T1: the model zoo; T2: the claims).
 TABLE_IDS: tuple[str, ...] = ("T1", "T2")
 
@@ -20,4 +20,5 @@ FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
     "F6": ("serving/latency_vs_load.csv",),
     "F7": ("serving/load_change.csv", "serving/moves.csv"),
     "F8": ("cluster/servers.csv",),
+    "F9": ("profile/scalability.csv", "profile/scalability_trials.csv", "profile/scalability_curve.csv"),
 }

@@ -63,6 +63,8 @@ CLAIMS = {c.id: c for c in (
     Claim("C3", "Hera raises EMU over the baseline (single-tenant) server", "+37.3% EMU on average"),
     Claim("C4", "Hera needs fewer servers than the baseline server", "-26% servers"),
     Claim("C5", "Hera keeps tenants within their SLA under changing load", "SLA kept"),
+    Claim("M", "The queueing model of the node predicts the measured QPS* (method check of this artifact)",
+          "not in the paper"),
 )}
 
 
@@ -119,6 +121,32 @@ def normalised_scalability(scal: pd.DataFrame) -> pd.DataFrame:
     for col in ("qps_star", "qps_star_lo", "qps_star_hi"):
         df[col.replace("qps_star", "norm")] = df[col] / ideal
     return df
+
+
+#: Model vs measurement (F9, T2 row "M"): the queueing model of the node must predict the measured QPS* within
+#: these (median and largest absolute relative error over every model and worker count).
+MODEL_MEDIAN_MAX_ERROR = 0.15
+MODEL_MAX_ERROR = 0.30
+
+
+def model_errors(scal: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, workers): modelled and measured QPS* and ``error`` = (modelled − measured) / measured; where the
+    measured QPS* is 0 the error is the absolute difference in queries/s (``relative`` False), never a division."""
+    df = scal.dropna(subset=["qps_star_model", "qps_star"]).copy()
+    q, m = df["qps_star"].astype(float), df["qps_star_model"].astype(float)
+    df["relative"] = q > 0
+    df["error"] = (m - q) / q.where(q > 0, 1.0)
+    df.loc[~df["relative"], "error"] = (m - q)[~df["relative"]]
+    return df
+
+
+def model_agreement(scal: pd.DataFrame) -> dict[str, float]:
+    """``median_abs_rel_error``, ``max_abs_rel_error`` (relative rows only) and the number of points."""
+    df = model_errors(scal)
+    rel = df.loc[df["relative"], "error"].abs()
+    return {"median_abs_rel_error": float(rel.median()) if len(rel) else float("nan"),
+            "max_abs_rel_error": float(rel.max()) if len(rel) else float("nan"), "points": int(len(df)),
+            "zero_measured": int((~df["relative"]).sum())}
 
 
 def no_rate_with_one_worker(scal: pd.DataFrame) -> list[str]:
@@ -291,6 +319,24 @@ def c5_sla(load_change: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
     return _decide("C5", ours, frac <= C5_MAX_VIOLATION_FRAC, why, machine, None, llc_note(machine))
 
 
+def m_model_agreement(scal: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
+    """M: modelled vs confirmed-measured QPS* over every model and worker count."""
+    if "qps_star_model" not in scal.columns:
+        return _result("M", "n/a", NOT_OBSERVABLE, "the scalability table has no modelled QPS*", machine)
+    a = model_agreement(scal)
+    if not a["points"] or a["points"] == a["zero_measured"]:
+        return _result("M", "n/a", NOT_OBSERVABLE, "no point with a measured QPS* > 0 to compare", machine)
+    ours = (f"median |modelled - measured| / measured {a['median_abs_rel_error']:.1%}, max "
+            f"{a['max_abs_rel_error']:.1%} over {a['points'] - a['zero_measured']} (model, workers) points")
+    if a["zero_measured"]:
+        ours += f"; {a['zero_measured']} with measured QPS* = 0 (absolute errors, F9)"
+    ok = a["median_abs_rel_error"] <= MODEL_MEDIAN_MAX_ERROR and a["max_abs_rel_error"] <= MODEL_MAX_ERROR
+    why = (f"the model is within {MODEL_MEDIAN_MAX_ERROR:.0%} (median) and {MODEL_MAX_ERROR:.0%} (max) of the "
+           "measurement" if ok else f"the model misses the measurement by more than {MODEL_MEDIAN_MAX_ERROR:.0%} "
+           f"(median) or {MODEL_MAX_ERROR:.0%} (max): read F9 before trusting modelled numbers")
+    return _result("M", ours, REPRODUCED if ok else NOT_REPRODUCED, why, machine)
+
+
 def evaluate(results_dir: str | Path) -> list[ClaimResult]:
     """All claims from the tables in :data:`T2_INPUTS` under ``results_dir`` (each must exist)."""
     t = {rel: io.read_table(results_dir, rel) for rel in T2_INPUTS}
@@ -302,6 +348,7 @@ def evaluate(results_dir: str | Path) -> list[ClaimResult]:
         c3_emu(t["policy/emu.csv"].df, machine),
         c4_servers(t["cluster/servers.csv"].df, machine),
         c5_sla(t["serving/load_change.csv"].df, machine),
+        m_model_agreement(t["profile/scalability.csv"].df, machine),
     ]
 
 

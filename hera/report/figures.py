@@ -1,4 +1,4 @@
-"""Figures F1..F8 of SPEC §7: each a pure function ``fN_…(results_dir, out_dir) -> [pdf, png]``.
+"""Figures F1..F9 of SPEC §7: each a pure function ``fN_…(results_dir, out_dir) -> [pdf, png]``.
 
 Every figure reads its result tables through :mod:`hera.report.io`, draws with seaborn in the common
 :mod:`hera.report.style`, puts a footer naming the machine and scale (from the provenance sidecars), and
@@ -406,8 +406,83 @@ def f8_servers_needed(results_dir, out_dir) -> list[Path]:
     return _finish(fig, "F8", out_dir, [t], _machine_notes([t], cores=True, llc=True))
 
 
+def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
+    """F9: modelled vs measured QPS* per model and worker count (intervals on both axes), and the modelled
+    latency-vs-rate curves with every measured trial on them, one panel per model."""
+    style.apply()
+    t = io.read_table(results_dir, "profile/scalability.csv")
+    tr = io.read_table(results_dir, "profile/scalability_trials.csv")
+    cu = io.read_table(results_dir, "profile/scalability_curve.csv")
+    err = claims.model_errors(t.df)
+    agree = claims.model_agreement(t.df)
+    models = style.order("model", err["model"].unique())
+    pal = style.palette("model", models)
+    ncol = 4
+    nrow = max(1, -(-len(models) // ncol))
+    fig = plt.figure(figsize=(16, 3.2 * nrow + 0.8), layout="constrained")
+    grid = fig.add_gridspec(nrow, ncol + 2)
+    ax = fig.add_subplot(grid[:, :2])
+    wmark = {1: "o", 2: "s", 3: "^", 4: "D"}
+    for m in models:
+        g = err[err["model"] == m]
+        for _, r in g.iterrows():
+            ax.errorbar(r["qps_star_model"], r["qps_star"],
+                        xerr=[[max(r["qps_star_model"] - r["qps_star_model_lo"], 0)],
+                              [max(r["qps_star_model_hi"] - r["qps_star_model"], 0)]],
+                        yerr=[[max(r["qps_star"] - r["qps_star_lo"], 0)], [max(r["qps_star_hi"] - r["qps_star"], 0)]],
+                        color=pal[m], marker=wmark.get(int(r["workers"]), "P"), ms=7, capsize=2, ls="none",
+                        label=style.label("model", m) if int(r["workers"]) == int(g["workers"].min()) else None)
+    pos = err[(err["qps_star"] > 0) & (err["qps_star_model"] > 0)]
+    if len(pos):
+        lo, hi = min(pos["qps_star"].min(), pos["qps_star_model"].min()) / 1.5, \
+            max(pos["qps_star"].max(), pos["qps_star_model"].max()) * 1.5
+        x = np.geomspace(lo, hi, 50)
+        ax.plot(x, x, color="black", lw=1, label="model = measurement")
+        band = claims.MODEL_MEDIAN_MAX_ERROR
+        ax.fill_between(x, x * (1 - band), x * (1 + band), color="0.85", zorder=0, label=f"within {band:.0%}")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
+        _plain(ax, "x", "y")
+    ax.set(xlabel="modelled QPS* (queries/s; bar: bootstrap interval)",
+           ylabel="measured QPS* (queries/s; bar: interval of the median)",
+           title=f"model vs measurement: median |error| {agree['median_abs_rel_error']:.1%}, "
+                 f"max {agree['max_abs_rel_error']:.1%} ({agree['points']} points)")
+    ax.legend(fontsize=8, loc="upper left", title="marker: workers " + ", ".join(
+        f"{w}={wmark.get(w, 'P')}" for w in sorted(err["workers"].astype(int).unique())), title_fontsize=8)
+    for k, m in enumerate(models):
+        sub = fig.add_subplot(grid[k // ncol, 2 + k % ncol])
+        c, p = cu.df[cu.df["model"] == m], tr.df[tr.df["model"] == m]
+        for w, cw in c.groupby("workers"):
+            cw = cw.sort_values("rate_qps")
+            line, = sub.plot(cw["rate_qps"], cw["latency_ms_model"], lw=1.4, label=f"{int(w)} w model")
+            sub.fill_between(cw["rate_qps"], cw["latency_ms_model_lo"], cw["latency_ms_model_hi"],
+                             color=line.get_color(), alpha=0.2, lw=0)
+            pw = p[p["workers"] == w]
+            sub.scatter(pw["rate_qps"], pw["latency_ms_pct_adjusted"], s=14, color=line.get_color(), zorder=3,
+                        label=f"{int(w)} w trials")
+            sub.scatter(pw["rate_qps"], pw["latency_ms_pct"], s=14, facecolors="none", edgecolors=line.get_color(),
+                        lw=0.8, zorder=3)
+        if len(c):
+            sla = float(c["sla_ms"].iloc[0])
+            sub.axhline(sla, color="black", ls="--", lw=1)
+            top = max(3 * sla, 1.0)
+            sub.set_ylim(0, top)
+        sub.set_title(style.label("model", m), fontsize=10, color=pal[m])
+        sub.set_xlabel("rate (queries/s)", fontsize=8)
+        sub.set_ylabel(f"p{float(t.df['percentile'].iloc[0]) * 100:g} latency (ms)", fontsize=8)
+        sub.tick_params(labelsize=7)
+        if k == 0:
+            sub.legend(fontsize=6, loc="upper left")
+    fig.suptitle("F9  Model vs measurement: QPS* and tail latency vs rate (dashed: SLA; filled dots: measured "
+                 "trials adjusted by the control variate, hollow: raw)", fontweight="bold")
+    notes = _machine_notes([t], cores=True)
+    if agree["zero_measured"]:
+        notes.append(f"{agree['zero_measured']} point(s) with measured QPS* = 0: absolute errors, not in the medians")
+    return _finish(fig, "F9", out_dir, [t, tr, cu], notes)
+
+
 FIGURES = dict(zip(FIGURE_IDS, (f1_latency_vs_batch, f2_worker_scalability, f3_memory_behaviour, f4_emu_heatmap,
-                                f5_emu_per_policy, f6_tail_latency_vs_load, f7_load_change, f8_servers_needed),
+                                f5_emu_per_policy, f6_tail_latency_vs_load, f7_load_change, f8_servers_needed,
+                                f9_model_vs_measurement),
                    strict=True))
 
 

@@ -92,6 +92,11 @@ def pair_inputs(wildcards):
     ]
 
 
+def per_model_scalability_part(wildcards):
+    """Per-model trial rows or modelled latency curves of the scalability stage (F9)."""
+    return expand(f"{RESULTS}/profile/scalability/{{model}}.{wildcards.part}.csv", model=models())
+
+
 def per_model_kind(wildcards):
     """Per-model files of one profile kind."""
     return expand(f"{RESULTS}/profile/{wildcards.kind}/{{model}}.csv", model=models())
@@ -100,6 +105,14 @@ def per_model_kind(wildcards):
 def figure_inputs(wildcards):
     """Result files one figure is drawn from."""
     return [f"{RESULTS}/{name}" for name in FIGURE_INPUTS[wildcards.fig]]
+
+
+def reference_figure_files():
+    """PNG and PDF of every figure whose inputs the committed reference run has (a reference made by an older
+    version can lack a newer figure's inputs)."""
+    have = [fig for fig in FIGURE_IDS
+            if all(Path(f"results/reference/{name}").is_file() for name in FIGURE_INPUTS[fig])]
+    return expand("figures/reference/{fig}.{ext}", fig=have, ext=["png", "pdf"])
 
 
 def reference_figure_inputs(wildcards):

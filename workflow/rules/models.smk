@@ -43,6 +43,7 @@ rule t1_table:
         "../envs/hera.yaml"
     input:
         models=per_model(f"models/build/{SCALE}/{{model}}/meta.json"),
+        service=per_model(f"{RESULTS}/profile/service/{{model}}.csv"),
         config=STUDY_CONFIG,
     output:
         csv=f"{RESULTS}/tables/T1.csv",
@@ -58,4 +59,5 @@ rule t1_table:
         scale=SCALE,
         out=parent_dir,
     shell:
-        "hera table t1 --scale {params.scale} --config {input.config} --out {params.out} > {log} 2>&1"
+        "hera table t1 --scale {params.scale} --config {input.config} --service {input.service}"
+        " --out {params.out} > {log} 2>&1"

@@ -1,4 +1,26 @@
-# Isolated profiling of each model (F1 latency vs sub-batch, F2 worker scalability, F3 memory behaviour).
+# Isolated profiling of each model: service times through the serving path (SLA, QPS* model), F1 latency vs
+# sub-batch, F2/F9 worker scalability modelled and measured, F3 memory behaviour.
+
+
+rule service_profile:
+    conda:
+        "../envs/hera.yaml"
+    input:
+        model=f"models/build/{SCALE}/{{model}}/meta.json",
+        library=f"datasets/{SCALE}/{{model}}/library.json",
+        config=STUDY_CONFIG,
+    output:
+        samples=f"{RESULTS}/profile/service/{{model}}.parquet",
+        summary=f"{RESULTS}/profile/service/{{model}}.csv",
+    log:
+        f"{LOGS}/profile/service/{{model}}.log",
+    benchmark:
+        f"{BENCH}/profile/service/{{model}}.tsv"
+    resources:
+        measurement=1,
+    threads: measurement_threads()
+    shell:
+        "hera profile service --config {input.config} --model {wildcards.model} --out {output.summary} > {log} 2>&1"
 
 
 rule latency_profile:
@@ -27,10 +49,13 @@ rule scalability_profile:
     input:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
+        service=f"{RESULTS}/profile/service/{{model}}.parquet",
         t1=f"{RESULTS}/tables/T1.csv",
         config=STUDY_CONFIG,
     output:
-        f"{RESULTS}/profile/scalability/{{model}}.csv",
+        rows=f"{RESULTS}/profile/scalability/{{model}}.csv",
+        trials=f"{RESULTS}/profile/scalability/{{model}}.trials.csv",
+        curve=f"{RESULTS}/profile/scalability/{{model}}.curve.csv",
     log:
         f"{LOGS}/profile/scalability/{{model}}.log",
     benchmark:
@@ -39,8 +64,8 @@ rule scalability_profile:
         measurement=1,
     threads: measurement_threads()
     shell:
-        "hera profile scalability --config {input.config} --model {wildcards.model} --t1 {input.t1}"
-        " --out {output} > {log} 2>&1"
+        "hera profile scalability --config {input.config} --model {wildcards.model} --service {input.service}"
+        " --t1 {input.t1} --out {output.rows} > {log} 2>&1"
 
 
 rule memory_profile:
@@ -74,5 +99,20 @@ rule profile_table:
         f"{LOGS}/profile/{{kind}}.log",
     wildcard_constraints:
         kind="latency|scalability|memory",
+    shell:
+        "hera results concat --out {output} {input} > {log} 2>&1"
+
+
+rule scalability_part_table:
+    conda:
+        "../envs/hera.yaml"
+    input:
+        per_model_scalability_part,
+    output:
+        f"{RESULTS}/profile/scalability_{{part}}.csv",
+    log:
+        f"{LOGS}/profile/scalability_{{part}}.log",
+    wildcard_constraints:
+        part="trials|curve",
     shell:
         "hera results concat --out {output} {input} > {log} 2>&1"

@@ -61,4 +61,4 @@ rule reference_figures:
     conda:
         "../envs/hera.yaml"
     input:
-        figure_files("figures/reference"),
+        reference_figure_files(),

@@ -1,0 +1,102 @@
+"""Measured confirmation of a modelled QPS* (hera.loadgen.confirm) on queues with a known answer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hera.errors import ConfigError
+from hera.loadgen import sut as sutmod
+from hera.loadgen.confirm import ConfirmSettings, confirm_qps_star, crossing, median_ci, miss_interval
+from hera.loadgen.settings import LoadgenSettings
+from hera.queueing import closed_forms as cf
+from hera.queueing.qps import TailModel
+from hera.queueing.service import ServiceLaw
+
+D_S = 0.01  # M/D/1 service time
+SLA_MS = 50.0
+
+
+def base(seed: int = 0) -> LoadgenSettings:
+    return LoadgenSettings(target_qps=10, n_queries=100, query_sizes={"kind": "fixed", "items": 10},
+                           max_items=100, warmup_queries=10, latency_bound_ms=SLA_MS, arrival_seed=seed)
+
+
+def md1_qps_star() -> float:
+    return cf.qps_at_latency(lambda r: cf.md1_sojourn_quantile_s(0.95, r, D_S), SLA_MS / 1e3, 1 / D_S, 1e-4)
+
+
+def test_crossing_is_exact_for_a_tail_like_one_over_mu_minus_lambda():
+    def tail(r):
+        return 1000.0 / (100.0 - r)
+    sla = tail(70.0)
+    assert crossing(60.0, tail(60.0), 80.0, tail(80.0), sla) == pytest.approx(70.0)
+    assert crossing(60.0, tail(60.0), 80.0, math.inf, sla) == 60.0  # failing tail unmeasured: the passing rate
+
+
+def test_median_interval_levels_from_order_statistics():
+    lo, hi, level = median_ci([3.0, 1.0, 2.0], 0.95)
+    assert (lo, hi) == (1.0, 3.0) and level == pytest.approx(0.75)
+    lo, hi, level = median_ci(list(range(10)), 0.9)
+    assert level >= 0.9 and lo > 0 and hi < 9
+
+
+def test_miss_interval_brackets_the_share():
+    lo, hi = miss_interval(5, 100, 0.95)
+    assert lo < 0.05 < hi
+    assert miss_interval(0, 100, 0.95)[0] == 0.0 and miss_interval(100, 100, 0.95)[1] == 1.0
+
+
+@pytest.mark.parametrize("kw, match", [(dict(repeats=2), "repeats must be an integer >= 3"),
+                                       (dict(confidence=0.3), "confidence must be in"),
+                                       (dict(confidence=1.0), "confidence must be in"),
+                                       (dict(step=0.0), "step"), (dict(min_queries=5), "min_queries")])
+def test_settings_out_of_range_are_refused(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        ConfirmSettings(**kw)
+
+
+def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
+    """The model says 20% too much; three repeats of bracketing trials still land on the M/D/1 answer."""
+    law = ServiceLaw(1, 1024, {10: np.array([D_S * 1e3])}, {10: np.array([D_S * 1e3])}, dispatch_ms=np.zeros(1))
+    exact = md1_qps_star()
+    s = ConfirmSettings(trial_s=1.0, min_queries=100, max_chunks=2, step=0.1)
+    res = confirm_qps_star(sutmod.SleepSUT(sutmod.deterministic(D_S), 1), base(3), 1000, modelled_qps=1.2 * exact,
+                           sla_ms=SLA_MS, percentile=0.95, settings=s, tenant="default",
+                           model=TailModel(law, np.full(10, 10), 0.95))
+    # trials of ~100 queries from an empty queue: a few % above the steady-state answer
+    assert res.qps_star == pytest.approx(exact, rel=0.12)
+    assert res.repeats == 3 and len(res.per_repeat) == 3 and res.qps_star_ci_level == pytest.approx(0.75)
+    assert res.qps_star_ci_lo <= res.qps_star <= res.qps_star_ci_hi and res.control_variate
+    t = res.trials
+    assert {"rate_qps", "verdict", "latency_ms_pct", "latency_ms_pct_adjusted", "miss_lo", "miss_hi"} <= set(t.columns)
+    for r in range(3):  # every repeat bracketed: a rate within the SLA and one above it
+        adj = t[t["repeat"] == r]["latency_ms_pct_adjusted"]
+        assert (adj <= SLA_MS).any() and (adj > SLA_MS).any()
+
+
+def test_without_a_model_tails_are_used_raw():
+    exact = md1_qps_star()
+    s = ConfirmSettings(trial_s=0.5, min_queries=60, max_chunks=2, step=0.15)
+    res = confirm_qps_star(sutmod.SleepSUT(sutmod.deterministic(D_S), 1), base(5), 1000, modelled_qps=exact,
+                           sla_ms=SLA_MS, percentile=0.95, settings=s)
+    assert not res.control_variate and res.qps_star == pytest.approx(res.qps_star_raw)
+    assert 0.5 * exact < res.qps_star < 1.5 * exact
+
+
+def test_a_zero_repeat_is_retested_not_averaged_in():
+    """Service 6 ms > SLA 5 ms: no rate passes (the descent stops once lower rates leave the tail flat); every
+    repeat is re-tested once and the note says so."""
+    s = ConfirmSettings(trial_s=0.1, min_queries=20, max_chunks=1, step=0.5, max_steps=3)
+    res = confirm_qps_star(sutmod.SleepSUT(sutmod.deterministic(0.006), 1), base(7), 1000, modelled_qps=120.0,
+                           sla_ms=5.0, percentile=0.95, settings=s)
+    assert res.qps_star == 0.0 and res.retested == 3
+    assert res.note.count("re-tested (QPS* = 0)") == 3
+    assert set(res.trials["attempt"]) == {0, 1}
+
+
+def test_a_bad_modelled_rate_is_refused():
+    with pytest.raises(ConfigError, match="positive modelled QPS"):
+        confirm_qps_star(sutmod.NullSUT(), base(), 1000, modelled_qps=0.0, sla_ms=SLA_MS, percentile=0.95)

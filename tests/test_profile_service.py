@@ -1,0 +1,103 @@
+"""Service profiles through the serving path and the QPS* stage built on them (synthetic runner, ci scale)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hera import config as cfgmod
+from hera.cli import main
+from hera.paths import repo_root
+from hera.profile import common, scalability, service, sla
+
+DELAY_MS = 2.0  # the synthetic runner sleeps this long per sub-batch: a known service time
+
+
+@pytest.fixture()
+def study(tmp_path):
+    cfg = cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=[
+        "service.light_queries_per_size=5", "service.saturation_s=0.6", "service.warmup_s=0.1",
+        "model.queries=600", "model.replicates=4", "confirm.min_queries=40", "confirm.trial_s=0.3",
+        "confirm.max_chunks=1", "confirm.step=0.2", "confirm.max_steps=3"])
+    return cfg, cfgmod.dump(cfg, tmp_path / "config.json")
+
+
+OPTS = common.NodeOptions(runner="synthetic", options={"syn": {"delay_ms": DELAY_MS}})
+
+
+def test_service_profile_samples_every_sub_batch_in_both_regimes(study, tmp_path):
+    cfg, _ = study
+    out = tmp_path / "service" / "syn.csv"
+    summary = service.run(cfg, "syn", out, OPTS)
+    samples = service.read_samples(out)
+    assert set(samples["workers"]) == {1, 2} and set(samples["regime"]) == {"light", "saturated"}
+    # ci: production sizes capped at 256 items -> 100, 200, 256 -> sub-batches of 64, 36, 8
+    assert set(samples["items"]) == {64, 36, 8}
+    light = samples[(samples["regime"] == "light") & (samples["workers"] == 1)]
+    assert sorted(light.drop_duplicates("query")["query_items"].value_counts()) == [5, 5, 5]  # stratified
+    assert (samples["service_ms"] >= DELAY_MS * 0.9).all()
+    # weights: each size's probability over its share of the light sample (200 items are 12 of 20 points)
+    w = light.drop_duplicates("query").groupby("query_items")["weight"].first()
+    assert w[200] / w[100] == pytest.approx(6.0)
+    stats = set(summary["statistic"])
+    assert stats == set(service.STATISTICS)
+    mix = service.mix_latency(summary, "syn", 1)
+    assert mix["p50_ms"] <= mix["p95_ms"] <= mix["p99_ms"]
+    assert (summary.loc[summary["statistic"] == "saturation_throughput", "value"] > 0).all()
+    law = service.service_law(samples, 2, 64)
+    assert law.workers == 2 and law.pool(64, "saturated").size > 0 and law.gap_ms >= 0
+    assert (tmp_path / "service" / "syn.parquet.meta.json").is_file()
+
+
+def test_missing_worker_count_is_a_one_line_error(study, tmp_path):
+    cfg, _ = study
+    samples, _ = service.measure(cfg, "syn", [1], OPTS)
+    with pytest.raises(service.ServiceProfileError) as e:
+        service.service_law(samples, 2, 64)
+    assert "no samples of model 'syn' with 2 worker(s) (profiled: [1])" in str(e.value)
+    with pytest.raises(service.ServiceProfileError, match="does not exist"):
+        service.read_samples(tmp_path / "nope.parquet")
+
+
+def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
+    cfg, path = study
+    svc = tmp_path / "service" / "syn.csv"
+    summary = service.run(cfg, "syn", svc, OPTS)
+    dec = sla.decide(cfg["sla"], "syn", summary)
+    t1 = tmp_path / "T1.csv"
+    pd.DataFrame([{"model": "syn", "sla_ms": dec.sla_ms, "sla_rule": dec.sla_rule}]).to_csv(t1, index=False)
+    out = tmp_path / "scalability" / "syn.csv"
+    df = scalability.run(cfg, "syn", svc.with_suffix(".parquet"), t1, out, OPTS)
+    assert list(df["workers"]) == [1, 2] and set(scalability.COLUMNS) <= set(df.columns)
+    assert (df["qps_star"] > 0).all() and (df["qps_star_model"] > 0).all() and (df["repeats"] == 3).all()
+    assert (df["qps_star_lo"] <= df["qps_star"]).all() and (df["qps_star"] <= df["qps_star_hi"]).all()
+    assert df.loc[df["workers"] == 1, "harness_cores"].iloc[0] != "shared"  # pinned off the worker's core
+    # a sleeping worker is what the model assumes: model and measurement agree within a factor 1.6
+    ratio = df["qps_star_model"] / df["qps_star"]
+    assert ((ratio > 1 / 1.6) & (ratio < 1.6)).all(), df[["workers", "qps_star", "qps_star_model"]]
+    paths = scalability.outputs(out)
+    trials, curve = pd.read_csv(paths.trials), pd.read_csv(paths.curve)
+    assert set(trials["workers"]) == {1, 2} and set(trials["repeat"]) == {0, 1, 2}
+    assert trials["latency_ms_model"].notna().any() and set(curve["workers"]) == {1, 2}
+    assert (curve.groupby("workers")["latency_ms_model"].apply(lambda s: np.all(np.diff(s) > -1.0))).all()
+    errs = scalability.rel_errors(df)
+    assert errs.shape == (2,) and np.isfinite(errs).all()
+
+
+def test_service_cli_rejects_bad_worker_lists(study, tmp_path, capsys):
+    _, path = study
+    rc = main(["profile", "service", "--config", str(path), "--model", "syn", "--out", str(tmp_path / "s.csv"),
+               "--workers", "0", "--runner", "synthetic"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--workers must name worker counts >= 1" in err and err.count("\n") == 1
+
+
+def test_scalability_cli_needs_the_service_profile(study, tmp_path, capsys):
+    _, path = study
+    t1 = tmp_path / "T1.csv"
+    pd.DataFrame({"model": ["syn"], "sla_ms": [5.0]}).to_csv(t1, index=False)
+    rc = main(["profile", "scalability", "--config", str(path), "--model", "syn", "--t1", str(t1),
+               "--service", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "s.csv"), "--runner", "synthetic"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "none.parquet does not exist" in err and err.count("\n") == 1

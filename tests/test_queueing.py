@@ -1,0 +1,137 @@
+"""The node's queueing model (hera.queueing): against closed forms and against what the node does."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hera.errors import ConfigError
+from hera.queueing import closed_forms as cf
+from hera.queueing.des import SubBatchPlan, simulate
+from hera.queueing.qps import ModelSettings, TailModel, latency_quantiles, modelled_qps_star, unloaded_quantiles
+from hera.queueing.service import ServiceLaw
+
+
+def law_const(ms: float, workers: int = 1, batch: int = 1024, sat_ms: float | None = None, **kw) -> ServiceLaw:
+    return ServiceLaw(workers, batch, {100: np.array([ms])}, {100: np.array([sat_ms or ms])}, **kw)
+
+
+def test_sub_batch_plan_splits_queries_in_order():
+    plan = SubBatchPlan.of(np.array([100, 64, 10]), 64)
+    assert plan.query.tolist() == [0, 0, 1, 2]
+    assert plan.size.tolist() == [64, 36, 64, 10]
+    assert plan.first.tolist() == [True, False, True, True]
+    assert plan.last.tolist() == [False, True, True, True]
+    with pytest.raises(ConfigError, match="positive item counts"):
+        SubBatchPlan.of(np.array([3, 0]), 64)
+
+
+def test_md1_sojourn_matches_the_closed_form():
+    """One worker, one sub-batch per query, deterministic 10 ms service: the M/D/1 queue."""
+    law = law_const(10.0, dispatch_ms=np.zeros(1))
+    items = np.full(20000, 100)
+    q = latency_quantiles(law, np.array([40.0, 70.0]), items, 0.95,
+                          ModelSettings(n_queries=20000, warmup_queries=2000, replicates=4))
+    for rate, got in zip((40.0, 70.0), q.mean(axis=1)):
+        assert got == pytest.approx(cf.md1_sojourn_quantile_s(0.95, rate, 0.01) * 1e3, rel=0.05)
+    arr = np.cumsum(np.random.default_rng(3).exponential(1 / 50.0, 40000))
+    lat = simulate(law, arr, np.full(arr.size, 100))
+    assert lat[4000:].mean() == pytest.approx(cf.md1_mean_sojourn_s(50.0, 0.01) * 1e3, rel=0.03)
+
+
+def test_mm2_sojourn_quantile_matches_the_closed_form():
+    ex = np.random.default_rng(1).exponential(10.0, 200_000)
+    law = ServiceLaw(2, 1024, {100: ex}, {100: ex}, dispatch_ms=np.zeros(1))
+    q = latency_quantiles(law, np.array([100.0]), np.full(20000, 100), 0.95,
+                          ModelSettings(n_queries=20000, warmup_queries=2000, replicates=6))
+    assert q.mean() == pytest.approx(cf.mmc_sojourn_quantile_s(0.95, 100.0, 0.01, 2) * 1e3, rel=0.07)
+
+
+def test_sub_batches_run_in_parallel_on_idle_workers():
+    """A 256-item query (4 sub-batches of 64) alone on 2 workers takes 2 service times; on 1 worker, 4."""
+    for w, want in ((1, 4 * 5.0), (2, 2 * 5.0), (4, 5.0)):
+        law = ServiceLaw(w, 64, {64: np.array([5.0])}, {64: np.array([5.0])}, dispatch_ms=np.zeros(1))
+        assert simulate(law, np.array([0.0]), np.array([256]))[0] == pytest.approx(want)
+
+
+def test_dispatch_delay_and_gap_are_added():
+    law = ServiceLaw(1, 64, {64: np.array([5.0])}, {64: np.array([5.0])}, dispatch_ms=np.array([0.5]), gap_ms=1.0)
+    # alone: dispatch + 2 sub-batches + the gap between them
+    assert simulate(law, np.array([0.0]), np.array([128]))[0] == pytest.approx(0.5 + 5 + 1 + 5)
+
+
+def test_loaded_queries_draw_saturated_service_times():
+    law = ServiceLaw(1, 1024, {100: np.array([1.0])}, {100: np.array([3.0])}, dispatch_ms=np.zeros(1))
+    # two queries at once: the second arrives while the node is busy -> saturated regime
+    lat = simulate(law, np.array([0.0, 0.0001, 1.0]), np.array([100, 100, 100]))
+    assert lat[0] == pytest.approx(1.0) and lat[1] == pytest.approx(1.0 - 0.1 + 3.0) and lat[2] == pytest.approx(1.0)
+
+
+def test_service_law_falls_back_to_the_nearest_size_scaled_linearly():
+    law = ServiceLaw(1, 64, {16: np.array([2.0]), 64: np.array([5.0])}, {64: np.array([6.0])})
+    assert law.mean_ms(32, "light") == pytest.approx(3.0)  # line through (16, 2) and (64, 5)
+    assert law.mean_ms(32, "saturated") == pytest.approx(6.0)  # one size: no slope
+    with pytest.raises(ConfigError, match="unknown service regime"):
+        law.pool(64, "busy")
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(workers=0), "workers must be >= 1"),
+    (dict(light={}), "no light samples"),
+    (dict(saturated={64: [np.nan]}), "no finite samples"),
+    (dict(light={64: [-1.0]}), "negative service time"),
+    (dict(gap_ms=-1.0), "gap_ms"),
+])
+def test_service_law_rejects_bad_samples(kw, match):
+    args = dict(workers=1, batch_size=64, light={64: [1.0]}, saturated={64: [1.0]})
+    args.update(kw)
+    with pytest.raises(ConfigError, match=match):
+        ServiceLaw(**args)
+
+
+def test_modelled_qps_star_matches_the_md1_rate_with_an_interval():
+    law = law_const(10.0, dispatch_ms=np.zeros(1))
+    st = ModelSettings(n_queries=6000, warmup_queries=600, replicates=16, seed=2)
+    m = modelled_qps_star(law, np.full(6000, 100), 50.0, 0.95, st)
+    exact = cf.qps_at_latency(lambda r: cf.md1_sojourn_quantile_s(0.95, r, 0.01), 0.05, 100.0, 1e-4)
+    assert m.qps_star == pytest.approx(exact, rel=0.06)
+    assert m.qps_star_lo <= m.qps_star <= m.qps_star_hi
+    assert m.capacity_qps == pytest.approx(100.0)
+    assert np.all(np.diff(m.rates_qps) >= 0) and m.quantile_ms.shape == (m.rates_qps.size, 16)
+    assert m.latency_at(m.qps_star) == pytest.approx(50.0, rel=0.15)
+
+
+def test_unreachable_sla_gives_zero_and_says_so():
+    m = modelled_qps_star(law_const(10.0), np.full(1000, 100), 5.0, 0.95,
+                          ModelSettings(n_queries=1000, warmup_queries=100, replicates=4))
+    assert m.qps_star == 0.0 and "SLA not met" in m.note
+
+
+def test_unloaded_quantiles_are_service_times_alone():
+    law = ServiceLaw(1, 64, {64: np.array([2.0]), 36: np.array([1.0])}, {64: np.array([9.0])},
+                     dispatch_ms=np.zeros(1))
+    q = unloaded_quantiles(law, np.array([100] * 50 + [64] * 50), (0.25, 0.99))
+    assert q[0.25] == pytest.approx(2.0, rel=1e-4) and q[0.99] == pytest.approx(3.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("kw", [dict(n_queries=50), dict(replicates=1), dict(confidence=1.0),
+                                dict(grid_lo_frac=0.0)])
+def test_model_settings_reject_out_of_range(kw):
+    with pytest.raises(ConfigError):
+        ModelSettings(**kw)
+
+
+def test_tail_model_control_variate_cancels_the_arrival_realisation():
+    """The same arrivals through the model show the measurement's excursion; its expectation does not."""
+    law = law_const(10.0, dispatch_ms=np.zeros(1))
+    tm = TailModel(law, np.full(10, 100), 0.95, seed=1)
+    rng = np.random.default_rng(9)
+    exp = tm.expected_log_tail(60.0, [300], 10)
+    calm = np.cumsum(rng.exponential(1 / 60.0, 310))
+    lat = simulate(law, calm, np.full(310, 100))
+    measured = math.log(np.quantile(lat[10:], 0.95))
+    realised = tm.realised_log_tail([(calm, np.full(310, 100), np.arange(310) >= 10)])
+    assert realised == pytest.approx(measured, abs=1e-9)  # deterministic service: the model is exact
+    assert exp == pytest.approx(math.log(cf.md1_sojourn_quantile_s(0.95, 60.0, 0.01) * 1e3), abs=0.3)
