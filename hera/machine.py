@@ -422,14 +422,19 @@ def check_cores(cores: list[int], what: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("machine", help="describe this machine as JSON (cores, NUMA, LLC, memory, resctrl, perf)")
+    p = sub.add_parser("machine", help="describe this machine as JSON (cores, NUMA, LLC domains, memory, resctrl, "
+                                       "perf, default core plan)")
     p.add_argument("--bandwidth", action="store_true", help="also run a quick memory-bandwidth probe (~2 s)")
     p.add_argument("--out", type=Path, help="also write the JSON to this file")
     p.set_defaults(func=_cmd_machine)
 
 
 def _cmd_machine(args: argparse.Namespace) -> int:
+    from hera.topology import Topology, plan
+
     desc = describe_uncached(bandwidth=args.bandwidth)
+    core_plan = plan(Topology.from_description(desc))
+    desc["core_plan"] = core_plan.to_dict()  # default rules (hera topology --config C: a study's own)
     text = json.dumps(desc, sort_keys=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -438,5 +443,6 @@ def _cmd_machine(args: argparse.Namespace) -> int:
         print(f"note: LLC partitioning unavailable: {desc['resctrl']['reason']}", flush=True)
     if not desc["perf"]["available"]:
         print(f"note: hardware counters unavailable: {desc['perf']['reason']}", flush=True)
+    print(f"note: core plan: {core_plan.summary()}", flush=True)
     print(text)
     return 0

@@ -136,13 +136,17 @@ class Topology:
                                 f"{self.source} (usable: {cpulist(self.usable)})")
 
 
-def check_tenant_cores(topo: Topology, assign: Mapping[str, Sequence[int]], what: str = "tenants") -> None:
+def check_tenant_cores(topo: Topology, assign: Mapping[str, Sequence[int]], what: str = "tenants",
+                       require_online: bool = True) -> None:
     """:class:`ResourceError` when two tenants are given hardware threads of one physical core (SMT siblings
-    split between tenants) or a CPU that is not online; the message names both CPUs and tenants."""
+    split between tenants), naming both CPUs and tenants, or (``require_online``) a CPU that is not online."""
     owner: dict[tuple[int, ...], tuple[str, int]] = {}
     for name, cpus in assign.items():
-        topo.check_online(cpus, f"{what}: tenant {name!r}")
+        if require_online:
+            topo.check_online(cpus, f"{what}: tenant {name!r}")
         for cpu in cpus:
+            if int(cpu) not in topo.online:
+                continue
             core = topo.core_of(int(cpu))
             prev = owner.get(core.threads)
             if prev is not None and prev[0] != name:
@@ -177,6 +181,12 @@ class CorePlan:
     l3_groups: tuple[tuple[int, ...], ...]
     source: str = "this machine"
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_cpus(cls, cpus: Sequence[int], source: str = "an explicit CPU list") -> "CorePlan":
+        """A plan over CPUs already in plan order (no topology rules applied; for explicit lists)."""
+        cpus = tuple(int(c) for c in cpus)
+        return cls(cpus, (), (), (), (), (cpus,), source)
 
     @property
     def n_workers(self) -> int:

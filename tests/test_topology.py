@@ -195,3 +195,29 @@ def test_live_machine_plan_uses_usable_cpus():
 
 def test_cpulist():
     assert topology.cpulist([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8" and topology.cpulist([]) == ""
+
+
+def test_server_config_refuses_siblings_split_between_tenants(intel, monkeypatch):
+    from hera.server import config as server_config
+
+    monkeypatch.setattr(topology, "live_topology", lambda: intel)
+    d = {"scale": "ci", "runner": "synthetic", "tenants": [{"name": "a", "model": "x", "cores": [1, 2]},
+                                                            {"name": "b", "model": "y", "cores": [3]}]}
+    server_config.from_dict(d, usable=list(range(32)))
+    d["tenants"][1]["cores"] = [18]
+    with pytest.raises(ConfigError) as exc:
+        server_config.from_dict(d, usable=list(range(32)))
+    assert "CPU 2 (tenant 'a') and CPU 18 (tenant 'b') are SMT siblings" in str(exc.value)
+    server_config.from_dict(dict(d, allow_core_sharing=True), usable=list(range(32)))
+
+
+def test_bench_takes_its_cores_from_the_plan(tmp_path, monkeypatch):
+    from hera import bench
+
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_describe(tmp_path, "intel", sockets=2, cores=8, smt=2)))
+    monkeypatch.setenv(topology.MACHINE_ENV, str(path))
+    assert bench._cores("all") == list(range(1, 8)) and bench._plan("all").harness_cpus == (0, 16)
+    assert bench._cores("1,2,17") == [1, 2]  # one thread per physical core
+    with pytest.raises(HeraError, match="--cores must be"):
+        bench._cores("x")

@@ -73,10 +73,19 @@ def parse_pair(text: str, runner: str = "zoo") -> tuple[str, str]:
 
 
 def study_cores(config: dict[str, Any]) -> list[int]:
-    """The CPUs this study may use (``hera.config.resolve_cores``)."""
+    """The study's worker CPUs in plan order (``hera.config.resolve_cores``): one thread per physical core,
+    harness cores left out; the first ``w`` are the cores of ``w`` workers, and a co-location split k + (C − k)
+    gives tenant a the first ``k`` (:class:`hera.topology.CorePlan`)."""
     from hera import config as cfgmod
 
     return list(cfgmod.resolve_cores(config))
+
+
+def study_plan(config: dict[str, Any]):
+    """The study's :class:`hera.topology.CorePlan` (workers, harness, memory-profile cores, …)."""
+    from hera.topology import study_plan as plan
+
+    return plan(config)
 
 
 def _read_csv(path: str | Path, what: str):
@@ -207,15 +216,20 @@ def node_config(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpt
 
 @contextlib.contextmanager
 def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions) -> Iterator[Any]:
-    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit."""
+    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit.
+
+    Where the study's core plan reserves harness cores, this process (the node's dispatch and collectors, the
+    load generator driving it) runs on them for the node's lifetime; workers pin themselves to their cores."""
     from hera.server import Node
 
-    node = Node(node_config(config, tenants, opts))
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop(drain=False)
+    harness = study_plan(config).harness_cpus
+    with pinned(harness) if harness else contextlib.nullcontext():  # load generator, dispatch: off the workers
+        node = Node(node_config(config, tenants, opts))
+        node.start()
+        try:
+            yield node
+        finally:
+            node.stop(drain=False)
 
 
 @contextlib.contextmanager

@@ -179,6 +179,7 @@ class Node:
                 others = {n: x.cores for n, x in self.tenants.items() if n != tenant}
                 try:
                     cfgmod.check_overlap({**others, tenant: new}, f"resize of tenant {tenant!r}")
+                    cfgmod.check_siblings({**others, tenant: new}, f"resize of tenant {tenant!r}")
                 except ConfigError as exc:
                     raise ResourceError(str(exc)) from None
             started = t.resize(new)
