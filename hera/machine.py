@@ -197,13 +197,14 @@ def mb_unit(root_mb: dict[str, str], mount_options: list[str] | None, vendor: st
 
     ``percent`` (Intel MBA: a percentage of the peak, max 100); ``eighth_gbps`` (AMD: absolute limit in
     multiples of 1/8 GB/s, max 2048 = unlimited); ``mbps`` (Intel with the ``mba_MBps`` mount option: MB/s,
-    no fixed maximum). Decided from the mount options, the CPU vendor and the default group's MB values.
+    no fixed maximum). Decided from the mount options and the default group's MB values (100 on Intel, 2048
+    on AMD, 2^32 - 1 with mba_MBps); the CPU vendor only when the default group shows none.
     """
     default = max((int(v) for v in root_mb.values() if v.isdigit()), default=None)
     if mount_options and "mba_MBps" in mount_options:
         return "mbps", None
-    if vendor in ("AuthenticAMD", "HygonGenuine") or default == AMD_MB_MAX:
-        return "eighth_gbps", default or AMD_MB_MAX
+    if default == AMD_MB_MAX or (default is None and vendor in ("AuthenticAMD", "HygonGenuine")):
+        return "eighth_gbps", AMD_MB_MAX
     if default is None or default <= 100:
         return "percent", 100
     return "mbps", None

@@ -41,13 +41,16 @@ def fake_sys(tmp_path):
 
 @pytest.fixture()
 def fake_resctrl(tmp_path):
-    """A fake mounted resctrl tree with 11 L3 ways, 16 CLOSIDs and memory-bandwidth allocation."""
+    """A fake mounted resctrl tree with 11 L3 ways, 16 CLOSIDs and memory-bandwidth allocation (Intel:
+    percent, granularity 10)."""
     root = tmp_path / "resctrl"
     (root / "info/L3").mkdir(parents=True)
     (root / "info/MB").mkdir(parents=True)
     (root / "info/L3/cbm_mask").write_text("7ff\n")
     (root / "info/L3/num_closids").write_text("16\n")
     (root / "info/L3/min_cbm_bits").write_text("1\n")
+    (root / "info/MB/min_bandwidth").write_text("10\n")
+    (root / "info/MB/bandwidth_gran").write_text("10\n")
     (root / "schemata").write_text("L3:0=7ff\nMB:0=100\n")
     (root / "tasks").write_text("")
     return root
