@@ -351,6 +351,24 @@ def live_topology() -> Topology:
     return Topology.from_description(machine.describe())
 
 
+def cpulist_or_none(cpus: Iterable[int]) -> str:
+    """:func:`cpulist`, or ``none`` for no CPU (a form that survives a shell command line)."""
+    return cpulist(cpus) or "none"
+
+
+def check_expected(cp: CorePlan, workers: str | None, harness: str | None) -> None:
+    """:class:`ResourceError` when the plan is not the one expected (planned elsewhere, or for another machine)."""
+    from hera.machine import parse_cpulist
+
+    for what, want, have in (("worker", workers, cp.worker_cpus), ("harness", harness, cp.harness_cpus)):
+        if want is None:
+            continue
+        if (parse_cpulist(want) if want != "none" else []) != sorted(have):
+            raise ResourceError(f"the {what} CPUs planned on {cp.source} are {cpulist_or_none(have)}, not "
+                                f"{want} as the workflow planned: run it on the machine it was planned for "
+                                "(config key machine / $HERA_MACHINE), or plan it again here")
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("topology", help="the study's core plan: worker, harness, co-location and memory-profile "
@@ -358,6 +376,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="study config (default: every usable CPU, default rules)")
     p.add_argument("--machine", type=Path, help=f"plan for this machine description file (also ${MACHINE_ENV})")
     p.add_argument("--out", type=Path, help="also write the JSON to this file")
+    p.add_argument("--expect-workers", metavar="CPULIST", help="fail unless the plan's worker CPUs are these "
+                   "(the Snakemake workflow passes what it planned at parse time)")
+    p.add_argument("--expect-harness", metavar="CPULIST", help="fail unless the plan's harness CPUs are these "
+                   "('none': no harness core)")
     p.set_defaults(func=_cmd_topology)
 
 
@@ -368,6 +390,7 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     if args.machine:
         config["machine"] = str(args.machine)
     cp = study_plan(config)
+    check_expected(cp, args.expect_workers, args.expect_harness)
     print(cp.summary())
     doc = cp.to_dict()
     if args.out:
