@@ -7,7 +7,6 @@ can store it; later stages use it to size configs and to refuse those that do no
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
@@ -403,13 +402,36 @@ def load_description(path: str | Path) -> dict[str, Any]:
     return desc
 
 
-def check_fits(needed_bytes: int, what: str, available_bytes: int | None = None, fraction: float = 0.6) -> None:
-    """Raise :class:`ResourceError` when ``needed_bytes`` exceeds ``fraction`` of available memory."""
-    avail = _memory()["memory_available_bytes"] if available_bytes is None else available_bytes
-    if needed_bytes > fraction * avail:
+#: Largest share of available memory, and of free disk, that built weights may take.
+MEMORY_FRACTION = 0.6
+DISK_FRACTION = 0.6
+
+
+def check_fits(needed_bytes: int, what: str, disk_path: Path | None = None, *,
+               available_memory_bytes: int | None = None, free_disk_bytes: int | None = None) -> None:
+    """Refuse (:class:`ResourceError`, one line naming ``what``) when ``needed_bytes`` exceed
+    :data:`MEMORY_FRACTION` of available memory or, given ``disk_path``, :data:`DISK_FRACTION` of the free space
+    of the file system holding it (``available_memory_bytes`` / ``free_disk_bytes`` are injectable for tests)."""
+    mem = int(_memory()["memory_available_bytes"] if available_memory_bytes is None else available_memory_bytes)
+    if needed_bytes > MEMORY_FRACTION * mem:
         raise ResourceError(
-            f"{what} needs {needed_bytes / 1e9:.2f} GB but only {avail / 1e9:.2f} GB of memory is available "
-            f"(limit {fraction:.0%}); use a smaller scale or a bigger machine"
+            f"{what} needs {needed_bytes} bytes ({needed_bytes / 1e9:.2f} GB) but only {mem} bytes "
+            f"({mem / 1e9:.2f} GB) of memory are available (limit {MEMORY_FRACTION:.0%}); "
+            "use a smaller scale or a bigger machine"
+        )
+    if disk_path is None:
+        return
+    disk_path = Path(disk_path)
+    if free_disk_bytes is None:
+        probe = disk_path
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        free_disk_bytes = shutil.disk_usage(probe).free
+    if needed_bytes > DISK_FRACTION * free_disk_bytes:
+        raise ResourceError(
+            f"{what} needs {needed_bytes} bytes ({needed_bytes / 1e9:.2f} GB) but only {int(free_disk_bytes)} "
+            f"bytes ({free_disk_bytes / 1e9:.2f} GB) of disk are free at {disk_path} (limit {DISK_FRACTION:.0%}); "
+            "free some space or use a smaller scale"
         )
 
 
@@ -419,31 +441,3 @@ def check_cores(cores: list[int], what: str) -> None:
     missing = sorted(set(cores) - usable)
     if missing:
         raise ResourceError(f"{what} asks for cores {missing} but this machine only has {sorted(usable)}")
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("machine", help="describe this machine as JSON (cores, NUMA, LLC domains, memory, resctrl, "
-                                       "perf, default core plan)")
-    p.add_argument("--bandwidth", action="store_true", help="also run a quick memory-bandwidth probe (~2 s)")
-    p.add_argument("--out", type=Path, help="also write the JSON to this file")
-    p.set_defaults(func=_cmd_machine)
-
-
-def _cmd_machine(args: argparse.Namespace) -> int:
-    from hera.topology import Topology, plan
-
-    desc = describe_uncached(bandwidth=args.bandwidth)
-    core_plan = plan(Topology.from_description(desc))
-    desc["core_plan"] = core_plan.to_dict()  # default rules (hera topology --config C: a study's own)
-    text = json.dumps(desc, sort_keys=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n")
-    if not desc["resctrl"]["available"]:
-        print(f"note: LLC partitioning unavailable: {desc['resctrl']['reason']}", flush=True)
-    if not desc["perf"]["available"]:
-        print(f"note: hardware counters unavailable: {desc['perf']['reason']}", flush=True)
-    print(f"note: core plan: {core_plan.summary()}", flush=True)
-    print(text)
-    return 0

@@ -28,12 +28,10 @@ tenants given SMT siblings of one physical core (:func:`check_tenant_cores`).
 
 from __future__ import annotations
 
-import argparse
-import json
+import contextlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from hera.errors import ConfigError, ResourceError
 
@@ -318,6 +316,36 @@ def plan(topo: Topology, allowed: Iterable[int] | None = None, *, harness_cores:
         l3_groups=tuple(tuple(g) for g in groups.values()), source=topo.source, notes=tuple(notes))
 
 
+@contextlib.contextmanager
+def pinned(cores: list[int] | tuple[int, ...]) -> Iterator[None]:
+    """Run this process (every thread it has now, and so every thread or child it starts meanwhile) on
+    ``cores`` only; restore each thread's affinity on exit. Puts the harness (load generator, node dispatch,
+    collectors) on the plan's harness cores, or keeps an antagonist's core free of the profiler's threads."""
+
+    tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
+    saved = {}
+    for tid in tids:
+        try:
+            saved[tid] = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, list(cores))
+        except OSError:  # a thread that exited meanwhile
+            pass
+    try:
+        yield
+    finally:
+        for tid, aff in saved.items():
+            try:
+                os.sched_setaffinity(tid, aff)
+            except OSError:
+                pass
+        for tid in (int(t) for t in os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else []:
+            if tid not in saved:  # threads started meanwhile: give them the process's original affinity
+                try:
+                    os.sched_setaffinity(tid, saved.get(os.getpid(), os.sched_getaffinity(0)))
+                except OSError:
+                    pass
+
+
 # ---------------------------------------------------------------------------------------------- studies
 def description(config: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], str]:
     """``(machine description, where it came from)``: config key ``machine``, else ``$HERA_MACHINE``, else
@@ -367,34 +395,3 @@ def check_expected(cp: CorePlan, workers: str | None, harness: str | None) -> No
             raise ResourceError(f"the {what} CPUs planned on {cp.source} are {cpulist_or_none(have)}, not "
                                 f"{want} as the workflow planned: run it on the machine it was planned for "
                                 "(config key machine / $HERA_MACHINE), or plan it again here")
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("topology", help="the study's core plan: worker, harness, co-location and memory-profile "
-                                        "CPUs (JSON)")
-    p.add_argument("--config", type=Path, help="study config (default: every usable CPU, default rules)")
-    p.add_argument("--machine", type=Path, help=f"plan for this machine description file (also ${MACHINE_ENV})")
-    p.add_argument("--out", type=Path, help="also write the JSON to this file")
-    p.add_argument("--expect-workers", metavar="CPULIST", help="fail unless the plan's worker CPUs are these "
-                   "(the Snakemake workflow passes what it planned at parse time)")
-    p.add_argument("--expect-harness", metavar="CPULIST", help="fail unless the plan's harness CPUs are these "
-                   "('none': no harness core)")
-    p.set_defaults(func=_cmd_topology)
-
-
-def _cmd_topology(args: argparse.Namespace) -> int:
-    from hera import config as cfgmod
-
-    config = dict(cfgmod.load(args.config)) if args.config else {"cores": "auto"}
-    if args.machine:
-        config["machine"] = str(args.machine)
-    cp = study_plan(config)
-    check_expected(cp, args.expect_workers, args.expect_harness)
-    print(cp.summary())
-    doc = cp.to_dict()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(doc, sort_keys=True))
-    return 0
