@@ -8,7 +8,6 @@ can store it; later stages use it to size configs and to refuse those that do no
 from __future__ import annotations
 
 import functools
-import json
 import os
 import platform
 import shutil
@@ -389,14 +388,9 @@ def load_description(path: str | Path) -> dict[str, Any]:
     """A machine description stored by ``hera machine --out FILE`` (to plan a study for another machine);
     :class:`ConfigError` when the file is missing or holds no description."""
     from hera.errors import ConfigError
+    from hera.paths import read_json
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"machine description file {path} does not exist (write one with `hera machine --out`)")
-    try:
-        desc = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"machine description file {path} is not valid JSON: {str(exc).splitlines()[0]}") from None
+    desc = read_json(path, "machine description file", ConfigError, "write one with `hera machine --out`")
     if not isinstance(desc, dict) or not isinstance(desc.get("topology"), list) or not desc["topology"]:
         raise ConfigError(f"machine description file {path} has no 'topology' list (not written by `hera machine`?)")
     return desc

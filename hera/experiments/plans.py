@@ -21,13 +21,13 @@ Which node of a plan an experiment serves (:func:`reference_pair`, :func:`choose
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from hera.errors import ConfigError, HeraError
+from hera.paths import read_json
 
 if TYPE_CHECKING:
     from hera.topology import CorePlan
@@ -115,12 +115,7 @@ def _tenant(d: Any, where: str, path: Path) -> TenantDeploy:
 def load_plans(path: str | Path) -> Plans:
     """Read and validate ``policy/plans.json`` (also accepts a bare ``{policy: [node, ...]}`` mapping)."""
     path = Path(path)
-    if not path.is_file():
-        raise PlanError(f"plans file {path} does not exist (run hera policy evaluate first)")
-    try:
-        doc = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PlanError(f"plans file {path} is not valid JSON: {str(exc).splitlines()[0]}") from None
+    doc = read_json(path, "plans file", PlanError, "run hera policy evaluate first")
     if not isinstance(doc, dict):
         raise PlanError(f"plans file {path} must hold a JSON object")
     raw = doc["plans"] if "plans" in doc else doc
