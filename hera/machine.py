@@ -392,7 +392,8 @@ def load_description(path: str | Path) -> dict[str, Any]:
 
     desc = read_json(path, "machine description file", ConfigError, "write one with `hera machine --out`")
     if not isinstance(desc, dict) or not isinstance(desc.get("topology"), list) or not desc["topology"]:
-        raise ConfigError(f"machine description file {path} has no 'topology' list (not written by `hera machine`?)")
+        raise ConfigError(f"machine description file {path} has no 'topology' list "
+                          "(not written by `hera machine`?)")
     return desc
 
 

@@ -99,7 +99,8 @@ class Topology:
         for c in desc["topology"]:
             cpu = int(c["cpu"])
             sibs = frozenset(int(s) for s in (c.get("siblings") or [cpu]) if int(s) in online) | {cpu}
-            entry = cores.setdefault(sibs, {"socket": int(c.get("socket", 0)), "core_id": int(c.get("core_id", cpu)),
+            entry = cores.setdefault(sibs, {"socket": int(c.get("socket", 0)),
+                                            "core_id": int(c.get("core_id", cpu)),
                                             "numa": int(c.get("numa", numa_of.get(cpu, 0))),
                                             "l3": int(c.get("l3", c.get("socket", 0)))})
             entry.setdefault("threads", set()).add(cpu)
@@ -255,9 +256,9 @@ class CorePlan:
 
     def summary(self) -> str:
         """One line: worker and harness CPUs, sockets, idle siblings."""
-        s = (f"{self.n_workers} worker core(s) on CPUs {cpulist(self.worker_cpus)} (socket "
-             f"{','.join(map(str, self.sockets))}, NUMA node {','.join(map(str, self.numa_nodes))}, one thread per "
-             f"physical core)")
+        sockets, nodes = ",".join(map(str, self.sockets)), ",".join(map(str, self.numa_nodes))
+        s = (f"{self.n_workers} worker core(s) on CPUs {cpulist(self.worker_cpus)} (socket {sockets}, NUMA node "
+             f"{nodes}, one thread per physical core)")
         s += f"; harness on CPUs {cpulist(self.harness_cpus)}" if self.harness_cpus else "; no harness core"
         if self.idle_cpus:
             s += f"; SMT siblings {cpulist(self.idle_cpus)} idle"

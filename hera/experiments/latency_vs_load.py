@@ -43,7 +43,8 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def plan_groups(config: dict[str, Any], plans: plansmod.Plans, cpus: CorePlan | list[int]) -> tuple[tuple[str, ...], dict]:
+def plan_groups(config: dict[str, Any], plans: plansmod.Plans,
+                cpus: CorePlan | list[int]) -> tuple[tuple[str, ...], dict]:
     """The reference pair and ``{policy: [Group, ...]}``; fails (before anything runs) on a policy without a plan
     or a node that needs more CPUs than the study has."""
     policies = list(config["policies"])

@@ -330,7 +330,8 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                 row = measure(node, sp, names, (ma, mb), sla, scal, config)
                 if partitioning == "unavailable":
                     row["llc_partitioning"] = "unavailable"
-                    row["note"] += "; LLC ways not split: " + (resctrl.get("reason") or "colocation.llc_splits is off")
+                    why = resctrl.get("reason") or "colocation.llc_splits is off"
+                    row["note"] += f"; LLC ways not split: {why}"
                 table.append([row])
                 _log(f"[colocation] f = {row['f']:.3f}, EMU = {row['emu']:.3f}")
                 if on_split is not None:

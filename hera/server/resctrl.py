@@ -222,8 +222,8 @@ class Resctrl:
     def close(self) -> None:
         """Remove the node's groups (their tasks fall back to the default group)."""
         with self._lock:
-            groups = list(self.groups.items()) + ([("(harness)", self.harness_group)] if self.harness_group else [])
-            for _, group in groups:
+            groups = list(self.groups.values()) + ([self.harness_group] if self.harness_group else [])
+            for group in groups:
                 try:
                     remove_group(group, self.real_mount)
                 except OSError:

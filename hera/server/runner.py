@@ -3,7 +3,8 @@
 Kinds:
 
 - ``zoo``: ``hera.zoo.load.load_model`` (tables memory-mapped, shared by all workers of a model; every page
-  pre-faulted at start, ``RunnerSpec.prefault``) and the model's sample library ``hera.workload.library.SampleLibrary`` (memory-mapped; requests carry indices);
+  pre-faulted at start, ``RunnerSpec.prefault``) and the model's sample library
+  ``hera.workload.library.SampleLibrary`` (memory-mapped; requests carry indices);
 - ``synthetic``: a tiny EmbeddingBag + MLP model with a random in-memory library (tests, overhead
   measurements). Options: ``dense_in`` (16), ``n_ids`` (4), ``rows`` (1000), ``dim`` (8), ``hidden`` (32),
   ``library_items`` (4096), ``delay_ms`` (0, sleep per sub-batch), ``fail_sample`` (raise when a sub-batch
@@ -123,7 +124,8 @@ class ZooRunner:
         limits = [int(t.rows) for t in self.spec.tables for _ in range(int(t.lookups))]
         return {"library_items": int(self.library.n_items), "dense_in": int(self.spec.dense_in),
                 "n_ids": len(limits), "n_outputs": int(self.spec.n_outputs), "id_limits": limits,
-                "tables": [{"name": t.name, "rows": int(t.rows), "lookups": int(t.lookups)} for t in self.spec.tables],
+                "tables": [{"name": t.name, "rows": int(t.rows), "lookups": int(t.lookups)}
+                           for t in self.spec.tables],
                 "prefaulted_bytes": int(self.prefaulted_bytes)}
 
     def run_samples(self, start: int, n: int) -> np.ndarray:

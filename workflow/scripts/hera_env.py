@@ -235,9 +235,9 @@ def install_torch(pip: Pip, spec: str) -> None:
     index = os.environ.get("HERA_TORCH_INDEX", TORCH_CPU_INDEX)
     if index and pip.run(["install", "-q", "--extra-index-url", index, spec], spec, check=False):
         return
-    raise EnvError(f"{spec} (the CPU build of torch) was found neither through pip's configured sources nor at "
-                   f"HERA_TORCH_INDEX={index or '(empty)'}: set HERA_TORCH_INDEX to a reachable copy of the PyTorch "
-                   f"CPU index, or install from a wheelhouse (--wheelhouse DIR); see {pip.log}")
+    raise EnvError(f"{spec} (the CPU build of torch) was found neither through pip's configured sources nor "
+                   f"at HERA_TORCH_INDEX={index or '(empty)'}: set HERA_TORCH_INDEX to a reachable copy of the "
+                   f"PyTorch CPU index, or install from a wheelhouse (--wheelhouse DIR); see {pip.log}")
 
 
 def setup(venv: Path, wheelhouse: Path | None = None, without: tuple[str, ...] = ()) -> str:
@@ -263,8 +263,8 @@ def setup(venv: Path, wheelhouse: Path | None = None, without: tuple[str, ...] =
         if not (venv / "pyvenv.cfg").is_file() and any(venv.iterdir()):
             raise EnvError(f"{venv} exists and is not a virtual environment: set HERA_VENV to another place")
         shutil.rmtree(venv)
-    subprocess.run([sys.executable, "-m", "venv", *(["--system-site-packages"] if p.system_site else []), str(venv)],
-                   check=True)
+    site = ["--system-site-packages"] if p.system_site else []
+    subprocess.run([sys.executable, "-m", "venv", *site, str(venv)], check=True)
     log = venv / "hera-install.log"
     pip = Pip(str(venv / "bin" / "python"), log, wheelhouse)
     if p.torch:
@@ -385,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--without", default="", help="comma-separated packages to leave out (e.g. snakemake)")
     w = sub.add_parser("wheelhouse", help="download every wheel Hera needs into DIR (for an offline install)")
     w.add_argument("dir", type=Path)
-    w.add_argument("--python", default="%d.%d" % sys.version_info[:2], help="target CPython X.Y (default: this one)")
+    w.add_argument("--python", default="%d.%d" % sys.version_info[:2],
+                   help="target CPython X.Y (default: this one)")
     w.add_argument("--preinstalled-torch", help="the torch release already on the target (e.g. 2.11): leave torch "
                                                 "out, take its fbgemm-gpu-cpu and torchrec from the table")
     w.add_argument("--without", default="", help="comma-separated packages to leave out (e.g. snakemake)")
