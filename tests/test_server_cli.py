@@ -47,7 +47,7 @@ def test_serve_runs_for_duration_and_prints_stats(tmp_path):
     assert proc.returncode == 0, ("".join(lines) + err)[-2000:]
     final = json.loads(out.strip().splitlines()[-1])
     assert final["stats"]["a"]["cores"] == [C0] and final["stats"]["a"]["library_items"] == 4096
-    assert final["stats"]["a"]["completed"] == (1 if url else 0)
+    assert final["stats"]["a"]["completed_queries"] == (1 if url else 0)
     assert final["llc_partitioning"] == "unavailable" and final["config"]["tenants"][0]["sla_ms"] == 5.0
     assert "LLC partitioning unavailable" in "".join(lines) + err
 

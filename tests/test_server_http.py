@@ -17,6 +17,7 @@ from hera.errors import ResourceError
 from hera.server import kserve
 from hera.server.errors import BadRequestError, QueueFull, UnknownTenantError
 from hera.server.http import make_app
+from hera.server.control import TenantSnapshot
 from hera.server.stats import render_prometheus
 from hera.server.query import QueryResult
 
@@ -66,6 +67,7 @@ class FakeNode:
         self.cores = {"rmc": [0], "ncf": [1]}
         self.workers = {"rmc": 1, "ncf": 1}
         self.ways: dict[str, int] = {}
+        self.windows: list = []  # window_s of every stats() call
         self._qid = 0
 
     def tenant_info(self, tenant):
@@ -127,13 +129,14 @@ class FakeNode:
         self.ways[tenant] = ways
         return {"llc_partitioning": "unavailable"}
 
-    def stats(self):
+    def stats(self, window_s=None):
+        self.windows.append(window_s)
         qps = float("nan") if getattr(self, "nan_qps", False) else 12.5
-        return {n: {"model": t["model"], "qps": qps, "latency_ms_p50": 1.5, "latency_ms_p95": 3.25,
-                    "latency_ms_p99": 4.0, "queue_length": len(self.held[n]), "in_flight": len(self.held[n]),
-                    "utilisation": 0.5, "workers": self.workers[n], "cores": self.cores[n],
-                    "n_cores": len(self.cores[n]), "llc_ways": self.ways.get(n), "completed": self.calls[n],
-                    "failed": 0, "rejected": 0}
+        return {n: TenantSnapshot(tenant=n, model=t["model"], completed_qps=qps, offered_qps=13.0, latency_ms_p50=1.5,
+                                  latency_ms_p95=3.25, latency_ms_p99=4.0, queued_queries=len(self.held[n]),
+                                  in_flight_queries=len(self.held[n]), worker_utilisation=0.5,
+                                  workers_ready=self.workers[n], cores=tuple(self.cores[n]), llc_ways=self.ways.get(n),
+                                  completed_queries=self.calls[n])
                 for n, t in self.infos.items()}
 
 
@@ -435,11 +438,16 @@ def test_metrics_stats_and_control_api():
         body, _, _ = rmc_body()
         assert (await client.post("/v2/models/rmc/infer", json=body)).status == 200
         stats = await (await client.get("/hera/v1/stats")).json()
-        assert stats["rmc"]["cores"] == [0] and stats["ncf"]["qps"] == 12.5
+        assert stats["rmc"]["cores"] == [0] and stats["ncf"]["completed_qps"] == 12.5
+        assert stats["ncf"]["offered_qps"] == 13.0 and TenantSnapshot.from_dict(stats["ncf"]) == node.stats()["ncf"]
         node.nan_qps = True  # strict JSON: NaN goes out as null
-        resp = await client.get("/hera/v1/stats")
-        assert json.loads(await resp.text())["rmc"]["qps"] is None
+        resp = await client.get("/hera/v1/stats?window_s=0.25")
+        assert json.loads(await resp.text())["rmc"]["completed_qps"] is None
+        assert node.windows[0] is None and 0.25 in node.windows
         node.nan_qps = False
+        for bad in ("0", "-1", "nan", "x"):
+            resp = await client.get(f"/hera/v1/stats?window_s={bad}")
+            assert resp.status == 400 and "window_s must be a number of seconds > 0" in (await resp.json())["error"]
 
         resp = await client.post("/hera/v1/tenants/rmc/resize", json={"cores": [1, 0]})
         assert resp.status == 200 and (await resp.json())["cores"] == [0, 1]

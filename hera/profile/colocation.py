@@ -201,7 +201,7 @@ class _PairNode:
             self.node = self._cm.__enter__()
             return self.node
         node = self.node
-        cur_a = tuple(node.stats()[na]["cores"])
+        cur_a = tuple(node.stats()[na].cores)
         if cur_a != split.cpus_a:  # shrink first so that the two core sets never overlap
             if len(split.cpus_a) > len(cur_a):
                 node.resize(nb, list(split.cpus_b))
@@ -210,7 +210,7 @@ class _PairNode:
                 node.resize(na, list(split.cpus_a))
                 node.resize(nb, list(split.cpus_b))
         if split.ways_a is not None:
-            cur = node.stats()[na].get("llc_ways_requested")
+            cur = node.stats()[na].llc_ways_requested
             if cur is not None and split.ways_a > cur:
                 node.set_llc_ways(nb, split.ways_b)
                 node.set_llc_ways(na, split.ways_a)

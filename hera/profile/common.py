@@ -136,7 +136,7 @@ def pinned(cores: list[int] | tuple[int, ...]) -> Iterator[None]:
 
 def worker_pids(node: Any, tenant: str) -> list[int]:
     """PIDs of the tenant's ready workers."""
-    return [int(p) for p in node.stats()[tenant].get("worker_pids", []) if p]
+    return [int(p) for p in node.stats()[tenant].worker_pids if p]
 
 
 # ------------------------------------------------------------------------------------------ measurements
