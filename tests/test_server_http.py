@@ -304,6 +304,7 @@ def _with_input(body, name, **changes):
     "ids_high", "ids_negative", "n_zero", "oversized", "nan", "unknown_output", "duplicate", "ragged",
     "mixed_forms",
     "sample_missing", "sample_outside", "sample_beyond", "sample_shape", "sample_oversized", "bad_datatype",
+    "deep_nesting",
 ])
 def test_bad_requests_get_400_and_never_reach_the_node(case):
     node = FakeNode()
@@ -356,6 +357,7 @@ def test_bad_requests_get_400_and_never_reach_the_node(case):
             {"name": "sample_start", "shape": [1], "datatype": "INT64", "data": [0]},
             {"name": "n_items", "shape": [1], "datatype": "INT64", "data": [65]}]}, "exceeds max_items=64"),
         "bad_datatype": (_with_input(good, "dense", datatype="FLOAT"), "unsupported datatype 'FLOAT'"),
+        "deep_nesting": ('{"inputs": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),  # was a 500
     }
     body, match = cases[case]
     kw = {"data": body} if isinstance(body, str) else {"json": body}
@@ -365,6 +367,38 @@ def test_bad_requests_get_400_and_never_reach_the_node(case):
 
     serve(node, scenario)
     assert node.calls == {"rmc": 0, "ncf": 0}
+
+
+def test_bad_content_encoding_gets_400_and_never_reaches_the_node():
+    """A gzip/deflate body that does not decode, a coding we do not decode, or a list of codings: 400 with a
+    one-line JSON error (a corrupt gzip body was a 500). Good gzip and deflate bodies are served."""
+    import gzip
+    import zlib
+
+    node = FakeNode()
+    raw = json.dumps(rmc_body()[0]).encode()
+
+    async def scenario(client):
+        async def post(enc, data):
+            resp = await client.post("/v2/models/rmc/infer", data=data, headers={"Content-Encoding": enc})
+            return resp.status, (await resp.json()).get("error", "")
+
+        assert (await post("gzip", gzip.compress(raw)))[0] == 200
+        assert (await post("deflate", zlib.compress(raw)))[0] == 200
+        z = gzip.compress(raw)
+        for enc, data, match in [
+            ("gzip", b"\x1f\x8b\x08\x00" + b"garbage" * 20, "cannot be decoded (Content-Encoding 'gzip')"),
+            ("gzip", z[:40] + bytes([z[40] ^ 0xFF]) + z[41:], "cannot be decoded"),
+            ("gzip", raw, "cannot be decoded"),
+            ("deflate", b"not deflate at all", "cannot be decoded (Content-Encoding 'deflate')"),
+            ("compress", raw, "unsupported Content-Encoding 'compress'"),
+            ("gzip, deflate", raw, "unsupported Content-Encoding 'gzip, deflate'"),
+        ]:
+            status, err = await post(enc, data)
+            assert status == 400 and match in err and "\n" not in err, (enc, status, err)
+
+    serve(node, scenario)
+    assert node.calls == {"rmc": 2, "ncf": 0}
 
 
 def test_node_errors_map_to_status_codes():
