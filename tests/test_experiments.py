@@ -105,6 +105,7 @@ def test_plans_failure_paths(tmp_path, study):
 
 
 # ------------------------------------------------------------------------------------------- F6 serving
+@pytest.mark.slow
 @two_cpus
 def test_latency_vs_load_command_writes_f6_table(study, tmp_path, capsys):
     cfg, f = study
@@ -231,6 +232,7 @@ def test_tenant_plans_carry_the_sla_to_the_node():
     assert tenant_plans(cfg, deploy, [(0,), (1,)])[0].sla_ms is None
 
 
+@pytest.mark.slow
 @two_cpus
 def test_load_change_command_writes_f7_tables(study, tmp_path, capsys):
     cfg, f = study
@@ -272,6 +274,7 @@ def test_load_change_refuses_bad_inputs(study, tmp_path):
         load_change.run(cfg, f["plans"], f["pairs"], f["scalability"], f["t1"], None, SYN, managers=("magic",))
 
 
+@pytest.mark.slow
 @two_cpus
 def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl):
     """A real (synthetic-runner) node with a fake resctrl tree: PARTIES moves LLC ways through the node's
@@ -297,6 +300,7 @@ def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl
     assert len(pd.read_csv(tmp_path / "out" / "moves.csv")) == len(mv)
 
 
+@pytest.mark.slow
 @two_cpus
 def test_hera_manager_follows_a_load_step_on_a_real_node(study, tmp_path, fake_resctrl):
     """Hera's manager on a real node (fake resctrl): when A's load steps up and B's down, it moves LLC ways to

@@ -110,6 +110,7 @@ def test_bad_requests_and_unknown_tenant(two_tenants):
     assert node.submit("b", 0, 1).result(10).ok  # nothing broke
 
 
+@pytest.mark.slow
 def test_queue_limit_rejects_then_recovers():
     cfg = node_config(TenantConfig("slow", "syn", (C0,), queue_limit=2, options={"delay_ms": 250}))
     with Node(cfg) as node:
@@ -130,6 +131,7 @@ def _affinity(pids):
     return [sorted(os.sched_getaffinity(p)) for p in pids]
 
 
+@pytest.mark.slow
 def test_resize_under_load_loses_nothing():
     if len(USABLE) >= 3:
         a0, b0, a1, b1 = [USABLE[0], USABLE[1]], [USABLE[2]], [USABLE[0]], [USABLE[1], USABLE[2]]

@@ -12,6 +12,8 @@ pytest.importorskip("hera.zoo.load", reason="the model zoo is not in this tree")
 
 from hera.server import Node, NodeConfig, TenantConfig  # noqa: E402
 
+pytestmark = pytest.mark.slow  # serves built TorchRec models
+
 USABLE = sorted(os.sched_getaffinity(0))
 C0, C1 = USABLE[0], USABLE[-1]
 MODELS = ("dlrm_rmc1", "ncf")
