@@ -120,8 +120,8 @@ class NodeControl(Protocol):
     def resize(self, tenant: str, cores: Sequence[int]) -> None:
         """Give ``tenant`` exactly ``cores`` while serving (no query lost)."""
 
-    def set_llc_ways(self, tenant: str, ways: int) -> None:
-        """Give ``tenant`` ``ways`` LLC ways (recorded only where resctrl is absent)."""
+    def set_llc_ways(self, tenant: str, ways: int | None) -> None:
+        """Give ``tenant`` ``ways`` LLC ways, or (``None``) the shared block (recorded only where resctrl is absent)."""
 
 
 def stats_json(stats: Mapping[str, TenantSnapshot]) -> dict[str, dict[str, Any]]:
