@@ -262,7 +262,7 @@ def _smaps_rollup(pid: int) -> dict[str, int]:
 
 
 def _worker_pids(node) -> list[int]:
-    return [pid for t in node.stats().values() for pid in t["worker_pids"]]
+    return [pid for t in node.stats().values() for pid in t.worker_pids]
 
 
 def _touch_all(node, model: str, lib: int, batch: int) -> None:

@@ -34,10 +34,10 @@ def results_dir(scale: str) -> Path:
     return repo_root() / "results" / scale
 
 
-def shared_data_dir() -> Path:
-    """Reference data shipped beside the repository (``../shared/data``), or ``$HERA_SHARED_DATA``."""
-    env = os.environ.get("HERA_SHARED_DATA")
-    return Path(env).resolve() if env else repo_root().parent / "shared" / "data"
+def meta_locality_dir() -> Path:
+    """Tracked third-party reference data: Meta's 2021 embedding-row reuse statistics with their licence and
+    provenance, ``datasets/meta-locality-2021/``."""
+    return repo_root() / "datasets" / "meta-locality-2021"
 
 
 def read_json(path: str | Path, what: str, error: type[Exception], hint: str = "") -> Any:

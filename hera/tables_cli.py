@@ -1,4 +1,4 @@
-"""``hera table``: result tables of SPEC §7 that are measured rather than plotted.
+"""``hera table``: result tables of docs/METHOD.md §7 that are measured rather than plotted.
 
 - ``hera table t1 --scale S [--config FILE] [--out DIR]``: T1, the model zoo (sizes, analytical class,
   single-worker latency at sub-batches 1/64/256, SLA); writes ``T1.csv`` (+ provenance) and ``T1.md``
@@ -16,7 +16,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table", help="measure result tables (T1)",
-                       description="Result tables of SPEC section 7 that need measurements.")
+                       description="Result tables of docs/METHOD.md §7 that need measurements.")
     tsub = p.add_subparsers(dest="table_command", metavar="TABLE", required=True)
     _register_t1(tsub)
 

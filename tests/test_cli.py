@@ -10,6 +10,16 @@ def test_every_command_module_exists_and_registers(name):
     assert hasattr(importlib.import_module(name), "register")
 
 
+def test_a_broken_install_fails_loudly(monkeypatch):
+    """No silent import fallbacks: a command module that cannot be imported stops `hera` with the import error
+    instead of quietly leaving its commands out (the same holds inside hera serve, loadgen and the zoo)."""
+    from hera import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [*COMMAND_MODULES, "hera.no_such_module"])
+    with pytest.raises(ModuleNotFoundError, match="hera.no_such_module"):
+        cli.build_parser()
+
+
 def test_every_command_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")

@@ -45,6 +45,7 @@ def test_latency_command_writes_f1_table(study, tmp_path, capsys):
     assert summary["rows"] == 2 and (out.parent / "syn.csv.meta.json").is_file()
 
 
+@pytest.mark.slow
 def test_memory_command_writes_f3_table(study, tmp_path, capsys):
     cfg, path = study
     out = tmp_path / "memory.csv"

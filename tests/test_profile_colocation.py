@@ -15,6 +15,8 @@ from hera.errors import HeraError  # noqa: E402
 from hera.paths import repo_root  # noqa: E402
 from hera.profile import colocation, common, scalability  # noqa: E402
 
+pytestmark = pytest.mark.slow  # QPS* searches on real (synthetic-runner) nodes
+
 FAST = ["search.min_queries=100", "search.max_queries=200", "search.min_duration_s=0.1",
         "search.rel_tolerance=0.5", "search.repeats=1", "queries.kind=fixed", "queries.items=32",
         "queries.max_items=64", "batch_size=16"]

@@ -99,13 +99,13 @@ def test_node_with_fake_resctrl(fake_resctrl):
         st = node.stats()
         for t in ("a", "b"):
             tasks = (fake_resctrl / f"hera-{t}" / "tasks").read_text().split()
-            assert str(st[t]["worker_pids"][0]) in tasks
+            assert str(st[t].worker_pids[0]) in tasks
         node.set_llc_ways("b", 5)
         node.set_mem_bw("a", 50)
         ma, mb = _mask(fake_resctrl / "hera-a"), _mask(fake_resctrl / "hera-b")
         assert bin(ma).count("1") == 3 and bin(mb).count("1") == 5 and ma & mb == 0
         st = node.stats()
-        assert st["a"]["llc_ways"] == 3 and st["b"]["llc_ways"] == 5 and st["a"]["mem_bw_percent"] == 50
+        assert st["a"].llc_ways == 3 and st["b"].llc_ways == 5 and st["a"].mem_bw_percent == 50
         r = node.submit("a", 0, 2).result(10)
         assert r.ok and r.llc_partitioning == "available"
         # a worker started by resize joins the group too
@@ -123,7 +123,7 @@ def test_node_without_resctrl_says_unavailable(tmp_path, caplog):
             r = node.submit("a", 0, 1).result(10)
             st = node.stats()["a"]
     assert r.ok and r.llc_partitioning == "unavailable"
-    assert st["llc_partitioning"] == "unavailable" and st["llc_ways"] is None and st["llc_ways_requested"] == 2
+    assert st.llc_partitioning == "unavailable" and st.llc_ways is None and st.llc_ways_requested == 2
     assert sum("LLC partitioning unavailable" in rec.getMessage() for rec in caplog.records) == 1
 
 

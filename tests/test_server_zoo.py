@@ -12,6 +12,8 @@ pytest.importorskip("hera.zoo.load", reason="the model zoo is not in this tree")
 
 from hera.server import Node, NodeConfig, TenantConfig  # noqa: E402
 
+pytestmark = pytest.mark.slow  # serves built TorchRec models
+
 USABLE = sorted(os.sched_getaffinity(0))
 C0, C1 = USABLE[0], USABLE[-1]
 MODELS = ("dlrm_rmc1", "ncf")
@@ -64,14 +66,14 @@ def test_two_zoo_models_serve_real_scores(node, built):
     np.testing.assert_allclose(r1.scores, _reference(built, "dlrm_rmc1", 10, 100), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(r2.scores, _reference(built, "ncf", 0, 40), rtol=1e-4, atol=1e-5)
     st = node.stats()
-    assert st["rmc1"]["completed"] == 1 and st["rmc1"]["sla_ms"] == 100.0 and st["ncf"]["library_items"] == 300
+    assert st["rmc1"].completed_queries == 1 and st["rmc1"].sla_ms == 100.0 and st["ncf"].library_items == 300
     info = node.tenant_info("ncf")
     assert info["dense_in"] == 0 and info["n_ids"] == 4 and info["model"] == "ncf"
 
 
 def test_workers_memory_map_the_tables(node, built):
     for tenant, model in (("rmc1", "dlrm_rmc1"), ("ncf", "ncf")):
-        (pid,) = node.stats()[tenant]["worker_pids"]
+        (pid,) = node.stats()[tenant].worker_pids
         maps = open(f"/proc/{pid}/maps").read()
         assert str(built / "models" / model) in maps  # weights are file-backed mappings, not copies
 

@@ -31,6 +31,7 @@ def _last_json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_t1_cli_end_to_end(hera_root, capsys):
     import torch
 

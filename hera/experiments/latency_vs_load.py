@@ -28,9 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from hera.experiments import plans as plansmod
 from hera.experiments.serving import poisson_stream, tenant_plans
 from hera import harness
+from hera.experiments import plans as plansmod
 from hera.topology import CorePlan
 
 COLUMNS = ["policy", "group", "tenant", "load_frac", "offered_qps", "achieved_qps", "p95_ms", "sla_ms", "n_queries",

@@ -205,7 +205,7 @@ class _PairNode:
             self.node = self._cm.__enter__()
             return self.node
         node = self.node
-        cur_a = tuple(node.stats()[na]["cores"])
+        cur_a = tuple(node.stats()[na].cores)
         if cur_a != split.cpus_a:  # shrink first so that the two core sets never overlap
             if len(split.cpus_a) > len(cur_a):
                 node.resize(nb, list(split.cpus_b))
@@ -217,7 +217,7 @@ class _PairNode:
             node.set_llc_ways(na, None)
             node.set_llc_ways(nb, None)
         else:
-            cur = node.stats()[na].get("llc_ways_requested")
+            cur = node.stats()[na].llc_ways_requested
             if cur is not None and split.ways_a > cur:
                 node.set_llc_ways(nb, split.ways_b)
                 node.set_llc_ways(na, split.ways_a)

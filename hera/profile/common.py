@@ -107,7 +107,7 @@ def fingerprint(*parts: Any) -> str:
 # ------------------------------------------------------------------------------------------------- nodes
 def worker_pids(node: Any, tenant: str) -> list[int]:
     """PIDs of the tenant's ready workers."""
-    return [int(p) for p in node.stats()[tenant].get("worker_pids", []) if p]
+    return [int(p) for p in node.stats()[tenant].worker_pids if p]
 
 
 # ------------------------------------------------------------------------------------------ measurements

@@ -1,4 +1,5 @@
-"""The serving node: several tenants, each with pinned worker processes, and the control API.
+"""The serving node: several tenants, each with pinned worker processes, and the control interface
+(:class:`hera.server.control.NodeControl`).
 
 .. code-block:: python
 
@@ -6,7 +7,7 @@
     fut = node.submit("rmc1", sample_start, n_items, on_done=None)   # Future[QueryResult]
     fut = node.submit_tensors("rmc1", dense, ids)                     # real arrays (HTTP path)
     node.resize("rmc1", [0, 1]); node.set_llc_ways("rmc1", 4); node.set_mem_bw("rmc1", 50)
-    node.stats()                                     # {tenant: {...}} plain JSON-able dict
+    node.stats()                                     # {tenant: TenantSnapshot} (hera.server.control)
     node.stop(drain=True)
 
 Errors: :class:`UnknownTenantError`, :class:`BadRequestError`, :class:`QueueFull`, :class:`NodeStoppedError`
@@ -29,6 +30,7 @@ import numpy as np
 from hera.errors import ConfigError, NotBuiltError, ResourceError
 from hera.server import config as cfgmod
 from hera.server.config import NodeConfig
+from hera.server.control import TenantSnapshot
 from hera.server.errors import BadRequestError, NodeStoppedError, QueueFull, UnknownTenantError
 from hera.server.query import QueryResult
 from hera.server.resctrl import Resctrl
@@ -244,6 +246,7 @@ class Node:
         """Items in the tenant's sample library (valid ``sample_start`` values are 0 .. size-1)."""
         return int(self.tenant_info(tenant)["library_items"])
 
-    def stats(self, window_s: float | None = None) -> dict[str, dict[str, Any]]:
-        """Per-tenant statistics (plain JSON-able dict), over the configured window or ``window_s``."""
+    def stats(self, window_s: float | None = None) -> dict[str, TenantSnapshot]:
+        """Per-tenant :class:`~hera.server.control.TenantSnapshot`, rates over the configured window or
+        ``window_s`` (the node implements :class:`hera.server.control.NodeControl`)."""
         return {name: t.snapshot(window_s) for name, t in self.tenants.items()}
