@@ -99,7 +99,7 @@ def test_workers_prefault_their_tables_numa_local(node, built, monkeypatch):
     info = node.tenant_info("rmc1")
     tables = table_files("dlrm_rmc1", "ci", root=built / "models")[0]
     assert info["prefaulted_bytes"] >= tables.stat().st_size  # every table page mapped at start
-    pid = node.stats()["rmc1"]["worker_pids"][0]
+    pid = node.stats()["rmc1"].worker_pids[0]
     pages = numa_pages(pid, tables)
     assert sum(pages.values()) * 4096 >= tables.stat().st_size  # resident in the worker, on its node(s)
     # one NUMA node here: nothing to move; with two (fake topology) the tables' cached pages are dropped first
