@@ -22,7 +22,7 @@ def node_config(*tenants: TenantConfig) -> NodeConfig:
 def test_killed_worker_fails_its_queries_and_is_replaced():
     cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=4, options={"delay_ms": 150}))
     with Node(cfg) as node:
-        (pid,) = node.stats()["a"]["worker_pids"]
+        (pid,) = node.stats()["a"].worker_pids
         running = node.submit("a", 0, 8)   # two sub-batches: one runs, one waits
         queued = node.submit("a", 100, 2)
         time.sleep(0.05)
@@ -33,9 +33,9 @@ def test_killed_worker_fails_its_queries_and_is_replaced():
         q = queued.result(20)
         assert q.ok, q.error
         st = node.stats()["a"]
-        assert st["workers"] == 1 and st["worker_pids"] != [pid]
-        assert sorted(os.sched_getaffinity(st["worker_pids"][0])) == [C0]
-        assert st["failed"] == 1
+        assert st.workers_ready == 1 and st.worker_pids != (pid,)
+        assert sorted(os.sched_getaffinity(st.worker_pids[0])) == [C0]
+        assert st.failed_queries == 1
         later = [node.submit("a", i, 3).result(10) for i in range(3)]
         assert all(x.ok for x in later)
 
@@ -43,14 +43,14 @@ def test_killed_worker_fails_its_queries_and_is_replaced():
 def test_model_error_fails_only_that_query():
     cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=16, options={"fail_sample": 5}))
     with Node(cfg) as node:
-        (pid,) = node.stats()["a"]["worker_pids"]
+        (pid,) = node.stats()["a"].worker_pids
         bad = node.submit("a", 0, 40).result(10)
         assert not bad.ok and "ValueError: synthetic model failure on sample 5" in bad.error
         assert "sub-batch 0" in bad.error
         good = node.submit("a", 6, 40, want_scores=True).result(10)
         assert good.ok and good.scores.shape == (40, 1)
         st = node.stats()["a"]
-        assert st["worker_pids"] == [pid] and st["failed"] == 1 and st["completed"] == 1
+        assert st.worker_pids == (pid,) and st.failed_queries == 1 and st.completed_queries == 1
 
 
 def test_worker_start_failure_raises_and_leaves_nothing_running():

@@ -47,6 +47,7 @@ def service_summaries(root, models, p95_ms=10.0, p99_ms=12.0, dispatch_ms=0.2) -
     return paths
 
 
+@pytest.mark.slow
 def test_t1_cli_end_to_end(hera_root, capsys):
     import torch
 

@@ -26,6 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -35,6 +36,7 @@ from hera.queueing.closed_forms import (  # noqa: F401 - re-exported: the load g
     erlang_c, md1_mean_sojourn_s, md1_sojourn_quantile_s, md1_wait_cdf, mdc_sojourn_quantile_sim_s,
     mmc_mean_sojourn_s, mmc_sojourn_quantile_s, mmc_sojourn_sf, qps_at_latency,
 )
+from hera.server.control import TenantSnapshot
 
 OnDone = Callable[[Any], None]
 
@@ -102,9 +104,8 @@ class NodeSUT:
         of an overloaded previous one); True if idle within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            stats = self.node.stats()
-            if all(int(t.get("queue_length") or 0) == 0 and int(t.get("in_flight") or 0) == 0
-                   for t in stats.values()):
+            stats: Mapping[str, TenantSnapshot] = self.node.stats()
+            if all(t.queued_queries == 0 and t.in_flight_queries == 0 for t in stats.values()):
                 return True
             time.sleep(0.01)
         return False

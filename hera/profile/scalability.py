@@ -152,7 +152,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
         plan = common.TenantPlan(model, model, tuple(cores[:todo[0]]), batch_size=batch, max_items=max_items)
         with common.start_node(config, [plan], opts) as node:
             for w in todo:
-                if tuple(node.stats()[model]["cores"]) != tuple(cores[:w]):
+                if tuple(node.stats()[model].cores) != tuple(cores[:w]):
                     node.resize(model, list(cores[:w]))
                 spare = [c for c in cores if c not in cores[:w]]
                 with common.pinned(spare) if spare else contextlib.nullcontext():

@@ -45,6 +45,7 @@ rule t1_table:
         models=per_model(f"models/build/{SCALE}/{{model}}/meta.json"),
         service=per_model(f"{RESULTS}/profile/service/{{model}}.csv"),
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         csv=f"{RESULTS}/tables/T1.csv",
         md=f"{RESULTS}/tables/T1.md",

@@ -30,6 +30,7 @@ rule latency_profile:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         f"{RESULTS}/profile/latency/{{model}}.csv",
     log:
@@ -52,6 +53,7 @@ rule scalability_profile:
         service=f"{RESULTS}/profile/service/{{model}}.parquet",
         t1=f"{RESULTS}/tables/T1.csv",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         rows=f"{RESULTS}/profile/scalability/{{model}}.csv",
         trials=f"{RESULTS}/profile/scalability/{{model}}.trials.csv",
@@ -75,6 +77,7 @@ rule memory_profile:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         f"{RESULTS}/profile/memory/{{model}}.csv",
     log:
