@@ -7,8 +7,22 @@ from hera.errors import ConfigError
 def test_defaults_filled():
     c = config.validate({"scale": "ci"})
     assert c["models"][0] == "dlrm_rmc1" and len(c["models"]) == 8
-    assert c["sla"]["multiplier"] == 5 and c["sla"]["percentile"] == 0.95
+    assert c["sla"]["multiplier"] == 3 and c["sla"]["percentile"] == 0.95 and c["sla"]["rule"] == "mix_p99"
     assert c["search"]["min_queries"] == 300
+    assert c["confirm"]["repeats"] == 3 and c["model"]["replicates"] == 20
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"confirm": {"repeats": 2}}, r"confirm.repeats: 2 is less than the minimum of 3"),
+    ({"confirm": {"confidence": 1.5}}, r"confirm.confidence: 1.5 is greater than the maximum"),
+    ({"confirm": {"confidence": 0.2}}, r"confirm.confidence: 0.2 is less than the minimum"),
+    ({"model": {"replicates": 1}}, r"model.replicates"),
+    ({"sla": {"rule": "median"}}, r"sla.rule"),
+])
+def test_measurement_settings_out_of_range_are_one_line_errors(override, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        config.validate({"scale": "ci", **override})
+    assert "\n" not in str(e.value)
 
 
 def test_unknown_top_level_key_named():
@@ -74,7 +88,7 @@ def test_config_cli_write_and_show(tmp_path, capsys):
     out = tmp_path / "c.json"
     assert main(["config", "write", "--json", '{"scale": "ci", "seed": 3}', "--out", str(out)]) == 0
     written = json.loads(out.read_text())
-    assert written["seed"] == 3 and written["sla"]["multiplier"] == 5
+    assert written["seed"] == 3 and written["sla"]["multiplier"] == 3
     assert main(["config", "write", "--json", '{"scale": "ci", "sedd": 3}', "--out", str(out)]) == 2
     assert "sedd" in capsys.readouterr().err
     assert main(["config", "write", "--json", "{not json", "--out", str(out)]) == 2

@@ -105,6 +105,23 @@ def fingerprint(*parts: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- nodes
+def harness_off_workers(config: dict[str, Any], worker_cores: list[int] | tuple[int, ...]):
+    """``(context, cores text)`` keeping this process's threads (dispatch, collection, load generator) off the
+    cores that run workers: the core plan's reserved harness cores where it has them (``start_node`` pins there
+    already: nothing more to do), else the study cores that run no worker of this measurement, else nothing
+    (every core runs a worker: ``"shared"``)."""
+    from hera.harness import study_cores
+    from hera.topology import study_plan
+
+    reserved = list(study_plan(config).harness_cpus)
+    if reserved:
+        return contextlib.nullcontext(), " ".join(map(str, reserved))
+    spare = [c for c in study_cores(config) if c not in set(worker_cores)]
+    if spare:
+        return pinned(spare), " ".join(map(str, spare))
+    return contextlib.nullcontext(), "shared"
+
+
 def worker_pids(node: Any, tenant: str) -> list[int]:
     """PIDs of the tenant's ready workers."""
     return [int(p) for p in node.stats()[tenant].worker_pids if p]

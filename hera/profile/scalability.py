@@ -19,7 +19,6 @@ so a rerun resumes.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import time
@@ -154,13 +153,13 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
             for w in todo:
                 if tuple(node.stats()[model].cores) != tuple(cores[:w]):
                     node.resize(model, list(cores[:w]))
-                spare = [c for c in cores if c not in cores[:w]]
-                with common.pinned(spare) if spare else contextlib.nullcontext():
+                pin, harness = common.harness_off_workers(config, cores[:w])
+                with pin:
                     row, trials, curve = qps_star_point(node, config, model, model, laws[w], sla,
                                                         f"scalability/{model}/{w}")
                 row.update({"model": model, "workers": w, "normalised": math.nan, "normalised_model": math.nan,
                             "cores": " ".join(map(str, cores[:w])),
-                            "harness_cores": " ".join(map(str, spare)) if spare else "shared",
+                            "harness_cores": harness,
                             "batch_size": batch, "sla_rule": sla["sla_rule"],
                             "llc_partitioning": node.llc_partitioning, "scale": config["scale"]})
                 trials_t.append(trials.to_dict("records"))
@@ -218,15 +217,15 @@ def determine(config: dict[str, Any], model: str, workers: list[int], *, sla_ms:
         else:
             sla = {"sla_ms": float(sla_ms), "sla_rule": "given"}
         for w in workers:
-            if tuple(node.stats()[model]["cores"]) != tuple(cores[:w]):
+            if tuple(node.stats()[model].cores) != tuple(cores[:w]):
                 node.resize(model, list(cores[:w]))
-            spare = [c for c in cores if c not in cores[:w]]
+            pin, harness = common.harness_off_workers(config, cores[:w])
             t1 = time.perf_counter()
-            with common.pinned(spare) if spare else contextlib.nullcontext():
+            with pin:
                 row, _, _ = qps_star_point(node, config, model, model, service_law(samples, w, batch), sla,
                                            f"determine/{model}/{w}/{stream}")
             row.update({"model": model, "workers": w, "service_seconds": t_service,
                         "seconds": time.perf_counter() - t1 + t_service / len(workers),
-                        "harness_cores": " ".join(map(str, spare)) if spare else "shared"})
+                        "harness_cores": harness})
             rows.append(row)
     return pd.DataFrame(rows)

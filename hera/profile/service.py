@@ -25,7 +25,6 @@ tidy table of quantiles (``statistic`` ∈ :data:`STATISTICS`) — both with pro
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import threading
@@ -251,12 +250,11 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
     throughput: dict[int, float] = {}
     meta: dict[int, dict[str, Any]] = {}
     for w in workers:
-        if tuple(node.stats()[tenant]["cores"]) != tuple(cores[:w]):
+        if tuple(node.stats()[tenant].cores) != tuple(cores[:w]):
             node.resize(tenant, list(cores[:w]))
-        spare = [c for c in cores if c not in cores[:w]]
-        harness = spare if spare else None
+        pin, harness = common.harness_off_workers(config, cores[:w])
         key = (model, str(w), stream)
-        with common.pinned(harness) if harness else contextlib.nullcontext():
+        with pin:
             sizes, weights = light_sizes(config, common.derived_seed(seed, "service-light", *key))
             t0 = time.perf_counter()
             light = light_load(node, tenant, sizes, common.derived_seed(seed, "service-starts", *key))
@@ -273,7 +271,7 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
         rows += _rows(sat, model, w, "saturated", None)
         throughput[w] = len(sat) / dur
         meta[w] = {"cores": " ".join(map(str, cores[:w])),
-                   "harness_cores": " ".join(map(str, harness)) if harness else "shared",
+                   "harness_cores": harness,
                    "batch_size": batch, "scale": config["scale"],
                    "note": f"light {len(light)} queries in {t1 - t0:.1f} s; saturation depth {depth}, "
                            f"{len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s warm-up), "
