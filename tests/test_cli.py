@@ -35,13 +35,13 @@ def test_machine_command_prints_json_last_line(capsys):
 
 
 def test_hera_error_is_one_line_exit_2(monkeypatch, capsys):
-    from hera import machine
+    from hera import machine_cli
     from hera.errors import ResourceError
 
     def boom(args):
         raise ResourceError("tenant x needs 9 cores but this machine only has 2")
 
-    monkeypatch.setattr(machine, "_cmd_machine", boom)
+    monkeypatch.setattr(machine_cli, "_cmd_machine", boom)
     assert main(["machine"]) == 2
     err = capsys.readouterr().err
     assert err == "hera: error: tenant x needs 9 cores but this machine only has 2\n"

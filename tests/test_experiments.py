@@ -276,9 +276,15 @@ def test_load_change_refuses_bad_inputs(study, tmp_path):
 
 @pytest.mark.slow
 @two_cpus
+def _twelve_ways(root):
+    (root / "info/L3/cbm_mask").write_text("fff\n")
+    (root / "schemata").write_text("L3:0=fff\nMB:0=100\n")
+
+
 def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl):
     """A real (synthetic-runner) node with a fake resctrl tree: PARTIES moves LLC ways through the node's
     run-time control API, the moves are logged on the timeline's clock and show in its llc_ways column."""
+    _twelve_ways(fake_resctrl)  # 11 ways for the tenants' plans + 1 the node keeps for its harness group
     cfg, f = study
     doc = plans_doc()
     doc["plans"]["hera"][0]["tenants"][0]["llc_ways"] = 5
@@ -305,6 +311,7 @@ def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl
 def test_hera_manager_follows_a_load_step_on_a_real_node(study, tmp_path, fake_resctrl):
     """Hera's manager on a real node (fake resctrl): when A's load steps up and B's down, it moves LLC ways to
     A, after the step, towards the profiled split with the most headroom (8/3 ways here)."""
+    _twelve_ways(fake_resctrl)  # 11 ways for the tenants' plans + 1 the node keeps for its harness group
     cfg, f = study
     pd.DataFrame({"model_a": [A] * 3, "model_b": [B] * 3, "cores_a": [1] * 3, "cores_b": [1] * 3,
                   "ways_a": [3, 5, 8], "ways_b": [8, 6, 3], "qps_star_a": [20.0, 35.0, 60.0],

@@ -67,9 +67,9 @@ def test_memory_command_writes_f3_table(study, tmp_path, capsys):
         assert counters[counters["metric"] == "counters"]["note"].str.startswith("counters: unavailable").all()
 
 
-def test_memory_with_one_core_says_not_observable(study, tmp_path, monkeypatch):
+def test_memory_with_one_core_says_not_observable(study, tmp_path):
     cfg, _ = study
-    monkeypatch.setattr(cfgmod, "resolve_cores", lambda config: [0])
+    cfg = dict(cfg, cores=[sorted(os.sched_getaffinity(0))[0]])
     df = memory.measure(cfg, "syn", common.NodeOptions(runner="synthetic"))
     alone = df[(df["antagonist"] == "none") & (df["metric"] == "latency_ms")]
     assert alone["value"].notna().all()  # measured for real

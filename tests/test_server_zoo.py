@@ -90,3 +90,22 @@ def test_tensor_path_and_bad_ids(node, built):
     bad[0, 2] = 10**9
     with pytest.raises(BadRequestError, match="id column 2"):
         node.submit_tensors("ncf", np.asarray(dense), bad)
+
+
+def test_workers_prefault_their_tables_numa_local(node, built, monkeypatch):
+    from hera import topology
+    from hera.zoo.load import numa_pages, table_files
+
+    info = node.tenant_info("rmc1")
+    tables = table_files("dlrm_rmc1", "ci", root=built / "models")[0]
+    assert info["prefaulted_bytes"] >= tables.stat().st_size  # every table page mapped at start
+    pid = node.stats()["rmc1"].worker_pids[0]
+    pages = numa_pages(pid, tables)
+    assert sum(pages.values()) * 4096 >= tables.stat().st_size  # resident in the worker, on its node(s)
+    # one NUMA node here: nothing to move; with two (fake topology) the tables' cached pages are dropped first
+    cfg = node.config.tenant("rmc1")
+    assert node._numa_local(cfg) == 0
+    fake = topology.Topology(tuple(topology.PhysicalCore((c,), 0, c, c % 2, 0) for c in USABLE + [99]),
+                             frozenset(USABLE + [99]))
+    monkeypatch.setattr(topology, "live_topology", lambda: fake)
+    assert node._numa_local(cfg) == tables.stat().st_size

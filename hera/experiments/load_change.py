@@ -211,7 +211,7 @@ def run(config: dict[str, Any], plans_path: str | Path, pairs: str | Path, scala
             raise ConfigError(f"unknown manager {m!r}; known: {', '.join(MANAGERS)}")
     plans = plansmod.load_plans(plans_path)
     node_plan = load_change_node(plans)
-    cpus = harness.study_cores(config)
+    cpus = harness.study_plan(config)
     cpu_sets = plansmod.assign_cpus(node_plan, cpus, "load-change")
     profiles = Profiles.from_files(scalability, pairs)
     if "hera" in managers:

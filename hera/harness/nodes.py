@@ -72,12 +72,18 @@ def node_config(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpt
 
 @contextlib.contextmanager
 def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions) -> Iterator[Any]:
-    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit."""
-    from hera.server import Node
+    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit.
 
-    node = Node(node_config(config, tenants, opts))
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop(drain=False)
+    Where the study's core plan reserves harness cores, this process (the node's dispatch and collectors, the
+    load generator driving it) runs on them for the node's lifetime; workers pin themselves to their cores."""
+    from hera.server import Node
+    from hera.topology import pinned, study_plan
+
+    harness = study_plan(config).harness_cpus
+    with pinned(harness) if harness else contextlib.nullcontext():  # load generator, dispatch: off the workers
+        node = Node(node_config(config, tenants, opts))
+        node.start()
+        try:
+            yield node
+        finally:
+            node.stop(drain=False)

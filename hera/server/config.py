@@ -222,6 +222,18 @@ def check_overlap(assign: dict[str, tuple[int, ...]], where: str = "server confi
             owner[c] = name
 
 
+def check_siblings(assign: dict[str, tuple[int, ...]], where: str = "server config") -> None:
+    """Raise :class:`ConfigError` when two tenants get SMT siblings of one physical core of this machine
+    (:func:`hera.topology.check_tenant_cores`)."""
+    from hera.errors import ResourceError
+    from hera.topology import check_tenant_cores, live_topology
+
+    try:
+        check_tenant_cores(live_topology(), assign, where, require_online=False)
+    except ResourceError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def from_dict(d: Any, *, usable: list[int] | None = None, models: list[str] | None = None) -> NodeConfig:
     """Validate a node config mapping and return a :class:`NodeConfig` (defaults filled in)."""
     d = _check_keys(d, _NODE_KEYS, "<top level>")
@@ -262,6 +274,7 @@ def from_dict(d: Any, *, usable: list[int] | None = None, models: list[str] | No
                                   f"known: {', '.join(known) or '(none)'}")
     if not kw["allow_core_sharing"]:
         check_overlap({t.name: t.cores for t in tenants})
+        check_siblings({t.name: t.cores for t in tenants})
     return NodeConfig(tenants=tenants, **kw)
 
 

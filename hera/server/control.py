@@ -46,6 +46,8 @@ class TenantSnapshot:
     llc_partitioning: str = "unavailable"  # "available" | "unavailable" (resctrl on this machine)
     mem_bw_percent: int | None = None  # memory-bandwidth cap in force (resctrl MBA); None = uncapped
     mem_bw_percent_requested: int | None = None
+    mem_bw_value: int | None = None  # the value written to the tenant's MB: schemata entries, in mem_bw_unit
+    mem_bw_unit: str | None = None  # "percent" (Intel) | "eighth_gbps" (AMD, 1/8 GB/s) | "mbps"; None: no MBA
     # workers
     workers_ready: int = 0
     workers_starting: int = 0
@@ -120,8 +122,8 @@ class NodeControl(Protocol):
     def resize(self, tenant: str, cores: Sequence[int]) -> None:
         """Give ``tenant`` exactly ``cores`` while serving (no query lost)."""
 
-    def set_llc_ways(self, tenant: str, ways: int) -> None:
-        """Give ``tenant`` ``ways`` LLC ways (recorded only where resctrl is absent)."""
+    def set_llc_ways(self, tenant: str, ways: int | None) -> None:
+        """Give ``tenant`` ``ways`` LLC ways, or (``None``) the shared block (recorded only where resctrl is absent)."""
 
 
 def stats_json(stats: Mapping[str, TenantSnapshot]) -> dict[str, dict[str, Any]]:

@@ -17,6 +17,8 @@ Errors: :class:`UnknownTenantError`, :class:`BadRequestError`, :class:`QueueFull
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -35,6 +37,8 @@ from hera.server.resctrl import Resctrl
 from hera.server.runner import RunnerSpec
 from hera.server.tenant import Tenant
 from hera.server.worker import mp_context
+
+log = logging.getLogger("hera.server")
 
 
 class Node:
@@ -77,8 +81,11 @@ class Node:
         ctx = mp_context(c.mp_context, preload_zoo=c.runner == "zoo")
         started: dict[str, list[int]] = {}
         try:
+            self.resctrl.add_harness([os.getpid()])  # dispatch, collectors, load generator: their own group
             for i, t in enumerate(c.tenants):
                 self.resctrl.add_tenant(t.name, t.llc_ways, t.mem_bw_percent)
+                if c.runner == "zoo":
+                    self._numa_local(t)
                 tenant = Tenant(t, self._runner_spec(i, t), ctx, self.resctrl, self._worker_ids, c.stats_window_s)
                 self.tenants[t.name] = tenant
                 started[t.name] = tenant.spawn_all()
@@ -93,6 +100,22 @@ class Node:
             t.stats.reset_clock()
         self.state = "running"
         return self
+
+    def _numa_local(self, t: cfgmod.TenantConfig) -> int:
+        """On a machine with several NUMA nodes, drop the cached pages of the tenant's tables before its
+        workers — all on one node — prefault them, so the pages land on that node (first touch). Returns the
+        bytes evicted (0: one NUMA node, or the tenant spans several)."""
+        from hera.topology import live_topology
+        from hera.zoo.load import evict_page_cache, table_files
+
+        topo = live_topology()
+        mine = {topo.core_of(cpu).numa for cpu in t.cores if cpu in topo.online}
+        if len({c.numa for c in topo.cores}) < 2 or len(mine) != 1:
+            return 0
+        n = evict_page_cache(table_files(t.model, self.config.scale, t.quantized,
+                                         self.config.resolved_models_root()))
+        log.info("tenant %s: tables (%d bytes) made NUMA-local to node %d", t.name, n, next(iter(mine)))
+        return n
 
     def stop(self, drain: bool = True, timeout_s: float = 60.0) -> None:
         """Stop serving. ``drain``: finish every accepted query first; else fail the queued ones ("shutting
@@ -181,14 +204,16 @@ class Node:
                 others = {n: x.cores for n, x in self.tenants.items() if n != tenant}
                 try:
                     cfgmod.check_overlap({**others, tenant: new}, f"resize of tenant {tenant!r}")
+                    cfgmod.check_siblings({**others, tenant: new}, f"resize of tenant {tenant!r}")
                 except ConfigError as exc:
                     raise ResourceError(str(exc)) from None
             started = t.resize(new)
         if wait and started:
             t.wait_ready(started, timeout_s or self.config.start_timeout_s)
 
-    def set_llc_ways(self, tenant: str, ways: int) -> None:
-        """Give ``tenant`` a contiguous, exclusive block of LLC ways (recorded only where resctrl is absent)."""
+    def set_llc_ways(self, tenant: str, ways: int | None) -> None:
+        """Give ``tenant`` a contiguous, exclusive block of LLC ways, or (``None``) the shared block again
+        (recorded only where resctrl is absent)."""
         with self._control:
             self._tenant(tenant)
             self.resctrl.set_llc_ways(tenant, ways)
