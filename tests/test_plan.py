@@ -151,7 +151,7 @@ def test_one_worker_core_cannot_co_locate():
 def test_service_times_latency_and_capacity_move_the_right_way():
     cfg = _config("default")
     m = _machine(M16, cfg)
-    mem, comp = (ModelRates(COSTS[k], query_mix(cfg), m, Calibration()) for k in ("dlrm_rmc1", "dlrm_rmc3"))
+    mem, comp = (ModelRates(COSTS[k], query_mix(cfg), m, Calibration(), cfg["sla"]) for k in ("dlrm_rmc1", "dlrm_rmc3"))
     assert comp.sub_batch_ms(64) > comp.sub_batch_ms(8) > 0
     assert comp.sub_batch_ms(64, served=False) != comp.sub_batch_ms(64)
     assert comp.light_latency_ms(700, 1) > comp.light_latency_ms(700, 4) > comp.light_latency_ms(700, 15)
@@ -159,7 +159,7 @@ def test_service_times_latency_and_capacity_move_the_right_way():
     # the memory-leaning model shares the socket's gather bandwidth: it scales less than linearly
     assert mem.capacity_qps(15) < 0.7 * 15 * mem.capacity_qps(1)
     slow = machine_info({**json.loads(M16.read_text()), "bandwidth": {"copy_gbps_1thread": 5.0}}, "slow", cfg)
-    assert ModelRates(COSTS["dlrm_rmc1"], query_mix(cfg), slow, Calibration()).capacity_qps(1) < mem.capacity_qps(1)
+    assert ModelRates(COSTS["dlrm_rmc1"], query_mix(cfg), slow, Calibration(), cfg["sla"]).capacity_qps(1) < mem.capacity_qps(1)
 
 
 def test_confirmation_time_follows_repeats_queries_and_rate():

@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--configfile", type=Path, required=True, help="study config (workflow/config/*.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set confirm.trial_s=5")
+    p.add_argument("--calibrate", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a calibration constant (hera.plan.calibration), e.g. cli_s=8 on a loaded machine")
     p.add_argument("--no-venv", dest="venv", action="store_false", help="the environment exists: do not count it")
     p.add_argument("--benchmarks", type=Path, default=None,
                    help="benchmarks/<scale> of a run: measured seconds per stage beside the estimate")
@@ -25,15 +27,21 @@ def register(sub) -> None:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from hera import config as cfgmod
+    from hera.errors import ConfigError
+    from hera.plan.calibration import Calibration
     from hera.plan.compare import measured_stages
     from hera.plan.inputs import load_machine, machine_info, model_costs
     from hera.plan.stages import estimate, hms
 
+    bad = [c for c in args.calibrate if "=" not in c]
+    if bad:
+        raise ConfigError(f"--calibrate {bad[0]!r} is not of the form NAME=VALUE")
+    cal = Calibration().with_changes(dict(c.split("=", 1) for c in args.calibrate))
     config = cfgmod.load(args.configfile, args.overrides)
     desc, source = load_machine(args.machine)
     machine = machine_info(desc, source, config)
     models = list(dict.fromkeys(list(config["models"]) + list(config["colocation"].get("models") or [])))
-    plan = estimate(config, machine, model_costs(models, config["scale"]), venv=args.venv)
+    plan = estimate(config, machine, model_costs(models, config["scale"]), cal, venv=args.venv)
     measured, measured_jobs = ({}, {}) if args.benchmarks is None else measured_stages(args.benchmarks,
                                                                                          machine.logical_cpus)
     print(f"hera plan: {args.configfile} (scale {plan.scale}) on {machine.describe()}")

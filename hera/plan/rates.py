@@ -8,7 +8,8 @@ socket's bandwidth: a worker gathers at ``min(per-core rate, socket rate / w)``.
 - light-load latency of a query on w workers: dispatch delay + the makespan of its sub-batches spread over w
   workers (longest first);
 - capacity (saturation throughput): ``w`` ÷ the mean work of a query of the mix (sub-batches + a worker's gap);
-- expected QPS*: ``qps_star_load × capacity`` — it sets how long a trial of ``confirm.min_queries`` queries runs.
+- expected QPS*: ``load × capacity`` with ``load = 1 − qps_star_slack / sla.multiplier`` (a looser SLA lets the
+  queue run fuller) — it sets how long a trial of ``confirm.min_queries`` queries runs.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ModelRates:
     mix: QueryMix
     machine: MachineInfo
     cal: Calibration
+    sla: Mapping[str, Any]
 
     def gather_bytes_per_s(self, workers: int, served: bool = True) -> float:
         per_core = self.cal.gather_bytes_per_s if served else self.cal.uniform_gather_bytes_per_s
@@ -106,14 +108,21 @@ class ModelRates:
     def capacity_qps(self, workers: int) -> float:
         return workers * 1e3 / self.mean_work_ms(workers)
 
+    def qps_star_load(self) -> float:
+        sla = self.sla
+        if sla.get("rule", "mix_p99") != "mix_p99":
+            return 0.5
+        return max(self.cal.qps_star_load_min, 1 - self.cal.qps_star_slack / float(sla.get("multiplier", 3.0)))
+
     def qps_star(self, workers: int) -> float:
-        return self.cal.qps_star_load * self.capacity_qps(workers)
+        return self.qps_star_load() * self.capacity_qps(workers)
 
 
 def model_rates(costs: Mapping[str, ModelCost], config: Mapping[str, Any], machine: MachineInfo,
                 cal: Calibration) -> dict[str, ModelRates]:
     mix = query_mix(config)
-    return {m: ModelRates(c, mix, machine, cal) for m, c in costs.items()}
+    sla = dict(config.get("sla") or {})
+    return {m: ModelRates(c, mix, machine, cal, sla) for m, c in costs.items()}
 
 
 def clamp_rate(rate_qps: float) -> float:

@@ -128,9 +128,9 @@ def split_sizes(n_workers: int) -> tuple[int, int]:
 
 
 def splits_measured(machine: MachineInfo, config: Mapping[str, Any]) -> int:
-    """Splits measured per pair: the predicted best, its neighbour core splits, and the shared LLC of the best
-    cores where LLC ways are split (:func:`hera.profile.colocation.select_splits`)."""
-    core = min(3, machine.n_workers - 1)
+    """Splits measured per pair: the predicted best, its neighbour core splits (``colocation.neighbours``), and
+    the shared LLC of the best cores where LLC ways are split (:func:`hera.profile.colocation.select_splits`)."""
+    core = min(3 if config["colocation"].get("neighbours", True) else 1, machine.n_workers - 1)
     shared = 1 if machine.llc_partitioning and bool(config["colocation"]["llc_splits"]) else 0
     return core + shared
 
@@ -270,6 +270,14 @@ def _pair_predictions(config, rates, machine: MachineInfo, n_pairs: int, cal) ->
     return StageEstimate("pair_predictions", "", 1, s, f"{curves} latency curves, {n_pairs} pairs")
 
 
+def ray_rates(share_a: float, qps_a: float, qps_b: float, cal: Calibration) -> list[float]:
+    """Both tenants' rates near the boundary of the ray ``t × (s · QPS*_a, (1 − s) · QPS*_b)``: without
+    interference the first tenant reaches its alone QPS* at ``t = min(1/s, 1/(1 − s))``; interference lowers
+    that by ``colocation_slowdown``."""
+    t = min(1 / share_a, 1 / (1 - share_a)) * cal.colocation_slowdown
+    return [share_a * qps_a * t, (1 - share_a) * qps_b * t]
+
+
 def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]], n_splits: int,
                 cal) -> StageEstimate:
     ca, cb = split_sizes(machine.n_workers)
@@ -277,8 +285,8 @@ def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]
     for a, b in pairs:
         ra, rb = rates[a], rates[b]
         qa, qb = ra.qps_star(ca), rb.qps_star(cb)
-        ray = sum(2 * model_s(config, 1, cal) + confirmation_s(
-            config, [s * qa * cal.ray_scale, (1 - s) * qb * cal.ray_scale], cal) for s in MEASURED_SHARES)
+        ray = sum(2 * model_s(config, 1, cal) + confirmation_s(config, ray_rates(s, qa, qb, cal), cal)
+                  for s in MEASURED_SHARES)
         jobs.append(cal.cli_s + node_start_s([ra.cost, rb.cost], cal) + n_splits * (2 * cal.resize_s + ray))
     return StageEstimate("colocation", "", len(jobs), sum(jobs),
                          f"{len(pairs)} pairs x {n_splits} splits x {len(MEASURED_SHARES)} rays, one confirmation each")
