@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hera.policy.profiles import memory_class
 from hera.report import io
 
 # ---------------------------------------------------------------------------------------------- thresholds
@@ -96,12 +97,7 @@ def signed_pct(x: float, digits: int = 0) -> str:
 def normalise_class(label: str) -> str:
     """``memory`` for embedding/memory-leaning class labels, ``compute`` for MLP/compute-leaning, else the
     label itself (lower-cased), e.g. ``mixed``."""
-    text = str(label).strip().lower()
-    if "mem" in text or "emb" in text:
-        return "memory"
-    if "comp" in text or "mlp" in text:
-        return "compute"
-    return text
+    return memory_class(label) or str(label).strip().lower()
 
 
 def model_classes(t1: pd.DataFrame) -> dict[str, str]:
