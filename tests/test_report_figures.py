@@ -80,6 +80,7 @@ def test_single_worker_scalability_shows_a_message_not_an_empty_plot(tmp_path, t
     assert "1 worker only" in texts[0]
 
 
+@pytest.mark.slow
 def test_memory_without_pressure_rows_says_why(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
     path = results / "profile/memory.csv"
@@ -88,6 +89,7 @@ def test_memory_without_pressure_rows_says_why(tmp_path, texts):
     assert "pressure exerted was not measured" in texts[0] and "virtualised PMU" in texts[0]
 
 
+@pytest.mark.slow
 def test_load_change_without_moves_and_without_provenance(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", sidecars=False,
                             only=["serving/load_change.csv", "serving/moves.csv"])
@@ -97,6 +99,7 @@ def test_load_change_without_moves_and_without_provenance(tmp_path, texts):
     assert "no resource move" in texts[0] and "machine unknown" in texts[0]
 
 
+@pytest.mark.slow
 def test_policy_figures_without_hera_have_no_headline(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv", "cluster/servers.csv"])
     for rel in ("policy/emu.csv", "cluster/servers.csv"):
