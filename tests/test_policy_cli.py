@@ -34,28 +34,19 @@ def files(tmp_path):
     return out
 
 
+def args(files, command: list[str], *tables: str, out) -> list[str]:
+    """``hera <command> --config C --<table> FILE ... --out OUT``."""
+    return [*command, "--config", str(files["config"]), *(x for t in tables for x in (f"--{t}", str(files[t]))),
+            "--out", str(out)]
+
+
 def last_json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def test_policy_evaluate(files, tmp_path, capsys):
     out = tmp_path / "policy"
-    rc = main(
-        [
-            "policy",
-            "evaluate",
-            "--config",
-            str(files["config"]),
-            "--pairs",
-            str(files["pairs"]),
-            "--scalability",
-            str(files["scalability"]),
-            "--predicted",
-            str(files["predicted"]),
-            "--out",
-            str(out),
-        ]
-    )
+    rc = main(args(files, ["policy", "evaluate"], "pairs", "scalability", "predicted", out=out))
     assert rc == 0
     res = last_json(capsys)
     assert 1.0 < res["mean_emu"]["hera"] <= res["mean_emu"]["oracle"] + 1e-9
@@ -85,22 +76,7 @@ def test_policy_evaluate(files, tmp_path, capsys):
 
 def test_cluster_provision(files, tmp_path, capsys):
     out = tmp_path / "servers.csv"
-    rc = main(
-        [
-            "cluster",
-            "provision",
-            "--config",
-            str(files["config"]),
-            "--pairs",
-            str(files["pairs"]),
-            "--scalability",
-            str(files["scalability"]),
-            "--predicted",
-            str(files["predicted"]),
-            "--out",
-            str(out),
-        ]
-    )
+    rc = main(args(files, ["cluster", "provision"], "pairs", "scalability", "predicted", out=out))
     assert rc == 0
     servers = last_json(capsys)["servers"]
     assert servers["balanced/hera"] < servers["balanced/single_tenant"]
@@ -129,39 +105,13 @@ def test_cli_errors_are_one_line(files, tmp_path, capsys):
     assert rc == 2 and "does not exist" in capsys.readouterr().err
     cfg = yaml.safe_load(files["config"].read_text()) | {"models": ["dien"]}
     files["config"].write_text(yaml.safe_dump(cfg))
-    rc = main(
-        [
-            "cluster",
-            "provision",
-            "--config",
-            str(files["config"]),
-            "--pairs",
-            str(files["pairs"]),
-            "--scalability",
-            str(files["scalability"]),
-            "--out",
-            str(tmp_path / "s.csv"),
-        ]
-    )
+    rc = main(args(files, ["cluster", "provision"], "pairs", "scalability", out=tmp_path / "s.csv"))
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("hera: error: unknown model 'dien'") and err.count("\n") == 1
 
 
 def test_hera_without_predictions_is_a_one_line_error(files, tmp_path, capsys):
-    rc = main(
-        [
-            "policy",
-            "evaluate",
-            "--config",
-            str(files["config"]),
-            "--pairs",
-            str(files["pairs"]),
-            "--scalability",
-            str(files["scalability"]),
-            "--out",
-            str(tmp_path / "p"),
-        ]
-    )
+    rc = main(args(files, ["policy", "evaluate"], "pairs", "scalability", out=tmp_path / "p"))
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert err.startswith("hera: error: policy 'hera' decides from pair predictions: pass --predicted")
