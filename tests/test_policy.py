@@ -186,6 +186,7 @@ def test_alike_pairs_stay_apart_when_pairing_hurts(tables):
     p = Profiles(s, pair, pred)
     for name in ("hera", "oracle"):
         assert [n.emu for n in get_policy(name).plan(keep, p)] == [1.0, 1.0]
+    assert {n.decided_on for n in get_policy("hera").plan(keep, p)} == {"predicted"}  # kept apart on predictions
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -92,6 +92,16 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     assert set(trials["tenant"]) == {"syna", "synb"} and set(trials["share_a"]) == {0.25, 0.5, 0.75}
     assert (on_disk["llc_partitioning"] == "unavailable").all()
     assert on_disk["note"].str.contains("LLC ways not split: ").all()
+    # the policy layer reads both tables as written: Hera decides on the predictions, the oracle on these points
+    from hera.policy import Profiles, get_policy
+    from hera.policy.accuracy import prediction_errors, prediction_summary
+
+    prof = Profiles.from_files(scal, out, pred)
+    assert len(prof.splits("syna", "synb")) == 3 and len(prof.splits("syna", "synb", "predicted")) >= 9
+    hera = get_policy("hera").plan(["syna", "synb"], prof)
+    assert {n.decided_on for n in hera} == {"predicted"}
+    acc = prediction_summary(prediction_errors(on_disk))
+    assert (acc["points"], acc["pairs"], acc["zero_measured"]) == (3, 1, 0) and acc["median_abs_rel_error"] < 1
 
 
 def test_select_splits_takes_best_neighbours_and_shared_llc():

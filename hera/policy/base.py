@@ -185,12 +185,11 @@ def decide_pair(
     return point_for_demand(points, load)
 
 
-def single_node(model: str, profiles: Profiles) -> NodePlan:
-    """The baseline: one model alone at its best worker count, whole LLC (EMU = 1)."""
-    share = TenantShare(
-        model, profiles.best_workers(model), profiles.node.llc_ways, profiles.qps_alone(model)
-    )
-    return NodePlan.of([share], profiles)
+def single_node(model: str, profiles: Profiles, decided_on: str = "measured") -> NodePlan:
+    """The baseline: one model alone at its best worker count, whole LLC (EMU = 1). ``decided_on``: what the
+    decision to keep it alone was taken on (its capacity is always the measured isolated QPS*)."""
+    share = TenantShare(model, profiles.best_workers(model), profiles.node.llc_ways, profiles.qps_alone(model))
+    return NodePlan.of([share], profiles, decided_on=decided_on)
 
 
 def pair_node(

@@ -116,7 +116,7 @@ class HeraPolicy(Policy):
         plan = []
         for g in best_mean_grouping(affinity, self.exact_limit, tie_break=prefer):
             if len(g) == 1:
-                plan.append(single_node(models[g[0]], profiles))
+                plan.append(single_node(models[g[0]], profiles, self.source))
                 continue
             a, b = models[g[0]], models[g[1]]
             load = pair_load(a, b, profiles, demand)
