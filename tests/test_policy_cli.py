@@ -115,3 +115,14 @@ def test_hera_without_predictions_is_a_one_line_error(files, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert err.startswith("hera: error: policy 'hera' decides from pair predictions: pass --predicted")
+
+
+def test_predictions_missing_a_pair_of_the_mix_is_a_one_line_error(files, tmp_path, capsys):
+    pred = pd.read_csv(files["predicted"])
+    keep = ~((pred.model_a == "dlrm_rmc1") & (pred.model_b == "dlrm_rmc3"))
+    files["predicted"] = tmp_path / "partial.csv"
+    pred[keep].to_csv(files["predicted"], index=False)
+    rc = main(args(files, ["policy", "evaluate"], "pairs", "scalability", "predicted", out=tmp_path / "p"))
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "pair prediction table (colocation/predicted.csv) has no rows for pair (dlrm_rmc1, dlrm_rmc3)" in err
