@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -469,7 +471,7 @@ def test_signed_error_never_divides_by_zero():
     assert err.tolist() == pytest.approx([0.1, 5.0, 0.0]) and rel.tolist() == [True, False, False]
 
 
-def test_prediction_errors_and_summary():
+def test_prediction_errors_and_summary(tmp_path):
     w = prediction_world(error=0.2, seed=1)
     pairs = w["pairs"].copy()
     pairs.loc[0, "qps_star_b"] = 0.0  # a point where b met no rate: absolute error
@@ -484,6 +486,8 @@ def test_prediction_errors_and_summary():
     assert set(s) == {"median_abs_rel_error", "mean_abs_emu_error", "points", "pairs", "zero_measured"}
     assert s["points"] == len(err) and s["pairs"] == 6 and s["zero_measured"] == 1
     assert 0.02 < s["median_abs_rel_error"] < 0.5 and s["mean_abs_emu_error"] > 0
+    err.to_csv(Path(tmp_path) / "e.csv", index=False)
+    assert prediction_summary(pd.read_csv(Path(tmp_path) / "e.csv").astype({"relative_b": str})) == s  # read back
     exact = prediction_summary(prediction_errors(prediction_world()["pairs"]))
     assert exact["median_abs_rel_error"] == pytest.approx(0.0) and exact[
         "mean_abs_emu_error"

@@ -74,14 +74,19 @@ def prediction_errors(pairs: pd.DataFrame) -> pd.DataFrame:
     return out[ERROR_COLUMNS]
 
 
+def _flag(col: pd.Series) -> pd.Series:
+    """Booleans of a ``relative_*`` column, also when read back from CSV as text."""
+    return col if col.dtype == bool else col.astype(str).str.strip().str.lower().isin({"true", "1", "1.0"})
+
+
 def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
     """The headline numbers of :func:`prediction_errors`: ``median_abs_rel_error`` (over every tenant of every
     point with a measured QPS* > 0), ``mean_abs_emu_error``, ``points``, ``pairs``, and ``zero_measured``
     (tenant values with a measured QPS* of 0, counted in absolute terms only)."""
     rel = pd.concat(
         [
-            errors.loc[errors["relative_a"].astype(bool), "error_a"],
-            errors.loc[errors["relative_b"].astype(bool), "error_b"],
+            errors.loc[_flag(errors["relative_a"]), "error_a"],
+            errors.loc[_flag(errors["relative_b"]), "error_b"],
         ]
     ).abs()
     pairs = {tuple(sorted((str(a), str(b)))) for a, b in zip(errors["model_a"], errors["model_b"])}
@@ -91,6 +96,6 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         "points": int(len(errors)),
         "pairs": len(pairs),
         "zero_measured": int(
-            (~errors["relative_a"].astype(bool)).sum() + (~errors["relative_b"].astype(bool)).sum()
+            (~_flag(errors["relative_a"])).sum() + (~_flag(errors["relative_b"])).sum()
         ),
     }
