@@ -110,6 +110,9 @@ def test_select_splits_takes_best_neighbours_and_shared_llc():
         for c in (1, 2, 3) for wa, wb in ((np.nan, np.nan), (5, 5), (2, 8))])
     got = colocation.select_splits(pred)
     assert [g[:4] for g in got] == [(2, 2, 5, 5), (1, 3, 5, 5), (3, 1, 5, 5), (2, 2, None, None)]
+    odd = pred.assign(best=[(c, wa) == (1, 2) for c, wa in zip(pred["cores_a"], pred["ways_a"])])
+    assert [g[:4] for g in colocation.select_splits(odd)] == [(1, 3, 2, 8), (2, 2, 2, 8), (1, 3, None, None),
+                                                             (2, 2, None, None)]
     with pytest.raises(HeraError, match="mark no best split"):
         colocation.select_splits(pred.assign(best=False))
 
