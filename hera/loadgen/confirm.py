@@ -23,7 +23,8 @@ serves both. For each of ``repeats`` independent repeats (their own arrival, siz
 3. **Bracketing**: the first two trials run at ``modelled × (1 ∓ step)``; further scales move down until one
    passes or up until one fails (a secant on the reciprocal normalised tail, at least one ``step`` and at most a
    factor 2), at most ``max_steps`` more; a failing scale whose tail could not be measured (cut short) is bisected
-   towards the passing one; descending stops when lower scales stop lowering the tail (service-time bound).
+   towards the passing one; descending stops when lower scales stop lowering the tail (service-time bound) or
+   would go below ``min_fraction`` of the modelled value (the value is then 0, and re-tested).
 4. **Estimate**: the repeat's value is where the normalised tail crosses 1 between the highest passing and the
    lowest failing scale (:func:`crossing`) — a continuous quantity, not one bit per trial.
 5. **Re-test**: a repeat that found no passing scale (value 0), or had a trial with failed queries or a
@@ -66,6 +67,7 @@ class ConfirmSettings:
     max_chunks: int = 3
     step: float = 0.1
     max_steps: int = 8
+    min_fraction: float = 0.125
 
     def __post_init__(self) -> None:
         if not isinstance(self.repeats, int) or self.repeats < 3:
@@ -76,13 +78,15 @@ class ConfirmSettings:
             raise ConfigError("confirmation: need trial_s > 0, min_queries >= 20, max_chunks >= 1")
         if not 0 < self.step <= 1 or self.max_steps < 1:
             raise ConfigError("confirmation: need 0 < step <= 1 and max_steps >= 1")
+        if not 0 < self.min_fraction < 1:
+            raise ConfigError(f"confirmation: min_fraction must be in (0, 1), got {self.min_fraction!r}")
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ConfirmSettings":
         c = config["confirm"]
         return cls(repeats=int(c["repeats"]), confidence=float(c["confidence"]), trial_s=float(c["trial_s"]),
                    min_queries=int(c["min_queries"]), max_chunks=int(c["max_chunks"]), step=float(c["step"]),
-                   max_steps=int(c["max_steps"]))
+                   max_steps=int(c["max_steps"]), min_fraction=float(c["min_fraction"]))
 
 
 def miss_interval(n_over: int, n: int, confidence: float) -> tuple[float, float]:
@@ -345,7 +349,10 @@ class _Confirmer:
                 lowest = min(done, key=lambda t: t.scale)
                 if self._flat(done):
                     break  # lower scales stopped lowering the tail: service-time bound, none will pass
-                run(lowest.scale * self._jump(done, lowest, down=True))
+                nxt = lowest.scale * self._jump(done, lowest, down=True)
+                if nxt < modelled * s.min_fraction:
+                    break  # far below the model: the value is 0 (re-tested, noted); trials would only get longer
+                run(nxt)
                 continue
             lo = max(passes, key=lambda t: t.scale)
             above = [t for t in done if not t.passed and t.scale > lo.scale]

@@ -18,8 +18,14 @@ Conventions the report relies on beyond DESIGN.md (all optional unless said othe
   measurement: the model running next to an antagonist of kind ``antagonist`` at ``intensity`` (0..1),
   ``metric`` names what ``value`` measured (e.g. ``latency_ms_p95``), and ``slowdown`` is ``value`` relative
   to ``intensity == 0`` (1.0 = unaffected);
-- ``colocation/pairs.csv``: ``best`` is a boolean (``True``/``False``/``1``/``0``) flagging each pair's best
-  split; a pair without a flagged row is shown at its highest ``emu``;
+- ``colocation/pairs.csv`` (measured points, several per split: one per ray ``share_a``) and
+  ``colocation/predicted.csv`` (predicted points of every pair, split and ray): ``best`` is a boolean
+  (``True``/``False``/``1``/``0``) flagging each pair's best point (measured) or best split (predicted); a pair
+  is shown at its highest ``emu`` among flagged rows (else among all); a measured point carries the prediction
+  of the same point beside it (``predicted_emu``);
+- ``policy/emu.csv`` and ``cluster/servers.csv``: ``decided_on`` (measured | predicted) says what a policy's
+  plan was decided on, ``evaluated_on`` where its capacities come from (``measured``, ``measured, nearest
+  split``, ``predicted``); ``predicted_emu`` / ``servers_planned`` what the decision data promised;
 - ``serving/load_change.csv`` may carry a ``policy`` column (F7 and C5 then use ``hera``'s rows); a window
   counts as an SLA violation when ``p95_ms > sla_ms`` (the ``violations`` column is carried, not re-derived);
 - ``serving/moves.csv`` may have no rows (the manager made no move); every other table must have rows.
@@ -81,11 +87,18 @@ SCHEMAS: dict[str, TableSchema] = {s.path: s for s in (
     TableSchema("profile/memory.csv",
                 ("model", "antagonist", "intensity", "metric", "value", "slowdown"),
                 ("intensity", "value", "slowdown")),
+    TableSchema("colocation/predicted.csv",
+                ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc", "share_a", "qps_star_a",
+                 "qps_star_b", "emu", "emu_lo", "emu_hi", "best"),
+                ("cores_a", "cores_b", "share_a", "qps_star_a", "qps_star_b", "emu", "emu_lo", "emu_hi")),
     TableSchema("colocation/pairs.csv",
-                ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "qps_star_a", "qps_star_b",
-                 "qps_alone_a", "qps_alone_b", "emu", "best"),
-                ("cores_a", "cores_b", "emu")),
-    TableSchema("policy/emu.csv", ("policy", "mix", "node", "tenants", "emu"), ("emu",)),
+                ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "share_a", "qps_star_a",
+                 "qps_star_b", "qps_alone_a", "qps_alone_b", "emu", "best", "predicted_qps_star_a",
+                 "predicted_qps_star_b", "predicted_emu"),
+                ("cores_a", "cores_b", "share_a", "emu", "predicted_qps_star_a", "predicted_qps_star_b",
+                 "predicted_emu")),
+    TableSchema("policy/emu.csv", ("policy", "mix", "node", "tenants", "emu", "decided_on", "evaluated_on",
+                                   "predicted_emu"), ("emu", "predicted_emu")),
     TableSchema("serving/latency_vs_load.csv",
                 ("policy", "group", "tenant", "load_frac", "offered_qps", "achieved_qps", "p95_ms", "sla_ms",
                  "n_queries"),
@@ -95,7 +108,8 @@ SCHEMAS: dict[str, TableSchema] = {s.path: s for s in (
                 ("t_s", "p95_ms", "sla_ms", "offered_qps")),
     TableSchema("serving/moves.csv", ("t_s", "tenant", "resource", "delta", "reason"), ("t_s", "delta"),
                 allow_empty=True),
-    TableSchema("cluster/servers.csv", ("mix", "policy", "servers", "assignment"), ("servers",)),
+    TableSchema("cluster/servers.csv", ("mix", "policy", "servers", "assignment", "decided_on", "evaluated_on",
+                                        "servers_planned"), ("servers", "servers_planned")),
 )}
 
 def sidecar(path: Path) -> Path:
