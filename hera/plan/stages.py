@@ -31,7 +31,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("scalability", "F2: node model + confirmed QPS* per worker count"),
     ("interference", "F3: interference profiles"),
     ("pair_predictions", "pair predictions (every split, O(N))"),
-    ("colocation", "F4: measured co-location (best split, neighbours, shared LLC; 3 rays)"),
+    ("colocation", "F4: measured co-location (best split, neighbours, shared LLC, even split; 3 rays)"),
     ("policies", "F5/F8: policies, provisioning"),
     ("serving", "F6: latency vs load per policy"),
     ("load_change", "F7: load change per manager"),
@@ -128,11 +128,15 @@ def split_sizes(n_workers: int) -> tuple[int, int]:
 
 
 def splits_measured(machine: MachineInfo, config: Mapping[str, Any]) -> int:
-    """Splits measured per pair: the predicted best, its neighbour core splits (``colocation.neighbours``), and
-    the shared LLC of the best cores where LLC ways are split (:func:`hera.profile.colocation.select_splits`)."""
-    core = min(3 if config["colocation"].get("neighbours", True) else 1, machine.n_workers - 1)
+    """Splits measured per pair (:func:`hera.profile.colocation.select_splits`): the predicted best, its neighbour
+    core splits (``colocation.neighbours``), the shared LLC of the best cores where LLC ways are split, and the
+    even split with a shared LLC (the baselines' split) unless it is one of those — counted whenever the node
+    has more than one core split (the best is not always the even one)."""
+    n_core = machine.n_workers - 1
+    core = min(3 if config["colocation"].get("neighbours", True) else 1, n_core)
     shared = 1 if machine.llc_partitioning and bool(config["colocation"]["llc_splits"]) else 0
-    return core + shared
+    even = 1 if n_core > 1 else 0
+    return core + shared + even
 
 
 # ------------------------------------------------------------------------------------------------ stages
