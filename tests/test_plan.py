@@ -271,6 +271,29 @@ def test_cli_sets_measured_stage_times_beside_the_estimate(tmp_path, capsys, mon
     assert doc["measured_jobs"]["service"] == 2
 
 
+def test_calibration_constants_can_be_overridden_and_bad_ones_are_named(capsys):
+    cal = Calibration().with_changes({"cli_s": "8", "trials_per_repeat": "4"})
+    assert (cal.cli_s, cal.trials_per_repeat) == (8.0, 4.0)
+    cfg = _config("default")
+    assert confirmation_s(cfg, [10.0], cal) > confirmation_s(cfg, [10.0], Calibration())
+    for bad, why in (({"nope": "1"}, "nope: not a numeric calibration constant"), ({"cli_s": "x"}, "not a number"),
+                     ({"cli_s": "-1"}, "must be >= 0"), ({"overhead_ms": "1"}, "overhead_ms: not a numeric")):
+        with pytest.raises(ConfigError, match=why):
+            Calibration().with_changes(bad)
+    rc = main(["plan", "--machine", str(VM), "--configfile", str(ROOT / "workflow/config/ci.yaml"),
+               "--calibrate", "cli_s"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--calibrate 'cli_s' is not of the form NAME=VALUE" in err and err.count("\n") == 1
+
+
+def test_a_ray_runs_both_tenants_near_its_boundary():
+    from hera.plan.stages import ray_rates
+
+    cal = Calibration(colocation_slowdown=1.0)
+    assert ray_rates(0.5, 100.0, 40.0, cal) == pytest.approx([100.0, 40.0])  # both at their alone QPS*
+    assert ray_rates(0.25, 100.0, 40.0, cal) == pytest.approx([100 / 3, 40.0])  # b reaches its QPS* first
+
+
 def test_benchmark_paths_map_to_stages(tmp_path):
     assert stage_of(Path("profile/interference/wnd.tsv")) == "interference"
     assert stage_of(Path("profile/memory/wnd.tsv")) == "interference"
