@@ -251,6 +251,17 @@ def test_cli_prints_every_stage_and_json_last(capsys, monkeypatch):
     assert any(line.startswith("colocation") for line in out) and any(line.startswith("total") for line in out)
 
 
+def test_cli_takes_the_machine_from_the_environment_like_the_workflow(capsys, monkeypatch):
+    import hera.plan.inputs as inputs
+
+    monkeypatch.setattr(inputs, "model_costs", lambda models, scale: {m: COSTS[m] for m in models})
+    monkeypatch.setenv("HERA_MACHINE", str(M64))
+    rc = main(["plan", "--configfile", str(ROOT / "workflow/config/ci.yaml"),
+               "--set", "models=[dlrm_rmc1, dlrm_rmc3]", "--set", "colocation.models=null"])
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and doc["machine"] == str(M64) and doc["worker_cores"] == 31
+
+
 def test_cli_sets_measured_stage_times_beside_the_estimate(tmp_path, capsys, monkeypatch):
     import hera.plan.inputs as inputs
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -13,7 +14,8 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="estimate the pipeline's time per stage for a config on a described machine",
                        description=__doc__)
     p.add_argument("--machine", type=Path, default=None,
-                   help="machine description (hera machine --out FILE; default: this machine)")
+                   help="machine description (hera machine --out FILE; default: config key machine, "
+                        "$HERA_MACHINE, else this machine)")
     p.add_argument("--configfile", type=Path, required=True, help="study config (workflow/config/*.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable), e.g. --set confirm.trial_s=5")
@@ -32,13 +34,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from hera.plan.compare import measured_stages
     from hera.plan.inputs import load_machine, machine_info, model_costs
     from hera.plan.stages import estimate, hms
+    from hera.topology import MACHINE_ENV
 
     bad = [c for c in args.calibrate if "=" not in c]
     if bad:
         raise ConfigError(f"--calibrate {bad[0]!r} is not of the form NAME=VALUE")
     cal = Calibration().with_changes(dict(c.split("=", 1) for c in args.calibrate))
     config = cfgmod.load(args.configfile, args.overrides)
-    desc, source = load_machine(args.machine)
+    desc, source = load_machine(args.machine or config.get("machine") or os.environ.get(MACHINE_ENV) or None)
     machine = machine_info(desc, source, config)
     models = list(dict.fromkeys(list(config["models"]) + list(config["colocation"].get("models") or [])))
     plan = estimate(config, machine, model_costs(models, config["scale"]), cal, venv=args.venv)
