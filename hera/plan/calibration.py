@@ -81,8 +81,10 @@ class Calibration:
     model_s_per_lane_query: float = 1e-6       # node model (hera.queueing): seconds per query x rate x replicate
     # co-location
     colocation_slowdown: float = 0.7           # a tenant's QPS* next to its partner / alone on the same cores
+    boundary_s: float = 0.05                   # pair prediction: the rays' boundaries of one core split
     # interference profiles
     antagonist_start_s: float = 0.3            # spawn and settle one antagonist / reporter
+    antagonist_slowdown: float = 1.2           # light-load queries next to an antagonist (F3 of the reference run)
     # serving experiments
     serving_overhead_s: float = 3.0            # per load step: drain, streams, summary
 

@@ -248,13 +248,13 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
     # calibration: per kind, alone + cycles x (antagonist at 0 and each x, each followed by an alone window)
     cal_windows = 1 + int(st["cycles"]) * 2 * (len(xs) + 1)
     calib = cal.cli_s + len(kinds) * (cal.antagonist_start_s + cal_windows * window
-                                            + int(st["cycles"]) * (len(xs) + 1) * cal.antagonist_start_s)
+                                      + int(st["cycles"]) * (len(xs) + 1) * cal.antagonist_start_s)
     counts = pressure_counts(st["pressure_workers"], machine.n_workers - 1)
     jobs = []
     for r in rates.values():
         n_light = light_queries({"service": st}, r) + 2
-        point = (cal.antagonist_start_s + n_light * r.light_mean_ms(1) * 1.2 / 1e3 + float(st["warmup_s"])
-                 + float(st["saturation_s"]))
+        point = (cal.antagonist_start_s + n_light * r.light_mean_ms(1) * cal.antagonist_slowdown / 1e3
+                 + float(st["warmup_s"]) + float(st["saturation_s"]))
         points = 1 + len(kinds) * (len(xs) + 1)
         fracs = len(st["load_fracs"])
         windows = 1 + int(st["cycles"]) * 2 * fracs
@@ -270,7 +270,7 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
 def _pair_predictions(config, rates, machine: MachineInfo, n_pairs: int, cal) -> StageEstimate:
     sizes = range(1, machine.n_workers)
     curves = len(rates) * len(sizes)
-    s = cal.cli_s + curves * model_s(config, CURVE_RATES, cal) + n_pairs * 0.05 * max(1, machine.n_workers)
+    s = cal.cli_s + curves * model_s(config, CURVE_RATES, cal) + n_pairs * machine.n_workers * cal.boundary_s
     return StageEstimate("pair_predictions", "", 1, s, f"{curves} latency curves, {n_pairs} pairs")
 
 
