@@ -108,7 +108,7 @@ def select_splits(pred: pd.DataFrame) -> list[tuple[int, int, Any, Any, str]]:
 
     best = pred[pred["best"].astype(bool)]
     if best.empty:
-        raise common.ProfileError("the pair's predictions mark no best split")
+        return []  # no split loads both tenants (a tenant meets no rate alone on its cores): nothing to measure
     b = best.iloc[0]
     ca, cb, wa, wb = int(b["cores_a"]), int(b["cores_b"]), ways(b["ways_a"]), ways(b["ways_b"])
     chosen = [(ca, cb, wa, wb, "predicted best")]
@@ -223,7 +223,12 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
     splits, partitioning = plan_splits(cores, resctrl, bool(config["colocation"]["llc_splits"]))
     by_key = {(len(sp.cpus_a), len(sp.cpus_b), sp.ways_a, sp.ways_b): sp for sp in splits}
     chosen = []
-    for ca, cb, wa, wb, why in select_splits(pred):
+    selected = select_splits(pred)
+    if not selected:
+        why = "; ".join(sorted(set(str(n).split("; predicted")[0] for n in pred.get("note", pd.Series(dtype=str))
+                                   if str(n).startswith("not predicted"))))
+        _log(f"[colocation] {ma} + {mb}: nothing to measure, no split loads both tenants ({why or 'no best split'})")
+    for ca, cb, wa, wb, why in selected:
         if (ca, cb, wa, wb) not in by_key:
             raise common.ProfileError(f"predicted split {ca}+{cb} cores, LLC {wa}/{wb} does not fit this node "
                                       f"({len(cores)} study cores, LLC partitioning {partitioning})")
