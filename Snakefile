@@ -18,7 +18,7 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     model="[a-z0-9_]+",
     pair="[a-z0-9_]+__[a-z0-9_]+",
-    fig="F[1-8]",
+    fig="|".join(FIGURE_IDS),
 
 
 include: "workflow/rules/machine.smk"

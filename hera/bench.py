@@ -21,8 +21,6 @@ from typing import Any
 
 from hera.errors import HeraError, NotBuiltError
 
-ALL_MODELS = ["dlrm_rmc1", "dlrm_rmc2", "dlrm_rmc3", "ncf", "wnd", "mtwnd", "din", "dien"]
-
 
 # ------------------------------------------------------------------------------------------ helpers
 def _emit(name: str, scale: str, figure: dict[str, Any], out: Path | None, config: dict[str, Any]) -> int:
@@ -348,18 +346,20 @@ def bench_loadgen_agreement(model: str, scale: str, cores: list[int], load_frac:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def register(sub: argparse._SubParsersAction) -> None:
+    from hera.zoo.spec import list_models
+
     p = sub.add_parser("bench", help="benchmarks that print their figure (last line: JSON)")
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
 
     def common(q: argparse.ArgumentParser, model: bool = True) -> None:
         if model:
-            q.add_argument("--model", default="dlrm_rmc1", choices=ALL_MODELS)
+            q.add_argument("--model", default="dlrm_rmc1", choices=list_models())
         q.add_argument("--scale", default="ci", choices=["ci", "default", "paper"])
         q.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/)")
 
     b = bsub.add_parser("build", help="time to build all models and sample libraries at a scale")
     common(b, model=False)
-    b.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated model ids")
+    b.add_argument("--models", help="comma-separated model ids (default: every model of models/*.yaml)")
     b.add_argument("--items", type=int, help="items per sample library (default: the scale's)")
     b.set_defaults(func=_cmd_build)
 
@@ -392,7 +392,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_build(args) -> int:
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    from hera.zoo.spec import list_models
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list_models()
     fig = bench_build(args.scale, models, args.items)
     print(f"built {fig['models']} models in {fig['models_s']} s and their libraries in {fig['libraries_s']} s")
     return _emit("build", args.scale, fig, args.out, vars_of(args))

@@ -56,7 +56,23 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_message(errors[0]))
-    return _fill_defaults(_schema(), config)
+    config = _fill_defaults(_schema(), config)
+    check_model_ids(config)
+    return config
+
+
+def check_model_ids(config: dict[str, Any]) -> None:
+    """Every id in ``models`` and ``colocation.models`` names a model spec in ``models/*.yaml`` (the zoo is
+    the one list of model ids; the schema only checks the shape); :class:`ConfigError` naming the known ones."""
+    from hera.zoo.spec import list_models
+
+    known = list_models()
+    lists = [("models", config.get("models") or [])]
+    lists.append(("colocation.models", (config.get("colocation") or {}).get("models") or []))
+    for key, ids in lists:
+        for m in ids:
+            if m not in known:
+                raise ConfigError(f"config key {key}: unknown model {m!r}; known: {', '.join(known)}")
 
 
 _INT = re.compile(r"[-+]?\d+")

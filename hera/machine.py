@@ -215,13 +215,36 @@ def describe() -> dict[str, Any]:
     return describe_uncached()
 
 
-def check_fits(needed_bytes: int, what: str, available_bytes: int | None = None, fraction: float = 0.6) -> None:
-    """Raise :class:`ResourceError` when ``needed_bytes`` exceeds ``fraction`` of available memory."""
-    avail = _memory()["memory_available_bytes"] if available_bytes is None else available_bytes
-    if needed_bytes > fraction * avail:
+#: Largest share of available memory, and of free disk, that built weights may take.
+MEMORY_FRACTION = 0.6
+DISK_FRACTION = 0.6
+
+
+def check_fits(needed_bytes: int, what: str, disk_path: Path | None = None, *,
+               available_memory_bytes: int | None = None, free_disk_bytes: int | None = None) -> None:
+    """Refuse (:class:`ResourceError`, one line naming ``what``) when ``needed_bytes`` exceed
+    :data:`MEMORY_FRACTION` of available memory or, given ``disk_path``, :data:`DISK_FRACTION` of the free space
+    of the file system holding it (``available_memory_bytes`` / ``free_disk_bytes`` are injectable for tests)."""
+    mem = int(_memory()["memory_available_bytes"] if available_memory_bytes is None else available_memory_bytes)
+    if needed_bytes > MEMORY_FRACTION * mem:
         raise ResourceError(
-            f"{what} needs {needed_bytes / 1e9:.2f} GB but only {avail / 1e9:.2f} GB of memory is available "
-            f"(limit {fraction:.0%}); use a smaller scale or a bigger machine"
+            f"{what} needs {needed_bytes} bytes ({needed_bytes / 1e9:.2f} GB) but only {mem} bytes "
+            f"({mem / 1e9:.2f} GB) of memory are available (limit {MEMORY_FRACTION:.0%}); "
+            "use a smaller scale or a bigger machine"
+        )
+    if disk_path is None:
+        return
+    disk_path = Path(disk_path)
+    if free_disk_bytes is None:
+        probe = disk_path
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        free_disk_bytes = shutil.disk_usage(probe).free
+    if needed_bytes > DISK_FRACTION * free_disk_bytes:
+        raise ResourceError(
+            f"{what} needs {needed_bytes} bytes ({needed_bytes / 1e9:.2f} GB) but only {int(free_disk_bytes)} "
+            f"bytes ({free_disk_bytes / 1e9:.2f} GB) of disk are free at {disk_path} (limit {DISK_FRACTION:.0%}); "
+            "free some space or use a smaller scale"
         )
 
 

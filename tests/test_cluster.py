@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hera.cluster import STANDARD_MIXES, classify, cover_fixed, mix_loads, provision, served, servers_table
+from hera.policy.cluster import STANDARD_MIXES, classify, cover_fixed, mix_loads, provision, served, servers_table
 from hera.errors import ConfigError, ResourceError
 from hera.policy import Profiles
 from hera.policy.synthetic import known_answer_tables

@@ -28,6 +28,19 @@ def test_wrong_value_named():
         config.validate({"scale": "ci", "models": ["dlrm_rmc9"]})
 
 
+def test_model_ids_come_from_the_zoo():
+    """models/*.yaml is the one list of model ids: configs are checked against it, and the lists that must
+    name every model (the default study, the figures' display names) hold exactly its ids."""
+    from hera.report import style
+    from hera.zoo.spec import list_models
+
+    known = list_models()
+    with pytest.raises(ConfigError, match=r"colocation.models: unknown model 'dlrm_rmc9'; known: .*dlrm_rmc1"):
+        config.validate({"scale": "ci", "colocation": {"models": ["dlrm_rmc1", "dlrm_rmc9"]}})
+    assert sorted(config.validate({"scale": "ci"})["models"]) == known
+    assert sorted(style.MODEL_LABELS) == known
+
+
 def test_load_file_and_overrides(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("scale: ci\nbatch_size: 32\n")

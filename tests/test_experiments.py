@@ -23,7 +23,7 @@ from hera.errors import ConfigError, HeraError, ResourceError  # noqa: E402
 from hera.experiments import latency_vs_load, load_change  # noqa: E402
 from hera.experiments import plans as plansmod  # noqa: E402
 from hera.experiments.serving import CountingSUT, NodeControl  # noqa: E402
-from hera.profile.common import NodeOptions  # noqa: E402
+from hera.harness import NodeOptions  # noqa: E402
 
 A, B = "dlrm_rmc1", "dlrm_rmc3"
 CPUS = sorted(os.sched_getaffinity(0))
@@ -204,7 +204,7 @@ class FakeNode:
 
 
 def test_manager_loop_over_control_api_logs_moves():
-    from hera.manager import NodeManagerLoop, PartiesConfig, PartiesController
+    from hera.control import NodeManagerLoop, PartiesConfig, PartiesController
 
     node = FakeNode({"a": [0], "b": [1, 2]}, {"a": 50.0, "b": 1.0})       # a violates (SLA 25), b idles
     api = NodeControl(node, {"a": 25.0, "b": 30.0}, window_s=0.1)

@@ -48,9 +48,9 @@ def test_real_machine_description_is_consistent():
 
 
 def test_check_fits_refuses_with_one_line():
-    machine.check_fits(1_000, "tiny", available_bytes=10_000)
+    machine.check_fits(1_000, "tiny", available_memory_bytes=10_000)
     with pytest.raises(ResourceError) as exc:
-        machine.check_fits(7_000_000_000, "model x at paper scale", available_bytes=10_000_000_000)
+        machine.check_fits(7_000_000_000, "model x at paper scale", available_memory_bytes=10_000_000_000)
     assert "\n" not in str(exc.value) and "model x at paper scale" in str(exc.value)
 
 

@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hera.errors import ResourceError
 from hera.server import kserve
 from hera.server.errors import BadRequestError, QueueFull, UnknownTenantError
-from hera.server.http import generic_prometheus, make_app
+from hera.server.http import make_app
+from hera.server.stats import render_prometheus
 from hera.server.query import QueryResult
 
 # ------------------------------------------------------------------------------------------------ fake node
@@ -504,21 +505,19 @@ def check_exposition(text: str) -> None:
             assert re.sub(r"_(count|sum|bucket)$", "", m.group(1)) in typed or m.group(1) in typed, line
 
 
-def test_generic_prometheus_renderer():
-    text = generic_prometheus({
-        "a": {"model": "dlrm_rmc1", "qps": 2.5, "latency_ms_p95": 3.0, "p99_ms": float("nan"),
-              "cores": [0, 1],
-              "queue_length": 4, "ready": True, "nested": {"x": 1}, "served_total": 7, "llc_ways": None},
-        "llc_partitioning": "unavailable", "uptime_s": 3})
+def test_metrics_page_is_the_node_renderer_plus_http_counters():
+    """/metrics reuses hera.server.stats.render_prometheus for the node's part (one renderer), then appends
+    the front end's counters."""
+    node = FakeNode()
+
+    async def scenario(client):
+        return await (await client.get("/metrics")).text()
+
+    text = serve(node, scenario)
     check_exposition(text)
-    assert 'hera_tenant_qps{tenant="a"} 2.5' in text
-    assert 'hera_tenant_latency_ms{tenant="a",quantile="0.95"} 3' in text
-    assert 'hera_tenant_latency_ms{tenant="a",quantile="0.99"} NaN' in text
-    assert 'hera_tenant_cores_count{tenant="a"} 2' in text and 'hera_tenant_ready{tenant="a"} 1' in text
-    assert 'hera_tenant_nested_x{tenant="a"} 1' in text and "llc_ways" not in text
-    assert "# TYPE hera_tenant_served_total counter" in text
-    assert 'hera_tenant_info{tenant="a",model="dlrm_rmc1"} 1' in text
-    assert "hera_node_uptime_s 3" in text and 'hera_node_info{llc_partitioning="unavailable"} 1' in text
+    node_part = render_prometheus(node.stats())
+    assert text.startswith(node_part)
+    assert "hera_http_requests_total" in text[len(node_part):] and "hera_tenant" not in text[len(node_part):]
 
 
 def test_future_completed_from_another_thread():

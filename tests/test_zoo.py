@@ -314,7 +314,8 @@ def test_not_built_and_rebuild(tmp_path, torch1):
 
 
 def test_memory_and_disk_refusal(tmp_path):
-    from hera.zoo.build import build_model_files, check_fits
+    from hera.machine import check_fits
+    from hera.zoo.build import build_model_files
 
     needed = zspec.load_spec("dlrm_rmc2", "ci").embedding_bytes()  # 16384000 bytes
     with pytest.raises(ResourceError) as e:

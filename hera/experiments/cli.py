@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hera.profile.cli import add_node_arguments
+from hera.harness.cli import add_node_arguments, load_study
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -48,16 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cmd_load_change)
 
 
-def _load(args: argparse.Namespace):
-    from hera import config as cfgmod
-    from hera.profile.common import NodeOptions
-
-    config = cfgmod.load(args.config, overrides=args.overrides)
-    opts = NodeOptions(runner=args.runner, models_root=args.models_root, datasets_root=args.datasets_root,
-                       resctrl_root=args.resctrl_root)
-    return config, opts
-
-
 def _num(v) -> float | None:
     v = float(v)
     return None if v != v else round(v, 3)
@@ -66,7 +56,7 @@ def _num(v) -> float | None:
 def _cmd_latency_vs_load(args: argparse.Namespace) -> int:
     from hera.experiments import latency_vs_load
 
-    config, opts = _load(args)
+    config, opts = load_study(args)
     df = latency_vs_load.run(config, args.plans, args.t1, args.out, opts)
     ratio = (df["p95_ms"] / df["sla_ms"]).groupby([df["policy"], df["load_frac"]]).max()
     print(json.dumps({"command": "experiment latency-vs-load", "out": str(args.out), "rows": int(len(df)),
@@ -78,7 +68,7 @@ def _cmd_latency_vs_load(args: argparse.Namespace) -> int:
 def _cmd_load_change(args: argparse.Namespace) -> int:
     from hera.experiments import load_change
 
-    config, opts = _load(args)
+    config, opts = load_study(args)
     timeline, moves = load_change.run(config, args.plans, args.pairs, args.scalability, args.t1, args.out, opts)
     per = {m: {"violated_windows": int(g["window_violated"].sum()), "windows": int(len(g)),
                "late_queries": int(g["violations"].sum()), "moves": int((moves["manager"] == m).sum())}

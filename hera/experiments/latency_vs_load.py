@@ -30,7 +30,7 @@ import pandas as pd
 
 from hera.experiments import plans as plansmod
 from hera.experiments.serving import poisson_stream, tenant_plans
-from hera.profile import common
+from hera import harness
 
 COLUMNS = ["policy", "group", "tenant", "load_frac", "offered_qps", "achieved_qps", "p95_ms", "sla_ms", "n_queries",
            "p50_ms", "p99_ms", "latency_ms_at_percentile", "percentile", "n_failed", "verdict", "capacity_qps",
@@ -59,7 +59,7 @@ def _row(policy: str, group: plansmod.Group, t: plansmod.TenantDeploy, cpus: tup
          rate: float, summary: dict[str, Any] | None, sla_ms: float, config: dict[str, Any], partitioning: str,
          runner: str, note: str) -> dict[str, Any]:
     pct = float(config["sla"]["percentile"])
-    tag = common.percentile_tag(pct)
+    tag = harness.percentile_tag(pct)
     s = summary or {}
     return {
         "policy": policy, "group": group.node.group, "tenant": t.model, "load_frac": float(frac),
@@ -76,7 +76,7 @@ def _row(policy: str, group: plansmod.Group, t: plansmod.TenantDeploy, cpus: tup
 
 
 def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus: list[int],
-                sla: dict[str, dict[str, Any]], opts: common.NodeOptions) -> list[dict[str, Any]]:
+                sla: dict[str, dict[str, Any]], opts: harness.NodeOptions) -> list[dict[str, Any]]:
     """Start the group's node, run every load fraction on it, stop it; one row per (tenant, fraction)."""
     from hera.loadgen import driver
     from hera.loadgen.sut import NodeSUT
@@ -87,7 +87,7 @@ def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus
     rows: list[dict[str, Any]] = []
     _log(f"[latency-vs-load] {policy}: {node_plan.group} on cores "
          + " | ".join(f"{t.model}:{list(c)}" for t, c in zip(node_plan.tenants, cpu_sets)))
-    with common.start_node(config, tenant_plans(config, node_plan, cpu_sets), opts) as node:
+    with harness.start_node(config, tenant_plans(config, node_plan, cpu_sets), opts) as node:
         sut = NodeSUT(node)
         lib = {t.model: node.library_size(t.model) for t in node_plan.tenants}
         for frac in config["serving"]["load_fracs"]:
@@ -115,14 +115,14 @@ def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus
 
 
 def run(config: dict[str, Any], plans_path: str | Path, t1: str | Path, out: str | Path | None,
-        opts: common.NodeOptions | None = None) -> pd.DataFrame:
+        opts: harness.NodeOptions | None = None) -> pd.DataFrame:
     """Run F6 for every configured policy; write ``out`` (with provenance) when given; return the rows."""
-    opts = opts or common.NodeOptions()
+    opts = opts or harness.NodeOptions()
     plans = plansmod.load_plans(plans_path)
-    cpus = common.study_cores(config)
+    cpus = harness.study_cores(config)
     pair, groups = plan_groups(config, plans, cpus)
     models = sorted({m for gs in groups.values() for g in gs for m in g.node.models})
-    sla = common.read_t1(t1, models)
+    sla = harness.read_t1(t1, models)
     _log(f"[latency-vs-load] reference pair {'+'.join(pair)}; policies {', '.join(groups)}; "
          f"load fractions {config['serving']['load_fracs']} x {config['serving']['trial_s']} s")
     rows = []

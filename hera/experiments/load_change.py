@@ -4,8 +4,8 @@ Method (``hera experiment load-change``):
 
 1. the node is Hera's first co-located node of ``policy/plans.json`` (two tenants A, B, Hera's initial core and
    LLC-way split). Each manager run starts a fresh node at that same split, so runs differ only in the manager:
-   ``hera`` (:class:`hera.manager.HeraManager` on the measured profiles), ``parties``
-   (:class:`hera.manager.PartiesController`) and ``static`` (no manager);
+   ``hera`` (:class:`hera.control.HeraManager` on the measured profiles), ``parties``
+   (:class:`hera.control.PartiesController`) and ``static`` (no manager);
 2. both tenants get time-varying Poisson load for ``load_change.duration_s`` seconds, relative to their planned
    capacities ``c_A, c_B`` (QPS* under the initial split) — :class:`TraceShape`:
 
@@ -13,7 +13,7 @@ Method (``hera experiment load-change``):
      ``base·(1−swing)·c_B`` (with the defaults A steps from 0.6 to 1.08 of its capacity, beyond what the initial
      split serves, while B drops to 0.12: a core should move from B to A);
    - ``diurnal``: ``λ_A(t) = base·c_A·(1 + swing·sin(2πt/D))``, ``λ_B(t) = base·c_B·(1 − swing·sin(2πt/D))``;
-3. a :class:`hera.manager.NodeManagerLoop` polls the node every ``load_change.interval_s`` (PARTIES too; its
+3. a :class:`hera.control.NodeManagerLoop` polls the node every ``load_change.interval_s`` (PARTIES too; its
    paper interval is 0.1 s) through :class:`~hera.experiments.serving.NodeControl` — p95 over the last interval,
    the offered rate counted at issue — and applies the controller's moves with the node's run-time ``resize`` /
    ``set_llc_ways``;
@@ -40,7 +40,7 @@ import pandas as pd
 from hera.errors import ConfigError
 from hera.experiments import plans as plansmod
 from hera.experiments.serving import CountingSUT, NodeControl, tenant_plans, varying_stream
-from hera.profile import common
+from hera import harness
 
 MANAGERS = ("hera", "parties", "static")
 TIMELINE_COLUMNS = ["policy", "manager", "t_s", "tenant", "offered_qps", "p95_ms", "sla_ms", "violations",
@@ -105,7 +105,7 @@ def load_change_node(plans: plansmod.Plans) -> plansmod.NodeDeploy:
 
 
 def _controller(manager: str, profiles, tenant_models: dict[str, str], interval_s: float):
-    from hera.manager import HeraConfig, HeraManager, PartiesConfig, PartiesController
+    from hera.control import HeraConfig, HeraManager, PartiesConfig, PartiesController
 
     if manager == "hera":
         return HeraManager(profiles, tenant_models, HeraConfig(interval_s=interval_s))
@@ -158,11 +158,11 @@ def allocation_timeline(initial: dict[str, tuple[int, int | None]], moves: pd.Da
 
 def run_manager(manager: str, config: dict[str, Any], node_plan: plansmod.NodeDeploy,
                 cpu_sets: list[tuple[int, ...]], sla: dict[str, float], formulas: dict[str, str], profiles,
-                opts: common.NodeOptions) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+                opts: harness.NodeOptions) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """One run: fresh node at the planned split, time-varying load, the manager's loop (none for ``static``)."""
     from hera.loadgen import driver
     from hera.loadgen.sut import NodeSUT
-    from hera.manager import NodeManagerLoop
+    from hera.control import NodeManagerLoop
 
     lc = config["load_change"]
     duration_s, interval_s = float(lc["duration_s"]), float(lc["interval_s"])
@@ -170,7 +170,7 @@ def run_manager(manager: str, config: dict[str, Any], node_plan: plansmod.NodeDe
     streams = {m: varying_stream(config, sla[m], formulas[m], node_plan.tenants[i].capacity_qps, duration_s,
                                  f"load_change/{lc['trace']}/{m}") for i, m in enumerate(names)}
     rate_fns = {m: driver.rate_function(s) for m, s in streams.items()}
-    with common.start_node(config, tenant_plans(config, node_plan, cpu_sets), opts) as node:
+    with harness.start_node(config, tenant_plans(config, node_plan, cpu_sets), opts) as node:
         partitioning = node.llc_partitioning
         lib = {m: node.library_size(m) for m in names}
         schedule = driver.build_schedule(streams, lib)
@@ -202,18 +202,18 @@ def run_manager(manager: str, config: dict[str, Any], node_plan: plansmod.NodeDe
 
 
 def run(config: dict[str, Any], plans_path: str | Path, pairs: str | Path, scalability: str | Path,
-        t1: str | Path, out_dir: str | Path | None, opts: common.NodeOptions | None = None,
+        t1: str | Path, out_dir: str | Path | None, opts: harness.NodeOptions | None = None,
         managers: tuple[str, ...] = MANAGERS, shape: TraceShape = TraceShape()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run F7 for every manager; write ``out_dir/load_change.csv`` and ``out_dir/moves.csv`` when given."""
     from hera.policy import Profiles
 
-    opts = opts or common.NodeOptions()
+    opts = opts or harness.NodeOptions()
     for m in managers:
         if m not in MANAGERS:
             raise ConfigError(f"unknown manager {m!r}; known: {', '.join(MANAGERS)}")
     plans = plansmod.load_plans(plans_path)
     node_plan = load_change_node(plans)
-    cpus = common.study_cores(config)
+    cpus = harness.study_cores(config)
     cpu_sets = plansmod.assign_cpus(node_plan, cpus, "load-change")
     profiles = Profiles.from_files(scalability, pairs)
     if "hera" in managers:
@@ -225,7 +225,7 @@ def run(config: dict[str, Any], plans_path: str | Path, pairs: str | Path, scala
     if min(caps.values()) <= 0:
         raise plansmod.PlanError(f"plans file {plans.path}: node {node_plan.group} plans a capacity of 0 for "
                                  "a tenant; no load can be derived for it")
-    sla = {m: v["sla_ms"] for m, v in common.read_t1(t1, list(node_plan.models)).items()}
+    sla = {m: v["sla_ms"] for m, v in harness.read_t1(t1, list(node_plan.models)).items()}
     lc = config["load_change"]
     formulas = rate_formulas(lc["trace"], float(lc["duration_s"]), caps, shape)
     timelines, all_moves, partitioning = [], [], "unavailable"

@@ -1,12 +1,12 @@
 """Shared plumbing of the serving experiments: nodes from plans, load streams, and the manager's control API.
 
-- :func:`tenant_plans`: a planned node (:class:`~hera.experiments.plans.NodeDeploy`) → the profiling layer's
-  :class:`~hera.profile.common.TenantPlan` list, so nodes start through :func:`hera.profile.common.start_node`
-  (same runner options, directories and resctrl root as profiling);
+- :func:`tenant_plans`: a planned node (:class:`~hera.experiments.plans.NodeDeploy`) → the measurement harness's
+  :class:`~hera.harness.TenantPlan` list, so nodes start through :func:`hera.harness.start_node` (same runner
+  options, directories and resctrl root as profiling);
 - :func:`poisson_stream` / :func:`varying_stream`: one tenant's open-loop stream from the study config;
 - :class:`CountingSUT`: the node's SUT adapter that also counts issued queries, so the controller sees the
   *offered* load (what Hera's manager plans for) rather than completions;
-- :class:`NodeControl`: the control API of :mod:`hera.manager` (``stats``/``resize``/``set_llc_ways``) over a
+- :class:`NodeControl`: the control API of :mod:`hera.control` (``stats``/``resize``/``set_llc_ways``) over a
   running :class:`hera.server.Node`: p95 over the last control interval, the tenant's SLA from T1, offered QPS.
 """
 
@@ -19,14 +19,14 @@ from collections import deque
 from typing import Any, Mapping
 
 from hera.experiments.plans import NodeDeploy
-from hera.profile import common
+from hera import harness
 
 
 def tenant_plans(config: dict[str, Any], node: NodeDeploy, cpu_sets: list[tuple[int, ...]]) -> list:
-    """One :class:`~hera.profile.common.TenantPlan` per tenant (tenant name = model id; models on a node are
+    """One :class:`~hera.harness.TenantPlan` per tenant (tenant name = model id; models on a node are
     distinct), pinned to ``cpu_sets`` with the plan's LLC ways."""
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
-    return [common.TenantPlan(t.model, t.model, tuple(c), batch, max_items, t.llc_ways)
+    return [harness.TenantPlan(t.model, t.model, tuple(c), batch, max_items, t.llc_ways)
             for t, c in zip(node.tenants, cpu_sets)]
 
 
@@ -34,7 +34,7 @@ def poisson_stream(config: dict[str, Any], sla_ms: float, rate_qps: float, durat
     """Poisson arrivals at ``rate_qps`` for ``duration_s`` seconds (no minimum query count); a warm-up of at
     most 10% of the expected queries is excluded from the statistics. Seeds derive from the study seed and
     ``stream`` only, so policies offered the same rate get the same arrivals (common random numbers)."""
-    base = common.loadgen_settings(config, sla_ms, rate_qps, stream=stream)
+    base = harness.loadgen_settings(config, sla_ms, rate_qps, stream=stream)
     warm = int(min(base.warmup_queries, 0.1 * rate_qps * duration_s))
     return base.replace(duration_s=float(duration_s), n_queries=None, min_queries=0, min_duration_s=0.0,
                         warmup_queries=warm)
@@ -43,7 +43,7 @@ def poisson_stream(config: dict[str, Any], sla_ms: float, rate_qps: float, durat
 def varying_stream(config: dict[str, Any], sla_ms: float, formula: str, nominal_qps: float, duration_s: float,
                    stream: str):
     """Time-varying Poisson arrivals λ(t) = ``formula`` (numpy expression in ``t`` seconds) for ``duration_s``."""
-    base = common.loadgen_settings(config, sla_ms, max(nominal_qps, 1e-6), stream=stream)
+    base = harness.loadgen_settings(config, sla_ms, max(nominal_qps, 1e-6), stream=stream)
     return base.replace(arrival="time_varying", arrival_formula=formula, duration_s=float(duration_s),
                         n_queries=None, min_queries=0, min_duration_s=0.0, warmup_queries=0)
 
@@ -76,7 +76,7 @@ class CountingSUT:
 
 
 class NodeControl:
-    """The manager's control API over a running node (see :mod:`hera.manager`).
+    """The manager's control API over a running node (see :mod:`hera.control`).
 
     ``stats()`` → ``{tenant: {p95_ms, sla_ms, queue_len, qps, cores, llc_ways}}`` where ``p95_ms`` is the
     node's p95 (submit → last sub-batch) over the last ``window_s`` (None without completions), ``qps`` the

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hera.errors import ConfigError, HeraError
+from hera.errors import ConfigError
 
 RUN_KEYS = {"node", "loadgen", "tenants", "library_items", "search", "out"}
 SEARCH_KEYS = {"sla_ms", "percentile", "start_qps", "rel_tol", "repeats", "min_queries", "min_duration_s",
@@ -244,14 +244,12 @@ def _library_items(cfg: dict[str, Any], node, names: list[str]) -> dict[str, int
 
 
 def _cmd_run(args) -> int:
-    cfg = _load_config(args.config)
-    try:
-        from hera.server import config as server_config
-        from hera.server.node import Node
-    except ImportError as exc:
-        raise HeraError(f"the serving node (hera.server.node) is not available: {exc}") from None
     from hera.loadgen import driver, search
     from hera.loadgen.sut import NodeSUT
+    from hera.server import config as server_config
+    from hera.server.node import Node
+
+    cfg = _load_config(args.config)
 
     node_spec = cfg["node"]
     if isinstance(node_spec, str):  # a path to a server config, relative to this file

@@ -94,13 +94,10 @@ class LoadgenSettings:
             raise ConfigError(
                 f"loadgen settings: query_sizes must be a mapping with a 'kind', got {self.query_sizes!r}"
             )
-        try:
-            from hera.workload.sizes import QuerySizes
-        except ImportError:  # pragma: no cover - the workload layer is always installed with hera
-            QuerySizes = None
-        if QuerySizes is not None:  # its own ConfigError names a bad kind or parameter
-            params = {k: v for k, v in self.query_sizes.items() if k != "kind"}
-            QuerySizes(self.query_sizes["kind"], self.max_items, **params)
+        from hera.workload.sizes import QuerySizes
+
+        params = {k: v for k, v in self.query_sizes.items() if k != "kind"}
+        QuerySizes(self.query_sizes["kind"], self.max_items, **params)  # its ConfigError names a bad kind/parameter
         if self.arrival not in ARRIVALS:
             raise ConfigError(
                 f"loadgen settings: unknown arrival {self.arrival!r}; known: {', '.join(ARRIVALS)}"

@@ -19,4 +19,4 @@ from hera.policy.base import (  # noqa: F401
     plans_json,
     register,
 )
-from hera.policy.profiles import NodeSize, Profiles, Split, emu  # noqa: F401
+from hera.policy.profiles import NodeSize, Profiles, ProfiledSplit, emu  # noqa: F401

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hera.errors import ConfigError
-from hera.policy.profiles import Profiles, Split, emu
+from hera.policy.profiles import Profiles, ProfiledSplit, emu
 
 #: Default planning load when no demand is given: each model offers this fraction of its alone capacity.
 DEFAULT_LOAD_FRAC = 0.5
@@ -150,7 +150,7 @@ def single_node(model: str, profiles: Profiles) -> NodePlan:
     return NodePlan.of([share], profiles)
 
 
-def pair_node(a: str, b: str, split: Split, profiles: Profiles) -> NodePlan:
+def pair_node(a: str, b: str, split: ProfiledSplit, profiles: Profiles) -> NodePlan:
     return NodePlan.of(
         [
             TenantShare(a, split.cores_a, split.ways_a, split.qps_a),

@@ -37,7 +37,7 @@ def evaluate_policies(config: dict, profiles, models: list[str], classes: dict |
     import numpy as np
     import pandas as pd
 
-    from hera.cluster import STANDARD_MIXES, mix_loads
+    from hera.policy.cluster import STANDARD_MIXES, mix_loads
     from hera.policy import get_policy, plan_table
 
     frames, plans = [], {}
@@ -90,7 +90,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_provision(args) -> int:
-    from hera.cluster import servers_table
+    from hera.policy.cluster import servers_table
     from hera.provenance import write_table
 
     config, profiles, models, classes = _load(args)

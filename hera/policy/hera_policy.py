@@ -7,7 +7,7 @@
 2. Grouping that maximises mean EMU per node (= total EMU for a fixed node count): Dinkelbach over exact
    maximum-weight matchings (:func:`~hera.policy.grouping.best_mean_grouping`; exact DP up to 16 models,
    greedy + 2-swap beyond). A pair whose EMU ≤ the achievable mean stays apart (its models run alone).
-3. Initial split of cores and LLC ways = that best split; at run time :class:`hera.manager.HeraManager`
+3. Initial split of cores and LLC ways = that best split; at run time :class:`hera.control.HeraManager`
    re-splits as loads change (hence ``adaptive_split``).
 
 Decisions taken on predictions are reported with the *measured* capacities of the chosen split when the

@@ -1,11 +1,11 @@
 """PARTIES-style reactive partitioning as a planning policy.
 
 Pairs come from the greedy packer (default) or at random; the split is the *steady state* the PARTIES
-controller (:class:`hera.manager.PartiesController`) reaches when simulated on the profile tables
-(:class:`hera.manager.SimulatedNode`): start from an even split (even LLC ways when the pair was profiled
+controller (:class:`hera.control.PartiesController`) reaches when simulated on the profile tables
+(:class:`hera.control.SimulatedNode`): start from an even split (even LLC ways when the pair was profiled
 with partitioned ways), offer the node's planned load (:func:`hera.policy.base.node_load`), run
 ``intervals`` control intervals and take the most frequent allocation of the last quarter; units left in the
-free pool go to the tenant with less slack. The live controller is in :mod:`hera.manager`.
+free pool go to the tenant with less slack. The live controller is in :mod:`hera.control`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from hera.policy.base import (
     single_node,
 )
 from hera.policy.greedy import demanded_cores, first_fit_decreasing
-from hera.policy.profiles import Profiles, Split
+from hera.policy.profiles import Profiles, ProfiledSplit
 from hera.policy.random_pairs import random_pairs
 
 
 def parties_steady_split(
     a: str, b: str, profiles: Profiles, load_qps: dict[str, float], intervals: int = 200
-) -> Split:
+) -> ProfiledSplit:
     """The split PARTIES settles at for tenants a, b under ``load_qps`` (simulated on the profiles)."""
-    from hera.manager import NodeManagerLoop, PartiesConfig, PartiesController, SimulatedNode
+    from hera.control import NodeManagerLoop, PartiesConfig, PartiesController, SimulatedNode
 
     C, W = profiles.node.cores, profiles.node.llc_ways
     partitioned = W is not None and any(s.ways_a is not None for s in profiles.splits(a, b))

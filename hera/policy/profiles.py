@@ -72,7 +72,7 @@ class NodeSize:
 
 
 @dataclass(frozen=True)
-class Split:
+class ProfiledSplit:
     """One way to split a node between tenants ``a`` and ``b`` and what each then sustains (QPS*)."""
 
     cores_a: int
@@ -148,7 +148,7 @@ class Profiles:
         self._pairs = (
             self._canonical_pairs(pairs) if pairs is not None and len(pairs) else self._empty_pairs()
         )
-        self._split_cache: dict[tuple[str, str], list[Split]] = {}
+        self._split_cache: dict[tuple[str, str], list[ProfiledSplit]] = {}
         self.memory = None
         if memory is not None:
             _require_columns(memory, MEMORY_COLUMNS, "memory")
@@ -256,7 +256,7 @@ class Profiles:
             sel &= p["source"] == source
         return bool(sel.any())
 
-    def splits(self, a: str, b: str) -> list[Split]:
+    def splits(self, a: str, b: str) -> list[ProfiledSplit]:
         """Every profiled split of the node between ``a`` and ``b``, oriented so that ``cores_a`` is a's."""
         if (a, b) in self._split_cache:
             return self._split_cache[(a, b)]
@@ -284,13 +284,13 @@ class Profiles:
             )
             if flip:
                 ca, cb, wa, wb, qa, qb = cb, ca, wb, wa, qb, qa
-            out.append(Split(int(ca), int(cb), wa, wb, float(qa), float(qb), emu((qa, qb), alone), r.source))
+            out.append(ProfiledSplit(int(ca), int(cb), wa, wb, float(qa), float(qb), emu((qa, qb), alone), r.source))
         self._split_cache[(a, b)] = out
         return out
 
     def best_split(
         self, a: str, b: str, demand_qps: Mapping[str, float] | None = None, ways: str = "any"
-    ) -> Split:
+    ) -> ProfiledSplit:
         """The split a profile-guided planner picks.
 
         Without demand: highest EMU among splits where both tenants sustain some load (QPS* > 0).
@@ -317,20 +317,20 @@ class Profiles:
         load_b: float,
         ways: str = "any",
         near: tuple[int, int | None] | None = None,
-    ) -> Split:
-        """Split with the most headroom for the offered loads: ``argmax min(QPS*_a/load_a, QPS*_b/load_b)``;
+    ) -> ProfiledSplit:
+        """The split with the most headroom for the offered loads: ``argmax min(QPS*_a/load_a, QPS*_b/load_b)``;
         ties broken by EMU, then by closeness to ``near`` = (cores_a, ways_a) (the current allocation)."""
         eps = 1e-9
         cand = self._filter_ways(self.splits(a, b), ways)
 
-        def key(s: Split):
+        def key(s: ProfiledSplit):
             head = min(s.qps_a / max(load_a, eps), s.qps_b / max(load_b, eps))
             dist = 0 if near is None else abs(s.cores_a - near[0]) + abs((s.ways_a or 0) - (near[1] or 0))
             return (round(head, 9), round(s.emu, 9), -dist)
 
         return max(cand, key=key)
 
-    def even_split(self, a: str, b: str) -> Split:
+    def even_split(self, a: str, b: str) -> ProfiledSplit:
         """Cores split evenly (a gets the extra core if odd), LLC shared; the nearest profiled core split
         if that exact one is missing, and an even ways split if only partitioned rows exist."""
         target = (self.node.cores + 1) // 2
@@ -338,7 +338,7 @@ class Profiles:
         half = (self.node.llc_ways or 0) / 2
         return min(cand, key=lambda s: (abs(s.cores_a - target), abs((s.ways_a or half) - half)))
 
-    def nearest_split(self, a: str, b: str, cores_a: int, ways_a: int | None = None) -> Split:
+    def nearest_split(self, a: str, b: str, cores_a: int, ways_a: int | None = None) -> ProfiledSplit:
         """The profiled split with ``cores_a`` cores (and ``ways_a`` LLC ways, None = shared LLC) for a, or
         the
         nearest one (cores first, then shared/partitioned, then ways) when that exact split is missing."""
@@ -357,7 +357,7 @@ class Profiles:
         return s.qps_a, s.qps_b
 
     @staticmethod
-    def _filter_ways(splits: list[Split], ways: str) -> list[Split]:
+    def _filter_ways(splits: list[ProfiledSplit], ways: str) -> list[ProfiledSplit]:
         if ways == "shared":
             return [s for s in splits if s.ways_a is None]
         if ways == "partitioned":

@@ -19,6 +19,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hera.harness.cli import add_node_arguments, load_study
+
 
 def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
     p.add_argument("--config", type=Path, required=True, help="study config (YAML/JSON)")
@@ -26,17 +28,6 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
         p.add_argument("--model", required=True, help="model id (e.g. dlrm_rmc1)")
     p.add_argument("--out", type=Path, required=True, help="output CSV")
     add_node_arguments(p)
-
-
-def add_node_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that starts a node: config overrides, where models and sample
-    libraries live, and the runner kind (also used by ``hera experiment``)."""
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set search.repeats=1")
-    p.add_argument("--models-root", help="directory of built models (default models/build/<scale>)")
-    p.add_argument("--datasets-root", help="directory of sample libraries (default datasets/<scale>)")
-    p.add_argument("--runner", choices=["zoo", "synthetic"], default="zoo",
-                   help="zoo (default): built TorchRec models; synthetic: a tiny built-in model (tests only)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,16 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cmd_antagonist)
 
 
-def _load(args: argparse.Namespace):
-    from hera import config as cfgmod
-    from hera.profile.common import NodeOptions
-
-    config = cfgmod.load(args.config, overrides=args.overrides)
-    opts = NodeOptions(runner=args.runner, models_root=args.models_root, datasets_root=args.datasets_root,
-                       resctrl_root=getattr(args, "resctrl_root", None))
-    return config, opts
-
-
 def _done(kind: str, out: Path, df, **extra) -> int:
     from hera.profile.common import summary_json
 
@@ -94,7 +75,7 @@ def _done(kind: str, out: Path, df, **extra) -> int:
 def _cmd_latency(args: argparse.Namespace) -> int:
     from hera.profile import latency
 
-    config, opts = _load(args)
+    config, opts = load_study(args)
     df = latency.run(config, args.model, args.out, opts)
     return _done("latency", args.out, df, model=args.model,
                  latency_ms_p50={int(b): round(float(v), 4) for b, v in zip(df["batch_size"], df["latency_ms_p50"])})
@@ -103,7 +84,7 @@ def _cmd_latency(args: argparse.Namespace) -> int:
 def _cmd_scalability(args: argparse.Namespace) -> int:
     from hera.profile import scalability
 
-    config, opts = _load(args)
+    config, opts = load_study(args)
     df = scalability.run(config, args.model, args.t1, args.out, opts)
     return _done("scalability", args.out, df, model=args.model,
                  qps_star={int(w): round(float(q), 2) for w, q in zip(df["workers"], df["qps_star"])})
@@ -112,7 +93,7 @@ def _cmd_scalability(args: argparse.Namespace) -> int:
 def _cmd_memory(args: argparse.Namespace) -> int:
     from hera.profile import memory
 
-    config, opts = _load(args)
+    config, opts = load_study(args)
     df = memory.run(config, args.model, args.out, opts)
     lat = df[df["metric"] == "latency_ms"]
     return _done("memory", args.out, df, model=args.model,
@@ -123,7 +104,7 @@ def _cmd_memory(args: argparse.Namespace) -> int:
 def _cmd_colocation(args: argparse.Namespace) -> int:
     from hera.profile import colocation
 
-    config, opts = _load(args)
+    config, opts = load_study(args)
     df = colocation.run(config, args.pair, args.t1, args.scalability, args.out, opts)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
     return _done("colocation", args.out, df, pair=args.pair,

@@ -1,12 +1,11 @@
 """Shared plumbing of the profiling commands: inputs, nodes, measurement loops, resumable tables.
 
-- inputs: :func:`check_model`, :func:`parse_pair`, :func:`read_t1` (the SLA of each model, from T1 only),
-  :func:`read_scalability`, :func:`study_cores`;
-- nodes: :class:`NodeOptions` (runner and directories, so tests never touch the repository's data) and
-  :func:`start_node` (a :class:`hera.server.Node` for given tenants and cores);
+- inputs: :func:`check_model`, :func:`parse_pair`, :func:`read_scalability`;
+- nodes, streams and study inputs come from the measurement harness :mod:`hera.harness` (re-exported here:
+  :class:`NodeOptions`, :class:`TenantPlan`, :func:`start_node`, :func:`loadgen_settings`, :func:`read_t1`,
+  :func:`study_cores`, …), which the serving experiments share;
 - measurements: :func:`service_latencies` (closed loop, one query at a time: service time at low load),
-  :class:`Saturator` (closed loop keeping every worker busy: "full load"), :func:`loadgen_settings` (one
-  tenant's open-loop stream from the study config);
+  :class:`Saturator` (closed loop keeping every worker busy: "full load");
 - :class:`ResumableTable`: rows appended to ``<out stem>.partial.csv`` as each unit of work finishes, skipped on
   a rerun, renamed (written with provenance) to the final file at the end.
 """
@@ -20,33 +19,31 @@ import math
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from hera.errors import ConfigError, HeraError, ResourceError, UnknownModelError
-
-RUNNERS = ("zoo", "synthetic")
-
-
-class ProfileError(HeraError):
-    """A profiling input is missing or malformed (T1 row, scalability table, pair string, …)."""
+from hera.errors import HeraError, ResourceError, UnknownModelError
+from hera.harness import (  # noqa: F401  (re-exported: the profiling modules use them as common.<name>)
+    RUNNERS,
+    NodeOptions,
+    ProfileError,
+    TenantPlan,
+    derived_seed,
+    loadgen_settings,
+    node_config,
+    percentile_tag,
+    query_sizes,
+    read_t1,
+    start_node,
+    study_cores,
+    tenant_name,
+)
+from hera.harness.inputs import read_csv_table as _read_csv
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def known_models() -> list[str]:
-    """Model ids of the zoo."""
-    try:
-        from hera.zoo.spec import list_models
-    except ImportError:  # zoo not importable: fall back to the tracked specs
-        from hera.paths import models_dir
-
-        return sorted(p.stem for p in models_dir().glob("*.yaml"))
-    return list(list_models())
-
-
 def check_model(model: str, runner: str = "zoo") -> str:
     """Raise :class:`UnknownModelError` for a model id the zoo does not know (any name is fine for
     the ``synthetic`` runner)."""
@@ -54,7 +51,9 @@ def check_model(model: str, runner: str = "zoo") -> str:
         if not model or not isinstance(model, str):
             raise UnknownModelError(f"model id must be a non-empty string, not {model!r}")
         return model
-    known = known_models()
+    from hera.zoo.spec import list_models
+
+    known = list_models()
     if model not in known:
         raise UnknownModelError(f"unknown model {model!r}; known: {', '.join(known) or '(none)'}")
     return model
@@ -70,44 +69,6 @@ def parse_pair(text: str, runner: str = "zoo") -> tuple[str, str]:
     if a == b:
         raise ProfileError(f"model pair {text!r} names the same model twice")
     return check_model(a, runner), check_model(b, runner)
-
-
-def study_cores(config: dict[str, Any]) -> list[int]:
-    """The CPUs this study may use (``hera.config.resolve_cores``)."""
-    from hera import config as cfgmod
-
-    return list(cfgmod.resolve_cores(config))
-
-
-def _read_csv(path: str | Path, what: str):
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise ProfileError(f"{what} {path} does not exist")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{what} {path} is not a readable CSV table: {str(exc).splitlines()[0]}") from None
-
-
-def read_t1(path: str | Path, models: list[str]) -> dict[str, dict[str, Any]]:
-    """``{model: {"sla_ms", "sla_rule"}}`` from the T1 table (the only source of SLAs)."""
-    df = _read_csv(path, "T1 table")
-    missing_cols = sorted({"model", "sla_ms"} - set(df.columns))
-    if missing_cols:
-        raise ProfileError(f"T1 table {path} has no column {missing_cols[0]!r}")
-    out = {}
-    for m in models:
-        rows = df[df["model"] == m]
-        if rows.empty:
-            raise ProfileError(f"T1 table {path} has no row for model {m!r}")
-        sla = float(rows["sla_ms"].iloc[0])
-        if not math.isfinite(sla) or sla <= 0:
-            raise ProfileError(f"T1 table {path}: model {m!r} has no valid sla_ms ({rows['sla_ms'].iloc[0]!r})")
-        rule = str(rows["sla_rule"].iloc[0]) if "sla_rule" in df.columns else "T1 sla_ms"
-        out[m] = {"sla_ms": sla, "sla_rule": rule}
-    return out
 
 
 def read_scalability(path: str | Path, models: list[str]):
@@ -141,83 +102,7 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def derived_seed(seed: int, *names: str) -> int:
-    """One seed per source of randomness, derived from the study's root seed and a name."""
-    import zlib
-
-    return (int(seed) * 1_000_003 + zlib.crc32("/".join(names).encode())) % (2**31 - 1)
-
-
 # ------------------------------------------------------------------------------------------------- nodes
-@dataclass(frozen=True)
-class NodeOptions:
-    """How profiling nodes are built: runner (``zoo`` or ``synthetic``), data locations, resctrl root.
-
-    ``None`` directories mean the repository's defaults (``models/build/<scale>``, ``datasets/<scale>``).
-    ``options``: runner options per tenant model (synthetic runner: ``delay_ms`` …).
-    """
-
-    runner: str = "zoo"
-    models_root: str | None = None
-    datasets_root: str | None = None
-    resctrl_root: str | None = None
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    start_timeout_s: float = 300.0
-
-    def __post_init__(self) -> None:
-        if self.runner not in RUNNERS:
-            raise ConfigError(f"unknown runner {self.runner!r}; known: {', '.join(RUNNERS)}")
-
-
-@dataclass(frozen=True)
-class TenantPlan:
-    """One tenant of a profiling node."""
-
-    name: str
-    model: str
-    cores: tuple[int, ...]
-    batch_size: int
-    max_items: int
-    llc_ways: int | None = None
-
-
-def tenant_name(model: str, other: str | None = None, suffix: str = "a") -> str:
-    """A tenant name for ``model`` (the model id; made unique when both tenants run the same model)."""
-    return model if model != other else f"{model}.{suffix}"
-
-
-def node_config(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions):
-    """A :class:`hera.server.NodeConfig` for the profiling node."""
-    from hera.server import config_from_dict
-
-    d: dict[str, Any] = {
-        "scale": config["scale"], "runner": opts.runner, "start_timeout_s": opts.start_timeout_s,
-        "tenants": [
-            {"name": t.name, "model": t.model, "cores": list(t.cores), "batch_size": t.batch_size,
-             "max_items": t.max_items, "quantized": bool(config.get("quantized", False)),
-             "queue_limit": 4096, "llc_ways": t.llc_ways, "options": dict(opts.options.get(t.model, {}))}
-            for t in tenants
-        ],
-    }
-    for key in ("models_root", "datasets_root", "resctrl_root"):
-        if getattr(opts, key):
-            d[key] = getattr(opts, key)
-    return config_from_dict(d)
-
-
-@contextlib.contextmanager
-def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions) -> Iterator[Any]:
-    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit."""
-    from hera.server import Node
-
-    node = Node(node_config(config, tenants, opts))
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop(drain=False)
-
-
 @contextlib.contextmanager
 def pinned(cores: list[int] | tuple[int, ...]) -> Iterator[None]:
     """Run this process (every thread it has now, and so every thread or child it starts meanwhile) on
@@ -351,36 +236,6 @@ class Saturator:
             time.sleep(0.005)
 
 
-def query_sizes(config: dict[str, Any]) -> dict[str, Any]:
-    """``{"kind": ..., **params}`` for ``hera.workload.sizes.QuerySizes`` from config ``queries.*``."""
-    q = config["queries"]
-    out: dict[str, Any] = {"kind": q["kind"]}
-    if q["kind"] == "fixed":
-        out["items"] = int(q["items"])
-    return out
-
-
-def loadgen_settings(config: dict[str, Any], sla_ms: float, target_qps: float, *, stream: str = "",
-                     repeat: int = 0):
-    """One tenant's open-loop stream (Poisson at ``target_qps``) from the study config.
-
-    Length: at least ``search.min_queries`` queries and ``search.min_duration_s`` seconds (MLPerf rule);
-    latency bound = the SLA at ``sla.percentile``; seeds derived from the study seed, ``stream`` and ``repeat``.
-    """
-    from hera.loadgen.settings import LoadgenSettings
-
-    s, seed = config["search"], int(config["seed"])
-    return LoadgenSettings(
-        target_qps=float(target_qps), min_queries=int(s["min_queries"]), min_duration_s=float(s["min_duration_s"]),
-        percentile=float(config["sla"]["percentile"]), latency_bound_ms=float(sla_ms),
-        max_items=int(config["queries"]["max_items"]), query_sizes=query_sizes(config),
-        arrival_seed=derived_seed(seed, "arrivals", stream, str(repeat)),
-        size_seed=derived_seed(seed, "sizes", stream, str(repeat)),
-        sample_seed=derived_seed(seed, "samples", stream, str(repeat)),
-        warmup_queries=min(20, max(1, int(s["min_queries"]) // 10)),
-    )
-
-
 # ------------------------------------------------------------------------------------- resumable tables
 class ResumableTable:
     """Rows of one result file, appended to ``<stem>.partial.csv`` as each unit of work finishes.
@@ -464,10 +319,6 @@ class ResumableTable:
         self.partial.unlink(missing_ok=True)
         self.sidecar.unlink(missing_ok=True)
         return path
-
-
-def percentile_tag(p: float) -> str:
-    return f"p{p * 100:g}".replace(".", "_")
 
 
 def summary_json(**kw: Any) -> str:

@@ -1,4 +1,4 @@
-"""Is every figure and table of SPEC §7 there and non-empty?
+"""Is every figure and table (docs/METHOD.md §7) there and non-empty?
 
 ``python -m hera.report.check --scale S [--results DIR] [--figures DIR]`` checks ``<figures>/F1..F8.pdf|png``
 (defaults ``figures/<scale>``) and ``<results>/tables/T1|T2.csv|md`` (default ``results/<scale>``): each must
@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 from hera.paths import repo_root, results_dir
+from hera.report.catalog import FIGURE_IDS, TABLE_IDS
 
-FIGURE_IDS = [f"F{i}" for i in range(1, 9)]
-TABLE_IDS = ["T1", "T2"]
 _SIGNATURES = {".png": b"\x89PNG\r\n\x1a\n", ".pdf": b"%PDF"}
 
 

@@ -3,7 +3,7 @@
 Every figure reads its result tables through :mod:`hera.report.io`, draws with seaborn in the common
 :mod:`hera.report.style`, puts a footer naming the machine and scale (from the provenance sidecars), and
 shows as text what could not be observed (a ``note`` column, too few cores, no resctrl) instead of an
-empty plot. :data:`FIGURE_INPUTS` mirrors ``workflow/rules/report.smk``.
+empty plot. :data:`hera.report.catalog.FIGURE_INPUTS` (also read by the pipeline) lists each figure's inputs.
 """
 
 from __future__ import annotations
@@ -19,18 +19,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from hera.errors import HeraError
 from hera.report import claims, io, style
-
-#: Result files each figure is drawn from (relative to the results directory).
-FIGURE_INPUTS = {
-    "F1": ["profile/latency.csv"],
-    "F2": ["profile/scalability.csv"],
-    "F3": ["profile/memory.csv"],
-    "F4": ["colocation/pairs.csv"],
-    "F5": ["policy/emu.csv"],
-    "F6": ["serving/latency_vs_load.csv"],
-    "F7": ["serving/load_change.csv", "serving/moves.csv"],
-    "F8": ["cluster/servers.csv"],
-}
+from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS
 
 #: ``metric`` of profile/memory.csv rows that hold the pressure a model exerts (see :mod:`hera.report.io`).
 PRESSURE_METRIC = "pressure"
@@ -417,10 +406,9 @@ def f8_servers_needed(results_dir, out_dir) -> list[Path]:
     return _finish(fig, "F8", out_dir, [t], _machine_notes([t], cores=True, llc=True))
 
 
-FIGURES = {
-    "F1": f1_latency_vs_batch, "F2": f2_worker_scalability, "F3": f3_memory_behaviour, "F4": f4_emu_heatmap,
-    "F5": f5_emu_per_policy, "F6": f6_tail_latency_vs_load, "F7": f7_load_change, "F8": f8_servers_needed,
-}
+FIGURES = dict(zip(FIGURE_IDS, (f1_latency_vs_batch, f2_worker_scalability, f3_memory_behaviour, f4_emu_heatmap,
+                                f5_emu_per_policy, f6_tail_latency_vs_load, f7_load_change, f8_servers_needed),
+                   strict=True))
 
 
 def figure_id(name: str) -> str:

@@ -129,13 +129,9 @@ def usable_cpus() -> list[int]:
 
 
 def known_models() -> list[str]:
-    """Model ids of the zoo (``hera.zoo.spec.list_models`` when present, else ``models/*.yaml``)."""
-    try:
-        from hera.zoo.spec import list_models
-    except ImportError:
-        from hera.paths import models_dir
+    """Model ids of the zoo (``models/*.yaml``)."""
+    from hera.zoo.spec import list_models
 
-        return sorted(p.stem for p in models_dir().glob("*.yaml"))
     return list(list_models())
 
 

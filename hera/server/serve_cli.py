@@ -1,7 +1,7 @@
 """``hera serve --config FILE [--port P] [--duration-s S]``: run a serving node (and its HTTP front end).
 
 Starts the node from a server config (``workflow/config/server-example.yaml``), then serves KServe v2 over
-HTTP through ``hera.server.http.run_http`` when that front end is present (``--no-http`` to skip it), until
+HTTP through ``hera.server.http.run_http`` (``--no-http`` to skip it), until
 Ctrl-C / SIGTERM or ``--duration-s``. On a terminal a live per-tenant table is shown. On exit the node drains
 its queries and the final ``node.stats()`` is printed as one JSON object (the last line of stdout).
 """
@@ -32,16 +32,9 @@ def _raise_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def _http_runner():
-    try:
-        from hera.server.http import run_http
-    except ImportError:
-        return None
-    return run_http
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     from hera.server import config as cfgmod
+    from hera.server.http import run_http
     from hera.server.node import Node
     from hera.server.stats import stats_table
 
@@ -54,7 +47,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     log.info("starting %d tenant(s): %s", len(cfg.tenants),
              ", ".join(f"{t.name}={t.model} cores {list(t.cores)}" for t in cfg.tenants))
     node.start()
-    run_http = None if args.no_http else _http_runner()
     stop = threading.Event()
     timer = None
     if args.duration_s:
@@ -68,15 +60,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         live = Live(get_renderable=lambda: stats_table(node.stats()), refresh_per_second=1)
         live.start()
     try:
-        if run_http is not None:
+        if not args.no_http:
             signal.signal(signal.SIGTERM, _raise_interrupt)  # until run_http installs its own handlers
             if timer:
                 timer.start()
             run_http(node, http["host"], http["port"],
                      on_ready=lambda url: log.info("serving KServe v2 on %s", url))
         else:
-            if run_http is None and not args.no_http:
-                log.info("HTTP front end not available; serving in-process only")
             prev = signal.signal(signal.SIGTERM, lambda *_: stop.set())
             if timer:
                 timer.start()

@@ -111,7 +111,20 @@ def _label(v: str) -> str:
 def _num(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "NaN"
+    if isinstance(v, float) and math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
     return repr(float(v)) if isinstance(v, float) else str(int(v))
+
+
+def metric_family(name: str, kind: str, help_text: str,
+                  samples: list[tuple[str, dict[str, Any], Any]]) -> list[str]:
+    """Prometheus text lines of one metric family: HELP, TYPE, then ``(sample name, labels, value)`` samples
+    (a summary's ``_count`` sample has its own sample name). The one writer of exposition lines."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for sample, labels, value in samples:
+        lab = ",".join(f'{k}="{_label(str(v))}"' for k, v in labels.items())
+        lines.append(f"{sample}{{{lab}}} {_num(value)}" if lab else f"{sample} {_num(value)}")
+    return lines
 
 
 def render_prometheus(stats: dict[str, dict[str, Any]]) -> str:

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-ALL_MODELS = ["dlrm_rmc1", "dlrm_rmc2", "dlrm_rmc3", "ncf", "wnd", "mtwnd", "din", "dien"]
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("workload", help="workloads: reuse histograms, sample libraries, arrivals, query sizes",
@@ -39,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                           description="Build datasets/<scale>/<model>/{dense.npy, ids.npy, library.json} from "
                                       "synthetic inputs or a Criteo TSV file.")
     lib.add_argument("--scale", choices=["ci", "default", "paper"], required=True)
-    lib.add_argument("--models", nargs="+", default=[",".join(ALL_MODELS)],
-                     help="model ids (space- or comma-separated; default: all eight)")
+    lib.add_argument("--models", nargs="+", default=None,
+                     help="model ids (space- or comma-separated; default: every model of models/*.yaml)")
     lib.add_argument("--items", type=int, default=None, help="items per library (default: ci 4096, default "
                                                               "65536, paper 262144)")
     lib.add_argument("--ids", choices=["uniform", "zipf", "production"], default="production",
@@ -147,7 +145,9 @@ def build_libraries(scale: str, models: list[str], items: int, *, ids: str = "pr
 def _cmd_library(args: argparse.Namespace) -> int:
     from hera.workload.library import default_items, library_dir
 
-    models = _split_models(args.models)
+    from hera.zoo.spec import list_models
+
+    models = _split_models(args.models) if args.models else list_models()
     items = args.items if args.items is not None else (None if args.criteo else default_items(args.scale))
     secs = build_libraries(args.scale, models, items, ids=args.ids, alpha=args.alpha, seed=args.seed,
                            out_root=args.root, dense=args.dense, criteo=args.criteo)

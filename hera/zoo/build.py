@@ -35,24 +35,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hera.errors import ResourceError
-from hera.paths import build_dir
+from hera.machine import check_fits
+from hera.zoo.layout import FORMAT_VERSION, is_built, model_dir
 from hera.zoo.spec import ModelSpec, load_spec
 
-FORMAT_VERSION = 1
 ALIGN_BYTES = 4096
 CHUNK_ROWS = 1 << 18
-MEMORY_FRACTION = 0.6
-DISK_FRACTION = 0.6
 #: int8 rows as FBGEMM stores them: dim bytes + fp16 scale + fp16 bias (4 bytes), padded to 16 bytes.
 Q8_SCALE_BIAS_BYTES = 4
 Q8_ROW_ALIGNMENT = 16
-
-
-def model_dir(model_id: str, scale: str, quantized: bool = False, root: str | Path | None = None) -> Path:
-    """``<root>/<model_id>[-q8]`` with ``root`` defaulting to ``models/build/<scale>``."""
-    base = Path(root) if root is not None else build_dir(scale)
-    return base / (model_id + ("-q8" if quantized else ""))
 
 
 def q8_row_bytes(dim: int, padded: bool = False) -> int:
@@ -66,36 +57,6 @@ def weights_bytes(spec: ModelSpec, quantized: bool = False) -> int:
     if quantized:
         return sum(t.rows * q8_row_bytes(t.dim, padded=True) for t in spec.tables)
     return spec.embedding_bytes()
-
-
-def check_fits(needed_bytes: int, what: str, disk_path: Path,
-               available_memory_bytes: int | None = None, free_disk_bytes: int | None = None) -> None:
-    """Refuse (:class:`ResourceError`) weights above 60% of available memory or of free disk.
-
-    ``available_memory_bytes`` / ``free_disk_bytes`` default to psutil's available memory and the free
-    space of the file system holding ``disk_path`` (injectable for tests).
-    """
-    import psutil
-
-    mem = psutil.virtual_memory().available if available_memory_bytes is None else available_memory_bytes
-    mem = int(mem)
-    if needed_bytes > MEMORY_FRACTION * mem:
-        raise ResourceError(
-            f"{what} needs {needed_bytes} bytes ({needed_bytes / 1e9:.2f} GB) of weights but only "
-            f"{mem} bytes ({mem / 1e9:.2f} GB) of memory are available (limit {MEMORY_FRACTION:.0%}); "
-            "use a smaller scale"
-        )
-    if free_disk_bytes is None:
-        probe = disk_path
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        free_disk_bytes = shutil.disk_usage(probe).free
-    if needed_bytes > DISK_FRACTION * free_disk_bytes:
-        raise ResourceError(
-            f"{what} needs {needed_bytes} bytes ({needed_bytes / 1e9:.2f} GB) of weights but only "
-            f"{int(free_disk_bytes)} bytes ({free_disk_bytes / 1e9:.2f} GB) of disk are free at {disk_path} "
-            f"(limit {DISK_FRACTION:.0%}); free some space or use a smaller scale"
-        )
 
 
 def _stream(seed: int, name: str) -> np.random.Generator:
@@ -175,26 +136,6 @@ def _files(d: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(d.iterdir()) if p.is_file() and p.name != "meta.json"}
 
 
-def read_metadata(model_id: str, scale: str, quantized: bool = False, root: str | Path | None = None
-                  ) -> dict[str, Any] | None:
-    """The ``meta.json`` of a build, or ``None`` when it is not built."""
-    path = model_dir(model_id, scale, quantized, root) / "meta.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def is_built(model_id: str, scale: str, quantized: bool = False, seed: int | None = None,
-             root: str | Path | None = None, spec: ModelSpec | None = None) -> bool:
-    """Whether a build exists (with this seed and spec, when given)."""
-    meta = read_metadata(model_id, scale, quantized, root)
-    if meta is None or meta.get("format_version") != FORMAT_VERSION:
-        return False
-    if seed is not None and meta.get("seed") != seed:
-        return False
-    return spec is None or meta.get("spec") == json.loads(json.dumps(spec.to_dict()))
-
-
 def build_model_files(model_id: str, scale: str, quantized: bool = False, seed: int = 0,
                       out_root: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None,
                       specs_dir: str | Path | None = None, available_memory_bytes: int | None = None,
@@ -211,7 +152,8 @@ def build_model_files(model_id: str, scale: str, quantized: bool = False, seed: 
     needed = weights_bytes(spec, quantized)
     if quantized and not is_built(model_id, scale, False, seed, out_root, spec):
         needed += weights_bytes(spec, False)
-    check_fits(needed, what, final.parent, available_memory_bytes, free_disk_bytes)
+    check_fits(needed, what, final.parent, available_memory_bytes=available_memory_bytes,
+               free_disk_bytes=free_disk_bytes)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

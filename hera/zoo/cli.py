@@ -81,7 +81,7 @@ def model_summary(model_id: str, scale: str) -> dict:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from hera.zoo.build import read_metadata
+    from hera.zoo.layout import read_metadata
 
     rows = []
     for m in _selected(None):
@@ -106,7 +106,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from hera.paths import build_dir
-    from hera.zoo.build import build_model_files, check_fits, is_built, weights_bytes
+    from hera.machine import check_fits
+    from hera.zoo.build import build_model_files, weights_bytes
+    from hera.zoo.layout import is_built
     from hera.zoo.spec import load_spec
 
     root = args.root if args.root is not None else build_dir(args.scale)

@@ -14,41 +14,14 @@ them (inference never does). No per-process copy of any table is made in either 
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hera.errors import NotBuiltError
-from hera.zoo.build import FORMAT_VERSION, model_dir
+from hera.zoo.layout import built_spec, model_dir, read_built_metadata  # noqa: F401  (part of this API)
 from hera.zoo.spec import ModelSpec
-
-
-def read_built_metadata(model_id: str, scale: str, quantized: bool = False, root: str | Path | None = None
-                        ) -> dict[str, Any]:
-    """``meta.json`` of a build; :class:`NotBuiltError` when missing or from another format version."""
-    d = model_dir(model_id, scale, quantized, root)
-    path = d / "meta.json"
-    variant = "int8" if quantized else "fp32"
-    if not path.is_file():
-        raise NotBuiltError(
-            f"model {model_id} ({variant}, scale {scale}) is not built in {d.parent}; run "
-            f"`hera models build --scale {scale} --models {model_id}{' --quantized' if quantized else ''}`"
-        )
-    meta = json.loads(path.read_text())
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise NotBuiltError(f"model {model_id} ({variant}, scale {scale}) was built by another version of "
-                            f"hera (format {meta.get('format_version')}, need {FORMAT_VERSION}); "
-                            "rebuild it with --force")
-    return meta
-
-
-def built_spec(model_id: str, scale: str, quantized: bool = False,
-               root: str | Path | None = None) -> ModelSpec:
-    """The spec a build was made from (rows as built, including any overrides)."""
-    return ModelSpec.from_dict(read_built_metadata(model_id, scale, quantized, root)["spec"])
 
 
 def load_model(model_id: str, scale: str, quantized: bool = False, root: str | Path | None = None):

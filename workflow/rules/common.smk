@@ -6,11 +6,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hera.config import coerce_strings
+from hera.config import check_model_ids, coerce_strings
+from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS, TABLE_IDS
 
 
 coerce_strings(config)  # nested --config values arrive as strings (YAML BaseLoader)
 validate(config, schema="../schemas/config.schema.yaml")
+check_model_ids(config)  # every model id names a spec in models/*.yaml (the zoo is the one list)
 
 SCALE = config["scale"]
 CAPTIONS = Path(workflow.current_basedir).parent / "report"  # workflow/report/<fig>.rst
@@ -18,8 +20,6 @@ RESULTS = f"results/{SCALE}"
 FIGURES = f"figures/{SCALE}"
 LOGS = f"logs/{SCALE}"
 BENCH = f"benchmarks/{SCALE}"
-FIGURE_IDS = ["F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"]
-TABLE_IDS = ["T1", "T2"]
 STUDY_CONFIG = f"{RESULTS}/config.json"
 
 def study_config_json(wildcards):
@@ -63,7 +63,7 @@ def table_files(root):
 
 
 def all_outputs():
-    """Everything the default target asks for: every figure and table of SPEC section 7."""
+    """Everything the default target asks for: every figure and table (docs/METHOD.md §7)."""
     return figure_files(FIGURES) + table_files(RESULTS) + [f"{RESULTS}/machine.json"]
 
 
@@ -95,18 +95,6 @@ def pair_inputs(wildcards):
 def per_model_kind(wildcards):
     """Per-model files of one profile kind."""
     return expand(f"{RESULTS}/profile/{wildcards.kind}/{{model}}.csv", model=models())
-
-
-FIGURE_INPUTS = {
-    "F1": ["profile/latency.csv"],
-    "F2": ["profile/scalability.csv"],
-    "F3": ["profile/memory.csv"],
-    "F4": ["colocation/pairs.csv"],
-    "F5": ["policy/emu.csv"],
-    "F6": ["serving/latency_vs_load.csv"],
-    "F7": ["serving/load_change.csv", "serving/moves.csv"],
-    "F8": ["cluster/servers.csv"],
-}
 
 
 def figure_inputs(wildcards):

@@ -31,8 +31,8 @@ import pandas as pd
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from hera.errors import ConfigError, ResourceError
-from hera.policy import NodePlan, Policy, Profiles, get_policy
-from hera.policy.base import check_demand, pair_node, single_node
+from hera.policy.base import NodePlan, Policy, check_demand, get_policy, pair_node, single_node
+from hera.policy.profiles import Profiles
 
 #: Loads as multiples of each model's single-node capacity. ``embedding``/``mlp``: per class; ``rank``: the
 #: i-th model of the mix (in the order given) gets ``rank[i]`` (the last value repeats).

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hera.errors import ConfigError
-from hera.manager import (
+from hera.control import (
     HeraConfig,
     HeraManager,
     Move,

@@ -1,0 +1,81 @@
+"""Nodes for measurements: how they are built (:class:`NodeOptions`), their tenants (:class:`TenantPlan`), and
+:func:`start_node`, a started :class:`hera.server.Node` that is stopped on exit."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from hera.errors import ConfigError
+
+RUNNERS = ("zoo", "synthetic")
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """How measurement nodes are built: runner (``zoo`` or ``synthetic``), data locations, resctrl root.
+
+    ``None`` directories mean the repository's defaults (``models/build/<scale>``, ``datasets/<scale>``).
+    ``options``: runner options per tenant model (synthetic runner: ``delay_ms`` …).
+    """
+
+    runner: str = "zoo"
+    models_root: str | None = None
+    datasets_root: str | None = None
+    resctrl_root: str | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    start_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.runner not in RUNNERS:
+            raise ConfigError(f"unknown runner {self.runner!r}; known: {', '.join(RUNNERS)}")
+
+
+@dataclass(frozen=True)
+class TenantPlan:
+    """One tenant of a measurement node."""
+
+    name: str
+    model: str
+    cores: tuple[int, ...]
+    batch_size: int
+    max_items: int
+    llc_ways: int | None = None
+
+
+def tenant_name(model: str, other: str | None = None, suffix: str = "a") -> str:
+    """A tenant name for ``model`` (the model id; made unique when both tenants run the same model)."""
+    return model if model != other else f"{model}.{suffix}"
+
+
+def node_config(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions):
+    """A :class:`hera.server.NodeConfig` for the measurement node."""
+    from hera.server import config_from_dict
+
+    d: dict[str, Any] = {
+        "scale": config["scale"], "runner": opts.runner, "start_timeout_s": opts.start_timeout_s,
+        "tenants": [
+            {"name": t.name, "model": t.model, "cores": list(t.cores), "batch_size": t.batch_size,
+             "max_items": t.max_items, "quantized": bool(config.get("quantized", False)),
+             "queue_limit": 4096, "llc_ways": t.llc_ways, "options": dict(opts.options.get(t.model, {}))}
+            for t in tenants
+        ],
+    }
+    for key in ("models_root", "datasets_root", "resctrl_root"):
+        if getattr(opts, key):
+            d[key] = getattr(opts, key)
+    return config_from_dict(d)
+
+
+@contextlib.contextmanager
+def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions) -> Iterator[Any]:
+    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit."""
+    from hera.server import Node
+
+    node = Node(node_config(config, tenants, opts))
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop(drain=False)
