@@ -77,7 +77,7 @@ def _drain(client: Any, fds: list[int], k_of_fd: dict[int, int], state: Any, bas
 
 def run_trial(client: Any, plan: TrialPlan, trial_id: int) -> TrialOutcome:
     """Run one trial against ``client`` in this process (the child's work; also usable in-process)."""
-    from hera.loadgen.driver import _State
+    from hera.loadgen.runstate import RunState
     from hera.loadgen.harness import process_cpu_s
 
     n = int(plan.sched_rel_ns.size)
@@ -89,7 +89,7 @@ def run_trial(client: Any, plan: TrialPlan, trial_id: int) -> TrialOutcome:
     cpu0 = process_cpu_s()
     t0 = time.monotonic_ns() + plan.lead_ns
     sched_abs = plan.sched_rel_ns + t0
-    state = _State(n, plan.tenant_code, sched_abs, plan.measured, int(plan.bound_ns.size), plan.bound_ns,
+    state = RunState(n, plan.tenant_code, sched_abs, plan.measured, int(plan.bound_ns.size), plan.bound_ns,
                    plan.max_over)
     state.n = n
     mono, spin_ns = time.monotonic_ns, plan.spin_ns
