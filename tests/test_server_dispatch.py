@@ -15,6 +15,7 @@ from hera.errors import ConfigError
 from hera.server import Node, NodeConfig, TenantConfig, wire
 from hera.server.config import from_dict
 from hera.server.query import QueryState
+from hera.server.tenant import PIPELINE_DEPTH
 
 USABLE = sorted(os.sched_getaffinity(0))
 C0 = USABLE[0]
@@ -173,12 +174,13 @@ def test_link_issues_and_completes_and_rejects_with_a_reason():
             assert workers and error is None and 0 < ts <= t0 <= t1
         ka = c.tenants.index("a")
         c.issue_query(ka, 100, 0, 101)               # too large: rejected at once
-        for tag in range(101, 106):                  # 2 handed + 2 queued, then the queue is full
+        n = PIPELINE_DEPTH + 2 + 2                   # handed, 2 queued, then the queue is full
+        for tag in range(101, 101 + n):
             c.issue_query(ka, tag, 0, 8)
-        got = {g[0]: g for g in _read_all(c, ka, 6)}
+        got = {g[0]: g for g in _read_all(c, ka, n + 1)}
         assert not got[100][1] and "outside 1..100" in got[100][3]
         assert sum(not g[1] and "queue full" in (g[3] or "") for g in got.values()) >= 1
-        assert sum(g[1] for g in got.values()) >= 4
+        assert sum(g[1] for g in got.values()) >= PIPELINE_DEPTH + 2
         st = node.stats()["a"]
         assert st["rejected"] >= 1 and st["completed"] >= 4
         link.close()

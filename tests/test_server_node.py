@@ -113,7 +113,7 @@ def test_bad_requests_and_unknown_tenant(two_tenants):
 def test_queue_limit_rejects_then_recovers():
     cfg = node_config(TenantConfig("slow", "syn", (C0,), queue_limit=2, options={"delay_ms": 250}))
     with Node(cfg) as node:
-        # PIPELINE_DEPTH sub-batches are handed (running + next in the shared task pipe), 2 wait in the queue
+        # PIPELINE_DEPTH sub-batches are handed (running + next ones in the shared task pipe), 2 wait in the queue
         futs = [node.submit("slow", i, 1) for i in range(PIPELINE_DEPTH + 2)]
         with pytest.raises(QueueFull, match="queue full"):
             node.submit("slow", 0, 1)

@@ -48,7 +48,7 @@ from hera.server.stats import TenantStats
 from hera.server.worker import EXITING, READY, STARTING, WorkerHandle, start_worker
 
 #: Sub-batches handed per ready worker (running + waiting in the shared task pipe); see :meth:`Tenant._top_up`.
-PIPELINE_DEPTH = 2
+PIPELINE_DEPTH = 4
 
 log = logging.getLogger("hera.server")
 MAX_START_FAILURES = 3
@@ -274,7 +274,8 @@ class Tenant:
 
         At most :data:`PIPELINE_DEPTH` sub-batches per ready worker are handed at once: every worker finds its
         next sub-batch in the pipe when it finishes one, so it never waits for this (unpinned) process to be
-        scheduled between sub-batches, while the queue stays here, where queue limits, FCFS re-runs and
+        scheduled between sub-batches — the collector may be late by up to three sub-batch times before a
+        worker runs dry — while the queue stays here, where queue limits, FCFS re-runs and
         ``stop(drain=False)`` can see it.
         """
         room = PIPELINE_DEPTH * self.n_ready - len(self.inflight)
