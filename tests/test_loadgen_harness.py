@@ -172,3 +172,33 @@ def test_process_run_reports_rejections_timeouts_and_aborts_like_in_process():
     finally:
         sut.close()
         node.stop(drain=False)
+
+
+def test_inprocess_fcfs_baseline_serves_schedules_in_arrival_order():
+    import functools
+
+    from hera.loadgen.inprocess import InProcessFCFS
+    from hera.server.runner import RunnerSpec, build_runner
+
+    spec = RunnerSpec(kind="synthetic", model="syn", batch_size=4, options={"delay_ms": 5})
+    pool = InProcessFCFS(functools.partial(build_runner, spec), [C0], 4, "t")
+    try:
+        s = LoadgenSettings(target_qps=1.0, n_queries=6, query_sizes={"kind": "fixed", "items": 8}, max_items=8,
+                            warmup_queries=0, latency_bound_ms=1000.0)
+        sch = driver.build_schedule(s, 4096, tenant="t")
+        sch["scheduled_s"] = 0.0                       # six 2-sub-batch queries at once onto one server
+        res = driver.run(pool, s, 4096, tenant="t", schedule=sch)
+        rows = res.rows.sort_values("query_id")
+        assert res.summary["harness"] == InProcessFCFS.mode and (rows["status"] == "ok").all()
+        assert (rows["issue_lateness_us"] == 0).all()
+        ends = rows["t_end_ns"].to_numpy()
+        assert (np.diff(ends) > 0).all()               # served in arrival order, one after the other
+        assert rows["latency_ms"].iloc[-1] >= 6 * 2 * 5 * 0.9   # the last waited for 12 sub-batches of 5 ms
+        base = LoadgenSettings(target_qps=20.0, query_sizes={"kind": "fixed", "items": 4}, max_items=4,
+                               latency_bound_ms=40.0, percentile=0.9, n_queries=60)
+        r = search.find_qps_star(pool, base, 4096, tenant="t", rel_tol=0.5, repeats=1, min_queries=60,
+                                 max_queries=60, max_qps=400.0)
+        assert 0 < r.qps_star < 400  # one 5 ms server: capacity 200 queries/s
+    finally:
+        pool.close()
+    assert not any(p.is_alive() for p in pool._procs)

@@ -268,7 +268,7 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
         for key, value in out.state.items():
             setattr(state, key, value)
         wall_s, drain_s = out.wall_s, out.drain_s
-        usage = meter.stop("process", harness_cores, {"load-generator process": out.cpu_s})
+        usage = meter.stop(getattr(lg, "mode", "process"), harness_cores, {"load-generator process": out.cpu_s})
     else:
         before = harness.pin_current_thread(harness_cores)
         try:
