@@ -34,13 +34,23 @@ def _wait_for_replacement(node, tenant: str, old_pid: int, timeout_s: float = 30
     raise AssertionError("no replacement worker became ready")
 
 
+def _wait_running(node, tenant: str, pid: int, timeout_s: float = 30.0) -> None:
+    """Wait until the worker ``pid`` has taken a sub-batch (its slot names one)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if any(w.pid == pid and w.slot.value for w in list(node.tenants[tenant].workers.values())):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"worker {pid} took no sub-batch")
+
+
 def test_killed_worker_sub_batches_are_rerun_on_its_replacement():
     cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=4, options={"delay_ms": 150}))
     with Node(cfg) as node:
         (pid,) = node.stats()["a"]["worker_pids"]
         running = node.submit("a", 0, 8, want_scores=True)   # two sub-batches: one runs, one waits
         queued = node.submit("a", 100, 2)
-        time.sleep(0.05)
+        _wait_running(node, "a", pid)
         os.kill(pid, signal.SIGKILL)
         r = running.result(20)  # never hangs
         assert r.ok, r.error
@@ -62,10 +72,10 @@ def test_sub_batch_lost_twice_fails_naming_both_workers():
     with Node(cfg) as node:
         (pid1,) = node.stats()["a"]["worker_pids"]
         fut = node.submit("a", 0, 1)
-        time.sleep(0.15)
+        _wait_running(node, "a", pid1)
         os.kill(pid1, signal.SIGKILL)                  # lost with worker 1 ...
         pid2 = _wait_for_replacement(node, "a", pid1)
-        time.sleep(0.2)                                # ... re-run at once on its replacement ...
+        _wait_running(node, "a", pid2)                 # ... re-run on its replacement ...
         os.kill(pid2, signal.SIGKILL)                  # ... and lost again
         r = fut.result(30)
         assert not r.ok and "lost twice" in r.error, r.error
@@ -161,3 +171,53 @@ def test_zoo_runner_without_built_library_fails_clearly(tmp_path):
     with pytest.raises(NotBuiltError, match="sample library of 'ncf' not found"):
         node.start()
     assert node.state == "new" and not node.tenants
+
+
+def test_ten_worker_kills_under_http_load_give_no_error_response():
+    """The same through the HTTP front end (where the kills were first seen to fail queries with 500)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from hera.server.http import BackgroundServer
+
+    cores = USABLE[:2]
+    cfg = node_config(TenantConfig("a", "syn", tuple(cores), batch_size=8, queue_limit=10_000,
+                                   options={"delay_ms": 4}))
+    with Node(cfg) as node, BackgroundServer(node) as srv:
+        url = f"http://127.0.0.1:{srv.port}/v2/models/a/infer"
+        codes, stop, lock = [], threading.Event(), threading.Lock()
+
+        def client(k: int) -> None:
+            r = np.random.default_rng(k)
+            while not stop.is_set():
+                body = {"inputs": [
+                    {"name": "sample_start", "shape": [1], "datatype": "INT64", "data": [int(r.integers(0, 4000))]},
+                    {"name": "n_items", "shape": [1], "datatype": "INT64", "data": [int(r.integers(1, 64))]}]}
+                req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as resp:
+                        code = resp.status
+                except urllib.error.HTTPError as exc:
+                    code = exc.code
+                with lock:
+                    codes.append(code)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for th in threads:
+            th.start()
+        try:
+            for i in range(10):
+                time.sleep(0.25)
+                pids = node.stats()["a"]["worker_pids"]
+                victim = pids[i % len(pids)]
+                os.kill(victim, signal.SIGKILL)
+                _wait_for_replacement(node, "a", victim)
+            time.sleep(0.25)
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(60)
+        assert len(codes) > 100 and set(codes) == {200}, sorted(set(codes))
+        assert node.stats()["a"]["failed"] == 0
