@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hera.errors import HeraError, NotBuiltError
 
@@ -39,10 +40,34 @@ def _emit(name: str, scale: str, figure: dict[str, Any], out: Path | None, confi
     return 0
 
 
-def _cores(arg: str | None) -> list[int]:
-    from hera.config import resolve_cores
+def _plan(arg: str | None):
+    """The core plan (:mod:`hera.topology`) over ``--cores`` ('all' or a comma-separated CPU list): worker
+    cores one per physical core, harness cores (load generator, node) reserved where the plan has them."""
+    from hera.errors import ConfigError
+    from hera.topology import study_plan
 
-    return resolve_cores({"cores": "auto" if arg in (None, "all") else [int(x) for x in arg.split(",")]})
+    try:
+        cores = "auto" if arg in (None, "all") else [int(x) for x in arg.split(",")]
+    except ValueError:
+        raise ConfigError(f"--cores must be 'all' or comma-separated CPU ids, not {arg!r}") from None
+    return study_plan({"cores": cores})
+
+
+def _cores(arg: str | None) -> list[int]:
+    return list(_plan(arg).worker_cpus)
+
+
+@contextlib.contextmanager
+def _on_harness(arg: str | None) -> Iterator[None]:
+    """Run this process (node dispatch, load generator) on the plan's harness cores, if it has any."""
+    harness = _plan(arg).harness_cpus
+    if not harness:
+        yield
+        return
+    from hera.topology import pinned
+
+    with pinned(harness):
+        yield
 
 
 def _require_built(model: str, scale: str) -> None:
@@ -394,7 +419,7 @@ def _smaps_rollup(pid: int) -> dict[str, int]:
 
 
 def _worker_pids(node) -> list[int]:
-    return [pid for t in node.stats().values() for pid in t["worker_pids"]]
+    return [pid for t in node.stats().values() for pid in t.worker_pids]
 
 
 def _touch_all(node, model: str, lib: int, batch: int) -> None:
@@ -522,7 +547,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = bsub.add_parser("serving", help="QPS* through the server vs in-process throughput")
     common(s)
-    s.add_argument("--cores", default="all", help="'all' or a comma-separated CPU list")
+    s.add_argument("--cores", default="all", help="'all' or a comma-separated CPU list (workers: one thread per "
+                                                  "physical core; harness cores reserved on >= 8 cores)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--duration-s", type=float, default=5.0, help="in-process / saturation run length")
     s.add_argument("--config", type=Path, help="study config for the search settings (default: the scale's)")
@@ -531,14 +557,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = bsub.add_parser("dispatch", help="added latency of the in-node path for 1-item queries")
     common(d)
-    d.add_argument("--core", type=int, default=0)
+    d.add_argument("--core", type=int, default=None, help="worker CPU (default: the core plan's first)")
     d.add_argument("--queries", type=int, default=2000)
     d.set_defaults(func=_cmd_dispatch)
 
     c = bsub.add_parser("dispatch-ceiling", help="completed sub-batches/s of the harness with null workers")
     c.add_argument("--workers", default="1,2,4,8,16", help="comma-separated worker counts")
     c.add_argument("--cores", default="all", help="cores the workers share: 'all' or a comma-separated list")
-    c.add_argument("--harness-cores", help="comma-separated CPUs for the load generator and the node's threads")
+    c.add_argument("--harness-cores", help="comma-separated CPUs for the load generator and the node's threads "
+                   "(default: the core plan's harness cores, if it has any)")
     c.add_argument("--batch-size", type=int, default=64)
     c.add_argument("--duration-s", type=float, default=3.0, help="about how long each point runs")
     c.add_argument("--harness", choices=["process", "in-process"], default="process",
@@ -577,13 +604,16 @@ def _cmd_serving(args) -> int:
     from hera.paths import repo_root
 
     study = cfg.load(args.config or repo_root() / "workflow" / "config" / f"{args.scale}.yaml")
-    fig = bench_serving(args.model, args.scale, _cores(args.cores), args.batch_size, args.duration_s,
-                        study["search"], args.sla_ms)
+    with _on_harness(args.cores):
+        fig = bench_serving(args.model, args.scale, _cores(args.cores), args.batch_size, args.duration_s,
+                            study["search"], args.sla_ms)
     return _emit(f"serving-{args.model}", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_dispatch(args) -> int:
-    fig = bench_dispatch(args.model, args.scale, args.core, args.queries)
+    core = _cores("all")[0] if args.core is None else args.core
+    with _on_harness("all"):
+        fig = bench_dispatch(args.model, args.scale, core, args.queries)
     return _emit("dispatch", args.scale, fig, args.out, vars_of(args))
 
 
@@ -596,7 +626,10 @@ def _cmd_dispatch_ceiling(args) -> int:
                         "integers") from None
     if not workers or min(workers) < 1:
         raise HeraError(f"dispatch-ceiling: --workers {args.workers!r} must list worker counts >= 1")
-    fig = bench_dispatch_ceiling(workers, _cores(args.cores), args.batch_size, args.duration_s, harness_cores,
+    plan = _plan(args.cores)
+    if harness_cores is None and plan.harness_cpus:
+        harness_cores = list(plan.harness_cpus)
+    fig = bench_dispatch_ceiling(workers, list(plan.worker_cpus), args.batch_size, args.duration_s, harness_cores,
                                  args.harness == "process", args.open_loop_sub_batches_per_s)
     from hera.paths import repo_root
 
@@ -605,7 +638,8 @@ def _cmd_dispatch_ceiling(args) -> int:
 
 
 def _cmd_memory(args) -> int:
-    fig = bench_memory(args.model, args.scale, args.workers, _cores(args.cores))
+    with _on_harness(args.cores):
+        fig = bench_memory(args.model, args.scale, args.workers, _cores(args.cores))
     return _emit(f"memory-{args.model}", args.scale, fig, args.out, vars_of(args))
 
 
@@ -613,8 +647,9 @@ def _cmd_agreement(args) -> int:
     from hera.paths import results_dir
 
     log_dir = results_dir(args.scale) / "bench" / "mlperf_logs"
-    fig = bench_loadgen_agreement(args.model, args.scale, _cores(args.cores), args.load_frac, args.duration_s,
-                                  log_dir)
+    with _on_harness(args.cores):
+        fig = bench_loadgen_agreement(args.model, args.scale, _cores(args.cores), args.load_frac,
+                                      args.duration_s, log_dir)
     return _emit(f"loadgen-agreement-{args.model}", args.scale, fig, args.out, vars_of(args))
 
 

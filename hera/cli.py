@@ -15,7 +15,7 @@ from hera.errors import HeraError
 
 #: Modules that contribute sub-commands, in the order they appear in ``hera --help``.
 COMMAND_MODULES = [
-    "hera.machine",
+    "hera.machine_cli",
     "hera.config",
     "hera.zoo.cli",
     "hera.workload.cli",

@@ -160,13 +160,11 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None,
 
 
 def resolve_cores(config: dict[str, Any]) -> list[int]:
-    """The CPUs the study may use: ``cores: auto`` means every CPU this process may run on."""
-    from hera.machine import check_cores, describe
+    """The study's worker CPUs, in plan order (:func:`hera.topology.study_plan`): one thread per physical
+    core of the chosen socket(s), harness cores left out; ``cores: auto`` means every usable CPU."""
+    from hera.topology import study_plan
 
-    if config.get("cores", "auto") == "auto":
-        return list(describe()["usable_cpus"])
-    check_cores(config["cores"], "config key cores")
-    return list(config["cores"])
+    return list(study_plan(config).worker_cpus)
 
 
 def dump(config: dict[str, Any], path: str | Path) -> Path:

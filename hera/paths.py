@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def repo_root() -> Path:
@@ -32,7 +34,19 @@ def results_dir(scale: str) -> Path:
     return repo_root() / "results" / scale
 
 
-def shared_data_dir() -> Path:
-    """Reference data shipped beside the repository (``../shared/data``), or ``$HERA_SHARED_DATA``."""
-    env = os.environ.get("HERA_SHARED_DATA")
-    return Path(env).resolve() if env else repo_root().parent / "shared" / "data"
+def meta_locality_dir() -> Path:
+    """Tracked third-party reference data: Meta's 2021 embedding-row reuse statistics with their licence and
+    provenance, ``datasets/meta-locality-2021/``."""
+    return repo_root() / "datasets" / "meta-locality-2021"
+
+
+def read_json(path: str | Path, what: str, error: type[Exception], hint: str = "") -> Any:
+    """The JSON document at ``path``; ``error`` with one line naming ``what`` and the path when the file is
+    missing (plus ``hint``, e.g. the command that writes it) or not valid JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist" + (f" ({hint})" if hint else ""))
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {path} is not valid JSON: {str(exc).splitlines()[0]}") from None

@@ -1,4 +1,4 @@
-"""``hera table``: result tables of SPEC §7 that are measured rather than plotted.
+"""``hera table``: result tables of docs/METHOD.md §7 that are measured rather than plotted.
 
 - ``hera table t1 --scale S [--config FILE] [--out DIR]``: T1, the model zoo (sizes, analytical class,
   single-worker latency at sub-batches 1/64/256, SLA); writes ``T1.csv`` (+ provenance) and ``T1.md``
@@ -16,7 +16,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("table", help="measure result tables (T1)",
-                       description="Result tables of SPEC section 7 that need measurements.")
+                       description="Result tables of docs/METHOD.md §7 that need measurements.")
     tsub = p.add_subparsers(dest="table_command", metavar="TABLE", required=True)
     _register_t1(tsub)
 
@@ -35,7 +35,8 @@ def _register_t1(tsub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="comma-separated model ids (default: config models, else all)")
     p.add_argument("--root", type=Path, help="built models directory (default: models/build/<scale>)")
     p.add_argument("--repeats", type=int, help="timed runs per batch size (default: config or 10)")
-    p.add_argument("--core", type=int, help="CPU to pin to (default: the first usable CPU)")
+    p.add_argument("--core", type=int, help="CPU to pin to (default: the first worker core of the study's core "
+                                            "plan, hera topology)")
     p.set_defaults(func=_cmd_t1)
 
 
@@ -62,6 +63,11 @@ def _cmd_t1(args: argparse.Namespace) -> int:
         config = study_config.load(args.config)
         if config["scale"] != args.scale:
             raise ConfigError(f"--scale {args.scale} does not match the config's scale {config['scale']}")
+    if extra["core"] is None:  # the same core as one worker of the profiles: never a harness core
+        from hera.topology import study_plan
+
+        extra["core"] = study_plan(config or {"cores": "auto"}).worker_cpus[0]
+    if config is not None:
         settings = settings_from_config(config, **extra)
     else:
         settings = T1Settings(scale=args.scale, **{k: v for k, v in extra.items() if v is not None})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -17,10 +16,11 @@ from hera.control import (
     PartiesConfig,
     PartiesController,
     SimulatedNode,
-    TenantObs,
+    slack,
     tail_ratio,
 )
 from hera.policy import Profiles
+from hera.server.control import NodeControl, TenantSnapshot
 from hera.policy.synthetic import known_answer_tables, predictor_world
 
 
@@ -32,7 +32,8 @@ def profiles():
 
 def obs(p95: dict, cores: dict, ways: dict | None = None, sla: float = 10.0, qps: dict | None = None):
     return {
-        t: TenantObs(p95[t], sla, 0.0, (qps or {}).get(t, 1.0), tuple(cores[t]), (ways or {}).get(t))
+        t: TenantSnapshot(tenant=t, latency_ms_p95=p95[t], sla_ms=sla, offered_qps=(qps or {}).get(t, 1.0),
+                          cores=tuple(cores[t]), llc_ways=(ways or {}).get(t))
         for t in p95
     }
 
@@ -59,8 +60,11 @@ def direction_changes(rows, tenant="e", resource="core") -> int:
 def test_tail_ratio_shape():
     assert tail_ratio(0.0) == pytest.approx(0.2) and tail_ratio(1.0) == pytest.approx(1.0)
     assert tail_ratio(0.5) < tail_ratio(0.9) < 1.0 < tail_ratio(1.1) and tail_ratio(50.0) == 20.0
-    assert TenantObs(8.0, 10.0, 0, 0, (0,), None).slack == pytest.approx(0.2)
-    assert TenantObs(math.nan, 10.0, 0, 0, (0,), None).slack == 1.0
+    assert slack(TenantSnapshot(tenant="t", latency_ms_p95=8.0, sla_ms=10.0)) == pytest.approx(0.2)
+    assert slack(TenantSnapshot(tenant="t", latency_ms_p95=None, sla_ms=10.0)) == 1.0  # nothing done, none queued
+    assert slack(TenantSnapshot(tenant="t", latency_ms_p95=None, sla_ms=10.0, queued_queries=3)) == -1.0
+    with pytest.raises(ConfigError, match="tenant 't' has no SLA"):
+        slack(TenantSnapshot(tenant="t", latency_ms_p95=8.0))
 
 
 # ------------------------------------------------------------------ PARTIES
@@ -110,7 +114,7 @@ def test_parties_reacts_to_low_slack_on_simulated_node(profiles):
         loop.step()
     st = sim.stats()
     assert len(sim.cores["m"]) > 4
-    assert all(st[t]["p95_ms"] <= st[t]["sla_ms"] for t in st)
+    assert all(st[t].latency_ms_p95 <= st[t].sla_ms for t in st)
     assert any(r["reason"].startswith("upsize") for r in loop.moves)
 
 
@@ -129,7 +133,7 @@ def test_hera_converges_after_step_change_without_oscillating(profiles):
         loop.step()
         if i >= 55:
             st = sim.stats()
-            violations_after.append(any(st[t]["p95_ms"] > st[t]["sla_ms"] for t in st))
+            violations_after.append(any(st[t].latency_ms_p95 > st[t].sla_ms for t in st))
     assert len(sim.cores["e"]) > 2  # moved toward the loaded tenant
     assert direction_changes(loop.moves) <= 1  # one reversal: the step change itself
     assert sum(violations_after) <= 2  # only load-noise spikes after settling
@@ -181,16 +185,10 @@ class FlakyAPI:
         self.cores = {"a": [0, 1], "b": [2, 3]}
         self.fail = True
 
-    def stats(self):
+    def stats(self, window_s=None):
         return {
-            t: {
-                "p95_ms": 9.9 if t == "a" else 1.0,
-                "sla_ms": 10.0,
-                "queue_len": 0,
-                "qps": 1.0,
-                "cores": list(c),
-                "llc_ways": None,
-            }
+            t: TenantSnapshot(tenant=t, latency_ms_p95=9.9 if t == "a" else 1.0, sla_ms=10.0, offered_qps=1.0,
+                              cores=tuple(c))
             for t, c in self.cores.items()
         }
 
@@ -252,31 +250,29 @@ def test_loop_rejects_bad_interval_and_stats(profiles):
     with pytest.raises(ConfigError, match="interval"):
         NodeManagerLoop(PartiesController(), node(profiles, {"e": 0.2, "m": 0.2}), interval_s=0)
 
-    class Bad:
-        def stats(self):
-            return {"a": {"p95_ms": 1.0, "cores": [0]}}
+    class NoSla:
+        def stats(self, window_s=None):
+            return {"a": TenantSnapshot(tenant="a", latency_ms_p95=1.0, cores=(0,))}
 
-    with pytest.raises(ConfigError, match="lack field 'sla_ms'"):
-        NodeManagerLoop(PartiesController(), Bad())
-
-
-def test_obs_accepts_the_servers_stats_keys():
-    server_row = {"latency_ms_p95": 12.0, "sla_ms": 10.0, "queue_length": 3, "qps": 50.0, "cores": [0, 1],
-                  "llc_ways": None, "n_cores": 2}
-    o = TenantObs.from_stats(server_row, "t")
-    assert (o.p95_ms, o.queue_len, o.qps, o.cores, o.slack) == (12.0, 3.0, 50.0, (0, 1), pytest.approx(-0.2))
-    assert not o.qps_is_offered and TenantObs.from_stats(server_row | {"offered_qps": 60.0}).qps == 60.0
-    assert TenantObs.from_stats(server_row | {"latency_ms_p95": None}).slack == -1.0  # queued, none done
-    with pytest.raises(ConfigError, match="tenant 't' has no SLA"):
-        TenantObs.from_stats(server_row | {"sla_ms": None}, "t")
+    with pytest.raises(ConfigError, match="tenant 'a' has no SLA"):
+        NodeManagerLoop(PartiesController(), NoSla())
 
 
-def test_hera_estimates_offered_load_from_queue_growth(profiles):
-    """With completions only (the server's ``qps``), a growing queue adds to the load estimate."""
+def test_every_node_kind_is_a_node_control(profiles):
+    """The simulated node, the loop's fakes and (tests/test_server_*) the server's node and RemoteNode all
+    implement the one control interface and report TenantSnapshot records."""
+    sim = node(profiles, {"e": 0.25, "m": 0.7})
+    assert isinstance(sim, NodeControl) and isinstance(FlakyAPI(), NodeControl)
+    st = sim.stats(window_s=0.5)
+    assert all(isinstance(x, TenantSnapshot) for x in st.values())
+    assert st["m"].offered_qps == pytest.approx(sim.load_qps["m"]) and st["m"].completed_qps <= st["m"].offered_qps
+
+
+def test_hera_plans_for_the_offered_load_not_completions(profiles):
+    """Offered and completed load are two fields: the manager smooths the offered one."""
     mgr = HeraManager(profiles, {"e": "emb_a", "m": "mlp_a"}, HeraConfig(interval_s=0.5, load_alpha=1.0))
-    row = {"latency_ms_p95": 5.0, "sla_ms": 10.0, "qps": 100.0, "llc_ways": None}
-    for q in (0, 10):
-        o = {"e": TenantObs.from_stats(row | {"queue_length": q, "cores": [0, 1, 2, 3]}),
-             "m": TenantObs.from_stats(row | {"queue_length": 0, "cores": [4, 5, 6, 7]})}
-        mgr.step(o)
-    assert mgr.loads() == {"e": pytest.approx(100.0 + 10 / 0.5), "m": pytest.approx(100.0)}
+    o = {t: TenantSnapshot(tenant=t, latency_ms_p95=5.0, sla_ms=10.0, offered_qps=120.0 if t == "e" else 100.0,
+                           completed_qps=100.0, cores=c)
+         for t, c in (("e", (0, 1, 2, 3)), ("m", (4, 5, 6, 7)))}
+    mgr.step(o)
+    assert mgr.loads() == {"e": pytest.approx(120.0), "m": pytest.approx(100.0)}

@@ -22,8 +22,9 @@ from hera.cli import main  # noqa: E402
 from hera.errors import ConfigError, HeraError, ResourceError  # noqa: E402
 from hera.experiments import latency_vs_load, load_change  # noqa: E402
 from hera.experiments import plans as plansmod  # noqa: E402
-from hera.experiments.serving import CountingSUT, NodeControl  # noqa: E402
+from hera.experiments.serving import tenant_plans  # noqa: E402
 from hera.harness import NodeOptions  # noqa: E402
+from hera.server.control import TenantSnapshot  # noqa: E402
 
 A, B = "dlrm_rmc1", "dlrm_rmc3"
 CPUS = sorted(os.sched_getaffinity(0))
@@ -104,6 +105,7 @@ def test_plans_failure_paths(tmp_path, study):
 
 
 # ------------------------------------------------------------------------------------------- F6 serving
+@pytest.mark.slow
 @two_cpus
 def test_latency_vs_load_command_writes_f6_table(study, tmp_path, capsys):
     cfg, f = study
@@ -186,14 +188,15 @@ def test_windows_count_offered_load_and_violations():
 
 
 class FakeNode:
-    """The parts of :class:`hera.server.Node` the control API uses: stats(window_s), resize, set_llc_ways."""
+    """A :class:`hera.server.control.NodeControl` like the server's node: stats(window_s), resize, set_llc_ways."""
 
-    def __init__(self, cores, p95_ms):
-        self.cores, self.p95_ms, self.calls = dict(cores), dict(p95_ms), []
+    def __init__(self, cores, p95_ms, sla_ms):
+        self.cores, self.p95_ms, self.sla_ms, self.calls, self.windows = dict(cores), dict(p95_ms), sla_ms, [], []
 
     def stats(self, window_s=None):
-        return {t: {"latency_ms_p95": self.p95_ms[t], "queue_length": 0, "qps": 10.0, "cores": list(c),
-                    "llc_ways": None} for t, c in self.cores.items()}
+        self.windows.append(window_s)
+        return {t: TenantSnapshot(tenant=t, latency_ms_p95=self.p95_ms[t], sla_ms=self.sla_ms[t], offered_qps=10.0,
+                                  completed_qps=10.0, cores=tuple(c)) for t, c in self.cores.items()}
 
     def resize(self, tenant, cores):
         self.calls.append((tenant, list(cores)))
@@ -206,13 +209,11 @@ class FakeNode:
 def test_manager_loop_over_control_api_logs_moves():
     from hera.control import NodeManagerLoop, PartiesConfig, PartiesController
 
-    node = FakeNode({"a": [0], "b": [1, 2]}, {"a": 50.0, "b": 1.0})       # a violates (SLA 25), b idles
-    api = NodeControl(node, {"a": 25.0, "b": 30.0}, window_s=0.1)
-    obs = api.stats()
-    assert obs["a"]["p95_ms"] == 50.0 and obs["a"]["sla_ms"] == 25.0 and obs["b"]["cores"] == [1, 2]
-    loop = NodeManagerLoop(PartiesController(PartiesConfig(resources=("core",))), api, 0.1,
+    node = FakeNode({"a": [0], "b": [1, 2]}, {"a": 50.0, "b": 1.0}, {"a": 25.0, "b": 30.0})  # a violates, b idles
+    loop = NodeManagerLoop(PartiesController(PartiesConfig(resources=("core",))), node, 0.1,
                            sleep=lambda s: None, node_cores=[0, 1, 2])
     loop.run(n_intervals=2)
+    assert set(node.windows) == {0.1}  # the loop asks for statistics over its own interval
     assert node.cores["a"] == [0, 2] and node.cores["b"] == [1]
     moves = pd.DataFrame(loop.moves)
     assert list(moves.columns) == ["t_s", "tenant", "resource", "delta", "reason"]
@@ -222,15 +223,16 @@ def test_manager_loop_over_control_api_logs_moves():
     assert alloc("a", 1e9) == (2, None) and alloc("b", 1e9) == (1, None)
 
 
-def test_counting_sut_reports_offered_rate():
-    from hera.loadgen.sut import NullSUT
+def test_tenant_plans_carry_the_sla_to_the_node():
+    """The node reports each tenant's SLA (from T1) in its stats, so a node manager reads it from the node."""
+    deploy = plansmod.NodeDeploy((plansmod.TenantDeploy(A, 1, None, 10.0), plansmod.TenantDeploy(B, 1, 2, 5.0)), 1.0)
+    cfg = cfgmod.validate({"scale": "ci"})
+    tp = tenant_plans(cfg, deploy, [(0,), (1,)], {A: 12.5, B: 7.0})
+    assert [(t.name, t.cores, t.llc_ways, t.sla_ms) for t in tp] == [(A, (0,), None, 12.5), (B, (1,), 2, 7.0)]
+    assert tenant_plans(cfg, deploy, [(0,), (1,)])[0].sla_ms is None
 
-    sut = CountingSUT(NullSUT())
-    for _ in range(5):
-        sut.issue("a", 0, 1, lambda r: None)
-    assert sut.offered_qps("a", 1.0) == pytest.approx(5.0) and sut.offered_qps("b", 1.0) == 0.0
 
-
+@pytest.mark.slow
 @two_cpus
 def test_load_change_command_writes_f7_tables(study, tmp_path, capsys):
     cfg, f = study
@@ -272,10 +274,17 @@ def test_load_change_refuses_bad_inputs(study, tmp_path):
         load_change.run(cfg, f["plans"], f["pairs"], f["scalability"], f["t1"], None, SYN, managers=("magic",))
 
 
+def _twelve_ways(root):
+    (root / "info/L3/cbm_mask").write_text("fff\n")
+    (root / "schemata").write_text("L3:0=fff\nMB:0=100\n")
+
+
+@pytest.mark.slow
 @two_cpus
 def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl):
     """A real (synthetic-runner) node with a fake resctrl tree: PARTIES moves LLC ways through the node's
     run-time control API, the moves are logged on the timeline's clock and show in its llc_ways column."""
+    _twelve_ways(fake_resctrl)  # 11 ways for the tenants' plans + 1 the node keeps for its harness group
     cfg, f = study
     doc = plans_doc()
     doc["plans"]["hera"][0]["tenants"][0]["llc_ways"] = 5
@@ -297,10 +306,12 @@ def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl
     assert len(pd.read_csv(tmp_path / "out" / "moves.csv")) == len(mv)
 
 
+@pytest.mark.slow
 @two_cpus
 def test_hera_manager_follows_a_load_step_on_a_real_node(study, tmp_path, fake_resctrl):
     """Hera's manager on a real node (fake resctrl): when A's load steps up and B's down, it moves LLC ways to
     A, after the step, towards the profiled split with the most headroom (8/3 ways here)."""
+    _twelve_ways(fake_resctrl)  # 11 ways for the tenants' plans + 1 the node keeps for its harness group
     cfg, f = study
     pd.DataFrame({"model_a": [A] * 3, "model_b": [B] * 3, "cores_a": [1] * 3, "cores_b": [1] * 3,
                   "ways_a": [3, 5, 8], "ways_b": [8, 6, 3], "qps_star_a": [20.0, 35.0, 60.0],

@@ -65,6 +65,7 @@ def test_policy_evaluate_and_provision_tables(tables, tmp_path, capsys):
     assert per["hera"] <= per["single_tenant"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(len(CPUS) < 2, reason="needs 2 usable CPUs")
 def test_serving_experiments_run_on_evaluated_plans(tables, tmp_path, capsys):
     pol = tmp_path / "policy"

@@ -32,6 +32,7 @@ def test_null_with_thread_pool(capsys):
     assert last_json(capsys)["n"] == 200
 
 
+@pytest.mark.slow
 def test_selftest_compares_with_md1(capsys):
     rc = main(["loadgen", "selftest", "--service-ms", "5", "--loads", "0.3,0.6", "--n", "400",
                "--tolerance", "0.5"])
@@ -79,6 +80,7 @@ def _node_yaml(tmp_path) -> str:
             f"  tenants:\n    - {{name: a, model: tiny, cores: [{C0}], batch_size: 32}}\n")
 
 
+@pytest.mark.slow
 def test_run_drives_a_synthetic_node(tmp_path, capsys):
     pytest.importorskip("hera.server.node")
     cfg = tmp_path / "run.yaml"
@@ -94,6 +96,7 @@ def test_run_drives_a_synthetic_node(tmp_path, capsys):
     assert (tmp_path / "out" / "loadgen_summary.csv").exists()
 
 
+@pytest.mark.slow
 def test_run_with_search_section_finds_qps_star(tmp_path, capsys):
     pytest.importorskip("hera.server.node")
     cfg = tmp_path / "search.yaml"

@@ -31,6 +31,7 @@ def _last_json(capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_latency_command_writes_f1_table(study, tmp_path, capsys):
     cfg, path = study
     out = tmp_path / "latency" / "syn.csv"
@@ -45,6 +46,7 @@ def test_latency_command_writes_f1_table(study, tmp_path, capsys):
     assert summary["rows"] == 2 and (out.parent / "syn.csv.meta.json").is_file()
 
 
+@pytest.mark.slow
 def test_memory_command_writes_f3_table(study, tmp_path, capsys):
     cfg, path = study
     out = tmp_path / "memory.csv"
@@ -65,9 +67,9 @@ def test_memory_command_writes_f3_table(study, tmp_path, capsys):
         assert counters[counters["metric"] == "counters"]["note"].str.startswith("counters: unavailable").all()
 
 
-def test_memory_with_one_core_says_not_observable(study, tmp_path, monkeypatch):
+def test_memory_with_one_core_says_not_observable(study, tmp_path):
     cfg, _ = study
-    monkeypatch.setattr(cfgmod, "resolve_cores", lambda config: [0])
+    cfg = dict(cfg, cores=[sorted(os.sched_getaffinity(0))[0]])
     df = memory.measure(cfg, "syn", common.NodeOptions(runner="synthetic"))
     alone = df[(df["antagonist"] == "none") & (df["metric"] == "latency_ms")]
     assert alone["value"].notna().all()  # measured for real

@@ -15,6 +15,8 @@ from hera.errors import HeraError  # noqa: E402
 from hera.paths import repo_root  # noqa: E402
 from hera.profile import colocation, common, scalability  # noqa: E402
 
+pytestmark = pytest.mark.slow  # QPS* searches on real (synthetic-runner) nodes
+
 FAST = ["search.min_queries=100", "search.max_queries=200", "search.min_duration_s=0.1",
         "search.rel_tolerance=0.5", "search.repeats=1", "queries.kind=fixed", "queries.items=32",
         "queries.max_items=64", "batch_size=16"]
@@ -65,10 +67,12 @@ def test_colocation_command_writes_f4_table(study, tmp_path, capsys):
     assert row["emu"] == pytest.approx(row["qps_star_a"] / 380.0 + row["qps_star_b"] / 230.0)
     assert df["best"].sum() == 1 and on_disk["ways_a"].isna().all()
     assert (on_disk["llc_partitioning"] == "unavailable").all()
+    assert on_disk["note"].str.contains("LLC ways not split: ").all()  # rows say why (the reason string)
 
 
 def test_colocation_resumes_after_interruption(study, tmp_path, fake_resctrl):
-    """Three LLC-way splits (fake resctrl tree): interrupt after the first, resume, get all three."""
+    """The shared LLC and three LLC-way splits (fake resctrl tree; one way kept for the harness group):
+    interrupt after the first, resume, get all four."""
     cfg, _, t1, scal = study
     cfg = dict(cfg, cores=[0, 1])
     out = tmp_path / "pair.csv"
@@ -86,10 +90,13 @@ def test_colocation_resumes_after_interruption(study, tmp_path, fake_resctrl):
     assert partial.is_file() and not out.exists()
     first = pd.read_csv(partial)
     assert len(first) == 1
+    assert first["ways_a"].isna().all()  # the shared LLC comes first
     ran = []
     df = colocation.run(cfg, "syna__synb", t1, scal, out, opts, on_split=lambda r: ran.append(r["ways_a"]))
-    assert len(ran) == 2 and first["ways_a"].iloc[0] not in ran  # the finished split was not measured again
-    assert len(df) == 3 and sorted(df["ways_a"]) == [2, 5, 9] and (df["ways_a"] + df["ways_b"] == 11).all()
+    assert ran == [2, 5, 8]  # the finished split was not measured again
+    parted = df[df["ways_a"].notna()]
+    assert len(df) == 4 and sorted(parted["ways_a"]) == [2, 5, 8] and (parted["ways_a"] + parted["ways_b"] == 10).all()
+    assert not list(fake_resctrl.glob("hera-*"))  # every group (tenants, harness, check) removed
     assert out.is_file() and not partial.exists()
     assert pd.read_csv(out).iloc[0]["emu"] == pytest.approx(first.iloc[0]["emu"])
     assert (df["llc_partitioning"] == "available").all()
@@ -112,6 +119,11 @@ def test_way_splits_and_plan():
     assert colocation.way_splits(11) == [(2, 9), (5, 6), (9, 2)]
     splits, part = colocation.plan_splits([0, 1, 2], {"available": False}, True)
     assert part == "unavailable" and [(len(s.cpus_a), len(s.cpus_b)) for s in splits] == [(1, 2), (2, 1)]
+    splits, part = colocation.plan_splits([4, 5], {"available": True, "l3_ways": 11, "min_cbm_bits": 1}, True)
+    assert part == "available" and [(s.cpus_a, s.ways_a, s.ways_b) for s in splits] == [
+        ((4,), None, None), ((4,), 2, 8), ((4,), 5, 5), ((4,), 8, 2)]  # shared LLC beside the way splits
+    splits, part = colocation.plan_splits([4, 5], {"available": True, "l3_ways": 11}, False)
+    assert part == "unavailable" and len(splits) == 1
     with pytest.raises(HeraError, match="at least 2 usable core"):
         colocation.plan_splits([0], {"available": False}, True)
 

@@ -35,6 +35,7 @@ def texts(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fid", list(figures.FIGURES))
 def test_every_figure_is_written_as_pdf_and_png(rendered, fid):
     pdf, png = rendered[fid]
@@ -51,6 +52,7 @@ def test_footer_names_machine_and_scale(tmp_path, texts):
     assert "LLC partitioning available" in texts[0]
 
 
+@pytest.mark.slow
 def test_two_core_machine_without_resctrl_is_stated_on_the_figures(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", cores=2, resctrl=False,
                             only=["profile/scalability.csv", "colocation/pairs.csv"])
@@ -78,6 +80,7 @@ def test_single_worker_scalability_shows_a_message_not_an_empty_plot(tmp_path, t
     assert "1 worker only" in texts[0]
 
 
+@pytest.mark.slow
 def test_memory_without_pressure_rows_says_why(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
     path = results / "profile/memory.csv"
@@ -86,6 +89,7 @@ def test_memory_without_pressure_rows_says_why(tmp_path, texts):
     assert "pressure exerted was not measured" in texts[0] and "virtualised PMU" in texts[0]
 
 
+@pytest.mark.slow
 def test_load_change_without_moves_and_without_provenance(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", sidecars=False,
                             only=["serving/load_change.csv", "serving/moves.csv"])
@@ -95,6 +99,7 @@ def test_load_change_without_moves_and_without_provenance(tmp_path, texts):
     assert "no resource move" in texts[0] and "machine unknown" in texts[0]
 
 
+@pytest.mark.slow
 def test_policy_figures_without_hera_have_no_headline(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv", "cluster/servers.csv"])
     for rel in ("policy/emu.csv", "cluster/servers.csv"):
@@ -136,6 +141,7 @@ def test_pairs_without_any_emu_show_a_message(tmp_path, texts):
     assert "no model pair has a measured EMU" in texts[0]
 
 
+@pytest.mark.slow
 def test_only_explanatory_or_shared_notes_are_printed(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
     figures.build("F3", results, tmp_path / "out")
@@ -144,6 +150,7 @@ def test_only_explanatory_or_shared_notes_are_printed(tmp_path, texts):
     assert "more notes in the note column of memory.csv (8)" in texts[0]
 
 
+@pytest.mark.slow
 def test_pressure_written_as_pressure_kind_rows_is_accepted(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
     path = results / "profile/memory.csv"
@@ -169,6 +176,7 @@ def test_f3_flags_models_whose_baseline_moved_during_the_profile():
     assert figures.drifted_models(sens, tol=0.05) == {"din": 1.71, "rmc2": 0.92, "rmc3": 1.1}
 
 
+@pytest.mark.slow
 def test_figures_are_pure_functions_of_the_result_files(tmp_path):
     results = write_results(tmp_path / "results" / "ci")
     a = figures.build("F5", results, tmp_path / "a")

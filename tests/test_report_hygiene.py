@@ -6,6 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a fresh interpreter imports the whole report layer
+
 FORBIDDEN = ("torch", "torchrec", "fbgemm_gpu", "hera.zoo", "hera.server", "hera.loadgen", "hera.profile")
 
 CODE = """

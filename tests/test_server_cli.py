@@ -8,6 +8,8 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 C0 = sorted(os.sched_getaffinity(0))[0]
 
 # the serve sub-command on its own parser (the full `hera` CLI needs every layer's module present)
@@ -15,6 +17,7 @@ RUN = ("import argparse, sys; from hera.server import serve_cli; p = argparse.Ar
        "serve_cli.register(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
 
 
+@pytest.mark.slow
 def test_serve_runs_for_duration_and_prints_stats(tmp_path):
     cfg = tmp_path / "node.yaml"
     cfg.write_text(f"scale: ci\nrunner: synthetic\nresctrl_root: {tmp_path / 'none'}\n"
@@ -47,7 +50,7 @@ def test_serve_runs_for_duration_and_prints_stats(tmp_path):
     assert proc.returncode == 0, ("".join(lines) + err)[-2000:]
     final = json.loads(out.strip().splitlines()[-1])
     assert final["stats"]["a"]["cores"] == [C0] and final["stats"]["a"]["library_items"] == 4096
-    assert final["stats"]["a"]["completed"] == (1 if url else 0)
+    assert final["stats"]["a"]["completed_queries"] == (1 if url else 0)
     assert final["llc_partitioning"] == "unavailable" and final["config"]["tenants"][0]["sla_ms"] == 5.0
     assert "LLC partitioning unavailable" in "".join(lines) + err
 

@@ -44,7 +44,7 @@ def test_many_workers_lose_no_sub_batch_and_keep_score_order():
                                    queue_limit=10_000))
     rng = np.random.default_rng(1)
     with Node(cfg) as node:
-        assert node.stats()["a"]["workers"] == 3 * len({C0, C1})
+        assert node.stats()["a"].workers_ready == 3 * len({C0, C1})
         sizes = rng.integers(1, 100, size=300)
         starts = rng.integers(0, 4000, size=300)
         futs = [node.submit("a", int(s), int(n), want_scores=True) for s, n in zip(starts, sizes)]
@@ -57,7 +57,7 @@ def test_many_workers_lose_no_sub_batch_and_keep_score_order():
             np.testing.assert_allclose(res[i].scores, ref, rtol=1e-5, atol=1e-6)
         st = node.stats()["a"]
         t = node.tenants["a"]
-        assert st["failed"] == 0 and st["queue_length"] == 0 and st["in_flight"] == 0
+        assert st.failed_queries == 0 and st.queued_queries == 0 and st.in_flight_queries == 0
         assert not t.inflight and not t.pending and t._in_pipe() == 0
         assert len({w for r in res for w in r.workers}) > 1  # the pool shared the work
 
@@ -66,10 +66,10 @@ def test_workers_per_core_set_oversubscribes_and_needs_sharing():
     cfg = node_config(TenantConfig("a", "syn", (C0,), workers_per_core_set=3))
     with Node(cfg) as node:
         st = node.stats()["a"]
-        assert st["workers"] == 3 and st["worker_cores"] == [[C0]] * 3
+        assert st.workers_ready == 3 and st.worker_cores == ((C0,),) * 3
         assert node.submit("a", 0, 200).result(20).ok
         node.resize("a", [C0, C1] if C1 != C0 else [C0])
-        assert node.stats()["a"]["workers"] == 3 * len({C0, C1})
+        assert node.stats()["a"].workers_ready == 3 * len({C0, C1})
     with pytest.raises(ConfigError, match="workers_per_core_set > 1 puts several workers on the same cores"):
         from_dict({"runner": "synthetic", "tenants": [{"name": "a", "model": "x", "cores": [C0],
                                                        "workers_per_core_set": 2}]})
@@ -86,7 +86,7 @@ def test_harness_cores_pin_the_collector_and_may_not_overlap_a_tenant():
             time.sleep(0.01)
         assert node.harness_cores == [C1]
         assert sorted(os.sched_getaffinity(t.collector_tid)) == [C1]
-        assert sorted(os.sched_getaffinity(node.stats()["a"]["worker_pids"][0])) == [C0]
+        assert sorted(os.sched_getaffinity(node.stats()["a"].worker_pids[0])) == [C0]
         from hera.errors import ResourceError
 
         with pytest.raises(ResourceError, match=f"core {C1} is both a harness core and a core of tenant 'a'"):
@@ -116,7 +116,7 @@ def test_stop_under_load_resolves_everything_and_stops_every_worker():
     cfg = node_config(TenantConfig("a", "syn", (C0, C1), batch_size=4, workers_per_core_set=2,
                                    queue_limit=10_000, options={"delay_ms": 5}))
     node = Node(cfg).start()
-    pids = node.stats()["a"]["worker_pids"]
+    pids = node.stats()["a"].worker_pids
     futs = [node.submit("a", i, 37) for i in range(200)]
     time.sleep(0.1)
     node.stop(drain=False)
@@ -182,7 +182,7 @@ def test_link_issues_and_completes_and_rejects_with_a_reason():
         assert sum(not g[1] and "queue full" in (g[3] or "") for g in got.values()) >= 1
         assert sum(g[1] for g in got.values()) >= PIPELINE_DEPTH + 2
         st = node.stats()["a"]
-        assert st["rejected"] >= 1 and st["completed"] >= 4
+        assert st.rejected_queries >= 1 and st.completed_queries >= 4
         link.close()
         assert node.submit("a", 0, 1).result(10).ok  # the tenant no longer watches the link
 

@@ -27,8 +27,8 @@ def _wait_for_replacement(node, tenant: str, old_pid: int, timeout_s: float = 30
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         st = node.stats()[tenant]
-        pids = st["worker_pids"]
-        if pids and old_pid not in pids and st["workers_starting"] == 0 and len(pids) == len(st["cores"]):
+        pids = st.worker_pids
+        if pids and old_pid not in pids and st.workers_starting == 0 and len(pids) == len(st.cores):
             return pids[-1]
         time.sleep(0.02)
     raise AssertionError("no replacement worker became ready")
@@ -47,7 +47,7 @@ def _wait_running(node, tenant: str, pid: int, timeout_s: float = 30.0) -> None:
 def test_killed_worker_sub_batches_are_rerun_on_its_replacement():
     cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=4, options={"delay_ms": 150}))
     with Node(cfg) as node:
-        (pid,) = node.stats()["a"]["worker_pids"]
+        (pid,) = node.stats()["a"].worker_pids
         running = node.submit("a", 0, 8, want_scores=True)   # two sub-batches: one runs, one waits
         queued = node.submit("a", 100, 2)
         _wait_running(node, "a", pid)
@@ -60,9 +60,9 @@ def test_killed_worker_sub_batches_are_rerun_on_its_replacement():
         ref = node.submit("a", 0, 8, want_scores=True).result(20)
         np.testing.assert_allclose(r.scores, ref.scores, rtol=1e-6)
         st = node.stats()["a"]
-        assert st["workers"] == 1 and st["worker_pids"] != [pid]
-        assert sorted(os.sched_getaffinity(st["worker_pids"][0])) == [C0]
-        assert st["failed"] == 0 and st["sub_batches_rerun"] >= 1
+        assert st.workers_ready == 1 and st.worker_pids != (pid,)
+        assert sorted(os.sched_getaffinity(st.worker_pids[0])) == [C0]
+        assert st.failed_queries == 0 and st.sub_batches_rerun >= 1
         later = [node.submit("a", i, 3).result(10) for i in range(3)]
         assert all(x.ok for x in later)
 
@@ -70,7 +70,7 @@ def test_killed_worker_sub_batches_are_rerun_on_its_replacement():
 def test_sub_batch_lost_twice_fails_naming_both_workers():
     cfg = node_config(TenantConfig("a", "syn", (C0,), options={"delay_ms": 500}))
     with Node(cfg) as node:
-        (pid1,) = node.stats()["a"]["worker_pids"]
+        (pid1,) = node.stats()["a"].worker_pids
         fut = node.submit("a", 0, 1)
         _wait_running(node, "a", pid1)
         os.kill(pid1, signal.SIGKILL)                  # lost with worker 1 ...
@@ -80,7 +80,7 @@ def test_sub_batch_lost_twice_fails_naming_both_workers():
         r = fut.result(30)
         assert not r.ok and "lost twice" in r.error, r.error
         assert f"pid {pid1}" in r.error and f"pid {pid2}" in r.error and "exit code -9" in r.error
-        assert node.stats()["a"]["failed"] == 1
+        assert node.stats()["a"].failed_queries == 1
         _wait_for_replacement(node, "a", pid2)
         assert node.submit("a", 0, 2).result(20).ok   # the tenant serves on
 
@@ -116,7 +116,7 @@ def test_ten_worker_kills_under_load_fail_no_query():
         try:
             for _ in range(10):
                 time.sleep(0.25)
-                pids = node.stats()["a"]["worker_pids"]
+                pids = node.stats()["a"].worker_pids
                 victim = pids[len(killed) % len(pids)]
                 os.kill(victim, signal.SIGKILL)
                 killed.append(victim)
@@ -129,22 +129,22 @@ def test_ten_worker_kills_under_load_fail_no_query():
         st = node.stats()["a"]
         failed = [r.error for r in results if not r.ok]
         assert not failed, failed[:3]
-        assert len(results) > 100 and st["failed"] == 0
-        assert st["sub_batches_rerun"] >= 1
-        assert not set(killed) & set(st["worker_pids"]) and st["workers"] == len(cores)
+        assert len(results) > 100 and st.failed_queries == 0
+        assert st.sub_batches_rerun >= 1
+        assert not set(killed) & set(st.worker_pids) and st.workers_ready == len(cores)
 
 
 def test_model_error_fails_only_that_query():
     cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=16, options={"fail_sample": 5}))
     with Node(cfg) as node:
-        (pid,) = node.stats()["a"]["worker_pids"]
+        (pid,) = node.stats()["a"].worker_pids
         bad = node.submit("a", 0, 40).result(10)
         assert not bad.ok and "ValueError: synthetic model failure on sample 5" in bad.error
         assert "sub-batch 0" in bad.error
         good = node.submit("a", 6, 40, want_scores=True).result(10)
         assert good.ok and good.scores.shape == (40, 1)
         st = node.stats()["a"]
-        assert st["worker_pids"] == [pid] and st["failed"] == 1 and st["completed"] == 1
+        assert st.worker_pids == (pid,) and st.failed_queries == 1 and st.completed_queries == 1
 
 
 def test_worker_start_failure_raises_and_leaves_nothing_running():
@@ -210,7 +210,7 @@ def test_ten_worker_kills_under_http_load_give_no_error_response():
         try:
             for i in range(10):
                 time.sleep(0.25)
-                pids = node.stats()["a"]["worker_pids"]
+                pids = node.stats()["a"].worker_pids
                 victim = pids[i % len(pids)]
                 os.kill(victim, signal.SIGKILL)
                 _wait_for_replacement(node, "a", victim)
@@ -220,4 +220,4 @@ def test_ten_worker_kills_under_http_load_give_no_error_response():
             for th in threads:
                 th.join(60)
         assert len(codes) > 100 and set(codes) == {200}, sorted(set(codes))
-        assert node.stats()["a"]["failed"] == 0
+        assert node.stats()["a"].failed_queries == 0

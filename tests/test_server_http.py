@@ -17,6 +17,7 @@ from hera.errors import ResourceError
 from hera.server import kserve
 from hera.server.errors import BadRequestError, QueueFull, UnknownTenantError
 from hera.server.http import make_app
+from hera.server.control import TenantSnapshot
 from hera.server.stats import render_prometheus
 from hera.server.query import QueryResult
 
@@ -66,6 +67,7 @@ class FakeNode:
         self.cores = {"rmc": [0], "ncf": [1]}
         self.workers = {"rmc": 1, "ncf": 1}
         self.ways: dict[str, int] = {}
+        self.windows: list = []  # window_s of every stats() call
         self._qid = 0
 
     def tenant_info(self, tenant):
@@ -127,13 +129,14 @@ class FakeNode:
         self.ways[tenant] = ways
         return {"llc_partitioning": "unavailable"}
 
-    def stats(self):
+    def stats(self, window_s=None):
+        self.windows.append(window_s)
         qps = float("nan") if getattr(self, "nan_qps", False) else 12.5
-        return {n: {"model": t["model"], "qps": qps, "latency_ms_p50": 1.5, "latency_ms_p95": 3.25,
-                    "latency_ms_p99": 4.0, "queue_length": len(self.held[n]), "in_flight": len(self.held[n]),
-                    "utilisation": 0.5, "workers": self.workers[n], "cores": self.cores[n],
-                    "n_cores": len(self.cores[n]), "llc_ways": self.ways.get(n), "completed": self.calls[n],
-                    "failed": 0, "rejected": 0}
+        return {n: TenantSnapshot(tenant=n, model=t["model"], completed_qps=qps, offered_qps=13.0, latency_ms_p50=1.5,
+                                  latency_ms_p95=3.25, latency_ms_p99=4.0, queued_queries=len(self.held[n]),
+                                  in_flight_queries=len(self.held[n]), worker_utilisation=0.5,
+                                  workers_ready=self.workers[n], cores=tuple(self.cores[n]), llc_ways=self.ways.get(n),
+                                  completed_queries=self.calls[n])
                 for n, t in self.infos.items()}
 
 
@@ -301,6 +304,7 @@ def _with_input(body, name, **changes):
     "ids_high", "ids_negative", "n_zero", "oversized", "nan", "unknown_output", "duplicate", "ragged",
     "mixed_forms",
     "sample_missing", "sample_outside", "sample_beyond", "sample_shape", "sample_oversized", "bad_datatype",
+    "deep_nesting",
 ])
 def test_bad_requests_get_400_and_never_reach_the_node(case):
     node = FakeNode()
@@ -353,6 +357,7 @@ def test_bad_requests_get_400_and_never_reach_the_node(case):
             {"name": "sample_start", "shape": [1], "datatype": "INT64", "data": [0]},
             {"name": "n_items", "shape": [1], "datatype": "INT64", "data": [65]}]}, "exceeds max_items=64"),
         "bad_datatype": (_with_input(good, "dense", datatype="FLOAT"), "unsupported datatype 'FLOAT'"),
+        "deep_nesting": ('{"inputs": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),  # was a 500
     }
     body, match = cases[case]
     kw = {"data": body} if isinstance(body, str) else {"json": body}
@@ -362,6 +367,38 @@ def test_bad_requests_get_400_and_never_reach_the_node(case):
 
     serve(node, scenario)
     assert node.calls == {"rmc": 0, "ncf": 0}
+
+
+def test_bad_content_encoding_gets_400_and_never_reaches_the_node():
+    """A gzip/deflate body that does not decode, a coding we do not decode, or a list of codings: 400 with a
+    one-line JSON error (a corrupt gzip body was a 500). Good gzip and deflate bodies are served."""
+    import gzip
+    import zlib
+
+    node = FakeNode()
+    raw = json.dumps(rmc_body()[0]).encode()
+
+    async def scenario(client):
+        async def post(enc, data):
+            resp = await client.post("/v2/models/rmc/infer", data=data, headers={"Content-Encoding": enc})
+            return resp.status, (await resp.json()).get("error", "")
+
+        assert (await post("gzip", gzip.compress(raw)))[0] == 200
+        assert (await post("deflate", zlib.compress(raw)))[0] == 200
+        z = gzip.compress(raw)
+        for enc, data, match in [
+            ("gzip", b"\x1f\x8b\x08\x00" + b"garbage" * 20, "cannot be decoded (Content-Encoding 'gzip')"),
+            ("gzip", z[:40] + bytes([z[40] ^ 0xFF]) + z[41:], "cannot be decoded"),
+            ("gzip", raw, "cannot be decoded"),
+            ("deflate", b"not deflate at all", "cannot be decoded (Content-Encoding 'deflate')"),
+            ("compress", raw, "unsupported Content-Encoding 'compress'"),
+            ("gzip, deflate", raw, "unsupported Content-Encoding 'gzip, deflate'"),
+        ]:
+            status, err = await post(enc, data)
+            assert status == 400 and match in err and "\n" not in err, (enc, status, err)
+
+    serve(node, scenario)
+    assert node.calls == {"rmc": 2, "ncf": 0}
 
 
 def test_node_errors_map_to_status_codes():
@@ -435,11 +472,16 @@ def test_metrics_stats_and_control_api():
         body, _, _ = rmc_body()
         assert (await client.post("/v2/models/rmc/infer", json=body)).status == 200
         stats = await (await client.get("/hera/v1/stats")).json()
-        assert stats["rmc"]["cores"] == [0] and stats["ncf"]["qps"] == 12.5
+        assert stats["rmc"]["cores"] == [0] and stats["ncf"]["completed_qps"] == 12.5
+        assert stats["ncf"]["offered_qps"] == 13.0 and TenantSnapshot.from_dict(stats["ncf"]) == node.stats()["ncf"]
         node.nan_qps = True  # strict JSON: NaN goes out as null
-        resp = await client.get("/hera/v1/stats")
-        assert json.loads(await resp.text())["rmc"]["qps"] is None
+        resp = await client.get("/hera/v1/stats?window_s=0.25")
+        assert json.loads(await resp.text())["rmc"]["completed_qps"] is None
+        assert node.windows[0] is None and 0.25 in node.windows
         node.nan_qps = False
+        for bad in ("0", "-1", "nan", "x"):
+            resp = await client.get(f"/hera/v1/stats?window_s={bad}")
+            assert resp.status == 400 and "window_s must be a number of seconds > 0" in (await resp.json())["error"]
 
         resp = await client.post("/hera/v1/tenants/rmc/resize", json={"cores": [1, 0]})
         assert resp.status == 200 and (await resp.json())["cores"] == [0, 1]

@@ -92,7 +92,7 @@ def test_metadata_and_infer_match_the_sample_library(server):
 
 def test_overload_and_garbage_stay_with_their_tenant(server):
     node, srv = server
-    completed_before = node.stats()["fast"]["completed"]
+    completed_before = node.stats()["fast"].completed_queries
 
     async def scenario():
         async with aiohttp.ClientSession(srv.url) as s:
@@ -125,7 +125,7 @@ def test_overload_and_garbage_stay_with_their_tenant(server):
     codes = sorted(st for st, _ in slow_res)
     assert 503 in codes and 200 in codes and set(codes) <= {200, 503}
     assert all("queue full" in out["error"] for st, out in slow_res if st == 503)
-    assert node.stats()["fast"]["completed"] == completed_before + 10  # garbage never reached a worker
+    assert node.stats()["fast"].completed_queries == completed_before + 10  # garbage never reached a worker
 
 
 def test_control_api_resizes_the_real_node(server):
@@ -133,14 +133,15 @@ def test_control_api_resizes_the_real_node(server):
     remote = RemoteNode(srv.url)
     cpus = usable_cpus()
     target = sorted(set(cpus[:2]))
-    assert remote.resize("fast", target)["cores"] == target
+    remote.resize("fast", target)
     stats = remote.stats()
-    assert stats["fast"]["cores"] == target and stats["fast"]["workers"] == len(target)
-    assert remote.set_llc_ways("slow", 2)["ways"] == 2
-    assert remote.set_mem_bw("slow", 50)["percent"] == 50
-    assert node.stats()["slow"]["llc_ways_requested"] == 2
+    assert list(stats["fast"].cores) == target and stats["fast"].workers_ready == len(target)
+    assert remote.stats(window_s=60.0)["fast"].cores == stats["fast"].cores
+    remote.set_llc_ways("slow", 2)
+    remote.set_mem_bw("slow", 50)
+    assert node.stats()["slow"].llc_ways_requested == 2 and node.stats()["slow"].mem_bw_percent_requested == 50
     remote.resize("fast", [cpus[0]])
-    assert node.stats()["fast"]["cores"] == [cpus[0]]
+    assert node.stats()["fast"].cores == (cpus[0],)
 
     async def get_metrics():
         async with aiohttp.ClientSession(srv.url) as s:

@@ -18,6 +18,7 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from hera.server.control import NodeControl
 from hera.server.http import BackgroundServer, HttpControlError, RemoteNode
 from test_server_http import FakeNode, fake_scores
 
@@ -124,11 +125,14 @@ def test_remote_node_control_client(served):
     node, srv, client = served
     remote = RemoteNode(srv.url)
     assert remote.ready()
-    assert remote.resize("rmc", [1, 0]) == {"tenant": "rmc", "cores": [0, 1]}
+    assert isinstance(remote, NodeControl)  # the typed control interface, over HTTP
+    remote.resize("rmc", [1, 0])
     assert node.cores["rmc"] == [1, 0]
-    assert remote.set_llc_ways("ncf", 2)["ways"] == 2 and node.ways["ncf"] == 2
-    stats = remote.stats()
-    assert stats["rmc"]["cores"] == [1, 0] and stats["ncf"]["llc_ways"] == 2
+    remote.set_llc_ways("ncf", 2)
+    assert node.ways["ncf"] == 2
+    stats = remote.stats(window_s=0.5)
+    assert node.windows[-1] == 0.5 and stats == node.stats()
+    assert stats["rmc"].cores == (1, 0) and stats["ncf"].llc_ways == 2
     with pytest.raises(HttpControlError, match=r"HTTP 404: unknown tenant 'zzz'"):
         remote.resize("zzz", [0])
     with pytest.raises(HttpControlError, match=r"HTTP 400: llc: 'ways' must be an integer >= 1"):

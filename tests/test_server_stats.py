@@ -7,6 +7,7 @@ import json
 import numpy as np
 from rich.console import Console
 
+from hera.server.control import StatsRecordError, TenantSnapshot, stats_from_json, stats_json
 from hera.server.stats import TenantStats, render_prometheus, stats_table
 
 MS = 1_000_000
@@ -24,16 +25,17 @@ def test_window_counters_percentiles_and_utilisation():
     for i in range(150):
         s.record_arrival(t0 + 200 * MS + i * MS, rejected=i == 0)
     snap = s.snapshot(n_workers=2, now_ns=t0 + 1000 * MS)
-    assert snap["completed"] == 100 and snap["failed"] == 1 and snap["rejected"] == 1
+    assert snap["completed_queries"] == 100 and snap["failed_queries"] == 1 and snap["rejected_queries"] == 1
     assert abs(snap["latency_ms_p50"] - np.percentile(lat_ms, 50)) < 1e-9
     assert abs(snap["latency_ms_p95"] - np.percentile(lat_ms, 95)) < 1e-9
-    assert abs(snap["qps"] - 100.0) < 1e-9  # 100 queries in a 1 s window
+    assert abs(snap["completed_qps"] - 100.0) < 1e-9  # 100 queries in a 1 s window
     assert abs(snap["offered_qps"] - 150.0) < 1e-9
-    assert abs(snap["utilisation"] - 100 * 0.5 / (1000 * 2)) < 1e-9
+    assert abs(snap["worker_utilisation"] - 100 * 0.5 / (1000 * 2)) < 1e-9
     json.dumps(snap)  # plain JSON-able
+    TenantSnapshot(tenant="t", **snap)  # exactly fields of the one stats record
     later = s.snapshot(n_workers=2, now_ns=t0 + 3000 * MS)  # everything slid out of the window
-    assert later["latency_ms_p95"] is None and later["qps"] == 0 and later["completed"] == 100
-    assert later["utilisation"] == 0
+    assert later["latency_ms_p95"] is None and later["completed_qps"] == 0 and later["completed_queries"] == 100
+    assert later["worker_utilisation"] == 0
 
 
 def test_smaller_window_on_request():
@@ -42,14 +44,14 @@ def test_smaller_window_on_request():
     s.record_query(True, t0 + 1000 * MS, t0 + 1010 * MS, t0 + 1010 * MS)  # 10 ms, early
     s.record_query(True, t0 + 9000 * MS, t0 + 9002 * MS, t0 + 9002 * MS)  # 2 ms, recent
     recent = s.snapshot(1, window_s=0.5, now_ns=t0 + 9100 * MS)
-    assert recent["window_queries"] == 1 and recent["latency_ms_p50"] == 2.0
+    assert recent["window_completed_queries"] == 1 and recent["latency_ms_p50"] == 2.0
 
 
-STATS = {"rmc1": {"model": "dlrm_rmc1", "qps": 12.5, "latency_ms_p50": 1.5, "latency_ms_p95": 3.25,
-                  "latency_ms_p99": None, "queue_length": 2, "in_flight": 3, "utilisation": 0.5, "workers": 1,
-                  "cores": [0], "n_cores": 1, "llc_ways": None, "completed": 7, "failed": 1, "rejected": 0,
-                  "sla_ms": 50.0, "mem_bw_percent": None},
-         'we"ird': {"qps": 0.0, "completed": 0, "failed": 0, "rejected": 0, "cores": [1], "n_cores": 1}}
+STATS = {"rmc1": TenantSnapshot(tenant="rmc1", model="dlrm_rmc1", completed_qps=12.5, latency_ms_p50=1.5,
+                                latency_ms_p95=3.25, latency_ms_p99=None, queued_queries=2, in_flight_queries=3,
+                                worker_utilisation=0.5, workers_ready=1, cores=(0,), llc_ways=None,
+                                completed_queries=7, failed_queries=1, rejected_queries=0, sla_ms=50.0),
+         'we"ird': TenantSnapshot(tenant='we"ird', cores=(1,))}
 
 
 def test_prometheus_text():
@@ -72,3 +74,19 @@ def test_rich_table_renders():
     console.print(stats_table(STATS))
     out = console.export_text()
     assert "rmc1" in out and "dlrm_rmc1" in out and "3.25" in out
+
+
+def test_stats_record_round_trips_through_json_and_is_strict():
+    """One record, one meaning per field: offered and completed load are two fields; the JSON form reads back
+    to the same record and an unknown or missing field is refused, naming it."""
+    import pytest
+
+    doc = json.loads(json.dumps(stats_json(STATS)))
+    assert stats_from_json(doc) == STATS
+    assert doc["rmc1"]["offered_qps"] == 0.0 and doc["rmc1"]["completed_qps"] == 12.5 and doc["rmc1"]["cores"] == [0]
+    with pytest.raises(StatsRecordError, match="unknown stats field 'qps'"):
+        stats_from_json({"a": {"tenant": "a", "qps": 1.0}})
+    with pytest.raises(StatsRecordError, match="lacks field 'tenant'"):
+        stats_from_json({"a": {"cores": [0]}})
+    with pytest.raises(StatsRecordError, match="JSON object"):
+        stats_from_json([1, 2])

@@ -12,6 +12,8 @@ pytest.importorskip("hera.zoo.load", reason="the model zoo is not in this tree")
 
 from hera.server import Node, NodeConfig, TenantConfig  # noqa: E402
 
+pytestmark = pytest.mark.slow  # serves built TorchRec models
+
 USABLE = sorted(os.sched_getaffinity(0))
 C0, C1 = USABLE[0], USABLE[-1]
 MODELS = ("dlrm_rmc1", "ncf")
@@ -64,14 +66,14 @@ def test_two_zoo_models_serve_real_scores(node, built):
     np.testing.assert_allclose(r1.scores, _reference(built, "dlrm_rmc1", 10, 100), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(r2.scores, _reference(built, "ncf", 0, 40), rtol=1e-4, atol=1e-5)
     st = node.stats()
-    assert st["rmc1"]["completed"] == 1 and st["rmc1"]["sla_ms"] == 100.0 and st["ncf"]["library_items"] == 300
+    assert st["rmc1"].completed_queries == 1 and st["rmc1"].sla_ms == 100.0 and st["ncf"].library_items == 300
     info = node.tenant_info("ncf")
     assert info["dense_in"] == 0 and info["n_ids"] == 4 and info["model"] == "ncf"
 
 
 def test_workers_memory_map_the_tables(node, built):
     for tenant, model in (("rmc1", "dlrm_rmc1"), ("ncf", "ncf")):
-        (pid,) = node.stats()[tenant]["worker_pids"]
+        (pid,) = node.stats()[tenant].worker_pids
         maps = open(f"/proc/{pid}/maps").read()
         assert str(built / "models" / model) in maps  # weights are file-backed mappings, not copies
 
@@ -88,3 +90,22 @@ def test_tensor_path_and_bad_ids(node, built):
     bad[0, 2] = 10**9
     with pytest.raises(BadRequestError, match="id column 2"):
         node.submit_tensors("ncf", np.asarray(dense), bad)
+
+
+def test_workers_prefault_their_tables_numa_local(node, built, monkeypatch):
+    from hera import topology
+    from hera.zoo.load import numa_pages, table_files
+
+    info = node.tenant_info("rmc1")
+    tables = table_files("dlrm_rmc1", "ci", root=built / "models")[0]
+    assert info["prefaulted_bytes"] >= tables.stat().st_size  # every table page mapped at start
+    pid = node.stats()["rmc1"].worker_pids[0]
+    pages = numa_pages(pid, tables)
+    assert sum(pages.values()) * 4096 >= tables.stat().st_size  # resident in the worker, on its node(s)
+    # one NUMA node here: nothing to move; with two (fake topology) the tables' cached pages are dropped first
+    cfg = node.config.tenant("rmc1")
+    assert node._numa_local(cfg) == 0
+    fake = topology.Topology(tuple(topology.PhysicalCore((c,), 0, c, c % 2, 0) for c in USABLE + [99]),
+                             frozenset(USABLE + [99]))
+    monkeypatch.setattr(topology, "live_topology", lambda: fake)
+    assert node._numa_local(cfg) == tables.stat().st_size

@@ -1,11 +1,14 @@
 """The Snakemake pipeline: DAG builds for every config and the SLURM profile, lint is clean, bad config
 keys fail at start naming the key. Dry runs only (no measurement)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow  # every test runs Snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -58,3 +61,66 @@ def test_every_figure_has_a_caption_the_report_template_renders():
     for fig in (f"F{i}" for i in range(1, 9)):
         text = (captions / f"{fig}.rst").read_text().strip()
         assert text and "{" not in text, fig
+
+
+def _job_stats(text: str) -> dict[str, int]:
+    """The first 'Job stats' table of a Snakemake run: rule -> job count."""
+    lines = text.split("Job stats:", 1)[1].splitlines()[3:]
+    out = {}
+    for ln in lines:
+        parts = ln.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        out[parts[0]] = int(parts[1])
+    return out
+
+
+def test_multicore_quick_dry_run_on_a_fake_16_core_machine(tmp_path):
+    """The multicore-quick config planned for a 16-core, one-socket, SMT, resctrl machine described in a file:
+    every stage's jobs, and the cores the plan gives them (one thread per core, one harness core, one L3)."""
+    import json
+
+    from fakes import resctrl, sysfs
+    from hera import config as cfgmod, machine, topology
+    from hera.profile.colocation import plan_splits
+
+    sys_root = sysfs(tmp_path / "sys", sockets=1, cores=16, smt=2, llc_ways=11)
+    desc = machine.describe_uncached(sys_root=sys_root, proc_root=tmp_path,
+                                     resctrl_root=resctrl(tmp_path / "resctrl"), check_perf=False)
+    assert desc["logical_cpus"] == 32 and desc["resctrl"]["available"] and desc["resctrl"]["verified"]
+    path = tmp_path / "machine16.json"
+    path.write_text(json.dumps(desc))
+    proc = _run("-n", "-p", "--forceall", "--configfile", "workflow/config/multicore-quick.yaml", "--config",
+                f"machine={path}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    cfg = cfgmod.load(ROOT / "workflow/config/multicore-quick.yaml")
+    models = len(cfg["models"])
+    pairs = models * (models - 1) // 2
+    stats = _job_stats(out)
+    assert stats == {**stats, "core_plan": 1, "machine_description": 1, "t1_table": 1, "built_model": models,
+                     "sample_library": models, "latency_profile": models, "scalability_profile": models,
+                     "memory_profile": models, "colocation_profile": pairs, "policy_emu": 1, "servers_needed": 1,
+                     "latency_vs_load": 1, "load_change": 1, "t2_table": 1, "figure": 8}
+    # the cores: planned at parse time from the description, checked again when the job runs
+    assert "hera topology --config results/default/config.json --expect-workers 1-15 --expect-harness 0,16" in out
+    plan = topology.study_plan(dict(cfg, machine=str(path)))
+    doc = plan.to_dict()
+    assert doc["t1_cpu"] == 1 and doc["scalability"]["15"] == list(range(1, 16)) and len(doc["scalability"]) == 15
+    assert doc["idle_cpus"] == list(range(17, 32))  # SMT siblings of the worker cores stay idle
+    assert doc["memory"] == {**doc["memory"], "worker": [1], "antagonists": list(range(2, 16)), "probe": [15],
+                             "pressure_workers": list(range(1, 15))}
+    splits, partitioning = plan_splits(list(plan.worker_cpus), desc["resctrl"], cfg["colocation"]["llc_splits"])
+    assert partitioning == "available" and len(splits) == 14 * 4  # shared LLC + 3 way splits per core split
+    assert all(s.ways_a is None or s.ways_a + s.ways_b == 10 for s in splits)  # one way kept for the harness
+    # a machine that does not give the planned cores refuses to run the study (here: a 2-core one)
+    small = tmp_path / "machine2.json"
+    small.write_text(json.dumps(machine.describe_uncached(sys_root=sysfs(tmp_path / "sys2", sockets=1, cores=2),
+                                                         proc_root=tmp_path, check_perf=False)))
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(cfg))
+    bad = subprocess.run([sys.executable, "-m", "hera.cli", "topology", "--config", str(cfg_file),
+                          "--expect-workers", "1-15", "--expect-harness", "0,16"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60, env={**os.environ, "HERA_MACHINE": str(small)})
+    assert bad.returncode == 2 and "not 1-15 as the workflow planned" in bad.stderr
+    assert bad.stderr.count("\n") == 1

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from hera.cli import build_parser, main
-from hera.paths import shared_data_dir
 from hera.workload import locality
 
 
@@ -23,7 +22,6 @@ def test_help_for_every_action(capsys):
         assert "usage: hera workload " + action in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not (shared_data_dir() / locality.STATS_FILE).is_file(), reason="no Meta statistics")
 def test_reuse_histogram_last_line_is_exact_json(capsys):
     assert main(["workload", "reuse-histogram", "--generator", "production", "--batch", "4096", "--tables", "2",
                  "--rows", "262144", "--lookups", "32", "--seed", "1"]) == 0

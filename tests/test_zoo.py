@@ -349,6 +349,7 @@ def _last_json(capsys):
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_cli_models_list_and_build(hera_root, capsys, torch1):
     from hera.cli import main
 

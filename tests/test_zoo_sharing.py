@@ -13,6 +13,8 @@ import os
 
 import pytest
 
+pytestmark = pytest.mark.slow  # worker processes mapping built models
+
 ROWS = 65536  # 8 x 65536 x 32 x 4 bytes = 64 MiB of fp32 tables
 
 

@@ -5,14 +5,28 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
-from hera.control.moves import RESOURCES, Move, TenantObs
+from hera.control.moves import RESOURCES, Move, check_sla
 from hera.errors import ConfigError
+from hera.server.control import NodeControl, TenantSnapshot
+
+
+class Controller(Protocol):
+    """A controller: pure, deterministic, one call per control interval."""
+
+    interval_s: float
+
+    def step(self, obs: Mapping[str, TenantSnapshot], t_s: float = 0.0,
+             free: Mapping[str, int] | None = None) -> list[Move]:
+        """The moves to make now, given every tenant's snapshot and the free units per resource."""
 
 
 class NodeManagerLoop:
-    """Poll ``control_api.stats()`` every ``interval_s``, ask the controller for moves, apply them and log one
+    """Poll ``control_api.stats(window_s=interval_s)`` (any :class:`hera.server.control.NodeControl`: the server's
+    node, a remote one, a simulated one) every ``interval_s``, ask the controller for moves, apply them and log one
     row per tenant change (t_s, tenant, resource, delta, reason) in :attr:`moves` (``serving/moves.csv``).
+    Every tenant must report an SLA (``sla_ms``): it is what the controllers keep.
 
     Each move is applied donor first (the unit passes through the free pool), so an interrupted or failed
     move never assigns a core or way twice; :meth:`stop` lets the interval in progress finish.
@@ -20,8 +34,8 @@ class NodeManagerLoop:
 
     def __init__(
         self,
-        controller,
-        control_api,
+        controller: Controller,
+        control_api: NodeControl,
         interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -48,10 +62,13 @@ class NodeManagerLoop:
         self._lock = threading.Lock()
         self.error: Exception | None = None
 
-    def _stats(self) -> dict[str, TenantObs]:
-        return {t: TenantObs.from_stats(d, t) for t, d in self.api.stats().items()}
+    def _stats(self) -> dict[str, TenantSnapshot]:
+        stats = dict(self.api.stats(window_s=self.interval_s))
+        for s in stats.values():
+            check_sla(s)
+        return stats
 
-    def free(self, obs: Mapping[str, TenantObs]) -> dict[str, int]:
+    def free(self, obs: Mapping[str, TenantSnapshot]) -> dict[str, int]:
         used = [c for o in obs.values() for c in o.cores]
         ways = [o.llc_ways for o in obs.values()]
         return {
@@ -71,7 +88,7 @@ class NodeManagerLoop:
                     obs = self._stats()
             return applied
 
-    def _apply(self, m: Move, obs: dict[str, TenantObs], t_s: float) -> bool:
+    def _apply(self, m: Move, obs: dict[str, TenantSnapshot], t_s: float) -> bool:
         if m.resource not in RESOURCES:
             raise ConfigError(f"unknown resource {m.resource!r}; known: {', '.join(RESOURCES)}")
         if m.resource == "core":

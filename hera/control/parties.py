@@ -13,7 +13,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hera.control.moves import RESOURCES, Move, TenantObs, free_units
+from hera.control.moves import RESOURCES, Move, free_units, p95_ms, slack, units
+from hera.server.control import TenantSnapshot
 
 @dataclass
 class PartiesConfig:
@@ -49,63 +50,63 @@ class PartiesController:
         self._kind[tenant] = (self._kind[tenant] + 1) % len(self.config.resources)
 
     def step(
-        self, obs: Mapping[str, TenantObs], t_s: float = 0.0, free: Mapping[str, int] | None = None
+        self, obs: Mapping[str, TenantSnapshot], t_s: float = 0.0, free: Mapping[str, int] | None = None
     ) -> list[Move]:
         c = self.config
-        slack = {t: o.slack for t, o in obs.items()}
+        slk = {t: slack(o) for t, o in obs.items()}
         for t in obs:
-            self._low[t] = self._low[t] + 1 if slack[t] < c.slack_low else 0
-            self._high[t] = self._high[t] + 1 if slack[t] > c.slack_high else 0
+            self._low[t] = self._low[t] + 1 if slk[t] < c.slack_low else 0
+            self._high[t] = self._high[t] + 1 if slk[t] > c.slack_high else 0
         if self._pending is not None:
             p, self._pending = self._pending, None
             if p.tenant in obs:
                 now = obs[p.tenant]
-                helped = now.p95_ms < p.p95_before if p.upsize else slack[p.tenant] >= c.slack_low
+                helped = p95_ms(now) < p.p95_before if p.upsize else slk[p.tenant] >= c.slack_low
                 if not helped:
                     self._next_kind(p.tenant)
                     self._low[p.tenant] = self._high[p.tenant] = 0
-                    what = "p95 did not fall" if p.upsize else f"slack fell to {slack[p.tenant]:.3f}"
+                    what = "p95 did not fall" if p.upsize else f"slack fell to {slk[p.tenant]:.3f}"
                     return [p.move.reverted(f"revert: {what} after {p.move.reason.split(':')[0]}")]
         pool = free_units(obs, free)
         needy = [t for t in obs if self._low[t] >= c.intervals_low]
         if needy:
-            t = min(needy, key=lambda x: slack[x])
+            t = min(needy, key=lambda x: slk[x])
             for k in range(len(c.resources)):
                 kind = c.resources[(self._kind[t] + k) % len(c.resources)]
-                if obs[t].units(kind) is None:
+                if units(obs[t], kind) is None:
                     continue
                 donor: str | None = None
                 if pool[kind] <= 0:
                     donors = [
                         d
                         for d in obs
-                        if d != t and (obs[d].units(kind) or 0) > c.min_units and slack[d] >= c.slack_low
+                        if d != t and (units(obs[d], kind) or 0) > c.min_units and slk[d] >= c.slack_low
                     ]
                     if not donors:
                         continue
-                    donor = max(donors, key=lambda x: slack[x])
+                    donor = max(donors, key=lambda x: slk[x])
                 self._kind[t] = c.resources.index(kind)
                 move = Move(
                     donor,
                     t,
                     kind,
-                    f"upsize: slack {slack[t]:.3f} < {c.slack_low} for {self._low[t]} intervals",
+                    f"upsize: slack {slk[t]:.3f} < {c.slack_low} for {self._low[t]} intervals",
                 )
-                self._pending, self._low[t] = _Pending(move, t, True, obs[t].p95_ms), 0
+                self._pending, self._low[t] = _Pending(move, t, True, p95_ms(obs[t])), 0
                 return [move]
             return []
         rich = [t for t in obs if self._high[t] >= c.intervals_high]
-        for t in sorted(rich, key=lambda x: -slack[x]):
+        for t in sorted(rich, key=lambda x: -slk[x]):
             for k in range(len(c.resources)):
                 kind = c.resources[(self._kind[t] + k) % len(c.resources)]
-                if (obs[t].units(kind) or 0) > c.min_units:
+                if (units(obs[t], kind) or 0) > c.min_units:
                     move = Move(
                         t,
                         None,
                         kind,
-                        f"downsize: slack {slack[t]:.3f} > {c.slack_high} for {self._high[t]} intervals",
+                        f"downsize: slack {slk[t]:.3f} > {c.slack_high} for {self._high[t]} intervals",
                     )
-                    self._pending, self._high[t] = _Pending(move, t, False, obs[t].p95_ms), 0
+                    self._pending, self._high[t] = _Pending(move, t, False, p95_ms(obs[t])), 0
                     return [move]
         return []
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from hera.control.capacity import CapacityProfiles
-from hera.control.moves import Move, TenantObs, free_units
+from hera.control.moves import Move, free_units, slack, units
 from hera.errors import ConfigError
+from hera.server.control import TenantSnapshot
 
 @dataclass
 class HeraConfig:
@@ -53,7 +54,6 @@ class HeraManager:
         self.models = tuple(tenant_models[t] for t in self.tenants)
         profiles.splits(*self.models)  # fail early if the pair has no profile
         self._load: dict[str, float] = {}
-        self._queue: dict[str, float] = {}
         self._scale = {t: 1.0 for t in self.tenants}
         self._violations = defaultdict(int)
         self._dir: tuple[int, int] | None = None
@@ -66,7 +66,7 @@ class HeraManager:
         """Smoothed offered loads times their correction factors (what the target is computed for)."""
         return {t: self._load.get(t, 0.0) * self._scale[t] for t in self.tenants}
 
-    def target(self, obs: Mapping[str, TenantObs]) -> tuple[int, int | None]:
+    def target(self, obs: Mapping[str, TenantSnapshot]) -> tuple[int, int | None]:
         """(cores, ways) for the first tenant: most headroom for the current loads, near the current split."""
         a, b = self.tenants
         partitioned = obs[a].llc_ways is not None and self.profiles.node.llc_ways is not None
@@ -93,14 +93,12 @@ class HeraManager:
         return min(s.qps_a / max(loads[a], 1e-9), s.qps_b / max(loads[b], 1e-9))
 
     def step(
-        self, obs: Mapping[str, TenantObs], t_s: float = 0.0, free: Mapping[str, int] | None = None
+        self, obs: Mapping[str, TenantSnapshot], t_s: float = 0.0, free: Mapping[str, int] | None = None
     ) -> list[Move]:
         cfg = self.config
         a, b = self.tenants
-        for t in self.tenants:  # offered ≈ completed + queue growth / interval (when qps counts completions)
-            grew = obs[t].queue_len - self._queue.get(t, obs[t].queue_len)
-            self._queue[t] = obs[t].queue_len
-            q = obs[t].qps + (0.0 if obs[t].qps_is_offered else max(0.0, grew) / self.interval_s)
+        for t in self.tenants:  # the offered load (submitted queries, accepted or rejected), not completions
+            q = obs[t].offered_qps
             self._load[t] = (
                 q if t not in self._load else cfg.load_alpha * q + (1 - cfg.load_alpha) * self._load[t]
             )
@@ -151,7 +149,7 @@ class HeraManager:
         return moves
 
     def _moves_to(self, obs, kind: str, want: dict[str, int], pool: int, reason: str) -> list[Move]:
-        need = {t: want[t] - obs[t].units(kind) for t in self.tenants}
+        need = {t: want[t] - units(obs[t], kind) for t in self.tenants}
         givers = [t for t in self.tenants if need[t] < 0 for _ in range(-need[t])] + [None] * pool
         moves = []
         for t in self.tenants:
@@ -165,7 +163,7 @@ class HeraManager:
         """At the target but still violating for k intervals: the profile under-estimates that need."""
         cfg = self.config
         for t in self.tenants:
-            s = obs[t].slack
+            s = slack(obs[t])
             self._violations[t] = (
                 self._violations[t] + 1
                 if s < 0

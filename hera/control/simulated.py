@@ -5,11 +5,13 @@ profiled capacities. Implements the control API for tests and for simulating con
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hera.control.capacity import CapacityProfiles
+from hera.server.control import TenantSnapshot
 from hera.errors import ConfigError
 
 
@@ -24,9 +26,9 @@ def tail_ratio(rho: float, floor: float = 0.2) -> float:
 
 @dataclass
 class SimulatedNode:
-    """A node whose tenants' tail latency follows :func:`tail_ratio` on the profiled capacities; implements
-    the
-    control API for tests and for simulating controllers on profile tables (no server involved).
+    """A node whose tenants' tail latency follows :func:`tail_ratio` on the profiled capacities; a
+    :class:`hera.server.control.NodeControl` for tests and for simulating controllers on profile tables (no
+    server involved).
 
     Capacity of tenant a with ``c_a`` cores (``w_a`` ways) next to b: the profiled split where a has ``c_a``
     (and ``w_a``); b's is looked up from b's side the same way, so a transient free pool is handled.
@@ -55,7 +57,9 @@ class SimulatedNode:
         ways = self.llc_ways[tenant]
         return self.profiles.capacity(m, self.tenant_models[other], len(self.cores[tenant]), ways)[0]
 
-    def stats(self) -> dict[str, dict]:
+    def stats(self, window_s: float | None = None) -> dict[str, TenantSnapshot]:
+        """Every tenant's snapshot: offered load, completed load (at most the capacity), p95 from
+        :func:`tail_ratio`, queued queries of an M/M/1 queue at that utilisation (100 when overloaded)."""
         out = {}
         for t, m in self.tenant_models.items():
             sla = self.profiles.sla_ms(m)
@@ -64,22 +68,18 @@ class SimulatedNode:
             p95 = sla * tail_ratio(rho, 1.0 / self.sla_multiplier)
             if self.noise:
                 p95 *= max(0.1, 1.0 + self.noise * self._rng.standard_normal())
-            out[t] = {
-                "offered_qps": self.load_qps[t],
-                "p95_ms": p95,
-                "sla_ms": sla,
-                "queue_len": rho / (1 - rho) if rho < 1 else 100.0,
-                "qps": min(self.load_qps[t], cap),  # completed, as the server reports it
-                "cores": list(self.cores[t]),
-                "llc_ways": self.llc_ways[t],
-            }
+            out[t] = TenantSnapshot(
+                tenant=t, model=m, cores=tuple(self.cores[t]), llc_ways=self.llc_ways[t],
+                llc_ways_requested=self.llc_ways[t], sla_ms=sla, offered_qps=self.load_qps[t],
+                completed_qps=min(self.load_qps[t], cap), latency_ms_p95=p95,
+                queued_queries=int(round(rho / (1 - rho))) if rho < 1 else 100,
+            )
         return out
 
-    def resize(self, tenant: str, cores: list[int]) -> None:
+    def resize(self, tenant: str, cores: Sequence[int]) -> None:
         if not cores:
             raise ConfigError(f"tenant '{tenant}' needs at least one core")
         self.cores[tenant] = list(cores)
-
     def set_llc_ways(self, tenant: str, ways: int) -> None:
         if ways < 1:
             raise ConfigError(f"tenant '{tenant}' needs at least one LLC way")

@@ -28,9 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from hera.experiments import plans as plansmod
 from hera.experiments.serving import poisson_stream, tenant_plans
 from hera import harness
+from hera.experiments import plans as plansmod
+from hera.topology import CorePlan
 
 COLUMNS = ["policy", "group", "tenant", "load_frac", "offered_qps", "achieved_qps", "p95_ms", "sla_ms", "n_queries",
            "p50_ms", "p99_ms", "latency_ms_at_percentile", "percentile", "n_failed", "verdict", "capacity_qps",
@@ -42,7 +43,8 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def plan_groups(config: dict[str, Any], plans: plansmod.Plans, cpus: list[int]) -> tuple[tuple[str, ...], dict]:
+def plan_groups(config: dict[str, Any], plans: plansmod.Plans,
+                cpus: CorePlan | list[int]) -> tuple[tuple[str, ...], dict]:
     """The reference pair and ``{policy: [Group, ...]}``; fails (before anything runs) on a policy without a plan
     or a node that needs more CPUs than the study has."""
     policies = list(config["policies"])
@@ -75,7 +77,7 @@ def _row(policy: str, group: plansmod.Group, t: plansmod.TenantDeploy, cpus: tup
     }
 
 
-def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus: list[int],
+def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus: CorePlan | list[int],
                 sla: dict[str, dict[str, Any]], opts: harness.NodeOptions) -> list[dict[str, Any]]:
     """Start the group's node, run every load fraction on it, stop it; one row per (tenant, fraction)."""
     from hera.loadgen import driver
@@ -119,7 +121,7 @@ def run(config: dict[str, Any], plans_path: str | Path, t1: str | Path, out: str
     """Run F6 for every configured policy; write ``out`` (with provenance) when given; return the rows."""
     opts = opts or harness.NodeOptions()
     plans = plansmod.load_plans(plans_path)
-    cpus = harness.study_cores(config)
+    cpus = harness.study_plan(config)
     pair, groups = plan_groups(config, plans, cpus)
     models = sorted({m for gs in groups.values() for g in gs for m in g.node.models})
     sla = harness.read_t1(t1, models)

@@ -14,9 +14,9 @@ Method (``hera experiment load-change``):
      split serves, while B drops to 0.12: a core should move from B to A);
    - ``diurnal``: ``λ_A(t) = base·c_A·(1 + swing·sin(2πt/D))``, ``λ_B(t) = base·c_B·(1 − swing·sin(2πt/D))``;
 3. a :class:`hera.control.NodeManagerLoop` polls the node every ``load_change.interval_s`` (PARTIES too; its
-   paper interval is 0.1 s) through :class:`~hera.experiments.serving.NodeControl` — p95 over the last interval,
-   the offered rate counted at issue — and applies the controller's moves with the node's run-time ``resize`` /
-   ``set_llc_ways``;
+   paper interval is 0.1 s) through its typed control interface (:class:`hera.server.control.NodeControl`) —
+   p95 over the last interval, the offered rate, the SLA from T1 — and applies the controller's moves with the
+   node's run-time ``resize`` / ``set_llc_ways``;
 4. ``load_change.csv``: per manager, tenant and interval window (by scheduled arrival): offered QPS, p95/p99 from
    the scheduled arrival, SLA, ``violations`` (queries over the SLA or failed) and ``window_violated``
    (p95 > SLA), the tenant's cores and LLC ways at the end of the window; ``moves.csv``: every move
@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from hera.errors import ConfigError
-from hera.experiments import plans as plansmod
-from hera.experiments.serving import CountingSUT, NodeControl, tenant_plans, varying_stream
+from hera.experiments.serving import tenant_plans, varying_stream
 from hera import harness
+from hera.experiments import plans as plansmod
 
 MANAGERS = ("hera", "parties", "static")
 TIMELINE_COLUMNS = ["policy", "manager", "t_s", "tenant", "offered_qps", "p95_ms", "sla_ms", "violations",
@@ -170,25 +170,26 @@ def run_manager(manager: str, config: dict[str, Any], node_plan: plansmod.NodeDe
     streams = {m: varying_stream(config, sla[m], formulas[m], node_plan.tenants[i].capacity_qps, duration_s,
                                  f"load_change/{lc['trace']}/{m}") for i, m in enumerate(names)}
     rate_fns = {m: driver.rate_function(s) for m, s in streams.items()}
-    with harness.start_node(config, tenant_plans(config, node_plan, cpu_sets), opts) as node:
+    with harness.start_node(config, tenant_plans(config, node_plan, cpu_sets, sla), opts) as node:
         partitioning = node.llc_partitioning
         lib = {m: node.library_size(m) for m in names}
         schedule = driver.build_schedule(streams, lib)
-        counter = CountingSUT(NodeSUT(node), horizon_s=max(4 * interval_s, 2.0))
         loop = None
-        if manager != "static":
-            control = NodeControl(node, sla, interval_s, counter)
+        if manager != "static":  # the manager reads the node's own stats: offered load, p95 per interval, SLA
             ctl = _controller(manager, profiles, {m: m for m in names}, interval_s)
-            loop = NodeManagerLoop(ctl, control, interval_s, node_cores=sorted(c for cs in cpu_sets for c in cs))
+            loop = NodeManagerLoop(ctl, node, interval_s, node_cores=sorted(c for cs in cpu_sets for c in cs))
         _log(f"[load-change] {manager}: {node_plan.group} for {duration_s:g} s ({lc['trace']} trace), "
              f"control interval {interval_s:g} s")
+        sut = NodeSUT(node)
+        sut.loadgen_process()  # start the load-generator process before the manager's clock starts
         if loop is not None:
             loop.start()
         try:
-            res = driver.run(counter, streams, lib, schedule=schedule)
+            res = driver.run(sut, streams, lib, schedule=schedule)
         finally:
             if loop is not None:
                 loop.stop()
+            sut.close()
         rows = res.rows
         t0_ns = float(rows["scheduled_ns"].iloc[0]) - float(rows["scheduled_s"].iloc[0]) * 1e9
         moves = pd.DataFrame(loop.moves if loop is not None else [], columns=MOVE_COLUMNS[2:])
@@ -213,7 +214,7 @@ def run(config: dict[str, Any], plans_path: str | Path, pairs: str | Path, scala
             raise ConfigError(f"unknown manager {m!r}; known: {', '.join(MANAGERS)}")
     plans = plansmod.load_plans(plans_path)
     node_plan = load_change_node(plans)
-    cpus = harness.study_cores(config)
+    cpus = harness.study_plan(config)
     cpu_sets = plansmod.assign_cpus(node_plan, cpus, "load-change")
     profiles = Profiles.from_files(scalability, pairs)
     if "hera" in managers:

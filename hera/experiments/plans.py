@@ -5,9 +5,9 @@
     {"node": {"cores": C, "llc_ways": W | null}, "models": [...],
      "plans": {policy: [{"tenants": [{"model", "cores", "llc_ways", "capacity_qps"}, ...], "emu"}, ...]}}
 
-Core counts in a plan are *counts*; :func:`assign_cpus` maps them onto the study's CPUs (``hera.config.
-resolve_cores``) in order, tenant after tenant, and refuses (:class:`~hera.errors.ResourceError`) a node that
-needs more CPUs than the study has.
+Core counts in a plan are *counts*; :func:`assign_cpus` maps them onto the study's core plan
+(:func:`hera.topology.study_plan`: one thread per physical core, harness cores left out) tenant after tenant, and
+refuses (:class:`~hera.errors.ResourceError`) a node that needs more CPUs than the study has.
 
 Which node of a plan an experiment serves (:func:`reference_pair`, :func:`choose_group`):
 
@@ -21,13 +21,16 @@ Which node of a plan an experiment serves (:func:`reference_pair`, :func:`choose
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from hera.errors import ConfigError, HeraError, ResourceError
+from hera.errors import ConfigError, HeraError
+from hera.paths import read_json
+
+if TYPE_CHECKING:
+    from hera.topology import CorePlan
 
 #: Policies whose plan defines the reference pair, in order of preference.
 REFERENCE_POLICIES = ("hera", "oracle")
@@ -112,12 +115,7 @@ def _tenant(d: Any, where: str, path: Path) -> TenantDeploy:
 def load_plans(path: str | Path) -> Plans:
     """Read and validate ``policy/plans.json`` (also accepts a bare ``{policy: [node, ...]}`` mapping)."""
     path = Path(path)
-    if not path.is_file():
-        raise PlanError(f"plans file {path} does not exist (run hera policy evaluate first)")
-    try:
-        doc = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PlanError(f"plans file {path} is not valid JSON: {str(exc).splitlines()[0]}") from None
+    doc = read_json(path, "plans file", PlanError, "run hera policy evaluate first")
     if not isinstance(doc, dict):
         raise PlanError(f"plans file {path} must hold a JSON object")
     raw = doc["plans"] if "plans" in doc else doc
@@ -203,15 +201,10 @@ def choose_groups(plans: Plans, policy: str, pair: tuple[str, ...]) -> list[Grou
                   "the other") for m in pair]
 
 
-def assign_cpus(node: NodeDeploy, cpus: list[int], what: str) -> list[tuple[int, ...]]:
-    """CPUs per tenant, in order: the first tenant gets the first ``cores`` CPUs of the study, and so on."""
-    need = node.cores
-    if need > len(cpus):
-        raise ResourceError(f"{what}: node {node.group} needs {need} cores "
-                            f"({'+'.join(str(t.cores) for t in node.tenants)}) but this study has {len(cpus)} "
-                            f"usable ({', '.join(map(str, cpus))}); re-plan on this machine's profiles")
-    out, i = [], 0
-    for t in node.tenants:
-        out.append(tuple(cpus[i:i + t.cores]))
-        i += t.cores
-    return out
+def assign_cpus(node: NodeDeploy, cpus: "Sequence[int] | CorePlan", what: str) -> list[tuple[int, ...]]:
+    """CPUs per tenant from the study's core plan (:meth:`hera.topology.CorePlan.node`): the first tenant gets
+    the plan's first ``cores`` worker CPUs, and so on (a plain list is taken as already in plan order)."""
+    from hera.topology import CorePlan
+
+    plan = cpus if isinstance(cpus, CorePlan) else CorePlan.from_cpus(cpus)
+    return plan.node([t.cores for t in node.tenants], f"{what}: node {node.group}")

@@ -1,32 +1,30 @@
-"""Shared plumbing of the serving experiments: nodes from plans, load streams, and the manager's control API.
+"""Shared plumbing of the serving experiments: nodes from plans and load streams.
 
 - :func:`tenant_plans`: a planned node (:class:`~hera.experiments.plans.NodeDeploy`) → the measurement harness's
   :class:`~hera.harness.TenantPlan` list, so nodes start through :func:`hera.harness.start_node` (same runner
   options, directories and resctrl root as profiling);
-- :func:`poisson_stream` / :func:`varying_stream`: one tenant's open-loop stream from the study config;
-- :class:`CountingSUT`: the node's SUT adapter that also counts issued queries, so the controller sees the
-  *offered* load (what Hera's manager plans for) rather than completions;
-- :class:`NodeControl`: the control API of :mod:`hera.control` (``stats``/``resize``/``set_llc_ways``) over a
-  running :class:`hera.server.Node`: p95 over the last control interval, the tenant's SLA from T1, offered QPS.
+- :func:`poisson_stream` / :func:`varying_stream`: one tenant's open-loop stream from the study config.
+
+A node manager drives the started node directly: the node is a :class:`hera.server.control.NodeControl` whose
+stats carry the offered load (what Hera's manager plans for), the p95 over any window and the SLA given here.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-from collections import deque
 from typing import Any, Mapping
 
-from hera.experiments.plans import NodeDeploy
 from hera import harness
+from hera.experiments.plans import NodeDeploy
 
 
-def tenant_plans(config: dict[str, Any], node: NodeDeploy, cpu_sets: list[tuple[int, ...]]) -> list:
+def tenant_plans(config: dict[str, Any], node: NodeDeploy, cpu_sets: list[tuple[int, ...]],
+                 sla_ms: Mapping[str, float] | None = None) -> list:
     """One :class:`~hera.harness.TenantPlan` per tenant (tenant name = model id; models on a node are
-    distinct), pinned to ``cpu_sets`` with the plan's LLC ways."""
+    distinct), pinned to ``cpu_sets`` with the plan's LLC ways and the SLA from T1 (so that the node reports
+    it to a node manager)."""
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
-    return [harness.TenantPlan(t.model, t.model, tuple(c), batch, max_items, t.llc_ways)
+    sla = dict(sla_ms or {})
+    return [harness.TenantPlan(t.model, t.model, tuple(c), batch, max_items, t.llc_ways, sla.get(t.model))
             for t, c in zip(node.tenants, cpu_sets)]
 
 
@@ -46,60 +44,3 @@ def varying_stream(config: dict[str, Any], sla_ms: float, formula: str, nominal_
     base = harness.loadgen_settings(config, sla_ms, max(nominal_qps, 1e-6), stream=stream)
     return base.replace(arrival="time_varying", arrival_formula=formula, duration_s=float(duration_s),
                         n_queries=None, min_queries=0, min_duration_s=0.0, warmup_queries=0)
-
-
-class CountingSUT:
-    """Wraps a SUT and keeps the issue times of the last ``horizon_s`` seconds per tenant."""
-
-    def __init__(self, sut: Any, horizon_s: float = 60.0):
-        self.sut = sut
-        self.horizon_ns = int(horizon_s * 1e9)
-        self._issued: dict[str, deque[int]] = {}
-        self._lock = threading.Lock()
-
-    def issue(self, tenant: str, sample_start: int, n_items: int, on_done) -> None:
-        now = time.monotonic_ns()
-        with self._lock:
-            q = self._issued.setdefault(tenant, deque())
-            q.append(now)
-            while q and q[0] < now - self.horizon_ns:
-                q.popleft()
-        self.sut.issue(tenant, sample_start, n_items, on_done)
-
-    def offered_qps(self, tenant: str, window_s: float) -> float:
-        """Queries issued for ``tenant`` in the last ``window_s`` seconds, per second."""
-        now = time.monotonic_ns()
-        cut = now - int(window_s * 1e9)
-        with self._lock:
-            n = sum(1 for t in self._issued.get(tenant, ()) if t >= cut)
-        return n / window_s
-
-
-class NodeControl:
-    """The manager's control API over a running node (see :mod:`hera.control`).
-
-    ``stats()`` → ``{tenant: {p95_ms, sla_ms, queue_len, qps, cores, llc_ways}}`` where ``p95_ms`` is the
-    node's p95 (submit → last sub-batch) over the last ``window_s`` (None without completions), ``qps`` the
-    offered rate counted by ``counter`` over the same window (the node's own completion rate when no counter is
-    given), and ``llc_ways`` None unless resctrl partitions the LLC.
-    """
-
-    def __init__(self, node: Any, sla_ms: Mapping[str, float], window_s: float, counter: CountingSUT | None = None):
-        self.node, self.sla_ms, self.window_s, self.counter = node, dict(sla_ms), float(window_s), counter
-
-    def stats(self) -> dict[str, dict[str, Any]]:
-        raw = self.node.stats(window_s=self.window_s)
-        out = {}
-        for t, s in raw.items():
-            p95 = s.get("latency_ms_p95")
-            qps = self.counter.offered_qps(t, self.window_s) if self.counter is not None else s.get("qps", 0.0)
-            out[t] = {"p95_ms": None if p95 is None or not math.isfinite(p95) else float(p95),
-                      "sla_ms": float(self.sla_ms[t]), "queue_len": s.get("queue_length", 0), "qps": qps,
-                      "cores": list(s["cores"]), "llc_ways": s.get("llc_ways")}
-        return out
-
-    def resize(self, tenant: str, cores: list[int]) -> None:
-        self.node.resize(tenant, list(cores))
-
-    def set_llc_ways(self, tenant: str, ways: int) -> None:
-        self.node.set_llc_ways(tenant, int(ways))

@@ -14,10 +14,19 @@ class ProfileError(HeraError):
 
 
 def study_cores(config: dict[str, Any]) -> list[int]:
-    """The CPUs this study may use (``hera.config.resolve_cores``)."""
+    """The study's worker CPUs in plan order (``hera.config.resolve_cores``): one thread per physical core,
+    harness cores left out; the first ``w`` are the cores of ``w`` workers, and a co-location split k + (C − k)
+    gives tenant a the first ``k`` (:class:`hera.topology.CorePlan`)."""
     from hera import config as cfgmod
 
     return list(cfgmod.resolve_cores(config))
+
+
+def study_plan(config: dict[str, Any]):
+    """The study's :class:`hera.topology.CorePlan` (workers, harness, memory-profile cores, …)."""
+    from hera.topology import study_plan as plan
+
+    return plan(config)
 
 
 def read_csv_table(path: str | Path, what: str):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -34,7 +35,8 @@ class NodeOptions:
 
 @dataclass(frozen=True)
 class TenantPlan:
-    """One tenant of a measurement node."""
+    """One tenant of a measurement node (``sla_ms``: the tail-latency target the node reports in its stats, for
+    a node manager to keep; None when nothing manages the node)."""
 
     name: str
     model: str
@@ -42,6 +44,7 @@ class TenantPlan:
     batch_size: int
     max_items: int
     llc_ways: int | None = None
+    sla_ms: float | None = None
 
 
 def tenant_name(model: str, other: str | None = None, suffix: str = "a") -> str:
@@ -58,7 +61,7 @@ def node_config(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpt
         "tenants": [
             {"name": t.name, "model": t.model, "cores": list(t.cores), "batch_size": t.batch_size,
              "max_items": t.max_items, "quantized": bool(config.get("quantized", False)),
-             "queue_limit": 4096, "llc_ways": t.llc_ways, "options": dict(opts.options.get(t.model, {}))}
+             "queue_limit": 4096, "llc_ways": t.llc_ways, "sla_ms": t.sla_ms, "options": dict(opts.options.get(t.model, {}))}
             for t in tenants
         ],
     }
@@ -70,12 +73,21 @@ def node_config(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpt
 
 @contextlib.contextmanager
 def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions) -> Iterator[Any]:
-    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit."""
-    from hera.server import Node
+    """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit.
 
-    node = Node(node_config(config, tenants, opts))
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop(drain=False)
+    Where the study's core plan reserves harness cores, this process (the node's dispatch and collectors, the
+    load generator driving it) runs on them for the node's lifetime; workers pin themselves to their cores."""
+    from hera.server import Node
+    from hera.topology import pinned, study_plan
+
+    harness = study_plan(config).harness_cpus
+    with pinned(harness) if harness else contextlib.nullcontext():  # load generator, dispatch: off the workers
+        cfg = node_config(config, tenants, opts)
+        if harness:  # the node pins its collectors there, and NodeSUT its load-generator process
+            cfg = dataclasses.replace(cfg, harness_cores=tuple(harness))
+        node = Node(cfg)
+        node.start()
+        try:
+            yield node
+        finally:
+            node.stop(drain=False)

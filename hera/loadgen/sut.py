@@ -30,11 +30,13 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
+from collections.abc import Mapping
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from hera.errors import ConfigError
+from hera.server.control import TenantSnapshot
 
 OnDone = Callable[[Any], None]
 log = logging.getLogger("hera.loadgen")
@@ -135,9 +137,8 @@ class NodeSUT:
         of an overloaded previous one); True if idle within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            stats = self.node.stats()
-            if all(int(t.get("queue_length") or 0) == 0 and int(t.get("in_flight") or 0) == 0
-                   for t in stats.values()):
+            stats: Mapping[str, TenantSnapshot] = self.node.stats()
+            if all(t.queued_queries == 0 and t.in_flight_queries == 0 for t in stats.values()):
                 return True
             time.sleep(0.01)
         return False

@@ -51,7 +51,7 @@ def classify(
 ) -> dict[str, str]:
     """Model class, "embedding" or "mlp": from ``classes`` (e.g. T1's ``class`` column; names containing
     "emb"/"mem" or "mlp"/"comp"), else from scalability: efficiency ``QPS*_alone / (cores · QPS*(1))`` below
-    the median of the mix → embedding (poor worker scalability, SPEC claim C1)."""
+    the median of the mix → embedding (poor worker scalability, docs/METHOD.md §8, claim C1)."""
     out = {}
     if classes is not None:
         for m in models:

@@ -51,7 +51,7 @@ def parties_steady_split(
         if i >= intervals * 3 // 4:
             seen[(len(node.cores[a]), len(node.cores[b]), node.llc_ways[a], node.llc_ways[b])] += 1
     c_a, c_b, w_a, w_b = seen.most_common(1)[0][0]
-    slack = {t: o["sla_ms"] - o["p95_ms"] for t, o in node.stats().items()}
+    slack = {t: o.sla_ms - o.latency_ms_p95 for t, o in node.stats().items()}
     if C - c_a - c_b > 0 and slack[a] < slack[b]:
         c_a = C - c_b
     if partitioned and W - w_a - w_b > 0 and slack[a] < slack[b]:

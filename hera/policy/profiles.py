@@ -10,7 +10,7 @@ Input tables (tidy, as written by ``hera.profile``; see docs/DESIGN.md "Result t
 - ``profile/memory.csv`` (optional, for the predictor):
   ``model, antagonist, intensity, metric, value, slowdown``.
 
-EMU (SPEC §2), computed by :func:`emu` everywhere in this package::
+EMU (docs/METHOD.md §2), computed by :func:`emu` everywhere in this package::
 
     EMU = Σ_i QPS*_i(co-located) / QPS*_i(alone, whole node)
 
@@ -36,7 +36,7 @@ MEMORY_COLUMNS = ("model", "antagonist", "intensity", "metric", "value", "slowdo
 
 
 def emu(qps_colocated: Sequence, qps_alone: Sequence):
-    """``EMU = Σ_i QPS*_i(co-located) / QPS*_i(alone, whole node)`` (SPEC §2); 1.0 = one model alone.
+    """``EMU = Σ_i QPS*_i(co-located) / QPS*_i(alone, whole node)`` (docs/METHOD.md §2); 1.0 = one model alone.
 
     One entry per tenant i; entries may be scalars (→ float) or equal-length arrays (→ one EMU per split).
     """

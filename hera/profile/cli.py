@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--kind", choices=["bandwidth", "cache"], action="append",
                    help="antagonist kind (repeatable; default both)")
     c.add_argument("--intensity", type=float, action="append", help="intensity in [0, 1] (repeatable; default 1)")
-    c.add_argument("--cores", default=None, help="comma-separated CPUs (default: the last usable CPU)")
+    c.add_argument("--cores", default=None, help="comma-separated CPUs (default: the core plan's last worker CPU)")
     c.add_argument("--duration-s", type=float, default=0.5, help="measurement window per point")
     c.set_defaults(func=_cmd_antagonist)
 
@@ -113,8 +113,8 @@ def _cmd_colocation(args: argparse.Namespace) -> int:
 
 def _cmd_antagonist(args: argparse.Namespace) -> int:
     from hera.errors import ConfigError
-    from hera.machine import describe
     from hera.profile.antagonist import main_self_test
+    from hera.topology import study_plan
 
     if args.cores:
         try:
@@ -122,7 +122,7 @@ def _cmd_antagonist(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--cores must be comma-separated CPU ids, not {args.cores!r}") from None
     else:
-        cores = [describe()["usable_cpus"][-1]]
+        cores = [study_plan({"cores": "auto"}).worker_cpus[-1]]  # a worker core: never the harness's
     res = main_self_test(args.kind or ["bandwidth", "cache"], args.intensity or [1.0], cores, args.duration_s)
     print(json.dumps({"command": "profile antagonist", "results": res}, default=str))
     return 0

@@ -70,11 +70,15 @@ def way_splits(total_ways: int, min_bits: int = 1) -> list[tuple[int, int]]:
 
 
 def plan_splits(cores: list[int], resctrl: dict[str, Any], llc_splits: bool) -> tuple[list[Split], str]:
-    """Every split of ``cores`` (and of LLC ways when partitioning is available and asked for)."""
-    common.require_cores(cores, 2, "co-location")
-    core_splits = [(tuple(cores[:k]), tuple(cores[k:])) for k in range(1, len(cores))]
+    """Every core split of the plan (:meth:`hera.topology.CorePlan.splits`: tenant a the first k) and, where
+    resctrl is verified and ``llc_splits`` asks for it, the shared LLC beside each LLC-way split of the ways
+    the harness leaves (:func:`hera.server.resctrl.tenant_ways`)."""
+    from hera.server.resctrl import tenant_ways
+    from hera.topology import CorePlan
+
+    core_splits = CorePlan.from_cpus(cores).splits()
     if llc_splits and resctrl.get("available") and resctrl.get("l3_ways"):
-        ways = way_splits(int(resctrl["l3_ways"]), int(resctrl.get("min_cbm_bits") or 1))
+        ways = [(None, None)] + way_splits(tenant_ways(resctrl), int(resctrl.get("min_cbm_bits") or 1))
         return [Split(a, b, wa, wb) for a, b in core_splits for wa, wb in ways], "available"
     return [Split(a, b) for a, b in core_splits], "unavailable"
 
@@ -201,7 +205,7 @@ class _PairNode:
             self.node = self._cm.__enter__()
             return self.node
         node = self.node
-        cur_a = tuple(node.stats()[na]["cores"])
+        cur_a = tuple(node.stats()[na].cores)
         if cur_a != split.cpus_a:  # shrink first so that the two core sets never overlap
             if len(split.cpus_a) > len(cur_a):
                 node.resize(nb, list(split.cpus_b))
@@ -209,8 +213,11 @@ class _PairNode:
             else:
                 node.resize(na, list(split.cpus_a))
                 node.resize(nb, list(split.cpus_b))
-        if split.ways_a is not None:
-            cur = node.stats()[na].get("llc_ways_requested")
+        if split.ways_a is None:  # the shared LLC (after a way split: back to the shared block)
+            node.set_llc_ways(na, None)
+            node.set_llc_ways(nb, None)
+        else:
+            cur = node.stats()[na].llc_ways_requested
             if cur is not None and split.ways_a > cur:
                 node.set_llc_ways(nb, split.ways_b)
                 node.set_llc_ways(na, split.ways_a)
@@ -323,6 +330,8 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                 row = measure(node, sp, names, (ma, mb), sla, scal, config)
                 if partitioning == "unavailable":
                     row["llc_partitioning"] = "unavailable"
+                    why = resctrl.get("reason") or "colocation.llc_splits is off"
+                    row["note"] += f"; LLC ways not split: {why}"
                 table.append([row])
                 _log(f"[colocation] f = {row['f']:.3f}, EMU = {row['emu']:.3f}")
                 if on_split is not None:

@@ -38,8 +38,10 @@ from hera.harness import (  # noqa: F401  (re-exported: the profiling modules us
     read_t1,
     start_node,
     study_cores,
+    study_plan,
     tenant_name,
 )
+from hera.topology import pinned  # noqa: F401  (re-exported: memory profile)
 from hera.harness.inputs import read_csv_table as _read_csv
 
 
@@ -103,40 +105,9 @@ def fingerprint(*parts: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- nodes
-@contextlib.contextmanager
-def pinned(cores: list[int] | tuple[int, ...]) -> Iterator[None]:
-    """Run this process (every thread it has now, and so every thread or child it starts meanwhile) on
-    ``cores`` only; restore each thread's affinity on exit. Used to keep an antagonist's core free of the
-    profiler's own threads (driver, node dispatch), so that only memory interference is measured."""
-    import os
-
-    tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
-    saved = {}
-    for tid in tids:
-        try:
-            saved[tid] = os.sched_getaffinity(tid)
-            os.sched_setaffinity(tid, list(cores))
-        except OSError:  # a thread that exited meanwhile
-            pass
-    try:
-        yield
-    finally:
-        for tid, aff in saved.items():
-            try:
-                os.sched_setaffinity(tid, aff)
-            except OSError:
-                pass
-        for tid in (int(t) for t in os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else []:
-            if tid not in saved:  # threads started meanwhile: give them the process's original affinity
-                try:
-                    os.sched_setaffinity(tid, saved.get(os.getpid(), os.sched_getaffinity(0)))
-                except OSError:
-                    pass
-
-
 def worker_pids(node: Any, tenant: str) -> list[int]:
     """PIDs of the tenant's ready workers."""
-    return [int(p) for p in node.stats()[tenant].get("worker_pids", []) if p]
+    return [int(p) for p in node.stats()[tenant].worker_pids if p]
 
 
 # ------------------------------------------------------------------------------------------ measurements

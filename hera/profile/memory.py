@@ -2,14 +2,19 @@
 
 Method (Bubble-Up, Mars et al. MICRO 2011, with the antagonists of :mod:`hera.profile.antagonist`):
 
-(a) **sensitivity**: one worker of the model pinned to the study's first core serves one query of
+Cores come from the study's core plan (:meth:`hera.topology.CorePlan.memory`): the worker, the antagonists and
+the probe sit in one L3 domain, each on a physical core of its own (SMT siblings idle), and the profiler itself
+(node dispatch, load loop) on the harness cores where the plan has them, else on the worker cores.
+
+(a) **sensitivity**: one worker of the model pinned to the plan's first worker core serves one query of
     ``batch_size`` items at a time (service-time loop, at least ``profile.latency_repeats`` queries and
     ``search.min_duration_s`` seconds per point) while an antagonist of each kind in ``profile.antagonists`` runs
-    at each intensity of ``profile.intensities`` on the other cores. ``slowdown = p50 latency / p50 latency alone``
+    at each intensity of ``profile.intensities`` on the other cores of its L3 domain.
+    ``slowdown = p50 latency / p50 latency alone``
     (the alone baseline is measured before and after the antagonist points and pooled).
-(b) **pressure** (the "bubble score"): the model at full load on every core but the last (closed loop keeping
-    two queries per worker in flight) while a *probe* — an antagonist of each kind at a reference intensity
-    (:data:`PROBE_INTENSITY`) — runs on the last core and measures its own throughput in alternating windows
+(b) **pressure** (the "bubble score"): the model at full load on every core of that L3 domain but the last
+    (closed loop keeping two queries per worker in flight) while a *probe* — an antagonist of each kind at a
+    reference intensity (:data:`PROBE_INTENSITY`) — runs on the last core and measures its own throughput in alternating windows
     (alone, with the model, alone, … :data:`PRESSURE_CYCLES` times, ``search.min_duration_s`` each).
     ``pressure = 1 − median throughput with the model / median throughput alone``;
     the model's own throughput with the probe is recorded as ``model_items_per_s`` with its slowdown against a
@@ -139,7 +144,8 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
 
     opts = opts or common.NodeOptions()
     common.check_model(model, opts.runner)
-    cores = common.study_cores(config)
+    cplan = common.study_plan(config)
+    mem = cplan.memory()
     prof = config["profile"]
     batch = int(config["batch_size"])
     window_s = max(float(config["search"]["min_duration_s"]), 0.2)
@@ -149,8 +155,8 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
     intensities = [float(x) for x in prof["intensities"]]
     rows: list[dict[str, Any]] = []
 
-    if len(cores) < 2:
-        note = f"not observable: needs >= 2 usable cores for a co-runner (this study has {len(cores)}: {cores})"
+    if not mem.antagonists:
+        note, cores = mem.note, list(mem.worker)
         plan = common.TenantPlan(model, model, (cores[0],), batch_size=batch, max_items=batch)
         with common.start_node(config, [plan], opts) as node:
             lat = _latency_point(node, model, config, batch, "alone")["latency_ms"]
@@ -168,10 +174,10 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
                          note=f"counters: unavailable ({reason})", scale=scale))
         return pd.DataFrame(rows, columns=COLUMNS)
 
-    # (a) sensitivity: one worker on cores[0], antagonists on the rest
-    w_cores, a_cores = cores[:1], cores[1:]
+    # (a) sensitivity: one worker, antagonists on the other cores of its L3 domain
+    w_cores, a_cores = list(mem.worker), list(mem.antagonists)
     plan = common.TenantPlan(model, model, tuple(w_cores), batch_size=batch, max_items=batch)
-    with common.pinned(w_cores), common.start_node(config, [plan], opts) as node:
+    with common.pinned(cplan.harness_cpus or w_cores), common.start_node(config, [plan], opts) as node:
         before = _latency_point(node, model, config, batch, "alone-before")["latency_ms"]
         points = []
         for kind in kinds:
@@ -198,12 +204,12 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
         rows.append(_row(model, kind, x, "latency_ms_p95", p95, p95 / base_p95, "ms", lat.size, w_cores, a_cores,
                          gbps, scale=scale))
 
-    # (b) pressure: the model at full load on all cores but the last; a probe on the last core
-    w_cores, p_cores = cores[:-1], cores[-1:]
+    # (b) pressure: the model at full load on the domain's cores but the last; a probe on the last core
+    w_cores, p_cores = list(mem.pressure_workers), list(mem.probe)
     depth = 2 * len(w_cores)
     plan = common.TenantPlan(model, model, tuple(w_cores), batch_size=batch, max_items=batch)
     sat_seed = common.derived_seed(seed, "saturate", model)
-    with common.pinned(w_cores), common.start_node(config, [plan], opts) as node:
+    with common.pinned(cplan.harness_cpus or w_cores), common.start_node(config, [plan], opts) as node:
         rate_alone, n_alone = _saturated_rate(node, model, batch, depth, window_s, sat_seed)
         rows.append(_row(model, "none", 0.0, "model_items_per_s", rate_alone, 1.0, "items/s", n_alone, w_cores,
                          note="full load, no probe", scale=scale))
@@ -237,7 +243,7 @@ def measure(config: dict[str, Any], model: str, opts: common.NodeOptions | None 
             rate = items / secs
             note = (f"probe alone {', '.join(f'{w.gbps:.3g}' for w in alone_w)} GB/s, with the model "
                     f"{', '.join(f'{w.gbps:.3g}' for w in loaded_w)} GB/s (alternating windows of {window_s:g} s; "
-                    "medians)")
+                    "medians)" + (f"; {mem.note}" if mem.note else ""))
             rows.append(_row(model, kind, x, "pressure", pressure,
                              alone_bps / loaded_bps if loaded_bps > 0 else math.nan, "fraction",
                              len(loaded_w), w_cores, p_cores, loaded_bps / 1e9, note=note, scale=scale))

@@ -67,7 +67,7 @@ def measure(config: dict[str, Any], model: str, t1: str | Path, out: str | Path,
             prev = {int(r["workers"]): float(r["qps_star"]) for r in table.rows}
             one_worker_ms = None
             for w in todo:
-                if tuple(node.stats()[model]["cores"]) != tuple(cores[:w]):
+                if tuple(node.stats()[model].cores) != tuple(cores[:w]):
                     node.resize(model, list(cores[:w]))
                 if w - 1 in prev and prev[w - 1] > 0:
                     start = prev[w - 1] * w / (w - 1)

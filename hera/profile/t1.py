@@ -10,7 +10,7 @@ Method (one process, no server):
   sample-library layout (``dense`` U[0, 1), ids uniform over each table's rows), cycling through a few
   distinct batches so repeated runs do not reuse the same rows;
 - **SLA** (docs/DESIGN.md "SLA rule"): ``sla_ms = sla_multiplier x latency of a median-size query``. The
-  median of the production query-size distribution is 200 items (SPEC §4: 12 of its 20 quantile points are
+  median of the production query-size distribution is 200 items (docs/METHOD.md §4: 12 of its 20 quantile points are
   200), capped by ``queries.max_items``; we time it as *one* sub-batch of that many items on one worker at
   no load (the rule and the numbers are stored in each row);
 - **class** is analytical: ``flops_per_byte = mlp_flops_per_item / emb_bytes_gathered_per_item``;

@@ -1,4 +1,4 @@
-"""T2: the paper's claims C1..C5 (SPEC §8) checked against this run's result files.
+"""T2: the paper's claims C1..C5 (docs/METHOD.md §8) checked against this run's result files.
 
 Each claim gets the paper's number, ours (computed here from the result tables), a verdict in
 :data:`VERDICTS` with a plain reason, and the machine the results came from. The numbers that figures

@@ -1,4 +1,4 @@
-"""Figures F1..F8 of SPEC §7: each a pure function ``fN_…(results_dir, out_dir) -> [pdf, png]``.
+"""Figures F1..F8 of docs/METHOD.md §7: each a pure function ``fN_…(results_dir, out_dir) -> [pdf, png]``.
 
 Every figure reads its result tables through :mod:`hera.report.io`, draws with seaborn in the common
 :mod:`hera.report.style`, puts a footer naming the machine and scale (from the provenance sidecars), and

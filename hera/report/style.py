@@ -19,14 +19,14 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.text import Annotation  # noqa: E402
 
-#: Policies of SPEC §6, in the order figures show them, with display names.
+#: Policies of docs/METHOD.md §6, in the order figures show them, with display names.
 POLICY_LABELS = {"single_tenant": "single-tenant", "random": "random", "greedy": "greedy",
                  "parties": "PARTIES", "hera": "Hera", "oracle": "oracle"}
 #: Okabe-Ito colours (colour-blind safe); the baseline is grey, Hera the strongest colour.
 POLICY_COLORS = {"single_tenant": "#7f7f7f", "random": "#E69F00", "greedy": "#56B4E9",
                  "parties": "#CC79A7", "hera": "#D55E00", "oracle": "#009E73"}
 
-#: Models of SPEC §3 with display names; colours from seaborn's colour-blind palette, fixed per model.
+#: Models of docs/METHOD.md §3 with display names; colours from seaborn's colour-blind palette, fixed per model.
 MODEL_LABELS = {"dlrm_rmc1": "DLRM-RMC1", "dlrm_rmc2": "DLRM-RMC2", "dlrm_rmc3": "DLRM-RMC3", "ncf": "NCF",
                 "wnd": "WnD", "mtwnd": "MT-WnD", "din": "DIN", "dien": "DIEN"}
 MODEL_COLORS = dict(zip(MODEL_LABELS, sns.color_palette("colorblind", 10).as_hex()))

@@ -240,6 +240,18 @@ def check_harness_overlap(harness: tuple[int, ...] | None, assign: dict[str, tup
                               "(set allow_core_sharing: true to permit this)")
 
 
+def check_siblings(assign: dict[str, tuple[int, ...]], where: str = "server config") -> None:
+    """Raise :class:`ConfigError` when two tenants get SMT siblings of one physical core of this machine
+    (:func:`hera.topology.check_tenant_cores`)."""
+    from hera.errors import ResourceError
+    from hera.topology import check_tenant_cores, live_topology
+
+    try:
+        check_tenant_cores(live_topology(), assign, where, require_online=False)
+    except ResourceError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def from_dict(d: Any, *, usable: list[int] | None = None, models: list[str] | None = None) -> NodeConfig:
     """Validate a node config mapping and return a :class:`NodeConfig` (defaults filled in)."""
     d = _check_keys(d, _NODE_KEYS, "<top level>")
@@ -286,6 +298,7 @@ def from_dict(d: Any, *, usable: list[int] | None = None, models: list[str] | No
             if t.workers_per_core_set > 1:
                 raise ConfigError(f"server config tenant {t.name!r}: workers_per_core_set > 1 puts several workers "
                                   "on the same cores; set allow_core_sharing: true to permit this")
+        check_siblings({t.name: t.cores for t in tenants})
         check_harness_overlap(kw.get("harness_cores"), {t.name: t.cores for t in tenants})
     return NodeConfig(tenants=tenants, **kw)
 

@@ -258,6 +258,8 @@ def _parse_json(raw: bytes | str, what: str) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ProtocolError(f"malformed JSON in {what}: {exc}") from None
+    except RecursionError:  # found by the fuzz test: [[[[...]]]] 1,000 deep was a 500
+        raise ProtocolError(f"JSON in {what} is nested too deeply") from None
 
 
 def _shape(value: Any, where: str) -> tuple[int, ...]:

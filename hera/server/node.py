@@ -1,4 +1,5 @@
-"""The serving node: several tenants, each with pinned worker processes, and the control API.
+"""The serving node: several tenants, each with pinned worker processes, and the control interface
+(:class:`hera.server.control.NodeControl`).
 
 .. code-block:: python
 
@@ -6,7 +7,7 @@
     fut = node.submit("rmc1", sample_start, n_items, on_done=None)   # Future[QueryResult]
     fut = node.submit_tensors("rmc1", dense, ids)                     # real arrays (HTTP path)
     node.resize("rmc1", [0, 1]); node.set_llc_ways("rmc1", 4); node.set_mem_bw("rmc1", 50)
-    node.stats()                                     # {tenant: {...}} plain JSON-able dict
+    node.stats()                                     # {tenant: TenantSnapshot} (hera.server.control)
     link = node.open_link()                          # queries from a load-generator process (hera.server.link)
     node.stop(drain=True)
 
@@ -17,6 +18,8 @@ Errors: :class:`UnknownTenantError`, :class:`BadRequestError`, :class:`QueueFull
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -28,6 +31,7 @@ import numpy as np
 from hera.errors import ConfigError, NotBuiltError, ResourceError
 from hera.server import config as cfgmod
 from hera.server.config import NodeConfig
+from hera.server.control import TenantSnapshot
 from hera.server.errors import BadRequestError, NodeStoppedError, QueueFull, UnknownTenantError
 from hera.server.link import NodeLink
 from hera.server.payload import PayloadStore
@@ -36,6 +40,8 @@ from hera.server.resctrl import Resctrl
 from hera.server.runner import RunnerSpec
 from hera.server.tenant import Tenant
 from hera.server.worker import mp_context
+
+log = logging.getLogger("hera.server")
 
 
 class Node:
@@ -81,8 +87,11 @@ class Node:
         started: dict[str, list[int]] = {}
         self._payload = PayloadStore()
         try:
+            self.resctrl.add_harness([os.getpid()])  # dispatch, collectors, load generator: their own group
             for i, t in enumerate(c.tenants):
                 self.resctrl.add_tenant(t.name, t.llc_ways, t.mem_bw_percent)
+                if c.runner == "zoo":
+                    self._numa_local(t)
                 tenant = Tenant(t, self._runner_spec(i, t), ctx, self.resctrl, self._worker_ids, c.stats_window_s,
                                 payload=self._payload, harness_cores=c.harness_cores)
                 self.tenants[t.name] = tenant
@@ -98,6 +107,22 @@ class Node:
             t.stats.reset_clock()
         self.state = "running"
         return self
+
+    def _numa_local(self, t: cfgmod.TenantConfig) -> int:
+        """On a machine with several NUMA nodes, drop the cached pages of the tenant's tables before its
+        workers — all on one node — prefault them, so the pages land on that node (first touch). Returns the
+        bytes evicted (0: one NUMA node, or the tenant spans several)."""
+        from hera.topology import live_topology
+        from hera.zoo.load import evict_page_cache, table_files
+
+        topo = live_topology()
+        mine = {topo.core_of(cpu).numa for cpu in t.cores if cpu in topo.online}
+        if len({c.numa for c in topo.cores}) < 2 or len(mine) != 1:
+            return 0
+        n = evict_page_cache(table_files(t.model, self.config.scale, t.quantized,
+                                         self.config.resolved_models_root()))
+        log.info("tenant %s: tables (%d bytes) made NUMA-local to node %d", t.name, n, next(iter(mine)))
+        return n
 
     def stop(self, drain: bool = True, timeout_s: float = 60.0) -> None:
         """Stop serving. ``drain``: finish every accepted query first; else fail the queued ones ("shutting
@@ -220,14 +245,16 @@ class Node:
                     cfgmod.check_overlap({**others, tenant: new}, f"resize of tenant {tenant!r}")
                     cfgmod.check_harness_overlap(self.config.harness_cores, {tenant: new},
                                                  f"resize of tenant {tenant!r}")
+                    cfgmod.check_siblings({**others, tenant: new}, f"resize of tenant {tenant!r}")
                 except ConfigError as exc:
                     raise ResourceError(str(exc)) from None
             started = t.resize(new)
         if wait and started:
             t.wait_ready(started, timeout_s or self.config.start_timeout_s)
 
-    def set_llc_ways(self, tenant: str, ways: int) -> None:
-        """Give ``tenant`` a contiguous, exclusive block of LLC ways (recorded only where resctrl is absent)."""
+    def set_llc_ways(self, tenant: str, ways: int | None) -> None:
+        """Give ``tenant`` a contiguous, exclusive block of LLC ways, or (``None``) the shared block again
+        (recorded only where resctrl is absent)."""
         with self._control:
             self._tenant(tenant)
             self.resctrl.set_llc_ways(tenant, ways)
@@ -260,6 +287,7 @@ class Node:
         """Items in the tenant's sample library (valid ``sample_start`` values are 0 .. size-1)."""
         return int(self.tenant_info(tenant)["library_items"])
 
-    def stats(self, window_s: float | None = None) -> dict[str, dict[str, Any]]:
-        """Per-tenant statistics (plain JSON-able dict), over the configured window or ``window_s``."""
+    def stats(self, window_s: float | None = None) -> dict[str, TenantSnapshot]:
+        """Per-tenant :class:`~hera.server.control.TenantSnapshot`, rates over the configured window or
+        ``window_s`` (the node implements :class:`hera.server.control.NodeControl`)."""
         return {name: t.snapshot(window_s) for name, t in self.tenants.items()}

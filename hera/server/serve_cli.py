@@ -34,6 +34,7 @@ def _raise_interrupt(*_: object) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from hera.server import config as cfgmod
+    from hera.server.control import stats_json
     from hera.server.http import run_http
     from hera.server.node import Node
     from hera.server.stats import stats_table
@@ -83,6 +84,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if live is not None:
             live.stop()
         node.stop(drain=True)
-    print(json.dumps({"stats": node.stats(), "llc_partitioning": node.llc_partitioning,
+    print(json.dumps({"stats": stats_json(node.stats()), "llc_partitioning": node.llc_partitioning,
                       "config": cfgmod.to_dict(cfg)}, default=str))
     return 0

@@ -1,9 +1,10 @@
 """Per-tenant statistics over a sliding window, and their renderings (Prometheus text, a rich table).
 
 :class:`TenantStats` is fed by the node (one call per finished query / sub-batch / rejection) and
-:meth:`TenantStats.snapshot` returns plain JSON-able numbers: counters since start, and QPS, latency
-percentiles (submit → end of last sub-batch) and worker utilisation (busy time / wall time) over the last
-``window_s`` seconds.
+:meth:`TenantStats.snapshot` returns the counters since start and, over the last ``window_s`` seconds, the
+offered and completed rates, latency percentiles (submit → end of last sub-batch) and worker utilisation
+(busy time / wall time), as the fields of :class:`hera.server.control.TenantSnapshot` that it fills. The
+renderings read only that record.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from hera.server.control import TenantSnapshot
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -66,8 +70,10 @@ class TenantStats:
                 self.rejected += 1
 
     def snapshot(self, n_workers: int, window_s: float | None = None, now_ns: int | None = None) -> dict[str, Any]:
-        """Counters, and over the window: ``qps`` (completed), ``offered_qps`` (submitted, incl. rejected),
-        ``latency_ms_p50/p95/p99`` (None without data) and worker ``utilisation``."""
+        """The :class:`~hera.server.control.TenantSnapshot` fields these statistics own: counters since start
+        (``completed_queries``, ``failed_queries``, ``rejected_queries``) and, over the window, ``offered_qps``
+        (submitted, incl. rejected), ``completed_qps``, ``latency_ms_p50/p95/p99`` (None without data),
+        ``worker_utilisation`` of ``n_workers`` workers, ``window_s``, ``window_completed_queries``."""
         now = time.monotonic_ns() if now_ns is None else now_ns
         win = self.window_ns if window_s is None else int(window_s * 1e9)
         with self._lock:
@@ -78,30 +84,32 @@ class TenantStats:
             offered = sum(1 for t in self._arrivals if t >= cut)
             counts = (self.completed, self.failed, self.rejected)
         span_ns = max(1, min(win, now - self.started_ns))
-        out: dict[str, Any] = {"completed": counts[0], "failed": counts[1], "rejected": counts[2],
-                               "window_s": span_ns / 1e9, "qps": lat.size / (span_ns / 1e9),
-                               "offered_qps": offered / (span_ns / 1e9),
-                               "window_queries": int(lat.size)}
+        out: dict[str, Any] = {"completed_queries": counts[0], "failed_queries": counts[1],
+                               "rejected_queries": counts[2], "window_s": span_ns / 1e9,
+                               "completed_qps": lat.size / (span_ns / 1e9), "offered_qps": offered / (span_ns / 1e9),
+                               "window_completed_queries": int(lat.size)}
         pct = np.percentile(lat, [q * 100 for q in QUANTILES]) / 1e6 if lat.size else [None] * len(QUANTILES)
         for q, v in zip(QUANTILES, pct):
             out[f"latency_ms_p{round(q * 100)}"] = None if v is None else float(v)
-        out["utilisation"] = busy / (span_ns * n_workers) if n_workers else 0.0
+        out["worker_utilisation"] = busy / (span_ns * n_workers) if n_workers else 0.0
         return out
 
 
 # -------------------------------------------------------------------------------------- renderings
+#: (record field, metric, help) of the per-tenant gauges. Metric names are the server's public monitoring API.
 _GAUGES = [
-    ("qps", "hera_tenant_qps", "Completed queries per second over the stats window."),
+    ("completed_qps", "hera_tenant_qps", "Completed queries per second over the stats window."),
     ("offered_qps", "hera_tenant_offered_qps", "Submitted queries per second (accepted or rejected)."),
-    ("queue_length", "hera_tenant_queue_length", "Queries waiting for a worker."),
-    ("in_flight", "hera_tenant_in_flight", "Queries accepted and not yet finished."),
-    ("utilisation", "hera_tenant_worker_utilisation", "Worker busy time / wall time over the window."),
-    ("workers", "hera_tenant_workers", "Worker processes ready to serve."),
+    ("queued_queries", "hera_tenant_queue_length", "Queries waiting for a worker."),
+    ("in_flight_queries", "hera_tenant_in_flight", "Queries accepted and not yet finished."),
+    ("worker_utilisation", "hera_tenant_worker_utilisation", "Worker busy time / wall time over the window."),
+    ("workers_ready", "hera_tenant_workers", "Worker processes ready to serve."),
     ("n_cores", "hera_tenant_cores", "Cores given to the tenant."),
     ("llc_ways", "hera_tenant_llc_ways", "LLC ways given to the tenant (resctrl)."),
     ("mem_bw_percent", "hera_tenant_mem_bw_percent", "Memory-bandwidth share (resctrl MBA)."),
     ("sla_ms", "hera_tenant_sla_ms", "Configured tail-latency target."),
 ]
+_COUNTERS = (("completed", "completed_queries"), ("failed", "failed_queries"), ("rejected", "rejected_queries"))
 
 
 def _label(v: str) -> str:
@@ -127,26 +135,21 @@ def metric_family(name: str, kind: str, help_text: str,
     return lines
 
 
-def render_prometheus(stats: dict[str, dict[str, Any]]) -> str:
+def render_prometheus(stats: Mapping[str, TenantSnapshot]) -> str:
     """Render ``node.stats()`` in the Prometheus text exposition format (for ``GET /metrics``)."""
-    lines = ["# HELP hera_tenant_latency_ms Query latency (submit to last sub-batch end) over the stats window.",
-             "# TYPE hera_tenant_latency_ms summary"]
-    for name, s in stats.items():
-        t = _label(name)
-        for q in QUANTILES:
-            lines.append(f'hera_tenant_latency_ms{{tenant="{t}",quantile="{q}"}} '
-                         f'{_num(s.get(f"latency_ms_p{round(q * 100)}"))}')
-        lines.append(f'hera_tenant_latency_ms_count{{tenant="{t}"}} {_num(s.get("completed", 0))}')
-    lines += ["# HELP hera_tenant_queries_total Queries by outcome since the node started.",
-              "# TYPE hera_tenant_queries_total counter"]
-    for name, s in stats.items():
-        for status in ("completed", "failed", "rejected"):
-            lines.append(f'hera_tenant_queries_total{{tenant="{_label(name)}",status="{status}"}} '
-                         f'{_num(s.get(status, 0))}')
-    for key, metric, help_text in _GAUGES:
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
-        for name, s in stats.items():
-            lines.append(f'{metric}{{tenant="{_label(name)}"}} {_num(s.get(key))}')
+    lat = []
+    for name, t in stats.items():
+        lat += [("hera_tenant_latency_ms", {"tenant": name, "quantile": q}, getattr(t, f"latency_ms_p{round(q * 100)}"))
+                for q in QUANTILES]
+        lat.append(("hera_tenant_latency_ms_count", {"tenant": name}, t.completed_queries))
+    lines = metric_family("hera_tenant_latency_ms", "summary",
+                          "Query latency (submit to last sub-batch end) over the stats window.", lat)
+    lines += metric_family("hera_tenant_queries_total", "counter", "Queries by outcome since the node started.",
+                           [("hera_tenant_queries_total", {"tenant": name, "status": status}, getattr(t, field))
+                            for name, t in stats.items() for status, field in _COUNTERS])
+    for field, metric, help_text in _GAUGES:
+        lines += metric_family(metric, "gauge", help_text,
+                               [(metric, {"tenant": name}, getattr(t, field)) for name, t in stats.items()])
     return "\n".join(lines) + "\n"
 
 
@@ -156,21 +159,23 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
-def stats_table(stats: dict[str, dict[str, Any]], title: str = "hera node"):
+def stats_table(stats: Mapping[str, TenantSnapshot], title: str = "hera node"):
     """A ``rich`` table of ``node.stats()`` (one row per tenant)."""
     from rich.table import Table
 
     table = Table(title=title)
-    cols = [("tenant", None), ("model", "model"), ("cores", "cores"), ("workers", "workers"),
-            ("llc ways", "llc_ways"), ("qps", "qps"), ("p50 ms", "latency_ms_p50"), ("p95 ms", "latency_ms_p95"),
-            ("p99 ms", "latency_ms_p99"), ("sla ms", "sla_ms"), ("queue", "queue_length"),
-            ("util", "utilisation"), ("done", "completed"), ("failed", "failed"), ("rejected", "rejected")]
+    cols = [("model", "model"), ("cores", "cores"), ("workers", "workers_ready"), ("llc ways", "llc_ways"),
+            ("offered qps", "offered_qps"), ("done qps", "completed_qps"), ("p50 ms", "latency_ms_p50"),
+            ("p95 ms", "latency_ms_p95"), ("p99 ms", "latency_ms_p99"), ("sla ms", "sla_ms"),
+            ("queue", "queued_queries"), ("util", "worker_utilisation"), ("done", "completed_queries"),
+            ("failed", "failed_queries"), ("rejected", "rejected_queries")]
+    table.add_column("tenant", justify="left")
     for head, _ in cols:
-        table.add_column(head, justify="left" if head in ("tenant", "model", "cores") else "right")
+        table.add_column(head, justify="left" if head in ("model", "cores") else "right")
     for name, s in stats.items():
         row = [name]
-        for _, key in cols[1:]:
-            v = s.get(key)
-            row.append(",".join(map(str, v)) if isinstance(v, list) else _fmt(v))
+        for _, key in cols:
+            v = getattr(s, key)
+            row.append(",".join(map(str, v)) if isinstance(v, tuple) else _fmt(v))
         table.add_row(*row)
     return table

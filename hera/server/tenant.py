@@ -39,6 +39,7 @@ import numpy as np
 
 from hera.server import wire
 from hera.server.config import TenantConfig
+from hera.server.control import TenantSnapshot
 from hera.server.errors import BadRequestError, NodeStoppedError, QueueFull, WorkerStartError
 from hera.server.payload import PayloadStore
 from hera.server.query import QueryResult, QueryState, SubBatch, check_arrays, split
@@ -678,19 +679,18 @@ class Tenant:
             self.payload.close()
 
     # ----------------------------------------------------------------------------------------- stats
-    def snapshot(self, window_s: float | None = None) -> dict[str, Any]:
+    def snapshot(self, window_s: float | None = None) -> TenantSnapshot:
+        """This tenant's :class:`~hera.server.control.TenantSnapshot` (rates over ``window_s``, or the node's)."""
         with self.lock:
             ready = [w for w in self.workers.values() if w.state == READY]
             starting = sum(w.state == STARTING for w in self.workers.values())
-            state = {"model": self.cfg.model, "cores": list(self.cores), "n_cores": len(self.cores),
-                     "workers": len(ready), "workers_starting": starting,
-                     "worker_pids": [w.pid for w in ready], "worker_cores": [list(w.cores) for w in ready],
-                     "queue_length": self.n_waiting, "in_flight": len(self.queries),
-                     "batch_size": self.cfg.batch_size, "queue_limit": self.cfg.queue_limit,
+            state = {"tenant": self.name, "model": self.cfg.model, "cores": tuple(self.cores),
+                     "workers_ready": len(ready), "workers_starting": starting,
+                     "worker_pids": tuple(w.pid for w in ready), "worker_cores": tuple(tuple(w.cores) for w in ready),
+                     "queued_queries": self.n_waiting, "in_flight_queries": len(self.queries),
+                     "batch_size_items": self.cfg.batch_size, "queue_limit_queries": self.cfg.queue_limit,
                      "max_items": self.cfg.max_items, "sla_ms": self.cfg.sla_ms,
                      "library_items": (self.info or {}).get("library_items"),
-                     "worker_errors": list(self.errors), "sub_batches_rerun": self.n_reruns}
-        out = self.stats.snapshot(len(ready), window_s)
-        out.update(state)
-        out.update(self.resctrl.tenant_state(self.name))
-        return out
+                     "worker_errors": tuple(self.errors), "sub_batches_rerun": self.n_reruns}
+        return TenantSnapshot(**self.stats.snapshot(len(ready), window_s), **state,
+                              **self.resctrl.tenant_state(self.name))

@@ -1,4 +1,4 @@
-"""Workloads: query sizes, arrivals, sparse ids, sample libraries and the Criteo reader (SPEC §4).
+"""Workloads: query sizes, arrivals, sparse ids, sample libraries and the Criteo reader (docs/METHOD.md §4).
 
 Submodules (import them directly; this package imports nothing heavy):
 

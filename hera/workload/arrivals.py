@@ -1,4 +1,4 @@
-"""Query arrival times: open-loop Poisson processes, homogeneous or time-varying (SPEC §4).
+"""Query arrival times: open-loop Poisson processes, homogeneous or time-varying (docs/METHOD.md §4).
 
 * :func:`poisson` — a homogeneous Poisson process at ``rate_qps``: independent exponential gaps in
   continuous time (float64 seconds). DeepRecSys' load generator instead draws *Poisson-distributed

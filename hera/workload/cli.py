@@ -15,7 +15,7 @@ from typing import Any
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("workload", help="workloads: reuse histograms, sample libraries, arrivals, query sizes",
-                       description="Workload tools (SPEC §4). Each action prints one JSON object as its last line.")
+                       description="Workload tools (docs/METHOD.md §4). Each action prints one JSON object as its last line.")
     wsub = p.add_subparsers(dest="workload_command", metavar="ACTION", required=True)
 
     r = wsub.add_parser("reuse-histogram",

@@ -1,4 +1,4 @@
-"""The Criteo display-advertising TSV format mapped onto DLRM-style model inputs (SPEC §4, real data path).
+"""The Criteo display-advertising TSV format mapped onto DLRM-style model inputs (docs/METHOD.md §4, real data path).
 
 Format (Criteo Kaggle ``train.txt`` / Terabyte ``day_N``, optionally gzip-compressed): one item per line, 40
 tab-separated fields — ``label`` (0/1), 13 integer dense features ``I1..I13`` and 26 categorical features

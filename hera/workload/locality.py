@@ -1,7 +1,7 @@
 """Embedding-row reuse within a batch: Meta's published statistics, our measurement, and calibration.
 
-Source: ``meta_dlrm_datasets_2021_locality_stats.txt`` (facebookresearch/dlrm_datasets,
-``embedding_bag/2021/locality_stats.txt``, MIT licence) in :func:`hera.paths.shared_data_dir`. For each of
+Source: ``datasets/meta-locality-2021/locality_stats.txt`` (:func:`hera.paths.meta_locality_dir`), a copy of
+facebookresearch/dlrm_datasets ``embedding_bag/2021/locality_stats.txt`` (MIT licence, beside it). For each of
 17 synthetic batches (65 536 samples over 856 tables, shaped like Meta's production ads models) it gives
 
 * the **reuse histogram over unique rows** ("Histogram of col sizes"): the fraction of the batch's unique
@@ -38,10 +38,10 @@ import numpy as np
 import pandas as pd
 
 from hera.errors import ConfigError, HeraError, NotBuiltError
-from hera.paths import shared_data_dir
+from hera.paths import meta_locality_dir
 from hera.workload import sparse
 
-STATS_FILE = "meta_dlrm_datasets_2021_locality_stats.txt"
+STATS_FILE = "locality_stats.txt"
 #: Upper edges of the reuse bins (a reuse factor c falls in bin k when EDGES[k-1] < c <= EDGES[k]);
 #: the last bin, ``(32768+``, holds everything above 32768.
 UPPER_EDGES = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768])
@@ -53,8 +53,8 @@ BIN_LABELS: tuple[str, ...] = tuple(
 
 
 def stats_path() -> Path:
-    """Where Meta's statistics live (``$HERA_SHARED_DATA`` or ``../shared/data``)."""
-    return shared_data_dir() / STATS_FILE
+    """Where Meta's statistics live: ``datasets/meta-locality-2021/locality_stats.txt`` (tracked)."""
+    return meta_locality_dir() / STATS_FILE
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -75,7 +75,8 @@ def read_locality_stats(path: str | Path | None = None) -> pd.DataFrame:
     """
     path = Path(path) if path is not None else stats_path()
     if not path.is_file():
-        raise NotBuiltError(f"Meta locality statistics not found at {path} (set HERA_SHARED_DATA)")
+        raise NotBuiltError(f"Meta locality statistics not found at {path} (tracked in the repository under "
+                            "datasets/meta-locality-2021/; restore it with git)")
     batches: list[dict[str, Any]] = []
     cur: dict[str, Any] | None = None
     section: str | None = None
@@ -185,7 +186,7 @@ def published_reference(path: str | Path | None = None, batch: str | None = None
     summ = batch_summary(df)
     return ReuseHistogram(rows / rows.sum(), look / look.sum(), float(summ["n_unique"].mean()),
                           float(summ["n_indices"].mean()), BIN_LABELS,
-                          source=f"{STATS_FILE} ({'mean of ' + str(len(summ)) + ' batches' if batch is None else batch})")
+                          source=f"Meta 2021 {STATS_FILE} ({'mean of ' + str(len(summ)) + ' batches' if batch is None else batch})")
 
 
 # --------------------------------------------------------------------------------------------- measuring

@@ -1,4 +1,4 @@
-"""Query sizes: how many candidate items one query carries (SPEC §4).
+"""Query sizes: how many candidate items one query carries (docs/METHOD.md §4).
 
 Kinds (all capped by ``max_items``, all drawn from a caller-supplied :class:`numpy.random.Generator`):
 

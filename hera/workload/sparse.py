@@ -1,4 +1,4 @@
-"""Sparse ids: which embedding rows a query's lookups touch (SPEC §4).
+"""Sparse ids: which embedding rows a query's lookups touch (docs/METHOD.md §4).
 
 ``make_generator(kind, **params)`` returns a generator with ``.generate(rows, size, rng) -> int64[size]``
 (ids in ``[0, rows)``) and ``.sampler(rows, rng)`` (a per-table sampler whose row popularity stays fixed
@@ -18,7 +18,7 @@ across many ``.draw(size, rng)`` calls, used to write sample libraries chunk by 
     that go to the hottest fraction ``x`` of rows, piecewise linear in log–log space (piecewise power
     law, i.e. Zipf with a rank-dependent exponent). Rank ``r`` of a table with ``R`` rows gets probability
     ``F((r+1)/R) - F(r/R)`` exactly; sampling inverts ``F`` analytically (no per-row arrays), and ranks are
-    scattered by a random permutation. The profile is scale-free, so shrinking a table's rows (SPEC §3)
+    scattered by a random permutation. The profile is scale-free, so shrinking a table's rows (docs/METHOD.md §3)
     keeps the share of lookups on its hottest x% of rows. :data:`PRODUCTION_PROFILE` was fitted by
     :func:`hera.workload.locality.calibrate` so that a batch of :data:`REF_BATCH` samples with
     :data:`REF_LOOKUPS` lookups per table on tables of :data:`REF_ROWS` rows reproduces Meta's reuse

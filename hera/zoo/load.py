@@ -95,6 +95,48 @@ def prefault(model) -> int:
     return total
 
 
+def table_files(model_id: str, scale: str, quantized: bool = False, root: str | Path | None = None) -> list[Path]:
+    """The files a build's tables are memory-mapped from (``embeddings.f32``; ``model.pt`` for int8)."""
+    d = model_dir(model_id, scale, quantized, root)
+    return [d / ("model.pt" if quantized else "embeddings.f32")]
+
+
+def evict_page_cache(paths: list[Path]) -> int:
+    """Drop the clean, unmapped page-cache pages of ``paths`` (``posix_fadvise(DONTNEED)``); return the bytes
+    advised. The next process to touch them reads them again and the kernel places them on *its* NUMA node
+    (first touch), so a worker pinned on the plan's socket that prefaults them makes them NUMA-local. Pages
+    some process still maps stay where they are."""
+    import os
+
+    total = 0
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            total += os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    return total
+
+
+def numa_pages(pid: int, path: str | Path) -> dict[int, int]:
+    """Resident pages of ``path``'s mappings in process ``pid`` per NUMA node (``/proc/pid/numa_maps``)."""
+    target = str(Path(path).resolve())
+    out: dict[int, int] = {}
+    with open(f"/proc/{pid}/numa_maps") as f:
+        for line in f:
+            if f"file={target}" not in line:
+                continue
+            for item in line.split():
+                if item[:1] == "N" and "=" in item and item[1:item.index("=")].isdigit():
+                    node, pages = item[1:].split("=")
+                    out[int(node)] = out.get(int(node), 0) + int(pages)
+    return out
+
+
 def mapped_file_memory(pid: int, path: str | Path) -> dict[str, int]:
     """Resident and proportional (Pss) bytes of ``path``'s mappings in process ``pid`` (``/proc/pid/smaps``).
 

@@ -1,6 +1,6 @@
 """Declarative model specs: ``models/<id>.yaml`` → validated, scaled :class:`ModelSpec`.
 
-A spec file describes one DeepRecSys model at ``paper`` scale (SPEC §3). It is validated strictly
+A spec file describes one DeepRecSys model at ``paper`` scale (docs/METHOD.md §3). It is validated strictly
 against :data:`SCHEMA` (JSON schema: unknown keys, wrong types and non-positive sizes are errors) and
 then against per-kind rules; every problem raises :class:`hera.errors.SpecError` with a one-line
 message naming the file and the key. Scale presets (docs/DESIGN.md "Scales") shrink only the rows of

@@ -9,6 +9,7 @@ rule colocation_profile:
         t1=f"{RESULTS}/tables/T1.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         f"{RESULTS}/colocation/pairs/{{pair}}.csv",
     log:

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from hera.config import check_model_ids, coerce_strings
 from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS, TABLE_IDS
+from hera.topology import cpulist_or_none, study_plan
 
 
 coerce_strings(config)  # nested --config values arrive as strings (YAML BaseLoader)
@@ -21,6 +22,11 @@ FIGURES = f"figures/{SCALE}"
 LOGS = f"logs/{SCALE}"
 BENCH = f"benchmarks/{SCALE}"
 STUDY_CONFIG = f"{RESULTS}/config.json"
+CORE_PLAN = f"{RESULTS}/core_plan.json"
+# The study's core plan (hera.topology), made now for the machine the study is planned for: this one, or the
+# description file of config key `machine` / $HERA_MACHINE. Every measuring job takes CORE_PLAN as input, and the
+# core_plan job checks at run time that the machine it runs on gives the same plan.
+PLAN = study_plan(config)
 
 def study_config_json(wildcards):
     """The validated study config (after --configfile and --config overrides) as one JSON string."""
@@ -64,7 +70,17 @@ def table_files(root):
 
 def all_outputs():
     """Everything the default target asks for: every figure and table (docs/METHOD.md §7)."""
-    return figure_files(FIGURES) + table_files(RESULTS) + [f"{RESULTS}/machine.json"]
+    return figure_files(FIGURES) + table_files(RESULTS) + [f"{RESULTS}/machine.json", CORE_PLAN]
+
+
+def planned_workers(wildcards):
+    """Worker CPUs of the study's core plan (cpulist), as planned when the workflow was parsed."""
+    return cpulist_or_none(PLAN.worker_cpus)
+
+
+def planned_harness(wildcards):
+    """Harness CPUs of the study's core plan (cpulist, or 'none')."""
+    return cpulist_or_none(PLAN.harness_cpus)
 
 
 def measurement_threads():

@@ -23,3 +23,20 @@ rule machine_description:
     threads: measurement_threads()
     shell:
         "hera machine --bandwidth --out {output} > {log} 2>&1"
+
+
+rule core_plan:
+    conda:
+        "../envs/hera.yaml"
+    input:
+        config=STUDY_CONFIG,
+    output:
+        CORE_PLAN,
+    log:
+        f"{LOGS}/core_plan.log",
+    params:
+        workers=planned_workers,
+        harness=planned_harness,
+    shell:
+        "hera topology --config {input.config} --expect-workers {params.workers} --expect-harness {params.harness}"
+        " --out {output} > {log} 2>&1"

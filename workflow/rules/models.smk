@@ -44,6 +44,7 @@ rule t1_table:
     input:
         models=per_model(f"models/build/{SCALE}/{{model}}/meta.json"),
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         csv=f"{RESULTS}/tables/T1.csv",
         md=f"{RESULTS}/tables/T1.md",

@@ -8,6 +8,7 @@ rule latency_profile:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         f"{RESULTS}/profile/latency/{{model}}.csv",
     log:
@@ -29,6 +30,7 @@ rule scalability_profile:
         library=f"datasets/{SCALE}/{{model}}/library.json",
         t1=f"{RESULTS}/tables/T1.csv",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         f"{RESULTS}/profile/scalability/{{model}}.csv",
     log:
@@ -50,6 +52,7 @@ rule memory_profile:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         f"{RESULTS}/profile/memory/{{model}}.csv",
     log:

@@ -9,6 +9,7 @@ rule latency_vs_load:
         t1=f"{RESULTS}/tables/T1.csv",
         libraries=per_model(f"datasets/{SCALE}/{{model}}/library.json"),
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         f"{RESULTS}/serving/latency_vs_load.csv",
     log:
@@ -33,6 +34,7 @@ rule load_change:
         t1=f"{RESULTS}/tables/T1.csv",
         libraries=per_model(f"datasets/{SCALE}/{{model}}/library.json"),
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         timeline=f"{RESULTS}/serving/load_change.csv",
         moves=f"{RESULTS}/serving/moves.csv",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 from hera.errors import HeraError
+from hera.server.control import StatsRecordError, TenantSnapshot, stats_from_json
 
 
 class HttpControlError(HeraError):
@@ -15,12 +18,12 @@ class HttpControlError(HeraError):
 
 
 class RemoteNode:
-    """The control side of a node reached over HTTP (what the node manager uses for a remote server).
+    """The control side of a node reached over HTTP (what the node manager uses for a remote server): a
+    :class:`hera.server.control.NodeControl`.
 
     Mirrors the Node's control methods: ``stats()``, ``resize(tenant, cores)``,
     ``set_llc_ways(tenant, ways)``, ``set_mem_bw(tenant, percent)``; plus ``ready()``. Errors raise
-    :class:`HttpControlError` with the server's one-line message. Standard library only (urllib), so it can
-    run anywhere.
+    :class:`HttpControlError` with the server's one-line message. Requests go through ``urllib``.
     """
 
     def __init__(self, url: str, timeout_s: float = 30.0):
@@ -53,14 +56,24 @@ class RemoteNode:
             return False
         return True
 
-    def stats(self) -> dict[str, Any]:
-        return self._call("GET", "/hera/v1/stats")
+    def stats(self, window_s: float | None = None) -> dict[str, TenantSnapshot]:
+        """Every tenant's :class:`~hera.server.control.TenantSnapshot` (rates over ``window_s`` when given)."""
+        query = "" if window_s is None else "?" + urllib.parse.urlencode({"window_s": repr(float(window_s))})
+        doc = self._call("GET", "/hera/v1/stats" + query)
+        try:
+            return stats_from_json(doc)
+        except StatsRecordError as exc:
+            raise HttpControlError(f"GET {self.url}/hera/v1/stats: {exc}") from None
 
-    def resize(self, tenant: str, cores: list[int]) -> dict[str, Any]:
-        return self._call("POST", f"/hera/v1/tenants/{tenant}/resize", {"cores": [int(c) for c in cores]})
+    def resize(self, tenant: str, cores: Sequence[int]) -> None:
+        self._call("POST", f"/hera/v1/tenants/{_quote(tenant)}/resize", {"cores": [int(c) for c in cores]})
 
-    def set_llc_ways(self, tenant: str, ways: int) -> dict[str, Any]:
-        return self._call("POST", f"/hera/v1/tenants/{tenant}/llc", {"ways": int(ways)})
+    def set_llc_ways(self, tenant: str, ways: int) -> None:
+        self._call("POST", f"/hera/v1/tenants/{_quote(tenant)}/llc", {"ways": int(ways)})
 
-    def set_mem_bw(self, tenant: str, percent: int) -> dict[str, Any]:
-        return self._call("POST", f"/hera/v1/tenants/{tenant}/membw", {"percent": int(percent)})
+    def set_mem_bw(self, tenant: str, percent: int) -> None:
+        self._call("POST", f"/hera/v1/tenants/{_quote(tenant)}/membw", {"percent": int(percent)})
+
+
+def _quote(tenant: str) -> str:
+    return urllib.parse.quote(str(tenant), safe="")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from hera.errors import ConfigError, HeraError, ResourceError
 from hera.server import kserve
@@ -25,6 +26,17 @@ STATE_KEY = web.AppKey("hera_http_state", object)
 
 #: Largest request body accepted (a JSON query of 1024 RMC3 items is about 54 MB).
 MAX_BODY_BYTES = 256 * 1024 * 1024
+#: Request ``Content-Encoding`` values whose bodies are decoded (by aiohttp) before a handler reads them.
+CONTENT_ENCODINGS = ("identity", "gzip", "deflate", "br")
+
+
+def check_content_encoding(request: web.Request) -> None:
+    """400 for a body whose ``Content-Encoding`` is not one coding we decode (an unknown coding, or a list of
+    codings, would otherwise reach the JSON parser still encoded)."""
+    enc = request.headers.get("Content-Encoding")
+    if enc is not None and enc.strip().lower() not in CONTENT_ENCODINGS:
+        raise ProtocolError(f"unsupported Content-Encoding {enc!r}; supported: {', '.join(CONTENT_ENCODINGS)}",
+                            status=400)
 
 
 def error_status(exc: BaseException) -> int:
@@ -127,6 +139,7 @@ async def errors_and_counts(request: web.Request, handler: Callable) -> web.Stre
     state.in_flight += 1
     try:
         try:
+            check_content_encoding(request)
             resp = await handler(request)
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -136,6 +149,12 @@ async def errors_and_counts(request: web.Request, handler: Callable) -> web.Stre
                 resp.headers["Allow"] = exc.headers.get("Allow", "")
         except (HeraError, ProtocolError) as exc:
             resp = json_error(error_status(exc), exc)
+        except RequestPayloadError as exc:  # a body that cannot be decoded (corrupt gzip/deflate/br)
+            enc = request.headers.get("Content-Encoding", "identity")
+            why = str(exc).split("message:", 1)[-1]  # aiohttp's "400, message: Can not decode ..."
+            resp = json_error(400, f"request body cannot be decoded (Content-Encoding {enc!r}): {why}")
+            resp.force_close()  # answer, then close: the rest of this connection's byte stream cannot be trusted
+            request.content.feed_eof()  # nothing more to read from this body (aiohttp would re-raise draining it)
         except Exception as exc:  # a bug: keep the server up, say what happened
             log.exception("unhandled error in %s %s", request.method, request.path)
             resp = json_error(500, f"internal error: {type(exc).__name__}: {exc}")

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from aiohttp import web
 
+from hera.server.control import stats_json
 from hera.server.http.common import NODE_KEY, json_response, read_json_object, tenant_names, unknown_name
 from hera.server.kserve import ProtocolError
 
@@ -34,8 +36,19 @@ def _is_int(v: Any) -> bool:
 
 
 async def _stats(request: web.Request) -> web.Response:
+    """``{tenant: TenantSnapshot fields}``; ``?window_s=S`` (> 0) sets the window of rates and percentiles."""
     node = request.app[NODE_KEY]
-    return json_response(await asyncio.to_thread(node.stats))
+    raw = request.query.get("window_s")
+    window_s = None
+    if raw is not None:
+        try:
+            window_s = float(raw)
+        except ValueError:
+            window_s = math.nan
+        if not math.isfinite(window_s) or window_s <= 0:
+            raise ProtocolError(f"stats: window_s must be a number of seconds > 0, got {raw!r}")
+    stats = await asyncio.to_thread(node.stats, window_s)
+    return json_response(stats_json(stats))
 
 
 async def _resize(request: web.Request) -> web.Response:

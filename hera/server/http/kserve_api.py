@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from aiohttp import web
 import hera
 from hera.errors import HeraError
 from hera.server import kserve
+from hera.server.control import TenantSnapshot
 from hera.server.http.common import NODE_KEY, STATE_KEY, HttpState, json_response, tenant_names, unknown_name
 from hera.server.kserve import ModelNotFoundError, ProtocolError, SampleQuery, TensorQuery
 
@@ -45,12 +47,10 @@ def _model(request: web.Request) -> kserve.ModelInfo:
     return hit[1]
 
 
-def _readiness(node: Any, stats: dict[str, Any]) -> dict[str, bool]:
+def _readiness(node: Any, stats: Mapping[str, TenantSnapshot]) -> dict[str, bool]:
     """Tenant → has at least one ready worker (and the node is running)."""
     running = getattr(node, "state", "running") == "running"
-    return {n: running and bool((stats.get(n) or {}).get("workers")) for n in tenant_names(node)}
-
-
+    return {n: running and n in stats and stats[n].workers_ready > 0 for n in tenant_names(node)}
 
 
 async def _live(request: web.Request) -> web.Response:
@@ -180,8 +180,6 @@ def _timing(result: Any) -> dict[str, Any]:
     return {"queue_ms": round((t_start - t_sub) / 1e6, 4), "service_ms": round((t_end - t_start) / 1e6, 4),
             "latency_ms": round((t_end - t_sub) / 1e6, 4),
             "workers": list(getattr(result, "workers", []) or [])}
-
-
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -1,0 +1,127 @@
+"""Installation: with-env.sh's argument handling and checks, the torch pairing table, the wheelhouse's
+missing-package error, and pyproject's dependency list. No real install runs here (README "Requirements"
+says how the offline install was tested)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WITH_ENV = ROOT / "workflow" / "scripts" / "with-env.sh"
+
+spec = importlib.util.spec_from_file_location("hera_env", ROOT / "workflow" / "scripts" / "hera_env.py")
+hera_env = importlib.util.module_from_spec(spec)
+sys.modules["hera_env"] = hera_env
+spec.loader.exec_module(hera_env)
+
+
+def with_env(tmp_path, *args, python=None, env=None):
+    e = {k: v for k, v in os.environ.items() if k not in ("HERA_PYTHON", "HERA_TORCH")}
+    e.update(HERA_VENV=str(tmp_path / "venv"), HERA_PYTHON=python or sys.executable, **(env or {}))
+    return subprocess.run(["bash", str(WITH_ENV), *args], capture_output=True, text=True, env=e, timeout=120)
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def _fake_python(tmp_path, version: str, venv_ok: bool = True) -> str:
+    """An interpreter stand-in that reports ``version`` and fails ``import venv, ensurepip`` unless venv_ok."""
+    p = tmp_path / f"python{version}"
+    p.write_text("#!/bin/sh\n"
+                 + ("" if venv_ok else 'case "$*" in *ensurepip*) exit 1;; esac\n')
+                 + f"echo {version}\n")
+    p.chmod(0o755)
+    return str(p)
+
+
+def test_with_env_argument_errors(tmp_path):
+    assert "unknown option --frobnicate" in _one_line_error(with_env(tmp_path, "--frobnicate", "true"))
+    assert "no command given" in _one_line_error(with_env(tmp_path))
+    assert "--wheelhouse needs a directory" in _one_line_error(with_env(tmp_path, "--wheelhouse"))
+    err = _one_line_error(with_env(tmp_path, "--wheelhouse", str(tmp_path / "nowhere"), "true"))
+    assert f"wheelhouse {tmp_path / 'nowhere'} is not a directory" in err
+    assert not (tmp_path / "venv").exists()
+
+
+def test_with_env_checks_python_version_and_venv(tmp_path):
+    err = _one_line_error(with_env(tmp_path, "true", python=str(tmp_path / "no-such-python")))
+    assert "no Python interpreter" in err and "python3.11-venv" in err
+    err = _one_line_error(with_env(tmp_path, "true", python=_fake_python(tmp_path, "3.9")))
+    assert "is Python 3.9; Hera needs Python >= 3.11" in err
+    err = _one_line_error(with_env(tmp_path, "--python", _fake_python(tmp_path, "3.12", venv_ok=False), "true"))
+    assert "cannot create virtual environments" in err and "apt-get install python3.12-venv" in err
+
+
+def _wheelhouse(folder: Path, leave_out: str) -> Path:
+    """Empty stand-ins named like the wheels a venv-torch install needs, but for ``leave_out``."""
+    folder.mkdir()
+    p = hera_env.plan()
+    for req in p.requirements + [p.torch, f"torchrec=={p.pair.torchrec}"]:
+        name = hera_env.req_name(req).replace("-", "_")
+        if name != leave_out.replace("-", "_"):
+            (folder / f"{name}-1.0-py3-none-any.whl").write_bytes(b"")
+    return folder
+
+
+def test_wheelhouse_missing_a_package_is_a_one_line_error(tmp_path):
+    wh = _wheelhouse(tmp_path / "wh", "seaborn")
+    err = _one_line_error(with_env(tmp_path, "--wheelhouse", str(wh), "true", env={"HERA_TORCH": "venv"}))
+    assert f"the wheelhouse {wh} has no wheel for seaborn" in err and "make-wheelhouse.sh" in err
+    assert not (tmp_path / "venv").exists()  # nothing was installed
+    # the same rule for the package pip reports missing among the dependencies
+    out = "ERROR: Could not find a version that satisfies the requirement filelock\n" \
+          "ERROR: No matching distribution found for filelock (from torch==2.13.0+cpu)"
+    assert hera_env.missing_from_pip(out) == "filelock"
+    assert hera_env.missing_from_pip("Successfully installed x") is None
+
+
+def test_torch_pairs_table():
+    pairs = hera_env.read_pairs()
+    first = pairs[0]
+    assert (first.torch, first.fbgemm, first.torchrec) == ("2.13.0", "1.8.0", "1.8.0")
+    assert {p.minor: p.fbgemm for p in pairs} == {"2.13": "1.8.0", "2.11": "1.6.0", "2.10": "1.5.0", "2.9": "1.4.0"}
+    # the tested row is what this test run uses
+    assert metadata.version("torch").startswith(first.torch) and metadata.version("fbgemm-gpu-cpu") == first.fbgemm
+    assert metadata.version("torchrec") == first.torchrec
+
+
+def test_install_plan_uses_a_compatible_preinstalled_torch():
+    p = hera_env.plan(installed="2.11.0+cu128")
+    assert p.torch is None and p.system_site and (p.pair.fbgemm, p.pair.torchrec) == ("1.6.0", "1.6.1")
+    assert "fbgemm-gpu-cpu==1.6.0" in p.requirements and "preinstalled torch 2.11.0+cu128" in p.note
+    p = hera_env.plan(installed="2.12.1")  # no tested fbgemm-gpu-cpu for it: own torch in the venv
+    assert p.torch == "torch==2.13.0+cpu" and not p.system_site and "pairs no fbgemm-gpu-cpu" in p.note
+    p = hera_env.plan(installed="2.11.0", force_venv_torch=True)
+    assert p.torch == "torch==2.13.0+cpu" and "fbgemm-gpu-cpu==1.8.0" in p.requirements
+    assert hera_env.plan(installed=None).torch == "torch==2.13.0+cpu"
+    assert hera_env.plan(("snakemake",)).requirements == [r for r in hera_env.plan().requirements
+                                                          if not r.startswith("snakemake==")]
+    with pytest.raises(hera_env.EnvError, match="built for a preinstalled torch 2.11"):
+        hera_env.plan(manifest={"preinstalled_torch": "2.11"}, installed=None)
+    assert hera_env.plan(manifest={"preinstalled_torch": "2.11"}, installed="2.11.0").torch is None
+    assert hera_env.plan(manifest={"torch": "2.13.0+cpu"}, installed="2.11.0").torch == "torch==2.13.0+cpu"
+
+
+def test_pyproject_lists_every_runtime_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    listed = {hera_env.req_name(d) for d in project["dependencies"]}
+    listed |= {hera_env.req_name(d) for ds in project["optional-dependencies"].values() for d in ds}
+    needed = {hera_env.req_name(r) for r in hera_env.requirements()}
+    assert needed <= listed, needed - listed
+    first = hera_env.read_pairs()[0]
+    assert f"torch=={first.torch}" in project["dependencies"]
+    assert f"fbgemm-gpu-cpu=={first.fbgemm}" in project["dependencies"]
+    for mod in ("scipy", "matplotlib", "seaborn", "pyarrow"):
+        assert mod in listed
