@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from hera.cli import main
 
 USABLE = sorted(os.sched_getaffinity(0))
 
 
+@pytest.mark.slow
 def test_dispatch_ceiling_prints_and_writes_its_figure(tmp_path, capsys):
     out = tmp_path / "dc.json"
     workers = [1, 2 * len(USABLE[:2])]

@@ -119,6 +119,7 @@ def _node(**kw):
     return Node(cfg).start()
 
 
+@pytest.mark.slow
 def test_node_runs_use_a_pinned_load_generator_process():
     node = _node()
     sut = NodeSUT(node, harness_cores=[C1])
@@ -174,6 +175,7 @@ def test_process_run_reports_rejections_timeouts_and_aborts_like_in_process():
         node.stop(drain=False)
 
 
+@pytest.mark.slow
 def test_inprocess_fcfs_baseline_serves_schedules_in_arrival_order():
     import functools
 

@@ -67,6 +67,7 @@ def test_killed_worker_sub_batches_are_rerun_on_its_replacement():
         assert all(x.ok for x in later)
 
 
+@pytest.mark.slow
 def test_sub_batch_lost_twice_fails_naming_both_workers():
     cfg = node_config(TenantConfig("a", "syn", (C0,), options={"delay_ms": 500}))
     with Node(cfg) as node:
@@ -85,6 +86,7 @@ def test_sub_batch_lost_twice_fails_naming_both_workers():
         assert node.submit("a", 0, 2).result(20).ok   # the tenant serves on
 
 
+@pytest.mark.slow
 def test_ten_worker_kills_under_load_fail_no_query():
     """10 SIGKILLs of busy workers while 8 clients keep queries (library and tensor path) in flight: every
     lost sub-batch is re-run, no query fails."""
@@ -173,6 +175,7 @@ def test_zoo_runner_without_built_library_fails_clearly(tmp_path):
     assert node.state == "new" and not node.tenants
 
 
+@pytest.mark.slow
 def test_ten_worker_kills_under_http_load_give_no_error_response():
     """The same through the HTTP front end (where the kills were first seen to fail queries with 500)."""
     import json
