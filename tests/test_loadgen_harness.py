@@ -113,9 +113,10 @@ def test_trial_rows_carry_the_harness_columns():
 def _node(**kw):
     from hera.server import Node, NodeConfig, TenantConfig
 
+    kw.setdefault("resctrl_root", "/nonexistent")
     cfg = NodeConfig(tenants=(TenantConfig("a", "syn", (C0,), batch_size=16, options={"delay_ms": 1}),
                               TenantConfig("b", "syn", (C1,), batch_size=16)),
-                     runner="synthetic", resctrl_root="/nonexistent", allow_core_sharing=True, **kw)
+                     runner="synthetic", allow_core_sharing=True, **kw)
     return Node(cfg).start()
 
 
@@ -204,3 +205,16 @@ def test_inprocess_fcfs_baseline_serves_schedules_in_arrival_order():
     finally:
         pool.close()
     assert not any(p.is_alive() for p in pool._procs)
+
+
+def test_load_generator_process_joins_the_node_harness_resctrl_group(fake_resctrl):
+    node = _node(resctrl_root=str(fake_resctrl))
+    sut = NodeSUT(node)
+    try:
+        group = node.resctrl.harness_group
+        assert group is not None and str(os.getpid()) in (group / "tasks").read_text().split()
+        lg = sut.loadgen_process()
+        assert str(lg.pid) in (group / "tasks").read_text().split()
+    finally:
+        sut.close()
+        node.stop()

@@ -107,6 +107,9 @@ class NodeSUT:
                 return None
             self._lg = LoadgenProcess(self._link.client, cores)
             self._lg_cores = cores
+            adopt = getattr(self.node, "add_harness_process", None)
+            if callable(adopt):  # the node's harness resctrl group, with its collectors
+                adopt(self._lg.pid)
         return self._lg
 
     def library_items(self, tenant: str) -> int:

@@ -198,6 +198,11 @@ class Node:
         self._links.append(link)
         return link
 
+    def add_harness_process(self, pid: int) -> None:
+        """Put a process that drives this node (a load generator) into the node's harness resource group, beside
+        its own threads (a no-op where resctrl is unavailable)."""
+        self.resctrl.add_harness([int(pid)])
+
     @property
     def harness_cores(self) -> list[int] | None:
         """The CPUs the node's own threads are pinned to (``NodeConfig.harness_cores``; None: unpinned)."""
