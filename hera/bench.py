@@ -2,8 +2,11 @@
 ``results/<scale>/bench/<name>.json`` with provenance. Benchmarks measure; tests never assert wall time.
 
 - ``build``: time to build every model and its sample library at a scale (fresh, into a scratch dir).
-- ``serving``: QPS* through the server vs the same model called in-process on the same cores.
+- ``serving``: the server vs the same model called in-process on the same cores, at saturation and as QPS*
+  under the SLA (against an ideal FCFS server replaying in-process service times).
 - ``dispatch``: added latency of the in-node path for a 1-item query (round trip minus model time).
+- ``dispatch-ceiling``: completed sub-batches/s of the whole harness (load generator, node, dispatch) with
+  null workers, for several worker counts.
 - ``memory``: RSS/PSS of N workers of one model: one copy of the tables plus a per-worker overhead.
 - ``loadgen-agreement``: p95 from our open-loop driver vs MLPerf LoadGen at the same arrival rate.
 - ``qps-repeatability``: the coefficient of variation of QPS* over independent complete determinations
@@ -141,14 +144,12 @@ def _inprocess_worker(model: str, scale: str, core: int, batch_size: int, durati
     import numpy as np
     import torch
 
-    from hera.paths import build_dir, datasets_dir
-    from hera.server.runner import RunnerSpec, build_runner
+    from hera.server.runner import build_runner
     from hera.workload.sizes import QuerySizes
 
     os.sched_setaffinity(0, {core})
     torch.set_num_threads(1)
-    runner = build_runner(RunnerSpec(kind="zoo", model=model, scale=scale, models_root=str(build_dir(scale)),
-                                     library_dir=str(datasets_dir(scale) / model), batch_size=batch_size))
+    runner = build_runner(_runner_spec(model, scale, batch_size))
     n_lib = runner.info()["library_items"]
     rng = np.random.default_rng(core)
     sizes = QuerySizes("production", 1024).sample(100_000, rng)
@@ -162,6 +163,14 @@ def _inprocess_worker(model: str, scale: str, core: int, batch_size: int, durati
             runner.run_samples(start + lo, min(batch_size, n - lo))
         items, i = items + n, i + 1
     queue.put(items / (time.perf_counter() - t0))
+
+
+def _runner_spec(model: str, scale: str, batch_size: int):
+    from hera.paths import build_dir, datasets_dir
+    from hera.server.runner import RunnerSpec
+
+    return RunnerSpec(kind="zoo", model=model, scale=scale, models_root=str(build_dir(scale)),
+                      library_dir=str(datasets_dir(scale) / model), batch_size=batch_size)
 
 
 def inprocess_items_per_s(model: str, scale: str, cores: list[int], batch_size: int, duration_s: float) -> float:
@@ -181,50 +190,98 @@ def inprocess_items_per_s(model: str, scale: str, cores: list[int], batch_size: 
     return float(sum(rates))
 
 
-def bench_serving(model: str, scale: str, cores: list[int], batch_size: int, duration_s: float,
-                  search: dict[str, Any]) -> dict[str, Any]:
-    """QPS* through the server vs in-process throughput on the same cores and sub-batch size.
+def _saturated_items_per_s(sut, tenant: str, lib: int, offered_qps: float, duration_s: float, warmup: int):
+    """Items/s the SUT completes under an open-loop overload (queries of the production law, Poisson arrivals
+    at ``offered_qps`` for ``duration_s``): completed items over first arrival → last end. When the SUT kept
+    up (completed ≥ 90% of the offered rate) it was not saturated: the offered rate doubles, up to 2 times."""
+    from hera.loadgen import driver
+    from hera.loadgen.settings import LoadgenSettings
 
-    Both sides do the same work: production-size queries split into sub-batches of ``batch_size``; in-process
-    throughput in items/s is converted to queries/s by the law's mean size. ``efficiency = qps_server / qps_inprocess`` where ``qps_server`` is the
-    server's QPS* under the model's SLA; ``saturation_efficiency`` compares the server's completions at
-    overload (no SLA) instead, isolating the serving overhead from queueing.
+    for attempt in range(3):
+        over = driver.run(sut, LoadgenSettings(target_qps=offered_qps, query_sizes={"kind": "production"},
+                                               duration_s=duration_s, warmup_queries=warmup,
+                                               completion_timeout_s=120), lib, tenant=tenant)
+        rows = over.rows[over.rows["ok"] & ~over.rows["warmup"]]
+        span_s = (rows["t_end_ns"].max() - rows["scheduled_ns"].min()) / 1e9
+        if over.summary["achieved_qps"] < 0.9 * offered_qps or attempt == 2:
+            break
+        offered_qps *= 2
+    return float(rows["n_items"].sum()) / span_s, over.summary, offered_qps
+
+
+def bench_serving(model: str, scale: str, cores: list[int], batch_size: int, duration_s: float,
+                  search: dict[str, Any], sla_ms: float | None = None) -> dict[str, Any]:
+    """The server against the same work done in-process on the same cores, at saturation and under the SLA.
+
+    - ``saturation_efficiency``: items/s the server completes under overload (no SLA; Poisson arrivals at 1.5x
+      the in-process rate, more if it kept up) / items/s of one pinned process per core running production
+      queries back to back through the same runner: the serving overhead without queueing.
+    - ``efficiency``: the server's QPS* / the QPS* of an in-process open-loop FCFS run of the same query stream
+      on the same cores (:class:`hera.loadgen.inprocess.InProcessFCFS`: pinned processes taking sub-batches in
+      arrival order from a shared counter, no server), both under the model's SLA, with the same search,
+      schedules and early-stopping rule. (Dividing a tail-bound QPS* by an unbounded throughput, as a first
+      version did, mixes queueing into the overhead: RMC1 came out 0.0.)
     """
+    import functools
+
     import numpy as np
 
-    from hera.loadgen import driver
+    from hera.loadgen.inprocess import InProcessFCFS
     from hera.loadgen.search import find_qps_star
     from hera.loadgen.settings import LoadgenSettings
     from hera.loadgen.sut import NodeSUT
+    from hera.server.runner import build_runner
     from hera.workload.sizes import QuerySizes
 
     _require_built(model, scale)
+    sla = float(sla_ms) if sla_ms else _sla_ms(model, scale, batch_size)
     sizes = {"kind": "production"}
     mean_items = float(np.mean(QuerySizes("production", 1024).sample(200_000, np.random.default_rng(0))))
     items_s = inprocess_items_per_s(model, scale, cores, batch_size, duration_s)
     qps_in = items_s / mean_items
-    sla = _sla_ms(model, scale, batch_size)
+    warmup = 20
+    base = LoadgenSettings(target_qps=0.5 * qps_in, latency_bound_ms=sla, query_sizes=sizes,
+                           min_queries=search["min_queries"], min_duration_s=search["min_duration_s"],
+                           warmup_queries=warmup)
+    kw = dict(sla_ms=sla, rel_tol=search["rel_tolerance"], repeats=search["repeats"],
+              max_queries=search["max_queries"], tenant=model, max_qps=4 * qps_in)
+    pool = InProcessFCFS(functools.partial(build_runner, _runner_spec(model, scale, batch_size)), cores,
+                         batch_size, model)
+    try:
+        res_in = find_qps_star(pool, base, _library_items(model, scale), **kw)
+    finally:
+        pool.close()
     node = _node(model, scale, cores, batch_size, sla_ms=sla)
     try:
         sut = NodeSUT(node)
         lib = node.library_size(model)
-        base = LoadgenSettings(target_qps=0.5 * qps_in, latency_bound_ms=sla, query_sizes=sizes,
-                               min_queries=search["min_queries"], min_duration_s=search["min_duration_s"],
-                               warmup_queries=20)
-        res = find_qps_star(sut, base, lib, sla_ms=sla, rel_tol=search["rel_tolerance"],
-                            repeats=search["repeats"], max_queries=search["max_queries"], tenant=model,
-                            max_qps=4 * qps_in)
-        over = driver.run(sut, LoadgenSettings(target_qps=2.0 * qps_in, query_sizes=sizes,
-                                               duration_s=duration_s, warmup_queries=20,
-                                               completion_timeout_s=120), lib, tenant=model)
-        sat = over.tenants[model]["achieved_qps"]
+        res = find_qps_star(sut, base, lib, **kw)
+        sat_items_s, sm, offered = _saturated_items_per_s(sut, model, lib, 1.5 * qps_in, duration_s, warmup)
+        sut.close()
     finally:
         node.stop(drain=False)
+    trials = res.trials
     return {"model": model, "scale": scale, "cores": cores, "batch_size": batch_size, "sla_ms": round(sla, 3),
-            "qps_server": round(res.qps_star, 2), "qps_inprocess": round(qps_in, 2),
-            "efficiency": round(res.qps_star / qps_in, 3), "qps_server_saturated": round(sat, 2),
-            "saturation_efficiency": round(sat / qps_in, 3), "inprocess_items_per_s": round(items_s, 1),
-            "mean_query_items": round(mean_items, 1), "search_note": res.note}
+            "qps_server": round(res.qps_star, 2), "qps_inprocess_sla": round(res_in.qps_star, 2),
+            "efficiency": round(res.qps_star / res_in.qps_star, 3) if res_in.qps_star > 0 else None,
+            "qps_inprocess": round(qps_in, 2), "inprocess_items_per_s": round(items_s, 1),
+            "server_saturated_items_per_s": round(sat_items_s, 1),
+            "qps_server_saturated": round(sat_items_s / mean_items, 2),
+            "saturation_efficiency": round(sat_items_s / items_s, 3), "saturation_offered_qps": round(offered, 2),
+            "saturation_harness_cpu_util": sm["harness_cpu_util"],
+            "saturation_harness_saturated": sm["harness_saturated"],
+            "saturation_harness_saturation_reason": sm["harness_saturation_reason"],
+            "search_trials": int(len(trials)),
+            "search_trials_harness_saturated": int(trials["harness_saturated"].fillna(False).astype(bool).sum()),
+            "mean_query_items": round(mean_items, 1), "search_note": res.note, "inprocess_search_note": res_in.note}
+
+
+def _library_items(model: str, scale: str) -> int:
+    """Items in the model's sample library (read from its memory-mapped files)."""
+    from hera.paths import datasets_dir
+    from hera.workload.library import SampleLibrary
+
+    return int(SampleLibrary.open(datasets_dir(scale) / model).n_items)
 
 
 # ----------------------------------------------------------------------------------------- dispatch
@@ -254,6 +311,106 @@ def bench_dispatch(model: str, scale: str, core: int, n: int) -> dict[str, Any]:
     return {"model": model, "scale": scale, "queries": n, "overhead_ms_p50": round(float(np.median(o)), 4),
             "overhead_ms_p99": round(float(np.percentile(o, 99)), 4),
             "model_ms_p50": round(float(np.median(model_ms)), 4)}
+
+
+# --------------------------------------------------------------------------------- dispatch ceiling
+def _null_node(cores: list[int], workers: int, batch_size: int, harness_cores: list[int] | None):
+    """A node with one tenant of ``workers`` null workers (sub-batches that do no work) spread over ``cores``."""
+    from hera.server.node import Node
+
+    k = min(workers, len(cores))
+    if workers % k:
+        raise HeraError(f"dispatch-ceiling: {workers} workers do not spread evenly over {k} cores {cores[:k]}; "
+                        "use a multiple of the core count")
+    return Node({"runner": "synthetic", "allow_core_sharing": True,
+                 "harness_cores": list(harness_cores) if harness_cores else None,
+                 "tenants": [{"name": "null", "model": "null", "cores": cores[:k], "batch_size": batch_size,
+                              "workers_per_core_set": workers // k, "queue_limit": 10_000_000,
+                              "options": {"null": True}}]}).start()
+
+
+def _burst(sut, n: int, sizes: dict[str, Any], lib: int, batch_size: int, process: bool):
+    """``n`` queries all scheduled at time 0 (MLPerf's offline scenario): the harness runs flat out."""
+    import numpy as np
+
+    from hera.loadgen import driver
+    from hera.loadgen.settings import LoadgenSettings
+
+    s = LoadgenSettings(target_qps=1.0, n_queries=n, query_sizes=sizes, warmup_queries=0,
+                        max_outstanding=10 * n + 10, completion_timeout_s=300)
+    sch = driver.build_schedule(s, lib, tenant="null")
+    sch["scheduled_s"] = 0.0
+    res = driver.run(sut, s, lib, tenant="null", schedule=sch, loadgen_process=process)
+    rows = res.rows[res.rows["ok"]]
+    span_s = (rows["t_end_ns"].max() - rows["scheduled_ns"].min()) / 1e9
+    subs = int(np.ceil(rows["n_items"].to_numpy() / batch_size).sum())
+    return subs / span_s, len(rows) / span_s, res.summary, int(res.summary["n_failed"])
+
+
+
+def bench_dispatch_ceiling(workers: list[int], cores: list[int], batch_size: int, duration_s: float,
+                           harness_cores: list[int] | None, process: bool, open_loop_sub_batches_per_s: float
+                           ) -> dict[str, Any]:
+    """Completed sub-batches/s with null workers, through the same path a QPS* trial takes (load generator →
+    node → shared task queue → workers → collector → load generator), for each worker count.
+
+    Each point is a burst of production-size queries all due at once, sized to last about ``duration_s`` from
+    a first 1,000-query burst; the rate is sub-batches of completed queries over first arrival → last end.
+    At the largest worker count an open-loop Poisson run at ``open_loop_sub_batches_per_s`` shows whether the
+    harness keeps up with a steady load of that size (issue lateness, harness CPU, saturation verdict).
+    """
+    import numpy as np
+
+    from hera.loadgen import driver
+    from hera.loadgen.settings import LoadgenSettings
+    from hera.loadgen.sut import NodeSUT
+    from hera.workload.sizes import QuerySizes
+
+    sizes = {"kind": "production"}
+    mean_subs = float(np.mean(np.ceil(QuerySizes("production", 1024).sample(
+        200_000, np.random.default_rng(0)) / batch_size)))
+    out: dict[str, Any] = {"sub_batches_per_s": {}, "queries_per_s": {}, "harness_cpu_util": {}}
+    open_loop = None
+    for w in workers:
+        node = _null_node(cores, w, batch_size, harness_cores)
+        sut = NodeSUT(node, harness_cores=harness_cores, process=process)
+        try:
+            lib = node.library_size("null")
+            rate, _, _, _ = _burst(sut, 1000, sizes, lib, batch_size, process)
+            n = int(min(max(2000, rate * duration_s / mean_subs), 400_000))
+            sub_s, q_s, summary, failed = _burst(sut, n, sizes, lib, batch_size, process)
+            if failed:
+                raise HeraError(f"dispatch-ceiling: {failed} of {n} null queries failed with {w} workers")
+            out["sub_batches_per_s"][str(w)] = round(sub_s)
+            out["queries_per_s"][str(w)] = round(q_s)
+            out["harness_cpu_util"][str(w)] = summary["harness_cpu_util"]
+            print(f"{w:3d} null workers: {sub_s:10,.0f} sub-batches/s ({q_s:,.0f} queries/s, {n} queries), "
+                  f"harness {summary['harness']} using {summary['harness_cpu_util']:.2f} cores", flush=True)
+            if w == max(workers) and open_loop_sub_batches_per_s > 0:
+                qps = open_loop_sub_batches_per_s / mean_subs
+                s = LoadgenSettings(target_qps=qps, duration_s=duration_s, query_sizes=sizes, warmup_queries=0,
+                                    max_outstanding=1_000_000)
+                sm = driver.run(sut, s, lib, tenant="null", loadgen_process=process).summary
+                open_loop = {"workers": w, "offered_sub_batches_per_s": open_loop_sub_batches_per_s,
+                             "offered_qps": round(qps, 1), "achieved_qps": round(sm["achieved_qps"], 1),
+                             "issue_lateness_us_p99": round(sm["issue_lateness_us_p99"], 1),
+                             "completion_lag_ms_p99": round(sm["completion_lag_ms_p99"], 3),
+                             "harness_cpu_util": sm["harness_cpu_util"],
+                             "harness_saturated": sm["harness_saturated"],
+                             "harness_saturation_reason": sm["harness_saturation_reason"]}
+                print(f"    open loop at {open_loop_sub_batches_per_s:,.0f} sub-batches/s ({qps:,.0f} queries/s): "
+                      f"achieved {sm['achieved_qps']:,.0f} queries/s, issue lateness p99 "
+                      f"{sm['issue_lateness_us_p99']:.0f} us, saturated: {sm['harness_saturated']} "
+                      f"{sm['harness_saturation_reason']}", flush=True)
+        finally:
+            sut.close()
+            node.stop(drain=False)
+    out.update(batch_size=batch_size, mean_sub_batches_per_query=round(mean_subs, 3), cores=cores,
+               harness_cores=harness_cores, harness="process" if process else "in-process",
+               open_loop=open_loop, machine_cpus=os.cpu_count(),
+               note="null workers return zeros without computing; on a machine with fewer cores than workers "
+                    "the workers time-share the cores with the harness; the machine may be shared")
+    return out
 
 
 # ------------------------------------------------------------------------------------------- memory
@@ -399,6 +556,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--duration-s", type=float, default=5.0, help="in-process / saturation run length")
     s.add_argument("--config", type=Path, help="study config for the search settings (default: the scale's)")
+    s.add_argument("--sla-ms", type=float, help="SLA in ms (default: the model's row of T1)")
     s.set_defaults(func=_cmd_serving)
 
     d = bsub.add_parser("dispatch", help="added latency of the in-node path for 1-item queries")
@@ -406,6 +564,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--core", type=int, default=None, help="worker CPU (default: the core plan's first)")
     d.add_argument("--queries", type=int, default=2000)
     d.set_defaults(func=_cmd_dispatch)
+
+    c = bsub.add_parser("dispatch-ceiling", help="completed sub-batches/s of the harness with null workers")
+    c.add_argument("--workers", default="1,2,4,8,16", help="comma-separated worker counts")
+    c.add_argument("--cores", default="all", help="cores the workers share: 'all' or a comma-separated list")
+    c.add_argument("--harness-cores", help="comma-separated CPUs for the load generator and the node's threads "
+                   "(default: the core plan's harness cores, if it has any)")
+    c.add_argument("--batch-size", type=int, default=64)
+    c.add_argument("--duration-s", type=float, default=3.0, help="about how long each point runs")
+    c.add_argument("--harness", choices=["process", "in-process"], default="process",
+                   help="load generator in its own process (default) or in the node's process")
+    c.add_argument("--open-loop-sub-batches-per-s", type=float, default=14_000.0,
+                   help="steady Poisson load at the largest worker count (0: skip); 14,000 is what 16 RMC1 "
+                        "workers at default scale need")
+    c.add_argument("--out", type=Path, help="where to write the JSON (default results/bench/dispatch-ceiling.json)")
+    c.set_defaults(func=_cmd_dispatch_ceiling)
 
     m = bsub.add_parser("memory", help="RSS/PSS of N workers of one model")
     common(m)
@@ -633,7 +806,7 @@ def _cmd_serving(args) -> int:
     study = cfg.load(args.config or repo_root() / "workflow" / "config" / f"{args.scale}.yaml")
     with _on_harness(args.cores):
         fig = bench_serving(args.model, args.scale, _cores(args.cores), args.batch_size, args.duration_s,
-                            study["search"])
+                            study["search"], args.sla_ms)
     return _emit(f"serving-{args.model}", args.scale, fig, args.out, vars_of(args))
 
 
@@ -642,6 +815,26 @@ def _cmd_dispatch(args) -> int:
     with _on_harness("all"):
         fig = bench_dispatch(args.model, args.scale, core, args.queries)
     return _emit("dispatch", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_dispatch_ceiling(args) -> int:
+    try:
+        workers = [int(x) for x in args.workers.split(",") if x.strip()]
+        harness_cores = [int(x) for x in args.harness_cores.split(",")] if args.harness_cores else None
+    except ValueError:
+        raise HeraError(f"dispatch-ceiling: --workers {args.workers!r} / --harness-cores must be comma-separated "
+                        "integers") from None
+    if not workers or min(workers) < 1:
+        raise HeraError(f"dispatch-ceiling: --workers {args.workers!r} must list worker counts >= 1")
+    plan = _plan(args.cores)
+    if harness_cores is None and plan.harness_cpus:
+        harness_cores = list(plan.harness_cpus)
+    fig = bench_dispatch_ceiling(workers, list(plan.worker_cpus), args.batch_size, args.duration_s, harness_cores,
+                                 args.harness == "process", args.open_loop_sub_batches_per_s)
+    from hera.paths import repo_root
+
+    out = args.out or repo_root() / "results" / "bench" / "dispatch-ceiling.json"  # no model, no scale
+    return _emit("dispatch-ceiling", "ci", fig, out, vars_of(args))
 
 
 def _cmd_memory(args) -> int:

@@ -180,13 +180,16 @@ def run_manager(manager: str, config: dict[str, Any], node_plan: plansmod.NodeDe
             loop = NodeManagerLoop(ctl, node, interval_s, node_cores=sorted(c for cs in cpu_sets for c in cs))
         _log(f"[load-change] {manager}: {node_plan.group} for {duration_s:g} s ({lc['trace']} trace), "
              f"control interval {interval_s:g} s")
+        sut = NodeSUT(node)
+        sut.loadgen_process()  # start the load-generator process before the manager's clock starts
         if loop is not None:
             loop.start()
         try:
-            res = driver.run(NodeSUT(node), streams, lib, schedule=schedule)
+            res = driver.run(sut, streams, lib, schedule=schedule)
         finally:
             if loop is not None:
                 loop.stop()
+            sut.close()
         rows = res.rows
         t0_ns = float(rows["scheduled_ns"].iloc[0]) - float(rows["scheduled_s"].iloc[0]) * 1e9
         moves = pd.DataFrame(loop.moves if loop is not None else [], columns=MOVE_COLUMNS[2:])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -81,7 +82,10 @@ def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpti
 
     harness = study_plan(config).harness_cpus
     with pinned(harness) if harness else contextlib.nullcontext():  # load generator, dispatch: off the workers
-        node = Node(node_config(config, tenants, opts))
+        cfg = node_config(config, tenants, opts)
+        if harness:  # the node pins its collectors there, and NodeSUT its load-generator process
+            cfg = dataclasses.replace(cfg, harness_cores=tuple(harness))
+        node = Node(cfg)
         node.start()
         try:
             yield node

@@ -11,12 +11,27 @@ It knows no model and no server internals (as MLPerf LoadGen): it sees a sample-
 - :mod:`~hera.loadgen.mlperf` — MLPerf LoadGen adapter and :func:`compare`
 """
 
-from hera.loadgen.driver import RunResult, build_schedule, run
-from hera.loadgen.search import SearchResult, find_qps_star
-from hera.loadgen.settings import LoadgenSettings
-from hera.loadgen.sut import NodeSUT, NullSUT, SleepSUT
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunResult": "driver", "build_schedule": "driver", "run": "driver",
+    "SearchResult": "search", "find_qps_star": "search",
+    "LoadgenSettings": "settings",
+    "NodeSUT": "sut", "NullSUT": "sut", "SleepSUT": "sut",
+}
 
 __all__ = [
     "LoadgenSettings", "RunResult", "SearchResult", "build_schedule", "run", "find_qps_star",
     "NodeSUT", "NullSUT", "SleepSUT",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: the load-generator process (:mod:`hera.loadgen.process`) starts
+    in a fraction of a second because it needs neither pandas nor scipy."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"hera.loadgen.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hera.loadgen' has no attribute {name!r}")

@@ -11,6 +11,9 @@
 4. After the last issue it waits (``completion_timeout_s``) for queries in flight; those that never
    complete are reported as ``timeout`` failures and later callbacks are ignored (counted as
    ``late_completions``). ``max_outstanding`` in flight for a tenant aborts the run (``not_issued`` rows).
+5. Where the SUT offers a load-generator process (a local node through ``NodeSUT``), steps 2–4 run in that
+   process (:mod:`hera.loadgen.process`), off the node's GIL; elsewhere in the calling thread. Either way the
+   summary records the harness's CPU time and whether it saturated (:mod:`hera.loadgen.harness`).
 
 Failed queries (``error``, ``timeout``, ``not_issued``) are excluded from latency percentiles and
 counted as over the latency bound by the early-stopping rule.
@@ -23,7 +26,6 @@ import functools
 import gc
 import math
 import os
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -34,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from hera.errors import ConfigError, HeraError
-from hera.loadgen import stats
+from hera.loadgen import harness, stats
+from hera.loadgen.runstate import RunState
 from hera.loadgen.settings import LoadgenSettings
 
 SPIN_NS = 50_000  # sleep until this close to the scheduled time, then spin (short: on a small
@@ -199,78 +202,12 @@ class RunResult:
         return out
 
 
-class _State:
-    """Per-query bookkeeping shared by the issuing thread and the completion callbacks."""
-
-    def __init__(self, n: int, tenant_code: np.ndarray, sched_abs: np.ndarray, measured: np.ndarray,
-                 n_tenants: int, bound_ns: np.ndarray, max_over: np.ndarray):
-        self.lock = threading.Lock()
-        self.all_done = threading.Event()
-        self.tenant_code, self.sched_abs, self.measured = tenant_code, sched_abs, measured
-        self.issued_ns = np.zeros(n, np.int64)
-        self.done_ns = np.zeros(n, np.int64)
-        self.t_submit = np.zeros(n, np.int64)
-        self.t_start = np.zeros(n, np.int64)
-        self.t_end = np.zeros(n, np.int64)
-        self.status = np.array(["not_issued"] * n, dtype=object)
-        self.error: list[str | None] = [None] * n
-        self.workers: list[str] = [""] * n
-        self.outstanding = np.zeros(n_tenants, np.int64)
-        self.n_over = np.zeros(n_tenants, np.int64)
-        self.bound_ns, self.max_over = bound_ns, max_over
-        self.n_issued = 0
-        self.n_done = 0
-        self.issuing_finished = False
-        self.closed = False
-        self.late_completions = 0
-        self.abort_reason: str | None = None
-
-    def _finish_one(self, i: int) -> None:  # lock held
-        k = self.tenant_code[i]
-        self.outstanding[k] -= 1
-        self.n_done += 1
-        if self.measured[i] and self.bound_ns[k] > 0:
-            over = self.status[i] != "ok" or self.t_end[i] - self.sched_abs[i] > self.bound_ns[k]
-            if over:
-                self.n_over[k] += 1
-                if 0 <= self.max_over[k] < self.n_over[k] and self.abort_reason is None:
-                    self.abort_reason = (
-                        f"early stopping: {self.n_over[k]} queries over the bound already exceed the "
-                        f"{self.max_over[k]} the planned run could absorb"
-                    )
-        if self.issuing_finished and self.n_done >= self.n_issued:
-            self.all_done.set()
-
-    def on_done(self, i: int, res: Any) -> None:
-        now = time.monotonic_ns()
-        with self.lock:
-            if self.closed or self.status[i] != "issued":
-                self.late_completions += 1
-                return
-            self.done_ns[i] = now
-            try:
-                self.t_submit[i] = int(getattr(res, "t_submit_ns", 0) or 0)
-                self.t_start[i] = int(getattr(res, "t_start_ns", 0) or 0)
-                end = int(getattr(res, "t_end_ns", 0) or 0)
-                self.t_end[i] = end if end > 0 else now
-                ok = bool(getattr(res, "ok", True))
-                w = getattr(res, "workers", None)
-                self.workers[i] = ",".join(str(x) for x in w) if w is not None else ""
-                self.status[i] = "ok" if ok else "error"
-                if not ok:
-                    self.error[i] = str(getattr(res, "error", None) or "SUT reported ok=False")
-            except Exception as exc:  # noqa: BLE001 - a malformed result is a failed query
-                self.status[i] = "error"
-                self.t_end[i] = now
-                self.error[i] = f"malformed result {type(res).__name__}: {exc}"
-            self._finish_one(i)
-
-
 def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
         library_items: int | Mapping[str, int], *, tenant: str = "default",
         schedule: pd.DataFrame | None = None, abort_on_fail: bool = False,
         abort_budget_queries: int | None = None, lead_s: float = 0.005, spin_s: float = SPIN_NS / 1e9,
-        disable_gc: bool = True) -> RunResult:
+        disable_gc: bool = True, harness_cores: list[int] | None = None, loadgen_process: bool | None = None,
+        harness_limits: harness.HarnessLimits | None = None) -> RunResult:
     """Drive ``sut`` open loop through the merged schedule of ``streams`` and measure every query.
 
     ``streams``: one :class:`LoadgenSettings` (for the tenant named ``tenant``) or ``{tenant: settings}``.
@@ -281,6 +218,11 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
     ``lead_s``: delay between the start of the run and the schedule's time 0. ``spin_s``: how long
     before a scheduled time the issuer stops sleeping and spins (more: less lateness, more CPU).
     ``disable_gc``: no cyclic garbage collection while issuing (its pauses would show up as lateness).
+    ``loadgen_process``: issue from a load-generator process (:mod:`hera.loadgen.process`) when the SUT offers
+    one (``sut.loadgen_process``; a local node's ``NodeSUT`` does); None = whenever offered, False = never.
+    ``harness_cores``: CPUs for the load generator (its process, or the issuing thread during the run);
+    default: the SUT's. The summary records the harness's CPU use and whether it saturated
+    (:mod:`hera.loadgen.harness`, limits ``harness_limits``).
     """
     check_sut(sut)
     st = _as_streams(streams, tenant)
@@ -306,11 +248,81 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
             max_over[k] = m if m >= 0 else n_meas  # too short to ever pass: never abort on it
     max_out = np.array([st[x].max_outstanding for x in names], np.int64)
     timeout_s = max(st[x].completion_timeout_s for x in names)
+    if harness_cores is None:
+        harness_cores = getattr(sut, "harness_cores", None)
+    harness_cores = list(harness_cores) if harness_cores else None
 
+    lg = _loadgen_process(sut, names, loadgen_process, harness_cores)
+    meter = harness.CpuMeter().start()
+    if lg is not None:
+        from hera.loadgen.process import TrialPlan
+
+        link_index = {name: k for k, name in enumerate(lg.tenants)}
+        plan = TrialPlan(names, np.array([link_index[x] for x in names], np.int64)[tenant_code], tenant_code,
+                         sched_rel, starts, sizes, measured, bound_ns, max_over, max_out, float(timeout_s),
+                         int(lead_s * 1e9), int(spin_s * 1e9), disable_gc)
+        out = lg.run(plan)
+        t0 = out.t0_ns
+        sched_abs = sched_rel + t0
+        state = RunState(n, tenant_code, sched_abs, measured, len(names), bound_ns, max_over)
+        for key, value in out.state.items():
+            setattr(state, key, value)
+        wall_s, drain_s = out.wall_s, out.drain_s
+        usage = meter.stop(getattr(lg, "mode", "process"), harness_cores, {"load-generator process": out.cpu_s})
+    else:
+        before = harness.pin_current_thread(harness_cores)
+        try:
+            t0, sched_abs, state, wall_s, drain_s = _issue_in_process(
+                sut, sch, names, tenant_code, sched_rel, measured, sizes, starts, bound_ns, max_over, max_out,
+                timeout_s, lead_s, spin_s, disable_gc)
+        finally:
+            if before is not None:
+                os.sched_setaffinity(0, before)
+        usage = meter.stop("in-process", harness_cores)
+
+    rows = _rows(sch, state, sched_abs, t0)
+    tenants = {x: _summarise(rows[rows["tenant"] == x], st[x]) for x in names}
+    overall = _summarise(rows, next(iter(st.values())) if len(st) == 1 else None)
+    overall.update(
+        wall_s=wall_s, drain_s=drain_s, aborted=state.abort_reason is not None,
+        abort_reason=state.abort_reason, late_completions=state.late_completions, n_tenants=len(names),
+    )
+    limits = harness_limits or harness.HarnessLimits()
+    overall.update(harness.fields(usage, overall["issue_lateness_us_p99"], overall["completion_lag_ms_p99"], limits))
+    for x in names:
+        tenants[x].update(aborted=overall["aborted"], abort_reason=state.abort_reason)
+        tenants[x].update(harness.fields(usage, tenants[x]["issue_lateness_us_p99"],
+                                         tenants[x]["completion_lag_ms_p99"], limits))
+    if len(names) > 1 and all("passed" in tenants[x] for x in names):
+        overall["passed"] = all(tenants[x]["passed"] for x in names)
+    return RunResult(rows, overall, tenants, st)
+
+
+def _loadgen_process(sut: Any, names: list[str], wanted: bool | None, harness_cores: list[int] | None):
+    """The SUT's load-generator process for this run, or None (in-process issuing)."""
+    if wanted is False:
+        return None
+    factory = getattr(sut, "loadgen_process", None)
+    if not callable(factory):
+        if wanted:
+            raise ConfigError(f"{type(sut).__name__} offers no load-generator process (loadgen_process=True)")
+        return None
+    lg = factory(harness_cores)
+    if lg is None or not set(names) <= set(lg.tenants):
+        if wanted:
+            raise ConfigError(f"{type(sut).__name__}: no load-generator process for tenants {names}")
+        return None
+    return lg
+
+
+def _issue_in_process(sut, sch, names, tenant_code, sched_rel, measured, sizes, starts, bound_ns, max_over,
+                      max_out, timeout_s, lead_s, spin_s, disable_gc):
+    """The issue loop in the calling thread; completions arrive on the SUT's threads."""
+    n = len(sch)
     spin_ns = int(spin_s * 1e9)
     t0 = time.monotonic_ns() + int(lead_s * 1e9)
     sched_abs = sched_rel + t0
-    state = _State(n, tenant_code, sched_abs, measured, len(names), bound_ns, max_over)
+    state = RunState(n, tenant_code, sched_abs, measured, len(names), bound_ns, max_over)
     on_done = state.on_done
     tenant_arr = sch["tenant"].to_numpy(object)
     mono, sleep, yield_gil = time.monotonic_ns, time.sleep, os.sched_yield
@@ -320,14 +332,8 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
     wall0 = time.monotonic()
     try:
         for i in range(n):
-            if state.abort_reason is not None:
-                break
             k = tenant_code[i]
-            if state.outstanding[k] >= max_out[k]:
-                with state.lock:
-                    state.abort_reason = (
-                        f"tenant {names[k]!r}: {max_out[k]} queries in flight (max_outstanding)"
-                    )
+            if not state.may_issue(k, names, max_out):
                 break
             target = sched_abs[i]
             rem = target - mono()
@@ -335,53 +341,26 @@ def run(sut: Any, streams: LoadgenSettings | Mapping[str, LoadgenSettings],
                 sleep((rem - spin_ns) / 1e9)
             while mono() < target:
                 yield_gil()
-            with state.lock:
-                state.status[i] = "issued"
-                state.outstanding[k] += 1
-                state.n_issued += 1
-            issued = mono()
-            state.issued_ns[i] = issued
+            state.mark_issued(i, k)
             try:
                 sut.issue(tenant_arr[i], int(starts[i]), int(sizes[i]), functools.partial(on_done, i))
             except Exception as exc:  # noqa: BLE001 - a raising SUT fails this query, not the run
-                with state.lock:
-                    if state.status[i] == "issued":
-                        state.status[i] = "error"
-                        state.error[i] = f"issue raised {type(exc).__name__}: {exc}"
-                        state.t_end[i] = state.done_ns[i] = mono()
-                        state._finish_one(i)
+                state.issue_failed(i, f"issue raised {type(exc).__name__}: {exc}")
         with state.lock:
             state.issuing_finished = True
             if state.n_done >= state.n_issued:
                 state.all_done.set()
         last_issue = time.monotonic()
         state.all_done.wait(timeout=timeout_s)
-        with state.lock:
-            state.closed = True
-            timed_out = state.status == "issued"
-            state.status[timed_out] = "timeout"
-            for i in np.flatnonzero(timed_out):
-                state.error[i] = f"no completion within {timeout_s:g} s after the last issue"
+        state.close(timeout_s)
     finally:
         if disable_gc and gc_was:
             gc.enable()
     wall_s = time.monotonic() - wall0
-
-    rows = _rows(sch, state, sched_abs, t0)
-    tenants = {x: _summarise(rows[rows["tenant"] == x], st[x]) for x in names}
-    overall = _summarise(rows, next(iter(st.values())) if len(st) == 1 else None)
-    overall.update(
-        wall_s=wall_s, drain_s=time.monotonic() - last_issue, aborted=state.abort_reason is not None,
-        abort_reason=state.abort_reason, late_completions=state.late_completions, n_tenants=len(names),
-    )
-    for x in names:
-        tenants[x].update(aborted=overall["aborted"], abort_reason=state.abort_reason)
-    if len(names) > 1 and all("passed" in tenants[x] for x in names):
-        overall["passed"] = all(tenants[x]["passed"] for x in names)
-    return RunResult(rows, overall, tenants, st)
+    return t0, sched_abs, state, wall_s, time.monotonic() - last_issue
 
 
-def _rows(sch: pd.DataFrame, s: _State, sched_abs: np.ndarray, t0: int) -> pd.DataFrame:
+def _rows(sch: pd.DataFrame, s: RunState, sched_abs: np.ndarray, t0: int) -> pd.DataFrame:
     issued = s.issued_ns > 0
     with_end = np.isin(s.status, ["ok", "error"]) & (s.t_end > 0)
     lat = np.where(with_end, (s.t_end - sched_abs) / 1e6, np.nan)
@@ -445,6 +424,8 @@ def _summarise(rows: pd.DataFrame, settings: LoadgenSettings | None) -> dict[str
     out["issue_lateness_us_p50"] = stats.percentile(late, 0.5)
     out["issue_lateness_us_p99"] = stats.percentile(late, 0.99)
     out["issue_lateness_us_max"] = float(late.max()) if late.size else math.nan
+    lag = ((ok["done_ns"] - ok["t_end_ns"]).to_numpy(float) / 1e6) if len(ok) else np.zeros(0)
+    out["completion_lag_ms_p99"] = stats.percentile(lag, 0.99)
     if settings is not None:
         p = settings.percentile
         est = stats.percentile_ci(lat, p, 0.95)

@@ -15,6 +15,8 @@ early-stopping rule (``stats.early_stopping``, 99% confidence, failed queries co
 ``pass``; ``fail`` (the data reject the claim, or the run was cut short because more queries missed the
 bound than even ``max_queries`` could absorb, or ``max_outstanding`` was hit); ``undecided`` → the trial
 is run again with twice the queries, up to ``max_queries``, after which it counts as a fail (not proven).
+Each trial row also carries the harness's CPU use and whether it saturated (``HARNESS_COLUMNS``,
+:mod:`hera.loadgen.harness`); the verdict does not depend on them.
 
 Trials here last seconds, far below MLPerf's 600 s minimum run; every result says so in ``note``.
 """
@@ -40,6 +42,9 @@ MLPERF_MIN_DURATION_S = 600.0
 # no lower rate brings it under the SLA. Two in a row, because one trial's tail can spike on a shared VM.
 FLAT_TAIL_GAIN = 0.05
 FLAT_TAIL_HALVINGS = 2
+# the harness's cost and verdict in every trial row (hera.loadgen.harness)
+HARNESS_COLUMNS = ("harness", "harness_cores", "harness_cpu_s", "harness_cpu_util", "harness_thread_util_max",
+                   "harness_busiest", "completion_lag_ms_p99", "harness_saturated", "harness_saturation_reason")
 
 
 def tail_flat(pct_before: float, pct_after: float, sla_ms: float) -> bool:
@@ -140,6 +145,7 @@ class _Searcher:
                 "abort_reason": res.summary["abort_reason"],
                 "issue_lateness_us_p99": sm["issue_lateness_us_p99"], "wall_s": res.summary["wall_s"],
                 "shorter_than_mlperf_min": sm["duration_s"] < MLPERF_MIN_DURATION_S,
+                **{k: sm.get(k) for k in HARNESS_COLUMNS},
             }
             self.rows.append(row)
             if self.log:

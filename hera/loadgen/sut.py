@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
+import math
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from collections.abc import Mapping
@@ -31,7 +34,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from hera.errors import ConfigError
+from hera.errors import ConfigError, HeraError
 from hera.queueing.closed_forms import (  # noqa: F401 - re-exported: the load generator's queueing references
     erlang_c, md1_mean_sojourn_s, md1_sojourn_quantile_s, md1_wait_cdf, mdc_sojourn_quantile_sim_s,
     mmc_mean_sojourn_s, mmc_sojourn_quantile_s, mmc_sojourn_sf, qps_at_latency,
@@ -39,6 +42,7 @@ from hera.queueing.closed_forms import (  # noqa: F401 - re-exported: the load g
 from hera.server.control import TenantSnapshot
 
 OnDone = Callable[[Any], None]
+log = logging.getLogger("hera.loadgen")
 
 
 @dataclass
@@ -69,12 +73,47 @@ class NodeSUT:
     Uses the node's own ``issue`` when it has one (it reports overload — a full queue, a stopping node —
     as a failed result); otherwise ``submit(...) -> Future[QueryResult]``, where a future that fails
     with an exception becomes a ``QueryResult`` with ``ok=False`` and the exception as ``error``.
+
+    When the node can open a link (a local ``Node``: ``node.open_link()``), :meth:`loadgen_process` gives the
+    driver a load-generator process bound to it (started on first use, reused by later runs, pinned to
+    ``harness_cores``, default the node's), so that issuing and completion bookkeeping leave the node's
+    process. ``process=False`` keeps the load generator in the caller's thread.
     """
 
-    def __init__(self, node: Any):
+    def __init__(self, node: Any, harness_cores: list[int] | None = None, process: bool = True):
         self.node = node
         self._ids = itertools.count()
         self._native = callable(getattr(node, "issue", None))
+        cores = harness_cores if harness_cores is not None else getattr(node, "harness_cores", None)
+        self.harness_cores = list(cores) if cores else None
+        self._process_ok = process and callable(getattr(node, "open_link", None))
+        self._lg: Any = None
+        self._link: Any = None
+        self._lg_cores: list[int] | None = None
+        self._finalizer = weakref.finalize(self, _close_loadgen, self.__dict__)
+
+    def loadgen_process(self, harness_cores: list[int] | None = None) -> Any:
+        """The load-generator process bound to this node (None where the node offers no link)."""
+        if not self._process_ok:
+            return None
+        cores = list(harness_cores) if harness_cores else self.harness_cores
+        if self._lg is not None and (self._lg_cores != cores or getattr(self._link, "closed", False)
+                                     or not self._lg.process.is_alive()):
+            _close_loadgen(self.__dict__)
+        if self._lg is None:
+            from hera.loadgen.process import LoadgenProcess
+
+            try:
+                self._link = self.node.open_link()
+            except HeraError as exc:  # a node that is not running: issue in-process, where queries fail clearly
+                log.debug("no link to the node (%s); issuing in-process", exc)
+                return None
+            self._lg = LoadgenProcess(self._link.client, cores)
+            self._lg_cores = cores
+            adopt = getattr(self.node, "add_harness_process", None)
+            if callable(adopt):  # the node's harness resctrl group, with its collectors
+                adopt(self._lg.pid)
+        return self._lg
 
     def library_items(self, tenant: str) -> int:
         """Items in the tenant's sample library (``node.library_size``)."""
@@ -111,7 +150,17 @@ class NodeSUT:
         return False
 
     def close(self) -> None:
-        """Nothing to release: the node's lifetime belongs to its owner."""
+        """Stop the load-generator process and close its link (the node's lifetime belongs to its owner)."""
+        _close_loadgen(self.__dict__)
+
+
+def _close_loadgen(d: dict[str, Any]) -> None:
+    lg, link = d.get("_lg"), d.get("_link")
+    d["_lg"] = d["_link"] = None
+    if lg is not None:
+        lg.close()
+    if link is not None:
+        link.close()
 
 
 # ------------------------------------------------------------------------------------------- NullSUT

@@ -46,6 +46,8 @@ class TenantConfig:
     """One model served on the node with its initial resources.
 
     ``cores``: logical CPUs; one worker per ``cores_per_worker`` of them (1 by default).
+    ``workers_per_core_set``: workers started on each such core set (1; more only to measure dispatch with
+    more workers than cores, e.g. ``hera bench dispatch-ceiling``: needs ``allow_core_sharing``).
     ``llc_ways`` / ``mem_bw_percent``: initial resctrl share (None = unpartitioned).
     ``options``: runner-specific settings (synthetic runner: ``dense_in``, ``n_ids``, ``delay_ms`` …).
     ``library``: sample-library directory (default ``<datasets_root>/<model>``).
@@ -58,6 +60,7 @@ class TenantConfig:
     queue_limit: int = 256
     max_items: int = 1024
     cores_per_worker: int = 1
+    workers_per_core_set: int = 1
     quantized: bool = False
     sla_ms: float | None = None
     llc_ways: int | None = None
@@ -74,6 +77,9 @@ class NodeConfig:
     (a tiny in-memory MLP, for tests). ``models_root`` / ``datasets_root`` default to
     ``hera.paths.build_dir(scale)`` / ``hera.paths.datasets_dir(scale)``.
     ``allow_core_sharing`` lets tenants' core sets overlap (small machines, behaviour tests).
+    ``harness_cores``: CPUs for the node's own threads (one collector per tenant) and the load-generator
+    process of :class:`hera.loadgen.sut.NodeSUT` (None: unpinned). Chosen by the caller (a core plan); they
+    may not overlap a tenant's cores unless ``allow_core_sharing``.
     """
 
     tenants: tuple[TenantConfig, ...]
@@ -86,6 +92,7 @@ class NodeConfig:
     start_timeout_s: float = 300.0
     mp_context: str = "forkserver"
     allow_core_sharing: bool = False
+    harness_cores: tuple[int, ...] | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
 
     def tenant(self, name: str) -> TenantConfig:
@@ -195,6 +202,7 @@ def _tenant(d: Any, i: int, defaults: dict[str, Any], usable: list[int]) -> Tena
                           "cores": check_core_list(d["cores"], f"server config {where}.cores", usable)}
     for key in _TENANT_DEFAULTS:
         kw[key] = _int(d.get(key, defaults[key]), f"{where}.{key}")
+    kw["workers_per_core_set"] = _int(d.get("workers_per_core_set", 1), f"{where}.workers_per_core_set")
     kw["quantized"] = _bool(d.get("quantized", False), f"{where}.quantized")
     if d.get("sla_ms") is not None:
         kw["sla_ms"] = _pos_float(d["sla_ms"], f"{where}.sla_ms")
@@ -220,6 +228,16 @@ def check_overlap(assign: dict[str, tuple[int, ...]], where: str = "server confi
                 raise ConfigError(f"{where}: core {c} is given to both tenant {owner[c]!r} and tenant {name!r} "
                                   "(set allow_core_sharing: true to permit this)")
             owner[c] = name
+
+
+def check_harness_overlap(harness: tuple[int, ...] | None, assign: dict[str, tuple[int, ...]],
+                          where: str = "server config") -> None:
+    """Raise :class:`ConfigError` when a harness core is also a tenant's core."""
+    for name, cores in assign.items():
+        both = sorted(set(harness or ()) & set(cores))
+        if both:
+            raise ConfigError(f"{where}: core {both[0]} is both a harness core and a core of tenant {name!r} "
+                              "(set allow_core_sharing: true to permit this)")
 
 
 def check_siblings(assign: dict[str, tuple[int, ...]], where: str = "server config") -> None:
@@ -272,9 +290,16 @@ def from_dict(d: Any, *, usable: list[int] | None = None, models: list[str] | No
             if t.model not in known:
                 raise ConfigError(f"server config tenant {t.name!r}: unknown model {t.model!r}; "
                                   f"known: {', '.join(known) or '(none)'}")
+    if d.get("harness_cores") is not None:
+        kw["harness_cores"] = check_core_list(d["harness_cores"], "server config harness_cores", usable)
     if not kw["allow_core_sharing"]:
         check_overlap({t.name: t.cores for t in tenants})
+        for t in tenants:
+            if t.workers_per_core_set > 1:
+                raise ConfigError(f"server config tenant {t.name!r}: workers_per_core_set > 1 puts several workers "
+                                  "on the same cores; set allow_core_sharing: true to permit this")
         check_siblings({t.name: t.cores for t in tenants})
+        check_harness_overlap(kw.get("harness_cores"), {t.name: t.cores for t in tenants})
     return NodeConfig(tenants=tenants, **kw)
 
 
@@ -296,4 +321,6 @@ def to_dict(cfg: NodeConfig) -> dict[str, Any]:
     """A JSON-able dict of a config (stored with results)."""
     d = dataclasses.asdict(cfg)
     d["tenants"] = [dict(t, cores=list(t["cores"])) for t in d["tenants"]]
+    if d.get("harness_cores") is not None:
+        d["harness_cores"] = list(d["harness_cores"])
     return d

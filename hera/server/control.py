@@ -67,6 +67,7 @@ class TenantSnapshot:
     completed_queries: int = 0
     failed_queries: int = 0
     rejected_queries: int = 0  # turned away by the queue limit
+    sub_batches_rerun: int = 0  # sub-batches re-run after the worker running them died
     # over the last window_s seconds
     window_s: float = 0.0
     window_completed_queries: int = 0

@@ -8,6 +8,7 @@
     fut = node.submit_tensors("rmc1", dense, ids)                     # real arrays (HTTP path)
     node.resize("rmc1", [0, 1]); node.set_llc_ways("rmc1", 4); node.set_mem_bw("rmc1", 50)
     node.stats()                                     # {tenant: TenantSnapshot} (hera.server.control)
+    link = node.open_link()                          # queries from a load-generator process (hera.server.link)
     node.stop(drain=True)
 
 Errors: :class:`UnknownTenantError`, :class:`BadRequestError`, :class:`QueueFull`, :class:`NodeStoppedError`
@@ -32,6 +33,8 @@ from hera.server import config as cfgmod
 from hera.server.config import NodeConfig
 from hera.server.control import TenantSnapshot
 from hera.server.errors import BadRequestError, NodeStoppedError, QueueFull, UnknownTenantError
+from hera.server.link import NodeLink
+from hera.server.payload import PayloadStore
 from hera.server.query import QueryResult
 from hera.server.resctrl import Resctrl
 from hera.server.runner import RunnerSpec
@@ -58,6 +61,8 @@ class Node:
         self._query_ids = itertools.count(1)
         self._worker_ids = itertools.count(1)
         self._control = threading.Lock()
+        self._links: list[NodeLink] = []
+        self._payload: PayloadStore | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
     def _runner_spec(self, index: int, t: cfgmod.TenantConfig) -> RunnerSpec:
@@ -80,13 +85,15 @@ class Node:
         self.resctrl.warn_once()
         ctx = mp_context(c.mp_context, preload_zoo=c.runner == "zoo")
         started: dict[str, list[int]] = {}
+        self._payload = PayloadStore()
         try:
             self.resctrl.add_harness([os.getpid()])  # dispatch, collectors, load generator: their own group
             for i, t in enumerate(c.tenants):
                 self.resctrl.add_tenant(t.name, t.llc_ways, t.mem_bw_percent)
                 if c.runner == "zoo":
                     self._numa_local(t)
-                tenant = Tenant(t, self._runner_spec(i, t), ctx, self.resctrl, self._worker_ids, c.stats_window_s)
+                tenant = Tenant(t, self._runner_spec(i, t), ctx, self.resctrl, self._worker_ids, c.stats_window_s,
+                                payload=self._payload, harness_cores=c.harness_cores)
                 self.tenants[t.name] = tenant
                 started[t.name] = tenant.spawn_all()
             deadline = time.monotonic() + c.start_timeout_s
@@ -136,6 +143,11 @@ class Node:
                 t.fail_all(f"node shutting down: drain timed out after {timeout_s:.0f} s")
         for t in self.tenants.values():
             t.shutdown()
+        for link in self._links:
+            link.close()
+        self._links.clear()
+        if self._payload is not None:
+            self._payload.close()
         self.resctrl.close()
         self.state = "stopped"
 
@@ -159,13 +171,43 @@ class Node:
                on_done: Callable[[QueryResult], None] | None = None, *, want_scores: bool = False) -> Future:
         """Queue ``n_items`` samples from ``sample_start`` of the tenant's library → ``Future[QueryResult]``."""
         t = self._tenant(tenant)
+        self._check_library_query(t, tenant, sample_start, n_items)
+        return t.submit(next(self._query_ids), int(sample_start), int(n_items), None, want_scores, on_done)
+
+    @staticmethod
+    def _check_library_query(t: Tenant, tenant: str, sample_start: Any, n_items: Any) -> None:
         t.validate(n_items)
         lib = t.info["library_items"]
         if isinstance(sample_start, bool) or not isinstance(sample_start, (int, np.integer)) \
                 or not 0 <= sample_start < lib:
             raise BadRequestError(f"tenant {tenant!r}: sample_start {sample_start!r} is outside its library "
                                   f"(0..{lib - 1})")
-        return t.submit(next(self._query_ids), int(sample_start), int(n_items), None, want_scores, on_done)
+
+    def submit_linked(self, tenant: str, sample_start: int, n_items: int, link: NodeLink, tag: int) -> None:
+        """Queue a query issued through a load-generator link (its result goes back through ``link``)."""
+        t = self._tenant(tenant)
+        self._check_library_query(t, tenant, sample_start, n_items)
+        t.submit(next(self._query_ids), int(sample_start), int(n_items), None, False, None, link=link, tag=tag)
+
+    def open_link(self) -> NodeLink:
+        """A link through which a load-generator process issues queries to every tenant (:mod:`hera.server.link`);
+        closed with ``link.close()`` or when the node stops."""
+        if self.state != "running":
+            raise NodeStoppedError(f"node is {self.state}; open a link while it runs")
+        link = NodeLink(self)
+        self._links.append(link)
+        return link
+
+    def add_harness_process(self, pid: int) -> None:
+        """Put a process that drives this node (a load generator) into the node's harness resource group, beside
+        its own threads (a no-op where resctrl is unavailable)."""
+        self.resctrl.add_harness([int(pid)])
+
+    @property
+    def harness_cores(self) -> list[int] | None:
+        """The CPUs the node's own threads are pinned to (``NodeConfig.harness_cores``; None: unpinned)."""
+        hc = self.config.harness_cores
+        return list(hc) if hc else None
 
     def submit_tensors(self, tenant: str, dense: Any, ids: Any,
                        on_done: Callable[[QueryResult], None] | None = None, *, want_scores: bool = True) -> Future:
@@ -181,7 +223,9 @@ class Node:
         """The load generator's SUT protocol: like :meth:`submit`, but overload (QueueFull, stopping) is
         reported through ``on_done`` as a failed result instead of an exception."""
         try:
-            self.submit(tenant, sample_start, n_items, on_done)
+            t = self._tenant(tenant)
+            self._check_library_query(t, tenant, sample_start, n_items)
+            t.submit(next(self._query_ids), int(sample_start), int(n_items), None, False, on_done, future=False)
         except (QueueFull, NodeStoppedError) as exc:
             now = time.monotonic_ns()
             on_done(QueryResult(-1, tenant, int(n_items), now, 0, 0, [], False, str(exc), None, 0, now,
@@ -204,6 +248,8 @@ class Node:
                 others = {n: x.cores for n, x in self.tenants.items() if n != tenant}
                 try:
                     cfgmod.check_overlap({**others, tenant: new}, f"resize of tenant {tenant!r}")
+                    cfgmod.check_harness_overlap(self.config.harness_cores, {tenant: new},
+                                                 f"resize of tenant {tenant!r}")
                     cfgmod.check_siblings({**others, tenant: new}, f"resize of tenant {tenant!r}")
                 except ConfigError as exc:
                     raise ResourceError(str(exc)) from None

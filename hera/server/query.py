@@ -1,8 +1,8 @@
 """A query's life in the node: the public :class:`QueryResult` and the dispatcher's bookkeeping.
 
 A query of ``n_items`` is split into sub-batches of at most ``batch_size`` items; each sub-batch is one
-:class:`SubBatch` on the wire. The query completes when its last sub-batch does, or fails at the first
-sub-batch that fails.
+task record on the wire (:mod:`hera.server.wire`). The query completes when its last sub-batch does, or fails
+at the first sub-batch that fails (a sub-batch lost with a dead worker is re-run first).
 """
 
 from __future__ import annotations
@@ -61,18 +61,15 @@ class SubBatch:
     """One unit of work for a worker: ``n`` items of query ``query``, sub-batch number ``index``.
 
     Library path: items ``start .. start+n-1`` of the sample library (wrapping at its end).
-    Tensor path: ``arrays = (dense[n, dense_in], ids[n, L])``.
+    Tensor path (the query has a ``payload``): rows ``start .. start+n-1`` of the query's arrays.
+    ``lost_on``: the worker it was lost with, once it had to be re-run.
     """
 
     query: "QueryState"
     index: int
     start: int
     n: int
-    arrays: tuple[np.ndarray, np.ndarray] | None = None
-
-    def wire(self) -> tuple:
-        """The message sent to a worker: small ints (plus arrays on the tensor path)."""
-        return (self.query.query_id, self.index, self.start, self.n, self.arrays, self.query.want_scores)
+    lost_on: str | None = None
 
 
 @dataclass
@@ -84,7 +81,7 @@ class QueryState:
     n_items: int
     n_subs: int
     want_scores: bool
-    future: Future
+    future: Future | None
     t_submit_ns: int = field(default_factory=time.monotonic_ns)
     remaining: int = 0
     undispatched: int = 0
@@ -94,17 +91,31 @@ class QueryState:
     scores: list[np.ndarray | None] | None = None
     done: bool = False
     error: str | None = None
+    on_done: Any = None          # called with the result when there is no future
+    payload: int | None = None   # token of the tensor-path arrays (hera.server.payload)
+    link: Any = None             # the load-generator link that issued it, and its tag there
+    link_tag: int = 0
+    finished: bytearray = field(default_factory=bytearray)  # per sub-batch: 1 once its result is recorded
     sub_times: list[tuple[int, int, int, int] | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.remaining = self.undispatched = self.n_subs
+        self.finished = bytearray(self.n_subs)
         self.sub_times = [None] * self.n_subs
         if self.want_scores:
             self.scores = [None] * self.n_subs
 
+    def has(self, index: int) -> bool:
+        """Whether sub-batch ``index`` has finished (its result is recorded)."""
+        return bool(self.finished[index])
+
     def record(self, index: int, worker_id: int, t0: int, t1: int, scores: np.ndarray | None,
                items: int = 0) -> bool:
-        """Record a finished sub-batch (of ``items`` items); True when it was the last one."""
+        """Record a finished sub-batch (of ``items`` items); True when it was the last one (a second result for it
+        is ignored)."""
+        if self.finished[index]:
+            return False
+        self.finished[index] = 1
         self.t_start_ns = t0 if not self.t_start_ns else min(self.t_start_ns, t0)
         self.t_end_ns = max(self.t_end_ns, t1)
         if 0 <= index < len(self.sub_times):
@@ -129,12 +140,13 @@ class QueryState:
 
 def split(query: QueryState, start: int, batch_size: int, library_items: int | None,
           arrays: tuple[np.ndarray, np.ndarray] | None = None) -> list[SubBatch]:
-    """Cut a query into sub-batches of at most ``batch_size`` items (sample indices wrap at the library end)."""
+    """Cut a query into sub-batches of at most ``batch_size`` items (sample indices wrap at the library end;
+    with ``arrays``, sub-batch starts are row offsets into them)."""
     subs = []
     for k, off in enumerate(range(0, query.n_items, batch_size)):
         n = min(batch_size, query.n_items - off)
         if arrays is not None:
-            subs.append(SubBatch(query, k, 0, n, (arrays[0][off:off + n], arrays[1][off:off + n])))
+            subs.append(SubBatch(query, k, off, n))
         else:
             s = start + off
             subs.append(SubBatch(query, k, s % library_items if library_items else s, n))
