@@ -7,7 +7,6 @@ rule policy_emu:
     input:
         pairs=f"{RESULTS}/colocation/pairs.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
-        memory=f"{RESULTS}/profile/memory.csv",
         t1=f"{RESULTS}/tables/T1.csv",
         config=STUDY_CONFIG,
     output:
@@ -20,7 +19,7 @@ rule policy_emu:
         out=parent_dir,
     shell:
         "hera policy evaluate --config {input.config} --pairs {input.pairs} --scalability {input.scalability}"
-        " --memory {input.memory} --t1 {input.t1} --out {params.out} > {log} 2>&1"
+        " --t1 {input.t1} --out {params.out} > {log} 2>&1"
 
 
 rule servers_needed:
