@@ -274,13 +274,13 @@ def test_load_change_refuses_bad_inputs(study, tmp_path):
         load_change.run(cfg, f["plans"], f["pairs"], f["scalability"], f["t1"], None, SYN, managers=("magic",))
 
 
-@pytest.mark.slow
-@two_cpus
 def _twelve_ways(root):
     (root / "info/L3/cbm_mask").write_text("fff\n")
     (root / "schemata").write_text("L3:0=fff\nMB:0=100\n")
 
 
+@pytest.mark.slow
+@two_cpus
 def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl):
     """A real (synthetic-runner) node with a fake resctrl tree: PARTIES moves LLC ways through the node's
     run-time control API, the moves are logged on the timeline's clock and show in its llc_ways column."""

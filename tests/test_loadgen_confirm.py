@@ -9,7 +9,7 @@ import pytest
 
 from hera.errors import ConfigError
 from hera.loadgen import sut as sutmod
-from hera.loadgen.confirm import ConfirmSettings, confirm_qps_star, crossing, median_ci, miss_interval
+from hera.loadgen.confirm import ConfirmSettings, confirm_point, confirm_qps_star, crossing, median_ci, miss_interval
 from hera.loadgen.settings import LoadgenSettings
 from hera.queueing import closed_forms as cf
 from hera.queueing.qps import TailModel
@@ -58,6 +58,7 @@ def test_settings_out_of_range_are_refused(kw, match):
         ConfirmSettings(**kw)
 
 
+@pytest.mark.slow
 def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
     """The model says 20% too much; three repeats of bracketing trials still land on the M/D/1 answer."""
     law = ServiceLaw(1, 1024, {10: np.array([D_S * 1e3])}, {10: np.array([D_S * 1e3])}, dispatch_ms=np.zeros(1))
@@ -67,36 +68,54 @@ def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
                            sla_ms=SLA_MS, percentile=0.95, settings=s, tenant="default",
                            model=TailModel(law, np.full(10, 10), 0.95))
     # trials of ~100 queries from an empty queue: a few % above the steady-state answer
-    assert res.qps_star == pytest.approx(exact, rel=0.12)
-    assert res.repeats == 3 and len(res.per_repeat) == 3 and res.qps_star_ci_level == pytest.approx(0.75)
-    assert res.qps_star_ci_lo <= res.qps_star <= res.qps_star_ci_hi and res.control_variate
+    assert res.value == pytest.approx(exact, rel=0.12)
+    assert res.repeats == 3 and len(res.per_repeat) == 3 and res.value_ci_level == pytest.approx(0.75)
+    assert res.value_ci_lo <= res.value <= res.value_ci_hi and res.control_variate
     t = res.trials
     assert {"rate_qps", "verdict", "latency_ms_pct", "latency_ms_pct_adjusted", "miss_lo", "miss_hi"} <= set(t.columns)
+    assert set(t["tenant"]) == {"default"} and (t["scale"] == t["rate_qps"]).all()
     for r in range(3):  # every repeat bracketed: a rate within the SLA and one above it
         adj = t[t["repeat"] == r]["latency_ms_pct_adjusted"]
         assert (adj <= SLA_MS).any() and (adj > SLA_MS).any()
 
 
+@pytest.mark.slow
 def test_without_a_model_tails_are_used_raw():
     exact = md1_qps_star()
     s = ConfirmSettings(trial_s=0.5, min_queries=60, max_chunks=2, step=0.15)
     res = confirm_qps_star(sutmod.SleepSUT(sutmod.deterministic(D_S), 1), base(5), 1000, modelled_qps=exact,
                            sla_ms=SLA_MS, percentile=0.95, settings=s)
-    assert not res.control_variate and res.qps_star == pytest.approx(res.qps_star_raw)
-    assert 0.5 * exact < res.qps_star < 1.5 * exact
+    assert not res.control_variate and res.value == pytest.approx(res.value_raw)
+    assert 0.5 * exact < res.value < 1.5 * exact
 
 
+@pytest.mark.slow
 def test_a_zero_repeat_is_retested_not_averaged_in():
     """Service 6 ms > SLA 5 ms: no rate passes (the descent stops once lower rates leave the tail flat); every
     repeat is re-tested once and the note says so."""
     s = ConfirmSettings(trial_s=0.1, min_queries=20, max_chunks=1, step=0.5, max_steps=3)
     res = confirm_qps_star(sutmod.SleepSUT(sutmod.deterministic(0.006), 1), base(7), 1000, modelled_qps=120.0,
                            sla_ms=5.0, percentile=0.95, settings=s)
-    assert res.qps_star == 0.0 and res.retested == 3
-    assert res.note.count("re-tested (QPS* = 0)") == 3
+    assert res.value == 0.0 and res.retested == 3
+    assert res.note.count("re-tested (value 0)") == 3
     assert set(res.trials["attempt"]) == {0, 1}
 
 
 def test_a_bad_modelled_rate_is_refused():
-    with pytest.raises(ConfigError, match="positive modelled QPS"):
+    with pytest.raises(ConfigError, match="positive modelled value"):
         confirm_qps_star(sutmod.NullSUT(), base(), 1000, modelled_qps=0.0, sla_ms=SLA_MS, percentile=0.95)
+
+
+@pytest.mark.slow
+def test_a_joint_point_is_bounded_by_the_first_tenant_to_reach_its_sla():
+    """Two independent M/D/1 tenants at rates t x (1, 0.5): t* is where tenant a (the busier) reaches its SLA."""
+    exact = md1_qps_star()
+    s = ConfirmSettings(trial_s=0.5, min_queries=60, max_chunks=2, step=0.15)
+    sut = sutmod.SleepSUT(sutmod.deterministic(D_S), 2)  # 2 servers shared: light second tenant
+    res = confirm_point(sut, {"a": base(11), "b": base(12)}, {"a": 1000, "b": 1000}, direction={"a": 1.0, "b": 0.25},
+                        modelled=exact, sla_ms={"a": SLA_MS, "b": 10 * SLA_MS}, percentile=0.95, settings=s)
+    assert set(res.trials["tenant"]) == {"a", "b"} and res.rates()["b"] == pytest.approx(0.25 * res.value)
+    assert res.value > exact  # two servers: more than one M/D/1 tenant could take
+    with pytest.raises(ConfigError, match="same tenants"):
+        confirm_point(sut, {"a": base()}, {"a": 10}, direction={"a": 1.0, "b": 1.0}, modelled=1.0,
+                      sla_ms={"a": 1.0, "b": 1.0}, percentile=0.95)

@@ -31,6 +31,7 @@ def _last_json(capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_latency_command_writes_f1_table(study, tmp_path, capsys):
     cfg, path = study
     out = tmp_path / "latency" / "syn.csv"

@@ -31,6 +31,7 @@ def _gone(pid: int, timeout_s: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["bandwidth", "cache"])
 def test_antagonist_is_pinned_exerts_work_and_stops(kind):
     with Antagonist(kind, 1.0, [CORE], **SMALL) as ant:
@@ -49,6 +50,7 @@ def test_zero_intensity_is_idle():
     assert sample.bytes_per_s == 0 and sample.duty == 0
 
 
+@pytest.mark.slow
 def test_duty_cycle_follows_intensity():
     with Antagonist("bandwidth", 0.25, [CORE], **SMALL) as ant:
         time.sleep(0.05)
@@ -66,6 +68,7 @@ def test_processes_are_cleaned_up_on_exception():
     ant.stop()  # idempotent
 
 
+@pytest.mark.slow
 def test_no_orphans_when_the_owner_dies_without_cleanup(tmp_path):
     code = (
         "import os, sys\n"
@@ -80,6 +83,7 @@ def test_no_orphans_when_the_owner_dies_without_cleanup(tmp_path):
     assert _gone(pid), f"antagonist {pid} outlived its owner"
 
 
+@pytest.mark.slow
 def test_self_test_measures_its_own_bandwidth():
     r = self_test("bandwidth", 1.0, [CORE], duration_s=0.2, **SMALL)
     assert r["gbps"] > 0 and r["kind"] == "bandwidth" and r["cores"] == [CORE]

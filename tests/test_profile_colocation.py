@@ -1,118 +1,107 @@
-"""F2 scalability and F4 co-location with the synthetic runner: tables, EMU, resumability, bad inputs."""
+"""Pair predictions and guided F4 co-location with the synthetic runner: rows, rays, resumability, bad inputs."""
 
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("hera.workload.sizes")  # the load generator draws query sizes and arrivals from it
+from hera import config as cfgmod
+from hera.cli import main
+from hera.errors import HeraError
+from hera.paths import repo_root
+from hera.profile import colocation, common, pair_prediction, service, sla
 
-from hera import config as cfgmod  # noqa: E402
-from hera.cli import main  # noqa: E402
-from hera.errors import HeraError  # noqa: E402
-from hera.paths import repo_root  # noqa: E402
-from hera.profile import colocation, common, scalability  # noqa: E402
+pytestmark = pytest.mark.slow  # service profiles and confirmations on real (synthetic-runner) nodes
 
-pytestmark = pytest.mark.slow  # QPS* searches on real (synthetic-runner) nodes
-
-FAST = ["search.min_queries=100", "search.max_queries=200", "search.min_duration_s=0.1",
-        "search.rel_tolerance=0.5", "search.repeats=1", "queries.kind=fixed", "queries.items=32",
-        "queries.max_items=64", "batch_size=16"]
-OPTS = {"syna": {"delay_ms": 0.5}, "synb": {"delay_ms": 1.0}}
-
-
-@pytest.fixture()
-def study(tmp_path):
-    cfg = cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=FAST)
-    path = cfgmod.dump(cfg, tmp_path / "config.json")
-    t1 = tmp_path / "T1.csv"
-    pd.DataFrame({"model": ["syna", "synb"], "sla_ms": [25.0, 30.0], "sla_rule": ["test"] * 2}).to_csv(t1, index=False)
-    scal = tmp_path / "scalability.csv"  # an input table (in a real study: `hera profile scalability`)
-    pd.DataFrame({"model": ["syna", "syna", "synb", "synb"], "workers": [1, 2, 1, 2],
-                  "qps_star": [200.0, 380.0, 120.0, 230.0]}).to_csv(scal, index=False)
-    return cfg, path, t1, scal
+FAST = ["service.light_queries_per_size=5", "service.saturation_s=0.5", "service.warmup_s=0.1",
+        "model.queries=600", "model.replicates=4", "confirm.min_queries=40", "confirm.trial_s=0.3",
+        "confirm.max_chunks=1", "confirm.step=0.2", "confirm.max_steps=2", "queries.max_items=128",
+        "batch_size=32"]
+OPTS = {"syna": {"delay_ms": 1.0}, "synb": {"delay_ms": 2.0}}
 
 
-def test_scalability_command_writes_f2_table(study, tmp_path, capsys):
-    cfg, path, t1, _ = study
-    out = tmp_path / "scal" / "syna.csv"
-    assert main(["profile", "scalability", "--config", str(path), "--model", "syna", "--t1", str(t1),
-                 "--out", str(out), "--runner", "synthetic"]) == 0
-    json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    df = pd.read_csv(out)
-    for col in ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "repeats", "queries_per_trial",
-                "sla_ms", "percentile", "normalised"]:
-        assert col in df.columns
-    n = len(common.study_cores(cfg))
-    assert list(df["workers"]) == list(range(1, n + 1))
-    assert (df["qps_star"] > 0).all() and df.loc[0, "normalised"] == pytest.approx(1.0)
-    assert (df["sla_ms"] == 25.0).all() and not (tmp_path / "scal" / "syna.partial.csv").exists()
-
-
-def test_colocation_command_writes_f4_table(study, tmp_path, capsys):
-    cfg, path, t1, scal = study
-    out = tmp_path / "pairs" / "syna__synb.csv"
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Service profiles, T1, an alone-QPS* table and pair predictions of two synthetic models (2 cores)."""
+    tmp = tmp_path_factory.mktemp("coloc")
+    cfg = dict(cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=FAST), cores=[0, 1])
+    path = cfgmod.dump(cfg, tmp / "config.json")
     opts = common.NodeOptions(runner="synthetic", options=OPTS)
-    df = colocation.run(cfg, "syna__synb", t1, scal, out, opts)
-    on_disk = pd.read_csv(out)
-    for col in ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "qps_star_a", "qps_star_b",
-                "qps_alone_a", "qps_alone_b", "emu", "best", "f", "n_queries", "sla_ms_a", "sla_ms_b"]:
-        assert col in on_disk.columns
-    n = len(common.study_cores(cfg))
-    assert len(df) == n - 1 and (df["cores_a"] + df["cores_b"] == n).all()
-    row = df.iloc[0]
-    assert row["qps_star_a"] == pytest.approx(row["f"] * row["qps_alone_a"])
-    assert row["emu"] == pytest.approx(row["qps_star_a"] / 380.0 + row["qps_star_b"] / 230.0)
-    assert df["best"].sum() == 1 and on_disk["ways_a"].isna().all()
-    assert (on_disk["llc_partitioning"] == "unavailable").all()
-    assert on_disk["note"].str.contains("LLC ways not split: ").all()  # rows say why (the reason string)
+    services, rows = {}, []
+    for m in ("syna", "synb"):
+        summary = service.run(cfg, m, tmp / "service" / f"{m}.csv", opts)
+        dec = sla.decide(cfg["sla"], m, summary)
+        rows.append({"model": m, "sla_ms": dec.sla_ms, "sla_rule": dec.sla_rule})
+        services[m] = str(tmp / "service" / f"{m}.parquet")
+    t1 = tmp / "T1.csv"
+    pd.DataFrame(rows).to_csv(t1, index=False)
+    # alone QPS* per worker count: the model's own prediction stands in for F2 here (a real study measures it)
+    scal_rows = []
+    for r in rows:
+        samples = service.read_samples(services[r["model"]])
+        for w in (1, 2):
+            law = service.service_law(samples, w, cfg["batch_size"])
+            cap = law.capacity_qps(service.mix_sizes(cfg, 600, 1))
+            scal_rows.append({"model": r["model"], "workers": w, "qps_star": 0.6 * cap, "sla_ms": r["sla_ms"]})
+    scal = tmp / "scalability.csv"
+    pd.DataFrame(scal_rows).to_csv(scal, index=False)
+    pred = tmp / "predicted.csv"
+    df = pair_prediction.run(cfg, ["syna", "synb"], t1, scal, services, pair_prediction.NoInterference(), pred)
+    return cfg, path, t1, scal, pred, services, df, opts
 
 
-def test_colocation_resumes_after_interruption(study, tmp_path, fake_resctrl):
-    """The shared LLC and three LLC-way splits (fake resctrl tree; one way kept for the harness group):
-    interrupt after the first, resume, get all four."""
-    cfg, _, t1, scal = study
-    cfg = dict(cfg, cores=[0, 1])
-    out = tmp_path / "pair.csv"
-    opts = common.NodeOptions(runner="synthetic", options=OPTS, resctrl_root=str(fake_resctrl))
+def test_predictions_cover_every_split_and_ray(study):
+    cfg, _, _, _, _, _, df, _ = study
+    assert set(df["llc"]) == {"shared"} and set(zip(df["cores_a"], df["cores_b"])) == {(1, 1)}
+    shares = set(np.round(df["share_a"], 3))
+    assert {0.25, 0.5, 0.75} <= shares and len(shares) >= 9
+    assert (df["qps_star_a_lo"] <= df["qps_star_a"]).all() and (df["qps_star_a"] <= df["qps_star_a_hi"]).all()
+    assert (df["inflation_a"] == 1.0).all() and df["best"].all()  # one split: it is the best
+    # no interference and separate cores: each tenant reaches its modelled alone QPS* on its own core
+    bal = df[np.isclose(df["share_a"], 0.5)].iloc[0]
+    assert bal["emu"] == pytest.approx(bal["qps_star_a"] / bal["qps_whole_a"] + bal["qps_star_b"] / bal["qps_whole_b"])
+
+
+def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_path, capsys):
+    cfg, path, t1, scal, pred, services, _, opts = study
+    out = tmp_path / "pairs" / "syna__synb.csv"
 
     class Interrupt(Exception):
         pass
 
     def stop_after_first(row):
-        raise Interrupt(row["ways_a"])
+        raise Interrupt(row["share_a"])
 
     with pytest.raises(Interrupt):
-        colocation.run(cfg, "syna__synb", t1, scal, out, opts, on_split=stop_after_first)
-    partial = tmp_path / "pair.partial.csv"
-    assert partial.is_file() and not out.exists()
-    first = pd.read_csv(partial)
-    assert len(first) == 1
-    assert first["ways_a"].isna().all()  # the shared LLC comes first
+        colocation.run(cfg, "syna__synb", t1, scal, pred, services, out, opts, on_point=stop_after_first)
+    partial = out.with_name("syna__synb.partial.csv")
+    assert partial.is_file() and len(pd.read_csv(partial)) == 1 and not out.exists()
     ran = []
-    df = colocation.run(cfg, "syna__synb", t1, scal, out, opts, on_split=lambda r: ran.append(r["ways_a"]))
-    assert ran == [2, 5, 8]  # the finished split was not measured again
-    parted = df[df["ways_a"].notna()]
-    assert len(df) == 4 and sorted(parted["ways_a"]) == [2, 5, 8] and (parted["ways_a"] + parted["ways_b"] == 10).all()
-    assert not list(fake_resctrl.glob("hera-*"))  # every group (tenants, harness, check) removed
-    assert out.is_file() and not partial.exists()
-    assert pd.read_csv(out).iloc[0]["emu"] == pytest.approx(first.iloc[0]["emu"])
-    assert (df["llc_partitioning"] == "available").all()
+    df = colocation.run(cfg, "syna__synb", t1, scal, pred, services, out, opts,
+                        on_point=lambda r: ran.append(r["share_a"]))
+    assert ran == [0.75, 0.25]  # the finished ray is not measured again
+    on_disk = pd.read_csv(out)
+    assert set(colocation.COLUMNS) <= set(on_disk.columns) and len(on_disk) == 3
+    assert sorted(on_disk["share_a"]) == [0.25, 0.5, 0.75] and on_disk["best"].sum() == 1
+    assert (on_disk["qps_star_a"] > 0).all() and (on_disk["qps_star_b"] > 0).all()  # both tenants loaded
+    assert (on_disk["selected_as"] == "predicted best").all() and (on_disk["repeats"] == 3).all()
+    ratio = on_disk["emu"] / on_disk["predicted_emu"]
+    assert ((ratio > 0.4) & (ratio < 2.0)).all(), on_disk[["share_a", "emu", "predicted_emu"]]
+    trials = pd.read_csv(out.with_name("syna__synb.trials.csv"))
+    assert set(trials["tenant"]) == {"syna", "synb"} and set(trials["share_a"]) == {0.25, 0.5, 0.75}
+    assert (on_disk["llc_partitioning"] == "unavailable").all()
+    assert on_disk["note"].str.contains("LLC ways not split: ").all()
 
 
-def test_search_factor_finds_the_threshold():
-    seen = []
-
-    def trial(f):
-        seen.append(f)
-        return f <= 0.63
-
-    f = colocation.search_factor(trial, rel_tol=0.05)
-    assert 0.6 <= f <= 0.63 and seen[0] == 1.0
-    assert colocation.search_factor(lambda f: False, 0.1) == 0.0
-    assert colocation.search_factor(lambda f: True, 0.1) == colocation.F_MAX
+def test_select_splits_takes_best_neighbours_and_shared_llc():
+    pred = pd.DataFrame([
+        {"cores_a": c, "cores_b": 4 - c, "ways_a": wa, "ways_b": wb, "best": (c, wa) == (2, 5)}
+        for c in (1, 2, 3) for wa, wb in ((np.nan, np.nan), (5, 5), (2, 8))])
+    got = colocation.select_splits(pred)
+    assert [g[:4] for g in got] == [(2, 2, 5, 5), (1, 3, 5, 5), (3, 1, 5, 5), (2, 2, None, None)]
+    with pytest.raises(HeraError, match="mark no best split"):
+        colocation.select_splits(pred.assign(best=False))
 
 
 def test_way_splits_and_plan():
@@ -129,28 +118,17 @@ def test_way_splits_and_plan():
 
 
 def test_colocation_bad_inputs(study, tmp_path, capsys):
-    _, path, t1, scal = study
+    _, path, t1, scal, pred, services, _, _ = study
     base = ["profile", "colocation", "--config", str(path), "--t1", str(t1), "--scalability", str(scal),
-            "--out", str(tmp_path / "x.csv")]
+            "--predicted", str(pred), "--service", services["syna"], services["synb"], "--out", str(tmp_path / "x.csv")]
     assert main(base + ["--pair", "dlrm_rmc1_dlrm_rmc3"]) == 2
     assert "malformed model pair" in capsys.readouterr().err
     assert main(base + ["--pair", "syna__sync", "--runner", "synthetic"]) == 2
     assert "has no row for model 'sync'" in capsys.readouterr().err
-    pd.DataFrame({"model": ["syna", "synb"], "workers": [7, 7], "qps_star": [1.0, 1.0]}).to_csv(scal, index=False)
-    assert main(base + ["--pair", "syna__synb", "--runner", "synthetic"]) == 2
+    assert main(base + ["--pair", "synb__syna", "--runner", "synthetic"]) == 2
+    assert "have no rows for synb + syna" in capsys.readouterr().err
+    bad = tmp_path / "scal.csv"
+    pd.DataFrame({"model": ["syna", "synb"], "workers": [7, 7], "qps_star": [1.0, 1.0]}).to_csv(bad, index=False)
+    i = base.index(str(scal))
+    assert main(base[:i] + [str(bad)] + base[i + 1:] + ["--pair", "syna__synb", "--runner", "synthetic"]) == 2
     assert "has no row for model 'syna' with 1 worker(s)" in capsys.readouterr().err
-
-
-def test_search_factor_stops_when_halving_the_load_does_not_help():
-    seen = []
-    assert colocation.search_factor(lambda f: seen.append(f) or False, 0.1, flat=lambda hi, f: f <= 0.25) == 0.0
-    assert seen == [1.0, 0.5, 0.25, 0.125]  # two flat halvings in a row, not down to F_MIN
-    seen.clear()  # a flat halving followed by one that helped does not count
-    assert colocation.search_factor(lambda f: seen.append(f) or False, 0.1,
-                                    flat=lambda hi, f: f in (0.5, 0.125, 0.0625)) == 0.0
-    assert seen == [1.0, 0.5, 0.25, 0.125, 0.0625]
-    # flat_tenants: above the SLA and not 5% better after halving → stuck; improving or within SLA → not
-    hi, lo = {"a": 80.0, "b": 50.0, "c": 90.0}, {"a": 79.0, "b": 49.0, "c": 60.0}
-    assert colocation.flat_tenants(hi, lo, {"a": 70.0, "b": 40.0, "c": 50.0}) == ["a", "b"]
-    assert colocation.flat_tenants(hi, lo, {"a": 100.0, "b": 100.0, "c": 100.0}) == []
-    assert colocation.flat_tenants({"a": None}, {"a": 90.0}, {"a": 70.0}) == []

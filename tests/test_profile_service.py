@@ -26,6 +26,7 @@ def study(tmp_path):
 OPTS = common.NodeOptions(runner="synthetic", options={"syn": {"delay_ms": DELAY_MS}})
 
 
+@pytest.mark.slow
 def test_service_profile_samples_every_sub_batch_in_both_regimes(study, tmp_path):
     cfg, _ = study
     out = tmp_path / "service" / "syn.csv"
@@ -50,6 +51,7 @@ def test_service_profile_samples_every_sub_batch_in_both_regimes(study, tmp_path
     assert (tmp_path / "service" / "syn.parquet.meta.json").is_file()
 
 
+@pytest.mark.slow
 def test_missing_worker_count_is_a_one_line_error(study, tmp_path):
     cfg, _ = study
     samples, _ = service.measure(cfg, "syn", [1], OPTS)
@@ -60,6 +62,7 @@ def test_missing_worker_count_is_a_one_line_error(study, tmp_path):
         service.read_samples(tmp_path / "nope.parquet")
 
 
+@pytest.mark.slow
 def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     cfg, path = study
     svc = tmp_path / "service" / "syn.csv"

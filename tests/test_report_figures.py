@@ -83,6 +83,7 @@ def test_single_worker_scalability_shows_a_message_not_an_empty_plot(tmp_path, t
 F3_FILES = ["profile/interference.csv", "profile/interference_calibration.csv"]
 
 
+@pytest.mark.slow
 def test_interference_without_pressure_rows_says_why(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=F3_FILES)
     path = results / "profile/interference.csv"
@@ -104,6 +105,7 @@ def test_interference_without_usable_calibration_draws_the_reporter_slowdown(tmp
     assert "not observable on this machine: the cache reporter" in texts[0]
 
 
+@pytest.mark.slow
 def test_load_change_without_moves_and_without_provenance(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", sidecars=False,
                             only=["serving/load_change.csv", "serving/moves.csv"])
@@ -113,6 +115,7 @@ def test_load_change_without_moves_and_without_provenance(tmp_path, texts):
     assert "no resource move" in texts[0] and "machine unknown" in texts[0]
 
 
+@pytest.mark.slow
 def test_policy_figures_without_hera_have_no_headline(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv", "cluster/servers.csv"])
     for rel in ("policy/emu.csv", "cluster/servers.csv"):

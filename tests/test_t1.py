@@ -86,6 +86,7 @@ def test_t1_cli_end_to_end(hera_root, capsys):
     assert torch.get_num_threads() == threads and os.sched_getaffinity(0) == affinity
 
 
+@pytest.mark.slow
 def test_t1_with_study_config_and_explicit_dirs(tmp_path, capsys):
     from hera.zoo.build import build_model_files
 

@@ -138,6 +138,7 @@ def _check_plan(topo, p, sockets):
         assert len(l3) == 1
 
 
+@pytest.mark.slow  # 60 random CPU subsets x 6 option pairs per machine shape
 @pytest.mark.parametrize("shape", ["intel", "amd", "small"])
 def test_no_plan_splits_a_core_or_crosses_a_socket_unasked(shape, request):
     topo = request.getfixturevalue(shape)

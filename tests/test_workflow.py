@@ -103,7 +103,8 @@ def test_multicore_quick_dry_run_on_a_fake_16_core_machine(tmp_path):
                      "sample_library": models, "latency_profile": models, "scalability_profile": models,
                      "interference_calibration": 1, "interference_profile": models,
                      "colocation_profile": pairs, "policy_emu": 1, "servers_needed": 1,
-                     "latency_vs_load": 1, "load_change": 1, "t2_table": 1, "figure": len(FIGURE_IDS)}
+                     "latency_vs_load": 1, "load_change": 1, "t2_table": 1, "figure": len(FIGURE_IDS),
+                     "service_profile": models, "pair_predictions": 1}
     # the cores: planned at parse time from the description, checked again when the job runs
     assert "hera topology --config results/default/config.json --expect-workers 1-15 --expect-harness 0,16" in out
     plan = topology.study_plan(dict(cfg, machine=str(path)))

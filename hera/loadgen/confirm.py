@@ -1,27 +1,39 @@
-"""Measured confirmation of a modelled QPS*: the ground truth, found quickly because the model says where to look.
+"""Measured confirmation of a modelled operating point: the ground truth, found quickly because the model says
+where to look.
 
-For each of ``repeats`` independent repeats (their own arrival, size and sample seeds):
+The point is a *scale* t along a direction of rates: every tenant i is offered Poisson load at ``t × direction_i``
+queries/s at once (one tenant with direction 1: t is its rate, and the point is its QPS*; two tenants: a point
+on the boundary of their feasible region along a ray, :mod:`hera.profile.colocation`). A trial's *normalised
+tail* is ``max_i tail_i / SLA_i``: it crosses 1 exactly where the first tenant reaches its SLA, so one procedure
+serves both. For each of ``repeats`` independent repeats (their own arrival, size and sample seeds):
 
-1. **Trials** are fixed-length open-loop Poisson runs: a *chunk* has at least ``min_queries`` measured queries
-   and ``trial_s`` seconds of arrivals (after warm-up queries that are not measured). After each chunk a
-   **sequential test** asks whether the share of queries over the SLA is below or above ``1 − percentile``
-   (exact Clopper–Pearson interval at ``confidence``; failed queries count as over): *pass* if the whole
-   interval is below, *fail* if it is above; otherwise the trial goes on with another chunk (new seeds, pooled)
-   up to ``max_chunks``, after which its side is decided by the pooled tail latency against the SLA and the
-   trial is marked ``undecided``. Trials are not cut short when they start to miss (the tail above the SLA is
+1. **Trials** are fixed-length open-loop Poisson runs: a *chunk* gives the tenant with the lowest rate at least
+   ``min_queries`` measured queries and ``trial_s`` seconds of arrivals (after warm-up queries that are not
+   measured); the other tenants' streams span the same time. After each chunk a **sequential test** asks, per
+   tenant, whether the share of its queries over its SLA is below or above ``1 − percentile`` (exact
+   Clopper–Pearson interval at ``confidence``; failed queries count as over): the trial *passes* when every
+   tenant's whole interval is below, *fails* when one tenant's is above; otherwise it goes on with another chunk
+   (new seeds, pooled) up to ``max_chunks``, after which each tenant's side is decided by its pooled tail
+   latency against its SLA and the trial is marked ``undecided``. Trials are not cut short when they start to miss (the tail above the SLA is
    measured too, for the interpolation below), except a runaway one whose backlog reaches half its queries:
    it fails with its tail unmeasured.
-2. **Bracketing**: the first two trials run at ``modelled × (1 ∓ step)``; further rates step down
-   (``÷ (1 + step)``) until one passes or up (``× (1 + step)``) until one fails, at most ``max_steps`` more; a
-   failing rate whose tail could not be measured (cut short) is bisected towards the passing one.
-3. **Estimate**: QPS* of the repeat is where the measured tail latency crosses the SLA between the highest
-   passing and the lowest failing rate (:func:`crossing`) — a continuous quantity, not one bit per trial.
-4. **Re-test**: a repeat that found no passing rate (QPS* = 0), or had a trial with failed queries or a saturated
-   harness, is run once more with new seeds; the row says so (``retested``), nothing is averaged in silently.
+2. **Control variate**: with a node model per tenant (:class:`hera.queueing.qps.TailModel`) each tail is
+   adjusted for the luck of its own arrivals and sizes; sides and estimates then use the adjusted tails (raw
+   ones are kept beside).
+3. **Bracketing**: the first two trials run at ``modelled × (1 ∓ step)``; further scales move down until one
+   passes or up until one fails (a secant on the reciprocal normalised tail, at least one ``step`` and at most a
+   factor 2), at most ``max_steps`` more; a failing scale whose tail could not be measured (cut short) is bisected
+   towards the passing one; descending stops when lower scales stop lowering the tail (service-time bound) or
+   would go below ``min_fraction`` of the modelled value (the value is then 0, and re-tested).
+4. **Estimate**: the repeat's value is where the normalised tail crosses 1 between the highest passing and the
+   lowest failing scale (:func:`crossing`) — a continuous quantity, not one bit per trial.
+5. **Re-test**: a repeat that found no passing scale (value 0), or had a trial with failed queries or a
+   saturated harness, is run once more with new seeds; the row says so (``retested``), nothing is averaged in
+   silently.
 
-Result: the median over repeats, a distribution-free confidence interval for it from order statistics (its
-level depends on the number of repeats and is reported: [min, max] of 3 repeats is a 75% interval), the mean,
-standard deviation and coefficient of variation, and every trial as a tidy row.
+Result (:class:`Confirmation`): the median over repeats, a distribution-free confidence interval for it from
+order statistics (its level depends on the number of repeats and is reported: [min, max] of 3 repeats is a 75%
+interval), the mean, standard deviation and coefficient of variation, and every trial and tenant as a tidy row.
 """
 
 from __future__ import annotations
@@ -55,6 +67,7 @@ class ConfirmSettings:
     max_chunks: int = 3
     step: float = 0.1
     max_steps: int = 8
+    min_fraction: float = 0.125
 
     def __post_init__(self) -> None:
         if not isinstance(self.repeats, int) or self.repeats < 3:
@@ -65,13 +78,15 @@ class ConfirmSettings:
             raise ConfigError("confirmation: need trial_s > 0, min_queries >= 20, max_chunks >= 1")
         if not 0 < self.step <= 1 or self.max_steps < 1:
             raise ConfigError("confirmation: need 0 < step <= 1 and max_steps >= 1")
+        if not 0 < self.min_fraction < 1:
+            raise ConfigError(f"confirmation: min_fraction must be in (0, 1), got {self.min_fraction!r}")
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "ConfirmSettings":
         c = config["confirm"]
         return cls(repeats=int(c["repeats"]), confidence=float(c["confidence"]), trial_s=float(c["trial_s"]),
                    min_queries=int(c["min_queries"]), max_chunks=int(c["max_chunks"]), step=float(c["step"]),
-                   max_steps=int(c["max_steps"]))
+                   max_steps=int(c["max_steps"]), min_fraction=float(c["min_fraction"]))
 
 
 def miss_interval(n_over: int, n: int, confidence: float) -> tuple[float, float]:
@@ -123,153 +138,184 @@ def median_ci(values: list[float], confidence: float) -> tuple[float, float, flo
 
 
 @dataclass
-class ConfirmResult:
-    """A confirmed (measured) QPS* and how it was obtained."""
+class Confirmation:
+    """A confirmed (measured) operating point — a tenant's QPS*, or the scale of a joint point — and how it was
+    obtained. ``value*`` are rates (queries/s) for one tenant with direction 1, else scales of ``direction``."""
 
-    qps_star: float
-    qps_star_ci_lo: float
-    qps_star_ci_hi: float
-    qps_star_ci_level: float
-    qps_star_mean: float
-    qps_star_std: float
-    qps_star_cov: float
-    qps_star_raw: float
+    value: float
+    value_ci_lo: float
+    value_ci_hi: float
+    value_ci_level: float
+    value_mean: float
+    value_std: float
+    value_cov: float
+    value_raw: float
     per_repeat: list[float]
     per_repeat_raw: list[float]
+    direction: dict[str, float]
     control_variate: bool
     repeats: int
     retested: int
     n_trials: int
     trial_seconds: float
-    modelled_qps: float
-    sla_ms: float
+    modelled: float
+    sla_ms: dict[str, float]
     percentile: float
     note: str
     trials: pd.DataFrame = field(repr=False)
 
-    def to_row(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k not in ("trials", "per_repeat", "per_repeat_raw")}
-        d["per_repeat"] = ";".join(f"{x:.6g}" for x in self.per_repeat)
-        d["per_repeat_raw"] = ";".join(f"{x:.6g}" for x in self.per_repeat_raw)
-        return d
+    def rates(self, which: str = "value") -> dict[str, float]:
+        """Each tenant's rate at the point (``which``: value, value_ci_lo, value_ci_hi, value_raw, modelled)."""
+        return {t: getattr(self, which) * d for t, d in self.direction.items()}
 
 
 @dataclass
 class _Trial:
-    """One trial's outcome (its full row goes to the trial table)."""
+    """One joint trial (its full per-tenant rows go to the trial table)."""
 
-    rate_qps: float
-    verdict: str        # pass | fail | undecided-pass | undecided-fail (sequential test on the raw share over)
-    tail_ms: float      # the tail used for bracketing: control-variate adjusted when a model is given, else raw
-    raw_tail_ms: float  # pooled measured latency quantile (inf when the tail was not measured)
-    passed: bool        # tail_ms <= SLA
-    sla_ms: float
+    scale: float
+    tail: float       # normalised tail max_i tail_i / SLA_i: control-variate adjusted with models, else raw
+    raw_tail: float   # the same from raw tails (inf where a tail was not measured)
+    passed: bool      # tail <= 1
     problem: str | None  # failed queries / harness saturated
 
 
 class _Confirmer:
-    def __init__(self, sut: Any, base: LoadgenSettings, library_items: int, tenant: str, sla_ms: float,
-                 percentile: float, s: ConfirmSettings, log: Callable[[str], None] | None, model: Any = None):
-        self.sut, self.base, self.library_items, self.tenant = sut, base, library_items, tenant
-        self.sla_ms, self.p, self.s, self.log, self.model = sla_ms, percentile, s, log, model
+    def __init__(self, sut: Any, bases: dict[str, LoadgenSettings], library: dict[str, int],
+                 direction: dict[str, float], sla_ms: dict[str, float], percentile: float, s: ConfirmSettings,
+                 log: Callable[[str], None] | None, models: dict[str, Any]):
+        self.sut, self.bases, self.library, self.direction = sut, bases, library, direction
+        self.sla, self.p, self.s, self.log, self.models = sla_ms, percentile, s, log, models
+        self.tenants = list(direction)
         self.rows: list[dict[str, Any]] = []
+        self.n_trials = 0
 
-    def _chunk(self, rate: float, seed_base: int) -> pd.DataFrame:
-        n = max(self.s.min_queries, int(math.ceil(rate * self.s.trial_s)))
+    def _chunk(self, scale: float, seed_base: int):
+        """One chunk of a joint trial: every tenant's stream over the same span; ``RunResult``."""
+        rates = {t: scale * self.direction[t] for t in self.tenants}
+        slow = min(rates, key=rates.get)
+        n_slow = max(self.s.min_queries, int(math.ceil(rates[slow] * self.s.trial_s)))
+        span = n_slow / rates[slow]
         idle = getattr(self.sut, "wait_idle", None)
         if idle is not None:  # a previous overloaded trial's backlog must not leak into this one
             idle()
-        st = self.base.replace(target_qps=float(rate), n_queries=n, duration_s=None, min_queries=0,
-                               min_duration_s=0.0, latency_bound_ms=float(self.sla_ms), percentile=self.p,
-                               arrival="poisson", arrival_trace=None, arrival_formula=None,
-                               arrival_seed=seed_base % (2**31 - 1), size_seed=(seed_base + 1) % (2**31 - 1),
-                               sample_seed=(seed_base + 2) % (2**31 - 1),
-                               max_outstanding=max(RUNAWAY_MIN_OUTSTANDING, int(n * RUNAWAY_BACKLOG_SHARE)))
-        res = driver.run(self.sut, st, self.library_items, tenant=self.tenant)
-        rows = res.rows
-        rows.attrs["summary"] = res.summary
-        rows.attrs["tenant"] = res.tenants[self.tenant]
-        return rows
+        streams = {}
+        for k, t in enumerate(self.tenants):
+            n = n_slow if t == slow else max(self.s.min_queries, int(math.ceil(rates[t] * span)))
+            sb = seed_base + 31 * k
+            streams[t] = self.bases[t].replace(
+                target_qps=float(rates[t]), n_queries=n, duration_s=None, min_queries=0, min_duration_s=0.0,
+                latency_bound_ms=float(self.sla[t]), percentile=self.p, arrival="poisson", arrival_trace=None,
+                arrival_formula=None, arrival_seed=sb % (2**31 - 1), size_seed=(sb + 1) % (2**31 - 1),
+                sample_seed=(sb + 2) % (2**31 - 1),
+                max_outstanding=max(RUNAWAY_MIN_OUTSTANDING, int(n * RUNAWAY_BACKLOG_SHARE)))
+        return driver.run(self.sut, streams, self.library)
 
-    def _adjusted(self, rate: float, chunks: list[pd.DataFrame], raw_tail: float) -> tuple[float, float]:
-        """(control-variate adjusted tail, correction factor) of a trial; the raw tail without a model."""
-        if self.model is None or not np.isfinite(raw_tail):
+    def _adjusted(self, tenant: str, rate: float, chunks: list[pd.DataFrame], raw_tail: float) -> tuple[float, float]:
+        """(control-variate adjusted tail, correction factor) of one tenant in a trial; raw without a model."""
+        model = self.models.get(tenant)
+        if model is None or not np.isfinite(raw_tail):
             return raw_tail, 1.0
         parts = [(c["scheduled_s"].to_numpy(float), c["n_items"].to_numpy(np.int64), ~c["warmup"].to_numpy(bool))
                  for c in chunks]
-        realised = self.model.realised_log_tail(parts)
-        expected = self.model.expected_log_tail(rate, [int(m.sum()) for _, _, m in parts],
-                                                int(self.base.warmup_queries))
+        realised = model.realised_log_tail(parts)
+        expected = model.expected_log_tail(rate, [int(m.sum()) for _, _, m in parts],
+                                           int(self.bases[tenant].warmup_queries))
         factor = float(np.exp(expected - realised))
         return raw_tail * factor, factor
 
-    def trial(self, repeat: int, attempt: int, rate: float, seed: int) -> _Trial:
-        chunks: list[pd.DataFrame] = []
-        verdict = "undecided"
-        aborted = False
+    def trial(self, repeat: int, attempt: int, scale: float, seed: int) -> _Trial:
+        runs = []
         problems: list[str] = []
-        while len(chunks) < self.s.max_chunks:
-            c = self._chunk(rate, seed + 7919 * len(chunks))
-            chunks.append(c)
-            summ, ten = c.attrs["summary"], c.attrs["tenant"]
-            c = c[~c["warmup"]]
-            if summ.get("aborted"):
-                aborted = True
-            n_err = int((c["status"] == "error").sum() + (c["status"] == "timeout").sum())
-            if n_err:
-                problems.append(f"{n_err} failed queries")
-            if summ.get("harness_saturated") or ten.get("harness_saturated"):
+        decided: dict[str, str] = {}
+        while len(runs) < self.s.max_chunks:
+            res = self._chunk(scale, seed + 7919 * len(runs))
+            runs.append(res)
+            if res.summary.get("harness_saturated"):
                 problems.append("harness saturated")
-            lat = np.concatenate([np.where(x["ok"], x["latency_ms"], np.inf) for x in (y[~y["warmup"]] for y in chunks)])
-            n_over = int((lat > self.sla_ms).sum())
+            decided = {}
+            for t in self.tenants:
+                lat = self._latencies(runs, t)
+                n_over = int((lat > self.sla[t]).sum())
+                lo, hi = miss_interval(n_over, lat.size, self.s.confidence)
+                decided[t] = "fail" if lo > 1 - self.p else "pass" if hi < 1 - self.p else "undecided"
+            if res.summary.get("aborted") or "fail" in decided.values() or all(
+                    v == "pass" for v in decided.values()):
+                break
+        for t in self.tenants:
+            n_err = sum(int(r.tenants[t].get("n_error", 0)) + int(r.tenants[t].get("n_timeout", 0)) for r in runs)
+            if n_err:
+                problems.append(f"{t}: {n_err} failed queries")
+        aborted = any(r.summary.get("aborted") for r in runs)
+        self.n_trials += 1
+        norm, norm_raw = [], []
+        for t in self.tenants:
+            lat = self._latencies(runs, t)
+            n_over = int((lat > self.sla[t]).sum())
             lo, hi = miss_interval(n_over, lat.size, self.s.confidence)
-            if aborted or lo > 1 - self.p:
+            raw = tail_quantile(lat, self.p)
+            verdict = decided.get(t, "undecided")
+            if aborted and verdict != "pass":
                 verdict = "fail"
-                break
-            if hi < 1 - self.p:
-                verdict = "pass"
-                break
-        raw = tail_quantile(lat, self.p)
-        if verdict == "undecided":
-            verdict = "undecided-pass" if raw <= self.sla_ms else "undecided-fail"
-        tail, factor = self._adjusted(rate, chunks, raw)
-        passed = bool(tail <= self.sla_ms) if self.model is not None else verdict in ("pass", "undecided-pass")
-        all_rows = pd.concat([x[~x["warmup"]] for x in chunks])
-        ok = all_rows["ok"].to_numpy(bool)
-        self.rows.append({
-            "repeat": repeat, "attempt": attempt, "rate_qps": float(rate), "chunks": len(chunks),
-            "n_measured": int(lat.size), "n_ok": int(ok.sum()), "n_over_sla": n_over,
-            "miss_fraction": n_over / max(lat.size, 1), "miss_lo": lo, "miss_hi": hi,
-            "verdict": verdict, "passed": passed, "aborted": aborted,
-            "latency_ms_pct": raw if np.isfinite(raw) else math.nan,
-            "latency_ms_pct_adjusted": tail if np.isfinite(tail) else math.nan, "control_variate_factor": factor,
-            "sla_ms": self.sla_ms, "percentile": self.p,
-            "latency_ms_p50": float(np.median(all_rows.loc[all_rows["ok"], "latency_ms"])) if ok.any() else math.nan,
-            "duration_s": float(sum(x.attrs["tenant"].get("duration_s", math.nan) for x in chunks)),
-            "wall_s": float(sum(x.attrs["summary"].get("wall_s", math.nan) for x in chunks)),
-            "achieved_qps": float(np.nanmean([x.attrs["tenant"].get("achieved_qps", math.nan) for x in chunks])),
-            "issue_lateness_us_p99": float(np.nanquantile(all_rows["issue_lateness_us"], 0.99))
-            if all_rows["issue_lateness_us"].notna().any() else math.nan,
-            "problem": "; ".join(problems) or None, "arrival_seed": int(seed),
-        })
+            if verdict == "undecided":
+                verdict = "undecided-pass" if raw <= self.sla[t] else "undecided-fail"
+            rate = scale * self.direction[t]
+            chunks = [r.rows[r.rows["tenant"] == t] for r in runs]
+            tail, factor = self._adjusted(t, rate, chunks, raw)
+            norm.append(tail / self.sla[t])
+            norm_raw.append(raw / self.sla[t])
+            measured = pd.concat([c[~c["warmup"]] for c in chunks])
+            ok = measured["ok"].to_numpy(bool)
+            late = measured["issue_lateness_us"].dropna()
+            self.rows.append({
+                "repeat": repeat, "attempt": attempt, "trial": self.n_trials, "scale": float(scale), "tenant": t,
+                "rate_qps": float(rate), "chunks": len(runs), "n_measured": int(lat.size), "n_ok": int(ok.sum()),
+                "n_over_sla": n_over, "miss_fraction": n_over / max(lat.size, 1), "miss_lo": lo, "miss_hi": hi,
+                "verdict": verdict, "passed": bool(tail <= self.sla[t]) if self.models.get(t) is not None
+                else verdict in ("pass", "undecided-pass"), "aborted": aborted,
+                "latency_ms_pct": raw if np.isfinite(raw) else math.nan,
+                "latency_ms_pct_adjusted": tail if np.isfinite(tail) else math.nan,
+                "control_variate_factor": factor, "sla_ms": self.sla[t], "percentile": self.p,
+                "latency_ms_p50": float(np.median(measured.loc[measured["ok"], "latency_ms"])) if ok.any()
+                else math.nan,
+                "duration_s": float(sum(r.tenants[t].get("duration_s", math.nan) for r in runs)),
+                "wall_s": float(sum(r.summary.get("wall_s", math.nan) for r in runs)),
+                "achieved_qps": float(np.nanmean([r.tenants[t].get("achieved_qps", math.nan) for r in runs])),
+                "issue_lateness_us_p99": float(late.quantile(0.99)) if len(late) else math.nan,
+                "harness_cpu_s": float(sum(r.summary.get("harness_cpu_s", math.nan) for r in runs)),
+                "harness_saturated": any(bool(r.summary.get("harness_saturated")) for r in runs),
+                "problem": "; ".join(problems) or None, "arrival_seed": int(seed),
+            })
+        tail_n, raw_n = max(norm), max(norm_raw)
+        passed = tail_n <= 1.0
         if self.log:
-            self.log(f"  repeat {repeat}{'+' if attempt else ''} {rate:9.2f} qps  n={lat.size:5d}  "
-                     f"p{self.p * 100:g}={raw:.2f} ms" + (f" (adjusted {tail:.2f})" if self.model is not None else "")
-                     + f"  sla {self.sla_ms:.3g}  over={n_over / max(lat.size, 1):.3f}  {verdict}"
+            parts = [f"{r['tenant']} {r['rate_qps']:.2f} qps p{self.p * 100:g}={r['latency_ms_pct']:.2f}"
+                     + (f" (adj {r['latency_ms_pct_adjusted']:.2f})" if self.models.get(r["tenant"]) is not None
+                        else "") + f"/{r['sla_ms']:.3g} ms {r['verdict']}"
+                     for r in self.rows[-len(self.tenants):]]
+            self.log(f"  repeat {repeat}{'+' if attempt else ''} x{scale:.4g}: " + "; ".join(parts)
                      + (f"  [{'; '.join(problems)}]" if problems else ""))
-        return _Trial(rate, verdict, tail, raw, passed, self.sla_ms, "; ".join(problems) or None)
+        return _Trial(scale, tail_n, raw_n, passed, "; ".join(problems) or None)
+
+    def _latencies(self, runs: list[Any], tenant: str) -> np.ndarray:
+        """Pooled measured latencies of ``tenant`` over the chunks so far; failed queries are +inf."""
+        parts = []
+        for r in runs:
+            x = r.rows[(r.rows["tenant"] == tenant) & ~r.rows["warmup"]]
+            parts.append(np.where(x["ok"], x["latency_ms"], np.inf))
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def _jump(self, done: list[_Trial], edge: _Trial, down: bool) -> float:
         """Factor from ``edge`` (the highest pass when ``not down``, the lowest fail when ``down``) to the next
-        rate: the secant of the two trials nearest the crossing on ``1/tail`` (+/- 5%), at least one ``step``
-        and at most a factor 2; without a usable secant, ``(1 + step)`` raised to the number of steps already
-        taken in that direction (the bracket widens geometrically when the model was far off)."""
+        scale: the secant of the two trials nearest the crossing on the reciprocal normalised tail (+/- 5%), at
+        least one ``step`` and at most a factor 2; without a usable secant, ``(1 + step)`` raised to the number
+        of trials already on that side (the bracket widens geometrically when the model was far off)."""
         s = self.s
-        near = sorted((t for t in done if t is not edge), key=lambda t: abs(math.log(t.rate_qps / edge.rate_qps)))
-        target = _secant(edge, near[0], self.sla_ms) if near else math.nan
+        near = sorted((t for t in done if t is not edge), key=lambda t: abs(math.log(t.scale / edge.scale)))
+        target = _secant(edge, near[0]) if near else math.nan
         lo_f, hi_f = 1 + s.step, 2.0
         if math.isfinite(target) and target > 0:
-            f = (edge.rate_qps / target) * 1.05 if down else (target / edge.rate_qps) * 1.05
+            f = (edge.scale / target) * 1.05 if down else (target / edge.scale) * 1.05
             f = min(max(f, lo_f), hi_f)
         else:
             same_side = sum(1 for t in done if t.passed != down)  # passes when going up, fails when going down
@@ -278,124 +324,145 @@ class _Confirmer:
 
     @staticmethod
     def _flat(done: list[_Trial]) -> bool:
-        """Did the last two steps down (by rate) leave the raw tail above the SLA and less than ``FLAT_TAIL_GAIN``
-        lower each time (:func:`hera.loadgen.search.tail_flat`)?"""
+        """Did the last two steps down (by scale) leave the raw normalised tail above 1 and less than
+        ``FLAT_TAIL_GAIN`` lower each time (:func:`hera.loadgen.search.tail_flat`)?"""
         from hera.loadgen.search import FLAT_TAIL_HALVINGS, tail_flat
 
-        by_rate = sorted(done, key=lambda t: t.rate_qps)[:FLAT_TAIL_HALVINGS + 1]
-        if len(by_rate) < FLAT_TAIL_HALVINGS + 1:
+        by_scale = sorted(done, key=lambda t: t.scale)[:FLAT_TAIL_HALVINGS + 1]
+        if len(by_scale) < FLAT_TAIL_HALVINGS + 1:
             return False
-        return all(tail_flat(hi.raw_tail_ms, lo.raw_tail_ms, lo.sla_ms)
-                   for lo, hi in zip(by_rate, by_rate[1:]))
+        return all(tail_flat(hi.raw_tail, lo.raw_tail, 1.0) for lo, hi in zip(by_scale, by_scale[1:]))
 
     def repeat(self, repeat: int, attempt: int, modelled: float, seed: int) -> list[_Trial]:
-        """The trials of one repeat: bracket the SLA crossing starting from ``modelled × (1 ∓ step)``."""
+        """The trials of one repeat: bracket the crossing starting from ``modelled × (1 ∓ step)``."""
         s = self.s
-        up, down = 1 + s.step, 1 / (1 + s.step)
         done: list[_Trial] = []
 
-        def run(rate: float) -> None:
-            done.append(self.trial(repeat, attempt, rate, seed + 104729 * len(done)))
+        def run(scale: float) -> None:
+            done.append(self.trial(repeat, attempt, scale, seed + 104729 * len(done)))
 
         run(modelled * (1 - s.step))
         run(modelled * (1 + s.step))
         for _ in range(s.max_steps):
             passes = [t for t in done if t.passed]
             if not passes:
-                lowest = min(done, key=lambda t: t.rate_qps)
+                lowest = min(done, key=lambda t: t.scale)
                 if self._flat(done):
-                    break  # lower rates stopped lowering the tail: service-time bound, no rate will pass
-                run(lowest.rate_qps * self._jump(done, lowest, down=True))
+                    break  # lower scales stopped lowering the tail: service-time bound, none will pass
+                nxt = lowest.scale * self._jump(done, lowest, down=True)
+                if nxt < modelled * s.min_fraction:
+                    break  # far below the model: the value is 0 (re-tested, noted); trials would only get longer
+                run(nxt)
                 continue
-            lo = max(passes, key=lambda t: t.rate_qps)
-            above = [t for t in done if not t.passed and t.rate_qps > lo.rate_qps]
+            lo = max(passes, key=lambda t: t.scale)
+            above = [t for t in done if not t.passed and t.scale > lo.scale]
             if not above:
-                run(lo.rate_qps * self._jump(done, lo, down=False))
+                run(lo.scale * self._jump(done, lo, down=False))
                 continue
-            hi = min(above, key=lambda t: t.rate_qps)
-            if not np.isfinite(hi.tail_ms) and hi.rate_qps / lo.rate_qps > 1 + s.step / 2:
-                run(math.sqrt(hi.rate_qps * lo.rate_qps))  # the failing tail was not measured: bisect
+            hi = min(above, key=lambda t: t.scale)
+            if not np.isfinite(hi.tail) and hi.scale / lo.scale > 1 + s.step / 2:
+                run(math.sqrt(hi.scale * lo.scale))  # the failing tail was not measured: bisect
                 continue
             break
         return done
 
 
-def _secant(a: "_Trial", b: "_Trial", sla_ms: float) -> float:
-    """The rate where the line through ``(rate, 1/tail)`` of two trials reaches ``1/sla_ms`` (NaN if undefined)."""
-    if not (np.isfinite(a.tail_ms) and np.isfinite(b.tail_ms)) or a.rate_qps == b.rate_qps:
+def _secant(a: _Trial, b: _Trial) -> float:
+    """The scale where the line through ``(scale, 1/tail)`` of two trials reaches 1 (NaN if undefined)."""
+    if not (np.isfinite(a.tail) and np.isfinite(b.tail)) or a.scale == b.scale:
         return math.nan
-    slope = (1 / b.tail_ms - 1 / a.tail_ms) / (b.rate_qps - a.rate_qps)
+    slope = (1 / b.tail - 1 / a.tail) / (b.scale - a.scale)
     if slope >= 0:
         return math.nan
-    return a.rate_qps + (1 / sla_ms - 1 / a.tail_ms) / slope
+    return a.scale + (1 - 1 / a.tail) / slope
 
 
-def estimate(trials: list[_Trial], sla_ms: float, adjusted: bool = True) -> tuple[float, str]:
-    """QPS* of one repeat from its trials: the SLA crossing between the highest rate whose tail is within the SLA
-    and the lowest rate above it whose tail is not (``adjusted``: control-variate tails, else raw ones)."""
-    tail = (lambda t: t.tail_ms) if adjusted else (lambda t: t.raw_tail_ms)
-    passes = [t for t in trials if tail(t) <= sla_ms]
+def estimate(trials: list[_Trial], adjusted: bool = True) -> tuple[float, str]:
+    """The value of one repeat from its trials: where the normalised tail crosses 1 between the highest scale
+    whose tail is within it and the lowest scale above that whose tail is not (``adjusted``: control-variate
+    tails, else raw ones)."""
+    tail = (lambda t: t.tail) if adjusted else (lambda t: t.raw_tail)
+    passes = [t for t in trials if tail(t) <= 1.0]
     if not passes:
-        return 0.0, f"no rate down to {min(t.rate_qps for t in trials):.3g} queries/s met the SLA"
-    lo = max(passes, key=lambda t: t.rate_qps)
-    above = [t for t in trials if not tail(t) <= sla_ms and t.rate_qps > lo.rate_qps]
+        return 0.0, f"no scale down to {min(t.scale for t in trials):.4g} met the SLA"
+    lo = max(passes, key=lambda t: t.scale)
+    above = [t for t in trials if not tail(t) <= 1.0 and t.scale > lo.scale]
     if not above:
-        return lo.rate_qps, f"every rate up to {lo.rate_qps:.3g} queries/s met the SLA (QPS* at least that)"
-    hi = min(above, key=lambda t: t.rate_qps)
-    note = "" if np.isfinite(tail(hi)) else "tail of the failing rate not measured: highest passing rate"
-    return crossing(lo.rate_qps, tail(lo), hi.rate_qps, tail(hi), sla_ms), note
+        return lo.scale, f"every scale up to {lo.scale:.4g} met the SLA (the value is at least that)"
+    hi = min(above, key=lambda t: t.scale)
+    note = "" if np.isfinite(tail(hi)) else "tail of the failing scale not measured: highest passing scale"
+    return crossing(lo.scale, tail(lo), hi.scale, tail(hi), 1.0), note
 
 
-def confirm_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, modelled_qps: float, sla_ms: float,
-                     percentile: float, settings: ConfirmSettings | None = None, tenant: str = "default",
-                     model: Any = None, log: Callable[[str], None] | None = None) -> ConfirmResult:
-    """Measure QPS* of ``sut`` around ``modelled_qps`` (module doc). ``base`` gives query sizes, warm-up and
-    the seeds every repeat's seeds derive from; ``model`` (a :class:`hera.queueing.qps.TailModel`) adds the
-    control variate, without it tails are used raw."""
+def confirm_point(sut: Any, bases: dict[str, LoadgenSettings], library: dict[str, int], *,
+                  direction: dict[str, float], modelled: float, sla_ms: dict[str, float], percentile: float,
+                  settings: ConfirmSettings | None = None, models: dict[str, Any] | None = None,
+                  log: Callable[[str], None] | None = None) -> Confirmation:
+    """Measure the scale t at which the first tenant offered ``t × direction_i`` reaches its SLA (module doc),
+    starting from ``modelled``. ``bases[i]`` gives tenant i's query sizes, warm-up and root seeds; ``models[i]``
+    (a :class:`hera.queueing.qps.TailModel`) its control variate (raw tails without)."""
     s = settings or ConfirmSettings()
-    if not (modelled_qps > 0 and math.isfinite(modelled_qps)):
-        raise ConfigError(f"confirmation needs a positive modelled QPS*, got {modelled_qps!r} (tenant {tenant!r})")
-    if not sla_ms > 0 or not 0 < percentile < 1:
-        raise ConfigError("confirmation needs a positive sla_ms and a percentile in (0, 1)")
-    c = _Confirmer(sut, base, library_items, tenant, float(sla_ms), float(percentile), s, log, model)
+    models = dict(models or {})
+    tenants = list(direction)
+    if not tenants or set(tenants) != set(bases) or not set(tenants) <= set(library) or set(tenants) != set(sla_ms):
+        raise ConfigError("confirmation needs the same tenants in direction, bases, library and sla_ms")
+    if not (modelled > 0 and math.isfinite(modelled)):
+        raise ConfigError(f"confirmation needs a positive modelled value, got {modelled!r} "
+                          f"(tenants {', '.join(tenants)})")
+    if not all(d > 0 for d in direction.values()):
+        raise ConfigError(f"confirmation: every tenant needs a positive rate direction, got {direction}")
+    if not all(v > 0 for v in sla_ms.values()) or not 0 < percentile < 1:
+        raise ConfigError("confirmation needs positive SLAs and a percentile in (0, 1)")
+    c = _Confirmer(sut, bases, library, direction, {t: float(v) for t, v in sla_ms.items()}, float(percentile),
+                   s, log, models)
+    cv = any(models.get(t) is not None for t in tenants)
     per: list[float] = []
     per_raw: list[float] = []
     notes: list[str] = []
     retested = 0
+    root = bases[tenants[0]].arrival_seed
     for r in range(s.repeats):
-        seed = base.arrival_seed + 1_000_003 * (r + 1)
-        trials = c.repeat(r, 0, modelled_qps, seed)
-        q, note = estimate(trials, sla_ms, adjusted=model is not None)
+        seed = root + 1_000_003 * (r + 1)
+        trials = c.repeat(r, 0, modelled, seed)
+        q, note = estimate(trials, adjusted=cv)
         problem = next((t.problem for t in trials if t.problem), None)
         if q <= 0 or problem:
             retested += 1
-            trials = c.repeat(r, 1, modelled_qps, seed + 500_009)
-            q2, note = estimate(trials, sla_ms, adjusted=model is not None)
-            notes.append(f"repeat {r} re-tested ({'QPS* = 0' if q <= 0 else problem}): {q:.4g} -> {q2:.4g} queries/s")
+            trials = c.repeat(r, 1, modelled, seed + 500_009)
+            q2, note = estimate(trials, adjusted=cv)
+            notes.append(f"repeat {r} re-tested ({'value 0' if q <= 0 else problem}): {q:.4g} -> {q2:.4g}")
             q = q2
         if note:
             notes.append(f"repeat {r}: {note}")
         per.append(q)
-        per_raw.append(estimate(trials, sla_ms, adjusted=False)[0])
+        per_raw.append(estimate(trials, adjusted=False)[0])
     trials_df = pd.DataFrame(c.rows)
     arr = np.asarray(per, float)
     lo, hi, level = median_ci(per, s.confidence)
     mean = float(arr.mean())
     std = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
     notes.insert(0, f"{s.repeats} repeats of fixed-length open-loop trials ({s.min_queries}+ queries and "
-                    f"{s.trial_s:g}+ s per chunk, up to {s.max_chunks} chunks) bracketing the modelled "
-                    f"{modelled_qps:.4g} queries/s; sequential Clopper-Pearson test at {s.confidence:g} on the share "
-                    f"over the SLA (nominal: latencies of a queue are correlated); QPS* of a repeat interpolates "
-                    f"the measured p{percentile * 100:g}"
-                    + (" adjusted by the node model as a control variate (raw values beside)" if model is not None
-                       else ""))
-    return ConfirmResult(
-        qps_star=float(np.median(arr)), qps_star_ci_lo=lo, qps_star_ci_hi=hi, qps_star_ci_level=level,
-        qps_star_mean=mean, qps_star_std=std, qps_star_cov=std / mean if mean > 0 else math.nan,
-        qps_star_raw=float(np.median(per_raw)), per_repeat=[float(x) for x in per],
-        per_repeat_raw=[float(x) for x in per_raw], control_variate=model is not None, repeats=s.repeats,
-        retested=retested, n_trials=len(trials_df),
-        trial_seconds=float(trials_df["duration_s"].sum()) if len(trials_df) else 0.0,
-        modelled_qps=float(modelled_qps), sla_ms=float(sla_ms), percentile=float(percentile),
-        note="; ".join(notes), trials=trials_df,
+                    f"{s.trial_s:g}+ s per chunk, up to {s.max_chunks} chunks) bracketing the modelled {modelled:.4g}; "
+                    f"sequential Clopper-Pearson test at {s.confidence:g} on the share over the SLA (nominal: "
+                    f"latencies of a queue are correlated); a repeat interpolates the measured p{percentile * 100:g}"
+                    + (" adjusted by the node model as a control variate (raw values beside)" if cv else ""))
+    dur = trials_df.drop_duplicates("trial")["duration_s"].sum() if len(trials_df) else 0.0
+    return Confirmation(
+        value=float(np.median(arr)), value_ci_lo=lo, value_ci_hi=hi, value_ci_level=level, value_mean=mean,
+        value_std=std, value_cov=std / mean if mean > 0 else math.nan, value_raw=float(np.median(per_raw)),
+        per_repeat=[float(x) for x in per], per_repeat_raw=[float(x) for x in per_raw],
+        direction={t: float(d) for t, d in direction.items()}, control_variate=cv, repeats=s.repeats,
+        retested=retested, n_trials=c.n_trials, trial_seconds=float(dur), modelled=float(modelled),
+        sla_ms={t: float(v) for t, v in sla_ms.items()}, percentile=float(percentile), note="; ".join(notes),
+        trials=trials_df,
     )
+
+
+def confirm_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, modelled_qps: float, sla_ms: float,
+                     percentile: float, settings: ConfirmSettings | None = None, tenant: str = "default",
+                     model: Any = None, log: Callable[[str], None] | None = None) -> Confirmation:
+    """Measure QPS* of one tenant of ``sut`` around ``modelled_qps`` (:func:`confirm_point` with direction 1:
+    ``value`` is the rate); ``model`` (a :class:`hera.queueing.qps.TailModel`) adds the control variate."""
+    return confirm_point(sut, {tenant: base}, {tenant: int(library_items)}, direction={tenant: 1.0},
+                         modelled=modelled_qps, sla_ms={tenant: sla_ms}, percentile=percentile, settings=settings,
+                         models={tenant: model}, log=log)

@@ -75,11 +75,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(c)
     c.set_defaults(func=_cmd_memory)
 
-    c = psub.add_parser("colocation", help="F4: co-located QPS* and EMU of a model pair for every core split")
+    c = psub.add_parser("predict-pairs", help="predicted co-location of every pair on every split, from O(N) "
+                                              "profiles (service, interference, scalability)")
+    _common(c, model=False)
+    c.add_argument("--models", required=True, help="comma-separated model ids")
+    c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
+    c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2)")
+    c.add_argument("--service", type=Path, nargs="+", required=True, help="service profiles (<model>.parquet)")
+    c.add_argument("--interference", type=Path, nargs="*", default=[],
+                   help="interference profiles (<model>.csv); none: tenants assumed not to interfere")
+    c.add_argument("--calibration", type=Path, help="the interference calibration table")
+    c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
+    c.set_defaults(func=_cmd_predict_pairs)
+
+    c = psub.add_parser("colocation", help="F4: measured co-location of a model pair at the predicted-best "
+                                           "splits: three points of its feasible region each")
     _common(c, model=False)
     c.add_argument("--pair", required=True, help="model pair 'model_a__model_b'")
     c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
     c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2) of both models")
+    c.add_argument("--predicted", type=Path, required=True, help="pair predictions (hera profile predict-pairs)")
+    c.add_argument("--service", type=Path, nargs=2, required=True, help="service profiles of model a and model b")
     c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
     c.set_defaults(func=_cmd_colocation)
 
@@ -168,11 +184,35 @@ def _cmd_interference_calibration(args: argparse.Namespace) -> int:
                  usable={k: bool(g["usable"].iloc[0]) for k, g in df.groupby("kind", sort=False)})
 
 
+def _model_of(path: Path) -> str:
+    """``results/.../<model>.parquet`` -> ``<model>``."""
+    return Path(path).name.split(".")[0]
+
+
+def _cmd_predict_pairs(args: argparse.Namespace) -> int:
+    import sys
+
+    from hera.profile import pair_prediction
+
+    config, opts = load_study(args)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    services = {_model_of(p): str(p) for p in args.service}
+    interference = pair_prediction.interference_from_files(args.interference, args.calibration)
+    df = pair_prediction.run(config, models, args.t1, args.scalability, services, interference, args.out,
+                             args.resctrl_root, log=lambda m: print(m, file=sys.stderr, flush=True))
+    best = df[df["best"]]
+    return _done("predict-pairs", args.out, df, pairs=int(df[["model_a", "model_b"]].drop_duplicates().shape[0]),
+                 best_emu={f"{a}__{b}": round(float(g["emu"].max()), 4)
+                           for (a, b), g in best.groupby(["model_a", "model_b"])})
+
+
 def _cmd_colocation(args: argparse.Namespace) -> int:
     from hera.profile import colocation
 
     config, opts = load_study(args)
-    df = colocation.run(config, args.pair, args.t1, args.scalability, args.out, opts)
+    ma, mb = args.pair.split("__") if "__" in args.pair else (args.pair, "")
+    services = {ma: str(args.service[0]), mb: str(args.service[1])}
+    df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
     return _done("colocation", args.out, df, pair=args.pair,
                  best_emu=None if best.empty else round(float(best["emu"].iloc[0]), 4))

@@ -36,11 +36,11 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "qps_star_model", "qps_star_model_lo", "qps_star_model_hi", "capacity_qps_model", "model_rel_error",
            "normalised", "normalised_model", "sla_ms", "percentile", "n_trials", "trial_seconds", "wall_seconds",
            "model_seconds", "cores", "harness_cores", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
-TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "rate_qps", "chunks", "n_measured", "n_ok",
+TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "latency_ms_model",
                  "sla_ms", "percentile", "latency_ms_p50", "duration_s", "wall_s", "achieved_qps",
-                 "issue_lateness_us_p99", "problem", "arrival_seed"]
+                 "issue_lateness_us_p99", "harness_cpu_s", "harness_saturated", "problem", "arrival_seed"]
 CURVE_COLUMNS = ["model", "workers", "rate_qps", "latency_ms_model", "latency_ms_model_lo", "latency_ms_model_hi",
                  "percentile", "sla_ms"]
 
@@ -104,14 +104,14 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
                            node.library_size(tenant), modelled_qps=start, sla_ms=sla["sla_ms"], percentile=pct,
                            settings=ConfirmSettings.from_config(config), tenant=tenant, model=tail_model, log=_log)
     wall = time.perf_counter() - t1
-    _log(f"[scalability] {tenant}: {law.workers} worker(s): measured QPS* {res.qps_star:.2f} "
-         f"[{res.qps_star_ci_lo:.2f}, {res.qps_star_ci_hi:.2f}] ({res.qps_star_ci_level:.0%} interval), repeats "
+    _log(f"[scalability] {tenant}: {law.workers} worker(s): measured QPS* {res.value:.2f} "
+         f"[{res.value_ci_lo:.2f}, {res.value_ci_hi:.2f}] ({res.value_ci_level:.0%} interval), repeats "
          f"{', '.join(f'{x:.2f}' for x in res.per_repeat)}; {res.n_trials} trials, {wall:.1f} s")
-    rel = (modelled.qps_star - res.qps_star) / res.qps_star if res.qps_star > 0 else math.nan
+    rel = (modelled.qps_star - res.value) / res.value if res.value > 0 else math.nan
     row = {
-        "qps_star": res.qps_star, "qps_star_lo": res.qps_star_ci_lo, "qps_star_hi": res.qps_star_ci_hi,
-        "qps_star_ci_level": res.qps_star_ci_level, "qps_star_mean": res.qps_star_mean,
-        "qps_star_std": res.qps_star_std, "qps_star_cov": res.qps_star_cov, "qps_star_raw": res.qps_star_raw,
+        "qps_star": res.value, "qps_star_lo": res.value_ci_lo, "qps_star_hi": res.value_ci_hi,
+        "qps_star_ci_level": res.value_ci_level, "qps_star_mean": res.value_mean,
+        "qps_star_std": res.value_std, "qps_star_cov": res.value_cov, "qps_star_raw": res.value_raw,
         "per_repeat": ";".join(f"{x:.6g}" for x in res.per_repeat),
         "per_repeat_raw": ";".join(f"{x:.6g}" for x in res.per_repeat_raw), "repeats": res.repeats,
         "retested": res.retested, "qps_star_model": modelled.qps_star, "qps_star_model_lo": modelled.qps_star_lo,
@@ -120,7 +120,7 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,
         "note": "; ".join(x for x in (res.note, modelled.note) if x),
     }
-    trials = res.trials.assign(model=model, workers=law.workers)
+    trials = res.trials.drop(columns=["tenant", "scale"]).assign(model=model, workers=law.workers)
     trials["latency_ms_model"] = [modelled.latency_at(r) for r in trials["rate_qps"]]
     curve = pd.DataFrame(modelled.curve(ms.confidence)).assign(model=model, workers=law.workers, percentile=pct,
                                                               sla_ms=sla["sla_ms"])

@@ -1,4 +1,26 @@
-# Co-location profiling: every model pair under every core (and LLC-way) split; EMU per split (F4).
+# Co-location: every pair on every split predicted from O(N) profiles, then measured at the splits that matter
+# (predicted best, neighbours, shared LLC), three points of the feasible region each (F4).
+
+
+rule pair_predictions:
+    conda:
+        "../envs/hera.yaml"
+    input:
+        service=per_model(f"{RESULTS}/profile/service/{{model}}.parquet"),
+        t1=f"{RESULTS}/tables/T1.csv",
+        scalability=f"{RESULTS}/profile/scalability.csv",
+        config=STUDY_CONFIG,
+    output:
+        f"{RESULTS}/colocation/predicted.csv",
+    log:
+        f"{LOGS}/colocation/predicted.log",
+    benchmark:
+        f"{BENCH}/colocation/predicted.tsv"
+    params:
+        models=",".join(models()),
+    shell:
+        "hera profile predict-pairs --config {input.config} --models {params.models} --t1 {input.t1}"
+        " --scalability {input.scalability} --service {input.service} --out {output} > {log} 2>&1"
 
 
 rule colocation_profile:
@@ -6,12 +28,15 @@ rule colocation_profile:
         "../envs/hera.yaml"
     input:
         models=pair_inputs,
+        service=pair_service_profiles,
         t1=f"{RESULTS}/tables/T1.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
+        predicted=f"{RESULTS}/colocation/predicted.csv",
         config=STUDY_CONFIG,
         plan=CORE_PLAN,
     output:
-        f"{RESULTS}/colocation/pairs/{{pair}}.csv",
+        points=f"{RESULTS}/colocation/pairs/{{pair}}.csv",
+        trials=f"{RESULTS}/colocation/pairs/{{pair}}.trials.csv",
     log:
         f"{LOGS}/colocation/{{pair}}.log",
     benchmark:
@@ -21,7 +46,8 @@ rule colocation_profile:
     threads: measurement_threads()
     shell:
         "hera profile colocation --config {input.config} --pair {wildcards.pair} --t1 {input.t1}"
-        " --scalability {input.scalability} --out {output} > {log} 2>&1"
+        " --scalability {input.scalability} --predicted {input.predicted} --service {input.service}"
+        " --out {output.points} > {log} 2>&1"
 
 
 rule colocation_table:

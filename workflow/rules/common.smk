@@ -113,6 +113,11 @@ def per_model_scalability_part(wildcards):
     return expand(f"{RESULTS}/profile/scalability/{{model}}.{wildcards.part}.csv", model=models())
 
 
+def pair_service_profiles(wildcards):
+    """Service profiles of both members of a pair, model a first."""
+    return [f"{RESULTS}/profile/service/{m}.parquet" for m in wildcards.pair.split("__")]
+
+
 def per_model_kind(wildcards):
     """Per-model files of one profile kind."""
     return expand(f"{RESULTS}/profile/{wildcards.kind}/{{model}}.csv", model=models())

@@ -10,6 +10,7 @@ rule service_profile:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
         config=STUDY_CONFIG,
+        plan=CORE_PLAN,
     output:
         samples=f"{RESULTS}/profile/service/{{model}}.parquet",
         summary=f"{RESULTS}/profile/service/{{model}}.csv",

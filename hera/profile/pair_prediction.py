@@ -1,0 +1,325 @@
+"""Predicted co-location from O(N) profiles: each tenant's QPS* next to a partner, the two-tenant feasible region,
+and the pair's EMU, for any core split and LLC option — in milliseconds per split, no pair ever measured.
+
+Inputs, all per model (docs/DESIGN.md, "Pair prediction"):
+
+- a :class:`TenantCurve` per (model, workers): the node model's latency quantile vs rate for each bootstrap
+  replicate (:func:`hera.queueing.qps.latency_quantiles` on the model's service profile) and its SLA;
+- interference profiles (any :class:`Interference`): a model's *sensitivity* — the factor its service times grow
+  by next to an antagonist of kind k at intensity x — and its *pressure* — the antagonist intensity its w workers
+  at load fraction u are equivalent to, on a fixed reporter.
+
+Method, for tenant a on ``c_a`` workers next to b on ``c_b`` workers at rates (λ_a, λ_b):
+
+1. b's load fraction ``u_b = λ_b · f_b / capacity_b(c_b)`` (its own inflation f_b counted: slower sub-batches keep
+   its workers busier); its pressures ``x_bw = P_b,bw(c_b, u_b)`` and, with a shared LLC, ``x_cache =
+   P_b,cache(c_b, u_b)``; with an LLC-way split a cannot be evicted by b but only owns ``w_a`` of ``W`` ways:
+   ``x_cache = 1 − w_a / W`` (the cache antagonist at intensity 1 leaves a none of the LLC);
+2. a's inflation ``f_a = S_a,bw(x_bw) · S_a,cache(x_cache)`` (the kinds act independently: an assumption);
+3. a's service times all grow by ``f_a``, so its latency curve becomes ``L_f(λ) = f_a · L(f_a · λ)`` (time
+   stretches) and its QPS* next to b is ``Q_a(SLA_a / f_a) / f_a`` where ``Q_a(σ)`` is the rate at which its
+   uninflated curve reaches σ: exact for uniform inflation, read off one curve, no new simulation;
+4. the inflations depend on each other's loads: three fixed-point iterations from f = 1;
+5. along a *ray* — rates ``t × (s · Q_a(c_a), (1 − s) · Q_b(c_b))`` with ``Q_i(c_i)`` the tenant's measured alone
+   QPS* on its cores — the largest t at which both tenants are within their SLA (bisection) is the boundary of the
+   feasible region; its EMU is ``Σ_i λ_i / QPS*_i(alone, whole node)``.
+
+Every quantity is computed per bootstrap replicate of the two curves; the prediction is the median with the
+equal-tailed interval at the model's confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from hera.errors import HeraError
+
+KINDS = ("bandwidth", "cache")
+#: Rays of the feasible region that are measured (tenant a's share s): balanced, a favoured, b favoured.
+MEASURED_SHARES = (0.5, 0.75, 0.25)
+#: Rays on which the boundary is predicted to find the best EMU of a split.
+PREDICTED_SHARES = tuple(np.round(np.linspace(0.1, 0.9, 9), 3))
+FIXED_POINT_ITERATIONS = 3
+
+
+class PredictionError(HeraError):
+    """A pair cannot be predicted (a profile missing for a model, a split that does not fit the node)."""
+
+
+class Interference(Protocol):
+    """What the predictor needs from interference profiles."""
+
+    def inflation(self, model: str, kind: str, intensity: float) -> float:
+        """Factor (>= 1) by which ``model``'s service times grow next to antagonist ``kind`` at ``intensity``."""
+
+    def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
+        """Antagonist intensity of ``kind`` equivalent to ``workers`` workers of ``model`` at ``load_frac``."""
+
+
+class NoInterference:
+    """Tenants that do not interfere (each runs at its alone QPS* on its cores): a reference and for tests."""
+
+    def inflation(self, model: str, kind: str, intensity: float) -> float:
+        return 1.0
+
+    def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class TenantCurve:
+    """The modelled latency quantile of one model on ``workers`` workers vs rate, per bootstrap replicate."""
+
+    model: str
+    workers: int
+    sla_ms: float
+    capacity_qps: float
+    rates_qps: np.ndarray    # float[K], increasing, starting near 0
+    quantile_ms: np.ndarray  # float[K, R]
+
+    @property
+    def replicates(self) -> int:
+        return int(self.quantile_ms.shape[1])
+
+    def qps_star(self, inflation: np.ndarray | float = 1.0) -> np.ndarray:
+        """``float[R]``: QPS* with every service time multiplied by ``inflation`` (scalar or ``float[R]``)."""
+        f = np.broadcast_to(np.asarray(inflation, float), (self.replicates,))
+        sigma = self.sla_ms / f
+        out = np.empty(self.replicates)
+        for r in range(self.replicates):
+            q = np.maximum.accumulate(self.quantile_ms[:, r])  # a quantile curve is increasing in the rate
+            if q[0] > sigma[r]:
+                out[r] = 0.0
+            elif q[-1] <= sigma[r]:
+                out[r] = self.rates_qps[-1]
+            else:
+                i = int(np.argmax(q > sigma[r]))
+                r0, r1, q0, q1 = self.rates_qps[i - 1], self.rates_qps[i], q[i - 1], q[i]
+                out[r] = r0 + (sigma[r] - q0) / (q1 - q0) * (r1 - r0) if q1 > q0 else r0
+        return out / f
+
+
+def tenant_curve(law, mix_items: np.ndarray, sla_ms: float, percentile: float, settings, model: str = "",
+                 points: int = 40) -> TenantCurve:
+    """The :class:`TenantCurve` of a :class:`hera.queueing.service.ServiceLaw` (``settings``: the model's
+    :class:`hera.queueing.qps.ModelSettings`)."""
+    from hera.queueing.qps import latency_quantiles
+
+    cap = law.capacity_qps(mix_items)
+    rates = cap * np.linspace(0.01, 0.995, points)
+    q = latency_quantiles(law, rates, mix_items, percentile, settings)
+    return TenantCurve(model, int(law.workers), float(sla_ms), float(cap), rates, q)
+
+
+@dataclass(frozen=True)
+class PairSplit:
+    """How a node is split: cores (workers) of a and b; LLC ways of each, or None/None for a shared LLC."""
+
+    cores_a: int
+    cores_b: int
+    ways_a: int | None = None
+    ways_b: int | None = None
+
+    @property
+    def llc(self) -> str:
+        return "shared" if self.ways_a is None else f"{self.ways_a}/{self.ways_b}"
+
+    def cache_intensity_on(self, tenant: str) -> float | None:
+        """With a way split: the share of the LLC ``tenant`` (``"a"``/``"b"``) cannot use; None when shared."""
+        if self.ways_a is None:
+            return None
+        own = self.ways_a if tenant == "a" else self.ways_b
+        return 1.0 - own / (self.ways_a + self.ways_b)
+
+
+def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.ndarray, cache_override: float | None,
+              interference: Interference) -> np.ndarray:
+    """``f`` of ``victim`` next to ``partner`` at load fractions ``partner_load`` (``float[R]``)."""
+    u = np.clip(np.asarray(partner_load, float), 0.0, 1.0)
+    out = np.empty(u.shape)
+    for i, ui in enumerate(u):
+        x_bw = interference.pressure(partner, "bandwidth", partner_workers, float(ui))
+        f = interference.inflation(victim, "bandwidth", x_bw)
+        x_c = cache_override if cache_override is not None else interference.pressure(partner, "cache",
+                                                                                      partner_workers, float(ui))
+        out[i] = max(f, 1.0) * max(interference.inflation(victim, "cache", x_c), 1.0)
+    return out
+
+
+@dataclass
+class BoundaryPoint:
+    """The predicted boundary of the feasible region along one ray."""
+
+    share_a: float
+    scale: np.ndarray        # float[R]
+    rate_a: np.ndarray       # float[R]
+    rate_b: np.ndarray
+    inflation_a: np.ndarray
+    inflation_b: np.ndarray
+    binding: str             # the tenant that reaches its SLA first (in most replicates)
+
+
+def _inflations(a: TenantCurve, b: TenantCurve, split: PairSplit, lam_a: np.ndarray, lam_b: np.ndarray,
+                interference: Interference) -> tuple[np.ndarray, np.ndarray]:
+    fa = np.ones_like(lam_a)
+    fb = np.ones_like(lam_b)
+    for _ in range(FIXED_POINT_ITERATIONS):
+        ua, ub = lam_a * fa / a.capacity_qps, lam_b * fb / b.capacity_qps
+        fa, fb = (inflation(a.model, b.model, b.workers, ub, split.cache_intensity_on("a"), interference),
+                  inflation(b.model, a.model, a.workers, ua, split.cache_intensity_on("b"), interference))
+    return fa, fb
+
+
+def boundary(a: TenantCurve, b: TenantCurve, split: PairSplit, alone_a: float, alone_b: float, share_a: float,
+             interference: Interference, iterations: int = 30) -> BoundaryPoint:
+    """Bisection on the scale t of the ray ``t × (share_a · alone_a, (1 − share_a) · alone_b)`` (module doc)."""
+    if not 0 < share_a < 1:
+        raise PredictionError(f"a ray's share must be in (0, 1), got {share_a}")
+    da, db = share_a * alone_a, (1 - share_a) * alone_b
+    r = min(a.replicates, b.replicates)
+    lo, hi = np.zeros(r), np.full(r, 2.0 / min(share_a, 1 - share_a))  # beyond the alone QPS* of either
+
+    def feasible(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        lam_a, lam_b = t * da, t * db
+        fa, fb = _inflations(a, b, split, lam_a, lam_b, interference)
+        ga, gb = a.qps_star(fa)[:r], b.qps_star(fb)[:r]
+        return (lam_a <= ga) & (lam_b <= gb), fa, fb, (lam_a / np.maximum(ga, 1e-12) >= lam_b / np.maximum(gb, 1e-12))
+
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        ok, *_ = feasible(mid)
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    _, fa, fb, a_binds = feasible(lo)
+    return BoundaryPoint(float(share_a), lo, lo * da, lo * db, fa, fb, "a" if a_binds.mean() >= 0.5 else "b")
+
+
+def summarise(values: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    a = (1 - confidence) / 2
+    v = np.asarray(values, float)
+    return float(np.median(v)), float(np.quantile(v, a)), float(np.quantile(v, 1 - a))
+
+
+PREDICTION_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc", "share_a",
+                      "ray_scale", "ray_scale_lo", "ray_scale_hi", "qps_star_a", "qps_star_a_lo", "qps_star_a_hi", "qps_star_b",
+                      "qps_star_b_lo", "qps_star_b_hi", "emu", "emu_lo", "emu_hi", "inflation_a", "inflation_b",
+                      "binding", "qps_alone_a", "qps_alone_b", "qps_whole_a", "qps_whole_b", "measured_ray", "best"]
+
+
+def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model_b: str, splits: list[PairSplit],
+                 alone: dict[tuple[str, int], float], whole: dict[str, float], interference: Interference,
+                 confidence: float = 0.95, shares: tuple[float, ...] = PREDICTED_SHARES + MEASURED_SHARES
+                 ) -> pd.DataFrame:
+    """One row per (split, ray): the predicted boundary point with intervals and its EMU; ``best`` marks the
+    split with the highest predicted EMU (over its rays). ``alone[(m, w)]``: measured alone QPS* of m on w workers
+    (sets the rays); ``whole[m]``: its alone QPS* on the whole node (EMU's denominator)."""
+    rows = []
+    for sp in splits:
+        for m, w in ((model_a, sp.cores_a), (model_b, sp.cores_b)):
+            if (m, w) not in curves:
+                raise PredictionError(f"no modelled latency curve of {m!r} on {w} worker(s) (its service profile "
+                                      "lacks that worker count)")
+            if not alone.get((m, w), 0) > 0:
+                raise PredictionError(f"no measured alone QPS* > 0 of {m!r} on {w} worker(s)")
+        ca, cb = curves[(model_a, sp.cores_a)], curves[(model_b, sp.cores_b)]
+        qa, qb = alone[(model_a, sp.cores_a)], alone[(model_b, sp.cores_b)]
+        for s in sorted(set(float(x) for x in shares)):
+            p = boundary(ca, cb, sp, qa, qb, s, interference)
+            emu = p.rate_a / whole[model_a] + p.rate_b / whole[model_b]
+            sc, ra, rb, e = (summarise(x, confidence) for x in (p.scale, p.rate_a, p.rate_b, emu))
+            rows.append({
+                "model_a": model_a, "model_b": model_b, "cores_a": sp.cores_a, "cores_b": sp.cores_b,
+                "ways_a": sp.ways_a, "ways_b": sp.ways_b, "llc": sp.llc, "share_a": s,
+                "ray_scale": sc[0], "ray_scale_lo": sc[1], "ray_scale_hi": sc[2], "qps_star_a": ra[0], "qps_star_a_lo": ra[1],
+                "qps_star_a_hi": ra[2], "qps_star_b": rb[0], "qps_star_b_lo": rb[1], "qps_star_b_hi": rb[2],
+                "emu": e[0], "emu_lo": e[1], "emu_hi": e[2], "inflation_a": float(np.median(p.inflation_a)),
+                "inflation_b": float(np.median(p.inflation_b)), "binding": p.binding, "qps_alone_a": qa,
+                "qps_alone_b": qb, "qps_whole_a": whole[model_a], "qps_whole_b": whole[model_b],
+                "measured_ray": any(math.isclose(s, x) for x in MEASURED_SHARES), "best": False,
+            })
+    df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
+    if len(df):
+        best = df.groupby(["cores_a", "cores_b", "llc"], dropna=False)["emu"].max().idxmax()
+        df["best"] = [(r.cores_a, r.cores_b, r.llc) == best for r in df.itertuples()]
+    return df
+
+
+def interference_from_files(paths, calibration=None) -> Interference:
+    """The interference profiles of the models (``hera profile interference`` outputs); none given: the tenants are
+    assumed not to interfere (:class:`NoInterference`), which every prediction row then says."""
+    if not paths:
+        return NoInterference()
+    from hera.profile.interference import load_interference
+
+    return load_interference(paths, calibration)
+
+
+def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[PairSplit], str]:
+    """Every split of the study's node (cores, and LLC ways where resctrl is verified and asked for)."""
+    from pathlib import Path
+
+    from hera.harness import study_cores
+    from hera.machine import resctrl_info
+    from hera.profile.splits import plan_splits
+
+    resctrl = resctrl_info(Path(resctrl_root or "/sys/fs/resctrl"))
+    splits, partitioning = plan_splits(study_cores(config), resctrl, bool(config["colocation"]["llc_splits"]))
+    return [PairSplit(len(s.cpus_a), len(s.cpus_b), s.ways_a, s.ways_b) for s in splits], partitioning
+
+
+def run(config: dict, models: list[str], t1, scalability, services: dict[str, str], interference: Interference,
+        out, resctrl_root: str | None = None, log=None) -> pd.DataFrame:
+    """Predict every pair of ``models`` on every split of the study's node; write ``out`` with provenance."""
+    import itertools
+    import time
+
+    from hera.harness import derived_seed, read_t1
+    from hera.profile import common
+    from hera.profile.scalability import model_settings
+    from hera.profile.service import mix_sizes, read_samples, service_law
+    from hera.provenance import write_table
+
+    if len(models) < 2:
+        raise PredictionError(f"pair predictions need at least two models, got {models}")
+    missing = [m for m in models if m not in services]
+    if missing:
+        raise PredictionError(f"no service profile given for model {missing[0]!r}")
+    sla = read_t1(t1, models)
+    scal = common.read_scalability(scalability, models)
+    splits, partitioning = node_splits(config, resctrl_root)
+    sizes = sorted({s.cores_a for s in splits} | {s.cores_b for s in splits})
+    pct = float(config["sla"]["percentile"])
+    curves: dict[tuple[str, int], TenantCurve] = {}
+    t0 = time.perf_counter()
+    for m in models:
+        samples = read_samples(services[m], m)
+        for w in sizes:
+            stream = f"pair-curve/{m}/{w}"
+            ms = model_settings(config, stream)
+            mix = mix_sizes(config, ms.n_queries, derived_seed(int(config["seed"]), "model-sizes", stream))
+            law = service_law(samples, w, int(config["batch_size"]), source=f"service profile {services[m]}")
+            curves[(m, w)] = tenant_curve(law, mix, sla[m]["sla_ms"], pct, ms, model=m)
+    t_curves = time.perf_counter() - t0
+    alone = {(m, w): common.qps_alone(scal, m, w, scalability) for m in models for w in sizes}
+    whole = {m: common.qps_whole_node(scal, m) for m in models}
+    conf = float(config["model"]["confidence"])
+    parts = []
+    t1_ = time.perf_counter()
+    for a, b in itertools.combinations(models, 2):
+        parts.append(predict_pair(curves, a, b, splits, alone, whole, interference, conf))
+        if log:
+            best = parts[-1][parts[-1]["best"]]
+            log(f"[predict] {a} + {b}: best split {int(best['cores_a'].iloc[0])}+{int(best['cores_b'].iloc[0])} "
+                f"LLC {best['llc'].iloc[0]}, EMU {best['emu'].max():.3f}")
+    df = pd.concat(parts, ignore_index=True)
+    df["llc_partitioning"] = partitioning
+    df["scale"] = config["scale"]
+    per_pair = (time.perf_counter() - t1_) / max(len(parts), 1)
+    df["note"] = (f"predicted from O(N) profiles: curves {t_curves:.1f} s for {len(curves)} (model, workers), "
+                  f"{per_pair:.2f} s per pair for {len(splits)} split(s)")
+    write_table(df, out, config=config, seed=config["seed"])
+    return df
