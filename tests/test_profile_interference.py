@@ -15,7 +15,7 @@ from hera import config as cfgmod
 from hera.cli import main
 from hera.errors import ConfigError, ResourceError
 from hera.paths import repo_root
-from hera.profile.interference import stats, table
+from hera.profile.interference import load_interference, stats, table
 from hera.profile.interference.settings import Cores, InterferenceError, Settings
 from hera.profile.interference.stats import Curve, Estimate, Samples
 
@@ -286,3 +286,31 @@ def test_interference_refuses_a_calibration_of_another_scale(study, tmp_path, ca
     pd.DataFrame(rows[:2]).to_csv(cal, index=False)
     assert main(args) == 2
     assert "has no cache curve (has: bandwidth)" in capsys.readouterr().err
+
+
+def test_predictor_adapter_reads_tables_and_recomputes_with_a_calibration(tmp_path):
+    t = _table()
+    eq = t[t["metric"] == "equivalent_intensity"]
+    slow = eq.assign(metric="reporter_slowdown", value=1 + eq["value"], value_lo=1 + eq["value_lo"],
+                     value_hi=1 + eq["value_hi"])
+    path = tmp_path / "m.csv"
+    pd.concat([t, slow]).to_csv(path, index=False)
+    prof = load_interference([path])
+    assert prof.models() == ["m"] and prof.inflation("m", "bandwidth", 0.75) == pytest.approx((0.97 + 1.6) / 2)
+    assert prof.inflation("m", "bandwidth", 1.0, regime="saturated") == pytest.approx(2.0)
+    assert prof.pressure("m", "bandwidth", 1, 1.0) == pytest.approx(0.4)
+    assert math.isnan(prof.pressure("m", "cache", 1, 1.0))
+    assert load_interference(path, unobservable="zero").pressure("m", "cache", 1, 1.0) == 0.0
+    cal = tmp_path / "cal.csv"  # slowdown 1 + 2x: an equivalent intensity is half the reporter's extra slowdown
+    pd.DataFrame([{"kind": k, "intensity": x, "value": 1 + 2 * x, "value_lo": 0.98 + 2 * x,
+                   "value_hi": 1.02 + 2 * x} for k in ("bandwidth", "cache") for x in (0.0, 0.5, 1.0)]
+                 ).to_csv(cal, index=False)
+    re = load_interference([path], cal)
+    assert re.pressure("m", "bandwidth", 1, 1.0) == pytest.approx(0.2)
+    eq = re.table[re.table["metric"] == "equivalent_intensity"]
+    assert len(eq) == 8 and eq["note"].str.contains("calibration: .*cal.csv").all()
+    assert math.isnan(re.pressure("m", "cache", 1, 1.0))  # its slowdowns are NaN: nothing to invert
+    with pytest.raises(InterferenceError, match="no interference profile given"):
+        load_interference([])
+    with pytest.raises(InterferenceError, match="unobservable must be 'nan' or 'zero'"):
+        load_interference(path, unobservable="guess")

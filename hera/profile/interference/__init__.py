@@ -16,5 +16,11 @@ count), measured through the serving path.
   :mod:`~hera.profile.interference.settings`: settings and cores; :mod:`~hera.profile.interference.stage`: the
   per-model stage.
 
-Importing this package imports nothing heavy (no torch, no server).
+:func:`load_interference` (paths of tables, optional calibration) gives the pair predictor
+(:mod:`hera.profile.pair_prediction`) an :class:`InterferenceProfiles`. Importing this package imports pandas and
+numpy only (no torch, no server).
 """
+
+from hera.profile.interference.table import InterferenceProfiles, load_interference
+
+__all__ = ["InterferenceProfiles", "load_interference"]

@@ -28,7 +28,7 @@ from hera.profile import common, service
 from hera.profile.interference import stats
 from hera.profile.interference.load import BackgroundLoad, Reporter
 from hera.profile.interference.settings import Cores, Settings
-from hera.profile.interference.table import curve
+from hera.profile.interference.table import COLUMNS, equivalent_rows
 
 
 def windows(st: Settings) -> list[float | None]:
@@ -83,12 +83,11 @@ def measure(node: Any, config: dict[str, Any], st: Settings, cores: Cores, model
 
 def summarise(samples: pd.DataFrame, st: Settings, cores: Cores, model: str, scale: str,
               calibration: pd.DataFrame | None, calibration_source: str = "") -> list[dict[str, Any]]:
-    """Rows of the interference table (part ``pressure``) from the reporter samples of :func:`measure`."""
+    """Rows of the interference table (part ``pressure``) from the reporter samples of :func:`measure`: the
+    reporter's slowdown per (kind, w, u), then its equivalent intensity (:func:`equivalent_rows`)."""
     rng = np.random.default_rng(common.derived_seed(st.seed, "pressure-bootstrap", model))
     out: list[dict[str, Any]] = []
     for (kind, w), g in samples.groupby(["kind", "workers"], sort=False):
-        cal = curve(calibration, kind, calibration_source or "interference calibration") \
-            if calibration is not None else None
         by_window = {int(i): s for i, s in g.groupby("window")}
         for u in st.load_fracs:
             idx = sorted({int(i) for i in g.loc[g["load_frac"] == u, "window"]})
@@ -109,13 +108,6 @@ def summarise(samples: pd.DataFrame, st: Settings, cores: Cores, model: str, sca
                         "value_hi": est.hi, "unit": "x", "baseline": base,
                         "baseline_unit": str(g["rate_unit"].iloc[0]),
                         "note": f"reporter: {kind} antagonist at intensity {st.reporter_intensity:g}"})
-            if cal is None:
-                eq = stats.Estimate.missing("no calibration given (hera profile interference --calibration)")
-            else:
-                eq = stats.equivalent(cal, est)
-            source = f"calibration: {calibration_source}" if calibration_source else ""
-            note = "; ".join(n for n in (eq.note, source) if n)
-            out.append({**row, "metric": "equivalent_intensity", "value": eq.value, "value_lo": eq.lo,
-                        "value_hi": eq.hi, "unit": "intensity", "extrapolated": eq.extrapolated,
-                        "note": note})
-    return out
+    slowdowns = pd.DataFrame(out).reindex(columns=COLUMNS)
+    eq = equivalent_rows(slowdowns, calibration, calibration_source)
+    return out + eq.reindex(columns=COLUMNS).to_dict("records")

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hera.profile.interference import stats
 from hera.profile.interference.settings import InterferenceError
 from hera.profile.interference.stats import Curve, Estimate, interp_extrapolate
 
@@ -212,3 +213,88 @@ def equivalent_intensity(table: pd.DataFrame, model: str, kind: str, workers: in
 def models(table: pd.DataFrame) -> list[str]:
     """Model ids of an interference table, in order of appearance."""
     return list(dict.fromkeys(table["model"].astype(str)))
+
+
+# ------------------------------------------------------------------------------------- equivalent rows
+def equivalent_rows(slowdowns: pd.DataFrame, calibration: pd.DataFrame | None, source: str = "") -> pd.DataFrame:
+    """An ``equivalent_intensity`` row for every ``reporter_slowdown`` row: the calibration curve of its kind
+    inverted at the slowdown (:func:`hera.profile.interference.stats.equivalent`); without a calibration NaN
+    rows that say so. ``source`` (the calibration's path and commit) goes into each row's note."""
+    out = []
+    curves = {}
+    for r in slowdowns[slowdowns["metric"].astype(str) == "reporter_slowdown"].to_dict("records"):
+        kind = str(r["kind"])
+        if calibration is None:
+            eq = Estimate.missing("no calibration given (hera profile interference --calibration)")
+        else:
+            if kind not in curves:
+                curves[kind] = curve(calibration, kind, source or "interference calibration")
+            eq = stats.equivalent(curves[kind], Estimate(float(r["value"]), float(r["value_lo"]),
+                                                         float(r["value_hi"])))
+        note = "; ".join(n for n in (eq.note, f"calibration: {source}" if source else "") if n)
+        out.append({**r, "metric": "equivalent_intensity", "value": eq.value, "value_lo": eq.lo,
+                    "value_hi": eq.hi, "unit": "intensity", "baseline": np.nan, "baseline_unit": np.nan,
+                    "extrapolated": eq.extrapolated, "note": note})
+    return pd.DataFrame(out) if out else pd.DataFrame(columns=slowdowns.columns)
+
+
+def with_calibration(table: pd.DataFrame, calibration: pd.DataFrame, source: str = "") -> pd.DataFrame:
+    """``table`` with its equivalent intensities recomputed from its reporter slowdowns and ``calibration``
+    (e.g. profiles written without ``--calibration``, or a study's calibration redone)."""
+    keep = table[table["metric"].astype(str) != "equivalent_intensity"]
+    new = equivalent_rows(keep[keep["part"].astype(str) == "pressure"], calibration, source)
+    return from_frame(pd.concat([keep, new], ignore_index=True).reindex(columns=table.columns), "interference table")
+
+
+# ------------------------------------------------------------------------------------- predictor adapter
+class InterferenceProfiles:
+    """Interference profiles of several models, as the pair predictor asks for them
+    (:class:`hera.profile.pair_prediction.Interference`): :meth:`inflation` and :meth:`pressure` return floats;
+    :meth:`inflation_estimate` and :meth:`pressure_estimate` the :class:`Estimate` with interval and note.
+
+    ``regime`` and ``statistic``: which sensitivity the plain :meth:`inflation` reads (light-load mean by
+    default; ``saturated`` is measured too and may fit a tenant near its QPS* better). ``unobservable``: what
+    :meth:`pressure` returns where the calibration showed no effect on this machine (``"nan"``, the default,
+    propagates; ``"zero"`` treats it as no pressure — an assumption a caller must state)."""
+
+    def __init__(self, table: pd.DataFrame, *, regime: str = "light", statistic: str = "mean",
+                 unobservable: str = "nan"):
+        if regime not in REGIMES:
+            raise InterferenceError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
+        if statistic not in SENSITIVITY_METRICS:
+            raise InterferenceError(f"unknown statistic {statistic!r}; known: {', '.join(SENSITIVITY_METRICS)}")
+        if unobservable not in ("nan", "zero"):
+            raise InterferenceError(f"unobservable must be 'nan' or 'zero', not {unobservable!r}")
+        self.table = from_frame(table)
+        self.regime, self.statistic, self.unobservable = regime, statistic, unobservable
+
+    def models(self) -> list[str]:
+        return models(self.table)
+
+    def inflation_estimate(self, model: str, kind: str, intensity: float, regime: str | None = None) -> Estimate:
+        return inflation(self.table, model, kind, intensity, regime=regime or self.regime, statistic=self.statistic)
+
+    def pressure_estimate(self, model: str, kind: str, workers: int, load_frac: float) -> Estimate:
+        return equivalent_intensity(self.table, model, kind, workers, load_frac)
+
+    def inflation(self, model: str, kind: str, intensity: float, regime: str | None = None) -> float:
+        """Factor (>= 1; NaN for a NaN intensity) of ``model``'s service times next to ``kind`` at ``intensity``."""
+        return self.inflation_estimate(model, kind, intensity, regime).value
+
+    def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
+        """Equivalent intensity of ``workers`` workers of ``model`` at ``load_frac`` (see ``unobservable``)."""
+        v = self.pressure_estimate(model, kind, workers, load_frac).value
+        return 0.0 if self.unobservable == "zero" and math.isnan(v) else v
+
+
+def load_interference(paths, calibration: str | Path | None = None, **options) -> InterferenceProfiles:
+    """The interference profiles in ``paths`` (per-model or concatenated tables) as one
+    :class:`InterferenceProfiles`; with ``calibration``, equivalent intensities are recomputed from it
+    (:func:`with_calibration`). ``options``: ``regime``, ``statistic``, ``unobservable``."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise InterferenceError("no interference profile given")
+    table = pd.concat([read(p) for p in paths], ignore_index=True)
+    if calibration is not None:
+        table = with_calibration(table, read_calibration(calibration), str(calibration))
+    return InterferenceProfiles(table, **options)
