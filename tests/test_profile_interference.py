@@ -314,3 +314,23 @@ def test_predictor_adapter_reads_tables_and_recomputes_with_a_calibration(tmp_pa
         load_interference([])
     with pytest.raises(InterferenceError, match="unobservable must be 'nan' or 'zero'"):
         load_interference(path, unobservable="guess")
+
+
+def test_calibration_is_usable_only_when_it_rises_beyond_doubt():
+    from hera.profile.interference import calibration
+
+    rng = np.random.default_rng(4)
+    alone = rng.normal(10.0, 0.5, 40)
+    idle, busy = rng.normal(10.0, 0.5, 40), rng.normal(8.0, 0.5, 40)
+    r = stats.rise(alone, idle, alone, busy, rng=rng)
+    assert r.lo > 1 and abs(r.value - 1.25) < 0.05
+    assert calibration.verdict("bandwidth", 1.0, r) == (True, "")
+    flat = stats.rise(alone, idle, alone, rng.normal(10.0, 0.5, 40), rng=rng)
+    ok, why = calibration.verdict("cache", 1.0, flat)
+    assert not ok and why.startswith("not observable on this machine: the cache reporter's slowdown")
+    # the table's verdict wins over the intervals of the points
+    df = pd.DataFrame([{"kind": "cache", "intensity": x, "value": 1 + x, "value_lo": 1 + x, "value_hi": 1 + x,
+                        "usable": False, "note": why} for x in (0.0, 1.0)])
+    cal = table.curve(df, "cache")
+    assert cal.usable() == (False, why)
+    assert math.isnan(stats.equivalent(cal, Estimate(1.5, 1.4, 1.6)).value)

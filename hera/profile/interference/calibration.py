@@ -8,7 +8,8 @@ runs, so that an intensity means the same pressure in both. Per kind, windows of
 
 (intensity 0: the antagonist present and idle, a control). The slowdown at x is ``median rate in the alone
 windows next to the x windows / median rate in the x windows``, with a bootstrap interval. The curve is
-*usable* when its lower bound at the highest intensity lies above its upper bound at the lowest; otherwise the
+*usable* when the reporter slows down more next to the antagonist at the highest intensity than next to the idle
+one beyond doubt (``rise`` = the ratio of the two slowdowns, its bootstrap interval above 1); otherwise the
 machine does not show this kind of interference to the reporter and equivalent intensities are NaN, with the
 reason in every row's ``note`` (never a made-up number).
 """
@@ -76,37 +77,48 @@ def _frame(kind: str, x: float | None, window: int, rates: np.ndarray, unit: str
                          "antagonist_gbps": gbps})
 
 
+def _sets(g: pd.DataFrame, by_window: dict[int, pd.DataFrame], x: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rate samples of the alone windows next to the windows at ``x``, and of those windows."""
+    idx = sorted({int(i) for i in g.loc[g["intensity"] == x, "window"]})
+    alone_idx = sorted({j for i in idx for j in (i - 1, i + 1)
+                        if j in by_window and by_window[j]["condition"].iloc[0] == "alone"})
+    return (np.concatenate([by_window[i]["rate"].to_numpy(float) for i in alone_idx]),
+            np.concatenate([by_window[i]["rate"].to_numpy(float) for i in idx]))
+
+
+def verdict(kind: str, top: float, r: stats.Estimate) -> tuple[bool, str]:
+    """Usable when the reporter slows down more next to the antagonist at the top intensity than next to the
+    idle one, beyond doubt (the interval of the ratio lies above 1)."""
+    if r.lo > 1:
+        return True, ""
+    return False, (f"not observable on this machine: the {kind} reporter's slowdown next to the antagonist at "
+                   f"intensity {top:g} is {r.value:.3g}x [{r.lo:.3g}, {r.hi:.3g}] that next to the idle one")
+
+
 def summarise(samples: pd.DataFrame, st: Settings, cores: Cores, scale: str) -> pd.DataFrame:
     """The calibration table from raw reporter samples."""
-    rng = np.random.default_rng(common.derived_seed(st.seed, "calibration-bootstrap"))
+    boot = {"replicates": st.bootstrap, "confidence": st.confidence,
+            "rng": np.random.default_rng(common.derived_seed(st.seed, "calibration-bootstrap"))}
     rows = []
     for kind, g in samples.groupby("kind", sort=False):
         by_window = {int(i): s for i, s in g.groupby("window")}
-        for x in intensities(st):
-            idx = sorted({int(i) for i in g.loc[g["intensity"] == x, "window"]})
-            alone_idx = sorted({j for i in idx for j in (i - 1, i + 1)
-                                if j in by_window and by_window[j]["condition"].iloc[0] == "alone"})
-            alone = np.concatenate([by_window[i]["rate"].to_numpy(float) for i in alone_idx])
-            loaded = np.concatenate([by_window[i]["rate"].to_numpy(float) for i in idx])
-            est = stats.rate_ratio(alone, loaded, replicates=st.bootstrap, confidence=st.confidence, rng=rng)
+        xs = intensities(st)
+        r = stats.rise(*_sets(g, by_window, xs[0]), *_sets(g, by_window, xs[-1]), **boot)
+        ok, why = verdict(kind, xs[-1], r)
+        for x in xs:
+            alone, loaded = _sets(g, by_window, x)
+            est = stats.rate_ratio(alone, loaded, **boot)
+            gbps = float(np.mean([s["antagonist_gbps"].iloc[0] for s in by_window.values()
+                                  if s["intensity"].iloc[0] == x]))
             rows.append({"kind": kind, "intensity": x, "metric": "reporter_slowdown", "value": est.value,
                          "value_lo": est.lo, "value_hi": est.hi, "unit": "x", "confidence": st.confidence,
                          "baseline": float(np.nanmedian(alone)), "baseline_unit": str(g["rate_unit"].iloc[0]),
                          "reporter_intensity": st.reporter_intensity, "n_samples": int(loaded.size),
+                         "usable": ok, "rise": r.value, "rise_lo": r.lo, "rise_hi": r.hi,
                          "antagonist_cores": " ".join(map(str, cores.calibration)),
-                         "reporter_cores": " ".join(map(str, cores.reporter)),
-                         "antagonist_gbps": float(np.mean([by_window[i]["antagonist_gbps"].iloc[0]
-                                                           for i in idx])),
-                         "scale": scale, "note": cores.note})
-    for kind in dict.fromkeys(r["kind"] for r in rows):
-        mine = [r for r in rows if r["kind"] == kind]
-        ok, why = stats.Curve(kind, *(np.array([r[c] for r in mine], float)
-                                      for c in ("intensity", "value", "value_lo", "value_hi"))).usable()
-        for r in mine:
-            r["usable"] = ok
-            r["note"] = "; ".join(n for n in (r["note"], "" if ok else why) if n)
-    df = pd.DataFrame(rows).reindex(columns=CALIBRATION_COLUMNS)
-    return df
+                         "reporter_cores": " ".join(map(str, cores.reporter)), "antagonist_gbps": gbps,
+                         "scale": scale, "note": "; ".join(n for n in (cores.note, why) if n)})
+    return pd.DataFrame(rows).reindex(columns=CALIBRATION_COLUMNS)
 
 
 def run(config: dict[str, Any], out: str | Path) -> pd.DataFrame:

@@ -146,6 +146,29 @@ def inflation(base: Samples, point: Samples, statistic: str = "mean", *, replica
     return Estimate(float(value), min(lo, value), max(hi, value))
 
 
+def rise(alone0: np.ndarray, loaded0: np.ndarray, alone1: np.ndarray, loaded1: np.ndarray, *,
+         replicates: int = 200, confidence: float = 0.95, rng: np.random.Generator | None = None) -> Estimate:
+    """How much more a reporter slows down at one point than at another: ``slowdown1 / slowdown0``, each a
+    :func:`rate_ratio` of its own alone and loaded rate samples, with a bootstrap interval resampling all four
+    sets (a test that the curve rises: the interval lies above 1)."""
+    sets = [np.asarray(a, float) for a in (alone0, loaded0, alone1, loaded1)]
+    sets = [a[np.isfinite(a)] for a in sets]
+    if any(not a.size for a in sets) or np.median(sets[1]) <= 0 or np.median(sets[3]) <= 0:
+        return Estimate.missing("no reporter rate samples")
+    rng = rng or np.random.default_rng(0)
+
+    def med(a: np.ndarray, boot: bool) -> np.ndarray:
+        return np.median(a[rng.integers(0, a.size, size=(replicates, a.size))], axis=1) if boot else np.median(a)
+
+    a0, l0, a1, l1 = (med(a, False) for a in sets)
+    value = float((a1 / l1) / (a0 / l0))
+    a0, l0, a1, l1 = (med(a, True) for a in sets)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = (a1 / l1) / (a0 / l0)
+    lo, hi = _interval(reps, confidence)
+    return Estimate(value, min(lo, value), max(hi, value))
+
+
 def rate_ratio(alone: np.ndarray, loaded: np.ndarray, *, replicates: int = 200, confidence: float = 0.95,
                rng: np.random.Generator | None = None) -> Estimate:
     """A reporter's slowdown ``median(alone) / median(loaded)`` of its rate samples (> 1: the co-runner slowed
@@ -196,10 +219,14 @@ class Curve:
     slowdown: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    verdict: tuple[bool, str] | None = None
 
     def usable(self) -> tuple[bool, str]:
-        """Whether the reporter measurably sees the antagonist: the lower bound of its slowdown at the highest
-        intensity lies above the upper bound at the lowest. Otherwise ``(False, why)``."""
+        """Whether the reporter measurably sees the antagonist: ``verdict`` where the calibration decided it
+        from its samples (:func:`rise`), else whether the lower bound of the slowdown at the highest intensity
+        lies above the upper bound at the lowest (stricter). Otherwise ``(False, why)``."""
+        if self.verdict is not None:
+            return self.verdict
         if self.intensity.size < 2:
             return False, f"the {self.kind} calibration has {self.intensity.size} intensity (needs >= 2)"
         if not (np.isfinite(self.lo[-1]) and np.isfinite(self.hi[0])) or self.lo[-1] <= self.hi[0]:

@@ -19,8 +19,8 @@
   ``completed_qps``.
 
 ``profile/interference_calibration.csv`` (:data:`CALIBRATION_COLUMNS`): per ``kind`` and antagonist
-``intensity``, ``value`` = the reporter's slowdown next to the antagonist (``usable``: whether the curve rises
-measurably; ``note`` says why not).
+``intensity``, ``value`` = the reporter's slowdown next to the antagonist; per kind ``rise`` (slowdown at the
+highest intensity / at 0, with its interval) and ``usable`` (that interval lies above 1; ``note`` says why not).
 
 Reader (:func:`read`, :func:`inflation`, :func:`equivalent_intensity`): see their docstrings. Assumptions the
 reader makes (docs/DESIGN.md "Interference profiles"): inflation is piecewise linear in the intensity between
@@ -50,8 +50,9 @@ COLUMNS = ["model", "part", "kind", "intensity", "regime", "workers", "load_frac
            "extrapolated", "worker_cores", "antagonist_cores", "reporter_cores", "antagonist_gbps",
            "offered_qps", "completed_qps", "scale", "note"]
 CALIBRATION_COLUMNS = ["kind", "intensity", "metric", "value", "value_lo", "value_hi", "unit", "confidence",
-                       "baseline", "baseline_unit", "reporter_intensity", "n_samples", "usable",
-                       "antagonist_cores", "reporter_cores", "antagonist_gbps", "scale", "note"]
+                       "baseline", "baseline_unit", "reporter_intensity", "n_samples", "usable", "rise",
+                       "rise_lo", "rise_hi", "antagonist_cores", "reporter_cores", "antagonist_gbps", "scale",
+                       "note"]
 REQUIRED = ("model", "part", "kind", "intensity", "regime", "workers", "load_frac", "metric", "value",
             "value_lo", "value_hi")
 NUMERIC = ("intensity", "workers", "load_frac", "value", "value_lo", "value_hi")
@@ -99,8 +100,14 @@ def curve(calibration: pd.DataFrame, kind: str, source: str = "interference cali
     if rows.empty:
         have = sorted(set(calibration["kind"].astype(str)))
         raise InterferenceError(f"{source} has no {kind} curve (has: {', '.join(have) or 'none'})")
+    verdict = None
+    if "usable" in rows.columns and rows["usable"].notna().any():
+        ok = str(rows["usable"].dropna().iloc[0]).strip().lower() in ("true", "1", "1.0")
+        notes = [str(n) for n in rows.get("note", pd.Series(dtype=str)).dropna() if "not observable" in str(n)]
+        why = "" if ok else (notes[0].split("; ")[-1] if notes else f"the {kind} calibration is not usable")
+        verdict = (ok, why)
     return Curve(kind, rows["intensity"].to_numpy(float), rows["value"].to_numpy(float),
-                 rows["value_lo"].to_numpy(float), rows["value_hi"].to_numpy(float))
+                 rows["value_lo"].to_numpy(float), rows["value_hi"].to_numpy(float), verdict)
 
 
 # ---------------------------------------------------------------------------------------------- reader
