@@ -44,9 +44,12 @@ def _table_notes(tables: list[io.Table]) -> list[str]:
     """Notes of the tables' ``note`` columns worth printing under a figure: those explaining a missing effect
     (:data:`hera.report.io.IMPORTANT_NOTE`) and caveats shared by at least half the rows, at most
     :data:`MAX_NOTES`; per-row measurement details are only counted."""
-    shown, hidden = [], {}
+    shown, hidden, seen = [], {}, set()
     for t in tables:
         for text, n in t.notes:
+            if text in seen:  # the same sentence from another table (e.g. a calibration and its users)
+                continue
+            seen.add(text)
             if (io.IMPORTANT_NOTE.search(text) or n >= 0.5 * len(t.df)) and len(shown) < MAX_NOTES:
                 text = text if len(text) <= 220 else text[:217] + "..."
                 shown.append(text + (f" ({n} rows)" if n > 1 else ""))
@@ -197,6 +200,29 @@ def _pressure_frame(t: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
     return slow, "reporter slowdown (x; no usable calibration)", f"pressure exerted on a reporter ({what})"
 
 
+def _any_true(v: pd.Series) -> bool:
+    return bool(v.astype(str).str.lower().isin(["true", "1", "1.0"]).any())
+
+
+def _pressure_bars(ax, press: pd.DataFrame) -> None:
+    """Grouped bars (one per kind) per model with interval whiskers; a kind whose values are all NaN (not
+    observable) draws no bars — its reason is in the notes."""
+    kinds = [k for k in dict.fromkeys(press["kind"]) if press.loc[press["kind"] == k, "value"].notna().any()]
+    order = style.order("model", press["model"])
+    pal = style.palette("resource", kinds)
+    width = 0.8 / max(len(kinds), 1)
+    for j, kind in enumerate(kinds):
+        g = press[press["kind"] == kind].groupby("model")[["value", "value_lo", "value_hi"]].mean().reindex(order)
+        g = g.assign(value_lo=g["value_lo"].fillna(g["value"]), value_hi=g["value_hi"].fillna(g["value"]))
+        x = np.arange(len(order)) + (j - (len(kinds) - 1) / 2) * width
+        g = g.join(press[press["kind"] == kind].groupby("model")["extrapolated"].agg(_any_true)
+                   if "extrapolated" in press else pd.Series(False, index=order, name="extrapolated"))
+        ax.bar(x, g["value"], width, color=pal[kind], label=kind,
+               hatch=[("//" if e else "") for e in g["extrapolated"].fillna(False)])
+        ax.errorbar(x, g["value"], yerr=_yerr(g, "value"), fmt="none", ecolor="black", capsize=2, lw=1)
+    ax.set_xticks(np.arange(len(order)), [style.label("model", m) for m in order], rotation=30, ha="right")
+
+
 def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
     """F3: per model, the inflation of its sub-batch service time next to each antagonist kind vs intensity
     (sensitivity), and the pressure its workers exert as an equivalent antagonist intensity (calibrated)."""
@@ -225,24 +251,16 @@ def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
     if press.empty or press["value"].isna().all():
         style.message(ax, "pressure exerted was not measured on this machine")
     else:
-        pk = list(dict.fromkeys(press["kind"]))
-        order = style.order("model", press["model"])
-        sns.barplot(press, x="model", y="value", hue="kind", hue_order=pk, order=order,
-                    palette=style.palette("resource", pk), errorbar=None, ax=ax)
-        for patch_group, kind in zip(ax.containers, pk):
-            g = press[press["kind"] == kind].set_index("model").reindex(order)
-            g = g.assign(value_lo=g["value_lo"].fillna(g["value"]), value_hi=g["value_hi"].fillna(g["value"]))
-            xs = [p.get_x() + p.get_width() / 2 for p in patch_group]
-            ax.errorbar(xs, g["value"], yerr=_yerr(g, "value"), fmt="none", ecolor="black", capsize=2, lw=1)
+        _pressure_bars(ax, press)
         ax.set(title=title, xlabel="", ylabel=ylabel)
         top = np.nanmax(press[["value", "value_hi"]].to_numpy(float))
         if top > 0:
             ax.set_ylim(0, 1.3 * top)
-        _model_ticks(ax)
-        ax.legend(title="on resource", loc="upper right", ncols=len(pk), fontsize=9, title_fontsize=9)
+        ax.legend(title="on resource", loc="upper right", ncols=2, fontsize=9, title_fontsize=9)
     fig.suptitle("F3  Interference: sensitivity to antagonists and pressure exerted (error bars: bootstrap "
                  "intervals)", fontweight="bold")
-    notes = ["sensitivity lines: solid = light load (one query at a time), dashed = saturation (closed loop)"]
+    notes = ["sensitivity lines: solid = light load (one query at a time), dashed = saturation (closed loop); "
+             "hatched pressure bars: past the last calibrated intensity (extrapolated)"]
     notes += [f"unreliable: {style.label('model', m)}'s baselines around the antagonist points differ "
               f"{v:.2f}x (machine noise, not the antagonist)" for m, v in drifted_models(sens).items()]
     return _finish(fig, "F3", out_dir, [t, cal], notes)
