@@ -192,3 +192,17 @@ def test_figures_are_pure_functions_of_the_result_files(tmp_path):
     b = figures.build("F5", results, tmp_path / "b")
     for path in a:
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+@pytest.mark.slow
+def test_interference_with_one_kind_not_observable_draws_the_other(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=F3_FILES)
+    path = results / "profile/interference.csv"
+    df = pd.read_csv(path)
+    gone = (df["metric"] == "equivalent_intensity") & (df["kind"] == "cache")
+    df.loc[gone, ["value", "value_lo", "value_hi"]] = float("nan")
+    df.loc[gone, "note"] = "not observable on this machine: the cache reporter's slowdown is 1.01x"
+    df.loc[df["metric"] == "equivalent_intensity", "extrapolated"] = False
+    df.to_csv(path, index=False)
+    figures.build("F3", results, tmp_path / "out")
+    assert "equivalent antagonist intensity" in texts[0] and "the cache reporter's slowdown is 1.01x" in texts[0]
