@@ -9,6 +9,7 @@
 - ``qps-repeatability``: the coefficient of variation of QPS* over independent complete determinations
   (service profile, model, confirmation), each with its own seeds.
 - ``model-agreement``: modelled vs confirmed-measured QPS* for every model at 1 and 2 workers.
+- ``pair-prediction``: predicted vs measured co-located QPS* per tenant, and EMU, over measured pairs.
 """
 
 from __future__ import annotations
@@ -438,6 +439,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=_cmd_model_agreement)
 
 
+    pp = bsub.add_parser("pair-prediction", help="predicted vs measured co-location of model pairs")
+    common(pp, model=False)
+    pp.add_argument("--models", help="comma-separated model ids whose pairs are measured (default: the study's "
+                                     "colocation.models, else all its models)")
+    pp.add_argument("--min-pairs", type=int, default=12, help="refuse to report over fewer pairs (default 12)")
+    pp.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    pp.add_argument("--from-results", type=Path, metavar="DIR",
+                    help="compute from the co-location table of a pipeline run (DIR/colocation/pairs.csv) instead of "
+                         "measuring")
+    pp.set_defaults(func=_cmd_pair_prediction)
+
+
 def _study(scale: str, path: Path | None) -> dict[str, Any]:
     from hera import config as cfg
     from hera.paths import repo_root
@@ -526,6 +539,65 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
         fig["seconds_per_point"] = {f"{r['model']}/{int(r['workers'])}": round(float(r["seconds"]), 1)
                                     for _, r in df.iterrows()}
     return fig
+
+
+def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], from_results: Path | None,
+                          min_pairs: int) -> dict[str, Any]:
+    """Prediction errors over the measured points of every pair of ``models`` (:mod:`hera.policy.accuracy`)."""
+    import itertools
+
+    import pandas as pd
+
+    from hera.paths import results_dir
+    from hera.policy.accuracy import prediction_errors, prediction_summary
+
+    pairs = [f"{a}__{b}" for a, b in itertools.combinations(models, 2)]
+    if len(pairs) < min_pairs:
+        raise HeraError(f"{len(models)} models give {len(pairs)} pairs, fewer than --min-pairs {min_pairs}")
+    if from_results is not None:
+        path = Path(from_results) / "colocation" / "pairs.csv"
+        if not path.is_file():
+            raise HeraError(f"{path} does not exist")
+        df = pd.read_csv(path)
+        keys = {tuple(k) for k in df[["model_a", "model_b"]].to_numpy()}
+        df = df[[(a, b) in keys and f"{a}__{b}" in pairs for a, b in zip(df["model_a"], df["model_b"])]]
+    else:
+        from hera.profile import colocation
+
+        res = results_dir(scale)
+        need = [res / "tables" / "T1.csv", res / "profile" / "scalability.csv", res / "colocation" / "predicted.csv"]
+        need += [res / "profile" / "service" / f"{m}.parquet" for m in models]
+        absent = [p for p in need if not p.is_file()]
+        if absent:
+            raise HeraError(f"{absent[0]} does not exist: run the pipeline's profiles first (`snakemake --cores all "
+                            f"{res}/colocation/predicted.csv`)")
+        parts = []
+        for pair in pairs:
+            a, b = pair.split("__")
+            out = res / "bench" / "pairs" / f"{pair}.csv"
+            services = {m: str(res / "profile" / "service" / f"{m}.parquet") for m in (a, b)}
+            parts.append(colocation.run(study, pair, need[0], need[1], need[2], services, out))
+            print(f"{pair}: " + ", ".join(f"s={r.share_a:g} EMU {r.emu:.3f} (predicted {r.predicted_emu:.3f})"
+                                          for r in parts[-1].itertuples()), flush=True)
+        df = pd.concat(parts, ignore_index=True)
+    err = prediction_errors(df)
+    fig = prediction_summary(err)
+    n = int(df[["model_a", "model_b"]].drop_duplicates().shape[0])
+    if n < min_pairs:
+        raise HeraError(f"only {n} measured pairs, fewer than --min-pairs {min_pairs}")
+    fig["splits"] = sorted({f"{int(r.cores_a)}+{int(r.cores_b)} {r.llc}" for r in df.itertuples()})
+    fig["point_errors"] = [{"pair": f"{r.model_a}__{r.model_b}", "share_a": r.share_a, "error_a": round(r.error_a, 4),
+                      "error_b": round(r.error_b, 4), "emu": round(r.emu, 4), "predicted_emu": round(r.predicted_emu, 4)}
+                     for r in err.itertuples()]
+    return fig
+
+
+def _cmd_pair_prediction(args) -> int:
+    study = _study(args.scale, args.config)
+    models = ([m.strip() for m in args.models.split(",") if m.strip()] if args.models
+              else list(study["colocation"].get("models") or study["models"]))
+    fig = bench_pair_prediction(args.scale, models, study, args.from_results, args.min_pairs)
+    return _emit("pair-prediction", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_repeatability(args) -> int:

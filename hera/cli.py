@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "hera.profile.cli",
     "hera.experiments.cli",
     "hera.bench",
+    "hera.plan.cli",
 ]
 
 

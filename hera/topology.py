@@ -29,6 +29,7 @@ tenants given SMT siblings of one physical core (:func:`check_tenant_cores`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -371,6 +372,35 @@ def study_plan(config: Mapping[str, Any]) -> CorePlan:
     opts = config.get("topology") or {}
     return plan(topo, None if cores == "auto" else cores, harness_cores=opts.get("harness_cores", "auto"),
                 sockets=opts.get("sockets", 1))
+
+
+def worker_counts(setting: Any, n_workers: int, key: str = "profile.workers") -> tuple[int, ...]:
+    """The worker counts a study profiles on ``n_workers`` worker cores (config key ``profile.workers``):
+    ``None`` = every count 1 .. n; an integer N = N counts spaced geometrically from 1 to n, both ends included
+    (15 cores, N = 5: 1, 2, 4, 8, 15); a list = these counts. :class:`ConfigError` naming ``key`` for a count
+    that does not fit the plan."""
+    if n_workers < 1:
+        raise ResourceError(f"no worker core to profile (config key {key})")
+    if setting is None:
+        return tuple(range(1, n_workers + 1))
+    if isinstance(setting, bool):
+        raise ConfigError(f"config key {key} must be null, an integer >= 2 or a list of worker counts, not {setting!r}")
+    if isinstance(setting, int):
+        if setting < 2:
+            raise ConfigError(f"config key {key}: an integer asks for that many counts from 1 to the core count "
+                              f"and must be >= 2, not {setting}")
+        n = min(setting, n_workers)
+        geo = {int(round(math.exp(math.log(n_workers) * i / max(n - 1, 1)))) for i in range(n)} | {1, n_workers}
+        extra = (w for w in range(1, n_workers + 1) if w not in geo)
+        while len(geo) < n:  # rounding merged neighbours at the low end: fill with the smallest missing counts
+            geo.add(next(extra))
+        return tuple(sorted(geo))
+    counts = sorted({int(w) for w in setting})
+    bad = [w for w in counts if not 1 <= w <= n_workers]
+    if not counts or bad:
+        raise ConfigError(f"config key {key}: {bad[0] if bad else 'an empty list'} worker(s) do not fit the core "
+                          f"plan's {n_workers} worker core(s)")
+    return tuple(counts)
 
 
 def live_topology() -> Topology:

@@ -19,7 +19,7 @@ def tables():
 
 @pytest.fixture()
 def profiles(tables):
-    return Profiles(tables["scalability"], tables["pairs"], tables["memory"])
+    return Profiles(tables["scalability"], tables["pairs"], tables["predicted"])
 
 
 def test_cover_fixed_is_exact():
@@ -114,3 +114,27 @@ def test_failure_paths(tables, profiles):
         provision("hera", ["emb_a"], profiles, {"emb_a": float("nan")})
     with pytest.raises(ConfigError, match="unknown policy"):
         provision("best", ["emb_a"], profiles, {"emb_a": 1.0})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hera_cluster_is_decided_on_predictions_and_covers_the_demand_on_measurements(seed):
+    """Predictions 30% off, pairs measured around the predicted best: Hera's copies carry measured capacities,
+    what they fall short of is served by single-tenant nodes, and the oracle never needs more servers."""
+    from hera.policy.cluster import provision_plan
+    from hera.policy.synthetic import prediction_world
+
+    w = prediction_world(error=0.3, seed=seed)
+    p = Profiles(w["scalability"], w["pairs"], w["predicted"])
+    loads = mix_loads(STANDARD_MIXES["balanced"], p.models, p, None)
+    res = provision_plan("hera", p.models, p, loads)
+    assert res.decided_on == "predicted" and res.evaluated_on.startswith("measured")
+    pairs = [n for n, _ in res.nodes if len(n.tenants) == 2]
+    assert pairs and all(n.decided_on == "predicted" and n.predicted_emu is not None for n in pairs)
+    cap = served(res.nodes)
+    assert all(cap[m] >= loads[m] - 1e-6 for m in loads)
+    assert res.servers_planned > 0
+    assert provision_plan("oracle", p.models, p, loads).servers <= res.servers
+    df = servers_table(p, mixes=["balanced"], policies=["hera", "oracle"])
+    row = df.set_index("policy").loc["hera"]
+    assert (row.decided_on, row.servers, row.servers_planned) == ("predicted", res.servers, res.servers_planned)
+    assert all("evaluated_on" in n for n in json.loads(row.assignment))

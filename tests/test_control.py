@@ -21,13 +21,13 @@ from hera.control import (
 )
 from hera.policy import Profiles
 from hera.server.control import NodeControl, TenantSnapshot
-from hera.policy.synthetic import known_answer_tables, predictor_world
+from hera.policy.synthetic import known_answer_tables, partitioned_tables, prediction_world
 
 
 @pytest.fixture()
 def profiles():
     t = known_answer_tables()
-    return Profiles(t["scalability"], t["pairs"], t["memory"])
+    return Profiles(t["scalability"], t["pairs"], t["predicted"])
 
 
 def obs(p95: dict, cores: dict, ways: dict | None = None, sla: float = 10.0, qps: dict | None = None):
@@ -155,21 +155,40 @@ def test_hera_hysteresis_needs_k_intervals_and_cools_down(profiles):
 
 
 def test_hera_moves_llc_ways_when_partitioned():
-    w = predictor_world(seed=2, llc_ways=8)
-    p = Profiles(w["scalability"], w["pairs"], w["memory"])
+    w = partitioned_tables(llc_ways=8)
+    p = Profiles(w["scalability"], w["pairs"])
     sim = SimulatedNode(
         p,
-        {"x": "w0", "y": "w1"},
+        {"x": "emb_a", "y": "mlp_a"},
         {"x": [0, 1, 2, 3], "y": [4, 5, 6, 7]},
         {"x": 4, "y": 4},
-        {"x": 0.2 * p.qps_alone("w0"), "y": 0.6 * p.qps_alone("w1")},
+        {"x": 0.2 * p.qps_alone("emb_a"), "y": 0.6 * p.qps_alone("mlp_a")},
     )
-    loop = NodeManagerLoop(HeraManager(p, {"x": "w0", "y": "w1"}), sim, sleep=lambda s: None)
+    loop = NodeManagerLoop(HeraManager(p, {"x": "emb_a", "y": "mlp_a"}), sim, sleep=lambda s: None)
     for _ in range(20):
         loop.step()
-    target = p.split_for_load("w0", "w1", sim.load_qps["x"], sim.load_qps["y"], ways="partitioned")
+    target = p.split_for_load("emb_a", "mlp_a", sim.load_qps["x"], sim.load_qps["y"], ways="partitioned")
     assert (len(sim.cores["x"]), sim.llc_ways["x"]) == (target.cores_a, target.ways_a)
     assert sim.llc_ways["x"] + sim.llc_ways["y"] == 8
+
+
+def test_manager_and_simulated_node_on_points_of_several_rays():
+    """Measured tables hold several points per split (one per ray of the feasible region): the manager settles
+    on a split whose points serve both loads, and both simulated tenants stay within their SLA."""
+    w = prediction_world(known_answer_tables(), measure="all")
+    p = Profiles(w["scalability"], w["pairs"])
+    a, b = "emb_a", "mlp_a"
+    pts = [s for s in p.splits(a, b) if s.cores_a == 3]
+    assert len(pts) == 3 and len({s.share_a for s in pts}) == 3
+    loads = {"x": 0.3 * p.qps_alone(a), "y": 0.4 * p.qps_alone(b)}
+    sim = SimulatedNode(p, {"x": a, "y": b}, {"x": [0, 1, 2, 3], "y": [4, 5, 6, 7]}, {"x": None, "y": None}, loads)
+    loop = NodeManagerLoop(HeraManager(p, {"x": a, "y": b}), sim, sleep=lambda s: None)
+    for _ in range(30):
+        loop.step()
+    obs = sim.stats()
+    assert all(obs[t].latency_ms_p95 <= obs[t].sla_ms for t in ("x", "y"))
+    assert p.nearest_split(a, b, len(sim.cores["x"]), None, (loads["x"], loads["y"])).headroom(
+        loads["x"], loads["y"]) >= 1.0
 
 
 def test_hera_manager_needs_two_tenants(profiles):

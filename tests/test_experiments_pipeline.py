@@ -13,7 +13,7 @@ import yaml
 pytest.importorskip("hera.workload.sizes")
 
 from hera.cli import main  # noqa: E402
-from hera.policy.synthetic import known_answer_tables  # noqa: E402
+from hera.policy.synthetic import known_answer_tables, prediction_world  # noqa: E402
 
 NAMES = {"emb_a": "dlrm_rmc1", "emb_b": "dlrm_rmc2", "mlp_a": "dlrm_rmc3", "mlp_b": "ncf"}
 CPUS = sorted(os.sched_getaffinity(0))
@@ -23,7 +23,7 @@ CPUS = sorted(os.sched_getaffinity(0))
 def tables(tmp_path):
     """Known-answer profile tables of a 2-core node (Hera pairs each embedding-heavy model with an MLP-heavy one)."""
     out = {}
-    for k, df in known_answer_tables(cores=2).items():
+    for k, df in prediction_world(known_answer_tables(cores=2)).items():
         out[k] = tmp_path / f"{k}.csv"
         df.replace(NAMES).to_csv(out[k], index=False)
     out["t1"] = tmp_path / "T1.csv"
@@ -46,7 +46,7 @@ def _last_json(capsys) -> dict:
 def test_policy_evaluate_and_provision_tables(tables, tmp_path, capsys):
     pol = tmp_path / "policy"
     assert main(["policy", "evaluate", "--config", str(tables["config"]), "--pairs", str(tables["pairs"]),
-                 "--scalability", str(tables["scalability"]), "--memory", str(tables["memory"]),
+                 "--scalability", str(tables["scalability"]), "--predicted", str(tables["predicted"]),
                  "--t1", str(tables["t1"]), "--out", str(pol)]) == 0
     res = _last_json(capsys)
     assert res["mean_emu"]["hera"] > res["mean_emu"]["single_tenant"] == 1.0
@@ -55,10 +55,11 @@ def test_policy_evaluate_and_provision_tables(tables, tmp_path, capsys):
     plans = json.loads((pol / "plans.json").read_text())
     assert set(plans["plans"]) == {"single_tenant", "hera"}
     assert all(len(n["tenants"]) == 2 for n in plans["plans"]["hera"])
-    assert len(pd.read_csv(pol / "predictor.csv")) > 0
+    assert len(pd.read_csv(pol / "prediction_errors.csv")) == len(pd.read_csv(tables["pairs"]))
     out = tmp_path / "cluster" / "servers.csv"
     assert main(["cluster", "provision", "--config", str(tables["config"]), "--pairs", str(tables["pairs"]),
-                 "--scalability", str(tables["scalability"]), "--t1", str(tables["t1"]), "--out", str(out)]) == 0
+                 "--scalability", str(tables["scalability"]), "--predicted", str(tables["predicted"]),
+                 "--t1", str(tables["t1"]), "--out", str(out)]) == 0
     servers = pd.read_csv(out)
     assert {"mix", "policy", "servers", "assignment"} <= set(servers.columns)
     per = servers.set_index("policy")["servers"]
@@ -70,7 +71,8 @@ def test_policy_evaluate_and_provision_tables(tables, tmp_path, capsys):
 def test_serving_experiments_run_on_evaluated_plans(tables, tmp_path, capsys):
     pol = tmp_path / "policy"
     assert main(["policy", "evaluate", "--config", str(tables["config"]), "--pairs", str(tables["pairs"]),
-                 "--scalability", str(tables["scalability"]), "--out", str(pol)]) == 0
+                 "--scalability", str(tables["scalability"]), "--predicted", str(tables["predicted"]),
+                 "--out", str(pol)]) == 0
     capsys.readouterr()
     out = tmp_path / "serving" / "latency_vs_load.csv"
     assert main(["experiment", "latency-vs-load", "--config", str(tables["config"]), "--plans",

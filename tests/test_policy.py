@@ -1,6 +1,8 @@
-"""Policies, profile tables, grouping and the pair predictor on synthetic tables with known answers."""
+"""Policies, profile tables, grouping and prediction accuracy on synthetic tables with known answers (no nodes)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 
 from hera.errors import ConfigError, HeraError
 from hera.policy import POLICIES, Profiles, emu, get_policy, mean_emu, plan_table, plans_json
+from hera.policy.accuracy import prediction_errors, prediction_summary, signed_error
 from hera.policy.grouping import (
     all_groupings,
     best_mean_grouping,
@@ -15,8 +18,13 @@ from hera.policy.grouping import (
     matching_weight,
     max_weight_matching,
 )
-from hera.policy.predictor import PairPredictor, evaluate
-from hera.policy.synthetic import KNOWN_BEST, known_answer_tables, predictor_world, random_tables
+from hera.policy.synthetic import (
+    KNOWN_BEST,
+    KNOWN_CLASSES,
+    known_answer_tables,
+    prediction_world,
+    random_tables,
+)
 
 
 @pytest.fixture()
@@ -26,7 +34,7 @@ def tables():
 
 @pytest.fixture()
 def profiles(tables):
-    return Profiles(tables["scalability"], tables["pairs"], tables["memory"])
+    return Profiles(tables["scalability"], tables["pairs"], tables["predicted"])
 
 
 def groups(plan):
@@ -73,14 +81,16 @@ def test_missing_column_is_one_line_error(tables):
         Profiles(tables["scalability"].drop(columns="qps_star"))
     with pytest.raises(ConfigError, match="co-location table lacks column.*ways_a"):
         Profiles(tables["scalability"], tables["pairs"].drop(columns="ways_a"))
-    with pytest.raises(ConfigError, match="memory table lacks column.*slowdown"):
-        Profiles(tables["scalability"], tables["pairs"], tables["memory"].drop(columns="slowdown"))
+    with pytest.raises(ConfigError, match="pair prediction table lacks column.*qps_star_b"):
+        Profiles(tables["scalability"], tables["pairs"], tables["predicted"].drop(columns="qps_star_b"))
 
 
 def test_unknown_model_errors(tables, profiles):
     pairs = tables["pairs"].copy()
     pairs.loc[0, "model_a"] = "dlrm_rmc9"
-    with pytest.raises(ConfigError, match="dlrm_rmc9.*no isolated profile"):
+    with pytest.raises(
+        ConfigError, match="measured co-location table.*names model.*dlrm_rmc9.*no isolated profile"
+    ):
         Profiles(tables["scalability"], pairs)
     with pytest.raises(HeraError, match="unknown model 'dlrm_rmc9'"):
         get_policy("hera").plan(["emb_a", "dlrm_rmc9"], profiles)
@@ -107,9 +117,13 @@ def test_inconsistent_node_size(tables):
 def test_missing_pair_and_missing_file(tables, tmp_path):
     pairs = tables["pairs"]
     p = Profiles(tables["scalability"], pairs[~((pairs.model_a == "emb_a") & (pairs.model_b == "mlp_a"))])
-    with pytest.raises(ConfigError, match=r"no co-location profile for pair \(emb_a, mlp_a\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"measured co-location table \(colocation/pairs.csv\) has no rows for "
+        r"pair \(emb_a, mlp_a\)",
+    ):
         p.splits("emb_a", "mlp_a")
-    with pytest.raises(ConfigError, match="oracle needs measured"):
+    with pytest.raises(ConfigError, match=r"has no rows for pair \(emb_a, mlp_a\)"):
         get_policy("oracle").plan(p.models, p)
     with pytest.raises(ConfigError, match="does not exist"):
         Profiles.from_files(tmp_path / "scalability.csv")
@@ -118,8 +132,9 @@ def test_missing_pair_and_missing_file(tables, tmp_path):
 def test_from_files_round_trip(tables, tmp_path):
     for k, df in tables.items():
         df.to_csv(tmp_path / f"{k}.csv", index=False)
-    p = Profiles.from_files(tmp_path / "scalability.csv", tmp_path / "pairs.csv", tmp_path / "memory.csv")
+    p = Profiles.from_files(tmp_path / "scalability.csv", tmp_path / "pairs.csv", tmp_path / "predicted.csv")
     assert p.best_split("emb_a", "mlp_a").emu == pytest.approx(1.35)
+    assert p.best_split("emb_a", "mlp_a", source="predicted").emu == pytest.approx(1.35)
 
 
 # ------------------------------------------------------------------ policies
@@ -152,8 +167,9 @@ def test_oracle_finds_the_known_best_pairing(profiles):
     assert mean_emu(plan) == pytest.approx(1.35)
 
 
-def test_hera_matches_oracle_on_known_table(profiles):
+def test_hera_with_exact_predictions_matches_oracle_on_known_table(profiles):
     hera = get_policy("hera").plan(profiles.models, profiles)
+    assert {(n.decided_on, n.evaluated_on) for n in hera} == {("predicted", "measured")}
     oracle = get_policy("oracle").plan(profiles.models, profiles)
     assert groups(hera) == groups(oracle)
     assert mean_emu(hera) == pytest.approx(mean_emu(oracle))
@@ -166,9 +182,13 @@ def test_alike_pairs_stay_apart_when_pairing_hurts(tables):
     """Two memory-heavy models (pair EMU 0.9): Hera and the oracle keep them on separate nodes."""
     keep = ["emb_a", "emb_b"]
     s = tables["scalability"][tables["scalability"].model.isin(keep)]
-    p = Profiles(s, tables["pairs"][tables["pairs"].model_a.isin(keep) & tables["pairs"].model_b.isin(keep)])
+    pair, pred = (
+        t[t.model_a.isin(keep) & t.model_b.isin(keep)] for t in (tables["pairs"], tables["predicted"])
+    )
+    p = Profiles(s, pair, pred)
     for name in ("hera", "oracle"):
         assert [n.emu for n in get_policy(name).plan(keep, p)] == [1.0, 1.0]
+    assert {n.decided_on for n in get_policy("hera").plan(keep, p)} == {"predicted"}  # kept apart on predictions
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -176,8 +196,9 @@ def test_hera_on_random_tables_exact_equals_oracle_greedy_within_10pct(seed):
     t = random_tables(9, seed)
     p = Profiles(t["scalability"], t["pairs"])
     oracle = mean_emu(get_policy("oracle").plan(p.models, p))
-    assert mean_emu(get_policy("hera").plan(p.models, p)) == pytest.approx(oracle)
-    greedy_matching = mean_emu(get_policy("hera", exact_limit=0).plan(p.models, p))
+    # Hera's matching on the measured table (the ablation source="measured") is the oracle's optimum
+    assert mean_emu(get_policy("hera", source="measured").plan(p.models, p)) == pytest.approx(oracle)
+    greedy_matching = mean_emu(get_policy("hera", source="measured", exact_limit=0).plan(p.models, p))
     assert oracle * 0.90 <= greedy_matching <= oracle + 1e-9
 
 
@@ -241,8 +262,18 @@ def test_demand_validation(profiles):
 def test_plan_outputs(profiles):
     plan = get_policy("hera").plan(profiles.models, profiles)
     df = plan_table(plan, "hera", "known")
-    assert list(df.columns) == ["policy", "mix", "node", "tenants", "emu"] and len(df) == 2
-    assert '"capacity_qps"' in plans_json({"hera": plan})
+    assert (
+        list(df.columns)
+        == ["policy", "mix", "node", "tenants", "emu", "decided_on", "evaluated_on", "predicted_emu"]
+        and len(df) == 2
+    )
+    assert set(df["decided_on"]) == {"predicted"} and df["predicted_emu"].notna().all()
+    text = plans_json({"hera": plan})
+    assert (
+        '"capacity_qps"' in text
+        and '"decided_on": "predicted"' in text
+        and '"evaluated_on": "measured"' in text
+    )
 
 
 # ------------------------------------------------------------------ grouping
@@ -268,86 +299,198 @@ def test_all_groupings_counts():
     assert [sum(1 for _ in all_groupings(range(n))) for n in range(1, 7)] == [1, 2, 4, 10, 26, 76]
 
 
-# ------------------------------------------------------------------ predictor
-def test_predictor_recovers_its_own_model():
-    w = predictor_world(seed=0)
-    p = Profiles(w["scalability"], w["pairs"], w["memory"])
-    pred = PairPredictor(p).fit()
-    assert pred.fitted["gain_bandwidth"] == pytest.approx(1.3, rel=1e-3)
-    assert pred.fitted["gain_cache"] == pytest.approx(0.7, rel=1e-3)
-    err = evaluate(w["pairs"], pred.predict_pairs())
-    assert err["qps_mape"] < 0.1 and err["emu_mape"] < 0.1 and err["n_pairs"] == 6
+# ------------------------------------------------------------------ points of several rays
+def point_rows(a, b, points, cores=(4, 4), ways=(np.nan, np.nan), **extra):
+    """Measured rows of one split of (a, b): ``points`` = [(share_a, qps_a, qps_b), ...]."""
+    return pd.DataFrame(
+        [
+            {
+                "model_a": a,
+                "model_b": b,
+                "cores_a": cores[0],
+                "cores_b": cores[1],
+                "ways_a": ways[0],
+                "ways_b": ways[1],
+                "share_a": s,
+                "qps_star_a": qa,
+                "qps_star_b": qb,
+                **extra,
+            }
+            for s, qa, qb in points
+        ]
+    )
 
 
-def test_predictor_fits_missing_pressures_from_a_few_pairs():
-    """O(N) profiling: pressures unknown, fitted from 3 of the 6 pairs, then all 6 predicted."""
-    w = predictor_world(seed=1)
-    mem = w["memory"][~w["memory"].metric.astype(str).str.startswith("pressure_")]
-    few = w["pairs"][w["pairs"].model_a == "w0"]
-    pred = PairPredictor(Profiles(w["scalability"], few, mem)).fit()
-    err = evaluate(w["pairs"], pred.predict_pairs())
-    assert err["qps_mape"] < 5.0 and err["best_emu_mape"] < 5.0
+def test_rays_of_one_split_are_distinct_points_and_repeats_average(tables):
+    rows = pd.concat(
+        [
+            point_rows("emb_a", "mlp_a", [(0.25, 60.0, 300.0), (0.5, 150.0, 200.0), (0.75, 240.0, 90.0)]),
+            point_rows("emb_a", "mlp_a", [(0.5, 170.0, 220.0)]),  # a repeat of the balanced ray
+            point_rows("mlp_a", "emb_a", [(0.75, 80.0, 50.0)], cores=(2, 6)),
+        ]
+    )  # stored b-first
+    p = Profiles(tables["scalability"], rows)
+    pts = sorted(p.splits("emb_a", "mlp_a"), key=lambda s: (s.cores_a, s.share_a))
+    assert [(s.cores_a, s.share_a, s.qps_a, s.qps_b) for s in pts] == [
+        (4, 0.25, 60.0, 300.0),
+        (4, 0.5, 160.0, 210.0),
+        (4, 0.75, 240.0, 90.0),
+        (6, 0.25, 50.0, 80.0),
+    ]
+    flipped = p.splits("mlp_a", "emb_a")
+    assert {(s.cores_a, s.share_a) for s in flipped} == {(4, 0.75), (4, 0.5), (4, 0.25), (2, 0.75)}
+    # a split's best point per demand: highest EMU among points meeting it, else most headroom
+    best = p.best_split("emb_a", "mlp_a")
+    assert (best.share_a, best.emu) == (0.5, pytest.approx(160 / 294.5053 + 210 / 400.0, rel=1e-4))
+    assert p.best_split("emb_a", "mlp_a", {"emb_a": 200.0, "mlp_a": 50.0}).share_a == 0.75
+    assert p.nearest_split("emb_a", "mlp_a", 4, None, (20.0, 280.0)).share_a == 0.25
+    assert p.nearest_split("emb_a", "mlp_a", 4, None, (500.0, 500.0)).share_a == 0.5  # none meets: headroom
+    # each tenant's capacity while the partner carries its load (the staircase below the points)
+    assert p.capacity("emb_a", "mlp_a", 4, None, (0.0, 250.0)) == (60.0, 300.0)
+    assert p.capacity("emb_a", "mlp_a", 4, None, (100.0, 100.0)) == (160.0, 210.0)
+    assert p.capacity("emb_a", "mlp_a", 4) == (160.0, 210.0)
 
 
-def test_predictor_with_llc_ways_and_hera_predicted_matches_oracle():
-    w = predictor_world(seed=2, llc_ways=8)
-    p = Profiles(w["scalability"], w["pairs"], w["memory"])
-    assert p.node.llc_ways == 8 and any(s.ways_a is not None for s in p.splits("w0", "w1"))
-    hera = get_policy("hera", source="predicted").plan(p.models, p)
-    assert mean_emu(hera) == pytest.approx(mean_emu(get_policy("oracle").plan(p.models, p)))
+def test_hera_decides_from_predictions_only_and_is_evaluated_on_measurements(tables):
+    """The measured table says emb_a+mlp_b / emb_b+mlp_a is best, the predictions say emb_a+mlp_a /
+    emb_b+mlp_b: Hera follows the predictions, the oracle the measurements, and Hera's nodes carry the
+    measured capacities of the splits it chose."""
+    meas = tables["pairs"].copy()
+    swap = {
+        ("emb_a", "mlp_a"): 0.8,
+        ("emb_b", "mlp_b"): 0.8,
+        ("emb_a", "mlp_b"): 1.3,
+        ("emb_b", "mlp_a"): 1.3,
+    }
+    for (a, b), f in swap.items():
+        sel = (meas.model_a == a) & (meas.model_b == b)
+        meas.loc[sel, ["qps_star_a", "qps_star_b"]] *= f / KNOWN_BEST[(a, b)]
+    p = Profiles(tables["scalability"], meas, tables["predicted"])
+    hera, oracle = (get_policy(n).plan(p.models, p) for n in ("hera", "oracle"))
+    assert groups(hera) == [("emb_a", "mlp_a"), ("emb_b", "mlp_b")]
+    assert groups(oracle) == [("emb_a", "mlp_b"), ("emb_b", "mlp_a")]
+    for n in hera:
+        assert n.decided_on == "predicted" and n.evaluated_on == "measured"
+        assert n.predicted_emu == pytest.approx(1.35) and n.emu == pytest.approx(0.8)
+        t = n.tenants
+        m = p.nearest_split(t[0].model, t[1].model, t[0].cores, t[0].llc_ways)
+        assert (t[0].capacity_qps, t[1].capacity_qps) == (m.qps_a, m.qps_b) and m.source == "measured"
+    assert mean_emu(hera) < mean_emu(oracle)
 
 
-def test_predictor_reports_error_on_other_data(profiles, tables):
-    """The known-answer table is not built from the predictor's model: errors are reported, not zero."""
-    err = evaluate(tables["pairs"], PairPredictor(profiles).fit().predict_pairs())
-    assert 0.5 < err["qps_mape"] < 50 and set(err) >= {"qps_median_ape", "emu_mape", "emu_median_ape"}
+def test_hera_on_guided_measurements_with_prediction_error():
+    """Predictions 30% off (log-normal) and pairs measured only around the predicted-best split, as the
+    pipeline does: every Hera node is decided on predictions and evaluated on measured points; Hera never
+    beats the oracle on the same measurements."""
+    for seed in range(4):
+        w = prediction_world(error=0.3, seed=seed)
+        p = Profiles(w["scalability"], w["pairs"], w["predicted"])
+        hera = get_policy("hera").plan(p.models, p)
+        pairs = [n for n in hera if len(n.tenants) == 2]
+        assert all(n.decided_on == "predicted" and n.evaluated_on.startswith("measured") for n in pairs)
+        assert mean_emu(hera) <= mean_emu(get_policy("oracle").plan(p.models, p)) + 1e-9
 
 
-def test_predictor_failure_paths(tables):
-    with pytest.raises(ConfigError, match="needs the antagonist"):
-        PairPredictor(Profiles(tables["scalability"], tables["pairs"]))
-    mem = tables["memory"][tables["memory"].model != "mlp_b"]
-    with pytest.raises(ConfigError, match="no rows for model 'mlp_b'"):
-        PairPredictor(Profiles(tables["scalability"], tables["pairs"], mem))
-    no_pressure = tables["memory"][~tables["memory"].metric.str.startswith("pressure_")]
-    with pytest.raises(ConfigError, match="no bandwidth pressure row"):
-        PairPredictor(Profiles(tables["scalability"], None, no_pressure)).fit()
-    with pytest.raises(ConfigError, match="share no split"):
-        evaluate(tables["pairs"], tables["pairs"].assign(cores_a=99))
-    with pytest.raises(ConfigError, match="lacks column"):
-        evaluate(tables["pairs"].drop(columns="qps_star_a"), tables["pairs"])
-
-
-def test_hera_auto_fills_unmeasured_pairs_with_predictions(tables):
+def test_hera_keeps_predicted_capacities_for_a_pair_never_measured(tables):
     pairs = tables["pairs"]
     some = pairs[~((pairs.model_a == "emb_b") & (pairs.model_b == "mlp_b"))]
-    p = Profiles(tables["scalability"], some, tables["memory"])
+    p = Profiles(tables["scalability"], some, tables["predicted"])
+    plan = {n.models: n for n in get_policy("hera").plan(p.models, p)}
+    assert plan[("emb_b", "mlp_b")].evaluated_on == "predicted"
+    assert plan[("emb_a", "mlp_a")].evaluated_on == "measured"
+    with pytest.raises(ConfigError, match=r"has no rows for pair \(emb_b, mlp_b\)"):
+        get_policy("oracle").plan(p.models, p)
+
+
+def test_hera_evaluates_an_unmeasured_split_on_the_nearest_measured_one(tables):
+    pairs = tables["pairs"]
+    best = tables["predicted"].query("model_a == 'emb_a' and model_b == 'mlp_a'").sort_values("emu").iloc[-1]
+    p = Profiles(tables["scalability"], pairs[pairs.cores_a != best.cores_a], tables["predicted"])
+    node = next(n for n in get_policy("hera").plan(p.models, p) if n.models == ("emb_a", "mlp_a"))
+    assert node.evaluated_on == "measured, nearest split" and abs(node.tenants[0].cores - best.cores_a) == 1
+
+
+def test_memory_class_breaks_ties_between_equal_predictions(tables):
+    """All pairs predicted equal: without classes any grouping is optimal; with T1's classes Hera pairs a
+    memory-leaning model with a compute-leaning one."""
+    pred = tables["predicted"].copy()
+    for (a, b), g in pred.groupby(["model_a", "model_b"]):
+        pred.loc[g.index, ["qps_star_a", "qps_star_b"]] = (
+            g[["qps_star_a", "qps_star_b"]].to_numpy() / g["emu"].max() * 1.2
+        )
+    alike = {("emb_a", "emb_b"), ("mlp_a", "mlp_b")}
+    p = Profiles(tables["scalability"], tables["pairs"], pred, classes=KNOWN_CLASSES)
     plan = get_policy("hera").plan(p.models, p)
-    assert sorted(m for n in plan for m in n.models) == sorted(p.models)
-    with pytest.raises(ConfigError, match="no measured co-location profile"):
-        get_policy("hera", source="measured").plan(p.models, p)
+    assert [n.predicted_emu for n in plan] == [pytest.approx(1.2)] * 2
+    assert not alike & set(groups(plan))
 
 
-def test_predictor_reads_the_profilers_memory_format():
-    """hera.profile.memory writes sensitivity as ``latency_ms`` rows and pressure as ``antagonist=k,
-    metric=pressure``; other rows carrying a slowdown (``model_items_per_s``, ``pressure``) are not
-    sensitivities, and unobservable rows have empty values."""
-    w = predictor_world(seed=4)
-    rows = []
-    for r in w["memory"].itertuples(index=False):
-        if r.metric.startswith("pressure_"):
-            kind = r.metric.removeprefix("pressure_")
-            rows.append(dict(model=r.model, antagonist=kind, intensity=0.5, metric="pressure", value=r.value,
-                             slowdown=9.0))
-            rows.append(dict(model=r.model, antagonist=kind, intensity=0.5, metric="model_items_per_s",
-                             value=1.0, slowdown=7.0))
-        else:
-            rows.append(dict(model=r.model, antagonist=r.antagonist, intensity=r.intensity,
-                             metric="latency_ms", value=1.0, slowdown=r.slowdown))
-    mem = pd.DataFrame(rows)
-    pred = PairPredictor(Profiles(w["scalability"], w["pairs"], mem))
-    pred.gain = dict(w["gains"])
-    assert evaluate(w["pairs"], pred.predict_pairs())["qps_mape"] < 1e-6
-    blind = mem.assign(slowdown=np.where(mem.metric == "latency_ms", np.nan, mem.slowdown))
-    with pytest.raises(ConfigError, match="no measured antagonist slowdown for model 'w0'"):
-        PairPredictor(Profiles(w["scalability"], w["pairs"], blind))
+def test_bad_input_is_a_one_line_error(tables):
+    scal, pairs, pred = tables["scalability"], tables["pairs"], tables["predicted"]
+    # a predicted table missing a pair of the mix
+    p = Profiles(scal, pairs, pred[~((pred.model_a == "emb_a") & (pred.model_b == "mlp_b"))])
+    with pytest.raises(
+        ConfigError,
+        match=r"pair prediction table \(colocation/predicted.csv\) has no rows for pair "
+        r"\(emb_a, mlp_b\)",
+    ) as e:
+        get_policy("hera").plan(p.models, p)
+    assert "\n" not in str(e.value)
+    p = Profiles(scal, pairs, pred[(pred.model_a != "mlp_b") & (pred.model_b != "mlp_b")])
+    with pytest.raises(ConfigError, match="pair prediction table.*has no pair with model 'mlp_b' of the mix"):
+        get_policy("hera").plan(p.models, p)
+    with pytest.raises(ConfigError, match="no pair predictions were given"):
+        get_policy("hera").plan(p.models, Profiles(scal, pairs))
+    # a measured table without a model of the mix
+    p = Profiles(scal, pairs[(pairs.model_a != "mlp_b") & (pairs.model_b != "mlp_b")], pred)
+    for name in ("oracle", "greedy", "random", "parties"):
+        with pytest.raises(
+            ConfigError,
+            match="measured co-location table .* has no pair with model 'mlp_b' of "
+            "the mix; the oracle and the baselines plan on measured pairs",
+        ):
+            get_policy(name).plan(p.models, p, None, np.random.default_rng(0))
+    # splits that do not fit the node
+    with pytest.raises(
+        ConfigError, match="inconsistent node size: the pair prediction table .* splits a 9-core node"
+    ):
+        Profiles(scal, pairs, pred.assign(cores_b=pred.cores_b + 1))
+    with pytest.raises(ConfigError, match=r"split that does not fit a node: emb_a on 0 and \w+ on 8 cores"):
+        Profiles(scal, None, pred.assign(cores_a=0, cores_b=8))
+    with pytest.raises(ConfigError, match="LLC split that does not fit a node"):
+        Profiles(scal, pairs.assign(ways_a=4.0, ways_b=np.nan))
+    with pytest.raises(ConfigError, match="scalability has 8 workers on a 4-core node"):
+        Profiles(scal, None, pred.assign(cores_a=2, cores_b=2))
+    with pytest.raises(ConfigError, match="hera source must be"):
+        get_policy("hera", source="auto")
+
+
+# ------------------------------------------------------------------ prediction accuracy
+def test_signed_error_never_divides_by_zero():
+    err, rel = signed_error([110.0, 5.0, 0.0], [100.0, 0.0, 0.0])
+    assert err.tolist() == pytest.approx([0.1, 5.0, 0.0]) and rel.tolist() == [True, False, False]
+
+
+def test_prediction_errors_and_summary(tmp_path):
+    w = prediction_world(error=0.2, seed=1)
+    pairs = w["pairs"].copy()
+    pairs.loc[0, "qps_star_b"] = 0.0  # a point where b met no rate: absolute error
+    pairs.loc[1, "qps_star_a"] = np.nan  # a failed point: left out
+    err = prediction_errors(pairs)
+    assert len(err) == len(pairs) - 1 and not err.loc[0, "relative_b"]
+    assert err.loc[0, "error_b"] == pytest.approx(pairs.loc[0, "predicted_qps_star_b"])
+    r = err.iloc[2]
+    assert r.error_a == pytest.approx((r.predicted_qps_star_a - r.qps_star_a) / r.qps_star_a)
+    assert r.emu_error == pytest.approx(r.predicted_emu - r.emu)
+    s = prediction_summary(err)
+    assert set(s) == {"median_abs_rel_error", "mean_abs_emu_error", "points", "pairs", "zero_measured"}
+    assert s["points"] == len(err) and s["pairs"] == 6 and s["zero_measured"] == 1
+    assert 0.02 < s["median_abs_rel_error"] < 0.5 and s["mean_abs_emu_error"] > 0
+    err.to_csv(Path(tmp_path) / "e.csv", index=False)
+    assert prediction_summary(pd.read_csv(Path(tmp_path) / "e.csv").astype({"relative_b": str})) == s  # read back
+    exact = prediction_summary(prediction_errors(prediction_world()["pairs"]))
+    assert exact["median_abs_rel_error"] == pytest.approx(0.0) and exact[
+        "mean_abs_emu_error"
+    ] == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match="lacks column.*predicted_emu"):
+        prediction_errors(pairs.drop(columns="predicted_emu"))

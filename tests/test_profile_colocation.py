@@ -92,6 +92,16 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     assert set(trials["tenant"]) == {"syna", "synb"} and set(trials["share_a"]) == {0.25, 0.5, 0.75}
     assert (on_disk["llc_partitioning"] == "unavailable").all()
     assert on_disk["note"].str.contains("LLC ways not split: ").all()
+    # the policy layer reads both tables as written: Hera decides on the predictions, the oracle on these points
+    from hera.policy import Profiles, get_policy
+    from hera.policy.accuracy import prediction_errors, prediction_summary
+
+    prof = Profiles.from_files(scal, out, pred)
+    assert len(prof.splits("syna", "synb")) == 3 and len(prof.splits("syna", "synb", "predicted")) >= 9
+    hera = get_policy("hera").plan(["syna", "synb"], prof)
+    assert {n.decided_on for n in hera} == {"predicted"}
+    acc = prediction_summary(prediction_errors(on_disk))
+    assert (acc["points"], acc["pairs"], acc["zero_measured"]) == (3, 1, 0) and acc["median_abs_rel_error"] < 1
 
 
 def test_select_splits_takes_best_neighbours_and_shared_llc():
@@ -100,8 +110,10 @@ def test_select_splits_takes_best_neighbours_and_shared_llc():
         for c in (1, 2, 3) for wa, wb in ((np.nan, np.nan), (5, 5), (2, 8))])
     got = colocation.select_splits(pred)
     assert [g[:4] for g in got] == [(2, 2, 5, 5), (1, 3, 5, 5), (3, 1, 5, 5), (2, 2, None, None)]
-    with pytest.raises(HeraError, match="mark no best split"):
-        colocation.select_splits(pred.assign(best=False))
+    odd = pred.assign(best=[(c, wa) == (1, 2) for c, wa in zip(pred["cores_a"], pred["ways_a"])])
+    assert [g[:4] for g in colocation.select_splits(odd)] == [(1, 3, 2, 8), (2, 2, 2, 8), (1, 3, None, None),
+                                                             (2, 2, None, None)]
+    assert colocation.select_splits(pred.assign(best=False)) == []  # nothing loads both tenants
 
 
 def test_way_splits_and_plan():

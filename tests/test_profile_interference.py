@@ -171,14 +171,22 @@ def test_settings_refuse_what_cannot_be_measured(study):
         Cores.from_config(dict(cfg, cores=CPUS[:1]))
     assert "needs a core for the reporter" in str(e.value)
     st = Settings.from_config(dict(cfg, interference={**cfg["interference"], "pressure_workers": [5]}))
-    with pytest.raises(ConfigError, match="5 worker\\(s\\) do not fit beside the reporter"):
+    with pytest.raises(ConfigError, match="interference.pressure_workers: 5 worker\\(s\\) do not fit"):
         Cores.from_config(dict(cfg, cores=CPUS[:2])).worker_counts(st)
 
 
-def test_spread_worker_counts_cover_both_ends():
-    cores = Cores((1,), (2,), (15,), (1,), tuple(range(1, 15)), (0,))
+def test_pressure_worker_counts_follow_the_service_profiles():
+    from hera.profile.interference.settings import pressure_counts
+
+    assert pressure_counts(None, None, 15) == tuple(range(1, 15))  # every split size 1 .. C - 1
+    assert pressure_counts(None, 5, 15) == (1, 2, 4, 8)  # profile.workers 5 on 15 cores: 1, 2, 4, 8, 15
+    assert pressure_counts(3, 5, 15) == (1, 4, 14)  # geometric over 1 .. 14, as profile.workers
+    assert pressure_counts([2, 6], None, 15) == (2, 6)
+    with pytest.raises(ConfigError, match="no worker count fits beside the interference reporter"):
+        pressure_counts(None, [15], 15)
     st = Settings.from_config(cfgmod.load(repo_root() / "workflow/config/paper.yaml"))
-    assert cores.worker_counts(st) == (1, 4, 6, 9, 11, 14)
+    cores = Cores((1,), (2,), (15,), (1,), tuple(range(1, 15)), (0,))
+    assert cores.worker_counts(st) == (1, 2, 4, 8)
 
 
 # -------------------------------------------------------------------------------------------------- stages

@@ -76,7 +76,7 @@ def test_c1_not_observable_on_two_cores_or_without_contrast():
 def test_c2_verdicts(hetero, verdict):
     emus = {("rmc1", "rmc3"): hetero, ("rmc2", "wnd"): hetero, ("rmc1", "rmc2"): 1.0, ("rmc3", "wnd"): 1.0}
     r = claims.c2_heterogeneity(t1(CLASSES), pairs(emus), BIG)
-    assert r.verdict == verdict and f"heterogeneous pairs {hetero:.2f} (n=2)" in r.ours
+    assert r.verdict == verdict and f"heterogeneous pairs {hetero:.2f} (n=2)" in r.ours and "measured" in r.ours
     assert claims.c2_heterogeneity(t1(CLASSES), pairs(emus), SMALL).verdict == NOT_OBSERVABLE
 
 
@@ -102,6 +102,22 @@ def test_c3_verdicts():
     assert r.verdict == NOT_OBSERVABLE and "rows for both 'hera' and 'single_tenant'" in r.reason
 
 
+def test_c3_uses_measured_evaluations_and_states_the_oracle_gap():
+    df = pd.concat([emu(1.3).assign(decided_on="measured", evaluated_on="measured"),
+                    pd.DataFrame([{"policy": "oracle", "mix": m, "node": 0, "tenants": "", "emu": 1.4,
+                                   "decided_on": "measured", "evaluated_on": "measured"} for m in ("a", "b")])])
+    hera = df["policy"] == "hera"
+    df.loc[hera, "decided_on"] = "predicted"
+    df.loc[hera, "tenants"] = "x+y"
+    df.loc[hera & (df["mix"] == "b"), ["emu", "evaluated_on"]] = [2.0, "predicted"]  # a pair never measured
+    r = claims.c3_emu(df, BIG)
+    assert r.ours.startswith("+30.0% EMU (mean over 1 mixes); Hera vs oracle -7.1% EMU")
+    assert "left out, Hera evaluated on predictions only (a pair not measured): mix(es) b" in r.ours
+    assert "Hera decided from pair predictions (O(N) profiles)" in r.reason and r.verdict == REPRODUCED
+    r = claims.c3_emu(df[df["mix"] == "b"], BIG)
+    assert r.verdict == NOT_OBSERVABLE and "mix(es) b" in r.reason
+
+
 def servers(hera: list[int], base: list[int]) -> pd.DataFrame:
     return pd.DataFrame([{"mix": f"m{i}", "policy": p, "servers": s, "assignment": ""}
                          for i, (h, b) in enumerate(zip(hera, base))
@@ -113,6 +129,13 @@ def test_c4_verdicts():
     assert r.verdict == REPRODUCED and r.ours.startswith("-26.0% servers (mean over 2 mixes)")
     assert claims.c4_servers(servers([10, 10], [10, 10]), BIG).verdict == NOT_REPRODUCED
     assert claims.c4_servers(servers([74], [100]), SMALL).verdict == NOT_OBSERVABLE
+    with_oracle = pd.concat([servers([74, 37], [100, 50]),
+                             pd.DataFrame([{"mix": "m0", "policy": "oracle", "servers": 70, "assignment": ""},
+                                           {"mix": "m1", "policy": "oracle", "servers": 37, "assignment": ""}])])
+    with_oracle = with_oracle.assign(decided_on="measured", evaluated_on="measured")
+    with_oracle.loc[with_oracle["policy"] == "hera", "decided_on"] = "predicted"
+    r = claims.c4_servers(with_oracle, BIG)
+    assert "Hera vs oracle +2.9% servers" in r.ours and "Hera decided from pair predictions" in r.reason
 
 
 def timeline(late: int, total: int = 40, policy: str | None = None) -> pd.DataFrame:

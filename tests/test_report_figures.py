@@ -55,7 +55,7 @@ def test_footer_names_machine_and_scale(tmp_path, texts):
 @pytest.mark.slow
 def test_two_core_machine_without_resctrl_is_stated_on_the_figures(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", cores=2, resctrl=False,
-                            only=["profile/scalability.csv", "colocation/pairs.csv"])
+                            only=["profile/scalability.csv", "colocation/pairs.csv", "colocation/predicted.csv"])
     figures.build("F2", results, tmp_path / "out")
     figures.build("F4", results, tmp_path / "out")
     assert "not observable on this machine" in texts[0] and "split 1+1" in texts[0]
@@ -150,11 +150,41 @@ def test_colours_are_fixed_per_name():
 
 
 def test_pairs_without_any_emu_show_a_message(tmp_path, texts):
-    results = write_results(tmp_path / "r" / "ci", only=["colocation/pairs.csv"])
-    path = results / "colocation/pairs.csv"
-    pd.read_csv(path).assign(emu=float("nan")).to_csv(path, index=False)
+    results = write_results(tmp_path / "r" / "ci", only=["colocation/pairs.csv", "colocation/predicted.csv"])
+    for rel in ("colocation/pairs.csv", "colocation/predicted.csv"):
+        pd.read_csv(results / rel).assign(emu=float("nan")).to_csv(results / rel, index=False)
     figures.build("F4", results, tmp_path / "out")
-    assert "no model pair has a measured EMU" in texts[0]
+    assert "no model pair has a measured or predicted EMU" in texts[0]
+
+
+def test_f4_shows_every_pair_measured_or_predicted(tmp_path, texts):
+    """Pairs of the six measured models are measured cells with the prediction of their best point beside;
+    the other pairs are predicted cells, hatched and marked '~'."""
+    results = write_results(tmp_path / "r" / "ci", only=["colocation/pairs.csv", "colocation/predicted.csv"])
+    meas, pred = (io.read_table(results, rel).df for rel in ("colocation/pairs.csv", "colocation/predicted.csv"))
+    cells = figures.pair_cells(meas, pred)
+    assert len(cells) == 28 and (cells["source"] == "measured").sum() == 15
+    best = meas.loc[meas["best"]].iloc[0]
+    row = cells[(cells.model_a == best.model_a) & (cells.model_b == best.model_b)].iloc[0]
+    assert (row.emu, row.predicted_emu, row.source) == (best.emu, best.predicted_emu, "measured")
+    figures.build("F4", results, tmp_path / "out")
+    assert f"{best.emu:.2f} ({best.predicted_emu:.2f})" in texts[0]
+    assert "~" in texts[0] and "hatched" in texts[0]
+    text = " ".join(texts[0].split())  # notes are wrapped
+    assert "15 of 28 pairs measured" in text and "13 predicted from O(N) profiles only" in text
+
+
+def test_f5_f8_show_the_hera_oracle_gap_and_what_hera_decided_from(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv", "cluster/servers.csv"])
+    figures.build("F5", results, tmp_path / "out")
+    figures.build("F8", results, tmp_path / "out")
+    emu = io.read_table(results, "policy/emu.csv").df
+    gap = claims.oracle_gaps(emu)
+    assert f"vs oracle: {claims.signed_pct(gap.mean(), 1)}" in texts[0] and gap.mean() < 0
+    assert "Hera decided from pair predictions (O(N) profiles)" in " ".join(texts[0].split())
+    f8 = " ".join(texts[1].split())
+    assert "vs oracle: +" in f8 and "Hera decided from pair predictions" in f8
+    assert "promised -> as evaluated: balanced 8 -> 9" in f8
 
 
 @pytest.mark.slow
@@ -186,10 +216,11 @@ def test_f3_flags_models_whose_baseline_moved_during_the_profile():
 
 
 @pytest.mark.slow
-def test_figures_are_pure_functions_of_the_result_files(tmp_path):
+@pytest.mark.parametrize("fid", ["F4", "F5", "F8"])
+def test_figures_are_pure_functions_of_the_result_files(tmp_path, fid):
     results = write_results(tmp_path / "results" / "ci")
-    a = figures.build("F5", results, tmp_path / "a")
-    b = figures.build("F5", results, tmp_path / "b")
+    a = figures.build(fid, results, tmp_path / "a")
+    figures.build(fid, results, tmp_path / "b")
     for path in a:
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
 

@@ -2,7 +2,8 @@
 
 :func:`write_results` writes a complete ``results/<scale>/`` tree with provenance sidecars describing a
 fake machine; the numbers are invented to have the paper's shape (memory-leaning models scale worse,
-Hera beats single-tenant) and only exercise the plotting and claim logic.
+Hera beats single-tenant) and only exercise the plotting and claim logic. Every pair of the eight models is
+predicted (``colocation/predicted.csv``), the pairs of the first six are measured (``colocation/pairs.csv``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ MODELS = ["dlrm_rmc1", "dlrm_rmc2", "dlrm_rmc3", "ncf", "wnd", "mtwnd", "din", "
 CLASSES = {"dlrm_rmc1": "memory-leaning", "dlrm_rmc2": "memory-leaning", "dlrm_rmc3": "compute-leaning",
            "ncf": "compute-leaning", "wnd": "compute-leaning", "mtwnd": "memory-leaning",
            "din": "memory-leaning", "dien": "compute-leaning"}
+#: Models whose pairs are measured (colocation.models); every pair of MODELS is predicted.
+MEASURED = MODELS[:6]
 POLICIES = ["single_tenant", "random", "greedy", "parties", "hera", "oracle"]
 MIXES = ["balanced", "embedding_heavy", "mlp_heavy", "skewed"]
 EMU_LEVEL = {"single_tenant": 1.0, "random": 1.04, "greedy": 1.1, "parties": 1.2, "hera": 1.36,
@@ -110,16 +113,32 @@ def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
         for x in (0.0, 0.5, 1.0):
             calibration.append({"kind": k, "intensity": x, "metric": "reporter_slowdown", "value": 1 + x,
                                 "value_lo": 0.95 + x, "value_hi": 1.05 + x, "usable": True})
-    pairs = []
+    pairs, predicted = [], []
     for a, b in itertools.combinations(MODELS, 2):
-        for ca in (cores // 4, cores // 2):
-            hetero = mem[a] != mem[b]
-            emu = (1.3 if hetero else 1.02) + rng.normal(0, 0.03) - (0.1 if ca != cores // 2 else 0)
-            pairs.append({"model_a": a, "model_b": b, "cores_a": ca, "cores_b": cores - ca, "ways_a": 5,
-                          "ways_b": 6, "qps_star_a": 300.0, "qps_star_b": 250.0, "qps_alone_a": 500.0,
-                          "qps_alone_b": 400.0, "emu": emu, "best": ca == cores // 2})
+        hetero = mem[a] != mem[b]
+        level = (1.3 if hetero else 1.02) + rng.normal(0, 0.03)
+        for ca, share in itertools.product((cores // 4, cores // 2), (0.25, 0.5, 0.75)):
+            pred = level - (0.1 if ca != cores // 2 else 0) - 0.2 * abs(share - 0.5)
+            key = {"model_a": a, "model_b": b, "cores_a": ca, "cores_b": cores - ca, "ways_a": 5, "ways_b": 6,
+                   "llc": "5/6", "share_a": share}
+            qa, qb = 500.0 * share * pred, 400.0 * (1 - share) * pred
+            predicted.append(key | {"qps_star_a": qa, "qps_star_b": qb, "emu": pred, "emu_lo": pred - 0.08,
+                                    "emu_hi": pred + 0.08, "best": ca == cores // 2, "qps_alone_a": 500.0,
+                                    "qps_alone_b": 400.0})
+            if a in MEASURED and b in MEASURED:
+                emu = pred + rng.normal(0, 0.05)
+                pairs.append(key | {"qps_star_a": qa * emu / pred, "qps_star_b": qb * emu / pred,
+                                    "qps_alone_a": 500.0, "qps_alone_b": 400.0, "emu": emu, "best": False,
+                                    "predicted_qps_star_a": qa, "predicted_qps_star_b": qb,
+                                    "predicted_emu": pred, "predicted_emu_lo": pred - 0.08,
+                                    "predicted_emu_hi": pred + 0.08, "selected_as": "predicted best"})
+    pairs = pd.DataFrame(pairs)
+    pairs.loc[pairs.groupby(["model_a", "model_b"])["emu"].idxmax(), "best"] = True
     emu = pd.DataFrame([{"policy": p, "mix": x, "node": n, "tenants": "dlrm_rmc1+dlrm_rmc3",
-                         "emu": 1.0 if p == "single_tenant" else EMU_LEVEL[p] + rng.normal(0, 0.04)}
+                         "emu": 1.0 if p == "single_tenant" else EMU_LEVEL[p] + rng.normal(0, 0.04),
+                         "decided_on": "predicted" if p == "hera" else "measured",
+                         "evaluated_on": "measured",
+                         "predicted_emu": EMU_LEVEL[p] + 0.05 if p == "hera" else np.nan}
                         for p in POLICIES for x in ["all", *MIXES] for n in range(3)])
     lvl = []
     for p in POLICIES:
@@ -145,14 +164,16 @@ def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
         {"t_s": 5.0, "tenant": "dlrm_rmc1", "resource": "llc_ways", "delta": 1, "reason": "slack < 0.05"},
         {"t_s": 8.5, "tenant": "dlrm_rmc1", "resource": "cores", "delta": -1, "reason": "slack > 0.2"},
     ])
-    servers = pd.DataFrame([{"mix": x, "policy": p, "servers": SERVERS[p] + i, "assignment": "[]"}
+    servers = pd.DataFrame([{"mix": x, "policy": p, "servers": SERVERS[p] + i, "assignment": "[]",
+                             "decided_on": "predicted" if p == "hera" else "measured", "evaluated_on": "measured",
+                             "servers_planned": SERVERS[p] + i - (p == "hera")}
                             for i, x in enumerate(MIXES) for p in POLICIES])
     return {"tables/T1.csv": t1, "profile/latency.csv": lat, "profile/scalability.csv": pd.DataFrame(scal),
             "profile/scalability_trials.csv": pd.DataFrame(trials),
             "profile/scalability_curve.csv": pd.DataFrame(curve),
             "profile/interference.csv": pd.DataFrame(interference),
             "profile/interference_calibration.csv": pd.DataFrame(calibration),
-            "colocation/pairs.csv": pd.DataFrame(pairs),
+            "colocation/pairs.csv": pairs, "colocation/predicted.csv": pd.DataFrame(predicted),
             "policy/emu.csv": emu, "serving/latency_vs_load.csv": pd.DataFrame(lvl),
             "serving/load_change.csv": pd.DataFrame(lc), "serving/moves.csv": moves,
             "cluster/servers.csv": servers}

@@ -113,7 +113,11 @@ def test_multicore_quick_dry_run_on_a_fake_16_core_machine(tmp_path):
     assert doc["idle_cpus"] == list(range(17, 32))  # SMT siblings of the worker cores stay idle
     assert doc["memory"] == {**doc["memory"], "worker": [1], "antagonists": list(range(2, 16)), "probe": [15],
                              "pressure_workers": list(range(1, 15))}
+    # the config measures core splits only (colocation.llc_splits: false, to fit its time budget) ...
     splits, partitioning = plan_splits(list(plan.worker_cpus), desc["resctrl"], cfg["colocation"]["llc_splits"])
+    assert partitioning == "unavailable" and len(splits) == 14 and all(s.ways_a is None for s in splits)
+    # ... while the verified resctrl of this machine would give way splits beside the shared LLC
+    splits, partitioning = plan_splits(list(plan.worker_cpus), desc["resctrl"], True)
     assert partitioning == "available" and len(splits) == 14 * 4  # shared LLC + 3 way splits per core split
     assert all(s.ways_a is None or s.ways_a + s.ways_b == 10 for s in splits)  # one way kept for the harness
     # a machine that does not give the planned cores refuses to run the study (here: a 2-core one)

@@ -49,15 +49,20 @@ class CapacityProfiles(Protocol):
     def qps_alone(self, model: str, workers: int | None = None) -> float:
         """QPS* of the model alone with ``workers`` workers (None: its best on the whole node)."""
 
-    def capacity(self, a: str, b: str, cores_a: int, ways_a: int | None = None) -> tuple[float, float]:
-        """(QPS*_a, QPS*_b) of a and b sharing the node, a holding ``cores_a`` cores (``ways_a`` ways)."""
+    def capacity(self, a: str, b: str, cores_a: int, ways_a: int | None = None,
+                 load: tuple[float, float] | None = None) -> tuple[float, float]:
+        """(QPS*_a, QPS*_b) of a and b sharing the node, a holding ``cores_a`` cores (``ways_a`` ways); with
+        ``load`` = (load_a, load_b), each tenant's capacity while the other carries its load."""
 
     def splits(self, a: str, b: str) -> Sequence[SplitCapacity]:
-        """Every profiled split of the node between a and b (``cores_a`` is a's)."""
+        """Every profiled operating point of the node between a and b (``cores_a`` is a's); a split may have
+        several (points of its feasible region, one per ray of the two tenants' rates)."""
 
     def split_for_load(self, a: str, b: str, load_a: float, load_b: float, ways: str = "any",
                        near: tuple[int, int | None] | None = None) -> SplitCapacity:
         """The split with most headroom ``min(QPS*_a / load_a, QPS*_b / load_b)`` for the offered loads."""
 
-    def nearest_split(self, a: str, b: str, cores_a: int, ways_a: int | None = None) -> SplitCapacity:
-        """The profiled split with ``cores_a`` cores (``ways_a`` ways) for a, or the nearest one."""
+    def nearest_split(self, a: str, b: str, cores_a: int, ways_a: int | None = None,
+                      load: tuple[float, float] | None = None) -> SplitCapacity:
+        """A point of the profiled split with ``cores_a`` cores (``ways_a`` ways) for a, or of the nearest one
+        (for ``load`` = (load_a, load_b) when given)."""

@@ -81,7 +81,10 @@ class HeraManager:
         if (
             len(obs[a].cores) + len(obs[b].cores) == self.profiles.node.cores
         ):  # dead band around the current split
-            now = self.profiles.nearest_split(*self.models, *cur)
+            here = [p for p in self.profiles.splits(*self.models) if (p.cores_a, p.ways_a) == cur]
+            # the current split's best point for these loads (a split may have several points, one per ray)
+            now = max(here, key=lambda p: self._headroom(p, ld)) if here else \
+                self.profiles.nearest_split(*self.models, *cur)
             if (now.cores_a, now.ways_a) == cur and self._headroom(s, ld) <= self._headroom(now, ld) * (
                 1 + self.config.min_gain
             ):

@@ -30,8 +30,9 @@ class SimulatedNode:
     :class:`hera.server.control.NodeControl` for tests and for simulating controllers on profile tables (no
     server involved).
 
-    Capacity of tenant a with ``c_a`` cores (``w_a`` ways) next to b: the profiled split where a has ``c_a``
-    (and ``w_a``); b's is looked up from b's side the same way, so a transient free pool is handled.
+    Capacity of tenant a with ``c_a`` cores (``w_a`` ways) next to b: of the profiled split where a has ``c_a``
+    (and ``w_a``), the most a sustains while b carries its offered load (``CapacityProfiles.capacity`` with
+    its load); b's is looked up from b's side the same way, so a transient free pool is handled.
     """
 
     profiles: CapacityProfiles
@@ -55,7 +56,8 @@ class SimulatedNode:
             return self.profiles.qps_alone(m, len(self.cores[tenant]))
         other = next(t for t in self.tenant_models if t != tenant)
         ways = self.llc_ways[tenant]
-        return self.profiles.capacity(m, self.tenant_models[other], len(self.cores[tenant]), ways)[0]
+        load = (self.load_qps[tenant], self.load_qps[other])
+        return self.profiles.capacity(m, self.tenant_models[other], len(self.cores[tenant]), ways, load)[0]
 
     def stats(self, window_s: float | None = None) -> dict[str, TenantSnapshot]:
         """Every tenant's snapshot: offered load, completed load (at most the capacity), p95 from

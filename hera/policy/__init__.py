@@ -1,4 +1,4 @@
-"""Policies on measured profiles (layer 5): one interface, a registry, the pair predictor.
+"""Policies on profile tables: one interface, a registry, prediction accuracy.
 
 Adding a policy = one module defining a :class:`Policy` subclass that calls :func:`register`, plus one import
 line below. No torch, zoo or server imports here: policies work on tidy profile tables only.
@@ -7,6 +7,7 @@ line below. No torch, zoo or server imports here: policies work on tidy profile 
 # one line per policy module (each registers itself in POLICIES)
 from hera.policy import greedy, hera_policy, oracle, parties, random_pairs, single_tenant  # noqa: F401,E402
 from hera.policy.base import (  # noqa: F401
+    EVALUATIONS,
     POLICIES,
     NodePlan,
     Plan,
@@ -19,4 +20,4 @@ from hera.policy.base import (  # noqa: F401
     plans_json,
     register,
 )
-from hera.policy.profiles import NodeSize, Profiles, ProfiledSplit, emu  # noqa: F401
+from hera.policy.profiles import NodeSize, ProfiledSplit, Profiles, emu, point_for_demand  # noqa: F401

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hera.errors import ConfigError
-from hera.policy.profiles import Profiles, ProfiledSplit, emu
+from hera.policy.profiles import ProfiledSplit, Profiles, emu, point_for_demand
 
 #: Default planning load when no demand is given: each model offers this fraction of its alone capacity.
 DEFAULT_LOAD_FRAC = 0.5
@@ -46,18 +46,34 @@ class TenantShare:
     capacity_qps: float
 
 
+#: Where a node's capacities come from (``NodePlan.evaluated_on``), from best to worst: the measured point of
+#: the split the policy chose, a measured point of the nearest measured split (the chosen one was not
+#: measured), or the prediction itself (the pair was never measured).
+EVALUATIONS = ("measured", "measured, nearest split", "predicted")
+
+
 @dataclass(frozen=True)
 class NodePlan:
-    """One node: its tenants and its EMU (:func:`hera.policy.profiles.emu`)."""
+    """One node: its tenants, its EMU (:func:`hera.policy.profiles.emu`) on the tenants' capacities, what the
+    policy decided from (``decided_on``: measured | predicted co-location points; single-tenant nodes:
+    measured) and where the capacities come from (``evaluated_on``, one of :data:`EVALUATIONS`). A node
+    decided on predictions carries the predicted point too: its EMU (``predicted_emu``) and ray
+    (``predicted_share_a``)."""
 
     tenants: tuple[TenantShare, ...]
     emu: float
+    decided_on: str = "measured"
+    evaluated_on: str = "measured"
+    predicted_emu: float | None = None
+    predicted_share_a: float | None = None
 
     @classmethod
-    def of(cls, tenants: Sequence[TenantShare], profiles: Profiles) -> NodePlan:
+    def of(cls, tenants: Sequence[TenantShare], profiles: Profiles, **how) -> NodePlan:
         tenants = tuple(tenants)
         return cls(
-            tenants, emu([t.capacity_qps for t in tenants], [profiles.qps_alone(t.model) for t in tenants])
+            tenants,
+            emu([t.capacity_qps for t in tenants], [profiles.qps_alone(t.model) for t in tenants]),
+            **how,
         )
 
     @property
@@ -65,7 +81,15 @@ class NodePlan:
         return tuple(t.model for t in self.tenants)
 
     def to_dict(self) -> dict:
-        return {"tenants": [asdict(t) for t in self.tenants], "emu": self.emu}
+        out = {
+            "tenants": [asdict(t) for t in self.tenants],
+            "emu": self.emu,
+            "decided_on": self.decided_on,
+            "evaluated_on": self.evaluated_on,
+        }
+        if self.predicted_emu is not None:
+            out |= {"predicted_emu": self.predicted_emu, "predicted_share_a": self.predicted_share_a}
+        return out
 
 
 Plan = list[NodePlan]
@@ -142,32 +166,84 @@ def node_load(
     return {m: demand_qps[m] / units for m in models}
 
 
-def single_node(model: str, profiles: Profiles) -> NodePlan:
-    """The baseline: one model alone at its best worker count, whole LLC (EMU = 1)."""
-    share = TenantShare(
-        model, profiles.best_workers(model), profiles.node.llc_ways, profiles.qps_alone(model)
-    )
-    return NodePlan.of([share], profiles)
+def pair_load(a: str, b: str, profiles: Profiles, demand: dict | None) -> tuple[float, float] | None:
+    """The (load_a, load_b) a node holding a and b is planned for (:func:`~hera.policy.base.node_load`)."""
+    if demand is None:
+        return None
+    load = node_load([a, b], profiles, demand)
+    return load[a], load[b]
 
 
-def pair_node(a: str, b: str, split: ProfiledSplit, profiles: Profiles) -> NodePlan:
+def decide_pair(
+    a: str, b: str, profiles: Profiles, load: tuple[float, float] | None, source: str = "predicted"
+) -> ProfiledSplit | None:
+    """The point of ``source`` the pair would run at (None: no point where both tenants meet their SLA).
+    ConfigError naming what is missing when the pair has no points of ``source``."""
+    points = profiles.splits(a, b, source)
+    if not any(s.qps_a > 0 and s.qps_b > 0 for s in points):
+        return None
+    return point_for_demand(points, load)
+
+
+def single_node(model: str, profiles: Profiles, decided_on: str = "measured") -> NodePlan:
+    """The baseline: one model alone at its best worker count, whole LLC (EMU = 1). ``decided_on``: what the
+    decision to keep it alone was taken on (its capacity is always the measured isolated QPS*)."""
+    share = TenantShare(model, profiles.best_workers(model), profiles.node.llc_ways, profiles.qps_alone(model))
+    return NodePlan.of([share], profiles, decided_on=decided_on)
+
+
+def pair_node(
+    a: str,
+    b: str,
+    split: ProfiledSplit,
+    profiles: Profiles,
+    decision: ProfiledSplit | None = None,
+    evaluated_on: str | None = None,
+) -> NodePlan:
+    """A node of tenants a and b at the point ``split``. ``decision``: the predicted point the policy chose,
+    when ``split`` is its evaluation on measurements (``evaluated_on`` says how it was found)."""
+    how = {}
+    if decision is not None:
+        how = {
+            "decided_on": decision.source,
+            "predicted_emu": decision.emu,
+            "predicted_share_a": decision.share_a,
+            "evaluated_on": evaluated_on or ("predicted" if split.source == "predicted" else "measured"),
+        }
+    elif split.source != "measured":
+        how = {"decided_on": split.source, "evaluated_on": split.source}
     return NodePlan.of(
         [
             TenantShare(a, split.cores_a, split.ways_a, split.qps_a),
             TenantShare(b, split.cores_b, split.ways_b, split.qps_b),
         ],
         profiles,
+        **how,
     )
 
 
+#: Columns of ``policy/emu.csv``.
+EMU_COLUMNS = ["policy", "mix", "node", "tenants", "emu", "decided_on", "evaluated_on", "predicted_emu"]
+
+
 def plan_table(plan: Plan, policy: str, mix: str = "all") -> pd.DataFrame:
-    """Tidy rows for ``policy/emu.csv``: policy, mix, node, tenants ("a+b"), emu."""
+    """Tidy rows for ``policy/emu.csv``: policy, mix, node, tenants ("a+b"), emu (on the capacities the node
+    is evaluated on), decided_on, evaluated_on, predicted_emu (NaN unless decided on predictions)."""
     return pd.DataFrame(
         [
-            {"policy": policy, "mix": mix, "node": i, "tenants": "+".join(n.models), "emu": n.emu}
+            {
+                "policy": policy,
+                "mix": mix,
+                "node": i,
+                "tenants": "+".join(n.models),
+                "emu": n.emu,
+                "decided_on": n.decided_on,
+                "evaluated_on": n.evaluated_on,
+                "predicted_emu": np.nan if n.predicted_emu is None else n.predicted_emu,
+            }
             for i, n in enumerate(plan)
         ],
-        columns=["policy", "mix", "node", "tenants", "emu"],
+        columns=EMU_COLUMNS,
     )
 
 

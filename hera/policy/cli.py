@@ -1,6 +1,8 @@
-"""``hera policy evaluate`` and ``hera cluster provision``: policies on measured profile tables.
+"""``hera policy evaluate`` and ``hera cluster provision``: policies on profile tables.
 
-Both read tidy tables only (no torch, no server) and print one JSON object as the last line of stdout.
+Both read tidy tables only (no torch, no server) and print one JSON object as the last line of stdout. Hera
+decides from the pair predictions (``--predicted``, O(N) profiles); the oracle and the baselines plan on the
+measured co-location points (``--pairs``), on which Hera's plans are evaluated too.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ def _load(args) -> tuple[dict, object, list[str], dict | None]:
     from hera.policy import Profiles
 
     config = cfg.load(args.config, getattr(args, "set", None))
-    profiles = Profiles.from_files(args.scalability, args.pairs, getattr(args, "memory", None))
-    models = profiles.check_models(config["colocation"].get("models") or config["models"])
     classes = None
     if getattr(args, "t1", None) is not None:
         if not Path(args.t1).is_file():
@@ -28,6 +28,12 @@ def _load(args) -> tuple[dict, object, list[str], dict | None]:
         t1 = pd.read_csv(args.t1)
         if {"model", "class"} <= set(t1.columns):
             classes = dict(zip(t1["model"].astype(str), t1["class"].astype(str)))
+    profiles = Profiles.from_files(args.scalability, args.pairs, args.predicted, classes=classes)
+    models = profiles.check_models(config["colocation"].get("models") or config["models"])
+    if "hera" in config["policies"] and args.predicted is None:
+        raise ConfigError(
+            "policy 'hera' decides from pair predictions: pass --predicted colocation/predicted.csv"
+        )
     return config, profiles, models, classes
 
 
@@ -37,8 +43,8 @@ def evaluate_policies(config: dict, profiles, models: list[str], classes: dict |
     import numpy as np
     import pandas as pd
 
-    from hera.policy.cluster import STANDARD_MIXES, mix_loads
     from hera.policy import get_policy, plan_table
+    from hera.policy.cluster import STANDARD_MIXES, mix_loads
 
     frames, plans = [], {}
     mixes = {"all": None} | {m: STANDARD_MIXES[m] for m in config["cluster"]["mixes"]}
@@ -53,8 +59,10 @@ def evaluate_policies(config: dict, profiles, models: list[str], classes: dict |
 
 
 def _cmd_evaluate(args) -> int:
+    import pandas as pd
+
     from hera.policy import plans_json
-    from hera.policy.predictor import predictor_report
+    from hera.policy.accuracy import ERROR_COLUMNS, prediction_errors, prediction_summary
     from hera.provenance import write_table
 
     config, profiles, models, classes = _load(args)
@@ -68,21 +76,22 @@ def _cmd_evaluate(args) -> int:
     }
     (out / "plans.json").write_text(json.dumps(doc, indent=2) + "\n")
     try:
-        report = predictor_report(profiles)
-    except ConfigError as exc:  # no memory table / no pairs: say so in the table
-        import pandas as pd
-
-        print(f"note: predictor not evaluated: {exc}", flush=True)
-        report = pd.DataFrame([{"mode": "unavailable", "metric": "reason", "value": str(exc)}])
-    write_table(report, out / "predictor.csv", config, config["seed"])
+        errors = prediction_errors(pd.read_csv(args.pairs))
+        accuracy = prediction_summary(errors)
+    except ConfigError as exc:  # a measured table without predictions beside: say so in the table
+        print(f"note: prediction accuracy not evaluated: {exc}", flush=True)
+        errors = pd.DataFrame(columns=[*ERROR_COLUMNS, "note"])
+        accuracy = {"note": str(exc)}
+    write_table(errors, out / "prediction_errors.csv", config, config["seed"])
     summary = emu[emu["mix"] == "all"].groupby("policy")["emu"].mean().round(4).to_dict()
     print(
         json.dumps(
             {
                 "emu": str(out / "emu.csv"),
                 "plans": str(out / "plans.json"),
-                "predictor": str(out / "predictor.csv"),
+                "prediction_errors": str(out / "prediction_errors.csv"),
                 "mean_emu": summary,
+                "prediction": accuracy,
             }
         )
     )
@@ -109,27 +118,34 @@ def _cmd_provision(args) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, memory: bool) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="study config (YAML)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override (repeatable)")
     p.add_argument("--scalability", type=Path, required=True, help="profile/scalability.csv")
-    p.add_argument("--pairs", type=Path, required=True, help="colocation/pairs.csv")
-    if memory:
-        p.add_argument("--memory", type=Path, help="profile/memory.csv (for the pair predictor)")
-    p.add_argument("--t1", type=Path, help="tables/T1.csv (model classes for the mixes)")
+    p.add_argument(
+        "--pairs", type=Path, required=True, help="colocation/pairs.csv (measured co-location points)"
+    )
+    p.add_argument(
+        "--predicted",
+        type=Path,
+        help="colocation/predicted.csv (pair predictions from O(N) profiles; Hera decides from them)",
+    )
+    p.add_argument("--t1", type=Path, help="tables/T1.csv (model classes: the mixes and Hera's tie-break)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("policy", help="policies on measured profiles: EMU per policy, plans, predictor error")
+    p = sub.add_parser("policy", help="policies on profiles: EMU per policy, plans, prediction accuracy")
     psub = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
-    e = psub.add_parser("evaluate", help="plan every policy; write emu.csv, plans.json, predictor.csv")
-    _common(e, memory=True)
+    e = psub.add_parser(
+        "evaluate", help="plan every policy; write emu.csv, plans.json, prediction_errors.csv"
+    )
+    _common(e)
     e.add_argument("--out", type=Path, required=True, help="output directory (results/<scale>/policy)")
     e.set_defaults(func=_cmd_evaluate)
     c = sub.add_parser("cluster", help="cluster provisioning: servers needed per policy and model mix")
     csub = c.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
     pr = csub.add_parser("provision", help="write cluster/servers.csv")
-    _common(pr, memory=False)
+    _common(pr)
     pr.add_argument(
         "--out", type=Path, required=True, help="output CSV (results/<scale>/cluster/servers.csv)"
     )

@@ -10,11 +10,14 @@ capacities (c_a, c_b) and demands (D_a, D_b) the node count is
 so every policy is provisioned by the same rule and differs only in its groups and splits.
 
 - policies with ``adaptive_split`` (Hera: the node manager re-splits each node for its load) may run each copy
-  at any profiled split of its pair (measured where the pair was measured, else predicted): an integer
-  programme ``min Σ_s n_s + s_a + s_b`` s.t.
-  ``Σ_s n_s·c_{i,s} + s_i·A_i ≥ D_i`` (``scipy.optimize.milp``; the best single split above is the fallback);
+  at any point of its pair that the policy decides from (Hera: the predicted points): an integer programme
+  ``min Σ_s n_s + s_a + s_b`` s.t. ``Σ_s n_s·c_{i,s} + s_i·A_i ≥ D_i`` (``scipy.optimize.milp``; the best
+  single split above is the fallback). A plan decided on predictions is then *evaluated* on measurements: each
+  chosen point becomes the measured point of its split that best serves the point's predicted rates
+  (:func:`hera.policy.hera_policy.evaluate_on_measurements`), and what the copies then fall short of is served
+  by single-tenant nodes; ``servers`` counts that, ``servers_planned`` what the predictions promised;
 - the oracle (``cluster_exhaustive``) solves the same programme over *all* singles and all measured pair
-  splits at once (models may share nodes with different partners) — a lower bound for pairings.
+  points at once (models may share nodes with different partners) — a lower bound for pairings.
 
 Standard mixes (:data:`STANDARD_MIXES`, YAML-able) give each model's load as a multiple of its own
 single-node capacity ``QPS*_alone``, by measured class (embedding- vs MLP-dominated) or by rank (skewed).
@@ -25,14 +28,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from hera.errors import ConfigError, ResourceError
-from hera.policy.base import NodePlan, Policy, check_demand, get_policy, pair_node, single_node
-from hera.policy.profiles import Profiles
+from hera.policy.base import EVALUATIONS, NodePlan, Policy, check_demand, get_policy, pair_node, single_node
+from hera.policy.hera_policy import evaluate_on_measurements
+from hera.policy.profiles import Profiles, memory_class
 
 #: Loads as multiples of each model's single-node capacity. ``embedding``/``mlp``: per class; ``rank``: the
 #: i-th model of the mix (in the order given) gets ``rank[i]`` (the last value repeats).
@@ -55,13 +60,10 @@ def classify(
     out = {}
     if classes is not None:
         for m in models:
-            c = str(classes.get(m, "")).lower()
-            if "emb" in c or "mem" in c:
-                out[m] = "embedding"
-            elif "mlp" in c or "comp" in c:
-                out[m] = "mlp"
-            else:
+            c = memory_class(classes.get(m, ""))
+            if c is None:
                 raise ConfigError(f"model '{m}' has no embedding/mlp class (got {classes.get(m)!r})")
+            out[m] = "embedding" if c == "memory" else "mlp"
         return out
     eff = {
         m: profiles.qps_alone(m) / max(profiles.node.cores * profiles.qps_alone(m, 1), _TOL) for m in models
@@ -136,13 +138,38 @@ def _pareto(splits):
     return out
 
 
-def provision(
+@dataclass(frozen=True)
+class Provisioned:
+    """A policy's cluster for one mix: node plans with their copy counts (capacities as evaluated), what the
+    decision was taken on, and — for a plan decided on predictions — how many servers the predictions
+    promised (``servers_planned``; otherwise the same count)."""
+
+    nodes: list[tuple[NodePlan, int]]
+    decided_on: str = "measured"
+    servers_planned: int | None = None
+
+    @property
+    def servers(self) -> int:
+        return int(sum(k for _, k in self.nodes))
+
+    @property
+    def evaluated_on(self) -> str:
+        """The worst :data:`~hera.policy.base.EVALUATIONS` entry among the cluster's pair nodes."""
+        seen = {n.evaluated_on for n, _ in self.nodes if len(n.tenants) == 2} or {"measured"}
+        return max(seen, key=EVALUATIONS.index)
+
+
+def _singles_for(need: Mapping[str, float], alone: Mapping[str, float], singles: dict) -> list:
+    return [(singles[m], _ceil(need[m] / alone[m])) for m in need if _ceil(need[m] / alone[m])]
+
+
+def provision_plan(
     policy: Policy | str,
     models: Sequence[str],
     profiles: Profiles,
     loads_qps: Mapping[str, float],
     rng: np.random.Generator | None = None,
-) -> list[tuple[NodePlan, int]]:
+) -> Provisioned:
     """Node plans and how many copies of each the policy needs for ``loads_qps`` (see module docstring)."""
     policy = get_policy(policy) if isinstance(policy, str) else policy
     models = profiles.check_models(models)
@@ -152,52 +179,64 @@ def provision(
         if demand[m] > 0 and not alone[m] > 0:
             raise ResourceError(f"model '{m}' cannot serve any load within its SLA on one node (QPS* = 0)")
     singles = {m: single_node(m, profiles) for m in models}
-    out: list[tuple[NodePlan, int]] = []
     if getattr(policy, "cluster_exhaustive", False):
         nodes = [singles[m] for m in models]
         for i, a in enumerate(models):
             for b in models[i + 1 :]:
-                nodes += [
-                    pair_node(a, b, s, profiles)
-                    for s in _pareto([s for s in profiles.splits(a, b) if s.source == "measured"])
-                ]
+                nodes += [pair_node(a, b, s, profiles) for s in _pareto(profiles.splits(a, b, "measured"))]
         x = _milp([{t.model: t.capacity_qps for t in n.tenants} for n in nodes], models, demand)
         if x is None:
             raise ResourceError("the oracle's integer programme found no covering")
-        return [(n, int(k)) for n, k in zip(nodes, x) if k > 0]
-    need = dict(demand)
-    decision = None
+        return Provisioned([(n, int(k)) for n, k in zip(nodes, x) if k > 0])
+    source = getattr(policy, "source", "measured") if policy.adaptive_split else "measured"
+    out: list[tuple[NodePlan, int]] = []
+    need, planned_need, planned = dict(demand), dict(demand), 0
     for node in policy.plan(models, profiles, demand, rng):
         if len(node.tenants) == 1:
             continue
         a, b = node.models
         sub = {a: demand[a], b: demand[b]}
         if policy.adaptive_split:
-            src = profiles
-            if not profiles.has_pair(a, b) and hasattr(policy, "decision_profiles"):  # predicted pair
-                decision = decision or policy.decision_profiles(models, profiles)
-                src = decision
-            cand = [pair_node(a, b, s, profiles) for s in _pareto(src.splits(a, b))]
+            points = _pareto(profiles.splits(a, b, source))
             x = _milp(
-                [{t.model: t.capacity_qps for t in n.tenants} for n in cand] + [{a: alone[a]}, {b: alone[b]}],
-                [a, b],
-                sub,
+                [{a: s.qps_a, b: s.qps_b} for s in points] + [{a: alone[a]}, {b: alone[b]}], [a, b], sub
             )
             if x is not None:
-                out += [(n, int(k)) for n, k in zip(cand, x) if k > 0]
-                need[a] = max(0.0, sub[a] - sum(k * n.tenants[0].capacity_qps for n, k in zip(cand, x)))
-                need[b] = max(0.0, sub[b] - sum(k * n.tenants[1].capacity_qps for n, k in zip(cand, x)))
+                for s, k in zip(points, x):
+                    if k <= 0:
+                        continue
+                    planned += int(k)
+                    planned_need[a] = max(0.0, planned_need[a] - k * s.qps_a)
+                    planned_need[b] = max(0.0, planned_need[b] - k * s.qps_b)
+                    n = (
+                        evaluate_on_measurements(a, b, s, profiles, (s.qps_a, s.qps_b))
+                        if source == "predicted"
+                        else pair_node(a, b, s, profiles)
+                    )
+                    out.append((n, int(k)))
+                    need[a] = max(0.0, need[a] - k * n.tenants[0].capacity_qps)
+                    need[b] = max(0.0, need[b] - k * n.tenants[1].capacity_qps)
                 continue
         n, _ = cover_fixed({t.model: t.capacity_qps for t in node.tenants}, alone, sub)
         if n:
             out.append((node, n))
+            planned += n
             for t in node.tenants:
-                need[t.model] = max(0.0, demand[t.model] - n * t.capacity_qps)
-    for m in models:
-        k = _ceil(need[m] / alone[m])
-        if k:
-            out.append((singles[m], k))
-    return out
+                need[t.model] = planned_need[t.model] = max(0.0, demand[t.model] - n * t.capacity_qps)
+    out += _singles_for(need, alone, singles)
+    planned += sum(k for _, k in _singles_for(planned_need, alone, singles))
+    return Provisioned(out, source, planned)
+
+
+def provision(
+    policy: Policy | str,
+    models: Sequence[str],
+    profiles: Profiles,
+    loads_qps: Mapping[str, float],
+    rng: np.random.Generator | None = None,
+) -> list[tuple[NodePlan, int]]:
+    """Node plans and their copy counts (:func:`provision_plan`'s nodes)."""
+    return provision_plan(policy, models, profiles, loads_qps, rng).nodes
 
 
 def _assignment(nodes: list[tuple[NodePlan, int]]) -> str:
@@ -206,6 +245,8 @@ def _assignment(nodes: list[tuple[NodePlan, int]]) -> str:
             {
                 "count": k,
                 "emu": round(n.emu, 4),
+                "evaluated_on": n.evaluated_on,
+                **({} if n.predicted_emu is None else {"predicted_emu": round(n.predicted_emu, 4)}),
                 "tenants": [
                     {
                         "model": t.model,
@@ -221,6 +262,19 @@ def _assignment(nodes: list[tuple[NodePlan, int]]) -> str:
     )
 
 
+#: Columns of ``cluster/servers.csv``.
+SERVERS_COLUMNS = [
+    "mix",
+    "policy",
+    "servers",
+    "assignment",
+    "loads",
+    "decided_on",
+    "evaluated_on",
+    "servers_planned",
+]
+
+
 def servers_table(
     profiles: Profiles,
     models: Sequence[str] | None = None,
@@ -229,9 +283,11 @@ def servers_table(
     seed: int = 0,
     classes: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """``cluster/servers.csv``: one row per (mix, policy): servers, assignment (JSON list of node plans with
-    their copy counts) and the offered loads (JSON, qps). ``mixes``: names from :data:`STANDARD_MIXES` or
-    a {name: spec} dict. Every policy draws from its own ``numpy`` generator seeded with ``seed``."""
+    """``cluster/servers.csv``: one row per (mix, policy): servers (capacities as evaluated), assignment (JSON
+    list of node plans with their copy counts), the offered loads (JSON, qps), what the policy decided on
+    (measured | predicted), where its pair nodes' capacities come from (the worst of
+    :data:`~hera.policy.base.EVALUATIONS`) and the servers its decision data promised (``servers_planned``).
+    ``mixes``: names from :data:`STANDARD_MIXES` or a {name: spec} dict. Every policy draws from its own ``numpy`` generator seeded with ``seed``."""
     models = profiles.check_models(models if models is not None else profiles.models)
     if mixes is None:
         mixes = STANDARD_MIXES
@@ -244,17 +300,20 @@ def servers_table(
     for mix, spec in mixes.items():
         loads = mix_loads(spec, models, profiles, classes)
         for name in policies:
-            nodes = provision(name, models, profiles, loads, np.random.default_rng(seed))
+            res = provision_plan(name, models, profiles, loads, np.random.default_rng(seed))
             rows.append(
                 {
                     "mix": mix,
                     "policy": name,
-                    "servers": int(sum(k for _, k in nodes)),
-                    "assignment": _assignment(nodes),
+                    "servers": res.servers,
+                    "assignment": _assignment(res.nodes),
                     "loads": json.dumps({m: round(v, 3) for m, v in loads.items()}),
+                    "decided_on": res.decided_on,
+                    "evaluated_on": res.evaluated_on,
+                    "servers_planned": res.servers if res.servers_planned is None else res.servers_planned,
                 }
             )
-    return pd.DataFrame(rows, columns=["mix", "policy", "servers", "assignment", "loads"])
+    return pd.DataFrame(rows, columns=SERVERS_COLUMNS)
 
 
 def served(nodes: list[tuple[NodePlan, int]]) -> dict[str, float]:
@@ -266,4 +325,14 @@ def served(nodes: list[tuple[NodePlan, int]]) -> dict[str, float]:
     return out
 
 
-__all__ = ["STANDARD_MIXES", "classify", "cover_fixed", "mix_loads", "provision", "served", "servers_table"]
+__all__ = [
+    "STANDARD_MIXES",
+    "Provisioned",
+    "classify",
+    "cover_fixed",
+    "mix_loads",
+    "provision",
+    "provision_plan",
+    "served",
+    "servers_table",
+]

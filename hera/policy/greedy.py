@@ -5,13 +5,23 @@ Each model's *demanded cores* ``k_m`` = fewest workers whose isolated QPS* cover
 ``r_m = 0.5 · QPS*_alone``; an exact multiple needs whole nodes only, ``k_m = cores``). Models are sorted by
 ``k_m`` (descending) and put on the first node with room (≤ 2 tenants, ``Σ k ≤ cores``); a pair node gives
 each tenant its demanded cores and splits the spare cores evenly, LLC shared. Memory behaviour is ignored.
+The node's capacities are those of the nearest measured split, at its point for the node's load.
 """
 
 from __future__ import annotations
 
 import math
 
-from hera.policy.base import DEFAULT_LOAD_FRAC, Plan, Policy, check_demand, pair_node, register, single_node
+from hera.policy.base import (
+    DEFAULT_LOAD_FRAC,
+    Plan,
+    Policy,
+    check_demand,
+    pair_load,
+    pair_node,
+    register,
+    single_node,
+)
 from hera.policy.profiles import Profiles
 
 
@@ -48,9 +58,8 @@ class Greedy(Policy):
 
     def plan(self, models, profiles, demand_qps=None, rng=None) -> Plan:
         models = profiles.check_models(models)
-        demand = check_demand(models, demand_qps) or {
-            m: DEFAULT_LOAD_FRAC * profiles.qps_alone(m) for m in models
-        }
+        given = check_demand(models, demand_qps)
+        demand = given or {m: DEFAULT_LOAD_FRAC * profiles.qps_alone(m) for m in models}
         k = {m: demanded_cores(m, demand[m], profiles) for m in models}
         plan = []
         for group in first_fit_decreasing(k, profiles.node.cores):
@@ -60,7 +69,8 @@ class Greedy(Policy):
             a, b = group
             spare = profiles.node.cores - k[a] - k[b]
             ca = k[a] + (spare + 1) // 2
-            plan.append(pair_node(a, b, profiles.nearest_split(a, b, ca, None), profiles))
+            load = pair_load(a, b, profiles, given)
+            plan.append(pair_node(a, b, profiles.nearest_split(a, b, ca, None, load), profiles))
         return plan
 
 

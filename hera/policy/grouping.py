@@ -104,15 +104,22 @@ def matching_upper_bound(w: np.ndarray) -> float:
     return float(m[r, c].sum()) / 2.0
 
 
-def best_mean_grouping(pair_emu: np.ndarray, exact_limit: int = EXACT_LIMIT) -> list[tuple[int, ...]]:
-    """Groups (pairs and singletons, indices) maximising mean EMU per node; a singleton has EMU 1."""
+def best_mean_grouping(
+    pair_emu: np.ndarray, exact_limit: int = EXACT_LIMIT, tie_break: np.ndarray | None = None
+) -> list[tuple[int, ...]]:
+    """Groups (pairs and singletons, indices) maximising mean EMU per node; a singleton has EMU 1.
+    ``tie_break``: small symmetric weights added to the matching's edge weights (not to the EMU objective),
+    to choose among groupings of equal EMU."""
     e = np.asarray(pair_emu, float)
     n = len(e)
+    extra = np.zeros_like(e) if tie_break is None else np.nan_to_num(np.asarray(tie_break, float))
     lam, pairs = 1.0, []
     for _ in range(4 * n + 4):
-        cand = max_weight_matching(e - 2.0 + lam, exact_limit)
+        cand = max_weight_matching(e - 2.0 + lam + extra, exact_limit)
         ratio = (matching_weight(e, cand) + n - 2 * len(cand)) / (n - len(cand))
         if ratio <= lam + 1e-12:
+            if tie_break is not None and ratio >= lam - 1e-12:
+                pairs = cand  # the same mean EMU, chosen with the tie-break at the optimal λ
             break
         lam, pairs = ratio, cand
     used = {i for p in pairs for i in p}

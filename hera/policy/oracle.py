@@ -1,14 +1,25 @@
-"""Oracle: exhaustive search over every grouping (pairs and singles) and every measured split — an upper
-bound on what any pairing policy can reach on these measurements (mean EMU per node; ties: first found).
+"""Oracle: exhaustive search over every grouping (pairs and singles) and every measured co-location point — an
+upper bound on what any pairing policy can reach on these measurements (mean EMU per node; ties: first found).
 
-Only measured co-location rows are used; at most :data:`MAX_MODELS` models (12 → 140,152 groupings).
-Cluster provisioning treats the oracle specially: any mix of singles and measured pair splits (an ILP).
+Only measured co-location points are used (never a prediction); each pair runs at its best measured point for
+the node's load (:func:`hera.policy.profiles.point_for_demand`, the rule every planner uses); at most
+:data:`MAX_MODELS` models (12 → 140,152 groupings). Cluster provisioning treats the oracle specially: any mix
+of singles and measured pair points (an ILP).
 """
 
 from __future__ import annotations
 
 from hera.errors import ConfigError
-from hera.policy.base import Plan, Policy, check_demand, node_load, pair_node, register, single_node
+from hera.policy.base import (
+    Plan,
+    Policy,
+    check_demand,
+    decide_pair,
+    pair_load,
+    pair_node,
+    register,
+    single_node,
+)
 from hera.policy.grouping import all_groupings
 
 MAX_MODELS = 12
@@ -29,19 +40,9 @@ class Oracle(Policy):
         best_pair = {}
         for i, a in enumerate(models):
             for b in models[i + 1 :]:
-                if not profiles.has_pair(a, b, source="measured"):
-                    raise ConfigError(f"oracle needs measured co-location profiles; pair ({a}, {b}) has none")
-                measured = [
-                    s for s in profiles.splits(a, b) if s.source == "measured" and s.qps_a > 0 and s.qps_b > 0
-                ]
-                if demand is not None and measured:
-                    load = node_load([a, b], profiles, demand)
-                    ok = [s for s in measured if s.qps_a >= load[a] and s.qps_b >= load[b]]
-                    measured = ok or [profiles.split_for_load(a, b, load[a], load[b])]
-                if measured:  # exhaustive over splits: the best one (ties as Profiles.best_split)
-                    best_pair[(a, b)] = max(
-                        measured, key=lambda s: (round(s.emu, 12), -abs(s.cores_a - s.cores_b), s.cores_a)
-                    )
+                s = decide_pair(a, b, profiles, pair_load(a, b, profiles, demand), "measured")
+                if s is not None:
+                    best_pair[(a, b)] = s
         best, best_value = None, -1.0
         for grouping in all_groupings(models):
             if any(len(g) == 2 and g not in best_pair for g in grouping):

@@ -56,7 +56,7 @@ def parties_steady_split(
         c_a = C - c_b
     if partitioned and W - w_a - w_b > 0 and slack[a] < slack[b]:
         w_a = W - w_b
-    return profiles.nearest_split(a, b, c_a, w_a)
+    return profiles.nearest_split(a, b, c_a, w_a, (load_qps[a], load_qps[b]))
 
 
 class Parties(Policy):

@@ -5,7 +5,8 @@ O(N) profiles predict every split of every pair (:mod:`hera.profile.pair_predict
 this stage measures only (docs/DESIGN.md, "Co-location"):
 
 - the predicted-best split (cores and LLC option), its neighbour core splits (one core more or less for tenant a,
-  same LLC option) and, when the best split partitions the LLC, the shared-LLC case of its cores;
+  same LLC option), when the best split partitions the LLC the shared-LLC case of its cores, and the even split
+  with a shared LLC (the baselines' split, so they are scored on measurements too);
 - on each, three points of the boundary of the feasible region: the rays ``t × (s · QPS*_a(c_a), (1 − s) ·
   QPS*_b(c_b))`` for s in :data:`hera.profile.pair_prediction.MEASURED_SHARES` (balanced, a favoured, b
   favoured), ``QPS*_i(c_i)`` the tenant's measured alone QPS* on its cores (F2). Both tenants are always loaded.
@@ -99,13 +100,15 @@ class _PairNode:
 
 def select_splits(pred: pd.DataFrame) -> list[tuple[int, int, Any, Any, str]]:
     """``(cores_a, cores_b, ways_a, ways_b, why)`` of the splits to measure, from one pair's prediction rows: the
-    predicted best, its neighbour core splits with the same LLC option, and the shared LLC of the best cores."""
+    predicted best, its neighbour core splits with the same LLC option, the shared LLC of the best cores, and the
+    even split with a shared LLC (what the random and greedy baselines run; measured so they are scored on
+    measurements too)."""
     def ways(v: Any) -> Any:
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
 
     best = pred[pred["best"].astype(bool)]
     if best.empty:
-        raise common.ProfileError("the pair's predictions mark no best split")
+        return []  # no split loads both tenants (a tenant meets no rate alone on its cores): nothing to measure
     b = best.iloc[0]
     ca, cb, wa, wb = int(b["cores_a"]), int(b["cores_b"]), ways(b["ways_a"]), ways(b["ways_b"])
     chosen = [(ca, cb, wa, wb, "predicted best")]
@@ -116,6 +119,10 @@ def select_splits(pred: pd.DataFrame) -> list[tuple[int, int, Any, Any, str]]:
             chosen.append((*n, "neighbour of the best"))
     if wa is not None and (ca, cb, None, None) in have:
         chosen.append((ca, cb, None, None, "shared LLC of the best cores"))
+    half = (ca + cb) // 2
+    even = (half, ca + cb - half, None, None)
+    if even in have and even not in [c[:4] for c in chosen]:
+        chosen.append((*even, "even split, shared LLC (the baselines' split)"))
     return chosen
 
 
@@ -216,7 +223,12 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
     splits, partitioning = plan_splits(cores, resctrl, bool(config["colocation"]["llc_splits"]))
     by_key = {(len(sp.cpus_a), len(sp.cpus_b), sp.ways_a, sp.ways_b): sp for sp in splits}
     chosen = []
-    for ca, cb, wa, wb, why in select_splits(pred):
+    selected = select_splits(pred)
+    if not selected:
+        why = "; ".join(sorted(set(str(n).split("; predicted")[0] for n in pred.get("note", pd.Series(dtype=str))
+                                   if str(n).startswith("not predicted"))))
+        _log(f"[colocation] {ma} + {mb}: nothing to measure, no split loads both tenants ({why or 'no best split'})")
+    for ca, cb, wa, wb, why in selected:
         if (ca, cb, wa, wb) not in by_key:
             raise common.ProfileError(f"predicted split {ca}+{cb} cores, LLC {wa}/{wb} does not fit this node "
                                       f"({len(cores)} study cores, LLC partitioning {partitioning})")

@@ -223,8 +223,16 @@ def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model
             if (m, w) not in curves:
                 raise PredictionError(f"no modelled latency curve of {m!r} on {w} worker(s) (its service profile "
                                       "lacks that worker count)")
-            if not alone.get((m, w), 0) > 0:
-                raise PredictionError(f"no measured alone QPS* > 0 of {m!r} on {w} worker(s)")
+        idle = [f"{m} meets no rate alone on {w} worker(s)" for m, w in ((model_a, sp.cores_a), (model_b, sp.cores_b))
+                if not alone.get((m, w), 0) > 0]
+        if idle:  # no ray through this split loads both tenants: not predicted, never chosen
+            rows.append({"model_a": model_a, "model_b": model_b, "cores_a": sp.cores_a, "cores_b": sp.cores_b,
+                         "ways_a": sp.ways_a, "ways_b": sp.ways_b, "llc": sp.llc, "best": False,
+                         "qps_alone_a": alone.get((model_a, sp.cores_a), 0.0),
+                         "qps_alone_b": alone.get((model_b, sp.cores_b), 0.0), "qps_whole_a": whole[model_a],
+                         "qps_whole_b": whole[model_b], "measured_ray": False,
+                         "note": "not predicted: " + "; ".join(idle)})
+            continue
         ca, cb = curves[(model_a, sp.cores_a)], curves[(model_b, sp.cores_b)]
         qa, qb = alone[(model_a, sp.cores_a)], alone[(model_b, sp.cores_b)]
         for s in sorted(set(float(x) for x in shares)):
@@ -239,12 +247,12 @@ def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model
                 "emu": e[0], "emu_lo": e[1], "emu_hi": e[2], "inflation_a": float(np.median(p.inflation_a)),
                 "inflation_b": float(np.median(p.inflation_b)), "binding": p.binding, "qps_alone_a": qa,
                 "qps_alone_b": qb, "qps_whole_a": whole[model_a], "qps_whole_b": whole[model_b],
-                "measured_ray": any(math.isclose(s, x) for x in MEASURED_SHARES), "best": False,
+                "measured_ray": any(math.isclose(s, x) for x in MEASURED_SHARES), "best": False, "note": "",
             })
-    df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
-    if len(df):
-        best = df.groupby(["cores_a", "cores_b", "llc"], dropna=False)["emu"].max().idxmax()
-        df["best"] = [(r.cores_a, r.cores_b, r.llc) == best for r in df.itertuples()]
+    df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS + ["note"])
+    if df["emu"].notna().any():
+        best = df.dropna(subset=["emu"]).groupby(["cores_a", "cores_b", "llc"], dropna=False)["emu"].max().idxmax()
+        df["best"] = [(r.cores_a, r.cores_b, r.llc) == best and pd.notna(r.emu) for r in df.itertuples()]
     return df
 
 
@@ -312,14 +320,16 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     for a, b in itertools.combinations(models, 2):
         parts.append(predict_pair(curves, a, b, splits, alone, whole, interference, conf))
         if log:
-            best = parts[-1][parts[-1]["best"]]
-            log(f"[predict] {a} + {b}: best split {int(best['cores_a'].iloc[0])}+{int(best['cores_b'].iloc[0])} "
-                f"LLC {best['llc'].iloc[0]}, EMU {best['emu'].max():.3f}")
+            best = parts[-1][parts[-1]["best"].astype(bool)]
+            log(f"[predict] {a} + {b}: " + (f"best split {int(best['cores_a'].iloc[0])}+{int(best['cores_b'].iloc[0])}"
+                                            f" LLC {best['llc'].iloc[0]}, EMU {best['emu'].max():.3f}" if len(best)
+                                            else "no split loads both tenants (see notes)"))
     df = pd.concat(parts, ignore_index=True)
     df["llc_partitioning"] = partitioning
     df["scale"] = config["scale"]
     per_pair = (time.perf_counter() - t1_) / max(len(parts), 1)
-    df["note"] = (f"predicted from O(N) profiles: curves {t_curves:.1f} s for {len(curves)} (model, workers), "
-                  f"{per_pair:.2f} s per pair for {len(splits)} split(s)")
+    stamp = (f"predicted from O(N) profiles: curves {t_curves:.1f} s for {len(curves)} (model, workers), "
+             f"{per_pair:.2f} s per pair for {len(splits)} split(s)")
+    df["note"] = [f"{n}; {stamp}" if n else stamp for n in df["note"].fillna("")]
     write_table(df, out, config=config, seed=config["seed"])
     return df

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from hera.errors import HeraError
@@ -273,37 +274,73 @@ def _split(cores_a, cores_b, ways_a, ways_b) -> str:
     return text + (f" {ways[0]:.0f}+{ways[1]:.0f}w" if ways.notna().all() and ways.gt(0).all() else "")
 
 
+def pair_cells(measured: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """One row per unordered model pair for F4: the measured best point where the pair was measured (``source``
+    measured, with the prediction of that same point in ``predicted_emu``), else the predicted best point
+    (``source`` predicted); columns model_a, model_b, cores_a, cores_b, ways_a, ways_b, emu, predicted_emu,
+    source."""
+    cols = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "emu", "predicted_emu", "source"]
+    meas = claims.best_splits(measured).assign(source="measured")
+    pred = claims.best_splits(predicted).assign(source="predicted")
+    pred["predicted_emu"] = pred["emu"]
+    meas["_key"] = [tuple(sorted((str(a), str(b)))) for a, b in zip(meas["model_a"], meas["model_b"])]
+    pred["_key"] = [tuple(sorted((str(a), str(b)))) for a, b in zip(pred["model_a"], pred["model_b"])]
+    pred = pred[~pred["_key"].isin(set(meas["_key"]))]
+    return pd.concat([meas[cols], pred[cols]], ignore_index=True)
+
+
 def f4_emu_heatmap(results_dir, out_dir) -> list[Path]:
-    """F4: EMU of every model pair at its best split (annotated: EMU and cores row+column model)."""
+    """F4: EMU of every model pair at its best point: measured where the pair was measured (annotated with the
+    prediction of that point), predicted (hatched) where it was not."""
     style.apply()
     t = io.read_table(results_dir, "colocation/pairs.csv")
-    best = claims.best_splits(t.df)
-    if best.empty:
+    tp = io.read_table(results_dir, "colocation/predicted.csv")
+    cells = pair_cells(t.df, tp.df)
+    notes = _machine_notes([t], cores=True, llc=True)
+    if cells.empty:
         fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-        style.message(ax, "no model pair has a measured EMU in colocation/pairs.csv")
-        return _finish(fig, "F4", out_dir, [t], _machine_notes([t], cores=True, llc=True))
-    models = style.order("model", pd.concat([best["model_a"], best["model_b"]]).astype(str))
+        style.message(ax, "no model pair has a measured or predicted EMU in colocation/pairs.csv, predicted.csv")
+        return _finish(fig, "F4", out_dir, [t, tp], notes)
+    models = style.order("model", pd.concat([cells["model_a"], cells["model_b"]]).astype(str))
     emu = pd.DataFrame(np.nan, index=models, columns=models)
     annot = pd.DataFrame("", index=models, columns=models)
-    for r in best.itertuples():
+    hatched = []
+    for r in cells.itertuples():
         a, b = str(r.model_a), str(r.model_b)
         emu.loc[a, b] = emu.loc[b, a] = r.emu
-        annot.loc[a, b] = f"{r.emu:.2f}\n{_split(r.cores_a, r.cores_b, r.ways_a, r.ways_b)}"
-        annot.loc[b, a] = f"{r.emu:.2f}\n{_split(r.cores_b, r.cores_a, r.ways_b, r.ways_a)}"
+        if r.source == "measured":
+            pred = "" if pd.isna(r.predicted_emu) else f" ({r.predicted_emu:.2f})"
+            text = f"{r.emu:.2f}{pred}"
+        else:
+            text = f"~{r.emu:.2f}"
+            hatched += [(models.index(a), models.index(b)), (models.index(b), models.index(a))]
+        annot.loc[a, b] = f"{text}\n{_split(r.cores_a, r.cores_b, r.ways_a, r.ways_b)}"
+        annot.loc[b, a] = f"{text}\n{_split(r.cores_b, r.cores_a, r.ways_b, r.ways_a)}"
     span = max(float(np.nanmax(np.abs(emu.to_numpy() - 1.0))), 0.05)
-    fig, ax = plt.subplots(figsize=(1.0 * len(models) + 3.5, 0.85 * len(models) + 2.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(1.15 * len(models) + 3.5, 0.9 * len(models) + 2.8), layout="constrained")
     with warnings.catch_warnings():  # seaborn 0.13 calls Colormap.set_bad, deprecated in matplotlib 3.11
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         sns.heatmap(emu, annot=annot, fmt="", mask=emu.isna(), cmap="PiYG", center=1.0, vmin=1 - span,
-                    vmax=1 + span, square=True, linewidths=0.5, annot_kws={"fontsize": 8}, ax=ax,
+                    vmax=1 + span, square=True, linewidths=0.5, annot_kws={"fontsize": 7.5}, ax=ax,
                     cbar_kws={"label": "EMU (1.0 = one model alone)"})
+    for row, col in hatched:
+        ax.add_patch(Rectangle((col, row), 1, 1, fill=False, hatch="//", edgecolor="0.55", lw=0, zorder=2))
     ax.set_xticks(ax.get_xticks(), [style.label("model", m) for m in models], rotation=30, ha="right")
     ax.set_yticks(ax.get_yticks(), [style.label("model", m) for m in models], rotation=0)
     ax.grid(False)
+    n_meas = int((cells["source"] == "measured").sum())
     ax.set(xlabel="co-runner", ylabel="model",
-           title="F4  EMU of model pairs at their best split\n"
-                 "(cell: EMU; cores c and LLC ways w, row+column)")
-    return _finish(fig, "F4", out_dir, [t], _machine_notes([t], cores=True, llc=True))
+           title="F4  EMU of model pairs at their best point\n"
+                 "(measured: EMU (predicted); hatched ~EMU: predicted, pair not measured;\n"
+                 "cores c and LLC ways w, row+column)")
+    err = cells.loc[cells["source"] == "measured"].dropna(subset=["predicted_emu"])
+    summary = f"{n_meas} of {len(cells)} pairs measured at their best measured point"
+    if len(err):
+        summary += (f"; |predicted - measured| EMU there: mean {(err['predicted_emu'] - err['emu']).abs().mean():.3f}, "
+                    f"max {(err['predicted_emu'] - err['emu']).abs().max():.3f}")
+    if n_meas < len(cells):
+        summary += f"; {len(cells) - n_meas} predicted from O(N) profiles only (hatched)"
+    return _finish(fig, "F4", out_dir, [t, tp], [summary, *notes])
 
 
 def f5_emu_per_policy(results_dir, out_dir) -> list[Path]:
@@ -318,16 +355,31 @@ def f5_emu_per_policy(results_dir, out_dir) -> list[Path]:
     sns.stripplot(df, **kw, dodge=True, palette=["black"] * len(pols), size=3, alpha=0.5, legend=False, ax=ax)
     ax.axhline(1.0, color="grey", ls="--", lw=1)
     gains, title = claims.emu_gains(df), "F5  EMU per policy and model mix"
+    gaps = claims.oracle_gaps(df)
     if not gains.empty:
         ax.bar_label(ax.containers[pols.index(claims.HERA)], padding=3, fontsize=9, fontweight="bold",
                      labels=[claims.signed_pct(gains[m]) if m in gains else "" for m in mixes],
                      color=style.POLICY_COLORS[claims.HERA])
         ax.set_ylim(top=ax.get_ylim()[1] * 1.08)
-        title += f" (Hera vs single-tenant: {claims.signed_pct(gains.mean(), 1)} mean EMU)"
+        title += f"\n(Hera vs single-tenant: {claims.signed_pct(gains.mean(), 1)} mean EMU"
+        title += f"; vs oracle: {claims.signed_pct(gaps.mean(), 1)})" if len(gaps) else ")"
     ax.set(xlabel="model mix ('all': every model, no demand)", ylabel="EMU per node (mean; dots: nodes)",
            title=title)
     _fig_legend(fig, ax, "policy", "policy")
-    return _finish(fig, "F5", out_dir, [t], _machine_notes([t], cores=True, llc=True))
+    return _finish(fig, "F5", out_dir, [t], _hera_notes(df, gaps, "mean EMU") + _machine_notes([t], cores=True,
+                                                                                               llc=True))
+
+
+def _hera_notes(df: pd.DataFrame, gaps: pd.Series, what: str) -> list[str]:
+    """What Hera decided from and how it was evaluated, and its gap to the oracle per mix (F5, F8)."""
+    out = []
+    decision = claims.hera_decision(df)
+    if decision:
+        out.append(decision)
+    if len(gaps):
+        per = ", ".join(f"{m} {claims.signed_pct(g, 1)}" for m, g in gaps.items())
+        out.append(f"Hera vs oracle ({what}, same measurements): {per}")
+    return out
 
 
 def f6_tail_latency_vs_load(results_dir, out_dir) -> list[Path]:
@@ -415,16 +467,23 @@ def f8_servers_needed(results_dir, out_dir) -> list[Path]:
     sns.barplot(df, x="mix", y="servers", order=mixes, hue="policy", hue_order=pols,
                 palette=style.palette("policy", pols), errorbar=None, ax=ax)
     red = claims.server_reductions(df)
+    gaps = claims.server_gaps(df)
     title = "F8  Servers needed per model mix"
     if not red.empty:
         bars = ax.containers[pols.index(claims.HERA)]
         ax.bar_label(bars, labels=[claims.signed_pct(-red[m]) if m in red else "" for m in mixes], padding=2,
                      fontsize=9, fontweight="bold", color=style.POLICY_COLORS[claims.HERA])
-        title += f" (Hera vs single-tenant: {claims.signed_pct(-red.mean(), 1)} on average)"
+        title += f"\n(Hera vs single-tenant: {claims.signed_pct(-red.mean(), 1)} on average"
+        title += f"; vs oracle: {claims.signed_pct(gaps.mean(), 1)})" if len(gaps) else ")"
     ax.set(xlabel="model mix", ylabel="servers needed (nodes)", title=title)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _fig_legend(fig, ax, "policy", "policy")
-    return _finish(fig, "F8", out_dir, [t], _machine_notes([t], cores=True, llc=True))
+    notes = _hera_notes(df, gaps, "servers")
+    hera = df[df["policy"] == claims.HERA]
+    if "servers_planned" in hera and len(hera):
+        promised = ", ".join(f"{r.mix} {r.servers_planned:.0f} -> {r.servers:.0f}" for r in hera.itertuples())
+        notes.append(f"Hera's servers as its decision data promised -> as evaluated: {promised}")
+    return _finish(fig, "F8", out_dir, [t], notes + _machine_notes([t], cores=True, llc=True))
 
 
 def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:

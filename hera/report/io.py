@@ -17,8 +17,14 @@ Conventions the report relies on beyond DESIGN.md (all optional unless said othe
   ``value_lo``/``value_hi`` as error bars and ``drift`` checked); rows of ``part == "pressure"`` give
   ``equivalent_intensity`` (NaN when the calibration shows nothing on this machine; the reporter's slowdown is
   drawn instead);
-- ``colocation/pairs.csv``: ``best`` is a boolean (``True``/``False``/``1``/``0``) flagging each pair's best
-  split; a pair without a flagged row is shown at its highest ``emu``;
+- ``colocation/pairs.csv`` (measured points, several per split: one per ray ``share_a``) and
+  ``colocation/predicted.csv`` (predicted points of every pair, split and ray): ``best`` is a boolean
+  (``True``/``False``/``1``/``0``) flagging each pair's best point (measured) or best split (predicted); a pair
+  is shown at its highest ``emu`` among flagged rows (else among all); a measured point carries the prediction
+  of the same point beside it (``predicted_emu``);
+- ``policy/emu.csv`` and ``cluster/servers.csv``: ``decided_on`` (measured | predicted) says what a policy's
+  plan was decided on, ``evaluated_on`` where its capacities come from (``measured``, ``measured, nearest
+  split``, ``predicted``); ``predicted_emu`` / ``servers_planned`` what the decision data promised;
 - ``serving/load_change.csv`` may carry a ``policy`` column (F7 and C5 then use ``hera``'s rows); a window
   counts as an SLA violation when ``p95_ms > sla_ms`` (the ``violations`` column is carried, not re-derived);
 - ``serving/moves.csv`` may have no rows (the manager made no move); every other table must have rows.
@@ -84,11 +90,18 @@ SCHEMAS: dict[str, TableSchema] = {s.path: s for s in (
     TableSchema("profile/interference_calibration.csv",
                 ("kind", "intensity", "metric", "value", "value_lo", "value_hi", "usable"),
                 ("intensity", "value", "value_lo", "value_hi")),
+    TableSchema("colocation/predicted.csv",
+                ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc", "share_a", "qps_star_a",
+                 "qps_star_b", "emu", "emu_lo", "emu_hi", "best"),
+                ("cores_a", "cores_b", "share_a", "qps_star_a", "qps_star_b", "emu", "emu_lo", "emu_hi")),
     TableSchema("colocation/pairs.csv",
-                ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "qps_star_a", "qps_star_b",
-                 "qps_alone_a", "qps_alone_b", "emu", "best"),
-                ("cores_a", "cores_b", "emu")),
-    TableSchema("policy/emu.csv", ("policy", "mix", "node", "tenants", "emu"), ("emu",)),
+                ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "share_a", "qps_star_a",
+                 "qps_star_b", "qps_alone_a", "qps_alone_b", "emu", "best", "predicted_qps_star_a",
+                 "predicted_qps_star_b", "predicted_emu"),
+                ("cores_a", "cores_b", "share_a", "emu", "predicted_qps_star_a", "predicted_qps_star_b",
+                 "predicted_emu")),
+    TableSchema("policy/emu.csv", ("policy", "mix", "node", "tenants", "emu", "decided_on", "evaluated_on",
+                                   "predicted_emu"), ("emu", "predicted_emu")),
     TableSchema("serving/latency_vs_load.csv",
                 ("policy", "group", "tenant", "load_frac", "offered_qps", "achieved_qps", "p95_ms", "sla_ms",
                  "n_queries"),
@@ -98,7 +111,8 @@ SCHEMAS: dict[str, TableSchema] = {s.path: s for s in (
                 ("t_s", "p95_ms", "sla_ms", "offered_qps")),
     TableSchema("serving/moves.csv", ("t_s", "tenant", "resource", "delta", "reason"), ("t_s", "delta"),
                 allow_empty=True),
-    TableSchema("cluster/servers.csv", ("mix", "policy", "servers", "assignment"), ("servers",)),
+    TableSchema("cluster/servers.csv", ("mix", "policy", "servers", "assignment", "decided_on", "evaluated_on",
+                                        "servers_planned"), ("servers", "servers_planned")),
 )}
 
 def sidecar(path: Path) -> Path:

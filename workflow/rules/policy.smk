@@ -1,4 +1,6 @@
-# Policies on measured profiles: EMU per policy (F5), predictor error, servers needed per mix (F8).
+# Policies on profile tables: EMU per policy (F5), prediction accuracy, servers needed per mix (F8). Hera decides
+# from the pair predictions (O(N) profiles); the oracle and the baselines plan on the measured co-location
+# points, on which Hera's plans are evaluated.
 
 
 rule policy_emu:
@@ -6,20 +8,21 @@ rule policy_emu:
         "../envs/hera.yaml"
     input:
         pairs=f"{RESULTS}/colocation/pairs.csv",
+        predicted=f"{RESULTS}/colocation/predicted.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
         t1=f"{RESULTS}/tables/T1.csv",
         config=STUDY_CONFIG,
     output:
         emu=f"{RESULTS}/policy/emu.csv",
         plans=f"{RESULTS}/policy/plans.json",
-        predictor=f"{RESULTS}/policy/predictor.csv",
+        prediction_errors=f"{RESULTS}/policy/prediction_errors.csv",
     log:
         f"{LOGS}/policy/emu.log",
     params:
         out=parent_dir,
     shell:
-        "hera policy evaluate --config {input.config} --pairs {input.pairs} --scalability {input.scalability}"
-        " --t1 {input.t1} --out {params.out} > {log} 2>&1"
+        "hera policy evaluate --config {input.config} --pairs {input.pairs} --predicted {input.predicted}"
+        " --scalability {input.scalability} --t1 {input.t1} --out {params.out} > {log} 2>&1"
 
 
 rule servers_needed:
@@ -27,6 +30,7 @@ rule servers_needed:
         "../envs/hera.yaml"
     input:
         pairs=f"{RESULTS}/colocation/pairs.csv",
+        predicted=f"{RESULTS}/colocation/predicted.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
         t1=f"{RESULTS}/tables/T1.csv",
         config=STUDY_CONFIG,
@@ -35,5 +39,5 @@ rule servers_needed:
     log:
         f"{LOGS}/cluster/servers.log",
     shell:
-        "hera cluster provision --config {input.config} --pairs {input.pairs}"
+        "hera cluster provision --config {input.config} --pairs {input.pairs} --predicted {input.predicted}"
         " --scalability {input.scalability} --t1 {input.t1} --out {output} > {log} 2>&1"

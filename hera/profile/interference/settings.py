@@ -12,6 +12,31 @@ class InterferenceError(HeraError):
     """An interference profile or its calibration is missing, incomplete or asked for the impossible."""
 
 
+def _counts_setting(v: Any) -> tuple[int, ...] | int | None:
+    return v if v is None or isinstance(v, int) else tuple(sorted({int(w) for w in v}))
+
+
+def pressure_counts(setting: Any, profile_workers: Any, n_worker_cores: int) -> tuple[int, ...]:
+    """Worker counts of the pressure measurement on a plan of ``n_worker_cores`` worker cores, one of which runs
+    the reporter: ``interference.pressure_workers`` (an integer N: N counts spaced geometrically from 1 to C − 1;
+    a list: these counts) through :func:`hera.topology.worker_counts`, or (None) the counts of
+    ``profile.workers`` that fit beside the reporter — so the service profiles hold each one's saturation
+    throughput. A one-line :class:`~hera.errors.ConfigError` for a count that does not fit."""
+    from hera.topology import worker_counts
+
+    most = n_worker_cores - 1
+    if most < 1:
+        raise ResourceError(f"an interference profile needs a core for the reporter beside the model's workers: "
+                            f"this study has {n_worker_cores} worker core(s)")
+    if setting is not None:
+        return worker_counts(setting, most, "interference.pressure_workers")
+    counts = tuple(w for w in worker_counts(profile_workers, n_worker_cores) if w <= most)
+    if not counts:
+        raise ConfigError(f"config key profile.workers: no worker count fits beside the interference reporter "
+                          f"(at most {most}); set interference.pressure_workers")
+    return counts
+
+
 @dataclass(frozen=True)
 class Settings:
     """The ``interference:`` config section, the antagonist kinds and intensities of ``profile:``, the seed.
@@ -33,6 +58,7 @@ class Settings:
     load_fracs: tuple[float, ...]
     reporter_intensity: float
     pressure_workers: tuple[int, ...] | int | None
+    profile_workers: tuple[int, ...] | int | None
     bootstrap: int
     confidence: float
     drift_tolerance: float
@@ -66,6 +92,7 @@ class Settings:
                    float(icfg["window_s"]),
                    float(icfg["sample_s"]), int(icfg["cycles"]), fracs, float(icfg["reporter_intensity"]),
                    pw if pw is None or isinstance(pw, int) else tuple(sorted({int(w) for w in pw})),
+                   _counts_setting(prof.get("workers")),
                    int(icfg["bootstrap"]),
                    float(icfg["confidence"]), float(icfg["drift_tolerance"]),
                    int(config["service"]["depth_per_worker"]), int(config["seed"]))
@@ -110,20 +137,8 @@ class Cores:
                    pool, tuple(plan.harness_cpus), mem.note)
 
     def worker_counts(self, settings: Settings) -> tuple[int, ...]:
-        """Worker counts of the pressure measurement: every count a co-location split k + (C − k) can give a
-        model (1 … C − 1), or ``interference.pressure_workers`` (a list; an integer N: N counts spread
-        evenly)."""
-        most = len(self.pressure_pool)
-        if settings.pressure_workers is None:
-            return tuple(range(1, most + 1))
-        if isinstance(settings.pressure_workers, int):
-            n = min(settings.pressure_workers, most)
-            return tuple(sorted({int(round(1 + i * (most - 1) / max(n - 1, 1))) for i in range(n)}))
-        bad = [w for w in settings.pressure_workers if not 1 <= w <= most]
-        if bad:
-            raise ConfigError(f"config key interference.pressure_workers: {bad[0]} worker(s) do not fit "
-                              f"beside the reporter (1 to {most} on this study's {most + 1} worker cores)")
-        return settings.pressure_workers
+        """Worker counts of the pressure measurement (:func:`pressure_counts`)."""
+        return pressure_counts(settings.pressure_workers, settings.profile_workers, len(self.pressure_pool) + 1)
 
     def pressure_workers(self, w: int) -> tuple[int, ...]:
         return self.pressure_pool[:w]

@@ -1,0 +1,101 @@
+"""How well the O(N) pair predictions match the measured co-location points (``policy/prediction_errors.csv``,
+``hera bench pair-prediction``).
+
+Every measured point of ``colocation/pairs.csv`` carries the prediction of the same point beside it
+(``predicted_qps_star_a/b``, ``predicted_emu``; :mod:`hera.profile.colocation`). Per point and tenant the error
+is ``(predicted − measured) / measured``; where the measured QPS* is 0 there is no relative error, and the row
+gives the absolute error in queries/s instead (``relative_*`` False) — never a division by an epsilon. The EMU
+error is the absolute difference ``predicted_emu − emu`` (EMU is already a ratio).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hera.errors import ConfigError
+
+#: Columns :func:`prediction_errors` needs from the measured co-location table.
+NEEDED = ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "qps_star_a", "qps_star_b", "emu",
+          "predicted_qps_star_a", "predicted_qps_star_b", "predicted_emu")
+#: Columns that name a measured point (copied when present).
+POINT_COLUMNS = ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc", "share_a", "selected_as")
+#: Columns of the result (one row per measured point).
+ERROR_COLUMNS = [
+    *POINT_COLUMNS,
+    *(f"{x}_{t}" for t in "ab" for x in ("qps_star", "predicted_qps_star", "error", "relative")),
+    *("emu", "predicted_emu", "emu_error", "emu_in_interval"),
+]
+
+
+def signed_error(predicted, measured) -> tuple[np.ndarray, np.ndarray]:
+    """``(error, relative)``: ``(predicted − measured) / measured`` where ``measured > 0`` (``relative`` True),
+    else the absolute difference ``predicted − measured`` (``relative`` False, the unit of the values)."""
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    rel = m > 0
+    err = np.where(rel, (p - m) / np.where(rel, m, 1.0), p - m)
+    return err, rel
+
+
+def prediction_errors(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per measured point of ``pairs`` (``colocation/pairs.csv``): measured and predicted QPS* of each
+    tenant with its error (:func:`signed_error`), measured and predicted EMU with ``emu_error`` (predicted −
+    measured) and whether the measured EMU lies in the predicted interval (``emu_in_interval``; NaN without
+    ``predicted_emu_lo/hi``). Points whose measured QPS* is missing (NaN: the point failed) are left out."""
+    if not isinstance(pairs, pd.DataFrame):
+        raise ConfigError(
+            f"prediction errors need the measured co-location table, got {type(pairs).__name__}"
+        )
+    missing = [c for c in NEEDED if c not in pairs.columns]
+    if missing:
+        raise ConfigError(
+            f"the measured co-location table lacks column(s) {', '.join(missing)} (it must carry "
+            "the prediction of each point beside it)"
+        )
+    num = {c: pd.to_numeric(pairs[c], errors="coerce") for c in NEEDED[6:]}
+    keep = num["qps_star_a"].notna() & num["qps_star_b"].notna() & num["emu"].notna()
+    df = pairs[keep].reset_index(drop=True)
+    num = {c: v[keep].reset_index(drop=True) for c, v in num.items()}
+    out = pd.DataFrame({c: df[c] if c in df.columns else np.nan for c in POINT_COLUMNS})
+    for t in ("a", "b"):
+        out[f"qps_star_{t}"] = num[f"qps_star_{t}"]
+        out[f"predicted_qps_star_{t}"] = num[f"predicted_qps_star_{t}"]
+        out[f"error_{t}"], out[f"relative_{t}"] = signed_error(
+            num[f"predicted_qps_star_{t}"], num[f"qps_star_{t}"]
+        )
+    out["emu"], out["predicted_emu"] = num["emu"], num["predicted_emu"]
+    out["emu_error"] = out["predicted_emu"] - out["emu"]
+    if {"predicted_emu_lo", "predicted_emu_hi"} <= set(df.columns):
+        lo = pd.to_numeric(df["predicted_emu_lo"], errors="coerce")
+        hi = pd.to_numeric(df["predicted_emu_hi"], errors="coerce")
+        out["emu_in_interval"] = ((lo <= out["emu"]) & (out["emu"] <= hi)).where(lo.notna() & hi.notna())
+    else:
+        out["emu_in_interval"] = np.nan
+    return out[ERROR_COLUMNS]
+
+
+def _flag(col: pd.Series) -> pd.Series:
+    """Booleans of a ``relative_*`` column, also when read back from CSV as text."""
+    return col if col.dtype == bool else col.astype(str).str.strip().str.lower().isin({"true", "1", "1.0"})
+
+
+def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
+    """The headline numbers of :func:`prediction_errors`: ``median_abs_rel_error`` (over every tenant of every
+    point with a measured QPS* > 0), ``mean_abs_emu_error``, ``points``, ``pairs``, and ``zero_measured``
+    (tenant values with a measured QPS* of 0, counted in absolute terms only)."""
+    rel = pd.concat(
+        [
+            errors.loc[_flag(errors["relative_a"]), "error_a"],
+            errors.loc[_flag(errors["relative_b"]), "error_b"],
+        ]
+    ).abs()
+    pairs = {tuple(sorted((str(a), str(b)))) for a, b in zip(errors["model_a"], errors["model_b"])}
+    return {
+        "median_abs_rel_error": float(rel.median()) if len(rel) else float("nan"),
+        "mean_abs_emu_error": float(errors["emu_error"].abs().mean()) if len(errors) else float("nan"),
+        "points": int(len(errors)),
+        "pairs": len(pairs),
+        "zero_measured": int(
+            (~_flag(errors["relative_a"])).sum() + (~_flag(errors["relative_b"])).sum()
+        ),
+    }

@@ -1,0 +1,80 @@
+"""Pair prediction from O(N) profiles (pure: node-model curves and interference tables, no node)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hera.profile.pair_prediction import (
+    NoInterference, PairSplit, PredictionError, boundary, predict_pair, tenant_curve,
+)
+from hera.queueing.qps import ModelSettings, modelled_qps_star
+from hera.queueing.service import ServiceLaw
+
+SETTINGS = ModelSettings(n_queries=3000, warmup_queries=300, replicates=6, seed=4)
+ITEMS = np.random.default_rng(0).choice([100, 200, 200, 300, 700], 3000)
+
+
+def law(ms_per_64: float, workers: int = 1) -> ServiceLaw:
+    rng = np.random.default_rng(1)
+    pools = {n: rng.gamma(20, ms_per_64 * n / 64 / 20, 400) for n in (64, 36, 8, 44, 60)}
+    return ServiceLaw(workers, 64, pools, pools, dispatch_ms=np.full(10, 0.1), gap_ms=0.05)
+
+
+class Constant:
+    """Every tenant's service times grow by ``f`` next to any partner (pressure irrelevant)."""
+
+    def __init__(self, f: float):
+        self.f = f
+
+    def inflation(self, model, kind, intensity):
+        return self.f if kind == "bandwidth" else 1.0
+
+    def pressure(self, model, kind, workers, load_frac):
+        return load_frac
+
+
+def test_uniform_inflation_is_read_off_the_uninflated_curve():
+    """QPS* with every service time x1.3 from the curve equals the node model run on the scaled law."""
+    base = law(4.0)
+    curve = tenant_curve(base, ITEMS, 120.0, 0.95, SETTINGS)
+    direct = modelled_qps_star(base.scaled(1.3), ITEMS, 120.0, 0.95, SETTINGS).qps_star
+    assert float(np.median(curve.qps_star(1.3))) == pytest.approx(direct, rel=0.05)
+    assert np.all(curve.qps_star(1.3) < curve.qps_star(1.0))
+
+
+def test_without_interference_each_tenant_keeps_its_alone_qps_star():
+    ca, cb = (tenant_curve(law(ms), ITEMS, 120.0, 0.95, SETTINGS, model=m) for ms, m in ((4.0, "a"), (6.0, "b")))
+    qa, qb = float(np.median(ca.qps_star())), float(np.median(cb.qps_star()))
+    p = boundary(ca, cb, PairSplit(1, 1), qa, qb, 0.5, NoInterference())
+    # balanced ray: both reach their alone QPS* at t = 2 (each on its own core)
+    assert float(np.median(p.scale)) == pytest.approx(2.0, rel=0.08)
+    slow = boundary(ca, cb, PairSplit(1, 1), qa, qb, 0.5, Constant(1.5))
+    assert float(np.median(slow.scale)) < 0.8 * float(np.median(p.scale))
+    assert np.all(slow.inflation_a == 1.5) and slow.binding in ("a", "b")
+
+
+def test_predict_pair_rows_best_and_a_tenant_that_meets_no_rate():
+    curves = {(m, 1): tenant_curve(law(ms), ITEMS, 120.0, 0.95, SETTINGS, model=m) for m, ms in (("a", 4.0), ("b", 6.0))}
+    alone = {("a", 1): float(np.median(curves[("a", 1)].qps_star())), ("b", 1): float(np.median(curves[("b", 1)].qps_star()))}
+    df = predict_pair(curves, "a", "b", [PairSplit(1, 1)], alone, {"a": 2 * alone[("a", 1)], "b": 2 * alone[("b", 1)]},
+                      NoInterference(), shares=(0.25, 0.5, 0.75))
+    assert len(df) == 3 and df["best"].all()
+    # each tenant alone on its core with whole-node QPS* twice that: the balanced ray reaches EMU 1, the skewed
+    # ones stop where the favoured tenant reaches its own QPS* (EMU 1/2 + 1/6)
+    emu = dict(zip(df["share_a"], df["emu"]))
+    assert emu[0.5] == pytest.approx(1.0, rel=0.08) and emu[0.25] == pytest.approx(2 / 3, rel=0.08)
+    assert (df["qps_star_a_lo"] <= df["qps_star_a"]).all() and (df["qps_star_a"] <= df["qps_star_a_hi"]).all()
+    none = predict_pair(curves, "a", "b", [PairSplit(1, 1)], {("a", 1): alone[("a", 1)], ("b", 1): 0.0},
+                        {"a": 1.0, "b": 1.0}, NoInterference())
+    assert len(none) == 1 and not none["best"].any() and "b meets no rate alone" in none["note"].iloc[0]
+    with pytest.raises(PredictionError, match="no modelled latency curve of 'a' on 2 worker"):
+        predict_pair(curves, "a", "b", [PairSplit(2, 1)], alone, {"a": 1.0, "b": 1.0}, NoInterference())
+    with pytest.raises(PredictionError, match="share must be in"):
+        boundary(curves[("a", 1)], curves[("b", 1)], PairSplit(1, 1), 1.0, 1.0, 1.0, NoInterference())
+
+
+def test_a_way_split_replaces_the_partners_cache_pressure():
+    sp = PairSplit(1, 1, 3, 9)
+    assert sp.llc == "3/9" and sp.cache_intensity_on("a") == pytest.approx(0.75)
+    assert sp.cache_intensity_on("b") == pytest.approx(0.25) and PairSplit(1, 1).cache_intensity_on("a") is None
