@@ -139,8 +139,10 @@ def test_colocation_bad_inputs(study, tmp_path, capsys):
     assert "has no row for model 'sync'" in capsys.readouterr().err
     assert main(base + ["--pair", "synb__syna", "--runner", "synthetic"]) == 2
     assert "have no rows for synb + syna" in capsys.readouterr().err
-    bad = tmp_path / "scal.csv"
-    pd.DataFrame({"model": ["syna", "synb"], "workers": [7, 7], "qps_star": [1.0, 1.0]}).to_csv(bad, index=False)
-    i = base.index(str(scal))
+    bad = tmp_path / "predicted.csv"  # predictions made for another node (2+2 cores): nothing is measured
+    pd.read_csv(pred).assign(cores_a=2, cores_b=2).to_csv(bad, index=False)
+    i = base.index(str(pred))
     assert main(base[:i] + [str(bad)] + base[i + 1:] + ["--pair", "syna__synb", "--runner", "synthetic"]) == 2
-    assert "has no row for model 'syna' with 1 worker(s)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "predicted split 2+2 cores, LLC None/None does not fit this node (2 study cores" in err
+    assert err.count("\n") == 1 and not (tmp_path / "x.csv").exists()

@@ -98,11 +98,16 @@ class _PairNode:
             self._cm = self.node = None
 
 
-def select_splits(pred: pd.DataFrame) -> list[tuple[int, int, Any, Any, str]]:
+#: Policies that run a pair on the even split with a shared LLC (measured for them when they are configured).
+EVEN_SPLIT_POLICIES = ("random", "greedy", "parties")
+
+
+def select_splits(pred: pd.DataFrame, neighbours: bool = True, even: bool = True
+                  ) -> list[tuple[int, int, Any, Any, str]]:
     """``(cores_a, cores_b, ways_a, ways_b, why)`` of the splits to measure, from one pair's prediction rows: the
-    predicted best, its neighbour core splits with the same LLC option, the shared LLC of the best cores, and the
-    even split with a shared LLC (what the random and greedy baselines run; measured so they are scored on
-    measurements too)."""
+    predicted best, its neighbour core splits with the same LLC option (``neighbours``), the shared LLC of the
+    best cores, and the even split with a shared LLC (``even``: what the random, greedy and PARTIES baselines run,
+    measured so they are scored on measurements too)."""
     def ways(v: Any) -> Any:
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
 
@@ -113,16 +118,16 @@ def select_splits(pred: pd.DataFrame) -> list[tuple[int, int, Any, Any, str]]:
     ca, cb, wa, wb = int(b["cores_a"]), int(b["cores_b"]), ways(b["ways_a"]), ways(b["ways_b"])
     chosen = [(ca, cb, wa, wb, "predicted best")]
     have = {(int(r.cores_a), int(r.cores_b), ways(r.ways_a), ways(r.ways_b)) for r in pred.itertuples()}
-    for d in (-1, 1):
+    for d in (-1, 1) if neighbours else ():
         n = (ca + d, cb - d, wa, wb)
         if n in have:
             chosen.append((*n, "neighbour of the best"))
     if wa is not None and (ca, cb, None, None) in have:
         chosen.append((ca, cb, None, None, "shared LLC of the best cores"))
     half = (ca + cb) // 2
-    even = (half, ca + cb - half, None, None)
-    if even in have and even not in [c[:4] for c in chosen]:
-        chosen.append((*even, "even split, shared LLC (the baselines' split)"))
+    even_split = (half, ca + cb - half, None, None)
+    if even and even_split in have and even_split not in [c[:4] for c in chosen]:
+        chosen.append((*even_split, "even split, shared LLC (the baselines' split)"))
     return chosen
 
 
@@ -152,8 +157,9 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
 
     (na, nb), (ma, mb) = names, models
     ca, cb = len(split.cpus_a), len(split.cpus_b)
-    alone = {na: common.qps_alone(scal, ma, ca), nb: common.qps_alone(scal, mb, cb)}
-    whole = {na: common.qps_whole_node(scal, ma), nb: common.qps_whole_node(scal, mb)}
+    # the ray's alone QPS* and EMU's denominators: as the prediction took them (measured where profiled)
+    alone = {na: float(pred["qps_alone_a"]), nb: float(pred["qps_alone_b"])}
+    whole = {na: float(pred["qps_whole_a"]), nb: float(pred["qps_whole_b"])}
     direction = {na: share_a * alone[na], nb: (1 - share_a) * alone[nb]}
     stream = f"colocation/{ma}__{mb}/{ca}+{cb}/{split.ways_a}/{share_a:g}"
     bases = {t: confirm_settings(config, sla[m]["sla_ms"], direction[t], f"{stream}/{t}") for t, m in zip(names, models)}
@@ -223,7 +229,8 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
     splits, partitioning = plan_splits(cores, resctrl, bool(config["colocation"]["llc_splits"]))
     by_key = {(len(sp.cpus_a), len(sp.cpus_b), sp.ways_a, sp.ways_b): sp for sp in splits}
     chosen = []
-    selected = select_splits(pred)
+    selected = select_splits(pred, bool(config["colocation"].get("neighbours", True)),
+                             any(p in config.get("policies", EVEN_SPLIT_POLICIES) for p in EVEN_SPLIT_POLICIES))
     if not selected:
         why = "; ".join(sorted(set(str(n).split("; predicted")[0] for n in pred.get("note", pd.Series(dtype=str))
                                    if str(n).startswith("not predicted"))))
@@ -233,9 +240,6 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
             raise common.ProfileError(f"predicted split {ca}+{cb} cores, LLC {wa}/{wb} does not fit this node "
                                       f"({len(cores)} study cores, LLC partitioning {partitioning})")
         chosen.append((by_key[(ca, cb, wa, wb)], why))
-    for sp, _ in chosen:
-        common.qps_alone(scal, ma, len(sp.cpus_a), scalability)  # fail early, before any measurement
-        common.qps_alone(scal, mb, len(sp.cpus_b), scalability)
     names = (common.tenant_name(ma, mb, "a"), common.tenant_name(mb, ma, "b"))
     scal_fp = scal[["model", "workers", "qps_star"]].sort_values(["model", "workers"]).to_dict("records")
     fp = common.fingerprint("colocation-v2", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,

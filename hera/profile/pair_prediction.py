@@ -256,6 +256,32 @@ def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model
     return df
 
 
+def nearest(counts: list[int], w: int) -> int:
+    """The profiled worker count nearest ``w`` (the smaller on a tie)."""
+    if not counts:
+        raise PredictionError("no profiled worker count")
+    return min(counts, key=lambda c: (abs(c - w), c))
+
+
+def alone_qps(scal: pd.DataFrame, model: str, w: int, curves: dict[tuple[str, int], TenantCurve]) -> float:
+    """The alone QPS* of ``model`` on ``w`` workers: measured (F2) where profiled, else the modelled QPS* on w
+    workers scaled by measured / modelled at the nearest profiled count (the model's error carried over)."""
+    rows = scal[scal["model"] == model]
+    got = rows[rows["workers"] == w]
+    if len(got):
+        return float(got["qps_star"].iloc[0])
+    if rows.empty:
+        raise PredictionError(f"the scalability table has no row for model {model!r}")
+    near = nearest(sorted(int(x) for x in rows["workers"]), w)
+    measured = float(rows[rows["workers"] == near]["qps_star"].iloc[0])
+    model_near = rows[rows["workers"] == near]
+    modelled_near = float(model_near["qps_star_model"].iloc[0]) if "qps_star_model" in rows.columns else math.nan
+    modelled_w = float(np.median(curves[(model, w)].qps_star()))
+    if not (modelled_near > 0 and math.isfinite(modelled_near)):
+        return modelled_w
+    return modelled_w * measured / modelled_near
+
+
 def interference_from_files(paths, calibration=None) -> Interference:
     """The interference profiles of the models (``hera profile interference`` outputs); none given: the tenants are
     assumed not to interfere (:class:`NoInterference`), which every prediction row then says."""
@@ -305,14 +331,18 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     t0 = time.perf_counter()
     for m in models:
         samples = read_samples(services[m], m)
+        profiled = sorted(int(w) for w in samples["workers"].unique())
         for w in sizes:
             stream = f"pair-curve/{m}/{w}"
             ms = model_settings(config, stream)
             mix = mix_sizes(config, ms.n_queries, derived_seed(int(config["seed"]), "model-sizes", stream))
-            law = service_law(samples, w, int(config["batch_size"]), source=f"service profile {services[m]}")
+            near = nearest(profiled, w)
+            law = service_law(samples, near, int(config["batch_size"]), source=f"service profile {services[m]}")
+            if near != w:  # a split size the study did not profile: the nearest profile's service times on w workers
+                law = law.with_workers(w)
             curves[(m, w)] = tenant_curve(law, mix, sla[m]["sla_ms"], pct, ms, model=m)
     t_curves = time.perf_counter() - t0
-    alone = {(m, w): common.qps_alone(scal, m, w, scalability) for m in models for w in sizes}
+    alone = {(m, w): alone_qps(scal, m, w, curves) for m in models for w in sizes}
     whole = {m: common.qps_whole_node(scal, m) for m in models}
     conf = float(config["model"]["confidence"])
     parts = []

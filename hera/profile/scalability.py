@@ -1,7 +1,7 @@
 """F2: worker scalability — QPS*(model, w workers) for w = 1..cores, modelled and measured, raw and normalised.
 
-Method (docs/DESIGN.md, "QPS*"), for each worker count w (one worker per core, the study's first w cores, grown
-with the node's run-time ``resize``, so the model is loaded once):
+Method (docs/DESIGN.md, "QPS*"), for each worker count w of ``profile.workers`` (default every count; one worker
+per core, the study's first w cores, grown with the node's run-time ``resize``, so the model is loaded once):
 
 1. **Model**: the model's service profile for w workers (:mod:`hera.profile.service`) becomes a
    :class:`hera.queueing.service.ServiceLaw`; the node model (:mod:`hera.queueing`) gives the latency quantile
@@ -130,7 +130,7 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
 def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | Path, out: str | Path,
             opts: common.NodeOptions | None = None, on_row=None):
     """QPS*(w) for every w; appends each w to the partial files of ``out``; returns the three tables."""
-    from hera.profile.service import read_samples, service_law
+    from hera.profile.service import profiled_workers, read_samples, service_law
 
     opts = opts or common.NodeOptions()
     common.check_model(model, opts.runner)
@@ -138,7 +138,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     samples = read_samples(service, model)
     cores = common.study_cores(config)
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
-    ws = list(range(1, len(cores) + 1))
+    ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
     fp = common.fingerprint("scalability-v2", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))

@@ -58,6 +58,13 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def profiled_workers(config: dict[str, Any], n_cores: int) -> tuple[int, ...]:
+    """The worker counts the study profiles (config ``profile.workers``: every count 1..n by default)."""
+    from hera.topology import worker_counts
+
+    return worker_counts(config["profile"].get("workers"), n_cores)
+
+
 # ------------------------------------------------------------------------------------------ query sizes
 def light_sizes(config: dict[str, Any], seed: int) -> tuple[np.ndarray, dict[int, float]]:
     """The light-load query sizes (in order) and each size's weight (probability / share in the sample)."""
@@ -234,7 +241,9 @@ def measure(config: dict[str, Any], model: str, workers: list[int] | None = None
     opts = opts or common.NodeOptions()
     common.check_model(model, opts.runner)
     cores = common.study_cores(config)
-    ws = workers or list(range(1, len(cores) + 1))
+    if workers is None:
+        workers = list(profiled_workers(config, len(cores)))
+    ws = list(workers)
     common.require_cores(cores, max(ws), f"a service profile with {max(ws)} workers")
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     plan = common.TenantPlan(model, model, tuple(cores[:ws[0]]), batch_size=batch, max_items=max_items)

@@ -117,6 +117,10 @@ class ServiceLaw:
         """Saturation throughput of ``workers`` workers (queries/s) for queries like ``items``."""
         return self.workers * 1000.0 / max(self.query_work_ms(items, "saturated"), 1e-12)
 
+    def with_workers(self, workers: int) -> "ServiceLaw":
+        """The same service times on another number of workers (a worker count that was not profiled)."""
+        return ServiceLaw(int(workers), self.batch_size, self.light, self.saturated, self.dispatch_ms, self.gap_ms)
+
     def scaled(self, factor_light: float, factor_saturated: float | None = None) -> "ServiceLaw":
         """The same law with every service time multiplied (interference: a co-runner inflates them)."""
         fs = factor_light if factor_saturated is None else factor_saturated
