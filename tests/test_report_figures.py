@@ -80,13 +80,29 @@ def test_single_worker_scalability_shows_a_message_not_an_empty_plot(tmp_path, t
     assert "1 worker only" in texts[0]
 
 
+F3_FILES = ["profile/interference.csv", "profile/interference_calibration.csv"]
+
+
 @pytest.mark.slow
-def test_memory_without_pressure_rows_says_why(tmp_path, texts):
-    results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
-    path = results / "profile/memory.csv"
-    pd.read_csv(path).query("metric != 'pressure'").to_csv(path, index=False)
+def test_interference_without_pressure_rows_says_why(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=F3_FILES)
+    path = results / "profile/interference.csv"
+    pd.read_csv(path).query("part != 'pressure'").to_csv(path, index=False)
     figures.build("F3", results, tmp_path / "out")
-    assert "pressure exerted was not measured" in texts[0] and "virtualised PMU" in texts[0]
+    assert "pressure exerted was not measured" in texts[0]
+
+
+def test_interference_without_usable_calibration_draws_the_reporter_slowdown(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=F3_FILES)
+    path = results / "profile/interference.csv"
+    df = pd.read_csv(path)
+    eq = df["metric"] == "equivalent_intensity"
+    df.loc[eq, ["value", "value_lo", "value_hi"]] = float("nan")
+    df.loc[eq, "note"] = "not observable on this machine: the cache reporter slows down 1.01x"
+    df.to_csv(path, index=False)
+    figures.build("F3", results, tmp_path / "out")
+    assert "reporter slowdown (x; no usable calibration)" in texts[0]
+    assert "not observable on this machine: the cache reporter" in texts[0]
 
 
 @pytest.mark.slow
@@ -173,24 +189,17 @@ def test_f5_f8_show_the_hera_oracle_gap_and_what_hera_decided_from(tmp_path, tex
 
 @pytest.mark.slow
 def test_only_explanatory_or_shared_notes_are_printed(tmp_path, texts):
-    results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
-    figures.build("F3", results, tmp_path / "out")
-    assert "counters: unavailable" in texts[0]                        # explains a missing effect
-    assert "probe alone 5 GB/s" not in texts[0]                       # a per-row measurement detail
-    assert "more notes in the note column of memory.csv (8)" in texts[0]
-
-
-@pytest.mark.slow
-def test_pressure_written_as_pressure_kind_rows_is_accepted(tmp_path, texts):
-    results = write_results(tmp_path / "r" / "ci", only=["profile/memory.csv"])
-    path = results / "profile/memory.csv"
+    results = write_results(tmp_path / "r" / "ci", only=F3_FILES)
+    path = results / "profile/interference.csv"
     df = pd.read_csv(path)
-    press = df["metric"] == "pressure"
-    df.loc[press, "metric"] = "pressure_" + df.loc[press, "antagonist"]
-    df.loc[press, "antagonist"] = "none"
+    df.loc[df.index[0], "note"] = "counters: unavailable (perf cannot count here)"
     df.to_csv(path, index=False)
     figures.build("F3", results, tmp_path / "out")
-    assert "pressure the model exerts" in texts[0] and "was not measured" not in texts[0]
+    assert "counters: unavailable" in texts[0]                        # explains a missing effect
+    assert "reporter alone 5 GB/s" not in texts[0]                    # a per-row measurement detail
+    assert "more notes in the note column of interference.csv" in texts[0]
+    assert "pressure exerted (1 worker(s) at load 1)" in texts[0]
+    assert "equivalent antagonist intensity" in texts[0]
 
 
 @pytest.mark.parametrize("x,digits,text", [(-0.0, 0, "0%"), (-1e-9, 1, "0.0%"), (0.0, 1, "0.0%"),
@@ -200,8 +209,8 @@ def test_signed_pct_never_prints_minus_zero(x, digits, text):
 
 
 def test_f3_flags_models_whose_baseline_moved_during_the_profile():
-    sens = pd.DataFrame({"model": ["din", "din", "rmc2", "rmc2", "rmc3"], "intensity": [0.0, 1.0, 0.0, 1.0, 0.0],
-                         "slowdown": [1.71, 2.41, 0.92, 1.56, 1.1], "antagonist": ["cache"] * 5})
+    sens = pd.DataFrame({"model": ["din", "din", "rmc2", "rmc2", "rmc3"],
+                         "drift": [1.71, 1.2, 0.92, 1.0, 1.1]})
     assert figures.drifted_models(sens) == {"din": 1.71}
     assert figures.drifted_models(sens, tol=0.05) == {"din": 1.71, "rmc2": 0.92, "rmc3": 1.1}
 
@@ -214,3 +223,17 @@ def test_figures_are_pure_functions_of_the_result_files(tmp_path, fid):
     figures.build(fid, results, tmp_path / "b")
     for path in a:
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+@pytest.mark.slow
+def test_interference_with_one_kind_not_observable_draws_the_other(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=F3_FILES)
+    path = results / "profile/interference.csv"
+    df = pd.read_csv(path)
+    gone = (df["metric"] == "equivalent_intensity") & (df["kind"] == "cache")
+    df.loc[gone, ["value", "value_lo", "value_hi"]] = float("nan")
+    df.loc[gone, "note"] = "not observable on this machine: the cache reporter's slowdown is 1.01x"
+    df.loc[df["metric"] == "equivalent_intensity", "extrapolated"] = False
+    df.to_csv(path, index=False)
+    figures.build("F3", results, tmp_path / "out")
+    assert "equivalent antagonist intensity" in texts[0] and "the cache reporter's slowdown is 1.01x" in texts[0]

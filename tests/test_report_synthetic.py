@@ -89,21 +89,30 @@ def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
                 trials.append({"model": m, "workers": w, "repeat": r, "rate_qps": q * f,
                                "latency_ms_pct": tail * 1.1, "latency_ms_pct_adjusted": tail,
                                "verdict": "pass" if f < 1 else "fail", "sla_ms": 40.0})
-    memory = [{"model": m, "antagonist": k, "intensity": x, "metric": "latency_ms_p95", "value": 5 * s,
-               "slowdown": s}
-              for i, m in enumerate(MODELS) for k in ("bandwidth", "cache") for x in (0.0, 0.5, 1.0)
-              for s in [1 + x * ((0.6 + 0.05 * i) if mem[m] else 0.1 + 0.02 * i)
-                        * (1.3 if k == "bandwidth" else 1)]]
-    memory += [{"model": m, "antagonist": k, "intensity": 1.0, "metric": "pressure", "unit": "fraction",
-                "value": (0.5 if mem[m] else 0.1) + 0.03 * i * (k == "cache"), "slowdown": np.nan,
-                "note": f"probe alone {5 + i} GB/s"}
-               for i, m in enumerate(MODELS) for k in ("bandwidth", "cache")]
-    # baseline and counter rows, as hera.profile.memory writes them (ignored by F3's sensitivity panels)
-    memory += [{"model": m, "antagonist": "none", "intensity": 0.0, "metric": "latency_ms_p95", "value": 5.0,
-                "slowdown": 1.0} for m in MODELS]
-    memory += [{"model": m, "antagonist": "none", "intensity": 0.0, "metric": "counters", "value": np.nan,
-                "slowdown": np.nan, "note": "counters: unavailable (perf cannot count hardware events here)"}
-               for m in MODELS]
+    interference, calibration = [], []
+    for i, m in enumerate(MODELS):
+        for k in ("bandwidth", "cache"):
+            for regime in ("light", "saturated"):
+                for x in (0.0, 0.5, 1.0):
+                    slope = (0.6 + 0.05 * i) if mem[m] else 0.1 + 0.02 * i
+                    v = 1 + x * slope * (1.3 if k == "bandwidth" else 1)
+                    v *= 1.1 if regime == "saturated" and x else 1
+                    interference.append({
+                        "model": m, "part": "sensitivity", "kind": k, "intensity": x, "regime": regime,
+                        "workers": 1, "metric": "mean_inflation", "value": v, "drift": 1.02, "baseline": 2.0,
+                        "value_lo": v - 0.05 if x else np.nan, "value_hi": v + 0.05 if x else np.nan,
+                        "note": f"{20 + i} queries" if x else "intensity 0: the bracketing baselines, pooled"})
+            for u in (0.5, 1.0):
+                x = u * ((0.7 if mem[m] else 0.15) + 0.03 * i * (k == "cache"))
+                for metric, v in (("reporter_slowdown", 1 + x), ("equivalent_intensity", x)):
+                    interference.append({
+                        "model": m, "part": "pressure", "kind": k, "workers": 1, "load_frac": u,
+                        "metric": metric, "value": v, "value_lo": v * 0.9, "value_hi": v * 1.1, "drift": np.nan,
+                        "note": f"reporter alone {5 + i} GB/s"})
+    for k in ("bandwidth", "cache"):
+        for x in (0.0, 0.5, 1.0):
+            calibration.append({"kind": k, "intensity": x, "metric": "reporter_slowdown", "value": 1 + x,
+                                "value_lo": 0.95 + x, "value_hi": 1.05 + x, "usable": True})
     pairs, predicted = [], []
     for a, b in itertools.combinations(MODELS, 2):
         hetero = mem[a] != mem[b]
@@ -162,8 +171,9 @@ def tables(cores: int = 16, seed: int = 0) -> dict[str, pd.DataFrame]:
     return {"tables/T1.csv": t1, "profile/latency.csv": lat, "profile/scalability.csv": pd.DataFrame(scal),
             "profile/scalability_trials.csv": pd.DataFrame(trials),
             "profile/scalability_curve.csv": pd.DataFrame(curve),
-            "profile/memory.csv": pd.DataFrame(memory), "colocation/pairs.csv": pairs,
-            "colocation/predicted.csv": pd.DataFrame(predicted),
+            "profile/interference.csv": pd.DataFrame(interference),
+            "profile/interference_calibration.csv": pd.DataFrame(calibration),
+            "colocation/pairs.csv": pairs, "colocation/predicted.csv": pd.DataFrame(predicted),
             "policy/emu.csv": emu, "serving/latency_vs_load.csv": pd.DataFrame(lvl),
             "serving/load_change.csv": pd.DataFrame(lc), "serving/moves.csv": moves,
             "cluster/servers.csv": servers}

@@ -83,6 +83,7 @@ def test_multicore_quick_dry_run_on_a_fake_16_core_machine(tmp_path):
     from fakes import resctrl, sysfs
     from hera import config as cfgmod, machine, topology
     from hera.profile.colocation import plan_splits
+    from hera.report.catalog import FIGURE_IDS
 
     sys_root = sysfs(tmp_path / "sys", sockets=1, cores=16, smt=2, llc_ways=11)
     desc = machine.describe_uncached(sys_root=sys_root, proc_root=tmp_path,
@@ -100,8 +101,9 @@ def test_multicore_quick_dry_run_on_a_fake_16_core_machine(tmp_path):
     stats = _job_stats(out)
     assert stats == {**stats, "core_plan": 1, "machine_description": 1, "t1_table": 1, "built_model": models,
                      "sample_library": models, "latency_profile": models, "scalability_profile": models,
-                     "memory_profile": models, "colocation_profile": pairs, "policy_emu": 1, "servers_needed": 1,
-                     "latency_vs_load": 1, "load_change": 1, "t2_table": 1, "figure": 9,
+                     "interference_calibration": 1, "interference_profile": models,
+                     "colocation_profile": pairs, "policy_emu": 1, "servers_needed": 1,
+                     "latency_vs_load": 1, "load_change": 1, "t2_table": 1, "figure": len(FIGURE_IDS),
                      "service_profile": models, "pair_predictions": 1}
     # the cores: planned at parse time from the description, checked again when the job runs
     assert "hera topology --config results/default/config.json --expect-workers 1-15 --expect-harness 0,16" in out

@@ -218,26 +218,24 @@ def _scalability(config, rates, counts, cal) -> StageEstimate:
 # interference profiles (hera profile interference / interference-calibration): the `interference` config section;
 # a config without one gets these values (its schema's defaults)
 INTERFERENCE_DEFAULTS: dict[str, Any] = {
-    "light_queries_per_size": 3, "light_queries": 30, "saturation_s": 0.6, "warmup_s": 0.2, "window_s": 0.5,
+    "light_queries_per_size": 2, "light_queries": 30, "saturation_s": 0.5, "warmup_s": 0.2, "window_s": 0.5,
     "cycles": 1, "load_fracs": [0.5, 1.0], "pressure_workers": None,
 }
 
 
-def pressure_counts(setting: Any, pool: int) -> tuple[int, ...]:
-    """Worker counts of the pressure measurement on a pool of ``pool`` cores beside the reporter (None: every
-    count 1..pool; an integer N: N counts spread evenly, both ends; a list: those that fit)."""
-    if pool < 1:
+def pressure_counts(config: Mapping[str, Any], n_workers: int) -> tuple[int, ...]:
+    """Worker counts of the pressure measurement on ``n_workers`` worker cores (the profile's own rule,
+    :func:`hera.profile.interference.settings.pressure_counts`; none without a core beside the reporter)."""
+    from hera.errors import HeraError
+    from hera.profile.interference.settings import pressure_counts as counts
+
+    if n_workers < 2:
         return ()
-    if setting is None:
-        return tuple(range(1, pool + 1))
-    if isinstance(setting, int):
-        n = min(setting, pool)
-        return tuple(sorted({int(round(1 + i * (pool - 1) / max(n - 1, 1))) for i in range(n)}))
-    bad = [w for w in setting if not 1 <= int(w) <= pool]
-    if bad:
-        raise PlanError(f"config key interference.pressure_workers: {bad[0]} worker(s) do not fit beside the "
-                        f"reporter (1 to {pool} on {pool + 1} worker cores)")
-    return tuple(sorted({int(w) for w in setting}))
+    st = {**INTERFERENCE_DEFAULTS, **(config.get("interference") or {})}
+    try:
+        return counts(st["pressure_workers"], (config.get("profile") or {}).get("workers"), n_workers)
+    except HeraError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
@@ -249,7 +247,7 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
     cal_windows = 1 + int(st["cycles"]) * 2 * (len(xs) + 1)
     calib = cal.cli_s + len(kinds) * (cal.antagonist_start_s + cal_windows * window
                                       + int(st["cycles"]) * (len(xs) + 1) * cal.antagonist_start_s)
-    counts = pressure_counts(st["pressure_workers"], machine.n_workers - 1)
+    counts = pressure_counts(config, machine.n_workers)
     jobs = []
     for r in rates.values():
         n_light = light_queries({"service": st}, r) + 2

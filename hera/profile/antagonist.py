@@ -48,7 +48,7 @@ from hera.errors import ConfigError, HeraError, ResourceError
 KINDS = ("bandwidth", "cache")
 LINE_BYTES = 64
 # shared counter slots per process
-_BYTES, _LINES, _ACTIVE_S, _WALL_S, _STATE, _SLOTS = 0, 1, 2, 3, 4, 5
+_BYTES, _LINES, _ACTIVE_S, _WALL_S, _STATE, _CPU_S, _SLOTS = 0, 1, 2, 3, 4, 5, 6
 _READY, _FAILED = 1.0, -1.0
 _PR_SET_PDEATHSIG = 1
 
@@ -114,7 +114,7 @@ def _antagonist_main(kind: str, intensity: float, core: int, work_bytes: int, pe
     t_begin = clock()
     n_period = 0
     while not stop[0]:
-        t0 = clock()
+        t0, cpu0 = clock(), time.thread_time()
         moved = lines = 0
         if work is not None and duty > 0:
             busy_until = t0 + duty * period_s
@@ -129,6 +129,7 @@ def _antagonist_main(kind: str, intensity: float, core: int, work_bytes: int, pe
             counters[base + _BYTES] += moved
             counters[base + _LINES] += lines
             counters[base + _ACTIVE_S] += t1 - t0
+            counters[base + _CPU_S] += time.thread_time() - cpu0
             rest = t0 + period_s - t1
             if rest > 0 and duty < 1.0:
                 time.sleep(rest)
@@ -332,15 +333,18 @@ class Antagonist:
         return bool(self._procs) and all(p.is_alive() for p in self._procs)
 
     def counters(self) -> dict[str, float]:
-        """Totals since start, summed over processes: ``bytes``, ``lines``, ``active_s``, ``wall_s``."""
+        """Totals since start, summed over processes: ``bytes``, ``lines``, ``active_s`` (wall seconds spent
+        working), ``wall_s``, ``cpu_s`` (CPU seconds spent working: ``active_s`` less the time the process was
+        not on its core)."""
         if self._counters is None:
-            return {"bytes": 0.0, "lines": 0.0, "active_s": 0.0, "wall_s": 0.0}
+            return {"bytes": 0.0, "lines": 0.0, "active_s": 0.0, "wall_s": 0.0, "cpu_s": 0.0}
         n = len(self.cores)
         c = self._counters
         return {"bytes": sum(c[s * _SLOTS + _BYTES] for s in range(n)),
                 "lines": sum(c[s * _SLOTS + _LINES] for s in range(n)),
                 "active_s": sum(c[s * _SLOTS + _ACTIVE_S] for s in range(n)),
-                "wall_s": sum(c[s * _SLOTS + _WALL_S] for s in range(n))}
+                "wall_s": sum(c[s * _SLOTS + _WALL_S] for s in range(n)),
+                "cpu_s": sum(c[s * _SLOTS + _CPU_S] for s in range(n))}
 
     def measure(self, duration_s: float) -> AntagonistSample:
         """Sleep ``duration_s`` and return the throughput the antagonist achieved meanwhile."""

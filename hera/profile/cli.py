@@ -5,7 +5,9 @@ Commands (each prints one JSON object as its last stdout line)::
     hera profile latency     --config C --model M --out F                      # F1
     hera profile service     --config C --model M --out F                      # service times (SLA, F2, F9)
     hera profile scalability --config C --model M --service S --t1 T1.csv --out F   # F2, F9
-    hera profile memory      --config C --model M --out F                      # F3
+    hera profile interference --config C --model M --service S [--calibration CAL] --out F   # F3
+    hera profile interference-calibration --config C --out F                  # F3: reporter vs antagonist
+    hera profile memory      --config C --model M --out F                      # older F3 (hw counters)
     hera profile colocation  --config C --pair a__b --t1 T1.csv --scalability S.csv --out F   # F4
     hera profile antagonist  --kind bandwidth --intensity 1 --cores 1          # antagonist self-test
 
@@ -32,8 +34,8 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="profile models: latency (F1), scalability (F2), memory (F3), "
-                                       "co-location (F4), antagonist self-test")
+    p = sub.add_parser("profile", help="profile models: latency (F1), service times, scalability (F2), "
+                                       "interference (F3), co-location (F4), antagonist self-test")
     psub = p.add_subparsers(dest="profile_command", metavar="KIND", required=True)
 
     c = psub.add_parser("latency", help="F1: latency vs sub-batch size, one pinned worker, low load")
@@ -52,7 +54,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
     c.set_defaults(func=_cmd_scalability)
 
-    c = psub.add_parser("memory", help="F3: sensitivity to antagonists, pressure on a probe, hw counters")
+    c = psub.add_parser("interference", help="F3: sensitivity of the model's service times to antagonists and "
+                                             "the pressure its workers exert on a reporter (equivalent intensity)")
+    _common(c)
+    c.add_argument("--service", type=Path, required=True,
+                   help="the model's service profile (hera profile service): saturation throughput per worker count")
+    c.add_argument("--calibration", type=Path, help="the study's calibration (hera profile "
+                                                    "interference-calibration): gives equivalent intensities")
+    c.set_defaults(func=_cmd_interference)
+
+    c = psub.add_parser("interference-calibration",
+                        help="F3: a reporter's slowdown vs antagonist intensity, per kind (once per study)")
+    c.add_argument("--config", type=Path, required=True, help="study config (YAML/JSON)")
+    c.add_argument("--out", type=Path, required=True, help="output CSV (raw samples beside it, .parquet)")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    c.set_defaults(func=_cmd_interference_calibration)
+
+    c = psub.add_parser("memory", help="older F3: sensitivity to antagonists, pressure on a probe, hw counters")
     _common(c)
     c.set_defaults(func=_cmd_memory)
 
@@ -143,6 +162,26 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return _done("memory", args.out, df, model=args.model,
                  slowdown={f"{a}@{i:g}": (None if s != s else round(float(s), 3))
                            for a, i, s in zip(lat["antagonist"], lat["intensity"], lat["slowdown"])})
+
+
+def _cmd_interference(args: argparse.Namespace) -> int:
+    from hera.profile import service
+    from hera.profile.interference import stage
+
+    config, opts = load_study(args)
+    df = stage.run(config, args.model, args.service, args.out, opts, args.calibration)
+    return _done("interference", service.outputs(args.out).summary, df, model=args.model, **stage.summary(df))
+
+
+def _cmd_interference_calibration(args: argparse.Namespace) -> int:
+    from hera import config as cfgmod
+    from hera.profile.interference import calibration
+
+    config = cfgmod.load(args.config, overrides=args.overrides)
+    df = calibration.run(config, args.out)
+    slowdown = {f"{k}@{x:g}": round(float(v), 4) for k, x, v in zip(df["kind"], df["intensity"], df["value"])}
+    return _done("interference-calibration", args.out.with_suffix(".csv"), df, slowdown=slowdown,
+                 usable={k: bool(g["usable"].iloc[0]) for k, g in df.groupby("kind", sort=False)})
 
 
 def _model_of(path: Path) -> str:

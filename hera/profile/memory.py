@@ -1,4 +1,8 @@
-"""F3: memory behaviour of a model — sensitivity to antagonists, pressure on a probe, hardware counters.
+"""Memory behaviour of a model — sensitivity to antagonists, pressure on a probe, hardware counters.
+
+The older F3 profile: the pipeline now draws F3 from :mod:`hera.profile.interference` (service-time inflation
+through the serving path, pressure as a calibrated equivalent intensity); ``hera profile memory`` remains for its
+hardware counters where ``perf`` can count.
 
 Method (Bubble-Up, Mars et al. MICRO 2011, with the antagonists of :mod:`hera.profile.antagonist`):
 

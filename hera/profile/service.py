@@ -92,7 +92,9 @@ def mix_sizes(config: dict[str, Any], n: int, seed: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ measuring
-def _rows(results: list[Any], model: str, w: int, regime: str, weights: dict[int, float] | None) -> list[dict]:
+def sample_rows(results: list[Any], model: str, w: int, regime: str, weights: dict[int, float] | None) -> list[dict]:
+    """One row per sub-batch (:data:`SAMPLE_COLUMNS`) of the QueryResults ``results`` measured with ``w`` workers
+    in ``regime``; ``weights``: each query size's weight (light load), else 1."""
     out = []
     for k, res in enumerate(results):
         if not res.ok:
@@ -276,8 +278,8 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
         if not sat:
             raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "
                                       f"{svc['saturation_s']} s at saturation (raise service.saturation_s)")
-        rows += _rows(light, model, w, "light", weights)
-        rows += _rows(sat, model, w, "saturated", None)
+        rows += sample_rows(light, model, w, "light", weights)
+        rows += sample_rows(sat, model, w, "saturated", None)
         throughput[w] = len(sat) / dur
         meta[w] = {"cores": " ".join(map(str, cores[:w])),
                    "harness_cores": harness,

@@ -14,7 +14,7 @@ TABLE_IDS: tuple[str, ...] = ("T1", "T2")
 FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
     "F1": ("profile/latency.csv",),
     "F2": ("profile/scalability.csv",),
-    "F3": ("profile/memory.csv",),
+    "F3": ("profile/interference.csv", "profile/interference_calibration.csv"),
     "F4": ("colocation/pairs.csv", "colocation/predicted.csv"),
     "F5": ("policy/emu.csv",),
     "F6": ("serving/latency_vs_load.csv",),

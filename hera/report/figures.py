@@ -22,14 +22,9 @@ from hera.errors import HeraError
 from hera.report import claims, io, style
 from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS
 
-#: ``metric`` of profile/memory.csv rows that hold the pressure a model exerts (see :mod:`hera.report.io`).
-PRESSURE_METRIC = "pressure"
-#: Sensitivity metric F3 plots when a model has several, in order of preference (p50 is the most stable).
-SENSITIVITY_METRICS = ("latency_ms", "latency_ms_p50", "latency_ms_p95", "latency_ms_mean", "qps_star")
-#: ``antagonist`` value of baseline rows (the model alone, counters) in profile/memory.csv.
-NO_ANTAGONIST = "none"
-#: F3 flags a model whose slowdown with the antagonist idle (intensity 0) is off 1 by more than this: its alone
-#: baseline moved during its profile (a shared VM's noise), so its curve does not measure the antagonist.
+#: F3 flags a model whose two baselines bracketing an antagonist kind's points (antagonist idle) differ by more
+#: than this (relative): the machine moved during its profile (a shared VM's noise), so its curve does not
+#: measure the antagonist alone.
 DRIFT_TOL = 0.25
 #: At most this many notes from result files are printed under a figure (the rest are counted).
 MAX_NOTES = 4
@@ -50,9 +45,12 @@ def _table_notes(tables: list[io.Table]) -> list[str]:
     """Notes of the tables' ``note`` columns worth printing under a figure: those explaining a missing effect
     (:data:`hera.report.io.IMPORTANT_NOTE`) and caveats shared by at least half the rows, at most
     :data:`MAX_NOTES`; per-row measurement details are only counted."""
-    shown, hidden = [], {}
+    shown, hidden, seen = [], {}, set()
     for t in tables:
         for text, n in t.notes:
+            if text in seen:  # the same sentence from another table (e.g. a calibration and its users)
+                continue
+            seen.add(text)
             if (io.IMPORTANT_NOTE.search(text) or n >= 0.5 * len(t.df)) and len(shown) < MAX_NOTES:
                 text = text if len(text) <= 220 else text[:217] + "..."
                 shown.append(text + (f" ({n} rows)" if n > 1 else ""))
@@ -163,87 +161,110 @@ def f2_worker_scalability(results_dir, out_dir) -> list[Path]:
     return _finish(fig, "F2", out_dir, [t], notes)
 
 
-def _sensitivity(df: pd.DataFrame) -> pd.DataFrame:
-    """Sensitivity rows of one metric per model (the first of :data:`SENSITIVITY_METRICS` it has)."""
-    def pick(g):
-        have = list(dict.fromkeys(g["metric"].astype(str)))
-        metric = next((m for m in SENSITIVITY_METRICS if m in have), have[0])
-        return g[g["metric"].astype(str) == metric]
-    parts = [pick(g) for _, g in df.groupby("model")]
-    return pd.concat(parts) if parts else df
-
-
 def drifted_models(sens: pd.DataFrame, tol: float = DRIFT_TOL) -> dict[str, float]:
-    """Models whose slowdown at antagonist intensity 0 (antagonist idle) is off 1 by more than ``tol``, with
-    the worst such value: their alone baseline moved during the profile, so their curves show machine noise."""
-    idle = sens[sens["intensity"].astype(float) == 0].dropna(subset=["slowdown"])
-    worst = idle.groupby("model")["slowdown"].agg(lambda v: v.iloc[(v - 1).abs().argmax()])
+    """Models whose bracketing baselines (``drift``, after/before) are off 1 by more than ``tol`` in any kind
+    or regime, with the worst such ratio: the machine moved during their profile, so their curves show noise."""
+    d = sens.dropna(subset=["drift"])
+    worst = d.groupby("model")["drift"].agg(lambda v: v.iloc[(v - 1).abs().argmax()])
     return {str(m): float(v) for m, v in worst.items() if abs(v - 1) > tol}
 
 
-def _pressure_rows_as_kind(df: pd.DataFrame) -> pd.DataFrame:
-    """Also accept pressure written as ``metric = pressure_<kind>``, ``antagonist = none`` (the form used by
-    hera.policy's synthetic tables): rewrite it to ``metric = pressure``, ``antagonist = <kind>``."""
-    kind = df["metric"].astype(str).str.extract(r"^pressure_(\w+)$")[0]
-    alt = kind.notna()
-    return df.assign(antagonist=df["antagonist"].where(~alt, kind),
-                     metric=df["metric"].where(~alt, PRESSURE_METRIC))
+def _sensitivity_panel(ax, sens: pd.DataFrame, kind: str, pal: dict[str, str]) -> None:
+    """Mean sub-batch service-time inflation vs antagonist intensity: light regime solid, saturated dashed."""
+    for model in pal:
+        for regime, ls in (("light", "-"), ("saturated", "--")):
+            g = sens[(sens["model"] == model) & (sens["kind"] == kind) & (sens["regime"] == regime)]
+            if g.empty:
+                continue
+            g = g.sort_values("intensity").assign(value_lo=lambda d: d["value_lo"].fillna(d["value"]),
+                                                  value_hi=lambda d: d["value_hi"].fillna(d["value"]))
+            ax.errorbar(g["intensity"], g["value"], yerr=_yerr(g, "value"), color=pal[model], ls=ls,
+                        marker="o", ms=4, capsize=2, label=model if regime == "light" else None)
+    ax.axhline(1.0, color="grey", ls=":", lw=1)
+    ax.set(title=f"sensitivity: {kind} antagonist", xlabel="antagonist intensity (0-1)",
+           ylabel="mean sub-batch service time (x intensity 0)")
+
+
+def _pressure_frame(t: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+    """Pressure bars: each model's equivalent intensity at its highest load with the largest worker count all
+    models have (or, when no calibration is usable, the reporter's slowdown); the y label and panel title."""
+    press = t[t["part"].astype(str) == "pressure"]
+    w = press.groupby("model")["workers"].max().min() if not press.empty else 1
+    press = press[(press["workers"] == w)]
+    press = press[press["load_frac"] == press.groupby("model")["load_frac"].transform("max")]
+    eq = press[press["metric"].astype(str) == "equivalent_intensity"]
+    u = press["load_frac"].max() if not press.empty else 1.0
+    what = f"{w:.0f} worker(s) at load {u:g}"
+    if eq["value"].notna().any():
+        return eq, "equivalent antagonist intensity", f"pressure exerted ({what})"
+    slow = press[press["metric"].astype(str) == "reporter_slowdown"]
+    return slow, "reporter slowdown (x; no usable calibration)", f"pressure exerted on a reporter ({what})"
+
+
+def _any_true(v: pd.Series) -> bool:
+    return bool(v.astype(str).str.lower().isin(["true", "1", "1.0"]).any())
+
+
+def _pressure_bars(ax, press: pd.DataFrame) -> None:
+    """Grouped bars (one per kind) per model with interval whiskers; a kind whose values are all NaN (not
+    observable) draws no bars — its reason is in the notes."""
+    kinds = [k for k in dict.fromkeys(press["kind"]) if press.loc[press["kind"] == k, "value"].notna().any()]
+    order = style.order("model", press["model"])
+    pal = style.palette("resource", kinds)
+    width = 0.8 / max(len(kinds), 1)
+    for j, kind in enumerate(kinds):
+        g = press[press["kind"] == kind].groupby("model")[["value", "value_lo", "value_hi"]].mean().reindex(order)
+        g = g.assign(value_lo=g["value_lo"].fillna(g["value"]), value_hi=g["value_hi"].fillna(g["value"]))
+        x = np.arange(len(order)) + (j - (len(kinds) - 1) / 2) * width
+        g = g.join(press[press["kind"] == kind].groupby("model")["extrapolated"].agg(_any_true)
+                   if "extrapolated" in press else pd.Series(False, index=order, name="extrapolated"))
+        ax.bar(x, g["value"], width, color=pal[kind], label=kind,
+               hatch=[("//" if e else "") for e in g["extrapolated"].fillna(False)])
+        ax.errorbar(x, g["value"], yerr=_yerr(g, "value"), fmt="none", ecolor="black", capsize=2, lw=1)
+    ax.set_xticks(np.arange(len(order)), [style.label("model", m) for m in order], rotation=30, ha="right")
 
 
 def f3_memory_behaviour(results_dir, out_dir) -> list[Path]:
-    """F3: per model, slowdown vs antagonist intensity (one panel per antagonist kind) and the pressure the
-    model itself exerts on bandwidth and cache."""
+    """F3: per model, the inflation of its sub-batch service time next to each antagonist kind vs intensity
+    (sensitivity), and the pressure its workers exert as an equivalent antagonist intensity (calibrated)."""
     style.apply()
-    t = io.read_table(results_dir, "profile/memory.csv")
-    df = _pressure_rows_as_kind(t.df.assign(antagonist=t.df["antagonist"].astype(str)))
-    press = df[df["metric"].astype(str) == PRESSURE_METRIC]
-    sens = df[(df["metric"].astype(str) != PRESSURE_METRIC) & (df["antagonist"] != NO_ANTAGONIST)]
-    sens = _sensitivity(sens.dropna(subset=["slowdown"]))
-    metrics = ", ".join(dict.fromkeys(sens["metric"].astype(str)))
-    kinds = [k for k in ("bandwidth", "cache") if k in set(sens["antagonist"])]
-    kinds += sorted(set(sens["antagonist"]) - set(kinds))
+    t = io.read_table(results_dir, "profile/interference.csv")
+    cal = io.read_table(results_dir, "profile/interference_calibration.csv")
+    df = t.df.assign(kind=t.df["kind"].astype(str))
+    sens = df[(df["part"].astype(str) == "sensitivity") & (df["metric"].astype(str) == "mean_inflation")]
+    kinds = [k for k in ("bandwidth", "cache") if k in set(sens["kind"])]
+    kinds += sorted(set(sens["kind"]) - set(kinds))
     pal = style.palette("model", df["model"])
-    fig, axes = plt.subplots(1, max(len(kinds), 1) + 1, figsize=(4.8 * (max(len(kinds), 1) + 1), 4.6),
-                             layout="constrained")
+    n = max(len(kinds), 1) + 1
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 4.6), layout="constrained")
     for ax, kind in zip(axes, kinds):
-        sns.lineplot(sens[sens["antagonist"] == kind], x="intensity", y="slowdown", hue="model",
-                     hue_order=[m for m in pal if m in set(sens["model"])], palette=pal, marker="o", ax=ax)
-        ax.axhline(1.0, color="grey", ls=":", lw=1)
-        ax.set(title=f"co-runner: {kind} antagonist", xlabel="antagonist intensity (0-1)",
-               ylabel=f"slowdown (x alone; {metrics})")
+        _sensitivity_panel(ax, sens, kind, pal)
     if kinds:
         for ax in axes[1:len(kinds)]:
             ax.sharey(axes[0])
         _fig_legend(fig, axes[0], "model", "model")
         for ax in axes[1:len(kinds)]:
-            ax.get_legend() and ax.get_legend().remove()
+            ax.set_ylabel("")
     else:
-        style.message(axes[0], "no antagonist (sensitivity) measurements in profile/memory.csv")
-    _pressure_panel(axes[-1], press, t.machine)
-    fig.suptitle("F3  Memory behaviour: sensitivity to co-runners and pressure exerted", fontweight="bold")
-    drift = drifted_models(sens)
-    notes = [f"unreliable: {style.label('model', m)} shows slowdown {v:.2f} with the antagonist idle (intensity "
-             f"0), i.e. its alone baseline moved during the profile (machine noise, not the antagonist)"
-             for m, v in drift.items()]
-    return _finish(fig, "F3", out_dir, [t], notes)
-
-
-def _pressure_panel(ax, press: pd.DataFrame, machine: io.MachineInfo) -> None:
+        style.message(axes[0], "no sensitivity measurements in profile/interference.csv")
+    press, ylabel, title = _pressure_frame(df)
+    ax = axes[-1]
     if press.empty or press["value"].isna().all():
-        why = f" (hardware counters: {machine.perf_reason})" if machine.perf is False else ""
-        style.message(ax, "pressure exerted was not measured on this machine" + why)
-        return
-    unit = press["unit"].dropna().astype(str).iloc[0] if "unit" in press and press["unit"].notna().any() \
-        else "probe slowdown, x"
-    kinds = list(dict.fromkeys(press["antagonist"]))
-    sns.barplot(press, x="model", y="value", hue="antagonist", hue_order=kinds,
-                order=style.order("model", press["model"]), palette=style.palette("resource", kinds),
-                errorbar=None, ax=ax)
-    ax.set(title="pressure the model exerts", xlabel="", ylabel=f"pressure exerted ({unit})")
-    if press["value"].max() > 0:
-        ax.set_ylim(top=1.3 * press["value"].max())
-    _model_ticks(ax)
-    ax.legend(title="on resource", loc="upper right", ncols=len(kinds), fontsize=9, title_fontsize=9)
+        style.message(ax, "pressure exerted was not measured on this machine")
+    else:
+        _pressure_bars(ax, press)
+        ax.set(title=title, xlabel="", ylabel=ylabel)
+        top = np.nanmax(press[["value", "value_hi"]].to_numpy(float))
+        if top > 0:
+            ax.set_ylim(0, 1.3 * top)
+        ax.legend(title="on resource", loc="upper right", ncols=2, fontsize=9, title_fontsize=9)
+    fig.suptitle("F3  Interference: sensitivity to antagonists and pressure exerted (error bars: bootstrap "
+                 "intervals)", fontweight="bold")
+    notes = ["sensitivity lines: solid = light load (one query at a time), dashed = saturation (closed loop); "
+             "hatched pressure bars: past the last calibrated intensity (extrapolated)"]
+    notes += [f"unreliable: {style.label('model', m)}'s baselines around the antagonist points differ "
+              f"{v:.2f}x (machine noise, not the antagonist)" for m, v in drifted_models(sens).items()]
+    return _finish(fig, "F3", out_dir, [t, cal], notes)
 
 
 def _split(cores_a, cores_b, ways_a, ways_b) -> str:

@@ -12,12 +12,11 @@ Conventions the report relies on beyond DESIGN.md (all optional unless said othe
   (:data:`IMPORTANT_NOTE`, e.g. "not observable on this machine: ...") and caveats shared by at least half the
   rows are printed under the figure, so an effect that could not be measured is explained, not drawn empty;
   per-row measurement details are only counted;
-- ``profile/memory.csv``: a row with ``metric == "pressure"`` is the pressure the model *exerts* on the
-  resource named in ``antagonist`` (``bandwidth`` or ``cache``), in ``value`` (unit in an optional ``unit``
-  column; default: the slowdown it inflicts on a probe of that kind, x). Every other row is a *sensitivity*
-  measurement: the model running next to an antagonist of kind ``antagonist`` at ``intensity`` (0..1),
-  ``metric`` names what ``value`` measured (e.g. ``latency_ms_p95``), and ``slowdown`` is ``value`` relative
-  to ``intensity == 0`` (1.0 = unaffected);
+- ``profile/interference.csv`` (:mod:`hera.profile.interference.table`): rows of ``part == "sensitivity"``
+  with ``metric == "mean_inflation"`` are drawn against ``intensity`` per ``kind`` and ``regime`` (with
+  ``value_lo``/``value_hi`` as error bars and ``drift`` checked); rows of ``part == "pressure"`` give
+  ``equivalent_intensity`` (NaN when the calibration shows nothing on this machine; the reporter's slowdown is
+  drawn instead);
 - ``colocation/pairs.csv`` (measured points, several per split: one per ray ``share_a``) and
   ``colocation/predicted.csv`` (predicted points of every pair, split and ray): ``best`` is a boolean
   (``True``/``False``/``1``/``0``) flagging each pair's best point (measured) or best split (predicted); a pair
@@ -84,9 +83,13 @@ SCHEMAS: dict[str, TableSchema] = {s.path: s for s in (
                 ("model", "workers", "rate_qps", "latency_ms_model", "latency_ms_model_lo", "latency_ms_model_hi",
                  "sla_ms"),
                 ("workers", "rate_qps", "latency_ms_model", "latency_ms_model_lo", "latency_ms_model_hi", "sla_ms")),
-    TableSchema("profile/memory.csv",
-                ("model", "antagonist", "intensity", "metric", "value", "slowdown"),
-                ("intensity", "value", "slowdown")),
+    TableSchema("profile/interference.csv",
+                ("model", "part", "kind", "intensity", "regime", "workers", "load_frac", "metric", "value",
+                 "value_lo", "value_hi", "drift"),
+                ("intensity", "workers", "load_frac", "value", "value_lo", "value_hi", "drift")),
+    TableSchema("profile/interference_calibration.csv",
+                ("kind", "intensity", "metric", "value", "value_lo", "value_hi", "usable"),
+                ("intensity", "value", "value_lo", "value_hi")),
     TableSchema("colocation/predicted.csv",
                 ("model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc", "share_a", "qps_star_a",
                  "qps_star_b", "emu", "emu_lo", "emu_hi", "best"),

@@ -1,5 +1,6 @@
 # Isolated profiling of each model: service times through the serving path (SLA, QPS* model), F1 latency vs
-# sub-batch, F2/F9 worker scalability modelled and measured, F3 memory behaviour.
+# sub-batch, F2/F9 worker scalability modelled and measured, F3 interference (sensitivity to antagonists and
+# pressure on a reporter, on one scale through the study's calibration curve).
 
 
 rule service_profile:
@@ -71,25 +72,49 @@ rule scalability_profile:
         " --t1 {input.t1} --out {output.rows} > {log} 2>&1"
 
 
-rule memory_profile:
+rule interference_calibration:
+    conda:
+        "../envs/hera.yaml"
+    input:
+        config=STUDY_CONFIG,
+        plan=CORE_PLAN,
+    output:
+        table=f"{RESULTS}/profile/interference_calibration.csv",
+        samples=f"{RESULTS}/profile/interference_calibration.parquet",
+    log:
+        f"{LOGS}/profile/interference_calibration.log",
+    benchmark:
+        f"{BENCH}/profile/interference_calibration.tsv"
+    resources:
+        measurement=1,
+    threads: measurement_threads()
+    shell:
+        "hera profile interference-calibration --config {input.config} --out {output.table} > {log} 2>&1"
+
+
+rule interference_profile:
     conda:
         "../envs/hera.yaml"
     input:
         model=f"models/build/{SCALE}/{{model}}/meta.json",
         library=f"datasets/{SCALE}/{{model}}/library.json",
+        service=f"{RESULTS}/profile/service/{{model}}.csv",
+        calibration=f"{RESULTS}/profile/interference_calibration.csv",
         config=STUDY_CONFIG,
         plan=CORE_PLAN,
     output:
-        f"{RESULTS}/profile/memory/{{model}}.csv",
+        table=f"{RESULTS}/profile/interference/{{model}}.csv",
+        samples=f"{RESULTS}/profile/interference/{{model}}.parquet",
     log:
-        f"{LOGS}/profile/memory/{{model}}.log",
+        f"{LOGS}/profile/interference/{{model}}.log",
     benchmark:
-        f"{BENCH}/profile/memory/{{model}}.tsv"
+        f"{BENCH}/profile/interference/{{model}}.tsv"
     resources:
         measurement=1,
     threads: measurement_threads()
     shell:
-        "hera profile memory --config {input.config} --model {wildcards.model} --out {output} > {log} 2>&1"
+        "hera profile interference --config {input.config} --model {wildcards.model} --service {input.service}"
+        " --calibration {input.calibration} --out {output.table} > {log} 2>&1"
 
 
 rule profile_table:
@@ -102,7 +127,7 @@ rule profile_table:
     log:
         f"{LOGS}/profile/{{kind}}.log",
     wildcard_constraints:
-        kind="latency|scalability|memory",
+        kind="latency|scalability|interference",
     shell:
         "hera results concat --out {output} {input} > {log} 2>&1"
 
