@@ -282,14 +282,20 @@ def alone_qps(scal: pd.DataFrame, model: str, w: int, curves: dict[tuple[str, in
     return modelled_w * measured / modelled_near
 
 
+#: How interference profiles are read for prediction: sensitivity in the saturated regime (a tenant near its
+#: QPS* runs mostly with a backlog), mean service-time inflation, and a pressure this machine could not observe
+#: (an unusable calibration: its reporter could not tell the antagonist's intensities apart) counted as none.
+INTERFERENCE_OPTIONS = {"regime": "saturated", "statistic": "mean", "unobservable": "zero"}
+
+
 def interference_from_files(paths, calibration=None) -> Interference:
     """The interference profiles of the models (``hera profile interference`` outputs); none given: the tenants are
     assumed not to interfere (:class:`NoInterference`), which every prediction row then says."""
     if not paths:
         return NoInterference()
-    from hera.profile.interference import load_interference
+    from hera.profile.interference.table import load_interference
 
-    return load_interference(paths, calibration)
+    return load_interference(paths, calibration, **INTERFERENCE_OPTIONS)
 
 
 def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[PairSplit], str]:
@@ -358,7 +364,9 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     df["llc_partitioning"] = partitioning
     df["scale"] = config["scale"]
     per_pair = (time.perf_counter() - t1_) / max(len(parts), 1)
-    stamp = (f"predicted from O(N) profiles: curves {t_curves:.1f} s for {len(curves)} (model, workers), "
+    how = ("no interference profiles: tenants assumed not to interfere" if isinstance(interference, NoInterference)
+           else "interference: " + ", ".join(f"{k} {v}" for k, v in INTERFERENCE_OPTIONS.items()))
+    stamp = (f"predicted from O(N) profiles ({how}): curves {t_curves:.1f} s for {len(curves)} (model, workers), "
              f"{per_pair:.2f} s per pair for {len(splits)} split(s)")
     df["note"] = [f"{n}; {stamp}" if n else stamp for n in df["note"].fillna("")]
     write_table(df, out, config=config, seed=config["seed"])

@@ -7,6 +7,8 @@ rule pair_predictions:
         "../envs/hera.yaml"
     input:
         service=per_model(f"{RESULTS}/profile/service/{{model}}.parquet"),
+        interference=per_model(f"{RESULTS}/profile/interference/{{model}}.csv"),
+        calibration=f"{RESULTS}/profile/interference_calibration.csv",
         t1=f"{RESULTS}/tables/T1.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
         config=STUDY_CONFIG,
@@ -20,7 +22,8 @@ rule pair_predictions:
         models=",".join(models()),
     shell:
         "hera profile predict-pairs --config {input.config} --models {params.models} --t1 {input.t1}"
-        " --scalability {input.scalability} --service {input.service} --out {output} > {log} 2>&1"
+        " --scalability {input.scalability} --service {input.service} --interference {input.interference}"
+        " --calibration {input.calibration} --out {output} > {log} 2>&1"
 
 
 rule colocation_profile:
