@@ -318,14 +318,15 @@ class Tenant:
     def _waiting_queries(self) -> int:
         """Queries with a sub-batch no worker has taken yet: still queued here, or handed and still in the task
         pipe (lock held). Queue limits and ``queued_queries`` count these, whatever the handed window."""
-        taken_below = self.next_seq - self._in_pipe()
         handed = self._handed
-        while handed:
-            q = next(iter(handed.values()))
-            if q.last_seq >= taken_below and not q.done:
-                break
-            del handed[q.query_id]
-        return self.n_waiting + sum(1 for q in handed.values() if q.undispatched == 0 and not q.done)
+        if handed:
+            taken_below = self.next_seq - self._in_pipe()
+            while handed:  # in order of last seq: drop those whose last record a worker has taken
+                q = next(iter(handed.values()))
+                if q.last_seq >= taken_below:
+                    break
+                del handed[q.query_id]
+        return self.n_waiting + len(handed)
 
     def _requeue(self, subs: list[SubBatch]) -> None:
         """Put handed sub-batches back at the head of the queue, in order (lock held)."""
@@ -333,6 +334,7 @@ class Tenant:
             q = sb.query
             if q.undispatched == 0:
                 self.n_waiting += 1
+                self._handed.pop(q.query_id, None)
             q.undispatched += 1
             self.pending.appendleft(sb)
 
@@ -344,6 +346,7 @@ class Tenant:
         if q.undispatched > 0:
             self.n_waiting -= 1
             q.undispatched = 0
+        self._handed.pop(q.query_id, None)
         self.queries.pop(q.query_id, None)
         done.append(q)
         if not self.queries:
