@@ -214,3 +214,27 @@ def test_links_from_threads_and_submits_mix():
         assert sorted(g[0] for g in got) == list(range(300)) and all(g[1] for g in got)
         assert all(f.result(30).ok for f in futs)
         link.close()
+
+
+def test_queued_queries_count_what_no_worker_has_taken_yet():
+    cfg = node_config(TenantConfig("a", "syn", (C0,), queue_limit=3, options={"delay_ms": 150}))
+    with Node(cfg) as node:
+        t = node.tenants["a"]
+        first = node.submit("a", 0, 1)
+        deadline = time.time() + 20
+        while not all(w.slot.value for w in list(t.workers.values())) and time.time() < deadline:
+            time.sleep(0.005)
+        futs = [node.submit("a", i, 1) for i in (1, 2, 3)]  # handed to the pipe, taken by no worker yet
+        assert t._in_pipe() == 3 and not t.pending
+        st = node.stats()["a"]
+        assert st.queued_queries == 3 and st.in_flight_queries == 4
+        from hera.server import QueueFull
+
+        with pytest.raises(QueueFull):
+            node.submit("a", 4, 1)
+        assert first.result(20).ok
+        deadline = time.time() + 20
+        while node.stats()["a"].queued_queries > 2 and time.time() < deadline:  # the worker took the next one
+            time.sleep(0.01)
+        assert node.stats()["a"].queued_queries == 2
+        assert all(f.result(20).ok for f in futs) and node.stats()["a"].queued_queries == 0
