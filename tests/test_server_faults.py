@@ -44,6 +44,26 @@ def _wait_running(node, tenant: str, pid: int, timeout_s: float = 30.0) -> None:
     raise AssertionError(f"worker {pid} took no sub-batch")
 
 
+def _kill_under_load(node, tenant: str, threads: list, stop: threading.Event, kills: int = 10) -> list[int]:
+    """SIGKILL a worker every 0.25 s (round robin), each once its replacement is ready, while ``threads`` load
+    the node; then stop and join them. Returns the killed pids."""
+    killed = []
+    try:
+        for _ in range(kills):
+            time.sleep(0.25)
+            pids = node.stats()[tenant].worker_pids
+            victim = pids[len(killed) % len(pids)]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+            _wait_for_replacement(node, tenant, victim)
+        time.sleep(0.25)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(60)
+    return killed
+
+
 def test_killed_worker_sub_batches_are_rerun_on_its_replacement():
     cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=4, options={"delay_ms": 150}))
     with Node(cfg) as node:
@@ -114,20 +134,7 @@ def test_ten_worker_kills_under_load_fail_no_query():
         threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
         for th in threads:
             th.start()
-        killed = []
-        try:
-            for _ in range(10):
-                time.sleep(0.25)
-                pids = node.stats()["a"].worker_pids
-                victim = pids[len(killed) % len(pids)]
-                os.kill(victim, signal.SIGKILL)
-                killed.append(victim)
-                _wait_for_replacement(node, "a", victim)
-            time.sleep(0.25)
-        finally:
-            stop.set()
-            for th in threads:
-                th.join(60)
+        killed = _kill_under_load(node, "a", threads, stop)
         st = node.stats()["a"]
         failed = [r.error for r in results if not r.ok]
         assert not failed, failed[:3]
@@ -210,17 +217,6 @@ def test_ten_worker_kills_under_http_load_give_no_error_response():
         threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
         for th in threads:
             th.start()
-        try:
-            for i in range(10):
-                time.sleep(0.25)
-                pids = node.stats()["a"].worker_pids
-                victim = pids[i % len(pids)]
-                os.kill(victim, signal.SIGKILL)
-                _wait_for_replacement(node, "a", victim)
-            time.sleep(0.25)
-        finally:
-            stop.set()
-            for th in threads:
-                th.join(60)
+        _kill_under_load(node, "a", threads, stop)
         assert len(codes) > 100 and set(codes) == {200}, sorted(set(codes))
         assert node.stats()["a"].failed_queries == 0

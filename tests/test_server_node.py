@@ -9,8 +9,6 @@ import time
 import numpy as np
 import pytest
 
-from hera.server.tenant import PIPELINE_DEPTH
-
 from hera.errors import ResourceError
 from hera.server import (BadRequestError, Node, NodeConfig, NodeStoppedError, QueueFull, TenantConfig,
                          UnknownTenantError, render_prometheus)
@@ -114,8 +112,10 @@ def test_bad_requests_and_unknown_tenant(two_tenants):
 def test_queue_limit_rejects_then_recovers():
     cfg = node_config(TenantConfig("slow", "syn", (C0,), queue_limit=2, options={"delay_ms": 250}))
     with Node(cfg) as node:
-        # PIPELINE_DEPTH sub-batches are handed (running + next ones in the shared task pipe), 2 wait in the queue
-        futs = [node.submit("slow", i, 1) for i in range(PIPELINE_DEPTH + 2)]
+        # one runs; 2 wait (in the queue or the shared task pipe: no worker has taken them); the next is refused
+        futs = [node.submit("slow", 0, 1)]
+        _wait_taken(node, "slow")
+        futs += [node.submit("slow", i, 1) for i in (1, 2)]
         with pytest.raises(QueueFull, match="queue full"):
             node.submit("slow", 0, 1)
         rejected = []
@@ -125,6 +125,16 @@ def test_queue_limit_rejects_then_recovers():
         assert node.submit("slow", 0, 1).result(10).ok
         st = node.stats()["slow"]
         assert st.rejected_queries == 2 and st.completed_queries == len(futs) + 1 and st.queued_queries == 0
+
+
+def _wait_taken(node, tenant: str, timeout_s: float = 20.0) -> None:
+    """Wait until every worker of ``tenant`` runs a sub-batch (its slot names one)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if all(w.slot.value for w in list(node.tenants[tenant].workers.values())):
+            return
+        time.sleep(0.005)
+    raise AssertionError("no worker took a sub-batch")
 
 
 def _affinity(pids):

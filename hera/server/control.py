@@ -8,7 +8,7 @@ has one name and one meaning (units in the names):
 
 - *offered* load (``offered_qps``: queries submitted, accepted or rejected) and *completed* load
   (``completed_qps``) are two fields, never one ``qps`` whose meaning depends on who filled it;
-- ``queued_queries`` (a sub-batch not yet handed to a worker) and ``in_flight_queries`` (accepted, not
+- ``queued_queries`` (a sub-batch no worker has taken yet) and ``in_flight_queries`` (accepted, not
   finished) are counts *now*; ``*_queries`` counters without ``window`` count since the node started;
 - rates and percentiles cover the last ``window_s`` seconds; a percentile is ``None`` when no query completed
   in the window.
@@ -61,7 +61,7 @@ class TenantSnapshot:
     queue_limit_queries: int | None = None
     library_items: int | None = None
     # queue, now
-    queued_queries: int = 0  # queries with a sub-batch not yet handed to a worker
+    queued_queries: int = 0  # queries with a sub-batch no worker has taken yet
     in_flight_queries: int = 0  # queries accepted and not finished (queued or running)
     # counters since the node started
     completed_queries: int = 0

@@ -95,6 +95,7 @@ class QueryState:
     payload: int | None = None   # token of the tensor-path arrays (hera.server.payload)
     link: Any = None             # the load-generator link that issued it, and its tag there
     link_tag: int = 0
+    last_seq: int = 0            # seq of the last task record handed for it
     finished: bytearray = field(default_factory=bytearray)  # per sub-batch: 1 once its result is recorded
     sub_times: list[tuple[int, int, int, int] | None] = field(default_factory=list)
 

@@ -49,13 +49,13 @@ from hera.server.stats import TenantStats
 from hera.server.worker import EXITING, READY, STARTING, WorkerHandle, start_worker
 
 #: Sub-batches handed per ready worker (running + waiting in the shared task pipe); see :meth:`Tenant._top_up`.
-PIPELINE_DEPTH = 4
+PIPELINE_DEPTH = 8
 
 #: While the tenant is saturated (sub-batches wait in ``pending``) and every worker has a next record in the task
 #: pipe, the collector naps for half the time the pipe's records last (at most ``NAP_MAX_S``; none below
 #: ``NAP_MIN_S``), so that it wakes once per several results and issues instead of once per record: each wake-up
 #: on a machine whose every core runs a worker is taken from a worker.
-NAP_MIN_S, NAP_MAX_S = 0.0002, 0.002
+NAP_MIN_S, NAP_MAX_S = 0.0002, 0.004
 
 log = logging.getLogger("hera.server")
 MAX_START_FAILURES = 3
@@ -104,7 +104,8 @@ class Tenant:
         self.inflight: dict[int, SubBatch] = {}     # seq → handed sub-batch (in the task pipe or running)
         self.next_seq = 1                           # seq of the next task record (0 = "idle" in a slot)
         self.queries: dict[int, QueryState] = {}
-        self.n_waiting = 0  # queries with sub-batches not yet handed
+        self.n_waiting = 0  # queries with sub-batches not yet handed (see also _waiting_queries)
+        self._handed: dict[int, QueryState] = {}  # fully handed queries, in order of their last seq
         self.n_reruns = 0   # sub-batches re-run after their worker died
         self.service_ns = 0.0  # moving average of sub-batch service times (for the collector's naps)
         self.info: dict[str, Any] | None = None  # runner info (library size, input shapes)
@@ -268,7 +269,7 @@ class Tenant:
         with self.lock:
             if self.stopping:
                 raise NodeStoppedError(f"tenant {self.name!r} is shutting down")
-            if self.n_waiting >= self.cfg.queue_limit:
+            if self._waiting_queries() >= self.cfg.queue_limit:
                 self.stats.record_arrival(q.t_submit_ns, rejected=True)
                 raise QueueFull(f"tenant {self.name!r}: queue full ({self.cfg.queue_limit} queries waiting)")
             self.stats.record_arrival(q.t_submit_ns)
@@ -282,7 +283,7 @@ class Tenant:
 
         At most :data:`PIPELINE_DEPTH` sub-batches per ready worker are handed at once: every worker finds its
         next sub-batch in the pipe when it finishes one, so it never waits for this (unpinned) process to be
-        scheduled between sub-batches — the collector may be late by up to three sub-batch times before a
+        scheduled between sub-batches — the collector may be late by up to seven sub-batch times before a
         worker runs dry — while the queue stays here, where queue limits, FCFS re-runs and
         ``stop(drain=False)`` can see it.
         """
@@ -302,14 +303,30 @@ class Tenant:
             else:
                 out += pack(seq, wire.KIND_TENSOR, q.want_scores, sb.n, q.payload, sb.start, q.n_items)
             inflight[seq] = sb
+            q.last_seq = seq
             seq += 1
             room -= 1
             q.undispatched -= 1
             if q.undispatched == 0:
                 self.n_waiting -= 1
+                self._handed.pop(q.query_id, None)
+                self._handed[q.query_id] = q
         self.next_seq = seq
         if out:
             os.write(self._task_w, out)  # never blocks: at most PIPELINE_DEPTH records per worker are in it
+
+    def _waiting_queries(self) -> int:
+        """Queries with a sub-batch no worker has taken yet: still queued here, or handed and still in the task
+        pipe (lock held). Queue limits and ``queued_queries`` count these, whatever the handed window."""
+        handed = self._handed
+        if handed:
+            taken_below = self.next_seq - self._in_pipe()
+            while handed:  # in order of last seq: drop those whose last record a worker has taken
+                q = next(iter(handed.values()))
+                if q.last_seq >= taken_below:
+                    break
+                del handed[q.query_id]
+        return self.n_waiting + len(handed)
 
     def _requeue(self, subs: list[SubBatch]) -> None:
         """Put handed sub-batches back at the head of the queue, in order (lock held)."""
@@ -317,6 +334,7 @@ class Tenant:
             q = sb.query
             if q.undispatched == 0:
                 self.n_waiting += 1
+                self._handed.pop(q.query_id, None)
             q.undispatched += 1
             self.pending.appendleft(sb)
 
@@ -328,6 +346,7 @@ class Tenant:
         if q.undispatched > 0:
             self.n_waiting -= 1
             q.undispatched = 0
+        self._handed.pop(q.query_id, None)
         self.queries.pop(q.query_id, None)
         done.append(q)
         if not self.queries:
@@ -687,7 +706,7 @@ class Tenant:
             state = {"tenant": self.name, "model": self.cfg.model, "cores": tuple(self.cores),
                      "workers_ready": len(ready), "workers_starting": starting,
                      "worker_pids": tuple(w.pid for w in ready), "worker_cores": tuple(tuple(w.cores) for w in ready),
-                     "queued_queries": self.n_waiting, "in_flight_queries": len(self.queries),
+                     "queued_queries": self._waiting_queries(), "in_flight_queries": len(self.queries),
                      "batch_size_items": self.cfg.batch_size, "queue_limit_queries": self.cfg.queue_limit,
                      "max_items": self.cfg.max_items, "sla_ms": self.cfg.sla_ms,
                      "library_items": (self.info or {}).get("library_items"),
