@@ -65,6 +65,7 @@ class BusySUT:
         on_done(suts.QueryResult(0, tenant, n_items, t, t, now, [0], True, None))
 
 
+@pytest.mark.slow
 def test_a_deliberately_saturated_harness_says_so():
     s = LoadgenSettings(target_qps=500.0, n_queries=60, query_sizes=FIXED, max_items=1, warmup_queries=0,
                         arrival="poisson")
@@ -95,6 +96,7 @@ def test_late_completions_mark_the_run_saturated():
     assert sm["harness_saturated"] and "completion lag p99" in sm["harness_saturation_reason"]
 
 
+@pytest.mark.slow
 def test_trial_rows_carry_the_harness_columns():
     base = LoadgenSettings(target_qps=50.0, n_queries=60, query_sizes=FIXED, max_items=1, latency_bound_ms=30.0,
                            percentile=0.9)
@@ -150,6 +152,7 @@ def test_node_runs_use_a_pinned_load_generator_process():
     assert not lg.process.is_alive()
 
 
+@pytest.mark.slow
 def test_process_run_reports_rejections_timeouts_and_aborts_like_in_process():
     from hera.server import Node, NodeConfig, TenantConfig
 

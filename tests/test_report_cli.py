@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -15,6 +17,7 @@ def last_json(capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_report_figure(tmp_path, capsys):
     results = write_results(tmp_path / "results" / "ci", only=["cluster/servers.csv"])
     assert main(["report", "figure", "f8", "--results", str(results), "--out", str(tmp_path / "fig")]) == 0
@@ -31,6 +34,7 @@ def test_report_figure_errors_are_one_line(tmp_path, capsys):
     assert "profile/latency.csv does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_all_builds_what_it_can_and_lists_the_rest(tmp_path, capsys):
     results = write_results(tmp_path / "results" / "ci", only=["profile/latency.csv", "tables/T1.csv"])
     assert main(["report", "all", "--results", str(results), "--out", str(tmp_path / "fig")]) == 0

@@ -45,6 +45,7 @@ def test_every_figure_is_written_as_pdf_and_png(rendered, fid):
     assert img.shape[0] > 300 and img.shape[1] > 300
 
 
+@pytest.mark.slow
 def test_footer_names_machine_and_scale(tmp_path, texts):
     results = write_results(tmp_path / "results" / "ci", only=["profile/latency.csv"])
     figures.build("F1", results, tmp_path / "out")
@@ -62,6 +63,7 @@ def test_two_core_machine_without_resctrl_is_stated_on_the_figures(tmp_path, tex
     assert "resctrl unavailable" in texts[1] and "split 1+1" in texts[1]
 
 
+@pytest.mark.slow
 def test_note_column_is_shown(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["cluster/servers.csv"])
     path = results / "cluster/servers.csv"
@@ -92,6 +94,7 @@ def test_interference_without_pressure_rows_says_why(tmp_path, texts):
     assert "pressure exerted was not measured" in texts[0]
 
 
+@pytest.mark.slow
 def test_interference_without_usable_calibration_draws_the_reporter_slowdown(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=F3_FILES)
     path = results / "profile/interference.csv"
@@ -125,6 +128,7 @@ def test_policy_figures_without_hera_have_no_headline(tmp_path, texts):
     assert "vs single-tenant" not in texts[0] and "vs single-tenant" not in texts[1]
 
 
+@pytest.mark.slow
 def test_headline_numbers_match_the_claims(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv"])
     figures.build("F5", results, tmp_path / "out")
@@ -157,6 +161,7 @@ def test_pairs_without_any_emu_show_a_message(tmp_path, texts):
     assert "no model pair has a measured or predicted EMU" in texts[0]
 
 
+@pytest.mark.slow
 def test_f4_shows_every_pair_measured_or_predicted(tmp_path, texts):
     """Pairs of the six measured models are measured cells with the prediction of their best point beside;
     the other pairs are predicted cells, hatched and marked '~'."""
@@ -174,6 +179,7 @@ def test_f4_shows_every_pair_measured_or_predicted(tmp_path, texts):
     assert "15 of 28 pairs measured" in text and "13 predicted from O(N) profiles only" in text
 
 
+@pytest.mark.slow
 def test_f5_f8_show_the_hera_oracle_gap_and_what_hera_decided_from(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["policy/emu.csv", "cluster/servers.csv"])
     figures.build("F5", results, tmp_path / "out")

@@ -38,6 +38,7 @@ def test_one_worker_serves_sub_batches_in_arrival_order():
         assert a.t_end_ns <= b.t_start_ns
 
 
+@pytest.mark.slow
 def test_many_workers_lose_no_sub_batch_and_keep_score_order():
     cfg = node_config(TenantConfig("a", "syn", (C0, C1), batch_size=8, workers_per_core_set=3,
                                    queue_limit=10_000))
@@ -216,6 +217,7 @@ def test_links_from_threads_and_submits_mix():
         link.close()
 
 
+@pytest.mark.slow
 def test_queued_queries_count_what_no_worker_has_taken_yet():
     cfg = node_config(TenantConfig("a", "syn", (C0,), queue_limit=3, options={"delay_ms": 150}))
     with Node(cfg) as node:

@@ -64,6 +64,7 @@ def _kill_under_load(node, tenant: str, threads: list, stop: threading.Event, ki
     return killed
 
 
+@pytest.mark.slow
 def test_killed_worker_sub_batches_are_rerun_on_its_replacement():
     cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=4, options={"delay_ms": 150}))
     with Node(cfg) as node:

@@ -48,6 +48,7 @@ def _reference_library():
     return SyntheticRunner(RunnerSpec(kind="synthetic", model="syn_fast", options=dict(FAST), seed=0))
 
 
+@pytest.mark.slow
 def test_metadata_and_infer_match_the_sample_library(server):
     node, srv = server
     client = httpclient.InferenceServerClient(url=f"127.0.0.1:{srv.port}")

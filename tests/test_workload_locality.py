@@ -90,6 +90,7 @@ def test_tv_distance():
         tv_distance([1, 2], [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_production_generator_matches_meta_and_uniform_does_not():
     ref = locality.published_reference()
     args = dict(batch=65536, tables=2, rows=sparse.REF_ROWS, lookups=sparse.REF_LOOKUPS, seed=0)

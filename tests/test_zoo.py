@@ -194,6 +194,7 @@ def test_spec_round_trips_through_dict():
 
 
 # ------------------------------------------------------------------------------------------ inputs
+@pytest.mark.slow
 def test_make_inputs_layout_and_errors(torch1):
     from hera.zoo.inputs import InputError, make_inputs, table_major_ids
 
