@@ -28,9 +28,10 @@ serves both. For each of ``repeats`` independent repeats (their own arrival, siz
    would go below ``min_fraction`` of the modelled value (the value is then 0, and re-tested).
 4. **Estimate**: the repeat's value is where the normalised tail crosses 1 between the highest passing and the
    lowest failing scale (:func:`crossing`) — a continuous quantity, not one bit per trial.
-5. **Re-test**: a repeat that found no passing scale (value 0), or had a trial with failed queries or a
-   saturated harness, is run once more with new seeds; the row says so (``retested``), nothing is averaged in
-   silently.
+5. **Re-test**: a repeat that found no passing scale (value 0), or had a trial with failed queries, is run once
+   more with new seeds; the row says so (``retested``), nothing is averaged in silently. A trial whose harness
+   saturated (:mod:`hera.loadgen.harness`) says so in its row (``harness_saturated`` and the reason); on a machine
+   whose every core runs a worker that is the normal state, so it is recorded, not re-tested.
 
 Result (:class:`Confirmation`): the median over repeats, a distribution-free confidence interval for it from
 order statistics (its level depends on the number of repeats and is reported: [min, max] of 3 repeats is a 75%
@@ -232,13 +233,11 @@ class _Confirmer:
 
     def trial(self, repeat: int, attempt: int, scale: float, seed: int) -> _Trial:
         runs = []
-        problems: list[str] = []
+        problems: list[str] = []  # failed queries: the repeat is re-tested
         decided: dict[str, str] = {}
         while len(runs) < self.s.max_chunks:
             res = self._chunk(scale, seed + 7919 * len(runs))
             runs.append(res)
-            if res.summary.get("harness_saturated"):
-                problems.append("harness saturated")
             decided = {}
             for t in self.tenants:
                 lat = self._latencies(runs, t)
@@ -291,17 +290,20 @@ class _Confirmer:
                 "issue_lateness_us_p99": float(late.quantile(0.99)) if len(late) else math.nan,
                 "harness_cpu_s": float(sum(r.summary.get("harness_cpu_s", math.nan) for r in runs)),
                 "harness_saturated": any(bool(r.summary.get("harness_saturated")) for r in runs),
+                "harness_saturation_reason": next((str(r.summary.get("harness_saturation_reason"))
+                                                   for r in runs if r.summary.get("harness_saturated")), None),
                 "problem": "; ".join(problems) or None, "arrival_seed": int(seed),
             })
         tail_n, raw_n = max(norm), max(norm_raw)
         passed = tail_n <= 1.0
+        saturated = any(bool(r.summary.get("harness_saturated")) for r in runs)
         if self.log:
             parts = [f"{r['tenant']} {r['rate_qps']:.2f} qps p{self.p * 100:g}={r['latency_ms_pct']:.2f}"
                      + (f" (adj {r['latency_ms_pct_adjusted']:.2f})" if self.models.get(r["tenant"]) is not None
                         else "") + f"/{r['sla_ms']:.3g} ms {r['verdict']}"
                      for r in self.rows[-len(self.tenants):]]
             self.log(f"  repeat {repeat}{'+' if attempt else ''} x{scale:.4g}: " + "; ".join(parts)
-                     + (f"  [{'; '.join(problems)}]" if problems else ""))
+                     + (f"  [{'; '.join(problems)}]" if problems else "") + ("  (harness saturated)" if saturated else ""))
         return _Trial(scale, tail_n, raw_n, passed, "; ".join(problems) or None)
 
     def _latencies(self, runs: list[Any], tenant: str) -> np.ndarray:

@@ -61,6 +61,34 @@ class Interference(Protocol):
         """Antagonist intensity of ``kind`` equivalent to ``workers`` workers of ``model`` at ``load_frac``."""
 
 
+class GridInterference:
+    """An :class:`Interference` read once on grids and interpolated (piecewise linear, as the profiles are): the
+    bisections ask thousands of questions, and a table lookup is slow next to them. Intensities beyond the grid
+    (up to ``max_intensity``) and unusual worker counts go to the profiles themselves."""
+
+    def __init__(self, inner: Interference, max_intensity: float = 2.0, points: int = 201):
+        self.inner = inner
+        self._x = np.linspace(0.0, max_intensity, points)
+        self._u = np.linspace(0.0, 1.0, 101)
+        self._inflation: dict[tuple, np.ndarray] = {}
+        self._pressure: dict[tuple, np.ndarray] = {}
+
+    def inflation(self, model: str, kind: str, intensity: float) -> float:
+        x = float(intensity)
+        if not 0.0 <= x <= self._x[-1]:
+            return float(self.inner.inflation(model, kind, x))
+        key = (model, kind)
+        if key not in self._inflation:
+            self._inflation[key] = np.array([self.inner.inflation(model, kind, float(v)) for v in self._x])
+        return float(np.interp(x, self._x, self._inflation[key]))
+
+    def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
+        key = (model, kind, int(workers))
+        if key not in self._pressure:
+            self._pressure[key] = np.array([self.inner.pressure(model, kind, int(workers), float(v)) for v in self._u])
+        return float(np.interp(min(max(float(load_frac), 0.0), 1.0), self._u, self._pressure[key]))
+
+
 class NoInterference:
     """Tenants that do not interfere (each runs at its alone QPS* on its cores): a reference and for tests."""
 
@@ -90,18 +118,25 @@ class TenantCurve:
         """``float[R]``: QPS* with every service time multiplied by ``inflation`` (scalar or ``float[R]``)."""
         f = np.broadcast_to(np.asarray(inflation, float), (self.replicates,))
         sigma = self.sla_ms / f
-        out = np.empty(self.replicates)
-        for r in range(self.replicates):
-            q = np.maximum.accumulate(self.quantile_ms[:, r])  # a quantile curve is increasing in the rate
-            if q[0] > sigma[r]:
-                out[r] = 0.0
-            elif q[-1] <= sigma[r]:
-                out[r] = self.rates_qps[-1]
-            else:
-                i = int(np.argmax(q > sigma[r]))
-                r0, r1, q0, q1 = self.rates_qps[i - 1], self.rates_qps[i], q[i - 1], q[i]
-                out[r] = r0 + (sigma[r] - q0) / (q1 - q0) * (r1 - r0) if q1 > q0 else r0
+        q = self._monotone()
+        cols = np.arange(self.replicates)
+        above = q > sigma[None, :]
+        i = np.where(above.any(axis=0), above.argmax(axis=0), q.shape[0])  # first rate over sigma (K: none)
+        i0, i1 = np.clip(i - 1, 0, q.shape[0] - 1), np.clip(i, 0, q.shape[0] - 1)
+        r0, r1 = self.rates_qps[i0], self.rates_qps[i1]
+        q0, q1 = q[i0, cols], q[i1, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mid = np.where(q1 > q0, r0 + (sigma - q0) / (q1 - q0) * (r1 - r0), r0)
+        out = np.where(i == 0, 0.0, np.where(i >= q.shape[0], self.rates_qps[-1], mid))
         return out / f
+
+    def _monotone(self) -> np.ndarray:
+        """The quantile curves made non-decreasing in the rate (a quantile of a queue is), cached."""
+        q = self.__dict__.get("_mono")
+        if q is None:
+            q = np.maximum.accumulate(self.quantile_ms, axis=0)
+            object.__setattr__(self, "_mono", q)
+        return q
 
 
 def tenant_curve(law, mix_items: np.ndarray, sla_ms: float, percentile: float, settings, model: str = "",
@@ -140,15 +175,16 @@ class PairSplit:
 def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.ndarray, cache_override: float | None,
               interference: Interference) -> np.ndarray:
     """``f`` of ``victim`` next to ``partner`` at load fractions ``partner_load`` (``float[R]``)."""
-    u = np.clip(np.asarray(partner_load, float), 0.0, 1.0)
-    out = np.empty(u.shape)
-    for i, ui in enumerate(u):
+    u = np.round(np.clip(np.asarray(partner_load, float), 0.0, 1.0), 3)
+    values, back = np.unique(u, return_inverse=True)
+    out = np.empty(values.shape)
+    for i, ui in enumerate(values):
         x_bw = interference.pressure(partner, "bandwidth", partner_workers, float(ui))
         f = interference.inflation(victim, "bandwidth", x_bw)
         x_c = cache_override if cache_override is not None else interference.pressure(partner, "cache",
                                                                                       partner_workers, float(ui))
         out[i] = max(f, 1.0) * max(interference.inflation(victim, "cache", x_c), 1.0)
-    return out
+    return out[back].reshape(u.shape)
 
 
 @dataclass
@@ -176,7 +212,7 @@ def _inflations(a: TenantCurve, b: TenantCurve, split: PairSplit, lam_a: np.ndar
 
 
 def boundary(a: TenantCurve, b: TenantCurve, split: PairSplit, alone_a: float, alone_b: float, share_a: float,
-             interference: Interference, iterations: int = 30) -> BoundaryPoint:
+             interference: Interference, iterations: int = 20) -> BoundaryPoint:
     """Bisection on the scale t of the ray ``t × (share_a · alone_a, (1 − share_a) · alone_b)`` (module doc)."""
     if not 0 < share_a < 1:
         raise PredictionError(f"a ray's share must be in (0, 1), got {share_a}")
@@ -295,7 +331,7 @@ def interference_from_files(paths, calibration=None) -> Interference:
         return NoInterference()
     from hera.profile.interference.table import load_interference
 
-    return load_interference(paths, calibration, **INTERFERENCE_OPTIONS)
+    return GridInterference(load_interference(paths, calibration, **INTERFERENCE_OPTIONS))
 
 
 def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[PairSplit], str]:
@@ -364,7 +400,8 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     df["llc_partitioning"] = partitioning
     df["scale"] = config["scale"]
     per_pair = (time.perf_counter() - t1_) / max(len(parts), 1)
-    how = ("no interference profiles: tenants assumed not to interfere" if isinstance(interference, NoInterference)
+    how = ("no interference profiles: tenants assumed not to interfere"
+           if isinstance(getattr(interference, "inner", interference), NoInterference)
            else "interference: " + ", ".join(f"{k} {v}" for k, v in INTERFERENCE_OPTIONS.items()))
     stamp = (f"predicted from O(N) profiles ({how}): curves {t_curves:.1f} s for {len(curves)} (model, workers), "
              f"{per_pair:.2f} s per pair for {len(splits)} split(s)")

@@ -40,7 +40,8 @@ TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "latency_ms_model",
                  "sla_ms", "percentile", "latency_ms_p50", "duration_s", "wall_s", "achieved_qps",
-                 "issue_lateness_us_p99", "harness_cpu_s", "harness_saturated", "problem", "arrival_seed"]
+                 "issue_lateness_us_p99", "harness_cpu_s", "harness_saturated", "harness_saturation_reason", "problem",
+                 "arrival_seed"]
 CURVE_COLUMNS = ["model", "workers", "rate_qps", "latency_ms_model", "latency_ms_model_lo", "latency_ms_model_hi",
                  "percentile", "sla_ms"]
 
@@ -61,6 +62,12 @@ def outputs(out: str | Path) -> ScalabilityOutputs:
     return ScalabilityOutputs(out, out.with_name(out.stem + ".trials.csv"), out.with_name(out.stem + ".curve.csv"))
 
 
+#: Warm-up of a confirmation chunk: a third of its measured queries (at least 10), arriving at the trial's rate,
+#: so that the queue has built up before measuring starts (a trial started from an idle node is optimistic near
+#: saturation).
+WARMUP_SHARE = 3
+
+
 def model_settings(config: dict[str, Any], stream: str):
     """:class:`hera.queueing.qps.ModelSettings` from config ``model.*`` (seed derived from the study's)."""
     from hera.queueing.qps import ModelSettings
@@ -76,7 +83,7 @@ def confirm_settings(config: dict[str, Any], sla_ms: float, rate_qps: float, str
     c = config["confirm"]
     base = common.loadgen_settings(config, sla_ms, rate_qps, stream=stream)
     return base.replace(min_queries=int(c["min_queries"]), min_duration_s=float(c["trial_s"]),
-                        warmup_queries=max(5, int(c["min_queries"]) // 10))
+                        warmup_queries=max(10, int(c["min_queries"]) // WARMUP_SHARE))
 
 
 def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],
