@@ -155,7 +155,7 @@ def test_reader_of_missing_or_malformed_files(tmp_path):
 def study(tmp_path):
     cfg = cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=[
         "interference.window_s=0.2", "interference.saturation_s=0.2", "interference.warmup_s=0.05",
-        "interference.bootstrap=50", "service.light_queries_per_size=5", "service.saturation_s=0.4",
+        "interference.bootstrap=50", "service.light_queries_per_size=5", "service.saturation_s=0.4", "service.dispatch_probes=20",
         "service.warmup_s=0.1"])
     return cfg, cfgmod.dump(cfg, tmp_path / "config.json")
 

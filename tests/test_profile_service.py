@@ -18,6 +18,7 @@ DELAY_MS = 2.0  # the synthetic runner sleeps this long per sub-batch: a known s
 def study(tmp_path):
     cfg = cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=[
         "service.light_queries_per_size=5", "service.saturation_s=0.6", "service.warmup_s=0.1",
+        "service.dispatch_probes=30",
         "model.queries=600", "model.replicates=4", "confirm.min_queries=40", "confirm.trial_s=0.3",
         "confirm.max_chunks=1", "confirm.step=0.2", "confirm.max_steps=3"])
     return cfg, cfgmod.dump(cfg, tmp_path / "config.json")
@@ -32,12 +33,16 @@ def test_service_profile_samples_every_sub_batch_in_both_regimes(study, tmp_path
     out = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", out, OPTS)
     samples = service.read_samples(out)
-    assert set(samples["workers"]) == {1, 2} and set(samples["regime"]) == {"light", "saturated"}
-    # ci: production sizes capped at 256 items -> 100, 200, 256 -> sub-batches of 64, 36, 8
-    assert set(samples["items"]) == {64, 36, 8}
+    assert set(samples["workers"]) == {1, 2} and set(samples["regime"]) == {"light", "probe", "saturated"}
+    # ci: production sizes capped at 256 items -> 100, 200, 256 -> sub-batches of 64, 36, 8; probes of 1 item
+    assert set(samples["items"]) == {64, 36, 8, 1}
+    probes = samples[(samples["regime"] == "probe") & (samples["workers"] == 1)]
+    assert len(probes) == 30 and (probes["query_items"] == 1).all()
     light = samples[(samples["regime"] == "light") & (samples["workers"] == 1)]
     assert sorted(light.drop_duplicates("query")["query_items"].value_counts()) == [5, 5, 5]  # stratified
     assert (samples["service_ms"] >= DELAY_MS * 0.9).all()
+    delay = summary[(summary["statistic"] == "dispatch_delay") & (summary["workers"] == 1)].iloc[0]
+    assert delay["regime"] == "probe" and delay["n"] == 30
     # weights: each size's probability over its share of the light sample (200 items are 12 of 20 points)
     w = light.drop_duplicates("query").groupby("query_items")["weight"].first()
     assert w[200] / w[100] == pytest.approx(6.0)

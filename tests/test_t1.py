@@ -66,7 +66,7 @@ def test_t1_cli_end_to_end(hera_root, capsys):
     assert {"git_commit", "machine_id"} <= set(df.columns)
     for c in ("latency_ms_b1", "latency_ms_b64", "latency_ms_b256", "sla_ms"):
         assert (df[c] > 0).all(), c
-    # default rule: 3 x the served unloaded p99 of the mix (12 ms + i here), above 20 x the 0.2 ms dispatch p99
+    # default rule: 3 x the served unloaded p99 of the mix (12 ms + i here), above 20 x the 0.2 ms dispatch p95
     assert list(df["sla_ms"]) == pytest.approx([3 * (12.0 + MODELS.index(m)) for m in df["model"]])
     assert (df["headroom"] >= 2).all() and (df["latency_ms_p95_unloaded"] > 0).all()
     assert df["sla_rule"].str.contains("3 x p99 of the unloaded 1-worker latency of the query mix").all()

@@ -49,7 +49,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                                                                                          machine.logical_cpus)
     print(f"hera plan: {args.configfile} (scale {plan.scale}) on {machine.describe()}")
     print(f"worker counts profiled: {', '.join(map(str, plan.worker_counts))}; co-location: {plan.pairs} pairs x "
-          f"{plan.splits_per_pair} splits x 3 rays")
+          f"{plan.splits_per_pair} splits x {len(config['colocation'].get('rays') or (0.5, 0.75, 0.25))} rays")
     ws = plan.worker_counts[:1] + plan.worker_counts[-1:] if len(plan.worker_counts) > 1 else plan.worker_counts
     print("expected QPS* (queries/s; sets trial lengths): " + "; ".join(
         f"{m} " + "/".join(f"{q[w]:.0f}" for w in ws) for m, q in plan.qps_star.items())

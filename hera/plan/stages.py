@@ -31,14 +31,14 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("scalability", "F2: node model + confirmed QPS* per worker count"),
     ("interference", "F3: interference profiles"),
     ("pair_predictions", "pair predictions (every split, O(N))"),
-    ("colocation", "F4: measured co-location (best split, neighbours, shared LLC, even split; 3 rays)"),
+    ("colocation", "F4: measured co-location (best split, neighbours, shared LLC, even split; colocation.rays)"),
     ("policies", "F5/F8: policies, provisioning"),
     ("serving", "F6: latency vs load per policy"),
     ("load_change", "F7: load change per manager"),
     ("report", "tables, figures, T2"),
     ("scheduling", "Snakemake: start and per-job overhead"),
 )
-#: Rays of the feasible region measured per split (hera.profile.pair_prediction.MEASURED_SHARES).
+#: Rays of the feasible region measured per split by default (config colocation.rays).
 MEASURED_SHARES = (0.5, 0.75, 0.25)
 #: Rates of a modelled QPS* (hera.queueing.qps.ModelSettings: coarse grid + refinement) and of a predicted curve.
 MODEL_RATES = 24
@@ -130,12 +130,14 @@ def split_sizes(n_workers: int) -> tuple[int, int]:
 def splits_measured(machine: MachineInfo, config: Mapping[str, Any]) -> int:
     """Splits measured per pair (:func:`hera.profile.colocation.select_splits`): the predicted best, its neighbour
     core splits (``colocation.neighbours``), the shared LLC of the best cores where LLC ways are split, and the
-    even split with a shared LLC (the baselines' split) unless it is one of those — counted whenever the node
-    has more than one core split (the best is not always the even one)."""
+    even split with a shared LLC (the baselines' split, only when random, greedy or PARTIES is configured) unless
+    it is one of those — counted whenever the node has more than one core split (the best is not always the even
+    one)."""
     n_core = machine.n_workers - 1
     core = min(3 if config["colocation"].get("neighbours", True) else 1, n_core)
     shared = 1 if machine.llc_partitioning and bool(config["colocation"]["llc_splits"]) else 0
-    even = 1 if n_core > 1 else 0
+    baselines = any(p in config.get("policies", ("random",)) for p in ("random", "greedy", "parties"))
+    even = 1 if n_core > 1 and baselines else 0
     return core + shared + even
 
 
@@ -283,15 +285,16 @@ def ray_rates(share_a: float, qps_a: float, qps_b: float, cal: Calibration) -> l
 def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]], n_splits: int,
                 cal) -> StageEstimate:
     ca, cb = split_sizes(machine.n_workers)
+    shares = tuple(config["colocation"].get("rays") or MEASURED_SHARES)
     jobs = []
     for a, b in pairs:
         ra, rb = rates[a], rates[b]
         qa, qb = ra.qps_star(ca), rb.qps_star(cb)
         ray = sum(2 * model_s(config, 1, cal) + confirmation_s(config, ray_rates(s, qa, qb, cal), cal)
-                  for s in MEASURED_SHARES)
+                  for s in shares)
         jobs.append(cal.cli_s + node_start_s([ra.cost, rb.cost], cal) + n_splits * (2 * cal.resize_s + ray))
     return StageEstimate("colocation", "", len(jobs), sum(jobs),
-                         f"{len(pairs)} pairs x {n_splits} splits x {len(MEASURED_SHARES)} rays, one confirmation each")
+                         f"{len(pairs)} pairs x {n_splits} splits x {len(shares)} rays, one confirmation each")
 
 
 def _policies(cal) -> StageEstimate:

@@ -8,8 +8,7 @@ this stage measures only (docs/DESIGN.md, "Co-location"):
   same LLC option), when the best split partitions the LLC the shared-LLC case of its cores, and the even split
   with a shared LLC (the baselines' split, so they are scored on measurements too);
 - on each, three points of the boundary of the feasible region: the rays ``t × (s · QPS*_a(c_a), (1 − s) ·
-  QPS*_b(c_b))`` for s in :data:`hera.profile.pair_prediction.MEASURED_SHARES` (balanced, a favoured, b
-  favoured), ``QPS*_i(c_i)`` the tenant's measured alone QPS* on its cores (F2). Both tenants are always loaded.
+  QPS*_b(c_b))`` for s in ``colocation.rays`` (default 0.5, 0.75, 0.25: balanced, a favoured, b favoured), ``QPS*_i(c_i)`` the tenant's measured alone QPS* on its cores (F2). Both tenants are always loaded.
 - each point with the confirmation procedure of QPS* (:func:`hera.loadgen.confirm.confirm_point`: repeats of
   joint open-loop trials bracketing the predicted scale, the normalised tail max_i tail_i / SLA_i interpolated
   to 1, the node model inflated by the predicted interference as each tenant's control variate).
@@ -215,7 +214,6 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
     return its rows. ``services[m]``: the service profile of each model. ``on_point(row)`` is called after each
     point is on disk (tests interrupt through it)."""
     from hera.machine import resctrl_info
-    from hera.profile.pair_prediction import MEASURED_SHARES
     from hera.profile.service import read_samples
 
     opts = opts or common.NodeOptions()
@@ -246,7 +244,8 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                             pred[["cores_a", "cores_b", "llc", "share_a", "ray_scale"]].to_dict("records"))
     table = common.ResumableTable(out, COLUMNS, KEY, fp)
     trials_t = common.ResumableTable(Path(out).with_name(Path(out).stem + ".trials.csv"), TRIAL_COLUMNS, KEY, fp)
-    todo = [(sp, why, s) for sp, why in chosen for s in MEASURED_SHARES
+    shares = [float(x) for x in config["colocation"].get("rays") or (0.5, 0.75, 0.25)]
+    todo = [(sp, why, s) for sp, why in chosen for s in shares
             if not table.done(**sp.key(), share_a=float(s))]
     if todo:
         pn = _PairNode(config, names, (ma, mb), opts)

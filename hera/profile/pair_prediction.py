@@ -248,8 +248,8 @@ PREDICTION_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "way
 
 def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model_b: str, splits: list[PairSplit],
                  alone: dict[tuple[str, int], float], whole: dict[str, float], interference: Interference,
-                 confidence: float = 0.95, shares: tuple[float, ...] = PREDICTED_SHARES + MEASURED_SHARES
-                 ) -> pd.DataFrame:
+                 confidence: float = 0.95, shares: tuple[float, ...] = PREDICTED_SHARES + MEASURED_SHARES,
+                 measured: tuple[float, ...] = MEASURED_SHARES) -> pd.DataFrame:
     """One row per (split, ray): the predicted boundary point with intervals and its EMU; ``best`` marks the
     split with the highest predicted EMU (over its rays). ``alone[(m, w)]``: measured alone QPS* of m on w workers
     (sets the rays); ``whole[m]``: its alone QPS* on the whole node (EMU's denominator)."""
@@ -283,7 +283,7 @@ def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model
                 "emu": e[0], "emu_lo": e[1], "emu_hi": e[2], "inflation_a": float(np.median(p.inflation_a)),
                 "inflation_b": float(np.median(p.inflation_b)), "binding": p.binding, "qps_alone_a": qa,
                 "qps_alone_b": qb, "qps_whole_a": whole[model_a], "qps_whole_b": whole[model_b],
-                "measured_ray": any(math.isclose(s, x) for x in MEASURED_SHARES), "best": False, "note": "",
+                "measured_ray": any(math.isclose(s, x) for x in measured), "best": False, "note": "",
             })
     df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS + ["note"])
     if df["emu"].notna().any():
@@ -390,7 +390,9 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     parts = []
     t1_ = time.perf_counter()
     for a, b in itertools.combinations(models, 2):
-        parts.append(predict_pair(curves, a, b, splits, alone, whole, interference, conf))
+        rays = tuple(float(x) for x in config["colocation"].get("rays") or MEASURED_SHARES)
+        parts.append(predict_pair(curves, a, b, splits, alone, whole, interference, conf,
+                                  PREDICTED_SHARES + rays, rays))
         if log:
             best = parts[-1][parts[-1]["best"].astype(bool)]
             log(f"[predict] {a} + {b}: " + (f"best split {int(best['cores_a'].iloc[0])}+{int(best['cores_b'].iloc[0])}"

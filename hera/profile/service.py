@@ -8,9 +8,9 @@ For each worker count w (one worker per core, the first w cores of the study, gr
    the queries are *stratified*: ``service.light_queries_per_size`` queries of every distinct size, in a seeded
    random order, and mix statistics weight each size by its probability (so the 700-item queries that set the
    tail are measured as often as the 200-item ones); for a continuous law ``service.light_queries`` queries
-   are drawn from it. Gives the unloaded latency of the query mix (the SLA's base, :mod:`hera.profile.sla`),
-   light-regime sub-batch service times, and the dispatch delay (submission → first sub-batch start on an
-   idle node);
+   are drawn from it. Gives the unloaded latency of the query mix (the SLA's base, :mod:`hera.profile.sla`) and
+   light-regime sub-batch service times; then ``service.dispatch_probes`` one-item queries, one at a time, give
+   the dispatch delay (submission → first sub-batch start on an idle node: the platform's own jitter);
 2. **saturation**: a closed loop keeps ``depth_per_worker · w + 1`` queries of the mix in flight for
    ``service.saturation_s`` seconds (after ``service.warmup_s``), so every worker is always busy. Gives
    saturated-regime service times, the gap between back-to-back sub-batches of a worker, and the throughput.
@@ -203,7 +203,7 @@ def summarise(samples: pd.DataFrame, throughput: dict[int, float], meta: dict[in
     rows = []
     for w, g in samples.groupby("workers"):
         base = {"model": g["model"].iloc[0], "workers": int(w), **meta[int(w)]}
-        for (regime, items), s in g.groupby(["regime", "items"]):
+        for (regime, items), s in g[g["regime"] != "probe"].groupby(["regime", "items"]):
             rows.append({**base, "statistic": "sub_batch_service", "regime": regime, "items": int(items),
                          **_qrow(s["service_ms"].to_numpy())})
         queries = g.drop_duplicates(["regime", "query"])
@@ -213,8 +213,10 @@ def summarise(samples: pd.DataFrame, throughput: dict[int, float], meta: dict[in
                          **_qrow(s["query_latency_ms"].to_numpy())})
         rows.append({**base, "statistic": "mix_latency", "regime": "light",
                      **_qrow(light["query_latency_ms"].to_numpy(), light["weight"].to_numpy())})
-        rows.append({**base, "statistic": "dispatch_delay", "regime": "light",
-                     **_qrow(light["dispatch_ms"].to_numpy())})
+        probes = queries[queries["regime"] == "probe"]
+        delay = probes if len(probes) else light
+        rows.append({**base, "statistic": "dispatch_delay", "regime": "probe" if len(probes) else "light",
+                     **_qrow(delay["dispatch_ms"].to_numpy())})
         gaps = worker_gaps_ms(g)
         rows.append({**base, "statistic": "worker_gap", "regime": "saturated", **_qrow(gaps)})
         rows.append({**base, "statistic": "saturation_throughput", "regime": "saturated", "n": int(
@@ -269,6 +271,8 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
             sizes, weights = light_sizes(config, common.derived_seed(seed, "service-light", *key))
             t0 = time.perf_counter()
             light = light_load(node, tenant, sizes, common.derived_seed(seed, "service-starts", *key))
+            probes = light_load(node, tenant, np.ones(int(svc["dispatch_probes"]), np.int64),
+                                common.derived_seed(seed, "service-probes", *key))
             t1 = time.perf_counter()
             mix = mix_sizes(config, 4096, common.derived_seed(seed, "service-mix", *key))
             depth = int(svc["depth_per_worker"]) * w + 1
@@ -279,6 +283,7 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
             raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "
                                       f"{svc['saturation_s']} s at saturation (raise service.saturation_s)")
         rows += sample_rows(light, model, w, "light", weights)
+        rows += sample_rows(probes, model, w, "probe", None)
         rows += sample_rows(sat, model, w, "saturated", None)
         throughput[w] = len(sat) / dur
         meta[w] = {"cores": " ".join(map(str, cores[:w])),
@@ -338,7 +343,9 @@ def service_law(samples: pd.DataFrame, workers: int, batch_size: int, *, source:
         if r.empty:
             raise ServiceProfileError(f"{source}: no {regime} samples with {workers} worker(s)")
         pools[regime] = {int(k): s["service_ms"].to_numpy(float) for k, s in r.groupby("items")}
-    light_q = g[g["regime"] == "light"].drop_duplicates("query")
+    light_q = g[g["regime"] == "probe"].drop_duplicates("query")
+    if light_q.empty:  # profiles made before the dispatch probes
+        light_q = g[g["regime"] == "light"].drop_duplicates("query")
     gaps = worker_gaps_ms(g)
     if gaps.size:
         gaps = gaps[gaps <= np.quantile(gaps, GAP_TRIM_QUANTILE)]
