@@ -173,7 +173,7 @@ def test_a_looser_sla_lets_a_model_run_nearer_its_capacity():
 def test_confirmation_time_follows_repeats_queries_and_rate():
     cfg = _config("default")
     base = confirmation_s(cfg, [50.0], Calibration())
-    assert confirmation_s(_config("default", confirm={"repeats": 6}), [50.0], Calibration()) == pytest.approx(2 * base)
+    assert confirmation_s(_config("default", confirm__repeats=6), [50.0], Calibration()) == pytest.approx(2 * base)
     assert confirmation_s(cfg, [5.0], Calibration()) > 5 * base  # 120 queries at 5 q/s: 24 s per chunk
     assert confirmation_s(cfg, [50.0, 5.0], Calibration()) == confirmation_s(cfg, [5.0], Calibration())
     assert confirmation_s(cfg, [1e5], Calibration()) == pytest.approx(confirmation_s(cfg, [1e6], Calibration()), rel=1e-3)
