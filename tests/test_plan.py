@@ -174,8 +174,9 @@ def test_confirmation_time_follows_repeats_queries_and_rate():
     cfg = _config("default")
     base = confirmation_s(cfg, [50.0], Calibration())
     assert confirmation_s(_config("default", confirm__repeats=6), [50.0], Calibration()) == pytest.approx(2 * base)
-    assert confirmation_s(cfg, [5.0], Calibration()) > 5 * base  # 120 queries at 5 q/s: 24 s per chunk
-    assert confirmation_s(cfg, [50.0, 5.0], Calibration()) == confirmation_s(cfg, [5.0], Calibration())
+    assert confirmation_s(cfg, [5.0], Calibration()) > 5 * base  # 40 queries at 5 q/s: 8 s per chunk
+    # the busiest stream paces a joint trial (hera.loadgen.confirm)
+    assert confirmation_s(cfg, [50.0, 5.0], Calibration()) == confirmation_s(cfg, [50.0], Calibration())
     assert confirmation_s(cfg, [1e5], Calibration()) == pytest.approx(confirmation_s(cfg, [1e6], Calibration()), rel=1e-3)
 
 

@@ -111,11 +111,12 @@ def model_s(config: Mapping[str, Any], rates: int, cal: Calibration) -> float:
 
 def confirmation_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration) -> float:
     """One confirmation (:func:`hera.loadgen.confirm.confirm_point`): repeats x trials x chunks, a chunk at
-    least ``min_queries`` queries of the slowest tenant and ``trial_s`` seconds, plus its warm-up queries."""
+    least ``min_queries`` queries of the busiest tenant (which paces a joint trial) and ``trial_s`` seconds, plus
+    its warm-up queries (a third of ``min_queries``, as :mod:`hera.profile.scalability` sets them)."""
     c = config["confirm"]
-    slow = clamp_rate(min(rates_qps))
-    n, warm = int(c["min_queries"]), max(5, int(c["min_queries"]) // 10)
-    chunk = max(float(c["trial_s"]), n / slow) + warm / slow + cal.chunk_overhead_s
+    pace = clamp_rate(max(rates_qps))
+    n, warm = int(c["min_queries"]), max(10, int(c["min_queries"]) // 3)
+    chunk = max(float(c["trial_s"]), n / pace) + warm / pace + cal.chunk_overhead_s
     trials = min(cal.trials_per_repeat, 2 + int(c["max_steps"]))
     chunks = min(cal.chunks_per_trial, int(c["max_chunks"]))
     return int(c["repeats"]) * (1 + cal.retest_share) * trials * chunks * chunk
