@@ -22,6 +22,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,15 +33,24 @@ from hera.errors import HeraError, NotBuiltError
 
 # ------------------------------------------------------------------------------------------ helpers
 def _emit(name: str, scale: str, figure: dict[str, Any], out: Path | None, config: dict[str, Any]) -> int:
-    """Write the figure with provenance and print it as the last line."""
+    """Write the figure with provenance and print it as the last line. ``out`` is a file, or a folder that gets
+    ``<name>.json``; the figure is printed even when the file cannot be written (a measurement is never lost)."""
     from hera.paths import results_dir
     from hera.provenance import provenance
 
     path = out or results_dir(scale) / "bench" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"bench": name, "figure": figure, **provenance(config)}, indent=2,
-                               sort_keys=True, default=str) + "\n")
-    print(json.dumps(figure, sort_keys=True, default=float))
+    if path.is_dir():
+        path = path / f"{name}.json"
+    line = json.dumps(figure, sort_keys=True, default=float)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"bench": name, "figure": figure, **provenance(config)}, indent=2,
+                                   sort_keys=True, default=str) + "\n")
+    except OSError as e:
+        print(f"hera bench: error: cannot write {path}: {e.strerror or e}", file=sys.stderr)
+        print(line)
+        return 1
+    print(line)
     return 0
 
 
