@@ -286,6 +286,59 @@ def bench_serving(model: str, scale: str, cores: list[int], batch_size: int, dur
             "mean_query_items": round(mean_items, 1), "search_note": res.note, "inprocess_search_note": res_in.note}
 
 
+def _service_once(model: str, config: Path, mode: str, tmp: Path, i: int) -> dict[str, float]:
+    """One fresh ``hera profile service --workers 1`` (the pipeline's own path: node, forkserver, pinned
+    worker) under allocator ``mode``: its light-load median of full sub-batches and its saturation rate."""
+    import subprocess
+
+    import pandas as pd
+
+    from hera.zoo.allocator import ENV
+
+    out = tmp / f"{mode}-{i}.csv"
+    env = {**os.environ, ENV: mode}
+    cmd = [sys.executable, "-m", "hera", "profile", "service", "--config", str(config), "--model", model,
+           "--workers", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise HeraError(f"allocator: `{' '.join(cmd[2:])}` failed: {tail}")
+    df = pd.read_csv(out)
+    light = df[(df["statistic"] == "sub_batch_service") & (df["regime"] == "light")]
+    full = light[light["items"] == light["items"].max()]
+    sat = df[df["statistic"] == "saturation_throughput"]
+    return {"sub_batch_p50_ms": float(full["p50_ms"].iloc[0]), "saturation_qps": float(sat["value"].iloc[0])}
+
+
+def bench_allocator(model: str, scale: str, config: Path, processes: int) -> dict[str, Any]:
+    """The one-worker service profile of ``model`` measured ``processes`` times under glibc's default heap and
+    under the steady heap of :mod:`hera.zoo.allocator`, each in a fresh process, the modes interleaved so that
+    drift of the machine hits both alike. Spread between processes is what the allocator is about."""
+    import tempfile
+
+    import numpy as np
+
+    from hera.zoo.allocator import MODES
+
+    _require_built(model, scale)
+    runs: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(processes):
+            for mode in ("default", "steady"):
+                runs[mode].append(_service_once(model, config, mode, Path(tmp), i))
+                print(f"[allocator] {model} {mode} #{i + 1}: {runs[mode][-1]}", file=sys.stderr, flush=True)
+    fig: dict[str, Any] = {"model": model, "scale": scale, "processes": processes, "workers": 1}
+    for mode, rows in runs.items():
+        sub = np.array([r["sub_batch_p50_ms"] for r in rows])
+        sat = np.array([r["saturation_qps"] for r in rows])
+        fig[mode] = {"sub_batch_p50_ms": [round(float(x), 3) for x in sub],
+                     "saturation_qps": [round(float(x), 2) for x in sat],
+                     "sub_batch_cov": round(float(sub.std(ddof=1) / sub.mean()), 4),
+                     "saturation_cov": round(float(sat.std(ddof=1) / sat.mean()), 4),
+                     "sub_batch_max_over_min": round(float(sub.max() / sub.min()), 3)}
+    return fig
+
+
 def _library_items(model: str, scale: str) -> int:
     """Items in the model's sample library (read from its memory-mapped files)."""
     from hera.paths import datasets_dir
@@ -604,6 +657,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=_cmd_agreement)
 
 
+    al = bsub.add_parser("allocator", help="one-worker service profile in fresh processes: glibc default heap vs "
+                                            "the steady heap the workers use")
+    common(al)
+    al.add_argument("--processes", type=int, default=6, help="fresh service profiles per mode (default 6)")
+    al.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    al.set_defaults(func=_cmd_allocator)
+
     r = bsub.add_parser("qps-repeatability", help="spread of QPS* over independent complete determinations")
     common(r)
     r.add_argument("--runs", type=int, default=3, help="independent determinations (seeds) (default 3)")
@@ -798,6 +858,16 @@ def _cmd_model_agreement(args) -> int:
         raise HeraError(f"--workers must be comma-separated integers, not {args.workers!r}") from None
     fig = bench_model_agreement(args.scale, models, workers, study, args.from_results)
     return _emit("model-agreement", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_allocator(args) -> int:
+    from hera.paths import repo_root
+
+    if args.processes < 2:
+        raise HeraError(f"allocator: --processes must be >= 2 (a spread needs two), not {args.processes}")
+    config = args.config or repo_root() / "workflow" / "config" / f"{args.scale}.yaml"
+    fig = bench_allocator(args.model, args.scale, config, args.processes)
+    return _emit(f"allocator-{args.model}", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_build(args) -> int:

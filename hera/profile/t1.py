@@ -125,8 +125,10 @@ def measure_latency_ms(model, spec, n: int, repeats: int, warmup: int, rng: np.r
 
 def profile_model(model_id: str, settings: T1Settings) -> dict[str, Any]:
     """One T1 row (the caller pins the process; see :func:`pinned`)."""
+    from hera.zoo.allocator import steady_heap
     from hera.zoo.load import built_spec, load_model, prefault, read_built_metadata
 
+    steady_heap()  # as in the workers (hera.zoo.allocator)
     meta = read_built_metadata(model_id, settings.scale, settings.quantized, settings.models_root)
     spec = built_spec(model_id, settings.scale, settings.quantized, settings.models_root)
     model = load_model(model_id, settings.scale, settings.quantized, settings.models_root)

@@ -108,9 +108,13 @@ class ZooRunner:
     def __init__(self, spec: RunnerSpec):
         import torch
         from hera.workload.library import SampleLibrary
+        from hera.zoo.allocator import steady_heap
         from hera.zoo.inputs import make_inputs
         from hera.zoo.load import built_spec, load_model, prefault
 
+        # before the model allocates anything: large temporaries from a heap that stays mapped (two-speed
+        # workers otherwise; hera.zoo.allocator)
+        self.allocator = steady_heap()
         self._torch = torch
         self._make_inputs = make_inputs
         self.model = load_model(spec.model, spec.scale, quantized=spec.quantized, root=spec.models_root)
@@ -126,7 +130,7 @@ class ZooRunner:
                 "n_ids": len(limits), "n_outputs": int(self.spec.n_outputs), "id_limits": limits,
                 "tables": [{"name": t.name, "rows": int(t.rows), "lookups": int(t.lookups)}
                            for t in self.spec.tables],
-                "prefaulted_bytes": int(self.prefaulted_bytes)}
+                "prefaulted_bytes": int(self.prefaulted_bytes), "allocator": self.allocator}
 
     def run_samples(self, start: int, n: int) -> np.ndarray:
         total = int(self.library.n_items)
