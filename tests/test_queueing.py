@@ -10,7 +10,8 @@ import pytest
 from hera.errors import ConfigError
 from hera.queueing import closed_forms as cf
 from hera.queueing.des import SubBatchPlan, simulate
-from hera.queueing.qps import ModelSettings, TailModel, latency_quantiles, modelled_qps_star, unloaded_quantiles
+from hera.queueing.qps import (ModelSettings, TailModel, TrialShape, latency_quantiles, modelled_qps_star,
+                               unloaded_quantiles)
 from hera.queueing.service import ServiceLaw
 
 
@@ -114,6 +115,33 @@ def test_unloaded_quantiles_are_service_times_alone():
                      dispatch_ms=np.zeros(1))
     q = unloaded_quantiles(law, np.array([100] * 50 + [64] * 50), (0.25, 0.99))
     assert q[0.25] == pytest.approx(2.0, rel=1e-4) and q[0.99] == pytest.approx(3.0, rel=1e-4)
+
+
+def test_trial_tails_match_steady_ones_at_light_load_and_are_optimistic_near_saturation():
+    """Short trials from an idle node (the confirmation's) see the steady-state tail where the queue is short
+    and a smaller one near saturation, where the queue has not built up within the trial."""
+    law = law_const(10.0, dispatch_ms=np.zeros(1))
+    items = np.full(6000, 100)
+    steady = ModelSettings(n_queries=6000, warmup_queries=600, replicates=8, seed=3)
+    trial = ModelSettings(n_queries=6000, warmup_queries=600, replicates=8, seed=3,
+                          trial=TrialShape(min_queries=40, trial_s=1.0, warmup_queries=13))
+    rates = np.array([10.0, 95.0])
+    q_s, q_t = latency_quantiles(law, rates, items, 0.95, steady), latency_quantiles(law, rates, items, 0.95, trial)
+    assert q_t.shape == q_s.shape == (2, 8)
+    exact_light = cf.md1_sojourn_quantile_s(0.95, 10.0, 0.01) * 1e3
+    assert np.median(q_t[0]) == pytest.approx(exact_light, rel=0.25)
+    assert np.median(q_t[1]) < 0.8 * np.median(q_s[1])  # steady state at rho 0.95 is far out; 1-s trials are not
+    m_t = modelled_qps_star(law, items, 50.0, 0.95, trial)
+    m_s = modelled_qps_star(law, items, 50.0, 0.95, steady)
+    assert m_t.qps_star > m_s.qps_star
+
+
+def test_trial_shape_lengths_and_bad_values():
+    shape = TrialShape(min_queries=40, trial_s=1.0, warmup_queries=13, min_trials=8, measured_per_rate=1200)
+    assert shape.measured(10.0) == 40 and shape.measured(400.0) == 400
+    assert shape.trials(10.0) == 30 and shape.trials(400.0) == 8
+    with pytest.raises(ConfigError, match="trial shape"):
+        TrialShape(min_queries=0, trial_s=1.0, warmup_queries=13)
 
 
 @pytest.mark.parametrize("kw", [dict(n_queries=50), dict(replicates=1), dict(confidence=1.0),

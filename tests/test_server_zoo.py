@@ -109,3 +109,12 @@ def test_workers_prefault_their_tables_numa_local(node, built, monkeypatch):
                              frozenset(USABLE + [99]))
     monkeypatch.setattr(topology, "live_topology", lambda: fake)
     assert node._numa_local(cfg) == tables.stat().st_size
+
+
+def test_workers_run_on_the_steady_heap(node):
+    from hera.profile.service import _allocator
+    from hera.zoo.allocator import _libc
+
+    expected = "glibc steady heap" if _libc() is not None else "unchanged: not glibc"
+    assert _allocator(node, "rmc1").startswith(expected)  # reported by the worker itself
+    assert _allocator(node, "no-such-tenant") == "unknown"

@@ -206,11 +206,13 @@ def _service(config, rates, counts, cal) -> StageEstimate:
 
 
 def _scalability(config, rates, counts, cal) -> StageEstimate:
+    models = 2 if config["model"].get("tails", "trial") == "trial" else 1  # trial-shaped and steady-state
     jobs = []
     for r in rates.values():
         s = cal.cli_s + node_start_s([r.cost], cal)
         for w in counts:
-            s += cal.resize_s + model_s(config, MODEL_RATES, cal) + confirmation_s(config, [r.qps_star(w)], cal)
+            s += (cal.resize_s + models * model_s(config, MODEL_RATES, cal)
+                  + confirmation_s(config, [r.qps_star(w)], cal))
         jobs.append(s)
     c = config["confirm"]
     return StageEstimate("scalability", "", len(jobs), sum(jobs),

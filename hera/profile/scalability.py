@@ -34,7 +34,7 @@ from hera.profile import common
 COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_star_ci_level", "qps_star_mean",
            "qps_star_std", "qps_star_cov", "qps_star_raw", "per_repeat", "per_repeat_raw", "repeats", "retested",
            "qps_star_model", "qps_star_model_lo", "qps_star_model_hi", "capacity_qps_model", "model_rel_error",
-           "normalised", "normalised_model", "sla_ms", "percentile", "n_trials", "trial_seconds", "wall_seconds",
+           "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile", "n_trials", "trial_seconds", "wall_seconds",
            "model_seconds", "cores", "harness_cores", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
@@ -68,14 +68,25 @@ def outputs(out: str | Path) -> ScalabilityOutputs:
 WARMUP_SHARE = 3
 
 
-def model_settings(config: dict[str, Any], stream: str):
-    """:class:`hera.queueing.qps.ModelSettings` from config ``model.*`` (seed derived from the study's)."""
-    from hera.queueing.qps import ModelSettings
+def model_settings(config: dict[str, Any], stream: str, tails: str | None = None):
+    """:class:`hera.queueing.qps.ModelSettings` from config ``model.*`` (seed derived from the study's);
+    ``tails`` (``trial`` or ``steady``) overrides ``model.tails``. Trial tails take the confirmation's shape."""
+    from hera.queueing.qps import ModelSettings, TrialShape
 
     m = config["model"]
+    trial = None
+    if (tails or m.get("tails", "trial")) == "trial":
+        c = config["confirm"]
+        trial = TrialShape(min_queries=int(c["min_queries"]), trial_s=float(c["trial_s"]),
+                           warmup_queries=confirm_warmup(config))
     return ModelSettings(n_queries=int(m["queries"]), warmup_queries=max(1, int(m["queries"]) // 10),
                          replicates=int(m["replicates"]), confidence=float(m["confidence"]),
-                         seed=common.derived_seed(int(config["seed"]), "model", stream))
+                         seed=common.derived_seed(int(config["seed"]), "model", stream), trial=trial)
+
+
+def confirm_warmup(config: dict[str, Any]) -> int:
+    """Unmeasured queries before each confirmation chunk (see :data:`WARMUP_SHARE`)."""
+    return max(10, int(config["confirm"]["min_queries"]) // WARMUP_SHARE)
 
 
 def confirm_settings(config: dict[str, Any], sla_ms: float, rate_qps: float, stream: str):
@@ -83,7 +94,7 @@ def confirm_settings(config: dict[str, Any], sla_ms: float, rate_qps: float, str
     c = config["confirm"]
     base = common.loadgen_settings(config, sla_ms, rate_qps, stream=stream)
     return base.replace(min_queries=int(c["min_queries"]), min_duration_s=float(c["trial_s"]),
-                        warmup_queries=max(10, int(c["min_queries"]) // WARMUP_SHARE))
+                        warmup_queries=confirm_warmup(config))
 
 
 def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],
@@ -100,11 +111,14 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
     t0 = time.perf_counter()
     modelled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
+    # the long-run value beside it: how optimistic the confirmation's short trials are, by the model's account
+    steady = modelled if ms.trial is None else modelled_qps_star(law, mix, sla["sla_ms"], pct,
+                                                                 model_settings(config, stream, "steady"))
     t_model = time.perf_counter() - t0
     start = modelled.qps_star if modelled.qps_star > 0 else 0.05 * modelled.capacity_qps
     _log(f"[scalability] {tenant}: {law.workers} worker(s), SLA p{pct * 100:g} <= {sla['sla_ms']:.4g} ms: modelled "
          f"QPS* {modelled.qps_star:.2f} [{modelled.qps_star_lo:.2f}, {modelled.qps_star_hi:.2f}] of capacity "
-         f"{modelled.capacity_qps:.1f} ({t_model:.1f} s); confirming")
+         f"{modelled.capacity_qps:.1f}, steady state {steady.qps_star:.2f} ({t_model:.1f} s); confirming")
     tail_model = TailModel(law, mix, pct, seed=common.derived_seed(int(config["seed"]), "tail-model", stream))
     t1 = time.perf_counter()
     res = confirm_qps_star(NodeSUT(node), confirm_settings(config, sla["sla_ms"], start, stream),
@@ -123,7 +137,8 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         "per_repeat_raw": ";".join(f"{x:.6g}" for x in res.per_repeat_raw), "repeats": res.repeats,
         "retested": res.retested, "qps_star_model": modelled.qps_star, "qps_star_model_lo": modelled.qps_star_lo,
         "qps_star_model_hi": modelled.qps_star_hi, "capacity_qps_model": modelled.capacity_qps,
-        "model_rel_error": rel, "sla_ms": sla["sla_ms"], "percentile": pct, "n_trials": res.n_trials,
+        "model_rel_error": rel, "model_tails": "steady" if ms.trial is None else "trial",
+        "qps_star_model_steady": steady.qps_star, "sla_ms": sla["sla_ms"], "percentile": pct, "n_trials": res.n_trials,
         "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,
         "note": "; ".join(x for x in (res.note, modelled.note) if x),
     }
@@ -147,7 +162,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v2", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v3", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)

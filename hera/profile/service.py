@@ -92,6 +92,13 @@ def mix_sizes(config: dict[str, Any], n: int, seed: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ measuring
+def _allocator(node: Any, tenant: str) -> str:
+    """What the tenant's workers report of their heap (:mod:`hera.zoo.allocator`), "unknown" otherwise."""
+    t = getattr(node, "tenants", {}).get(tenant)
+    info = getattr(t, "info", None) or {}
+    return str(info.get("allocator", "unknown"))
+
+
 def sample_rows(results: list[Any], model: str, w: int, regime: str, weights: dict[int, float] | None) -> list[dict]:
     """One row per sub-batch (:data:`SAMPLE_COLUMNS`) of the QueryResults ``results`` measured with ``w`` workers
     in ``regime``; ``weights``: each query size's weight (light load), else 1."""
@@ -291,7 +298,7 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
                    "batch_size": batch, "scale": config["scale"],
                    "note": f"light {len(light)} queries in {t1 - t0:.1f} s; saturation depth {depth}, "
                            f"{len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s warm-up), "
-                           f"{t2 - t1:.1f} s in all"}
+                           f"{t2 - t1:.1f} s in all; allocator: {_allocator(node, tenant)}"}
         _log(f"[service] {model}: {w} worker(s): {len(light)} light queries ({t1 - t0:.1f} s), saturation "
              f"{throughput[w]:.1f} queries/s")
     samples = pd.DataFrame(rows).reindex(columns=SAMPLE_COLUMNS)

@@ -6,7 +6,10 @@ Method (:func:`modelled_qps_star`):
    replacement (uncertainty of the measured samples) and draws its own Poisson arrivals (simulation noise);
 2. a grid of rates from ``grid_lo_frac`` to ``grid_hi_frac`` of the modelled saturation throughput; every
    (rate, replicate) lane is simulated with :func:`hera.queueing.des.simulate` (common random numbers across
-   the rates of one replicate) and its latency quantile computed after ``warmup_queries``;
+   the rates of one replicate) and its latency quantile computed after ``warmup_queries`` (steady state) or,
+   with ``ModelSettings.trial``, as the mean log tail of short trials shaped like the confirmation's (what the
+   measurement measures: a trial of ~50 queries from an idle node is optimistic near saturation, and the
+   model must answer the same question to be compared with it);
 3. per replicate, QPS* is where the quantile crosses the SLA (linear interpolation between the last rate below
    and the first above); a second, finer grid is simulated between the lowest and highest bracketing rates of
    all replicates and the crossing found again on both grids together;
@@ -28,8 +31,39 @@ from hera.queueing.service import ServiceLaw
 
 
 @dataclass(frozen=True)
+class TrialShape:
+    """The trials a modelled tail stands for (the confirmation's, :mod:`hera.loadgen.confirm`): each starts
+    from an idle node, ``warmup_queries`` unmeasured queries, then ``max(min_queries, ⌈rate · trial_s⌉)``
+    measured ones; its tail is their quantile. The modelled tail at a rate is the geometric mean over
+    ``≥ min_trials`` such trials (and about ``measured_per_rate`` measured queries), which is what the
+    control-variate-adjusted trial tails of the confirmation estimate (:class:`TailModel`)."""
+
+    min_queries: int
+    trial_s: float
+    warmup_queries: int
+    min_trials: int = 8
+    measured_per_rate: int = 1200
+
+    def __post_init__(self) -> None:
+        if self.min_queries < 1 or not self.trial_s > 0 or self.warmup_queries < 0 or self.min_trials < 2:
+            raise ConfigError("trial shape: need min_queries >= 1, trial_s > 0, warmup_queries >= 0, "
+                              "min_trials >= 2")
+
+    def measured(self, rate_qps: float) -> int:
+        return max(int(self.min_queries), int(math.ceil(float(rate_qps) * self.trial_s)))
+
+    def trials(self, rate_qps: float) -> int:
+        return max(int(self.min_trials), int(math.ceil(self.measured_per_rate / self.measured(rate_qps))))
+
+
+#: Seconds between two modelled trials: every trial starts from an idle node.
+TRIAL_GAP_S = 1e5
+
+
+@dataclass(frozen=True)
 class ModelSettings:
-    """How the node model is evaluated."""
+    """How the node model is evaluated. ``trial``: the tails are those of the confirmation's short trials
+    (:class:`TrialShape`); None: steady-state tails over ``n_queries`` after ``warmup_queries``."""
 
     n_queries: int = 3000
     warmup_queries: int = 300
@@ -40,6 +74,7 @@ class ModelSettings:
     grid_hi_frac: float = 0.995
     confidence: float = 0.95
     seed: int = 0
+    trial: TrialShape | None = None
 
     def __post_init__(self) -> None:
         if self.n_queries < 100 or not 0 <= self.warmup_queries < self.n_queries // 2:
@@ -91,6 +126,8 @@ def latency_quantiles(law: ServiceLaw, rates_qps: np.ndarray, items: np.ndarray,
     if rates.ndim != 1 or rates.size == 0 or (rates <= 0).any():
         raise ConfigError("queue model: rates must be positive")
     items = np.asarray(items, np.int64)[: settings.n_queries]
+    if settings.trial is not None:
+        return _trial_quantiles(law, rates, items, percentile, settings)
     n, r, k = items.size, settings.replicates, rates.size
     seeds = np.random.SeedSequence([settings.seed, 7919]).spawn(3)
     unit = poisson_unit_arrivals(n, r, np.random.default_rng(seeds[0]))
@@ -103,6 +140,32 @@ def latency_quantiles(law: ServiceLaw, rates_qps: np.ndarray, items: np.ndarray,
                    rng=np.random.default_rng(seeds[2]))
     q = np.quantile(lat[settings.warmup_queries:], percentile, axis=0)
     return q.reshape(k, r)
+
+
+def _trial_quantiles(law: ServiceLaw, rates: np.ndarray, items: np.ndarray, percentile: float,
+                     settings: ModelSettings) -> np.ndarray:
+    """``float[K, R]``: per rate and bootstrap replicate, the geometric mean of the ``percentile`` latency of
+    short trials shaped like the confirmation's (:class:`TrialShape`), each from an idle node. The trials of
+    one rate run back to back in one lane, :data:`TRIAL_GAP_S` apart; the query sizes are consecutive windows
+    of ``items``, the same for every replicate and, where trials have the same length, every rate."""
+    shape = settings.trial
+    r = settings.replicates
+    seeds = np.random.SeedSequence([settings.seed, 7927]).spawn(2)
+    pools = Pools(law, np.unique(SubBatchPlan.of(items, law.batch_size).size), r,
+                  np.random.default_rng(seeds[0]), bootstrap=True)
+    out = np.empty((rates.size, r))
+    for i, rate in enumerate(rates):
+        n, m = shape.measured(rate), shape.trials(rate)
+        per = n + int(shape.warmup_queries)
+        its = items[np.arange(m * per) % items.size]
+        rng = np.random.default_rng(seeds[1])  # the same draws at every rate (common random numbers)
+        unit = poisson_unit_arrivals(per, m * r, rng).reshape(per, m, r)
+        arrivals = unit / float(rate) + (np.arange(m) * TRIAL_GAP_S)[None, :, None]
+        arrivals = arrivals.transpose(1, 0, 2).reshape(m * per, r)
+        lat = simulate(law, arrivals, its, replicate=np.arange(r), pools=pools, rng=rng)
+        tails = np.quantile(lat.reshape(m, per, r)[:, shape.warmup_queries:, :], percentile, axis=1)
+        out[i] = np.exp(np.log(np.maximum(tails, 1e-9)).mean(axis=0))
+    return out
 
 
 def _crossing(rates: np.ndarray, q: np.ndarray, sla_ms: float) -> tuple[float, int]:
