@@ -778,6 +778,9 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
     fig["points"] = [{"model": r["model"], "workers": int(r["workers"]), "qps_star_model": round(r["qps_star_model"], 3),
                       "qps_star": round(r["qps_star"], 3), "error": round(r["error"], 4),
                       "relative": bool(r["relative"])} for _, r in err.iterrows()]
+    if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
+        steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]))
+        fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}
     if "seconds" in df.columns:
         fig["seconds_per_point"] = {f"{r['model']}/{int(r['workers'])}": round(float(r["seconds"]), 1)
                                     for _, r in df.iterrows()}
