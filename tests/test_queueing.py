@@ -10,8 +10,14 @@ import pytest
 from hera.errors import ConfigError
 from hera.queueing import closed_forms as cf
 from hera.queueing.des import SubBatchPlan, simulate
-from hera.queueing.qps import (ModelSettings, TailModel, TrialShape, latency_quantiles, modelled_qps_star,
-                               unloaded_quantiles)
+from hera.queueing.qps import (
+    ModelSettings,
+    TailModel,
+    TrialShape,
+    latency_quantiles,
+    modelled_qps_star,
+    unloaded_quantiles,
+)
 from hera.queueing.service import ServiceLaw
 
 

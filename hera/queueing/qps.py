@@ -50,10 +50,10 @@ class TrialShape:
                               "min_trials >= 2")
 
     def measured(self, rate_qps: float) -> int:
-        return max(int(self.min_queries), int(math.ceil(float(rate_qps) * self.trial_s)))
+        return max(int(self.min_queries), math.ceil(float(rate_qps) * self.trial_s))
 
     def trials(self, rate_qps: float) -> int:
-        return max(int(self.min_trials), int(math.ceil(self.measured_per_rate / self.measured(rate_qps))))
+        return max(int(self.min_trials), math.ceil(self.measured_per_rate / self.measured(rate_qps)))
 
 
 #: Seconds between two modelled trials: every trial starts from an idle node.
