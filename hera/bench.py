@@ -657,8 +657,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(func=_cmd_agreement)
 
 
-    al = bsub.add_parser("allocator", help="one-worker service profile in fresh processes: glibc default heap vs "
-                                            "the steady heap the workers use")
+    al = bsub.add_parser("allocator", help="one-worker service profile in fresh processes: glibc default "
+                                            "heap vs the steady heap the workers use")
     common(al)
     al.add_argument("--processes", type=int, default=6, help="fresh service profiles per mode (default 6)")
     al.add_argument("--config", type=Path, help="study config (default: the scale's)")

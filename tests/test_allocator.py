@@ -13,8 +13,8 @@ from hera.zoo import allocator
 desc = allocator.steady_heap(sys.argv[1])
 class Mallinfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                 "fordblks", "keepcost")]
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Mallinfo2
 libc.malloc.restype = ctypes.c_void_p
@@ -25,7 +25,8 @@ print(libc.mallinfo2().hblkhd - before, desc)
 
 
 def _mmapped_bytes_of_a_4mib_malloc(mode: str) -> tuple[int, str]:
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True).stdout
+    cmd = [sys.executable, "-c", PROBE, mode]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     n, desc = out.strip().split(" ", 1)
     return int(n), desc
 

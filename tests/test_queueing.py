@@ -132,11 +132,13 @@ def test_trial_tails_match_steady_ones_at_light_load_and_are_optimistic_near_sat
     trial = ModelSettings(n_queries=6000, warmup_queries=600, replicates=8, seed=3,
                           trial=TrialShape(min_queries=40, trial_s=1.0, warmup_queries=13))
     rates = np.array([10.0, 95.0])
-    q_s, q_t = latency_quantiles(law, rates, items, 0.95, steady), latency_quantiles(law, rates, items, 0.95, trial)
+    q_s = latency_quantiles(law, rates, items, 0.95, steady)
+    q_t = latency_quantiles(law, rates, items, 0.95, trial)
     assert q_t.shape == q_s.shape == (2, 8)
     exact_light = cf.md1_sojourn_quantile_s(0.95, 10.0, 0.01) * 1e3
     assert np.median(q_t[0]) == pytest.approx(exact_light, rel=0.25)
-    assert np.median(q_t[1]) < 0.8 * np.median(q_s[1])  # steady state at rho 0.95 is far out; 1-s trials are not
+    # steady state at rho 0.95 is far out; 1-s trials are not
+    assert np.median(q_t[1]) < 0.8 * np.median(q_s[1])
     m_t = modelled_qps_star(law, items, 50.0, 0.95, trial)
     m_s = modelled_qps_star(law, items, 50.0, 0.95, steady)
     assert m_t.qps_star > m_s.qps_star

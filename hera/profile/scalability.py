@@ -34,8 +34,9 @@ from hera.profile import common
 COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_star_ci_level", "qps_star_mean",
            "qps_star_std", "qps_star_cov", "qps_star_raw", "per_repeat", "per_repeat_raw", "repeats", "retested",
            "qps_star_model", "qps_star_model_lo", "qps_star_model_hi", "capacity_qps_model", "model_rel_error",
-           "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile", "n_trials", "trial_seconds", "wall_seconds",
-           "model_seconds", "cores", "harness_cores", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
+           "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile",
+           "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "cores", "harness_cores",
+           "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "latency_ms_model",
@@ -70,7 +71,8 @@ WARMUP_SHARE = 3
 
 def model_settings(config: dict[str, Any], stream: str, tails: str | None = None):
     """:class:`hera.queueing.qps.ModelSettings` from config ``model.*`` (seed derived from the study's);
-    ``tails`` (``trial`` or ``steady``) overrides ``model.tails``. Trial tails take the confirmation's shape."""
+    ``tails`` (``trial`` or ``steady``) overrides ``model.tails``. Trial tails take the confirmation's
+    shape."""
     from hera.queueing.qps import ModelSettings, TrialShape
 
     m = config["model"]
@@ -138,7 +140,8 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         "retested": res.retested, "qps_star_model": modelled.qps_star, "qps_star_model_lo": modelled.qps_star_lo,
         "qps_star_model_hi": modelled.qps_star_hi, "capacity_qps_model": modelled.capacity_qps,
         "model_rel_error": rel, "model_tails": "steady" if ms.trial is None else "trial",
-        "qps_star_model_steady": steady.qps_star, "sla_ms": sla["sla_ms"], "percentile": pct, "n_trials": res.n_trials,
+        "qps_star_model_steady": steady.qps_star, "sla_ms": sla["sla_ms"], "percentile": pct,
+        "n_trials": res.n_trials,
         "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,
         "note": "; ".join(x for x in (res.note, modelled.note) if x),
     }

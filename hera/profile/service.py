@@ -94,9 +94,12 @@ def mix_sizes(config: dict[str, Any], n: int, seed: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ measuring
 def _allocator(node: Any, tenant: str) -> str:
     """What the tenant's workers report of their heap (:mod:`hera.zoo.allocator`), "unknown" otherwise."""
-    t = getattr(node, "tenants", {}).get(tenant)
-    info = getattr(t, "info", None) or {}
-    return str(info.get("allocator", "unknown"))
+    from hera.server.errors import UnknownTenantError
+
+    try:
+        return str(node.tenant_info(tenant).get("allocator", "unknown"))
+    except UnknownTenantError:
+        return "unknown"
 
 
 def sample_rows(results: list[Any], model: str, w: int, regime: str, weights: dict[int, float] | None) -> list[dict]:

@@ -156,7 +156,7 @@ def _trial_quantiles(law: ServiceLaw, rates: np.ndarray, items: np.ndarray, perc
     out = np.empty((rates.size, r))
     for i, rate in enumerate(rates):
         n, m = shape.measured(rate), shape.trials(rate)
-        per = n + int(shape.warmup_queries)
+        per = n + shape.warmup_queries
         its = items[np.arange(m * per) % items.size]
         rng = np.random.default_rng(seeds[1])  # the same draws at every rate (common random numbers)
         unit = poisson_unit_arrivals(per, m * r, rng).reshape(per, m, r)

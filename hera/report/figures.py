@@ -514,9 +514,10 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
                         label=style.label("model", m) if int(r["workers"]) == int(g["workers"].min()) else None)
     steady = t.df[["model", "workers", "qps_star", "qps_star_model_steady"]].dropna() \
         if "qps_star_model_steady" in t.df else pd.DataFrame()
-    for i, (_, r) in enumerate(steady.iterrows()):  # the long-run model beside the trial-shaped one (docs/DESIGN.md, "QPS*")
-        ax.scatter(r["qps_star_model_steady"], r["qps_star"], marker="x", s=22, lw=1, color=pal.get(r["model"], "0.4"),
-                   zorder=3, label="steady-state model" if i == 0 else None)
+    # the long-run model beside the trial-shaped one (docs/DESIGN.md, "QPS*")
+    for i, (_, r) in enumerate(steady.iterrows()):
+        ax.scatter(r["qps_star_model_steady"], r["qps_star"], marker="x", s=22, lw=1,
+                   color=pal.get(r["model"], "0.4"), zorder=3, label="steady-state model" if i == 0 else None)
     pos = err[(err["qps_star"] > 0) & (err["qps_star_model"] > 0)]
     if len(pos):
         lo, hi = min(pos["qps_star"].min(), pos["qps_star_model"].min()) / 1.5, \
@@ -527,7 +528,8 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
         ax.fill_between(x, x * (1 - band), x * (1 + band), color="0.85", zorder=0, label=f"within {band:.0%}")
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
         _plain(ax, "x", "y")
-    ax.set(xlabel="modelled QPS* of the confirmation's trials (queries/s; bar: bootstrap interval; x: steady state)",
+    ax.set(xlabel="modelled QPS* of the confirmation's trials (queries/s; bar: bootstrap interval; "
+                  "x: steady state)",
            ylabel="measured QPS* (queries/s; bar: interval of the median)",
            title=f"model vs measurement: median |error| {agree['median_abs_rel_error']:.1%}, "
                  f"max {agree['max_abs_rel_error']:.1%} ({agree['points']} points)")
