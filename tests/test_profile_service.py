@@ -18,7 +18,7 @@ DELAY_MS = 2.0  # the synthetic runner sleeps this long per sub-batch: a known s
 def study(tmp_path):
     cfg = cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=[
         "service.light_queries_per_size=5", "service.saturation_s=0.6", "service.warmup_s=0.1",
-        "service.dispatch_probes=30",
+        "service.dispatch_probes=30", "service.refresh_light_queries_per_size=3", "service.refresh_saturation_s=0.3",
         "model.queries=600", "model.replicates=4", "confirm.min_queries=40", "confirm.trial_s=0.3",
         "confirm.max_chunks=1", "confirm.step=0.2", "confirm.max_steps=3"])
     return cfg, cfgmod.dump(cfg, tmp_path / "config.json")
@@ -91,6 +91,36 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (curve.groupby("workers")["latency_ms_model"].apply(lambda s: np.all(np.diff(s) > -1.0))).all()
     errs = scalability.rel_errors(df)
     assert errs.shape == (2,) and np.isfinite(errs).all()
+    # model.service: refresh (default): each w's profile re-measured on this node just before its confirmation
+    assert (df["service_source"] == "refresh").all() and (df["service_seconds"] > 0).all()
+    fresh = pd.read_parquet(paths.service)
+    assert set(fresh["workers"]) == {1, 2} and {"light", "saturated", "probe"} <= set(fresh["regime"])
+    assert not list(paths.service.parent.glob("*.partial.parquet"))
+
+
+@pytest.mark.slow
+def test_scalability_with_the_stage_profile(study, tmp_path):
+    """``model.service: stage``: the model uses the service stage's samples; nothing is re-measured."""
+    cfg, _ = study
+    cfg = {**cfg, "model": {**cfg["model"], "service": "stage"}}
+    svc = tmp_path / "service" / "syn.csv"
+    summary = service.run(cfg, "syn", svc, OPTS, workers=[1])
+    dec = sla.decide(cfg["sla"], "syn", summary)
+    t1 = tmp_path / "T1.csv"
+    pd.DataFrame([{"model": "syn", "sla_ms": dec.sla_ms, "sla_rule": dec.sla_rule}]).to_csv(t1, index=False)
+    cfg = {**cfg, "profile": {**cfg["profile"], "workers": [1]}}
+    out = tmp_path / "scalability" / "syn.csv"
+    df = scalability.run(cfg, "syn", svc.with_suffix(".parquet"), t1, out, OPTS)
+    assert list(df["service_source"]) == ["stage"] and list(df["service_seconds"]) == [0.0]
+    assert pd.read_parquet(scalability.outputs(out).service).empty
+
+
+def test_refresh_config_shrinks_the_service_settings(study):
+    cfg, _ = study
+    cfg = {**cfg, "service": {**cfg["service"], "refresh_light_queries_per_size": 3, "refresh_saturation_s": 0.25}}
+    r = service.refresh_config(cfg)
+    assert r["service"]["light_queries_per_size"] == 3 and r["service"]["saturation_s"] == 0.25
+    assert r["service"]["warmup_s"] == cfg["service"]["warmup_s"] and cfg["service"]["saturation_s"] != 0.25
 
 
 def test_service_cli_rejects_bad_worker_lists(study, tmp_path, capsys):

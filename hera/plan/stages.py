@@ -206,13 +206,20 @@ def _service(config, rates, counts, cal) -> StageEstimate:
 
 
 def _scalability(config, rates, counts, cal) -> StageEstimate:
-    models = 2 if config["model"].get("tails", "trial") == "trial" else 1  # trial-shaped and steady-state
+    models = 1.25 if config["model"].get("tails", "trial") == "trial" else 1  # trial-shaped + steady (1/4 replicates)
+    refresh = config["model"].get("service", "refresh") == "refresh"
+    svc = config["service"]
+    refreshed = {**config, "service": {**svc, "light_queries_per_size": svc.get("refresh_light_queries_per_size", 8),
+                                       "light_queries": max(20, int(svc.get("light_queries", 150)) // 2),
+                                       "saturation_s": svc.get("refresh_saturation_s", 1.5)}}
     jobs = []
     for r in rates.values():
         s = cal.cli_s + node_start_s([r.cost], cal)
         for w in counts:
             s += (cal.resize_s + models * model_s(config, MODEL_RATES, cal)
                   + confirmation_s(config, [r.qps_star(w)], cal))
+            if refresh:  # a refreshed service profile before each confirmation
+                s += service_point_s(refreshed, r, w, cal)
         jobs.append(s)
     c = config["confirm"]
     return StageEstimate("scalability", "", len(jobs), sum(jobs),

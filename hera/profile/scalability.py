@@ -30,12 +30,14 @@ import numpy as np
 import pandas as pd
 
 from hera.profile import common
+from hera.profile.service import SAMPLE_COLUMNS
 
 COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_star_ci_level", "qps_star_mean",
            "qps_star_std", "qps_star_cov", "qps_star_raw", "per_repeat", "per_repeat_raw", "repeats", "retested",
            "qps_star_model", "qps_star_model_lo", "qps_star_model_hi", "capacity_qps_model", "model_rel_error",
            "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile",
-           "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "cores", "harness_cores",
+           "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "service_source", "service_seconds",
+           "cores", "harness_cores",
            "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
@@ -56,17 +58,34 @@ class ScalabilityOutputs:
     rows: Path
     trials: Path
     curve: Path
+    service: Path  # the refreshed service samples the model used (model.service: refresh)
+
+    def service_part(self, workers: int) -> Path:
+        """Samples of one worker count, kept until the whole table is written (a rerun resumes)."""
+        return self.service.with_name(f"{self.service.stem}.w{int(workers)}.partial.parquet")
 
 
 def outputs(out: str | Path) -> ScalabilityOutputs:
     out = Path(out)
-    return ScalabilityOutputs(out, out.with_name(out.stem + ".trials.csv"), out.with_name(out.stem + ".curve.csv"))
+    return ScalabilityOutputs(out, out.with_name(out.stem + ".trials.csv"), out.with_name(out.stem + ".curve.csv"),
+                              out.with_name(out.stem + ".service.parquet"))
+
+
+def refresh_service(config: dict[str, Any]) -> bool:
+    """Does the model use a service profile re-measured just before each confirmation (``model.service``)?"""
+    return str(config["model"].get("service", "refresh")) == "refresh"
 
 
 #: Warm-up of a confirmation chunk: a third of its measured queries (at least 10), arriving at the trial's rate,
 #: so that the queue has built up before measuring starts (a trial started from an idle node is optimistic near
 #: saturation).
 WARMUP_SHARE = 3
+
+
+#: Highest rate of the modelled trial-tail curve, as a fraction of the modelled saturation throughput.
+TRIAL_GRID_HI_FRAC = 1.4
+#: The steady-state QPS* beside the trial-shaped model uses this fraction of ``model.replicates`` (at least 4).
+STEADY_BESIDE_REPLICATE_DIVISOR = 4
 
 
 def model_settings(config: dict[str, Any], stream: str, tails: str | None = None):
@@ -81,8 +100,15 @@ def model_settings(config: dict[str, Any], stream: str, tails: str | None = None
         c = config["confirm"]
         trial = TrialShape(min_queries=int(c["min_queries"]), trial_s=float(c["trial_s"]),
                            warmup_queries=confirm_warmup(config))
+    # a short trial from an idle node can meet the SLA above the saturation throughput (its backlog has no time
+    # to grow): the rate grid of trial tails reaches past capacity. The steady-state value reported beside the
+    # trial-shaped one (``tails="steady"`` with ``model.tails: trial``) is a point estimate: fewer replicates
+    replicates = int(m["replicates"])
+    if tails == "steady" and m.get("tails", "trial") == "trial":
+        replicates = max(4, replicates // STEADY_BESIDE_REPLICATE_DIVISOR)
     return ModelSettings(n_queries=int(m["queries"]), warmup_queries=max(1, int(m["queries"]) // 10),
-                         replicates=int(m["replicates"]), confidence=float(m["confidence"]),
+                         replicates=replicates, confidence=float(m["confidence"]),
+                         grid_hi_frac=TRIAL_GRID_HI_FRAC if trial is not None else 0.995,
                          seed=common.derived_seed(int(config["seed"]), "model", stream), trial=trial)
 
 
@@ -155,12 +181,13 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
 def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | Path, out: str | Path,
             opts: common.NodeOptions | None = None, on_row=None):
     """QPS*(w) for every w; appends each w to the partial files of ``out``; returns the three tables."""
-    from hera.profile.service import profiled_workers, read_samples, service_law
+    from hera.profile.service import profiled_workers, read_samples, refreshed, service_law
 
     opts = opts or common.NodeOptions()
     common.check_model(model, opts.runner)
     sla = common.read_t1(t1, [model])[model]
     samples = read_samples(service, model)
+    refresh = refresh_service(config)
     cores = common.study_cores(config)
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
@@ -180,8 +207,17 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
                     node.resize(model, list(cores[:w]))
                 pin, harness = common.harness_off_workers(config, cores[:w])
                 with pin:
-                    row, trials, curve = qps_star_point(node, config, model, model, laws[w], sla,
+                    law, t_service = laws[w], 0.0
+                    if refresh:  # the machine as it is now, on this node (docs/DESIGN.md "QPS*")
+                        t0 = time.perf_counter()
+                        fresh = refreshed(node, config, model, model, w, cores, f"scalability/{model}/{w}")
+                        t_service = time.perf_counter() - t0
+                        paths.service.parent.mkdir(parents=True, exist_ok=True)
+                        fresh.to_parquet(paths.service_part(w), index=False)
+                        law = service_law(fresh, w, batch, source="service profile refreshed on this node")
+                    row, trials, curve = qps_star_point(node, config, model, model, law, sla,
                                                         f"scalability/{model}/{w}")
+                row.update({"service_source": "refresh" if refresh else "stage", "service_seconds": t_service})
                 row.update({"model": model, "workers": w, "normalised": math.nan, "normalised_model": math.nan,
                             "cores": " ".join(map(str, cores[:w])),
                             "harness_cores": harness,
@@ -203,7 +239,16 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
 def run(config: dict[str, Any], model: str, service: str | Path, t1: str | Path, out: str | Path,
         opts: common.NodeOptions | None = None, on_row=None) -> pd.DataFrame:
     """Measure (resuming from partial files) and write the three outputs with provenance."""
+    from hera.provenance import write_table
+
     df, rows_t, trials_t, curve_t = measure(config, model, service, t1, out, opts, on_row)
+    paths = outputs(out)
+    parts = [paths.service_part(int(w)) for w in df["workers"]]
+    fresh = [pd.read_parquet(p) for p in parts if p.is_file()]
+    write_table(pd.concat(fresh, ignore_index=True) if fresh else pd.DataFrame(columns=SAMPLE_COLUMNS),
+                paths.service, config=config, seed=config["seed"])
+    for p in parts:
+        p.unlink(missing_ok=True)
     trials_t.finish(trials_t.frame(), config, config["seed"])
     curve_t.finish(curve_t.frame(), config, config["seed"])
     rows_t.finish(df, config, config["seed"])
@@ -219,9 +264,10 @@ def rel_errors(df: pd.DataFrame) -> np.ndarray:
 def determine(config: dict[str, Any], model: str, workers: list[int], *, sla_ms: float | None = None,
               stream: str = "", opts: common.NodeOptions | None = None) -> pd.DataFrame:
     """One complete QPS* determination of ``model`` for each worker count — service profile, SLA (``sla_ms``, else
-    decided from this profile by the study's rule), model, confirmation — on one node; one row per w (the
-    benchmarks' unit of work: ``hera bench qps-repeatability`` and ``model-agreement``)."""
-    from hera.profile.service import measure_on, service_law
+    decided from a one-worker profile by the study's rule), model, confirmation — on one node, each w's profile
+    taken just before its confirmation (refreshed settings with ``model.service: refresh``, as the pipeline);
+    one row per w (the benchmarks' unit of work: ``hera bench qps-repeatability`` and ``model-agreement``)."""
+    from hera.profile.service import measure_on, refresh_config, service_law
     from hera.profile.sla import decide
 
     opts = opts or common.NodeOptions()
@@ -229,28 +275,26 @@ def determine(config: dict[str, Any], model: str, workers: list[int], *, sla_ms:
     cores = common.study_cores(config)
     common.require_cores(cores, max(workers), f"{max(workers)} workers")
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
-    plan = common.TenantPlan(model, model, tuple(cores[:workers[0]]), batch_size=batch, max_items=max_items)
+    plan = common.TenantPlan(model, model, (cores[0],), batch_size=batch, max_items=max_items)
+    profile_config = refresh_config(config) if refresh_service(config) else config
     rows = []
     with common.start_node(config, [plan], opts) as node:
-        t0 = time.perf_counter()
-        ws_profile = sorted(set(workers) | {1})
-        samples, summary = measure_on(node, config, model, model, ws_profile, cores, stream=stream)
-        t_service = time.perf_counter() - t0
-        if sla_ms is None:
+        sla = None if sla_ms is None else {"sla_ms": float(sla_ms), "sla_rule": "given"}
+        if sla is None:  # the SLA's base: the unloaded one-worker mix, with the study's service settings
+            _, summary = measure_on(node, config, model, model, [1], cores, stream=f"{stream}/sla")
             dec = decide(config["sla"], model, summary)
             sla = {"sla_ms": dec.sla_ms, "sla_rule": dec.sla_rule}
-        else:
-            sla = {"sla_ms": float(sla_ms), "sla_rule": "given"}
         for w in workers:
-            if tuple(node.stats()[model].cores) != tuple(cores[:w]):
-                node.resize(model, list(cores[:w]))
+            t0 = time.perf_counter()
+            samples, _ = measure_on(node, profile_config, model, model, [w], cores, stream=stream)
+            t_service = time.perf_counter() - t0
             pin, harness = common.harness_off_workers(config, cores[:w])
             t1 = time.perf_counter()
             with pin:
                 row, _, _ = qps_star_point(node, config, model, model, service_law(samples, w, batch), sla,
                                            f"determine/{model}/{w}/{stream}")
             row.update({"model": model, "workers": w, "service_seconds": t_service,
-                        "seconds": time.perf_counter() - t1 + t_service / len(workers),
-                        "harness_cores": harness})
+                        "service_source": "refresh" if profile_config is not config else "full",
+                        "seconds": time.perf_counter() - t1 + t_service, "harness_cores": harness})
             rows.append(row)
     return pd.DataFrame(rows)

@@ -308,6 +308,23 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
     return samples, summarise(samples, throughput, meta)
 
 
+def refresh_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The study config with the service settings of a *refreshed* profile (``service.refresh_*``): fewer light
+    queries and a shorter saturation, taken just before a confirmation on the confirming node."""
+    svc = config["service"]
+    return {**config, "service": {**svc, "light_queries_per_size": int(svc["refresh_light_queries_per_size"]),
+                                  "light_queries": max(20, int(svc["light_queries"]) // 2),
+                                  "saturation_s": float(svc["refresh_saturation_s"])}}
+
+
+def refreshed(node: Any, config: dict[str, Any], model: str, tenant: str, workers: int, cores: list[int],
+              stream: str) -> pd.DataFrame:
+    """Raw samples of a refreshed profile (:func:`refresh_config`) of ``tenant`` with ``workers`` workers."""
+    samples, _ = measure_on(node, refresh_config(config), model, tenant, [int(workers)], cores,
+                            stream=f"refresh/{stream}")
+    return samples
+
+
 def run(config: dict[str, Any], model: str, out: str | Path, opts: common.NodeOptions | None = None,
         workers: list[int] | None = None) -> pd.DataFrame:
     """Measure and write both outputs (see :func:`outputs`) with provenance; return the quantile table."""

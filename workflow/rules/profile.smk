@@ -60,6 +60,7 @@ rule scalability_profile:
         rows=f"{RESULTS}/profile/scalability/{{model}}.csv",
         trials=f"{RESULTS}/profile/scalability/{{model}}.trials.csv",
         curve=f"{RESULTS}/profile/scalability/{{model}}.curve.csv",
+        service=f"{RESULTS}/profile/scalability/{{model}}.service.parquet",
     log:
         f"{LOGS}/profile/scalability/{{model}}.log",
     benchmark:
