@@ -78,3 +78,18 @@ def test_a_way_split_replaces_the_partners_cache_pressure():
     sp = PairSplit(1, 1, 3, 9)
     assert sp.llc == "3/9" and sp.cache_intensity_on("a") == pytest.approx(0.75)
     assert sp.cache_intensity_on("b") == pytest.approx(0.25) and PairSplit(1, 1).cache_intensity_on("a") is None
+
+
+def test_calibration_makes_the_alone_qps_star_the_measured_one_and_keeps_the_interference():
+    """A curve calibrated to a measured alone QPS* 20% below its own gives that value at f = 1 (per replicate),
+    a service-time scale above 1, and a balanced ray without interference at t = 2 of the measured values."""
+    c = tenant_curve(law(4.0), ITEMS, 120.0, 0.95, SETTINGS, model="a")
+    own = float(np.median(c.qps_star()))
+    cal = c.calibrated(0.8 * own)
+    assert np.allclose(cal.qps_star(), 0.8 * own, rtol=1e-3)
+    assert np.all(cal.service_scale > 1.0) and np.all(cal.effective_capacity < c.capacity_qps)
+    # the interference still acts on top: x1.3 lowers the calibrated QPS* as it lowers the uncalibrated one
+    assert float(np.median(cal.qps_star(1.3))) < 0.8 * own
+    p = boundary(cal, cal, PairSplit(1, 1), 0.8 * own, 0.8 * own, 0.5, NoInterference())
+    assert float(np.median(p.scale)) == pytest.approx(2.0, rel=0.02)
+    assert c.calibrated(0.0) is c  # a tenant that meets no rate alone is left as it is

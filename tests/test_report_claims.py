@@ -155,6 +155,10 @@ def test_c5_verdicts():
     assert claims.c5_sla(mixed, BIG).verdict == REPRODUCED
     r = claims.c5_sla(timeline(0).assign(p95_ms=float("nan")), BIG)
     assert r.verdict == NOT_OBSERVABLE
+    # 2 cores and no resctrl: nothing can move, so the windows over the SLA are the step itself, not a verdict
+    r = claims.c5_sla(timeline(10), SMALL)
+    assert r.verdict == NOT_OBSERVABLE and r.ours.startswith("25.0% of windows") and "no resource can move" in r.reason
+    assert claims.c5_sla(timeline(10), NO_RESCTRL).verdict == NOT_REPRODUCED  # 16 cores: a core could move
 
 
 def test_evaluate_synthetic_results(tmp_path):
@@ -164,7 +168,7 @@ def test_evaluate_synthetic_results(tmp_path):
     assert all(r.verdict == REPRODUCED for r in rows), [(r.claim, r.reason) for r in rows]
     assert all("Synthetic Xeon 8380, 16 usable cores" in r.machine for r in rows)
     small = claims.evaluate(write_results(tmp_path / "small", cores=2, resctrl=False))
-    assert [r.verdict for r in small] == [NOT_OBSERVABLE] * 4 + [REPRODUCED] * 2
+    assert [r.verdict for r in small] == [NOT_OBSERVABLE] * 5 + [REPRODUCED]  # C5 too: nothing can move on 2 cores
     assert list(claims.to_frame(rows).columns) == ["claim", "statement", "paper", "ours", "verdict", "reason",
                                                    "machine"]
 

@@ -162,8 +162,12 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     direction = {na: share_a * alone[na], nb: (1 - share_a) * alone[nb]}
     stream = f"colocation/{ma}__{mb}/{ca}+{cb}/{split.ways_a}/{share_a:g}"
     bases = {t: confirm_settings(config, sla[m]["sla_ms"], direction[t], f"{stream}/{t}") for t, m in zip(names, models)}
-    tails = {na: tail_model_for(config, samples[ma], ca, float(pred["inflation_a"]), f"{stream}/a"),
-             nb: tail_model_for(config, samples[mb], cb, float(pred["inflation_b"]), f"{stream}/b")}
+    def scale(side: str) -> float:  # the prediction's interference inflation and its calibration of the profile
+        k = pred.get(f"service_scale_{side}", 1.0)
+        return float(pred[f"inflation_{side}"]) * (float(k) if pd.notna(k) else 1.0)
+
+    tails = {na: tail_model_for(config, samples[ma], ca, scale("a"), f"{stream}/a"),
+             nb: tail_model_for(config, samples[mb], cb, scale("b"), f"{stream}/b")}
     t0 = time.perf_counter()
     res = confirm_point(NodeSUT(node), bases, {t: node.library_size(t) for t in names}, direction=direction,
                         modelled=float(pred["ray_scale"]), sla_ms={t: sla[m]["sla_ms"] for t, m in zip(names, models)},

@@ -24,6 +24,13 @@ Method, for tenant a on ``c_a`` workers next to b on ``c_b`` workers at rates (�
    QPS* on its cores — the largest t at which both tenants are within their SLA (bisection) is the boundary of the
    feasible region; its EMU is ``Σ_i λ_i / QPS*_i(alone, whole node)``.
 
+**Calibration** (``colocation.calibrate``, default on): before 1–5, each tenant's curve gets a service-time scale
+``κ_i`` (per replicate) that makes its modelled alone QPS* on ``c_i`` cores equal the measured one
+(:meth:`TenantCurve.calibrated`); ``κ_i · f_i`` then replaces ``f_i`` in 1 and 3. The rays are set by measured
+alone QPS*, so without it any level error of the node model (a service profile taken at another time on a
+machine that drifts) moves every predicted boundary by itself; with it the prediction carries only what the
+interference profiles add.
+
 Every quantity is computed per bootstrap replicate of the two curves; the prediction is the median with the
 equal-tailed interval at the model's confidence.
 """
@@ -109,14 +116,40 @@ class TenantCurve:
     capacity_qps: float
     rates_qps: np.ndarray    # float[K], increasing, starting near 0
     quantile_ms: np.ndarray  # float[K, R]
+    #: float[R] (or 1.0): every service time of the profile multiplied by this before any interference
+    #: (:meth:`calibrated`: the factor that makes the modelled alone QPS* the measured one)
+    service_scale: np.ndarray | float = 1.0
 
     @property
     def replicates(self) -> int:
         return int(self.quantile_ms.shape[1])
 
+    @property
+    def effective_capacity(self) -> np.ndarray:
+        """``float[R]``: the saturation throughput with :attr:`service_scale` applied."""
+        return self.capacity_qps / np.broadcast_to(np.asarray(self.service_scale, float), (self.replicates,))
+
+    def calibrated(self, measured_qps: float, lo: float = 0.2, hi: float = 5.0, iterations: int = 40
+                   ) -> "TenantCurve":
+        """A copy whose :attr:`service_scale` (per replicate, bisection in [lo, hi]) makes :meth:`qps_star` equal
+        ``measured_qps``: the node model's level error at this worker count (a profile taken at another time, on
+        a machine that drifts) is taken out, its shape — how the tail grows with rate and with inflation — kept."""
+        if not measured_qps > 0:
+            return self
+        base = TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
+                           self.quantile_ms)
+        a, b = np.full(self.replicates, float(lo)), np.full(self.replicates, float(hi))
+        for _ in range(iterations):  # qps_star falls as the service times grow
+            mid = np.sqrt(a * b)
+            fast = base.qps_star(mid) > measured_qps
+            a, b = np.where(fast, mid, a), np.where(fast, b, mid)
+        return TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
+                           self.quantile_ms, np.sqrt(a * b))
+
     def qps_star(self, inflation: np.ndarray | float = 1.0) -> np.ndarray:
-        """``float[R]``: QPS* with every service time multiplied by ``inflation`` (scalar or ``float[R]``)."""
-        f = np.broadcast_to(np.asarray(inflation, float), (self.replicates,))
+        """``float[R]``: QPS* with every service time multiplied by ``inflation`` (scalar or ``float[R]``) and by
+        :attr:`service_scale`."""
+        f = np.broadcast_to(np.asarray(inflation, float) * np.asarray(self.service_scale, float), (self.replicates,))
         sigma = self.sla_ms / f
         q = self._monotone()
         cols = np.arange(self.replicates)
@@ -205,7 +238,8 @@ def _inflations(a: TenantCurve, b: TenantCurve, split: PairSplit, lam_a: np.ndar
     fa = np.ones_like(lam_a)
     fb = np.ones_like(lam_b)
     for _ in range(FIXED_POINT_ITERATIONS):
-        ua, ub = lam_a * fa / a.capacity_qps, lam_b * fb / b.capacity_qps
+        ua = lam_a * fa / a.effective_capacity[:np.size(lam_a)]
+        ub = lam_b * fb / b.effective_capacity[:np.size(lam_b)]
         fa, fb = (inflation(a.model, b.model, b.workers, ub, split.cache_intensity_on("a"), interference),
                   inflation(b.model, a.model, a.workers, ua, split.cache_intensity_on("b"), interference))
     return fa, fb
@@ -243,7 +277,8 @@ def summarise(values: np.ndarray, confidence: float) -> tuple[float, float, floa
 PREDICTION_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc", "share_a",
                       "ray_scale", "ray_scale_lo", "ray_scale_hi", "qps_star_a", "qps_star_a_lo", "qps_star_a_hi", "qps_star_b",
                       "qps_star_b_lo", "qps_star_b_hi", "emu", "emu_lo", "emu_hi", "inflation_a", "inflation_b",
-                      "binding", "qps_alone_a", "qps_alone_b", "qps_whole_a", "qps_whole_b", "measured_ray", "best"]
+                      "binding", "qps_alone_a", "qps_alone_b", "qps_whole_a", "qps_whole_b", "service_scale_a",
+                      "service_scale_b", "measured_ray", "best"]
 
 
 def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model_b: str, splits: list[PairSplit],
@@ -283,6 +318,8 @@ def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model
                 "emu": e[0], "emu_lo": e[1], "emu_hi": e[2], "inflation_a": float(np.median(p.inflation_a)),
                 "inflation_b": float(np.median(p.inflation_b)), "binding": p.binding, "qps_alone_a": qa,
                 "qps_alone_b": qb, "qps_whole_a": whole[model_a], "qps_whole_b": whole[model_b],
+                "service_scale_a": float(np.median(ca.service_scale)),
+                "service_scale_b": float(np.median(cb.service_scale)),
                 "measured_ray": any(math.isclose(s, x) for x in measured), "best": False, "note": "",
             })
     df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS + ["note"])
@@ -385,6 +422,8 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
             curves[(m, w)] = tenant_curve(law, mix, sla[m]["sla_ms"], pct, ms, model=m)
     t_curves = time.perf_counter() - t0
     alone = {(m, w): alone_qps(scal, m, w, curves) for m in models for w in sizes}
+    if config["colocation"].get("calibrate", True):  # the node model's level error out, its shape kept
+        curves = {k: c.calibrated(alone[k]) for k, c in curves.items()}
     whole = {m: common.qps_whole_node(scal, m) for m in models}
     conf = float(config["model"]["confidence"])
     parts = []

@@ -266,6 +266,20 @@ def core_gate(machine: io.MachineInfo, what: str = "this effect") -> str | None:
             f"(needs >= {MIN_CORES_FOR_COLOCATION} cores)")
 
 
+#: Cores below which a node has only the split 1+1, so a manager can move no core (C5).
+MIN_CORES_TO_MOVE = 3
+
+
+def move_gate(machine: io.MachineInfo) -> str | None:
+    """Why no manager can react to a load change on this machine (no core and no LLC way can move), or None."""
+    n = machine.usable_cores
+    if n is None or n >= MIN_CORES_TO_MOVE or not machine.known or machine.resctrl:
+        return None
+    return (f"no resource can move on this machine: a {n}-core node has only the split 1+1 (a core move needs "
+            f">= {MIN_CORES_TO_MOVE} cores) and without resctrl no LLC way can move, so no manager can absorb the "
+            f"step beyond the initial split's capacity; the windows over the SLA are the load step itself")
+
+
 def llc_note(machine: io.MachineInfo) -> str:
     """Suffix saying that the LLC-way part of Hera was not exercised, when resctrl is unavailable."""
     if machine.known and not machine.resctrl:
@@ -381,7 +395,7 @@ def c5_sla(load_change: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
     frac = bad / total
     ours = f"{frac:.1%} of windows above SLA ({bad}/{total}, {df['tenant'].nunique()} tenants)"
     why = f"{frac:.1%} of tenant windows missed the SLA (reproduced if <= {C5_MAX_VIOLATION_FRAC:.0%})"
-    return _decide("C5", ours, frac <= C5_MAX_VIOLATION_FRAC, why, machine, None, llc_note(machine))
+    return _decide("C5", ours, frac <= C5_MAX_VIOLATION_FRAC, why, machine, move_gate(machine))
 
 
 def m_model_agreement(scal: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
