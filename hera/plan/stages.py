@@ -208,10 +208,10 @@ def _service(config, rates, counts, cal) -> StageEstimate:
 def _scalability(config, rates, counts, cal) -> StageEstimate:
     models = 1.25 if config["model"].get("tails", "trial") == "trial" else 1  # trial-shaped + steady (1/4 replicates)
     refresh = config["model"].get("service", "refresh") == "refresh"
-    svc = config["service"]
-    refreshed = {**config, "service": {**svc, "light_queries_per_size": svc.get("refresh_light_queries_per_size", 8),
-                                       "light_queries": max(20, int(svc.get("light_queries", 150)) // 2),
-                                       "saturation_s": svc.get("refresh_saturation_s", 1.5)}}
+    if refresh:
+        from hera.profile.service import refresh_config
+
+        refreshed = refresh_config(config)
     jobs = []
     for r in rates.values():
         s = cal.cli_s + node_start_s([r.cost], cal)
