@@ -93,3 +93,51 @@ def test_calibration_makes_the_alone_qps_star_the_measured_one_and_keeps_the_int
     p = boundary(cal, cal, PairSplit(1, 1), 0.8 * own, 0.8 * own, 0.5, NoInterference())
     assert float(np.median(p.scale)) == pytest.approx(2.0, rel=0.02)
     assert c.calibrated(0.0) is c  # a tenant that meets no rate alone is left as it is
+
+
+def test_the_harness_takes_cpu_from_the_workers_only_where_it_has_no_core_of_its_own():
+    """h ms of harness CPU per query, both tenants at λ: service times grow by 1 / (1 − Σ h λ / 1000 / cores) on a
+    split with no harness core, not at all on one with; the balanced ray's boundary moves in accordingly."""
+    from hera.profile.pair_prediction import MAX_HARNESS_STEAL, harness_steal
+
+    c = tenant_curve(law(4.0), ITEMS, 120.0, 0.95, SETTINGS, model="a")
+    h = c.with_harness(2.0)
+    assert h.harness_ms_per_query == 2.0 and c.with_harness(float("nan")).harness_ms_per_query == 0.0
+    lam = np.array([50.0, 100.0])
+    assert np.allclose(harness_steal(h, h, PairSplit(1, 1), lam, lam), 1.0)
+    shared = PairSplit(1, 1, harness_shared=True)
+    assert np.allclose(harness_steal(h, h, shared, lam, lam), 1 / (1 - 2.0 * 2 * lam / 1e3 / 2))
+    assert np.allclose(harness_steal(h, h, shared, lam * 100, lam * 100), 1 / (1 - MAX_HARNESS_STEAL))
+    assert np.allclose(harness_steal(c, c, shared, lam, lam), 1.0)  # no harness cost known: none counted
+    q = float(np.median(c.qps_star()))
+    free = boundary(h, h, PairSplit(1, 1), q, q, 0.5, NoInterference())
+    busy = boundary(h, h, shared, q, q, 0.5, NoInterference())
+    assert float(np.median(busy.scale)) < 0.97 * float(np.median(free.scale))
+    assert np.all(busy.inflation_a > 1.0) and np.allclose(free.inflation_a, 1.0)
+    assert h.calibrated(0.9 * q).harness_ms_per_query == 2.0  # calibration keeps it
+
+
+def test_harness_cost_is_read_from_the_fewest_worker_row():
+    import pandas as pd
+
+    from hera.profile.pair_prediction import harness_ms_per_query
+
+    scal = pd.DataFrame({"model": ["a", "a", "b"], "workers": [2, 1, 1],
+                         "harness_cpu_ms_per_query": [0.9, 0.3, float("nan")]})
+    assert harness_ms_per_query(scal, "a") == pytest.approx(0.3)
+    assert np.isnan(harness_ms_per_query(scal, "b"))
+    assert np.isnan(harness_ms_per_query(scal.drop(columns="harness_cpu_ms_per_query"), "a"))
+
+
+@pytest.mark.parametrize("machine, shared", [("2-core-vm.json", True), ("16-core-1-socket-smt-resctrl.json", False)])
+def test_splits_say_whether_the_harness_shares_the_workers_cores(tmp_path, machine, shared):
+    """On a machine with no harness core (2 cores: both run workers) every split shares; where the core plan
+    reserves one, none does."""
+    from pathlib import Path
+
+    from hera.profile.pair_prediction import node_splits
+
+    path = Path(__file__).resolve().parents[1] / "workflow" / "machines" / machine
+    config = {"cores": "auto", "machine": str(path), "colocation": {"llc_splits": False}}
+    splits, _ = node_splits(config, resctrl_root=str(tmp_path / "no-resctrl"))
+    assert splits and all(s.harness_shared is shared for s in splits)

@@ -81,6 +81,8 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (df["qps_star"] > 0).all() and (df["qps_star_model"] > 0).all() and (df["repeats"] == 3).all()
     assert (df["qps_star_lo"] <= df["qps_star"]).all() and (df["qps_star"] <= df["qps_star_hi"]).all()
     assert df.loc[df["workers"] == 1, "harness_cores"].iloc[0] != "shared"  # pinned off the worker's core
+    # the harness's CPU per query, from the trials (pair prediction charges it where no harness core is left)
+    assert ((df["harness_cpu_ms_per_query"] > 0) & (df["harness_cpu_ms_per_query"] < 50)).all()
     # a sleeping worker is what the model assumes: model and measurement agree within a factor 1.6
     ratio = df["qps_star_model"] / df["qps_star"]
     assert ((ratio > 1 / 1.6) & (ratio < 1.6)).all(), df[["workers", "qps_star", "qps_star_model"]]
@@ -121,6 +123,7 @@ def test_refresh_config_shrinks_the_service_settings(study):
     r = service.refresh_config(cfg)
     assert r["service"]["light_queries_per_size"] == 3 and r["service"]["saturation_s"] == 0.25
     assert r["service"]["warmup_s"] == cfg["service"]["warmup_s"] and cfg["service"]["saturation_s"] != 0.25
+    assert r["service"]["dispatch_probes"] == max(20, cfg["service"]["dispatch_probes"] // 4)
 
 
 def test_service_cli_rejects_bad_worker_lists(study, tmp_path, capsys):

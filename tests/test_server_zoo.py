@@ -98,7 +98,12 @@ def test_workers_prefault_their_tables_numa_local(node, built, monkeypatch):
 
     info = node.tenant_info("rmc1")
     tables = table_files("dlrm_rmc1", "ci", root=built / "models")[0]
-    assert info["prefaulted_bytes"] >= tables.stat().st_size  # every table page mapped at start
+    lib = built / "datasets" / "dlrm_rmc1"
+    arrays = sorted(lib.glob("*.npy"))
+    assert [f.name for f in arrays] == ["dense.npy", "ids.npy"]
+    library = sum(f.stat().st_size for f in arrays) - 2 * 128  # less the .npy headers
+    # every table and sample-library page mapped at start
+    assert info["prefaulted_bytes"] >= tables.stat().st_size + library
     pid = node.stats()["rmc1"].worker_pids[0]
     pages = numa_pages(pid, tables)
     assert sum(pages.values()) * 4096 >= tables.stat().st_size  # resident in the worker, on its node(s)

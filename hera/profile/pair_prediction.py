@@ -15,7 +15,10 @@ Method, for tenant a on ``c_a`` workers next to b on ``c_b`` workers at rates (�
    its workers busier); its pressures ``x_bw = P_b,bw(c_b, u_b)`` and, with a shared LLC, ``x_cache =
    P_b,cache(c_b, u_b)``; with an LLC-way split a cannot be evicted by b but only owns ``w_a`` of ``W`` ways:
    ``x_cache = 1 − w_a / W`` (the cache antagonist at intensity 1 leaves a none of the LLC);
-2. a's inflation ``f_a = S_a,bw(x_bw) · S_a,cache(x_cache)`` (the kinds act independently: an assumption);
+2. a's inflation ``f_a = g · S_a,bw(x_bw) · S_a,cache(x_cache)`` (the kinds act independently: an assumption),
+   where ``g = 1 / (1 − (h_a λ_a + h_b λ_b) / c)`` when every one of the split's ``c`` cores runs a worker and
+   no core is reserved for the harness (1 otherwise): ``h_i`` is the harness CPU per query of tenant i's
+   traffic, measured in its F2 trials, which the alone QPS* did not pay on the workers' cores;
 3. a's service times all grow by ``f_a``, so its latency curve becomes ``L_f(λ) = f_a · L(f_a · λ)`` (time
    stretches) and its QPS* next to b is ``Q_a(SLA_a / f_a) / f_a`` where ``Q_a(σ)`` is the rate at which its
    uninflated curve reaches σ: exact for uniform inflation, read off one curve, no new simulation;
@@ -52,6 +55,8 @@ MEASURED_SHARES = (0.5, 0.75, 0.25)
 #: Rays on which the boundary is predicted to find the best EMU of a split.
 PREDICTED_SHARES = tuple(np.round(np.linspace(0.1, 0.9, 9), 3))
 FIXED_POINT_ITERATIONS = 3
+#: At most this share of a core is taken from the workers by the harness in a prediction
+MAX_HARNESS_STEAL = 0.5
 
 
 class PredictionError(HeraError):
@@ -119,6 +124,8 @@ class TenantCurve:
     #: float[R] (or 1.0): every service time of the profile multiplied by this before any interference
     #: (:meth:`calibrated`: the factor that makes the modelled alone QPS* the measured one)
     service_scale: np.ndarray | float = 1.0
+    #: CPU ms the harness (load generator, node threads) spends per query of this tenant (F2's trials)
+    harness_ms_per_query: float = 0.0
 
     @property
     def replicates(self) -> int:
@@ -137,14 +144,20 @@ class TenantCurve:
         if not measured_qps > 0:
             return self
         base = TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
-                           self.quantile_ms)
+                           self.quantile_ms, 1.0, self.harness_ms_per_query)
         a, b = np.full(self.replicates, float(lo)), np.full(self.replicates, float(hi))
         for _ in range(iterations):  # qps_star falls as the service times grow
             mid = np.sqrt(a * b)
             fast = base.qps_star(mid) > measured_qps
             a, b = np.where(fast, mid, a), np.where(fast, b, mid)
         return TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
-                           self.quantile_ms, np.sqrt(a * b))
+                           self.quantile_ms, np.sqrt(a * b), self.harness_ms_per_query)
+
+    def with_harness(self, ms_per_query: float) -> "TenantCurve":
+        """A copy with :attr:`harness_ms_per_query` set (NaN or negative: 0, no harness cost known)."""
+        h = float(ms_per_query) if math.isfinite(float(ms_per_query)) and ms_per_query > 0 else 0.0
+        return TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
+                           self.quantile_ms, self.service_scale, h)
 
     def qps_star(self, inflation: np.ndarray | float = 1.0) -> np.ndarray:
         """``float[R]``: QPS* with every service time multiplied by ``inflation`` (scalar or ``float[R]``) and by
@@ -192,6 +205,8 @@ class PairSplit:
     cores_b: int
     ways_a: int | None = None
     ways_b: int | None = None
+    #: True when the harness has no core of its own on this split (every core runs a worker, none reserved)
+    harness_shared: bool = False
 
     @property
     def llc(self) -> str:
@@ -233,15 +248,28 @@ class BoundaryPoint:
     binding: str             # the tenant that reaches its SLA first (in most replicates)
 
 
+def harness_steal(a: TenantCurve, b: TenantCurve, split: PairSplit, lam_a: np.ndarray, lam_b: np.ndarray
+                  ) -> np.ndarray:
+    """The service-time factor ``1 / (1 − s)`` where the harness shares the workers' cores: ``s`` is the harness
+    CPU both tenants' traffic needs, ``(h_a λ_a + h_b λ_b) / 1000``, spread over the split's cores (capped at
+    :data:`MAX_HARNESS_STEAL`); 1 where the harness has a core of its own (the alone QPS* were measured so)."""
+    if not split.harness_shared:
+        return np.ones(np.shape(lam_a))
+    s = (a.harness_ms_per_query * np.asarray(lam_a, float) + b.harness_ms_per_query * np.asarray(lam_b, float))
+    s = np.clip(s / 1e3 / (split.cores_a + split.cores_b), 0.0, MAX_HARNESS_STEAL)
+    return 1.0 / (1.0 - s)
+
+
 def _inflations(a: TenantCurve, b: TenantCurve, split: PairSplit, lam_a: np.ndarray, lam_b: np.ndarray,
                 interference: Interference) -> tuple[np.ndarray, np.ndarray]:
     fa = np.ones_like(lam_a)
     fb = np.ones_like(lam_b)
+    g = harness_steal(a, b, split, lam_a, lam_b)
     for _ in range(FIXED_POINT_ITERATIONS):
         ua = lam_a * fa / a.effective_capacity[:np.size(lam_a)]
         ub = lam_b * fb / b.effective_capacity[:np.size(lam_b)]
-        fa, fb = (inflation(a.model, b.model, b.workers, ub, split.cache_intensity_on("a"), interference),
-                  inflation(b.model, a.model, a.workers, ua, split.cache_intensity_on("b"), interference))
+        fa, fb = (g * inflation(a.model, b.model, b.workers, ub, split.cache_intensity_on("a"), interference),
+                  g * inflation(b.model, a.model, a.workers, ua, split.cache_intensity_on("b"), interference))
     return fa, fb
 
 
@@ -355,6 +383,18 @@ def alone_qps(scal: pd.DataFrame, model: str, w: int, curves: dict[tuple[str, in
     return modelled_w * measured / modelled_near
 
 
+def harness_ms_per_query(scal: pd.DataFrame, model: str) -> float:
+    """The harness CPU per query of ``model``'s traffic (ms), from its F2 rows with the fewest workers (where the
+    harness ran on a core of its own); NaN where the table predates the column."""
+    rows = scal[scal["model"] == model]
+    if "harness_cpu_ms_per_query" not in rows.columns or rows.empty:
+        return math.nan
+    rows = rows.dropna(subset=["harness_cpu_ms_per_query"])
+    if rows.empty:
+        return math.nan
+    return float(rows.sort_values("workers")["harness_cpu_ms_per_query"].iloc[0])
+
+
 #: How interference profiles are read for prediction: sensitivity in the saturated regime (a tenant near its
 #: QPS* runs mostly with a backlog), mean service-time inflation, and a pressure this machine could not observe
 #: (an unusable calibration: its reporter could not tell the antagonist's intensities apart) counted as none.
@@ -379,9 +419,15 @@ def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[Pai
     from hera.machine import resctrl_info
     from hera.profile.splits import plan_splits
 
+    from hera.topology import study_plan
+
     resctrl = resctrl_info(Path(resctrl_root or "/sys/fs/resctrl"))
-    splits, partitioning = plan_splits(study_cores(config), resctrl, bool(config["colocation"]["llc_splits"]))
-    return [PairSplit(len(s.cpus_a), len(s.cpus_b), s.ways_a, s.ways_b) for s in splits], partitioning
+    cores = study_cores(config)
+    splits, partitioning = plan_splits(cores, resctrl, bool(config["colocation"]["llc_splits"]))
+    reserved = bool(study_plan(config).harness_cpus)
+    return [PairSplit(len(s.cpus_a), len(s.cpus_b), s.ways_a, s.ways_b,
+                      harness_shared=not reserved and len(s.cpus_a) + len(s.cpus_b) >= len(cores))
+            for s in splits], partitioning
 
 
 def run(config: dict, models: list[str], t1, scalability, services: dict[str, str], interference: Interference,
@@ -421,6 +467,8 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
                 law = law.with_workers(w)
             curves[(m, w)] = tenant_curve(law, mix, sla[m]["sla_ms"], pct, ms, model=m)
     t_curves = time.perf_counter() - t0
+    harness = {m: harness_ms_per_query(scal, m) for m in models}
+    curves = {k: c.with_harness(harness[k[0]]) for k, c in curves.items()}
     alone = {(m, w): alone_qps(scal, m, w, curves) for m in models for w in sizes}
     if config["colocation"].get("calibrate", True):  # the node model's level error out, its shape kept
         curves = {k: c.calibrated(alone[k]) for k, c in curves.items()}
@@ -444,6 +492,9 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     how = ("no interference profiles: tenants assumed not to interfere"
            if isinstance(getattr(interference, "inner", interference), NoInterference)
            else "interference: " + ", ".join(f"{k} {v}" for k, v in INTERFERENCE_OPTIONS.items()))
+    known = {m: h for m, h in harness.items() if math.isfinite(h)}
+    how += ("; harness CPU per query (ms) " + ", ".join(f"{m} {h:.3g}" for m, h in known.items()) if known
+            else "; harness CPU per query unknown (scalability table without it): not counted")
     stamp = (f"predicted from O(N) profiles ({how}): curves {t_curves:.1f} s for {len(curves)} (model, workers), "
              f"{per_pair:.2f} s per pair for {len(splits)} split(s)")
     df["note"] = [f"{n}; {stamp}" if n else stamp for n in df["note"].fillna("")]

@@ -37,7 +37,7 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "qps_star_model", "qps_star_model_lo", "qps_star_model_hi", "capacity_qps_model", "model_rel_error",
            "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile",
            "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "service_source", "service_seconds",
-           "cores", "harness_cores",
+           "cores", "harness_cores", "harness_cpu_ms_per_query",
            "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
@@ -157,6 +157,8 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
          f"[{res.value_ci_lo:.2f}, {res.value_ci_hi:.2f}] ({res.value_ci_level:.0%} interval), repeats "
          f"{', '.join(f'{x:.2f}' for x in res.per_repeat)}; {res.n_trials} trials, {wall:.1f} s")
     rel = (modelled.qps_star - res.value) / res.value if res.value > 0 else math.nan
+    issued = res.trials["rate_qps"] * res.trials["wall_s"]
+    per_query = (res.trials["harness_cpu_s"] / issued.where(issued > 0)).dropna()
     row = {
         "qps_star": res.value, "qps_star_lo": res.value_ci_lo, "qps_star_hi": res.value_ci_hi,
         "qps_star_ci_level": res.value_ci_level, "qps_star_mean": res.value_mean,
@@ -169,6 +171,9 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         "qps_star_model_steady": steady.qps_star, "sla_ms": sla["sla_ms"], "percentile": pct,
         "n_trials": res.n_trials,
         "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,
+        # the harness's CPU per query (load generator and node threads; median over the trials): what a tenant's
+        # traffic takes from the workers' cores where no core is left for the harness (pair prediction)
+        "harness_cpu_ms_per_query": float(per_query.median() * 1e3) if len(per_query) else math.nan,
         "note": "; ".join(x for x in (res.note, modelled.note) if x),
     }
     trials = res.trials.drop(columns=["tenant", "scale"]).assign(model=model, workers=law.workers)

@@ -278,16 +278,18 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
         pin, harness = common.harness_off_workers(config, cores[:w])
         key = (model, str(w), stream)
         with pin:
-            sizes, weights = light_sizes(config, common.derived_seed(seed, "service-light", *key))
+            # Saturation first: its warm-up faults in the tables' hot rows and the workers' lazy state, which
+            # otherwise put 40-50 ms stalls into the first light queries of a freshly started worker.
+            mix = mix_sizes(config, 4096, common.derived_seed(seed, "service-mix", *key))
+            depth = int(svc["depth_per_worker"]) * w + 1
             t0 = time.perf_counter()
+            sat, dur = saturate(node, tenant, mix, depth, float(svc["warmup_s"]), float(svc["saturation_s"]),
+                                common.derived_seed(seed, "service-sat", *key))
+            t1 = time.perf_counter()
+            sizes, weights = light_sizes(config, common.derived_seed(seed, "service-light", *key))
             light = light_load(node, tenant, sizes, common.derived_seed(seed, "service-starts", *key))
             probes = light_load(node, tenant, np.ones(int(svc["dispatch_probes"]), np.int64),
                                 common.derived_seed(seed, "service-probes", *key))
-            t1 = time.perf_counter()
-            mix = mix_sizes(config, 4096, common.derived_seed(seed, "service-mix", *key))
-            depth = int(svc["depth_per_worker"]) * w + 1
-            sat, dur = saturate(node, tenant, mix, depth, float(svc["warmup_s"]), float(svc["saturation_s"]),
-                                common.derived_seed(seed, "service-sat", *key))
             t2 = time.perf_counter()
         if not sat:
             raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "
@@ -299,10 +301,10 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
         meta[w] = {"cores": " ".join(map(str, cores[:w])),
                    "harness_cores": harness,
                    "batch_size": batch, "scale": config["scale"],
-                   "note": f"light {len(light)} queries in {t1 - t0:.1f} s; saturation depth {depth}, "
-                           f"{len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s warm-up), "
-                           f"{t2 - t1:.1f} s in all; allocator: {_allocator(node, tenant)}"}
-        _log(f"[service] {model}: {w} worker(s): {len(light)} light queries ({t1 - t0:.1f} s), saturation "
+                   "note": f"saturation depth {depth}, {len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s "
+                           f"warm-up), {t1 - t0:.1f} s in all; then light {len(light)} queries in {t2 - t1:.1f} s; "
+                           f"allocator: {_allocator(node, tenant)}"}
+        _log(f"[service] {model}: {w} worker(s): {len(light)} light queries ({t2 - t1:.1f} s), saturation "
              f"{throughput[w]:.1f} queries/s")
     samples = pd.DataFrame(rows).reindex(columns=SAMPLE_COLUMNS)
     return samples, summarise(samples, throughput, meta)
@@ -310,10 +312,12 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
 
 def refresh_config(config: dict[str, Any]) -> dict[str, Any]:
     """The study config with the service settings of a *refreshed* profile (``service.refresh_*``): fewer light
-    queries and a shorter saturation, taken just before a confirmation on the confirming node."""
+    queries, a quarter of the dispatch probes and a shorter saturation, taken just before a confirmation on the
+    confirming node."""
     svc = config["service"]
     return {**config, "service": {**svc, "light_queries_per_size": int(svc["refresh_light_queries_per_size"]),
                                   "light_queries": max(20, int(svc["light_queries"]) // 2),
+                                  "dispatch_probes": max(20, int(svc["dispatch_probes"]) // 4),
                                   "saturation_s": float(svc["refresh_saturation_s"])}}
 
 

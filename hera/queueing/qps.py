@@ -149,21 +149,31 @@ def _trial_quantiles(law: ServiceLaw, rates: np.ndarray, items: np.ndarray, perc
     one rate run back to back in one lane, :data:`TRIAL_GAP_S` apart; the query sizes are consecutive windows
     of ``items``, the same for every replicate and, where trials have the same length, every rate."""
     shape = settings.trial
-    r = settings.replicates
-    seeds = np.random.SeedSequence([settings.seed, 7927]).spawn(2)
+    r, k = settings.replicates, rates.size
+    seeds = np.random.SeedSequence([settings.seed, 7927]).spawn(3)
     pools = Pools(law, np.unique(SubBatchPlan.of(items, law.batch_size).size), r,
                   np.random.default_rng(seeds[0]), bootstrap=True)
-    out = np.empty((rates.size, r))
+    # All rates in one simulation (lanes = rate x replicate), the trials of a rate back to back in its lanes.
+    # A lane shorter than the longest is padded with far-apart arrivals after its end: FCFS, so they cannot
+    # delay the lane's own queries. The query sizes at a position are the same in every lane.
+    per = [shape.measured(x) + shape.warmup_queries for x in rates]
+    m = [shape.trials(x) for x in rates]
+    length = max(pi * mi for pi, mi in zip(per, m))
+    arrivals = np.empty((length, k * r))
     for i, rate in enumerate(rates):
-        n, m = shape.measured(rate), shape.trials(rate)
-        per = n + shape.warmup_queries
-        its = items[np.arange(m * per) % items.size]
-        rng = np.random.default_rng(seeds[1])  # the same draws at every rate (common random numbers)
-        unit = poisson_unit_arrivals(per, m * r, rng).reshape(per, m, r)
-        arrivals = unit / float(rate) + (np.arange(m) * TRIAL_GAP_S)[None, :, None]
-        arrivals = arrivals.transpose(1, 0, 2).reshape(m * per, r)
-        lat = simulate(law, arrivals, its, replicate=np.arange(r), pools=pools, rng=rng)
-        tails = np.quantile(lat.reshape(m, per, r)[:, shape.warmup_queries:, :], percentile, axis=1)
+        rng = np.random.default_rng(seeds[1])  # the same arrivals at every rate (common random numbers)
+        unit = poisson_unit_arrivals(per[i], m[i] * r, rng).reshape(per[i], m[i], r)
+        lane = (unit / float(rate) + (np.arange(m[i]) * TRIAL_GAP_S)[None, :, None]).transpose(1, 0, 2)
+        n_i = per[i] * m[i]
+        arrivals[:n_i, i * r:(i + 1) * r] = lane.reshape(n_i, r)
+        arrivals[n_i:, i * r:(i + 1) * r] = (m[i] + np.arange(1, length - n_i + 1))[:, None] * TRIAL_GAP_S
+    its = items[np.arange(length) % items.size]
+    lat = simulate(law, arrivals, its, replicate=np.tile(np.arange(r), k), pools=pools,
+                   rng=np.random.default_rng(seeds[2]))
+    out = np.empty((k, r))
+    for i in range(k):
+        own = lat[:per[i] * m[i], i * r:(i + 1) * r].reshape(m[i], per[i], r)
+        tails = np.quantile(own[:, shape.warmup_queries:, :], percentile, axis=1)
         out[i] = np.exp(np.log(np.maximum(tails, 1e-9)).mean(axis=0))
     return out
 

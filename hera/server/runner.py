@@ -2,9 +2,9 @@
 
 Kinds:
 
-- ``zoo``: ``hera.zoo.load.load_model`` (tables memory-mapped, shared by all workers of a model; every page
-  pre-faulted at start, ``RunnerSpec.prefault``) and the model's sample library
-  ``hera.workload.library.SampleLibrary`` (memory-mapped; requests carry indices);
+- ``zoo``: ``hera.zoo.load.load_model`` (tables memory-mapped, shared by all workers of a model) and the
+  model's sample library ``hera.workload.library.SampleLibrary`` (memory-mapped; requests carry indices);
+  every page of both pre-faulted at start (``RunnerSpec.prefault``);
 - ``synthetic``: a tiny EmbeddingBag + MLP model with a random in-memory library (tests, overhead
   measurements). Options: ``dense_in`` (16), ``n_ids`` (4), ``rows`` (1000), ``dim`` (8), ``hidden`` (32),
   ``library_items`` (4096), ``delay_ms`` (0, sleep per sub-batch), ``fail_sample`` (raise when a sub-batch
@@ -122,7 +122,7 @@ class ZooRunner:
         self.library = SampleLibrary.open(spec.library_dir)
         # every table page mapped at start (from this worker's pinned core: first touch is NUMA-local), so
         # the first trials after a reboot or a cache drop do not read cold pages
-        self.prefaulted_bytes = prefault(self.model) if spec.prefault else 0
+        self.prefaulted_bytes = (prefault(self.model) + self.library.prefault()) if spec.prefault else 0
 
     def info(self) -> dict[str, Any]:
         limits = [int(t.rows) for t in self.spec.tables for _ in range(int(t.lookups))]

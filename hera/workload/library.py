@@ -266,6 +266,22 @@ class SampleLibrary:
         lib._check_id_range(full=check_ids)
         return lib
 
+    def prefault(self) -> int:
+        """Touch one byte per 4 KiB page of both arrays; return the bytes covered.
+
+        A worker reads a query's ids and dense features from these maps; without this, every page a query
+        touches for the first time is a page fault, and a freshly started worker runs at a fraction of its
+        steady throughput for seconds (RMC2 at default scale, 503 MB of ids: 20 queries/s in the first second
+        after start, about 60 from the fourth on).
+        """
+        total = 0
+        for a in (self.dense, self.ids):
+            raw = np.asarray(a).reshape(-1).view(np.uint8)
+            if raw.size:
+                int(raw[::4096].sum(dtype=np.uint64))
+            total += raw.size
+        return total
+
     def _check_id_range(self, full: bool) -> None:
         """Ids must lie in ``[0, rows)``; checks the first and last 256 items unless ``full``."""
         n = self.n_items
