@@ -84,11 +84,15 @@ class GridInterference:
         self._u = np.linspace(0.0, 1.0, 101)
         self._inflation: dict[tuple, np.ndarray] = {}
         self._pressure: dict[tuple, np.ndarray] = {}
+        self._off_grid: dict[tuple, float] = {}
 
     def inflation(self, model: str, kind: str, intensity: float) -> float:
         x = float(intensity)
-        if not 0.0 <= x <= self._x[-1]:
-            return float(self.inner.inflation(model, kind, x))
+        if not 0.0 <= x <= self._x[-1]:  # off the grid: asked of the profile once per (model, kind, x to 1e-4)
+            off = (model, kind, round(x, 4))
+            if off not in self._off_grid:
+                self._off_grid[off] = float(self.inner.inflation(model, kind, x))
+            return self._off_grid[off]
         key = (model, kind)
         if key not in self._inflation:
             self._inflation[key] = np.array([self.inner.inflation(model, kind, float(v)) for v in self._x])
@@ -412,13 +416,13 @@ def interference_from_files(paths, calibration=None) -> Interference:
 
 
 def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[PairSplit], str]:
-    """Every split of the study's node (cores, and LLC ways where resctrl is verified and asked for)."""
+    """Every split of the study's node (cores, and LLC ways where resctrl is verified and asked for), each saying
+    whether the harness shares the workers' cores on it."""
     from pathlib import Path
 
     from hera.harness import study_cores
     from hera.machine import resctrl_info
     from hera.profile.splits import plan_splits
-
     from hera.topology import study_plan
 
     resctrl = resctrl_info(Path(resctrl_root or "/sys/fs/resctrl"))
