@@ -309,6 +309,11 @@ def test_predictor_adapter_reads_tables_and_recomputes_with_a_calibration(tmp_pa
     assert prof.pressure("m", "bandwidth", 1, 1.0) == pytest.approx(0.4)
     assert math.isnan(prof.pressure("m", "cache", 1, 1.0))
     assert load_interference(path, unobservable="zero").pressure("m", "cache", 1, 1.0) == 0.0
+    # the vectorised law (the predictor's grids) is the scalar one, extrapolation, clamp and NaN included
+    xs = np.array([0.0, 0.1, 0.75, 1.0, 1.7, 9.5, np.nan])
+    many = prof.inflations("m", "bandwidth", xs)
+    assert np.isnan(many[-1])
+    assert np.allclose(many[:-1], [prof.inflation("m", "bandwidth", float(x)) for x in xs[:-1]])
     cal = tmp_path / "cal.csv"  # slowdown 1 + 2x: an equivalent intensity is half the reporter's extra slowdown
     pd.DataFrame([{"kind": k, "intensity": x, "value": 1 + 2 * x, "value_lo": 0.98 + 2 * x,
                    "value_hi": 1.02 + 2 * x} for k in ("bandwidth", "cache") for x in (0.0, 0.5, 1.0)]

@@ -78,10 +78,12 @@ class Calibration:
     chunks_per_trial: float = 1.4              # VM: 1.35
     retest_share: float = 0.05                 # repeats re-tested (timed default run: 0 of 48 in F2, 2 of 135 in F4; loaded VM 10 of 48)
     chunk_overhead_s: float = 0.6              # drain, wait for an idle node, streams, control variate (timed default run: 0.6)
-    model_s_per_lane_query: float = 1e-6       # node model (hera.queueing): seconds per query x rate x replicate
+    model_s_per_lane_query: float = 0.5e-6     # node model (hera.queueing): seconds per query x rate x replicate
+    #                                            (0.56-2.2 s per F2 point, mean 0.93, in the timed run of a8aea75)
     # co-location
     colocation_slowdown: float = 0.7           # a tenant's QPS* next to its partner / alone on the same cores
-    boundary_s: float = 0.05                   # pair prediction: the rays' boundaries of one core split
+    boundary_s: float = 0.4                    # pair prediction: the rays' boundaries of one core split (0.33 s per
+    #                                            pair-split on the reference run's profiles, 12 rays)
     # interference profiles
     antagonist_start_s: float = 0.3            # spawn and settle one antagonist / reporter
     antagonist_slowdown: float = 1.2           # light-load queries next to an antagonist (F3 of the reference run)

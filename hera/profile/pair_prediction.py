@@ -88,21 +88,40 @@ class GridInterference:
 
     def inflation(self, model: str, kind: str, intensity: float) -> float:
         x = float(intensity)
+        many = getattr(self.inner, "inflations", None)  # a vectorised profile (InterferenceProfiles)
         if not 0.0 <= x <= self._x[-1]:  # off the grid: asked of the profile once per (model, kind, x to 1e-4)
             off = (model, kind, round(x, 4))
             if off not in self._off_grid:
-                self._off_grid[off] = float(self.inner.inflation(model, kind, x))
+                self._off_grid[off] = (float(many(model, kind, np.array([x]))[0]) if many
+                                       else float(self.inner.inflation(model, kind, x)))
             return self._off_grid[off]
         key = (model, kind)
         if key not in self._inflation:
-            self._inflation[key] = np.array([self.inner.inflation(model, kind, float(v)) for v in self._x])
+            self._inflation[key] = (np.asarray(many(model, kind, self._x), float) if many else
+                                    np.array([self.inner.inflation(model, kind, float(v)) for v in self._x]))
         return float(np.interp(x, self._x, self._inflation[key]))
 
     def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
+        return float(self.pressures(model, kind, workers, np.array([float(load_frac)]))[0])
+
+    def pressures(self, model: str, kind: str, workers: int, load_frac: np.ndarray) -> np.ndarray:
+        """:meth:`pressure` at every load fraction of an array (the bisections' inner loop, vectorised)."""
         key = (model, kind, int(workers))
         if key not in self._pressure:
             self._pressure[key] = np.array([self.inner.pressure(model, kind, int(workers), float(v)) for v in self._u])
-        return float(np.interp(min(max(float(load_frac), 0.0), 1.0), self._u, self._pressure[key]))
+        return np.interp(np.clip(np.asarray(load_frac, float), 0.0, 1.0), self._u, self._pressure[key])
+
+    def inflations(self, model: str, kind: str, intensity: np.ndarray) -> np.ndarray:
+        """:meth:`inflation` at every intensity of an array."""
+        x = np.asarray(intensity, float)
+        on = (x >= 0.0) & (x <= self._x[-1])
+        out = np.empty(x.shape)
+        if on.any():
+            self.inflation(model, kind, 0.0)  # fills the grid of (model, kind)
+            out[on] = np.interp(x[on], self._x, self._inflation[(model, kind)])
+        for i in np.flatnonzero(~on):
+            out[i] = self.inflation(model, kind, float(x[i]))
+        return out
 
 
 class NoInterference:
@@ -229,6 +248,13 @@ def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.
     """``f`` of ``victim`` next to ``partner`` at load fractions ``partner_load`` (``float[R]``)."""
     u = np.round(np.clip(np.asarray(partner_load, float), 0.0, 1.0), 3)
     values, back = np.unique(u, return_inverse=True)
+    if isinstance(interference, GridInterference):  # vectorised over the distinct loads
+        f = interference.inflations(victim, "bandwidth", interference.pressures(partner, "bandwidth", partner_workers,
+                                                                                values))
+        x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
+               else interference.pressures(partner, "cache", partner_workers, values))
+        out = np.maximum(f, 1.0) * np.maximum(interference.inflations(victim, "cache", x_c), 1.0)
+        return out[back].reshape(u.shape)
     out = np.empty(values.shape)
     for i, ui in enumerate(values):
         x_bw = interference.pressure(partner, "bandwidth", partner_workers, float(ui))

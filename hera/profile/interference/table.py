@@ -133,6 +133,28 @@ def _check_number(name: str, v: float, lo: float = 0.0) -> float:
     return v
 
 
+def sensitivity_knots(table: pd.DataFrame, model: str, kind: str, regime: str, statistic: str
+                      ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The measured intensities (0 first) and the value, lo and hi inflation there, that :func:`inflation`
+    interpolates."""
+    rows = _rows(table, model, "sensitivity", kind)
+    rows = rows[(rows["regime"].astype(str) == regime)
+                & (rows["metric"].astype(str) == SENSITIVITY_METRICS[statistic])]
+    rows = rows.dropna(subset=["value"]).groupby("intensity", as_index=False)[list(VALUES)].mean()
+    if rows.empty:
+        raise InterferenceError(f"interference profile of model {model!r} has no {kind} {regime} "
+                                f"{statistic} inflation")
+    rows = rows.sort_values("intensity")
+    xp = rows["intensity"].to_numpy(float)
+    cols = [rows[c].to_numpy(float) for c in ("value", "value_lo", "value_hi")]
+    if xp[0] > 0:
+        xp = np.concatenate([[0.0], xp])
+        cols = [np.concatenate([[1.0], c]) for c in cols]
+    cols[1] = np.where(np.isfinite(cols[1]), cols[1], cols[0])
+    cols[2] = np.where(np.isfinite(cols[2]), cols[2], cols[0])
+    return xp, cols
+
+
 def inflation(table: pd.DataFrame, model: str, kind: str, intensity: float, *, regime: str = "light",
               statistic: str = "mean") -> Estimate:
     """How much ``model``'s sub-batch service time (``statistic``: ``mean`` or ``p95``) inflates next to
@@ -149,21 +171,7 @@ def inflation(table: pd.DataFrame, model: str, kind: str, intensity: float, *, r
     if intensity is not None and isinstance(intensity, float) and math.isnan(intensity):
         return Estimate.missing("intensity unknown (pressure not observable)")
     x = _check_number("intensity", intensity)
-    rows = _rows(table, model, "sensitivity", kind)
-    rows = rows[(rows["regime"].astype(str) == regime)
-                & (rows["metric"].astype(str) == SENSITIVITY_METRICS[statistic])]
-    rows = rows.dropna(subset=["value"]).groupby("intensity", as_index=False)[list(VALUES)].mean()
-    if rows.empty:
-        raise InterferenceError(f"interference profile of model {model!r} has no {kind} {regime} "
-                                f"{statistic} inflation")
-    rows = rows.sort_values("intensity")
-    xp = rows["intensity"].to_numpy(float)
-    cols = [rows[c].to_numpy(float) for c in ("value", "value_lo", "value_hi")]
-    if xp[0] > 0:
-        xp = np.concatenate([[0.0], xp])
-        cols = [np.concatenate([[1.0], c]) for c in cols]
-    cols[1] = np.where(np.isfinite(cols[1]), cols[1], cols[0])
-    cols[2] = np.where(np.isfinite(cols[2]), cols[2], cols[0])
+    xp, cols = sensitivity_knots(table, model, kind, regime, statistic)
     out = [interp_extrapolate(x, xp, c) for c in cols]
     value, lo, hi = (max(1.0, v) for v, _ in out)
     extra = out[0][1]
@@ -274,6 +282,7 @@ class InterferenceProfiles:
             raise InterferenceError(f"unobservable must be 'nan' or 'zero', not {unobservable!r}")
         self.table = from_frame(table)
         self.regime, self.statistic, self.unobservable = regime, statistic, unobservable
+        self._knots: dict[tuple[str, str], tuple[np.ndarray, list[np.ndarray]]] = {}
 
     def models(self) -> list[str]:
         return models(self.table)
@@ -287,6 +296,22 @@ class InterferenceProfiles:
     def inflation(self, model: str, kind: str, intensity: float, regime: str | None = None) -> float:
         """Factor (>= 1; NaN for a NaN intensity) of ``model``'s service times next to ``kind`` at ``intensity``."""
         return self.inflation_estimate(model, kind, intensity, regime).value
+
+    def inflations(self, model: str, kind: str, intensity: np.ndarray) -> np.ndarray:
+        """:meth:`inflation` (value only, in :attr:`regime`) at every intensity of an array, the profile read once
+        per (model, kind): the same piecewise-linear law, linear past the last measured intensity, >= 1, NaN for
+        a NaN intensity."""
+        key = (model, kind)
+        if key not in self._knots:
+            self._knots[key] = sensitivity_knots(self.table, model, kind, self.regime, self.statistic)
+        xp, cols = self._knots[key]
+        v, x = cols[0], np.asarray(intensity, float)
+        if xp.size == 1:
+            out = np.full(x.shape, v[0])
+        else:
+            slope = (v[-1] - v[-2]) / (xp[-1] - xp[-2])
+            out = np.where(x > xp[-1], v[-1] + slope * (x - xp[-1]), np.interp(x, xp, v))
+        return np.where(np.isnan(x), np.nan, np.maximum(out, 1.0))
 
     def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
         """Equivalent intensity of ``workers`` workers of ``model`` at ``load_frac`` (see ``unobservable``)."""
