@@ -87,19 +87,25 @@ class GridInterference:
         self._off_grid: dict[tuple, float] = {}
 
     def inflation(self, model: str, kind: str, intensity: float) -> float:
-        x = float(intensity)
-        many = getattr(self.inner, "inflations", None)  # a vectorised profile (InterferenceProfiles)
-        if not 0.0 <= x <= self._x[-1]:  # off the grid: asked of the profile once per (model, kind, x to 1e-4)
-            off = (model, kind, round(x, 4))
+        return float(self.inflations(model, kind, np.array([float(intensity)]))[0])
+
+    def inflations(self, model: str, kind: str, intensity: np.ndarray) -> np.ndarray:
+        """:meth:`inflation` at every intensity of an array: on the grid interpolated, off it asked of the profile
+        once per (model, kind, intensity to 1e-4)."""
+        x = np.asarray(intensity, float)
+        on = (x >= 0.0) & (x <= self._x[-1])
+        out = np.empty(x.shape)
+        if on.any():
+            key = (model, kind)
+            if key not in self._inflation:
+                self._inflation[key] = np.asarray(_inflation_at(self.inner, model, kind, self._x), float)
+            out[on] = np.interp(x[on], self._x, self._inflation[key])
+        for i in np.flatnonzero(~on):
+            off = (model, kind, round(float(x[i]), 4))
             if off not in self._off_grid:
-                self._off_grid[off] = (float(many(model, kind, np.array([x]))[0]) if many
-                                       else float(self.inner.inflation(model, kind, x)))
-            return self._off_grid[off]
-        key = (model, kind)
-        if key not in self._inflation:
-            self._inflation[key] = (np.asarray(many(model, kind, self._x), float) if many else
-                                    np.array([self.inner.inflation(model, kind, float(v)) for v in self._x]))
-        return float(np.interp(x, self._x, self._inflation[key]))
+                self._off_grid[off] = float(_inflation_at(self.inner, model, kind, x[i:i + 1])[0])
+            out[i] = self._off_grid[off]
+        return out
 
     def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
         return float(self.pressures(model, kind, workers, np.array([float(load_frac)]))[0])
@@ -108,20 +114,25 @@ class GridInterference:
         """:meth:`pressure` at every load fraction of an array (the bisections' inner loop, vectorised)."""
         key = (model, kind, int(workers))
         if key not in self._pressure:
-            self._pressure[key] = np.array([self.inner.pressure(model, kind, int(workers), float(v)) for v in self._u])
+            self._pressure[key] = np.asarray(_pressure_at(self.inner, model, kind, int(workers), self._u), float)
         return np.interp(np.clip(np.asarray(load_frac, float), 0.0, 1.0), self._u, self._pressure[key])
 
-    def inflations(self, model: str, kind: str, intensity: np.ndarray) -> np.ndarray:
-        """:meth:`inflation` at every intensity of an array."""
-        x = np.asarray(intensity, float)
-        on = (x >= 0.0) & (x <= self._x[-1])
-        out = np.empty(x.shape)
-        if on.any():
-            self.inflation(model, kind, 0.0)  # fills the grid of (model, kind)
-            out[on] = np.interp(x[on], self._x, self._inflation[(model, kind)])
-        for i in np.flatnonzero(~on):
-            out[i] = self.inflation(model, kind, float(x[i]))
-        return out
+
+def _inflation_at(interference: Interference, model: str, kind: str, intensity: np.ndarray) -> np.ndarray:
+    """``interference``'s inflation at every intensity: its array method (``inflations``) where it has one."""
+    many = getattr(interference, "inflations", None)
+    if many is not None:
+        return np.asarray(many(model, kind, intensity), float)
+    return np.array([interference.inflation(model, kind, float(v)) for v in np.asarray(intensity, float)])
+
+
+def _pressure_at(interference: Interference, model: str, kind: str, workers: int, load_frac: np.ndarray
+                 ) -> np.ndarray:
+    """``interference``'s pressure at every load fraction: its array method (``pressures``) where it has one."""
+    many = getattr(interference, "pressures", None)
+    if many is not None:
+        return np.asarray(many(model, kind, workers, load_frac), float)
+    return np.array([interference.pressure(model, kind, workers, float(v)) for v in np.asarray(load_frac, float)])
 
 
 class NoInterference:
@@ -247,21 +258,12 @@ def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.
               interference: Interference) -> np.ndarray:
     """``f`` of ``victim`` next to ``partner`` at load fractions ``partner_load`` (``float[R]``)."""
     u = np.round(np.clip(np.asarray(partner_load, float), 0.0, 1.0), 3)
-    values, back = np.unique(u, return_inverse=True)
-    if isinstance(interference, GridInterference):  # vectorised over the distinct loads
-        f = interference.inflations(victim, "bandwidth", interference.pressures(partner, "bandwidth", partner_workers,
-                                                                                values))
-        x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
-               else interference.pressures(partner, "cache", partner_workers, values))
-        out = np.maximum(f, 1.0) * np.maximum(interference.inflations(victim, "cache", x_c), 1.0)
-        return out[back].reshape(u.shape)
-    out = np.empty(values.shape)
-    for i, ui in enumerate(values):
-        x_bw = interference.pressure(partner, "bandwidth", partner_workers, float(ui))
-        f = interference.inflation(victim, "bandwidth", x_bw)
-        x_c = cache_override if cache_override is not None else interference.pressure(partner, "cache",
-                                                                                      partner_workers, float(ui))
-        out[i] = max(f, 1.0) * max(interference.inflation(victim, "cache", x_c), 1.0)
+    values, back = np.unique(u, return_inverse=True)  # the distinct loads, each asked once
+    f_bw = _inflation_at(interference, victim, "bandwidth",
+                         _pressure_at(interference, partner, "bandwidth", partner_workers, values))
+    x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
+           else _pressure_at(interference, partner, "cache", partner_workers, values))
+    out = np.maximum(f_bw, 1.0) * np.maximum(_inflation_at(interference, victim, "cache", x_c), 1.0)
     return out[back].reshape(u.shape)
 
 

@@ -274,13 +274,9 @@ class SampleLibrary:
         steady throughput for seconds (RMC2 at default scale, 503 MB of ids: 20 queries/s in the first second
         after start, about 60 from the fourth on).
         """
-        total = 0
-        for a in (self.dense, self.ids):
-            raw = np.asarray(a).reshape(-1).view(np.uint8)
-            if raw.size:
-                int(raw[::4096].sum(dtype=np.uint64))
-            total += raw.size
-        return total
+        from hera.zoo.load import touch_pages
+
+        return sum(touch_pages(np.asarray(a).reshape(-1).view(np.uint8)) for a in (self.dense, self.ids))
 
     def _check_id_range(self, full: bool) -> None:
         """Ids must lie in ``[0, rows)``; checks the first and last 256 items unless ``full``."""

@@ -89,10 +89,19 @@ def prefault(model) -> int:
             if key in seen or storage.nbytes() == 0:
                 continue
             seen.add(key)
-            raw = torch.empty(0, dtype=torch.uint8).set_(storage)
-            raw[::4096].sum()
-            total += storage.nbytes()
+            total += touch_pages(torch.empty(0, dtype=torch.uint8).set_(storage).numpy())
     return total
+
+
+PAGE_BYTES = 4096
+
+
+def touch_pages(raw: np.ndarray) -> int:
+    """Read one byte of every 4 KiB page of a flat uint8 array (a memory map: each page is mapped into this
+    process now, not at its first use); return its bytes."""
+    if raw.size:
+        int(raw[::PAGE_BYTES].sum(dtype=np.uint64))
+    return int(raw.size)
 
 
 def table_files(model_id: str, scale: str, quantized: bool = False, root: str | Path | None = None) -> list[Path]:
