@@ -9,7 +9,8 @@ import pytest
 
 from hera.errors import ConfigError
 from hera.loadgen import sut as sutmod
-from hera.loadgen.confirm import ConfirmSettings, confirm_point, confirm_qps_star, crossing, median_ci, miss_interval
+from hera.loadgen.confirm import (ConfirmSettings, bracket_centre, confirm_point, confirm_qps_star, crossing, median_ci,
+                                  miss_interval)
 from hera.loadgen.settings import LoadgenSettings
 from hera.queueing import closed_forms as cf
 from hera.queueing.qps import TailModel
@@ -77,6 +78,18 @@ def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
     for r in range(3):  # every repeat bracketed: a rate within the SLA and one above it
         adj = t[t["repeat"] == r]["latency_ms_pct_adjusted"]
         assert (adj <= SLA_MS).any() and (adj > SLA_MS).any()
+    # the first repeat starts from the (wrong) model, the later ones from the median measured before them
+    first = t[t["attempt"] == 0].groupby("repeat")["rate_qps"].first()
+    assert first[0] == pytest.approx(1.2 * exact * (1 - s.step))
+    assert first[1] == pytest.approx(res.per_repeat[0] * (1 - s.step))
+    assert first[2] == pytest.approx(float(np.median(res.per_repeat[:2])) * (1 - s.step))
+
+
+def test_later_repeats_are_centred_on_what_was_measured():
+    assert bracket_centre(100.0, []) == 100.0
+    assert bracket_centre(100.0, [0.0]) == 100.0  # a zero (to be re-tested) is no evidence of where to look
+    assert bracket_centre(100.0, [70.0]) == 70.0
+    assert bracket_centre(100.0, [70.0, 80.0]) == 75.0
 
 
 @pytest.mark.slow

@@ -231,7 +231,7 @@ def _scalability(config, rates, counts, cal) -> StageEstimate:
 # a config without one gets these values (its schema's defaults)
 INTERFERENCE_DEFAULTS: dict[str, Any] = {
     "light_queries_per_size": 2, "light_queries": 30, "saturation_s": 0.5, "warmup_s": 0.2, "window_s": 0.5,
-    "cycles": 1, "load_fracs": [0.5, 1.0], "pressure_workers": None,
+    "cycles": 1, "calibration_cycles": None, "load_fracs": [0.5, 1.0], "pressure_workers": None,
 }
 
 
@@ -256,9 +256,10 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
     xs = sorted({float(x) for x in config["profile"]["intensities"] if float(x) > 0})
     window = float(st["window_s"])
     # calibration: per kind, alone + cycles x (antagonist at 0 and each x, each followed by an alone window)
-    cal_windows = 1 + int(st["cycles"]) * 2 * (len(xs) + 1)
+    cal_cycles = int(st["cycles"] if st["calibration_cycles"] is None else st["calibration_cycles"])
+    cal_windows = 1 + cal_cycles * 2 * (len(xs) + 1)
     calib = cal.cli_s + len(kinds) * (cal.antagonist_start_s + cal_windows * window
-                                      + int(st["cycles"]) * (len(xs) + 1) * cal.antagonist_start_s)
+                                      + cal_cycles * (len(xs) + 1) * cal.antagonist_start_s)
     counts = pressure_counts(config, machine.n_workers)
     jobs = []
     for r in rates.values():

@@ -76,10 +76,11 @@ def refresh_service(config: dict[str, Any]) -> bool:
     return str(config["model"].get("service", "refresh")) == "refresh"
 
 
-#: Warm-up of a confirmation chunk: a third of its measured queries (at least 10), arriving at the trial's rate,
+#: Warm-up of a confirmation chunk: a quarter of its measured queries (at least 10), arriving at the trial's rate,
 #: so that the queue has built up before measuring starts (a trial started from an idle node is optimistic near
-#: saturation).
-WARMUP_SHARE = 3
+#: saturation; the node model's trials have the same warm-up, :class:`hera.queueing.qps.TrialShape`). A third
+#: cost the slow models ~0.2 s per trial more on the 2-core VM (~12 s of the F2 stage).
+WARMUP_SHARE = 4
 
 
 #: Highest rate of the modelled trial-tail curve, as a fraction of the modelled saturation throughput.

@@ -42,6 +42,7 @@ class Settings:
     """The ``interference:`` config section, the antagonist kinds and intensities of ``profile:``, the seed.
 
     ``intensities``: the non-zero antagonist intensities (the baseline, intensity 0, is always measured);
+    ``calibration_cycles``: the calibration's cycles (None in the config: ``cycles``);
     ``load_fracs``: load fractions of the pressure measurement (1 = saturation, closed loop; below 1 an open
     Poisson stream at that fraction of the saturation throughput in the model's service profile)."""
 
@@ -55,6 +56,7 @@ class Settings:
     window_s: float
     sample_s: float
     cycles: int
+    calibration_cycles: int
     load_fracs: tuple[float, ...]
     reporter_intensity: float
     pressure_workers: tuple[int, ...] | int | None
@@ -87,10 +89,12 @@ class Settings:
             raise ConfigError(f"config key interference.load_fracs: load fractions must be in (0, 1], "
                               f"not {list(fracs)}")
         pw = icfg.get("pressure_workers")
+        cyc = int(icfg["cycles"])
+        cal_cyc = icfg.get("calibration_cycles")
         return cls(kinds, nonzero, int(icfg["light_queries_per_size"]), int(icfg["light_queries"]),
                    float(icfg["saturation_s"]), int(icfg["saturation_queries"]), float(icfg["warmup_s"]),
                    float(icfg["window_s"]),
-                   float(icfg["sample_s"]), int(icfg["cycles"]), fracs, float(icfg["reporter_intensity"]),
+                   float(icfg["sample_s"]), cyc, cyc if cal_cyc is None else int(cal_cyc), fracs, float(icfg["reporter_intensity"]),
                    pw if pw is None or isinstance(pw, int) else tuple(sorted({int(w) for w in pw})),
                    _counts_setting(prof.get("workers")),
                    int(icfg["bootstrap"]),
