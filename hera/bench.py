@@ -693,6 +693,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "measuring")
     pp.set_defaults(func=_cmd_pair_prediction)
 
+    rs = bsub.add_parser("runs", help="headline numbers of several complete pipeline runs and their spread")
+    rs.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
+                    help="two or more results folders of complete runs (results/<scale> of each clone, or "
+                         "results/reference)")
+    rs.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
+    rs.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/runs.json)")
+    rs.set_defaults(func=_cmd_runs)
+
 
 def _study(scale: str, path: Path | None) -> dict[str, Any]:
     from hera import config as cfg
@@ -777,7 +785,9 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
     fig = model_agreement(df)
     fig["points"] = [{"model": r["model"], "workers": int(r["workers"]), "qps_star_model": round(r["qps_star_model"], 3),
                       "qps_star": round(r["qps_star"], 3), "error": round(r["error"], 4),
-                      "relative": bool(r["relative"])} for _, r in err.iterrows()]
+                      "relative": bool(r["relative"]),
+                      "service_drift": round(float(r["service_drift"]), 3) if "service_drift" in err.columns
+                      and r["service_drift"] == r["service_drift"] else None} for _, r in err.iterrows()]
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
         steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]))
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}
@@ -844,6 +854,18 @@ def _cmd_pair_prediction(args) -> int:
               else list(study["colocation"].get("models") or study["models"]))
     fig = bench_pair_prediction(args.scale, models, study, args.from_results, args.min_pairs)
     return _emit("pair-prediction", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_runs(args) -> int:
+    from hera.report.runs import compare, headline
+
+    runs = [headline(d) for d in args.from_results]
+    for r in runs:
+        print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
+              f"{r.model_median_abs_rel_error:.1%} / {r.model_max_abs_rel_error:.1%}; pair prediction "
+              f"{r.pair_median_abs_rel_error:.1%} / EMU {r.pair_mean_abs_emu_error:.3f}; C5 {r.c5_violation_frac:.1%}",
+              flush=True)
+    return _emit("runs", args.scale, compare(runs), args.out, vars_of(args))
 
 
 def _cmd_repeatability(args) -> int:

@@ -9,8 +9,16 @@ import pytest
 
 from hera.errors import ConfigError
 from hera.loadgen import sut as sutmod
-from hera.loadgen.confirm import (ConfirmSettings, bracket_centre, confirm_point, confirm_qps_star, crossing, median_ci,
-                                  miss_interval)
+from hera.loadgen.confirm import (
+    ConfirmSettings,
+    bracket_centre,
+    confirm_point,
+    confirm_qps_star,
+    crossing,
+    median_ci,
+    miss_interval,
+    service_drift,
+)
 from hera.loadgen.settings import LoadgenSettings
 from hera.queueing import closed_forms as cf
 from hera.queueing.qps import TailModel
@@ -83,6 +91,28 @@ def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
     assert first[0] == pytest.approx(1.2 * exact * (1 - s.step))
     assert first[1] == pytest.approx(res.per_repeat[0] * (1 - s.step))
     assert first[2] == pytest.approx(float(np.median(res.per_repeat[:2])) * (1 - s.step))
+
+
+def test_service_drift_is_measured_over_modelled_span():
+    assert service_drift(np.array([12.0, 24.0]), np.array([10.0, 20.0])) == pytest.approx(1.2)
+    assert service_drift(np.array([np.nan, 24.0]), np.array([10.0, 20.0])) == pytest.approx(1.2)  # no span: left out
+    assert math.isnan(service_drift(np.array([np.nan]), np.array([10.0])))
+    with pytest.raises(ConfigError, match="2 measured spans for 1 modelled"):
+        service_drift(np.array([1.0, 2.0]), np.array([1.0]))
+
+
+@pytest.mark.slow
+def test_a_node_slower_than_its_profile_shows_as_drift():
+    """The SUT serves in 10 ms; the model's profile said 8 (or 10): every trial's drift says 1.25 (or 1)."""
+    s = ConfirmSettings(trial_s=0.5, min_queries=40, max_chunks=1, step=0.15, max_steps=2)
+    for profiled_ms, want in ((8.0, 1.25), (10.0, 1.0)):
+        law = ServiceLaw(1, 1024, {10: np.array([profiled_ms])}, {10: np.array([profiled_ms])},
+                         dispatch_ms=np.zeros(1))
+        res = confirm_qps_star(sutmod.SleepSUT(sutmod.deterministic(D_S), 1), base(11), 1000,
+                               modelled_qps=0.6 / D_S, sla_ms=SLA_MS, percentile=0.95, settings=s,
+                               model=TailModel(law, np.full(10, 10), 0.95))
+        drift = res.trials["service_drift"].dropna()
+        assert len(drift) >= 3 and drift.median() == pytest.approx(want, rel=0.08)
 
 
 def test_later_repeats_are_centred_on_what_was_measured():

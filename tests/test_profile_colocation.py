@@ -91,6 +91,10 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     assert ((ratio > 0.4) & (ratio < 2.0)).all(), on_disk[["share_a", "emu", "predicted_emu"]]
     trials = pd.read_csv(out.with_name("syna__synb.trials.csv"))
     assert set(trials["tenant"]) == {"syna", "synb"} and set(trials["share_a"]) == {0.25, 0.5, 0.75}
+    # each tenant's measured vs predicted service (synthetic workers: as profiled, give or take the machine)
+    for side in ("a", "b"):
+        assert on_disk[f"service_drift_{side}"].between(0.5, 2.0).all(), on_disk[f"service_drift_{side}"]
+    assert trials["service_drift"].notna().any()
     assert (on_disk["llc_partitioning"] == "unavailable").all()
     assert on_disk["note"].str.contains("LLC ways not split: ").all()
     # the policy layer reads both tables as written: Hera decides on the predictions, the oracle on these points

@@ -83,6 +83,9 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert df.loc[df["workers"] == 1, "harness_cores"].iloc[0] != "shared"  # pinned off the worker's core
     # the harness's CPU per query, from the trials (pair prediction charges it where no harness core is left)
     assert ((df["harness_cpu_ms_per_query"] > 0) & (df["harness_cpu_ms_per_query"] < 50)).all()
+    # the trials were served at about the speed the refreshed profile says (synthetic workers sleep)
+    assert df["service_drift"].between(0.6, 1.6).all(), df[["workers", "service_drift"]]
+    assert (df["service_drift_lo"] <= df["service_drift"]).all() and (df["service_drift"] <= df["service_drift_hi"]).all()
     # a sleeping worker is what the model assumes: model and measurement agree within a factor 1.6
     ratio = df["qps_star_model"] / df["qps_star"]
     assert ((ratio > 1 / 1.6) & (ratio < 1.6)).all(), df[["workers", "qps_star", "qps_star_model"]]

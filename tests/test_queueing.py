@@ -69,6 +69,18 @@ def test_dispatch_delay_and_gap_are_added():
     assert simulate(law, np.array([0.0]), np.array([128]))[0] == pytest.approx(0.5 + 5 + 1 + 5)
 
 
+def test_spans_run_from_the_first_sub_batch_start_to_the_last_end():
+    law = ServiceLaw(1, 64, {64: np.array([5.0])}, {64: np.array([5.0])}, dispatch_ms=np.array([0.5]), gap_ms=1.0)
+    lat, span = simulate(law, np.array([0.0, 0.001]), np.array([128, 64]), spans=True)
+    # the first query: 2 sub-batches and the gap, dispatch excluded; the second waited for it, excluded too
+    assert span[0] == pytest.approx(5 + 1 + 5) and lat[0] == pytest.approx(0.5 + 11)
+    assert span[1] == pytest.approx(5) and lat[1] == pytest.approx(0.5 + 11 + 1 + 5 - 1)
+    two = ServiceLaw(2, 64, {64: np.array([5.0])}, {64: np.array([5.0])}, dispatch_ms=np.zeros(1))
+    lat2, span2 = simulate(two, np.zeros((1, 3)), np.array([256]), spans=True)  # 4 sub-batches on 2 workers
+    assert span2.shape == (1, 3) and np.allclose(span2, 10.0) and np.allclose(lat2, 10.0)
+    assert np.array_equal(simulate(law, np.array([0.0, 0.001]), np.array([128, 64])), lat)  # same latencies
+
+
 def test_loaded_queries_draw_saturated_service_times():
     law = ServiceLaw(1, 1024, {100: np.array([1.0])}, {100: np.array([3.0])}, dispatch_ms=np.zeros(1))
     # two queries at once: the second arrives while the node is busy -> saturated regime

@@ -193,3 +193,17 @@ def test_model_agreement_never_divides_by_a_zero_measurement():
     assert row.verdict == claims.REPRODUCED and "1 with measured QPS* = 0" in row.ours
     bad = scal.assign(qps_star_model=[11.0, 30.0, 3.0])
     assert claims.m_model_agreement(bad, claims.io.MachineInfo()).verdict == claims.NOT_REPRODUCED
+
+
+def test_model_agreement_separates_points_the_machine_served_at_another_speed():
+    scal = pd.DataFrame({"model": ["a", "a", "b", "b"], "workers": [1, 2, 1, 2],
+                         "qps_star": [10.0, 20.0, 30.0, 40.0], "qps_star_model": [11.0, 19.0, 45.0, 42.0],
+                         "service_drift": [1.02, 0.95, 0.6, None]})
+    a = claims.model_agreement(scal)
+    assert a["max_abs_rel_error"] == pytest.approx(0.5)  # the headline keeps every point
+    assert a["stable_points"] == 2 and a["stable_max_abs_rel_error"] == pytest.approx(0.1)
+    assert a["drifted"] == ["b/1 (0.60x)"]  # no drift measured (None): neither stable nor drifted
+    row = claims.m_model_agreement(scal, claims.io.MachineInfo())
+    assert row.verdict == claims.NOT_REPRODUCED  # the verdict is the headline's, drift only explains it
+    assert "2 points served within 1.15x" in row.ours and "drifted: b/1 (0.60x)" in row.ours
+    assert "stable_points" not in claims.model_agreement(scal.drop(columns="service_drift"))

@@ -219,18 +219,21 @@ class _Confirmer:
                 max_outstanding=max(RUNAWAY_MIN_OUTSTANDING, int(n * RUNAWAY_BACKLOG_SHARE)))
         return driver.run(self.sut, streams, self.library)
 
-    def _adjusted(self, tenant: str, rate: float, chunks: list[pd.DataFrame], raw_tail: float) -> tuple[float, float]:
-        """(control-variate adjusted tail, correction factor) of one tenant in a trial; raw without a model."""
+    def _adjusted(self, tenant: str, rate: float, chunks: list[pd.DataFrame],
+                  raw_tail: float) -> tuple[float, float, float]:
+        """(control-variate adjusted tail, correction factor, service drift) of one tenant in a trial; the raw tail
+        (and no drift) without a model."""
         model = self.models.get(tenant)
         if model is None or not np.isfinite(raw_tail):
-            return raw_tail, 1.0
+            return raw_tail, 1.0, math.nan
         parts = [(c["scheduled_s"].to_numpy(float), c["n_items"].to_numpy(np.int64), ~c["warmup"].to_numpy(bool))
                  for c in chunks]
-        realised = model.realised_log_tail(parts)
+        realised, spans = model.realised(parts)
         expected = model.expected_log_tail(rate, [int(m.sum()) for _, _, m in parts],
                                            int(self.bases[tenant].warmup_queries))
         factor = float(np.exp(expected - realised))
-        return raw_tail * factor, factor
+        measured = np.concatenate([c.loc[~c["warmup"], "service_ms"].to_numpy(float) for c in chunks])
+        return raw_tail * factor, factor, service_drift(measured, spans)
 
     def trial(self, repeat: int, attempt: int, scale: float, seed: int) -> _Trial:
         runs = []
@@ -268,7 +271,7 @@ class _Confirmer:
                 verdict = "undecided-pass" if raw <= self.sla[t] else "undecided-fail"
             rate = scale * self.direction[t]
             chunks = [r.rows[r.rows["tenant"] == t] for r in runs]
-            tail, factor = self._adjusted(t, rate, chunks, raw)
+            tail, factor, drift = self._adjusted(t, rate, chunks, raw)
             norm.append(tail / self.sla[t])
             norm_raw.append(raw / self.sla[t])
             measured = pd.concat([c[~c["warmup"]] for c in chunks])
@@ -282,7 +285,7 @@ class _Confirmer:
                 else verdict in ("pass", "undecided-pass"), "aborted": aborted,
                 "latency_ms_pct": raw if np.isfinite(raw) else math.nan,
                 "latency_ms_pct_adjusted": tail if np.isfinite(tail) else math.nan,
-                "control_variate_factor": factor, "sla_ms": self.sla[t], "percentile": self.p,
+                "control_variate_factor": factor, "service_drift": drift, "sla_ms": self.sla[t], "percentile": self.p,
                 "latency_ms_p50": float(np.median(measured.loc[measured["ok"], "latency_ms"])) if ok.any()
                 else math.nan,
                 "duration_s": float(sum(r.tenants[t].get("duration_s", math.nan) for r in runs)),
@@ -378,6 +381,23 @@ class _Confirmer:
                 continue
             break
         return done
+
+
+def service_drift(measured_span_ms: np.ndarray, modelled_span_ms: np.ndarray) -> float:
+    """How much slower (> 1) or faster (< 1) the node served a trial's queries than the node model says it would
+    have, for the very same arrivals and sizes: the mean measured span (first sub-batch start to last end, as
+    the node reports it) over the mean modelled span, over the queries with a measured span. The model's service
+    times are the profile taken before the confirmation, so a drift far from 1 says the machine changed speed
+    between the profile and the trial (a shared VM does, by 10-40% within minutes) — a model error it cannot
+    be blamed for. NaN without spans."""
+    m = np.asarray(measured_span_ms, float)
+    s = np.asarray(modelled_span_ms, float)
+    if m.shape != s.shape:
+        raise ConfigError(f"service drift: {m.size} measured spans for {s.size} modelled ones")
+    ok = np.isfinite(m) & np.isfinite(s)
+    if not ok.any() or s[ok].mean() <= 0:
+        return math.nan
+    return float(m[ok].mean() / s[ok].mean())
 
 
 def _secant(a: _Trial, b: _Trial) -> float:

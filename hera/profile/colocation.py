@@ -38,11 +38,11 @@ COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc"
            "predicted_qps_star_b", "predicted_emu", "predicted_emu_lo", "predicted_emu_hi", "predicted_scale",
            "predicted_best", "selected_as", "qps_alone_a", "qps_alone_b", "qps_whole_a", "qps_whole_b", "sla_ms_a",
            "sla_ms_b", "percentile", "repeats", "retested", "n_trials", "trial_seconds", "wall_seconds", "cpus_a",
-           "cpus_b", "llc_partitioning", "scale", "note"]
+           "cpus_b", "llc_partitioning", "service_drift_a", "service_drift_b", "scale", "note"]
 TRIAL_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "share_a", "repeat", "attempt",
                  "trial", "scale", "tenant", "rate_qps", "verdict", "passed", "latency_ms_pct",
-                 "latency_ms_pct_adjusted", "control_variate_factor", "sla_ms", "n_measured", "n_over_sla",
-                 "miss_lo", "miss_hi", "duration_s", "issue_lateness_us_p99", "harness_saturated", "problem"]
+                 "latency_ms_pct_adjusted", "control_variate_factor", "service_drift", "sla_ms", "n_measured",
+                 "n_over_sla", "miss_lo", "miss_hi", "duration_s", "issue_lateness_us_p99", "harness_saturated", "problem"]
 KEY = ["cores_a", "cores_b", "ways_a", "ways_b", "share_a"]
 
 
@@ -144,6 +144,14 @@ def tail_model_for(config: dict[str, Any], samples: pd.DataFrame, workers: int, 
                      seed=common.derived_seed(int(config["seed"]), "tail-model", stream))
 
 
+def _median_drift(trials: pd.DataFrame, tenant: str) -> float:
+    """Median service drift (:func:`hera.loadgen.confirm.service_drift`) of ``tenant`` over its trials."""
+    if "service_drift" not in trials.columns:
+        return math.nan
+    d = pd.to_numeric(trials.loc[trials["tenant"] == tenant, "service_drift"], errors="coerce").dropna()
+    return float(d.median()) if len(d) else math.nan
+
+
 def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str], models: tuple[str, str],
                   pred: pd.Series, sla: dict[str, dict[str, Any]], scal: pd.DataFrame,
                   samples: dict[str, pd.DataFrame], config: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -195,6 +203,9 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
         "wall_seconds": wall, "cpus_a": " ".join(map(str, split.cpus_a)),
         "cpus_b": " ".join(map(str, split.cpus_b)), "llc_partitioning": node.llc_partitioning,
         "scale": config["scale"], "note": res.note,
+        # measured over predicted query span of each tenant in the trials (predicted: its profile x the predicted
+        # inflation x the profile's calibration): how far the predicted service times were off, machine included
+        **{f"service_drift_{side}": _median_drift(res.trials, t) for side, t in (("a", na), ("b", nb))},
     }
     trials = res.trials.assign(model_a=ma, model_b=mb, **split.key(), share_a=float(share_a))
     return row, trials

@@ -37,12 +37,12 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "qps_star_model", "qps_star_model_lo", "qps_star_model_hi", "capacity_qps_model", "model_rel_error",
            "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile",
            "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "service_source", "service_seconds",
-           "cores", "harness_cores", "harness_cpu_ms_per_query",
-           "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
+           "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
+           "service_drift_hi", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
-                 "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "latency_ms_model",
-                 "sla_ms", "percentile", "latency_ms_p50", "duration_s", "wall_s", "achieved_qps",
+                 "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
+                 "latency_ms_model", "sla_ms", "percentile", "latency_ms_p50", "duration_s", "wall_s", "achieved_qps",
                  "issue_lateness_us_p99", "harness_cpu_s", "harness_saturated", "harness_saturation_reason", "problem",
                  "arrival_seed"]
 CURVE_COLUMNS = ["model", "workers", "rate_qps", "latency_ms_model", "latency_ms_model_lo", "latency_ms_model_hi",
@@ -113,6 +113,15 @@ def model_settings(config: dict[str, Any], stream: str, tails: str | None = None
                          seed=common.derived_seed(int(config["seed"]), "model", stream), trial=trial)
 
 
+def drift_summary(trials: pd.DataFrame) -> dict[str, float]:
+    """``service_drift`` (median over the trials, :func:`hera.loadgen.confirm.service_drift`) and its range."""
+    d = pd.to_numeric(trials.get("service_drift", pd.Series(dtype=float)), errors="coerce").dropna()
+    if d.empty:
+        return {"service_drift": math.nan, "service_drift_lo": math.nan, "service_drift_hi": math.nan}
+    return {"service_drift": float(d.median()), "service_drift_lo": float(d.min()),
+            "service_drift_hi": float(d.max())}
+
+
 def confirm_warmup(config: dict[str, Any]) -> int:
     """Unmeasured queries before each confirmation chunk (see :data:`WARMUP_SHARE`)."""
     return max(10, int(config["confirm"]["min_queries"]) // WARMUP_SHARE)
@@ -175,6 +184,8 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         # the harness's CPU per query (load generator and node threads; median over the trials): what a tenant's
         # traffic takes from the workers' cores where no core is left for the harness (pair prediction)
         "harness_cpu_ms_per_query": float(per_query.median() * 1e3) if len(per_query) else math.nan,
+        # how fast the node served during the trials, against the profile the model used (1 = as profiled)
+        **drift_summary(res.trials),
         "note": "; ".join(x for x in (res.note, modelled.note) if x),
     }
     trials = res.trials.drop(columns=["tenant", "scale"]).assign(model=model, workers=law.workers)

@@ -79,13 +79,17 @@ class Pools:
 
 
 def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, replicate: np.ndarray | None = None,
-             pools: Pools | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+             pools: Pools | None = None, rng: np.random.Generator | None = None,
+             spans: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Latency (ms) of every query in every lane.
 
     ``arrivals_s``: ``float[N]`` (one lane) or ``float[N, L]`` arrival times in seconds (increasing along N);
     ``items``: ``int[N]`` items per query (shared by all lanes); ``replicate``: ``int[L]``, the row of ``pools``
     each lane draws from (default: all 0); ``pools``: from :class:`Pools` (default: the law's own samples).
-    Returns ``float[N, L]`` (``float[N]`` for a 1-D ``arrivals_s``).
+    Returns ``float[N, L]`` (``float[N]`` for a 1-D ``arrivals_s``); with ``spans`` also each query's *span*
+    (ms, same shape): from the start of its first sub-batch to the end of its last — what the node reports as
+    a query's ``t_end − t_start``, so a measured trial's spans can be set against the model's for the very same
+    arrivals and sizes (:meth:`hera.queueing.qps.TailModel.realised`).
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     arr = np.asarray(arrivals_s, dtype=float)
@@ -113,6 +117,7 @@ def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, repl
     ready = arr + pools.dispatch[rep[None, :], d_idx] / 1e3
     free = np.zeros((lanes, w))
     end = np.empty((n, lanes))
+    first_start = np.empty((n, lanes)) if spans else None
     q_end = np.zeros(lanes)
     loaded = np.zeros(lanes, bool)
     size_code = np.array([pools.code[int(s)] for s in plan.size], np.int64)
@@ -142,10 +147,15 @@ def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, repl
                 fin = start + s
                 free[lane_ix, k] = fin + gap_s
             q_end = fin if plan.first[j] else np.maximum(q_end, fin)
+            if spans and plan.first[j]:
+                first_start[q] = start
             if plan.last[j]:
                 end[q] = q_end
     lat_ms = (end - arr) * 1e3
-    return lat_ms[:, 0] if one else lat_ms
+    if not spans:
+        return lat_ms[:, 0] if one else lat_ms
+    span_ms = (end - first_start) * 1e3
+    return (lat_ms[:, 0], span_ms[:, 0]) if one else (lat_ms, span_ms)
 
 
 def poisson_unit_arrivals(n: int, lanes: int, rng: np.random.Generator) -> np.ndarray:

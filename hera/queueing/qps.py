@@ -267,18 +267,25 @@ class TailModel:
         pooled = np.concatenate(lat_chunks, axis=0)
         return np.log(np.maximum(np.quantile(pooled, self.p, axis=0), 1e-9))
 
-    def realised_log_tail(self, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
-        """Median over service draws of the model's log tail for these chunks ``(arrivals_s, items, measured)``."""
+    def realised(self, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[float, np.ndarray]:
+        """For these chunks ``(arrivals_s, items, measured)``: the median over service draws of the model's log
+        tail, and each measured query's modelled span (ms, mean over the draws; in chunk order)."""
         rng = np.random.default_rng([self.seed, 1])
         lanes = self.service_replicates
-        lats = []
+        lats, spans = [], []
         for arrivals, items, measured in chunks:
             arr = np.repeat(np.asarray(arrivals, float)[:, None], lanes, axis=1)
-            lat = simulate(self.law, arr, np.asarray(items, np.int64), replicate=np.arange(lanes),
-                           pools=Pools(self.law, SubBatchPlan.of(items, self.law.batch_size).size, lanes, rng,
-                                       bootstrap=False), rng=rng)
-            lats.append(lat[np.asarray(measured, bool)])
-        return float(np.median(self._pooled_log_tail(lats)))
+            lat, span = simulate(self.law, arr, np.asarray(items, np.int64), replicate=np.arange(lanes),
+                                 pools=Pools(self.law, SubBatchPlan.of(items, self.law.batch_size).size, lanes, rng,
+                                             bootstrap=False), rng=rng, spans=True)
+            keep = np.asarray(measured, bool)
+            lats.append(lat[keep])
+            spans.append(span[keep].mean(axis=1))
+        return float(np.median(self._pooled_log_tail(lats))), np.concatenate(spans)
+
+    def realised_log_tail(self, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+        """Median over service draws of the model's log tail for these chunks ``(arrivals_s, items, measured)``."""
+        return self.realised(chunks)[0]
 
     def expected_log_tail(self, rate_qps: float, chunk_queries: list[int], warmup_queries: int) -> float:
         """Mean over fresh arrivals and sizes of the model's log tail for trials of ``chunk_queries`` measured

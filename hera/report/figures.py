@@ -564,6 +564,12 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
     notes = _machine_notes([t], cores=True)
     if agree["zero_measured"]:
         notes.append(f"{agree['zero_measured']} point(s) with measured QPS* = 0: absolute errors, not in the medians")
+    if agree.get("stable_points"):
+        notes.append(f"{agree['stable_points']} point(s) served within {claims.STABLE_DRIFT:g}x of the profiled speed: "
+                     f"median |error| {agree['stable_median_abs_rel_error']:.1%}, max "
+                     f"{agree['stable_max_abs_rel_error']:.1%}"
+                     + (f"; the machine's speed drifted at {', '.join(agree['drifted'])}" if agree.get("drifted")
+                        else ""))
     return _finish(fig, "F9", out_dir, [t, tr, cu], notes)
 
 

@@ -1,0 +1,126 @@
+"""Headline numbers of several complete runs side by side, with their spread (``hera bench runs``).
+
+A run is the results folder of one pipeline run (``results/<scale>`` of a clone, or ``results/reference``). Each
+headline number is computed from that run's own result files by the same functions the report uses — the node
+model's agreement (:func:`hera.report.claims.model_agreement`), the pair prediction's errors
+(:func:`hera.policy.accuracy.prediction_summary`), C5's violated windows
+(:func:`hera.report.claims.violation_windows`) — and the F2 stage's seconds from the per-job benchmark files
+Snakemake wrote beside it. Across runs every number gets its values, median, min and max, and every QPS* its
+between-run coefficient of variation: within a run a QPS* is the median of 3 repeats, so this is the spread a
+reader sees when re-running the whole study on the same machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hera.errors import HeraError
+
+
+@dataclass(frozen=True)
+class RunHeadline:
+    """The headline numbers of one run (NaN where the run lacks the file)."""
+
+    path: str
+    commits: tuple[str, ...]
+    f2_stage_s: float
+    model_median_abs_rel_error: float
+    model_max_abs_rel_error: float
+    pair_median_abs_rel_error: float
+    pair_mean_abs_emu_error: float
+    c5_violation_frac: float
+    qps_star: dict[str, float] = field(default_factory=dict)  # "model/workers" -> measured QPS*
+    fingerprint: str = ""  # sha256 of the scalability table: the same run under two names is caught
+
+    METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
+               "pair_mean_abs_emu_error", "c5_violation_frac")
+
+
+def benchmarks_dir(results: Path) -> Path | None:
+    """Where Snakemake's per-job benchmark files of ``results`` are: ``<results>/benchmarks`` (a curated copy such
+    as ``results/reference``) or ``<clone>/benchmarks/<scale>`` beside ``<clone>/results/<scale>``."""
+    for cand in (results / "benchmarks", results.parent.parent / "benchmarks" / results.name):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def f2_stage_seconds(results: Path) -> float:
+    """Wall seconds of the F2 stage: the sum over its per-model jobs (they run one at a time)."""
+    bench = benchmarks_dir(results)
+    files = sorted((bench / "profile" / "scalability").glob("*.tsv")) if bench is not None else []
+    if not files:
+        return math.nan
+    return float(sum(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in files))
+
+
+def headline(results: str | Path) -> RunHeadline:
+    """The headline numbers of the run in ``results`` (its ``profile/scalability.csv`` at least)."""
+    from hera.policy.accuracy import prediction_errors, prediction_summary
+    from hera.report.claims import hera_timeline, model_agreement, violation_windows
+
+    results = Path(results)
+    scal_path = results / "profile" / "scalability.csv"
+    if not scal_path.is_file():
+        raise HeraError(f"{results} is not a run's results folder: {scal_path} does not exist")
+    scal = pd.read_csv(scal_path)
+    fingerprint = hashlib.sha256(scal_path.read_bytes()).hexdigest()
+    commits = set(scal.get("git_commit", pd.Series(dtype=str)).dropna().astype(str))
+    agree = model_agreement(scal)
+    pair_med = pair_emu = c5 = math.nan
+    pairs_path = results / "colocation" / "pairs.csv"
+    if pairs_path.is_file():
+        pairs = pd.read_csv(pairs_path)
+        commits |= set(pairs.get("git_commit", pd.Series(dtype=str)).dropna().astype(str))
+        summary = prediction_summary(prediction_errors(pairs))
+        pair_med, pair_emu = summary["median_abs_rel_error"], summary["mean_abs_emu_error"]
+    lc_path = results / "serving" / "load_change.csv"
+    if lc_path.is_file():
+        bad, total = violation_windows(hera_timeline(pd.read_csv(lc_path))[0])
+        c5 = bad / total if total else math.nan
+    qps = {f"{r.model}/{int(r.workers)}": float(r.qps_star) for r in scal.itertuples()}
+    return RunHeadline(str(results), tuple(sorted(c[:7] for c in commits)), f2_stage_seconds(results),
+                       agree["median_abs_rel_error"], agree["max_abs_rel_error"], pair_med, pair_emu, c5, qps,
+                       fingerprint)
+
+
+def _spread(values: list[float]) -> dict[str, object]:
+    x = np.asarray(values, float)
+    ok = x[np.isfinite(x)]
+    if ok.size == 0:
+        return {"values": [None] * len(values), "median": None, "min": None, "max": None}
+    return {"values": [round(float(v), 4) if math.isfinite(v) else None for v in x],
+            "median": round(float(np.median(ok)), 4), "min": round(float(ok.min()), 4),
+            "max": round(float(ok.max()), 4)}
+
+
+def compare(runs: list[RunHeadline]) -> dict[str, object]:
+    """Every headline number of ``runs`` with its spread, and every QPS* with its between-run CoV."""
+    if len(runs) < 2:
+        raise HeraError(f"a spread between runs needs at least 2 runs, got {len(runs)}")
+    seen: dict[str, str] = {}
+    for r in runs:
+        if r.fingerprint in seen:
+            raise HeraError(f"{r.path} and {seen[r.fingerprint]} hold the same run (identical scalability tables): "
+                            "a spread between runs needs independent runs")
+        seen[r.fingerprint] = r.path
+    out: dict[str, object] = {"runs": [r.path for r in runs], "commits": [list(r.commits) for r in runs]}
+    for m in RunHeadline.METRICS:
+        out[m] = _spread([getattr(r, m) for r in runs])
+    points = sorted(set().union(*(r.qps_star for r in runs)))
+    qps = {}
+    for p in points:
+        v = np.array([r.qps_star.get(p, math.nan) for r in runs], float)
+        ok = v[np.isfinite(v)]
+        cov = float(ok.std(ddof=1) / ok.mean()) if ok.size > 1 and ok.mean() > 0 else math.nan
+        qps[p] = {**_spread(list(v)), "cov": round(cov, 4) if math.isfinite(cov) else None}
+    out["qps_star"] = qps
+    covs = [q["cov"] for q in qps.values() if q["cov"] is not None]
+    out["qps_star_between_run_cov"] = _spread(covs) if covs else None
+    return out

@@ -1,0 +1,74 @@
+"""Headline numbers of several runs and their spread (hera.report.runs, `hera bench runs`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hera.cli import main
+from hera.errors import HeraError
+from hera.paths import repo_root
+from hera.report.runs import compare, headline
+
+REF = repo_root() / "results" / "reference"
+
+
+def _run(root: Path, qps: dict[tuple[str, int], tuple[float, float]], f2_s: list[float]) -> Path:
+    """A clone's layout: results/default/profile/scalability.csv and benchmarks/default/profile/scalability/*.tsv."""
+    res = root / "results" / "default"
+    (res / "profile").mkdir(parents=True)
+    pd.DataFrame([{"model": m, "workers": w, "qps_star": q, "qps_star_model": mq, "git_commit": "abcdef0123"}
+                  for (m, w), (q, mq) in qps.items()]).to_csv(res / "profile" / "scalability.csv", index=False)
+    bench = root / "benchmarks" / "default" / "profile" / "scalability"
+    bench.mkdir(parents=True)
+    for i, s in enumerate(f2_s):
+        (bench / f"m{i}.tsv").write_text(f"s\th:m:s\n{s}\t0:00:{int(s)}\n")
+    return res
+
+
+def test_two_runs_give_each_number_with_its_spread(tmp_path):
+    a = _run(tmp_path / "a", {("x", 1): (100.0, 110.0), ("x", 2): (200.0, 190.0)}, [60.0, 40.0])
+    b = _run(tmp_path / "b", {("x", 1): (80.0, 100.0), ("x", 2): (210.0, 210.0)}, [70.0, 50.0])
+    ha, hb = headline(a), headline(b)
+    assert ha.f2_stage_s == 100.0 and hb.f2_stage_s == 120.0
+    assert ha.model_median_abs_rel_error == pytest.approx(0.075) and hb.model_max_abs_rel_error == pytest.approx(0.25)
+    assert math.isnan(ha.pair_mean_abs_emu_error) and math.isnan(ha.c5_violation_frac)  # no such files: NaN
+    out = compare([ha, hb])
+    assert out["f2_stage_s"] == {"values": [100.0, 120.0], "median": 110.0, "min": 100.0, "max": 120.0}
+    assert out["qps_star"]["x/1"]["values"] == [100.0, 80.0]
+    assert out["qps_star"]["x/1"]["cov"] == pytest.approx(14.142 / 90, rel=1e-3)
+    assert out["pair_mean_abs_emu_error"]["median"] is None
+
+
+def test_a_curated_reference_reads_its_own_benchmarks_and_pairs(tmp_path):
+    ref = headline(REF)
+    assert ref.f2_stage_s > 0 and ref.commits and len(ref.qps_star) == 16
+    assert 0 <= ref.pair_mean_abs_emu_error < 1 and 0 <= ref.c5_violation_frac <= 1
+
+
+def test_bad_run_sets_are_refused(tmp_path, capsys):
+    a = _run(tmp_path / "a", {("x", 1): (100.0, 110.0)}, [60.0])
+    with pytest.raises(HeraError, match="at least 2 runs"):
+        compare([headline(a)])
+    copy = tmp_path / "copy"
+    shutil.copytree(a, copy)
+    with pytest.raises(HeraError, match="hold the same run"):
+        compare([headline(a), headline(copy)])
+    rc = main(["bench", "runs", "--from-results", str(a), str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc != 0 and "is not a run's results folder" in err and err.count("\n") == 1
+
+
+def test_the_command_prints_and_writes_the_spread(tmp_path, capsys):
+    a = _run(tmp_path / "a", {("x", 1): (100.0, 110.0)}, [60.0])
+    b = _run(tmp_path / "b", {("x", 1): (90.0, 110.0)}, [80.0])
+    assert main(["bench", "runs", "--from-results", str(a), str(b), "--out", str(tmp_path / "runs.json")]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["f2_stage_s"]["max"] == 80.0
+    doc = json.loads((tmp_path / "runs.json").read_text())
+    assert doc["bench"] == "runs" and doc["figure"]["runs"] == [str(a), str(b)] and "git_commit" in doc
