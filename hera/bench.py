@@ -697,6 +697,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
                     help="two or more results folders of complete runs (results/<scale> of each clone, or "
                          "results/reference)")
+    rs.add_argument("--labels", help="comma-separated names of the runs, in order (default: their folders)")
     rs.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
     rs.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/runs.json)")
     rs.set_defaults(func=_cmd_runs)
@@ -859,7 +860,10 @@ def _cmd_pair_prediction(args) -> int:
 def _cmd_runs(args) -> int:
     from hera.report.runs import compare, headline
 
-    runs = [headline(d) for d in args.from_results]
+    labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(d) for d in args.from_results]
+    if len(labels) != len(args.from_results):
+        raise HeraError(f"--labels names {len(labels)} runs, --from-results gives {len(args.from_results)}")
+    runs = [headline(d, label) for d, label in zip(args.from_results, labels)]
     for r in runs:
         print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
               f"{r.model_median_abs_rel_error:.1%} / {r.model_max_abs_rel_error:.1%}; pair prediction "

@@ -72,3 +72,8 @@ def test_the_command_prints_and_writes_the_spread(tmp_path, capsys):
     assert last["f2_stage_s"]["max"] == 80.0
     doc = json.loads((tmp_path / "runs.json").read_text())
     assert doc["bench"] == "runs" and doc["figure"]["runs"] == [str(a), str(b)] and "git_commit" in doc
+    assert main(["bench", "runs", "--from-results", str(a), str(b), "--labels", "first,second", "--out",
+                 str(tmp_path / "named.json")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"] == ["first", "second"]
+    assert main(["bench", "runs", "--from-results", str(a), str(b), "--labels", "one", "--out", str(tmp_path)]) != 0
+    assert "--labels names 1 runs, --from-results gives 2" in capsys.readouterr().err

@@ -22,9 +22,9 @@ serves both. For each of ``repeats`` independent repeats (their own arrival, siz
    adjusted for the luck of its own arrivals and sizes; sides and estimates then use the adjusted tails (raw
    ones are kept beside).
 3. **Bracketing**: the first two trials run at ``centre × (1 ∓ step)``, the centre being the modelled value in
-   the first repeat and the median of the values measured so far in the others (:func:`bracket_centre`); further scales move down until one
-   passes or up until one fails (a secant on the reciprocal normalised tail, at least one ``step`` and at most a
-   factor 2), at most ``max_steps`` more; a failing scale whose tail could not be measured (cut short) is bisected
+   the first repeat and the median of the values measured so far in the others (:func:`bracket_centre`);
+   further scales move down until one passes or up until one fails (a secant on the reciprocal normalised
+   tail, at least one ``step`` and at most a factor 2), at most ``max_steps`` more; a failing scale whose tail could not be measured (cut short) is bisected
    towards the passing one; descending stops when lower scales stop lowering the tail (service-time bound) or
    would go below ``min_fraction`` of the modelled value (the value is then 0, and re-tested).
 4. **Estimate**: the repeat's value is where the normalised tail crosses 1 between the highest passing and the

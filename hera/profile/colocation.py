@@ -42,7 +42,8 @@ COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc"
 TRIAL_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "share_a", "repeat", "attempt",
                  "trial", "scale", "tenant", "rate_qps", "verdict", "passed", "latency_ms_pct",
                  "latency_ms_pct_adjusted", "control_variate_factor", "service_drift", "sla_ms", "n_measured",
-                 "n_over_sla", "miss_lo", "miss_hi", "duration_s", "issue_lateness_us_p99", "harness_saturated", "problem"]
+                 "n_over_sla", "miss_lo", "miss_hi", "duration_s", "issue_lateness_us_p99", "harness_saturated",
+                 "problem"]
 KEY = ["cores_a", "cores_b", "ways_a", "ways_b", "share_a"]
 
 

@@ -60,8 +60,9 @@ def f2_stage_seconds(results: Path) -> float:
     return float(sum(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in files))
 
 
-def headline(results: str | Path) -> RunHeadline:
-    """The headline numbers of the run in ``results`` (its ``profile/scalability.csv`` at least)."""
+def headline(results: str | Path, label: str | None = None) -> RunHeadline:
+    """The headline numbers of the run in ``results`` (its ``profile/scalability.csv`` at least), named ``label``
+    (default: the folder)."""
     from hera.policy.accuracy import prediction_errors, prediction_summary
     from hera.report.claims import hera_timeline, model_agreement, violation_windows
 
@@ -85,7 +86,7 @@ def headline(results: str | Path) -> RunHeadline:
         bad, total = violation_windows(hera_timeline(pd.read_csv(lc_path))[0])
         c5 = bad / total if total else math.nan
     qps = {f"{r.model}/{int(r.workers)}": float(r.qps_star) for r in scal.itertuples()}
-    return RunHeadline(str(results), tuple(sorted(c[:7] for c in commits)), f2_stage_seconds(results),
+    return RunHeadline(label or str(results), tuple(sorted(c[:7] for c in commits)), f2_stage_seconds(results),
                        agree["median_abs_rel_error"], agree["max_abs_rel_error"], pair_med, pair_emu, c5, qps,
                        fingerprint)
 

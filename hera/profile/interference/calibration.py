@@ -4,7 +4,8 @@ The reporter (an antagonist at ``interference.reporter_intensity``) runs on the 
 antagonist of the same kind runs on the other cores of that L3 domain — as many cores as in the sensitivity
 runs, so that an intensity means the same pressure in both. Per kind, windows of ``interference.window_s``:
 
-    alone, antagonist at 0, alone, antagonist at x1, alone, …, antagonist at xn, alone   (``calibration_cycles`` times)
+    alone, antagonist at 0, alone, antagonist at x1, alone, …, antagonist at xn, alone
+    (``calibration_cycles`` times)
 
 (intensity 0: the antagonist present and idle, a control). The slowdown at x is ``median rate in the alone
 windows next to the x windows / median rate in the x windows``, with a bootstrap interval. The curve is
