@@ -352,7 +352,7 @@ def test_calibration_is_usable_only_when_it_rises_beyond_doubt():
 def test_calibration_cycles_default_to_the_pressure_cycles_and_can_be_raised():
     default = cfgmod.load(repo_root() / "workflow/config/default.yaml")
     st = Settings.from_config(default)
-    assert (st.cycles, st.calibration_cycles) == (1, 3)  # once per study: three cycles at default scale
+    assert (st.cycles, st.calibration_cycles) == (2, 3)  # once per study: three cycles at default scale
     unset = {**default, "interference": {**default["interference"], "calibration_cycles": None}}
     assert Settings.from_config(unset).calibration_cycles == st.cycles
     with pytest.raises(ConfigError, match="calibration_cycles"):
