@@ -787,8 +787,8 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
     fig["points"] = [{"model": r["model"], "workers": int(r["workers"]), "qps_star_model": round(r["qps_star_model"], 3),
                       "qps_star": round(r["qps_star"], 3), "error": round(r["error"], 4),
                       "relative": bool(r["relative"]),
-                      "service_drift": round(float(r["service_drift"]), 3) if "service_drift" in err.columns
-                      and r["service_drift"] == r["service_drift"] else None} for _, r in err.iterrows()]
+                      "service_drift": round(float(r["service_drift"]), 3)
+                      if pd.notna(r.get("service_drift")) else None} for _, r in err.iterrows()]
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
         steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]))
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}

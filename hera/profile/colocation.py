@@ -145,14 +145,6 @@ def tail_model_for(config: dict[str, Any], samples: pd.DataFrame, workers: int, 
                      seed=common.derived_seed(int(config["seed"]), "tail-model", stream))
 
 
-def _median_drift(trials: pd.DataFrame, tenant: str) -> float:
-    """Median service drift (:func:`hera.loadgen.confirm.service_drift`) of ``tenant`` over its trials."""
-    if "service_drift" not in trials.columns:
-        return math.nan
-    d = pd.to_numeric(trials.loc[trials["tenant"] == tenant, "service_drift"], errors="coerce").dropna()
-    return float(d.median()) if len(d) else math.nan
-
-
 def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str], models: tuple[str, str],
                   pred: pd.Series, sla: dict[str, dict[str, Any]], scal: pd.DataFrame,
                   samples: dict[str, pd.DataFrame], config: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -161,7 +153,7 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
 
     from hera.loadgen.confirm import ConfirmSettings, confirm_point
     from hera.loadgen.sut import NodeSUT
-    from hera.profile.scalability import confirm_settings
+    from hera.profile.scalability import confirm_settings, drift_summary
 
     (na, nb), (ma, mb) = names, models
     ca, cb = len(split.cpus_a), len(split.cpus_b)
@@ -206,7 +198,8 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
         "scale": config["scale"], "note": res.note,
         # measured over predicted query span of each tenant in the trials (predicted: its profile x the predicted
         # inflation x the profile's calibration): how far the predicted service times were off, machine included
-        **{f"service_drift_{side}": _median_drift(res.trials, t) for side, t in (("a", na), ("b", nb))},
+        **{f"service_drift_{side}": drift_summary(res.trials[res.trials["tenant"] == t])["service_drift"]
+           for side, t in (("a", na), ("b", nb))},
     }
     trials = res.trials.assign(model_a=ma, model_b=mb, **split.key(), share_a=float(share_a))
     return row, trials
