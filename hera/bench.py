@@ -788,7 +788,9 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
                       "qps_star": round(r["qps_star"], 3), "error": round(r["error"], 4),
                       "relative": bool(r["relative"]),
                       "service_drift": round(float(r["service_drift"]), 3)
-                      if pd.notna(r.get("service_drift")) else None} for _, r in err.iterrows()]
+                      if pd.notna(r.get("service_drift")) else None,
+                      "qps_star_model_served": round(float(r["qps_star_model_served"]), 3)
+                      if pd.notna(r.get("qps_star_model_served")) else None} for _, r in err.iterrows()]
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
         steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]))
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}
@@ -843,9 +845,12 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
     if n < min_pairs:
         raise HeraError(f"only {n} measured pairs, fewer than --min-pairs {min_pairs}")
     fig["splits"] = sorted({f"{int(r.cores_a)}+{int(r.cores_b)} {r.llc}" for r in df.itertuples()})
-    fig["point_errors"] = [{"pair": f"{r.model_a}__{r.model_b}", "share_a": r.share_a, "error_a": round(r.error_a, 4),
-                      "error_b": round(r.error_b, 4), "emu": round(r.emu, 4), "predicted_emu": round(r.predicted_emu, 4)}
-                     for r in err.itertuples()]
+    def num(x: Any) -> float | None:
+        return round(float(x), 4) if pd.notna(x) else None
+
+    fig["point_errors"] = [{"pair": f"{r.model_a}__{r.model_b}", "share_a": r.share_a, "error_a": num(r.error_a),
+                            "error_b": num(r.error_b), "emu": num(r.emu), "predicted_emu": num(r.predicted_emu),
+                            "predicted_served_emu": num(r.predicted_served_emu)} for r in err.itertuples()]
     return fig
 
 
@@ -867,7 +872,9 @@ def _cmd_runs(args) -> int:
     for r in runs:
         print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
               f"{r.model_median_abs_rel_error:.1%} / {r.model_max_abs_rel_error:.1%}; pair prediction "
-              f"{r.pair_median_abs_rel_error:.1%} / EMU {r.pair_mean_abs_emu_error:.3f}; C5 {r.c5_violation_frac:.1%}",
+              f"{r.pair_median_abs_rel_error:.1%} / EMU {r.pair_mean_abs_emu_error:.3f}; C5 {r.c5_violation_frac:.1%}"
+              f"; as served: model {r.model_served_median_abs_rel_error:.1%} / {r.model_served_max_abs_rel_error:.1%}, "
+              f"pairs {r.pair_served_median_abs_rel_error:.1%} / EMU {r.pair_served_mean_abs_emu_error:.3f}",
               flush=True)
     return _emit("runs", args.scale, compare(runs), args.out, vars_of(args))
 

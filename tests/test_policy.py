@@ -494,3 +494,23 @@ def test_prediction_errors_and_summary(tmp_path):
     ] == pytest.approx(0.0)
     with pytest.raises(ConfigError, match="lacks column.*predicted_emu"):
         prediction_errors(pairs.drop(columns="predicted_emu"))
+
+
+def test_served_prediction_errors_sit_beside_the_headline():
+    """A table with the served prediction: its errors come beside the headline's, relative only (a measured 0
+    gives NaN, not a division), and the headline is unchanged."""
+    w = prediction_world(error=0.2, seed=1)
+    pairs = w["pairs"].copy()
+    head = prediction_summary(prediction_errors(pairs))
+    served = pairs.assign(predicted_served_qps_star_a=pairs["qps_star_a"] * 1.1,
+                          predicted_served_qps_star_b=pairs["qps_star_b"] * 0.95,
+                          predicted_served_emu=pairs["emu"] + 0.02)
+    served.loc[0, "qps_star_b"] = 0.0
+    err = prediction_errors(served)
+    assert err.loc[1, "served_error_a"] == pytest.approx(0.1) and err.loc[1, "served_error_b"] == pytest.approx(-0.05)
+    assert np.isnan(err.loc[0, "served_error_b"]) and err["served_emu_error"].dropna().round(6).eq(0.02).all()
+    s = prediction_summary(err)
+    assert s["served_median_abs_rel_error"] == pytest.approx(0.1) and s["served_points"] == len(err)  # n x 0.1, n-1 x 0.05
+    assert s["served_mean_abs_emu_error"] == pytest.approx(0.02)
+    assert {k: v for k, v in prediction_summary(prediction_errors(pairs)).items()} == head  # old tables: no served
+    assert "served_points" not in head

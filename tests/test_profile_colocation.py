@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,6 +97,11 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     for side in ("a", "b"):
         assert on_disk[f"service_drift_{side}"].between(0.5, 2.0).all(), on_disk[f"service_drift_{side}"]
     assert trials["service_drift"].notna().any()
+    # the boundary model on the service as served: beside the prediction, both tenants on the same ray
+    served = on_disk["predicted_served_emu"]
+    assert (served > 0).all() and ((served / on_disk["emu"]).between(0.4, 2.5)).all(), on_disk[["emu", "predicted_served_emu"]]
+    ray = on_disk["predicted_served_qps_star_a"] / on_disk["predicted_served_qps_star_b"]
+    assert np.allclose(ray, on_disk["qps_star_a"] / on_disk["qps_star_b"])
     assert (on_disk["llc_partitioning"] == "unavailable").all()
     assert on_disk["note"].str.contains("LLC ways not split: ").all()
     # the policy layer reads both tables as written: Hera decides on the predictions, the oracle on these points
@@ -107,6 +114,12 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     assert {n.decided_on for n in hera} == {"predicted"}
     acc = prediction_summary(prediction_errors(on_disk))
     assert (acc["points"], acc["pairs"], acc["zero_measured"]) == (3, 1, 0) and acc["median_abs_rel_error"] < 1
+    assert acc["served_points"] == 3 and acc["served_median_abs_rel_error"] < 1
+
+
+def test_served_scale_is_the_first_tenant_to_reach_its_sla():
+    assert colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 30.0, "b": 10.0}) == pytest.approx(2.0)
+    assert math.isnan(colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 30.0, "b": float("nan")}))
 
 
 def test_select_splits_takes_best_neighbours_and_shared_llc():

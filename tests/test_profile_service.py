@@ -87,6 +87,8 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert df["service_drift"].between(0.6, 1.6).all(), df[["workers", "service_drift"]]
     assert (df["service_drift_lo"] <= df["service_drift"]).all()
     assert (df["service_drift"] <= df["service_drift_hi"]).all()
+    # the model on the service times as served: beside the profile's, from the same law and the measured drift
+    assert (df["qps_star_model_served"] > 0).all() and df["model_rel_error_served"].notna().all()
     # a sleeping worker is what the model assumes: model and measurement agree within a factor 1.6
     ratio = df["qps_star_model"] / df["qps_star"]
     assert ((ratio > 1 / 1.6) & (ratio < 1.6)).all(), df[["workers", "qps_star", "qps_star_model"]]
@@ -146,3 +148,25 @@ def test_scalability_cli_needs_the_service_profile(study, tmp_path, capsys):
                "--service", str(tmp_path / "none.parquet"), "--out", str(tmp_path / "s.csv"), "--runner", "synthetic"])
     err = capsys.readouterr().err
     assert rc == 2 and "none.parquet does not exist" in err and err.count("\n") == 1
+
+
+def test_served_model_qps_is_the_model_on_the_service_times_as_served():
+    """Drift 1.25 on a deterministic 10 ms profile: the M/D/1 QPS* of a 12.5 ms service (closed form); no drift
+    measured: NaN, never the unscaled value."""
+    import math
+
+    from scipy.optimize import brentq
+
+    from hera.queueing import closed_forms as cf
+    from hera.queueing.qps import ModelSettings
+    from hera.queueing.service import ServiceLaw
+
+    law = ServiceLaw(1, 1024, {100: np.array([10.0])}, {100: np.array([10.0])}, dispatch_ms=np.zeros(1))
+    items = np.full(20000, 100)
+    ms = ModelSettings(n_queries=20000, warmup_queries=2000, replicates=16)
+    sla_ms = 60.0
+    exact = brentq(lambda r: cf.md1_sojourn_quantile_s(0.95, r, 0.0125) * 1e3 - sla_ms, 1.0, 79.9)
+    got = scalability.served_model_qps(law, items, sla_ms, 0.95, ms, 1.25)
+    assert got == pytest.approx(exact, rel=0.05)
+    assert scalability.served_model_qps(law, items, sla_ms, 0.95, ms, 1.0) > got * 1.1  # faster served: higher
+    assert math.isnan(scalability.served_model_qps(law, items, sla_ms, 0.95, ms, math.nan))

@@ -195,15 +195,19 @@ def test_model_agreement_never_divides_by_a_zero_measurement():
     assert claims.m_model_agreement(bad, claims.io.MachineInfo()).verdict == claims.NOT_REPRODUCED
 
 
-def test_model_agreement_separates_points_the_machine_served_at_another_speed():
+def test_model_agreement_separates_the_machines_change_of_speed_from_the_models_error():
     scal = pd.DataFrame({"model": ["a", "a", "b", "b"], "workers": [1, 2, 1, 2],
                          "qps_star": [10.0, 20.0, 30.0, 40.0], "qps_star_model": [11.0, 19.0, 45.0, 42.0],
-                         "service_drift": [1.02, 0.95, 0.6, None]})
+                         "service_drift": [1.02, 0.95, 0.6, None],
+                         "qps_star_model_served": [10.8, 19.6, 33.0, None]})
     a = claims.model_agreement(scal)
     assert a["max_abs_rel_error"] == pytest.approx(0.5)  # the headline keeps every point
-    assert a["stable_points"] == 2 and a["stable_max_abs_rel_error"] == pytest.approx(0.1)
-    assert a["drifted"] == ["b/1 (0.60x)"]  # no drift measured (None): neither stable nor drifted
+    assert a["served_points"] == 3 and a["served_max_abs_rel_error"] == pytest.approx(0.1)
+    assert a["served_median_abs_rel_error"] == pytest.approx(0.08)
+    assert a["drifted"] == ["b/1 (0.60x)"]  # no drift measured (None): not named
     row = claims.m_model_agreement(scal, claims.io.MachineInfo())
     assert row.verdict == claims.NOT_REPRODUCED  # the verdict is the headline's, drift only explains it
-    assert "2 points served within 1.15x" in row.ours and "drifted: b/1 (0.60x)" in row.ours
-    assert "stable_points" not in claims.model_agreement(scal.drop(columns="service_drift"))
+    assert "as served in the trials (profile x measured drift): 8.0% / 10.0%" in row.ours
+    assert "off the profiled speed by > 1.15x: b/1 (0.60x)" in row.ours
+    bare = claims.model_agreement(scal.drop(columns=["service_drift", "qps_star_model_served"]))
+    assert "served_points" not in bare and "drifted" not in bare

@@ -6,6 +6,10 @@ Every measured point of ``colocation/pairs.csv`` carries the prediction of the s
 is ``(predicted − measured) / measured``; where the measured QPS* is 0 there is no relative error, and the row
 gives the absolute error in queries/s instead (``relative_*`` False) — never a division by an epsilon. The EMU
 error is the absolute difference ``predicted_emu − emu`` (EMU is already a ratio).
+
+Where the table carries it, the same errors of the *served* prediction (``predicted_served_*``: the prediction's
+boundary model on each tenant's service times as its trials served them, the interference prediction's miss
+taken out) are given beside (``served_error_*``, ``served_emu_error``), a decomposition, never the headline.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ ERROR_COLUMNS = [
     *POINT_COLUMNS,
     *(f"{x}_{t}" for t in "ab" for x in ("qps_star", "predicted_qps_star", "error", "relative")),
     *("emu", "predicted_emu", "emu_error", "emu_in_interval"),
+    *(f"{x}_{t}" for t in "ab" for x in ("predicted_served_qps_star", "served_error")),
+    *("predicted_served_emu", "served_emu_error"),
 ]
+#: The served prediction's columns in the measured table (optional: tables before it lack them).
+SERVED = ("predicted_served_qps_star_a", "predicted_served_qps_star_b", "predicted_served_emu")
 
 
 def signed_error(predicted, measured) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +79,14 @@ def prediction_errors(pairs: pd.DataFrame) -> pd.DataFrame:
         out["emu_in_interval"] = ((lo <= out["emu"]) & (out["emu"] <= hi)).where(lo.notna() & hi.notna())
     else:
         out["emu_in_interval"] = np.nan
+    served = {c: pd.to_numeric(df[c], errors="coerce") if c in df.columns else pd.Series(np.nan, index=df.index)
+              for c in SERVED}
+    for t in ("a", "b"):
+        out[f"predicted_served_qps_star_{t}"] = served[f"predicted_served_qps_star_{t}"]
+        err, rel = signed_error(served[f"predicted_served_qps_star_{t}"], num[f"qps_star_{t}"])
+        out[f"served_error_{t}"] = np.where(rel, err, np.nan)  # relative only: a decomposition of the headline
+    out["predicted_served_emu"] = served["predicted_served_emu"]
+    out["served_emu_error"] = out["predicted_served_emu"] - out["emu"]
     return out[ERROR_COLUMNS]
 
 
@@ -90,6 +106,12 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         ]
     ).abs()
     pairs = {tuple(sorted((str(a), str(b)))) for a, b in zip(errors["model_a"], errors["model_b"])}
+    served = {}
+    if "served_emu_error" in errors.columns and errors["served_emu_error"].notna().any():
+        srel = pd.concat([pd.to_numeric(errors[f"served_error_{t}"], errors="coerce") for t in "ab"]).abs().dropna()
+        served = {"served_median_abs_rel_error": float(srel.median()) if len(srel) else float("nan"),
+                  "served_mean_abs_emu_error": float(pd.to_numeric(errors["served_emu_error"]).abs().mean()),
+                  "served_points": int(errors["served_emu_error"].notna().sum())}
     return {
         "median_abs_rel_error": float(rel.median()) if len(rel) else float("nan"),
         "mean_abs_emu_error": float(errors["emu_error"].abs().mean()) if len(errors) else float("nan"),
@@ -98,4 +120,5 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         "zero_measured": int(
             (~_flag(errors["relative_a"])).sum() + (~_flag(errors["relative_b"])).sum()
         ),
+        **served,
     }

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,7 +39,8 @@ COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc"
            "predicted_qps_star_b", "predicted_emu", "predicted_emu_lo", "predicted_emu_hi", "predicted_scale",
            "predicted_best", "selected_as", "qps_alone_a", "qps_alone_b", "qps_whole_a", "qps_whole_b", "sla_ms_a",
            "sla_ms_b", "percentile", "repeats", "retested", "n_trials", "trial_seconds", "wall_seconds", "cpus_a",
-           "cpus_b", "llc_partitioning", "service_drift_a", "service_drift_b", "scale", "note"]
+           "cpus_b", "llc_partitioning", "service_drift_a", "service_drift_b", "predicted_served_qps_star_a",
+           "predicted_served_qps_star_b", "predicted_served_emu", "scale", "note"]
 TRIAL_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "share_a", "repeat", "attempt",
                  "trial", "scale", "tenant", "rate_qps", "verdict", "passed", "latency_ms_pct",
                  "latency_ms_pct_adjusted", "control_variate_factor", "service_drift", "sla_ms", "n_measured",
@@ -131,18 +133,51 @@ def select_splits(pred: pd.DataFrame, neighbours: bool = True, even: bool = True
     return chosen
 
 
-def tail_model_for(config: dict[str, Any], samples: pd.DataFrame, workers: int, inflation: float, stream: str):
-    """A tenant's control variate: the node model of its service profile on ``workers`` workers, every service
-    time multiplied by the predicted ``inflation`` of the point."""
+@dataclass(frozen=True)
+class TenantModel:
+    """A tenant's node model at a co-location point: its service law (the profile on ``workers`` workers, every
+    service time multiplied by the point's predicted inflation and calibration), query mix and model settings."""
+
+    law: Any
+    mix: np.ndarray
+    settings: Any
+    percentile: float
+    seed: int
+
+    def tail_model(self):
+        """The control variate of the tenant's trials (:class:`hera.queueing.qps.TailModel`)."""
+        from hera.queueing.qps import TailModel
+
+        return TailModel(self.law, self.mix, self.percentile, seed=self.seed)
+
+    def served_qps(self, sla_ms: float, drift: float) -> float:
+        """Its modelled QPS* with the service times as the trials served them (the law x the measured drift,
+        :func:`hera.profile.scalability.served_model_qps`)."""
+        from hera.profile.scalability import served_model_qps
+
+        return served_model_qps(self.law, self.mix, sla_ms, self.percentile, self.settings, drift)
+
+
+def tenant_model(config: dict[str, Any], samples: pd.DataFrame, workers: int, inflation: float,
+                 stream: str) -> TenantModel:
+    """The :class:`TenantModel` of a tenant on ``workers`` workers whose service times the prediction inflates by
+    ``inflation``."""
     from hera.profile.scalability import model_settings
     from hera.profile.service import mix_sizes, service_law
-    from hera.queueing.qps import TailModel
 
     law = service_law(samples, workers, int(config["batch_size"])).scaled(inflation)
     ms = model_settings(config, stream)
     mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
-    return TailModel(law, mix, float(config["sla"]["percentile"]),
-                     seed=common.derived_seed(int(config["seed"]), "tail-model", stream))
+    return TenantModel(law, mix, ms, float(config["sla"]["percentile"]),
+                       common.derived_seed(int(config["seed"]), "tail-model", stream))
+
+
+def served_scale(direction: dict[str, float], qps: dict[str, float]) -> float:
+    """The ray's scale where the first tenant reaches its SLA when each tenant's service times are fixed at what
+    was served (``qps[t]``: its modelled QPS* so, :meth:`TenantModel.served_qps`): ``min_t qps[t] / direction[t]``;
+    NaN when a tenant's is unknown."""
+    vals = [qps[t] / direction[t] for t in direction]
+    return float(min(vals)) if all(math.isfinite(v) for v in vals) else math.nan
 
 
 def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str], models: tuple[str, str],
@@ -167,8 +202,9 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
         k = pred.get(f"service_scale_{side}", 1.0)
         return float(pred[f"inflation_{side}"]) * (float(k) if pd.notna(k) else 1.0)
 
-    tails = {na: tail_model_for(config, samples[ma], ca, scale("a"), f"{stream}/a"),
-             nb: tail_model_for(config, samples[mb], cb, scale("b"), f"{stream}/b")}
+    tms = {na: tenant_model(config, samples[ma], ca, scale("a"), f"{stream}/a"),
+           nb: tenant_model(config, samples[mb], cb, scale("b"), f"{stream}/b")}
+    tails = {t: m.tail_model() for t, m in tms.items()}
     t0 = time.perf_counter()
     res = confirm_point(NodeSUT(node), bases, {t: node.library_size(t) for t in names}, direction=direction,
                         modelled=float(pred["ray_scale"]), sla_ms={t: sla[m]["sla_ms"] for t, m in zip(names, models)},
@@ -176,6 +212,10 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
                         models=tails, log=_log)
     wall = time.perf_counter() - t0
     w_a, w_b = share_a * alone[na] / whole[na], (1 - share_a) * alone[nb] / whole[nb]
+    drift = {t: drift_summary(res.trials[res.trials["tenant"] == t])["service_drift"] for t in names}
+    # the prediction's boundary model on the service times as served (each tenant's law x its measured drift):
+    # what is left of the error once the interference prediction's miss (the drift) is taken out
+    served = served_scale(direction, {t: tms[t].served_qps(sla[m]["sla_ms"], drift[t]) for t, m in zip(names, models)})
     row = {
         "model_a": ma, "model_b": mb, **split.key(), "llc": "shared" if split.ways_a is None
         else f"{split.ways_a}/{split.ways_b}", "share_a": float(share_a),
@@ -198,8 +238,9 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
         "scale": config["scale"], "note": res.note,
         # measured over predicted query span of each tenant in the trials (predicted: its profile x the predicted
         # inflation x the profile's calibration): how far the predicted service times were off, machine included
-        **{f"service_drift_{side}": drift_summary(res.trials[res.trials["tenant"] == t])["service_drift"]
-           for side, t in (("a", na), ("b", nb))},
+        "service_drift_a": drift[na], "service_drift_b": drift[nb],
+        "predicted_served_qps_star_a": served * direction[na], "predicted_served_qps_star_b": served * direction[nb],
+        "predicted_served_emu": served * (w_a + w_b),
     }
     trials = res.trials.assign(model_a=ma, model_b=mb, **split.key(), share_a=float(share_a))
     return row, trials
@@ -249,7 +290,7 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
         chosen.append((by_key[(ca, cb, wa, wb)], why))
     names = (common.tenant_name(ma, mb, "a"), common.tenant_name(mb, ma, "b"))
     scal_fp = scal[["model", "workers", "qps_star"]].sort_values(["model", "workers"]).to_dict("records")
-    fp = common.fingerprint("colocation-v2", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
+    fp = common.fingerprint("colocation-v3", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
                             pred[["cores_a", "cores_b", "llc", "share_a", "ray_scale"]].to_dict("records"))
     table = common.ResumableTable(out, COLUMNS, KEY, fp)
     trials_t = common.ResumableTable(Path(out).with_name(Path(out).stem + ".trials.csv"), TRIAL_COLUMNS, KEY, fp)

@@ -19,6 +19,7 @@ so a rerun resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -38,7 +39,7 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile",
            "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "service_source", "service_seconds",
            "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
-           "service_drift_hi", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
+           "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
@@ -122,6 +123,21 @@ def drift_summary(trials: pd.DataFrame) -> dict[str, float]:
             "service_drift_hi": float(d.max())}
 
 
+def served_model_qps(law: Any, mix: np.ndarray, sla_ms: float, percentile: float, settings: Any,
+                     drift: float) -> float:
+    """The modelled QPS* (point estimate) of ``law`` with every service time multiplied by the measured service
+    ``drift`` of the confirmation's trials (:func:`hera.loadgen.confirm.service_drift`): what the node model
+    predicts for the node *as it served* during the trials. Only the trials' service spans (the model's input)
+    enter, never their latencies (what is compared); NaN without a drift. The point estimate takes a quarter of
+    the replicates (:data:`STEADY_BESIDE_REPLICATE_DIVISOR`), as the steady-state value beside it does."""
+    from hera.queueing.qps import modelled_qps_star
+
+    if not (math.isfinite(drift) and drift > 0):
+        return math.nan
+    fewer = dataclasses.replace(settings, replicates=max(4, settings.replicates // STEADY_BESIDE_REPLICATE_DIVISOR))
+    return float(modelled_qps_star(law.scaled(drift), mix, sla_ms, percentile, fewer).qps_star)
+
+
 def confirm_warmup(config: dict[str, Any]) -> int:
     """Unmeasured queries before each confirmation chunk (see :data:`WARMUP_SHARE`)."""
     return max(10, int(config["confirm"]["min_queries"]) // WARMUP_SHARE)
@@ -167,6 +183,8 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
          f"[{res.value_ci_lo:.2f}, {res.value_ci_hi:.2f}] ({res.value_ci_level:.0%} interval), repeats "
          f"{', '.join(f'{x:.2f}' for x in res.per_repeat)}; {res.n_trials} trials, {wall:.1f} s")
     rel = (modelled.qps_star - res.value) / res.value if res.value > 0 else math.nan
+    drift = drift_summary(res.trials)
+    served = served_model_qps(law, mix, sla["sla_ms"], pct, ms, drift["service_drift"])
     issued = res.trials["rate_qps"] * res.trials["wall_s"]
     per_query = (res.trials["harness_cpu_s"] / issued.where(issued > 0)).dropna()
     row = {
@@ -185,7 +203,11 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         # traffic takes from the workers' cores where no core is left for the harness (pair prediction)
         "harness_cpu_ms_per_query": float(per_query.median() * 1e3) if len(per_query) else math.nan,
         # how fast the node served during the trials, against the profile the model used (1 = as profiled)
-        **drift_summary(res.trials),
+        **drift,
+        # the node model on the service times as the trials were served (the profile x the measured drift): the
+        # queueing model's own error, the machine's change of speed since the profile taken out (docs/DESIGN.md)
+        "qps_star_model_served": served,
+        "model_rel_error_served": (served - res.value) / res.value if res.value > 0 else math.nan,
         "note": "; ".join(x for x in (res.note, modelled.note) if x),
     }
     trials = res.trials.drop(columns=["tenant", "scale"]).assign(model=model, workers=law.workers)
@@ -209,7 +231,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v3", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v4", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
