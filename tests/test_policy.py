@@ -510,7 +510,8 @@ def test_served_prediction_errors_sit_beside_the_headline():
     assert err.loc[1, "served_error_a"] == pytest.approx(0.1) and err.loc[1, "served_error_b"] == pytest.approx(-0.05)
     assert np.isnan(err.loc[0, "served_error_b"]) and err["served_emu_error"].dropna().round(6).eq(0.02).all()
     s = prediction_summary(err)
-    assert s["served_median_abs_rel_error"] == pytest.approx(0.1) and s["served_points"] == len(err)  # n x 0.1, n-1 x 0.05
+    # a's n errors of 0.1 and b's n - 1 of 0.05 (b's measured 0 has none): the median is 0.1
+    assert s["served_median_abs_rel_error"] == pytest.approx(0.1) and s["served_points"] == len(err)
     assert s["served_mean_abs_emu_error"] == pytest.approx(0.02)
     assert {k: v for k, v in prediction_summary(prediction_errors(pairs)).items()} == head  # old tables: no served
     assert "served_points" not in head

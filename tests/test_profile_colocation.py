@@ -99,7 +99,8 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     assert trials["service_drift"].notna().any()
     # the boundary model on the service as served: beside the prediction, both tenants on the same ray
     served = on_disk["predicted_served_emu"]
-    assert (served > 0).all() and ((served / on_disk["emu"]).between(0.4, 2.5)).all(), on_disk[["emu", "predicted_served_emu"]]
+    assert (served > 0).all() and ((served / on_disk["emu"]).between(0.4, 2.5)).all(), \
+        on_disk[["emu", "predicted_served_emu"]]
     ray = on_disk["predicted_served_qps_star_a"] / on_disk["predicted_served_qps_star_b"]
     assert np.allclose(ray, on_disk["qps_star_a"] / on_disk["qps_star_b"])
     assert (on_disk["llc_partitioning"] == "unavailable").all()

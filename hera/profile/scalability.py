@@ -39,7 +39,8 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile",
            "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "service_source", "service_seconds",
            "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
-           "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
+           "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "batch_size", "sla_rule",
+           "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
