@@ -869,13 +869,19 @@ def _cmd_runs(args) -> int:
     if len(labels) != len(args.from_results):
         raise HeraError(f"--labels names {len(labels)} runs, --from-results gives {len(args.from_results)}")
     runs = [headline(d, label) for d, label in zip(args.from_results, labels)]
+    def pct(x: float) -> str:
+        return f"{x:.1%}" if math.isfinite(x) else "n/a"
+
+    def emu(x: float) -> str:
+        return f"{x:.3f}" if math.isfinite(x) else "n/a"
+
     for r in runs:
         print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
-              f"{r.model_median_abs_rel_error:.1%} / {r.model_max_abs_rel_error:.1%}; pair prediction "
-              f"{r.pair_median_abs_rel_error:.1%} / EMU {r.pair_mean_abs_emu_error:.3f}; C5 {r.c5_violation_frac:.1%}"
-              f"; as served: model {r.model_served_median_abs_rel_error:.1%} / {r.model_served_max_abs_rel_error:.1%}, "
-              f"pairs {r.pair_served_median_abs_rel_error:.1%} / EMU {r.pair_served_mean_abs_emu_error:.3f}",
-              flush=True)
+              f"{pct(r.model_median_abs_rel_error)} / {pct(r.model_max_abs_rel_error)}; pair prediction "
+              f"{pct(r.pair_median_abs_rel_error)} / EMU {emu(r.pair_mean_abs_emu_error)}; C5 "
+              f"{pct(r.c5_violation_frac)}; as served: model {pct(r.model_served_median_abs_rel_error)} / "
+              f"{pct(r.model_served_max_abs_rel_error)}, pairs {pct(r.pair_served_median_abs_rel_error)} / EMU "
+              f"{emu(r.pair_served_mean_abs_emu_error)}", flush=True)
     return _emit("runs", args.scale, compare(runs), args.out, vars_of(args))
 
 

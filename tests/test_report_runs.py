@@ -68,8 +68,10 @@ def test_the_command_prints_and_writes_the_spread(tmp_path, capsys):
     a = _run(tmp_path / "a", {("x", 1): (100.0, 110.0)}, [60.0])
     b = _run(tmp_path / "b", {("x", 1): (90.0, 110.0)}, [80.0])
     assert main(["bench", "runs", "--from-results", str(a), str(b), "--out", str(tmp_path / "runs.json")]) == 0
-    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = capsys.readouterr().out.strip().splitlines()
+    last = json.loads(lines[-1])
     assert last["f2_stage_s"]["max"] == 80.0
+    assert "as served: model n/a / n/a" in lines[0]  # runs without the columns: said so, not "nan%"
     doc = json.loads((tmp_path / "runs.json").read_text())
     assert doc["bench"] == "runs" and doc["figure"]["runs"] == [str(a), str(b)] and "git_commit" in doc
     assert main(["bench", "runs", "--from-results", str(a), str(b), "--labels", "first,second", "--out",
