@@ -141,3 +141,37 @@ def test_splits_say_whether_the_harness_shares_the_workers_cores(tmp_path, machi
     config = {"cores": "auto", "machine": str(path), "colocation": {"llc_splits": False}}
     splits, _ = node_splits(config, resctrl_root=str(tmp_path / "no-resctrl"))
     assert splits and all(s.harness_shared is shared for s in splits)
+
+
+def test_by_load_sensitivity_mixes_light_and_saturated_by_the_victims_own_load():
+    """``colocation.sensitivity: by_load``: an idle victim takes the light-load inflation, a busy one the
+    saturated, in between the mix; pressures come from the saturated profiles; a bad mode is one line."""
+    from hera.profile.pair_prediction import ByLoadInterference, inflation, interference_from_files
+
+    both = ByLoadInterference(Constant(1.6), Constant(1.2))
+    own = np.array([0.0, 0.5, 1.0])
+    got = inflation("a", "b", 1, np.full(3, 0.7), None, both, own_load=own)
+    assert got == pytest.approx([1.6, 1.4, 1.2])
+    assert inflation("a", "b", 1, np.full(3, 0.7), None, both) == pytest.approx([1.2] * 3)  # no load: saturated
+    assert both.pressure("b", "bandwidth", 1, 0.3) == pytest.approx(0.3)
+    # in a pair: the lightly loaded tenant (share 0.25 of the ray) is inflated more than with saturated only
+    a, b = tenant_curve(law(5.0), ITEMS, 60.0, 0.95, SETTINGS), tenant_curve(law(5.0), ITEMS, 60.0, 0.95, SETTINGS)
+    split = PairSplit(1, 1)
+    alone = float(np.median(a.qps_star()))
+    sat = boundary(a, b, split, alone, alone, 0.25, Constant(1.2))
+    mixed = boundary(a, b, split, alone, alone, 0.25, both)
+    assert np.median(mixed.inflation_a) > np.median(sat.inflation_a) >= 1.2 - 1e-9
+    assert np.median(mixed.scale) <= np.median(sat.scale)
+    with pytest.raises(PredictionError, match="colocation.sensitivity must be one of saturated, by_load"):
+        interference_from_files([], None, "guess")
+
+
+def test_a_sensitivity_mode_the_schema_does_not_know_is_refused():
+    from hera import config as cfgmod
+    from hera.errors import ConfigError
+    from hera.paths import repo_root
+
+    path = repo_root() / "workflow" / "config" / "default.yaml"
+    assert cfgmod.load(path)["colocation"]["sensitivity"] == "saturated"
+    with pytest.raises(ConfigError, match="sensitivity"):
+        cfgmod.load(path, overrides=["colocation.sensitivity=guess"])

@@ -197,7 +197,8 @@ def _cmd_predict_pairs(args: argparse.Namespace) -> int:
     config, opts = load_study(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     services = {_model_of(p): str(p) for p in args.service}
-    interference = pair_prediction.interference_from_files(args.interference, args.calibration)
+    interference = pair_prediction.interference_from_files(
+        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")))
     df = pair_prediction.run(config, models, args.t1, args.scalability, services, interference, args.out,
                              args.resctrl_root, log=lambda m: print(m, file=sys.stderr, flush=True))
     best = df[df["best"]]

@@ -135,6 +135,26 @@ def _pressure_at(interference: Interference, model: str, kind: str, workers: int
     return np.array([interference.pressure(model, kind, workers, float(v)) for v in np.asarray(load_frac, float)])
 
 
+class ByLoadInterference:
+    """Sensitivity read by the victim's own load (``colocation.sensitivity: by_load``): a tenant whose workers are
+    busy a share ρ of the time is inflated by ``(1 − ρ) · f_light + ρ · f_saturated`` — the light-load
+    sensitivity (each query starts on an idle worker whose caches the partner has had to itself) where it is
+    mostly idle, the saturated one (back-to-back sub-batches) near its QPS*; pressures from ``saturated`` (a
+    pressure does not depend on the victim's regime). Both are :class:`Interference`."""
+
+    def __init__(self, light: Interference, saturated: Interference):
+        self.light, self.saturated = light, saturated
+
+    def inflation(self, model: str, kind: str, intensity: float) -> float:
+        return self.saturated.inflation(model, kind, intensity)
+
+    def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
+        return self.saturated.pressure(model, kind, workers, load_frac)
+
+    def pressures(self, model: str, kind: str, workers: int, load_frac: np.ndarray) -> np.ndarray:
+        return _pressure_at(self.saturated, model, kind, workers, load_frac)
+
+
 class NoInterference:
     """Tenants that do not interfere (each runs at its alone QPS* on its cores): a reference and for tests."""
 
@@ -255,16 +275,24 @@ class PairSplit:
 
 
 def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.ndarray, cache_override: float | None,
-              interference: Interference) -> np.ndarray:
-    """``f`` of ``victim`` next to ``partner`` at load fractions ``partner_load`` (``float[R]``)."""
+              interference: Interference, own_load: np.ndarray | None = None) -> np.ndarray:
+    """``f`` of ``victim`` next to ``partner`` at load fractions ``partner_load`` (``float[R]``); with a
+    :class:`ByLoadInterference`, mixed by the victim's own utilisation ``own_load`` (``float[R]``)."""
     u = np.round(np.clip(np.asarray(partner_load, float), 0.0, 1.0), 3)
     values, back = np.unique(u, return_inverse=True)  # the distinct loads, each asked once
-    f_bw = _inflation_at(interference, victim, "bandwidth",
-                         _pressure_at(interference, partner, "bandwidth", partner_workers, values))
-    x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
-           else _pressure_at(interference, partner, "cache", partner_workers, values))
-    out = np.maximum(f_bw, 1.0) * np.maximum(_inflation_at(interference, victim, "cache", x_c), 1.0)
-    return out[back].reshape(u.shape)
+
+    def at(sens: Interference) -> np.ndarray:
+        f_bw = _inflation_at(sens, victim, "bandwidth",
+                             _pressure_at(interference, partner, "bandwidth", partner_workers, values))
+        x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
+               else _pressure_at(interference, partner, "cache", partner_workers, values))
+        f = np.maximum(f_bw, 1.0) * np.maximum(_inflation_at(sens, victim, "cache", x_c), 1.0)
+        return f[back].reshape(u.shape)
+
+    if not isinstance(interference, ByLoadInterference) or own_load is None:
+        return at(interference)
+    rho = np.clip(np.broadcast_to(np.asarray(own_load, float), u.shape), 0.0, 1.0)
+    return (1.0 - rho) * at(interference.light) + rho * at(interference.saturated)
 
 
 @dataclass
@@ -300,8 +328,8 @@ def _inflations(a: TenantCurve, b: TenantCurve, split: PairSplit, lam_a: np.ndar
     for _ in range(FIXED_POINT_ITERATIONS):
         ua = lam_a * fa / a.effective_capacity[:np.size(lam_a)]
         ub = lam_b * fb / b.effective_capacity[:np.size(lam_b)]
-        fa, fb = (g * inflation(a.model, b.model, b.workers, ub, split.cache_intensity_on("a"), interference),
-                  g * inflation(b.model, a.model, a.workers, ua, split.cache_intensity_on("b"), interference))
+        fa, fb = (g * inflation(a.model, b.model, b.workers, ub, split.cache_intensity_on("a"), interference, ua),
+                  g * inflation(b.model, a.model, a.workers, ua, split.cache_intensity_on("b"), interference, ub))
     return fa, fb
 
 
@@ -433,14 +461,27 @@ def harness_ms_per_query(scal: pd.DataFrame, model: str) -> float:
 INTERFERENCE_OPTIONS = {"regime": "saturated", "statistic": "mean", "unobservable": "zero"}
 
 
-def interference_from_files(paths, calibration=None) -> Interference:
+#: How a victim's sensitivity is read (``colocation.sensitivity``): ``saturated`` (the saturated regime at every
+#: load) or ``by_load`` (:class:`ByLoadInterference`: light and saturated mixed by the victim's own utilisation).
+SENSITIVITY_MODES = ("saturated", "by_load")
+
+
+def interference_from_files(paths, calibration=None, sensitivity: str = "saturated") -> Interference:
     """The interference profiles of the models (``hera profile interference`` outputs); none given: the tenants are
-    assumed not to interfere (:class:`NoInterference`), which every prediction row then says."""
+    assumed not to interfere (:class:`NoInterference`), which every prediction row then says. ``sensitivity``:
+    one of :data:`SENSITIVITY_MODES`."""
+    if sensitivity not in SENSITIVITY_MODES:
+        raise PredictionError(f"colocation.sensitivity must be one of {', '.join(SENSITIVITY_MODES)}, "
+                              f"got {sensitivity!r}")
     if not paths:
         return NoInterference()
     from hera.profile.interference.table import load_interference
 
-    return GridInterference(load_interference(paths, calibration, **INTERFERENCE_OPTIONS))
+    saturated = GridInterference(load_interference(paths, calibration, **INTERFERENCE_OPTIONS))
+    if sensitivity == "saturated":
+        return saturated
+    light = GridInterference(load_interference(paths, calibration, **{**INTERFERENCE_OPTIONS, "regime": "light"}))
+    return ByLoadInterference(light, saturated)
 
 
 def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[PairSplit], str]:
@@ -523,7 +564,9 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     per_pair = (time.perf_counter() - t1_) / max(len(parts), 1)
     how = ("no interference profiles: tenants assumed not to interfere"
            if isinstance(getattr(interference, "inner", interference), NoInterference)
-           else "interference: " + ", ".join(f"{k} {v}" for k, v in INTERFERENCE_OPTIONS.items()))
+           else "interference: " + ", ".join(f"{k} {v}" for k, v in INTERFERENCE_OPTIONS.items())
+           + ("; sensitivity by the victim's own load (light to saturated)"
+              if isinstance(interference, ByLoadInterference) else ""))
     known = {m: h for m, h in harness.items() if math.isfinite(h)}
     how += ("; harness CPU per query (ms) " + ", ".join(f"{m} {h:.3g}" for m, h in known.items()) if known
             else "; harness CPU per query unknown (scalability table without it): not counted")
