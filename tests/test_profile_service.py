@@ -89,9 +89,13 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (df["service_drift"] <= df["service_drift_hi"]).all()
     # the model on the service times as served: beside the profile's, from the same law and the measured drift
     assert (df["qps_star_model_served"] > 0).all() and df["model_rel_error_served"].notna().all()
-    # a sleeping worker is what the model assumes: model and measurement agree within a factor 1.6
+    # a sleeping worker is what the model assumes: on the service times as the trials served them the model and
+    # the measurement agree within a factor 1.6; from the profile taken before, within 2 (a shared VM's speed
+    # moves by 10-40% between the profile and the trials, docs/DESIGN.md "Service drift")
+    served = df["qps_star_model_served"] / df["qps_star"]
+    assert ((served > 1 / 1.6) & (served < 1.6)).all(), df[["workers", "qps_star", "qps_star_model_served"]]
     ratio = df["qps_star_model"] / df["qps_star"]
-    assert ((ratio > 1 / 1.6) & (ratio < 1.6)).all(), df[["workers", "qps_star", "qps_star_model"]]
+    assert ((ratio > 1 / 2) & (ratio < 2)).all(), df[["workers", "qps_star", "qps_star_model"]]
     paths = scalability.outputs(out)
     trials, curve = pd.read_csv(paths.trials), pd.read_csv(paths.curve)
     assert set(trials["workers"]) == {1, 2} and set(trials["repeat"]) == {0, 1, 2}
