@@ -280,13 +280,13 @@ def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.
     :class:`ByLoadInterference`, mixed by the victim's own utilisation ``own_load`` (``float[R]``)."""
     u = np.round(np.clip(np.asarray(partner_load, float), 0.0, 1.0), 3)
     values, back = np.unique(u, return_inverse=True)  # the distinct loads, each asked once
+    x_bw = _pressure_at(interference, partner, "bandwidth", partner_workers, values)
+    x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
+           else _pressure_at(interference, partner, "cache", partner_workers, values))
 
-    def at(sens: Interference) -> np.ndarray:
-        f_bw = _inflation_at(sens, victim, "bandwidth",
-                             _pressure_at(interference, partner, "bandwidth", partner_workers, values))
-        x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
-               else _pressure_at(interference, partner, "cache", partner_workers, values))
-        f = np.maximum(f_bw, 1.0) * np.maximum(_inflation_at(sens, victim, "cache", x_c), 1.0)
+    def at(sens: Interference) -> np.ndarray:  # the victim's inflation at the partner's pressures
+        f = (np.maximum(_inflation_at(sens, victim, "bandwidth", x_bw), 1.0)
+             * np.maximum(_inflation_at(sens, victim, "cache", x_c), 1.0))
         return f[back].reshape(u.shape)
 
     if not isinstance(interference, ByLoadInterference) or own_load is None:
@@ -475,13 +475,13 @@ def interference_from_files(paths, calibration=None, sensitivity: str = "saturat
                               f"got {sensitivity!r}")
     if not paths:
         return NoInterference()
-    from hera.profile.interference.table import load_interference
+    from hera.profile.interference.table import InterferenceProfiles, load_interference
 
-    saturated = GridInterference(load_interference(paths, calibration, **INTERFERENCE_OPTIONS))
+    profiles = load_interference(paths, calibration, **INTERFERENCE_OPTIONS)
     if sensitivity == "saturated":
-        return saturated
-    light = GridInterference(load_interference(paths, calibration, **{**INTERFERENCE_OPTIONS, "regime": "light"}))
-    return ByLoadInterference(light, saturated)
+        return GridInterference(profiles)
+    light = InterferenceProfiles(profiles.table, **{**INTERFERENCE_OPTIONS, "regime": "light"})  # read once
+    return ByLoadInterference(GridInterference(light), GridInterference(profiles))
 
 
 def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[PairSplit], str]:
