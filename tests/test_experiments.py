@@ -306,6 +306,7 @@ def test_load_change_moves_llc_ways_on_a_real_node(study, tmp_path, fake_resctrl
     assert len(pd.read_csv(tmp_path / "out" / "moves.csv")) == len(mv)
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 @two_cpus
 def test_hera_manager_follows_a_load_step_on_a_real_node(study, tmp_path, fake_resctrl):

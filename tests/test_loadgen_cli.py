@@ -32,6 +32,7 @@ def test_null_with_thread_pool(capsys):
     assert last_json(capsys)["n"] == 200
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_selftest_compares_with_md1(capsys):
     rc = main(["loadgen", "selftest", "--service-ms", "5", "--loads", "0.3,0.6", "--n", "400",

@@ -67,6 +67,7 @@ def test_settings_out_of_range_are_refused(kw, match):
         ConfirmSettings(**kw)
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
     """The model says 20% too much; three repeats of bracketing trials still land on the M/D/1 answer."""
@@ -101,6 +102,7 @@ def test_service_drift_is_measured_over_modelled_span():
         service_drift(np.array([1.0, 2.0]), np.array([1.0]))
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_a_node_slower_than_its_profile_shows_as_drift():
     """The SUT serves in 10 ms; the model's profile said 8 (or 10): every trial's drift says 1.25 (or 1)."""
@@ -122,6 +124,7 @@ def test_later_repeats_are_centred_on_what_was_measured():
     assert bracket_centre(100.0, [70.0, 80.0]) == 75.0
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_without_a_model_tails_are_used_raw():
     exact = md1_qps_star()
@@ -149,6 +152,7 @@ def test_a_bad_modelled_rate_is_refused():
         confirm_qps_star(sutmod.NullSUT(), base(), 1000, modelled_qps=0.0, sla_ms=SLA_MS, percentile=0.95)
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_a_joint_point_is_bounded_by_the_first_tenant_to_reach_its_sla():
     """Two independent M/D/1 tenants at rates t x (1, 0.5): t* is where tenant a (the busier) reaches its SLA."""

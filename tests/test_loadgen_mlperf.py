@@ -20,6 +20,7 @@ def settings(**kw) -> LoadgenSettings:
     return LoadgenSettings(**base)
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_pure_delay_both_harnesses_measure_the_delay(tmp_path):
     # 20 ms per query, no queueing: latency is the delay plus each harness's own timing error
@@ -36,6 +37,7 @@ def test_pure_delay_both_harnesses_measure_the_delay(tmp_path):
     assert (tmp_path / "lg" / "mlperf_log_detail.txt").exists()
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_md1_queue_p95_agrees(tmp_path):
     """M/D/1 at ρ = 0.4 (5 ms service, 80 qps, 4 s ≈ 320 queries per harness).

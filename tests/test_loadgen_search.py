@@ -140,6 +140,7 @@ def test_bad_search_settings():
         search.find_qps_star(42, BASE, 1)
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_search_on_md2_queue_finds_the_analytical_rate():
     """SleepSUT: 2 servers, deterministic 10 ms service, SLA p95 <= 30 ms.

@@ -66,6 +66,7 @@ def test_predictions_cover_every_split_and_ray(study):
     assert bal["emu"] == pytest.approx(bal["qps_star_a"] / bal["qps_whole_a"] + bal["qps_star_b"] / bal["qps_whole_b"])
 
 
+@pytest.mark.timing
 def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_path, capsys):
     cfg, path, t1, scal, pred, services, _, opts = study
     out = tmp_path / "pairs" / "syna__synb.csv"

@@ -67,6 +67,7 @@ def test_missing_worker_count_is_a_one_line_error(study, tmp_path):
         service.read_samples(tmp_path / "nope.parquet")
 
 
+@pytest.mark.timing
 @pytest.mark.slow
 def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     cfg, path = study
