@@ -790,7 +790,11 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
                       "service_drift": round(float(r["service_drift"]), 3)
                       if pd.notna(r.get("service_drift")) else None,
                       "qps_star_model_served": round(float(r["qps_star_model_served"]), 3)
-                      if pd.notna(r.get("qps_star_model_served")) else None} for _, r in err.iterrows()]
+                      if pd.notna(r.get("qps_star_model_served")) else None,
+                      "qps_star_model_profile": round(float(r["qps_star_model_profile"]), 3)
+                      if pd.notna(r.get("qps_star_model_profile")) else None,
+                      "operating_drift": round(float(r["operating_drift"]), 3)
+                      if pd.notna(r.get("operating_drift")) else None} for _, r in err.iterrows()]
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
         steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]))
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}
@@ -877,7 +881,8 @@ def _cmd_runs(args) -> int:
 
     for r in runs:
         print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
-              f"{pct(r.model_median_abs_rel_error)} / {pct(r.model_max_abs_rel_error)}; pair prediction "
+              f"{pct(r.model_median_abs_rel_error)} / {pct(r.model_max_abs_rel_error)} (profile alone "
+              f"{pct(r.model_profile_median_abs_rel_error)} / {pct(r.model_profile_max_abs_rel_error)}); pair prediction "
               f"{pct(r.pair_median_abs_rel_error)} / EMU {emu(r.pair_mean_abs_emu_error)}; C5 "
               f"{pct(r.c5_violation_frac)}; as served: model {pct(r.model_served_median_abs_rel_error)} / "
               f"{pct(r.model_served_max_abs_rel_error)}, pairs {pct(r.pair_served_median_abs_rel_error)} / EMU "

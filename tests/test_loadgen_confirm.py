@@ -17,6 +17,7 @@ from hera.loadgen.confirm import (
     crossing,
     median_ci,
     miss_interval,
+    probe_service_drift,
     service_drift,
 )
 from hera.loadgen.settings import LoadgenSettings
@@ -115,6 +116,32 @@ def test_a_node_slower_than_its_profile_shows_as_drift():
                                model=TailModel(law, np.full(10, 10), 0.95))
         drift = res.trials["service_drift"].dropna()
         assert len(drift) >= 3 and drift.median() == pytest.approx(want, rel=0.08)
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_the_operating_probe_measures_how_fast_the_node_served():
+    """The SUT serves in 10 ms; a profile of 8 (or 10) ms: two chunks at 50 q/s measure the drift 1.25 (or 1)."""
+    s = ConfirmSettings(trial_s=0.3, min_queries=40, max_chunks=1)
+    for profiled_ms, want in ((8.0, 1.25), (10.0, 1.0)):
+        law = ServiceLaw(1, 1024, {10: np.array([profiled_ms])}, {10: np.array([profiled_ms])},
+                         dispatch_ms=np.zeros(1))
+        probe = probe_service_drift(sutmod.SleepSUT(sutmod.deterministic(D_S), 1), base(13), 1000, rate_qps=50.0,
+                                    sla_ms=SLA_MS, percentile=0.95, model=TailModel(law, np.full(10, 10), 0.95),
+                                    settings=s, chunks=2, seed=5)
+        assert probe.queries == 80 and probe.rate_qps == 50.0 and probe.seconds > 0
+        assert probe.drift == pytest.approx(want, rel=0.08)
+
+
+@pytest.mark.parametrize("kw, match", [({"rate_qps": 0.0}, "positive number of queries/s"),
+                                       ({"rate_qps": float("nan")}, "positive number of queries/s"),
+                                       ({"chunks": 0}, "chunks must be an integer >= 1")])
+def test_a_bad_operating_probe_is_refused(kw, match):
+    law = ServiceLaw(1, 1024, {10: np.array([1.0])}, {10: np.array([1.0])}, dispatch_ms=np.zeros(1))
+    args = {"rate_qps": 10.0, "sla_ms": SLA_MS, "percentile": 0.95, "model": TailModel(law, np.full(10, 10), 0.95),
+            **kw}
+    with pytest.raises(ConfigError, match=match):
+        probe_service_drift(sutmod.NullSUT(), base(), 1000, **args)
 
 
 def test_later_repeats_are_centred_on_what_was_measured():

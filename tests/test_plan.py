@@ -212,6 +212,11 @@ def test_more_cores_resctrl_and_settings_cost_what_they_should():
     assert stage(estimate(few, _machine(M16, few), COSTS), "scalability") < stage(p16, "scalability")
     longer = _small(_config(serving={"trial_s": 10.0}))
     assert stage(estimate(longer, vm, COSTS), "serving") > stage(p_vm, "serving")
+    # the operating-point probe before each confirmation costs its chunks; none without it
+    no_probe = _small(_config(service__operating_chunks=0))
+    more = _small(_config(service__operating_chunks=3))
+    assert stage(estimate(no_probe, vm, COSTS), "scalability") < stage(p_vm, "scalability") < stage(
+        estimate(more, vm, COSTS), "scalability")
 
 
 # ------------------------------------------------------------------------------------------------ targets

@@ -104,6 +104,11 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (curve.groupby("workers")["latency_ms_model"].apply(lambda s: np.all(np.diff(s) > -1.0))).all()
     errs = scalability.rel_errors(df)
     assert errs.shape == (2,) and np.isfinite(errs).all()
+    # the operating-point probe (service.operating_chunks: 1): one chunk at the profile's modelled QPS*, whose
+    # drift rescaled the profile for the final model; the profile's own model stays beside it
+    assert (df["operating_queries"] >= 40).all() and (df["operating_drift"] > 0).all()
+    assert np.allclose(df["operating_rate_qps"], df["qps_star_model_profile"])
+    assert df["model_rel_error_profile"].notna().all() and (df["operating_seconds"] > 0).all()
     # model.service: refresh (default): each w's profile re-measured on this node just before its confirmation
     assert (df["service_source"] == "refresh").all() and (df["service_seconds"] > 0).all()
     fresh = pd.read_parquet(paths.service)
@@ -115,7 +120,8 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
 def test_scalability_with_the_stage_profile(study, tmp_path):
     """``model.service: stage``: the model uses the service stage's samples; nothing is re-measured."""
     cfg, _ = study
-    cfg = {**cfg, "model": {**cfg["model"], "service": "stage"}}
+    cfg = {**cfg, "model": {**cfg["model"], "service": "stage"},
+           "service": {**cfg["service"], "operating_chunks": 0}}
     svc = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", svc, OPTS, workers=[1])
     dec = sla.decide(cfg["sla"], "syn", summary)
@@ -126,6 +132,9 @@ def test_scalability_with_the_stage_profile(study, tmp_path):
     df = scalability.run(cfg, "syn", svc.with_suffix(".parquet"), t1, out, OPTS)
     assert list(df["service_source"]) == ["stage"] and list(df["service_seconds"]) == [0.0]
     assert pd.read_parquet(scalability.outputs(out).service).empty
+    # service.operating_chunks: 0 -> the model from the profile alone, no probe
+    assert list(df["operating_queries"]) == [0] and df["operating_drift"].isna().all()
+    assert list(df["qps_star_model"]) == list(df["qps_star_model_profile"])
 
 
 def test_refresh_config_shrinks_the_service_settings(study):

@@ -42,6 +42,7 @@ interval), the mean, standard deviation and coefficient of variation, and every 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -500,6 +501,44 @@ def confirm_point(sut: Any, bases: dict[str, LoadgenSettings], library: dict[str
         sla_ms={t: float(v) for t, v in sla_ms.items()}, percentile=float(percentile), note="; ".join(notes),
         trials=trials_df,
     )
+
+
+@dataclass(frozen=True)
+class OperatingProbe:
+    """The service as served at an operating point, measured before a confirmation: ``drift`` is
+    :func:`service_drift` of ``queries`` measured queries offered open-loop at ``rate_qps`` (NaN when none had a
+    span), ``seconds`` the wall time it took."""
+
+    rate_qps: float
+    queries: int
+    drift: float
+    seconds: float
+
+
+def probe_service_drift(sut: Any, base: LoadgenSettings, library_items: int, *, rate_qps: float, sla_ms: float,
+                        percentile: float, model: Any, settings: ConfirmSettings | None = None, chunks: int = 1,
+                        seed: int = 0, tenant: str = "default") -> OperatingProbe:
+    """Offer ``chunks`` chunks of open-loop Poisson load at ``rate_qps``, each exactly like a confirmation trial's
+    (``settings.min_queries`` measured queries and ``settings.trial_s`` seconds of arrivals after the warm-up of
+    ``base``), and measure only how fast the node served them against ``model`` (a
+    :class:`hera.queueing.qps.TailModel`): the service drift, not a latency. Its seeds are its own (``seed``), so
+    the trials of a confirmation that follows are independent of it."""
+    if not (math.isfinite(rate_qps) and rate_qps > 0):
+        raise ConfigError(f"operating probe: the rate must be a positive number of queries/s, not {rate_qps!r}")
+    if int(chunks) < 1:
+        raise ConfigError(f"operating probe: chunks must be an integer >= 1, not {chunks!r}")
+    s = settings or ConfirmSettings()
+    run = _Confirmer(sut, {tenant: base}, {tenant: int(library_items)}, {tenant: 1.0}, {tenant: float(sla_ms)},
+                     float(percentile), s, None, {tenant: model})
+    t0 = time.perf_counter()
+    rows = [run._chunk(float(rate_qps), int(seed) + 7919 * k).rows for k in range(int(chunks))]
+    seconds = time.perf_counter() - t0
+    rows = [r[r["tenant"] == tenant] for r in rows]
+    parts = [(c["scheduled_s"].to_numpy(float), c["n_items"].to_numpy(np.int64), ~c["warmup"].to_numpy(bool))
+             for c in rows]
+    _, spans = model.realised(parts)
+    measured = np.concatenate([c.loc[~c["warmup"], "service_ms"].to_numpy(float) for c in rows])
+    return OperatingProbe(float(rate_qps), int(measured.size), service_drift(measured, spans), seconds)
 
 
 def confirm_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, modelled_qps: float, sla_ms: float,

@@ -205,6 +205,20 @@ def _service(config, rates, counts, cal) -> StageEstimate:
                          f"{len(counts)} worker count(s) x {len(rates)} models")
 
 
+def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibration) -> float:
+    """The operating-point probe before a confirmation (:func:`hera.profile.scalability.operating_probe`):
+    ``service.operating_chunks`` chunks like a confirmation trial's, and the profile's model (1/4 replicates) that
+    places it."""
+    chunks = int((config.get("service") or {}).get("operating_chunks", 1))
+    if chunks <= 0:
+        return 0.0
+    c = config["confirm"]
+    pace = clamp_rate(rate_qps)
+    n, warm = int(c["min_queries"]), max(10, int(c["min_queries"]) // 3)
+    chunk = max(float(c["trial_s"]), n / pace) + warm / pace + cal.chunk_overhead_s
+    return chunks * chunk + 0.25 * model_s(config, MODEL_RATES, cal)
+
+
 def _scalability(config, rates, counts, cal) -> StageEstimate:
     models = 1.25 if config["model"].get("tails", "trial") == "trial" else 1  # trial-shaped + steady (1/4 replicates)
     refresh = config["model"].get("service", "refresh") == "refresh"
@@ -217,7 +231,7 @@ def _scalability(config, rates, counts, cal) -> StageEstimate:
         s = cal.cli_s + node_start_s([r.cost], cal)
         for w in counts:
             s += (cal.resize_s + models * model_s(config, MODEL_RATES, cal)
-                  + confirmation_s(config, [r.qps_star(w)], cal))
+                  + confirmation_s(config, [r.qps_star(w)], cal) + operating_probe_s(config, r.qps_star(w), cal))
             if refresh:  # a refreshed service profile before each confirmation
                 s += service_point_s(refreshed, r, w, cal)
         jobs.append(s)

@@ -39,8 +39,9 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "model_tails", "qps_star_model_steady", "normalised", "normalised_model", "sla_ms", "percentile",
            "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "service_source", "service_seconds",
            "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
-           "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "batch_size", "sla_rule",
-           "llc_partitioning", "scale", "note"]
+           "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "qps_star_model_profile",
+           "model_rel_error_profile", "operating_drift", "operating_rate_qps", "operating_queries",
+           "operating_seconds", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
@@ -135,8 +136,13 @@ def served_model_qps(law: Any, mix: np.ndarray, sla_ms: float, percentile: float
 
     if not (math.isfinite(drift) and drift > 0):
         return math.nan
-    fewer = dataclasses.replace(settings, replicates=max(4, settings.replicates // STEADY_BESIDE_REPLICATE_DIVISOR))
-    return float(modelled_qps_star(law.scaled(drift), mix, sla_ms, percentile, fewer).qps_star)
+    return float(modelled_qps_star(law.scaled(drift), mix, sla_ms, percentile, fewer_replicates(settings)).qps_star)
+
+
+def fewer_replicates(settings: Any):
+    """``settings`` (:class:`hera.queueing.qps.ModelSettings`) for a point estimate: a quarter of the replicates
+    (:data:`STEADY_BESIDE_REPLICATE_DIVISOR`, at least 4)."""
+    return dataclasses.replace(settings, replicates=max(4, settings.replicates // STEADY_BESIDE_REPLICATE_DIVISOR))
 
 
 def confirm_warmup(config: dict[str, Any]) -> int:
@@ -152,6 +158,27 @@ def confirm_settings(config: dict[str, Any], sla_ms: float, rate_qps: float, str
                         warmup_queries=confirm_warmup(config))
 
 
+def operating_probe(node: Any, config: dict[str, Any], tenant: str, law: Any, mix: np.ndarray, sla: dict[str, Any],
+                    stream: str, rate_qps: float):
+    """``service.operating_chunks`` chunks of open-loop load at the modelled QPS* ``rate_qps``, each like a
+    confirmation trial's, on ``node``: how fast it serves there against ``law``
+    (:class:`hera.loadgen.confirm.OperatingProbe`); None when the setting is 0 or no rate was modelled."""
+    from hera.loadgen.confirm import ConfirmSettings, probe_service_drift
+    from hera.loadgen.sut import NodeSUT
+    from hera.queueing.qps import TailModel
+
+    chunks = int(config["service"].get("operating_chunks", 0))
+    if chunks <= 0 or not (math.isfinite(rate_qps) and rate_qps > 0):
+        return None
+    pct = float(config["sla"]["percentile"])
+    seed = common.derived_seed(int(config["seed"]), "operating-probe", stream)
+    model = TailModel(law, mix, pct, seed=seed)
+    return probe_service_drift(NodeSUT(node), confirm_settings(config, sla["sla_ms"], rate_qps, stream),
+                               node.library_size(tenant), rate_qps=rate_qps, sla_ms=sla["sla_ms"], percentile=pct,
+                               model=model, settings=ConfirmSettings.from_config(config), chunks=chunks,
+                               seed=seed, tenant=tenant)
+
+
 def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],
                    stream: str) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Modelled and confirmed QPS* of ``tenant`` (serving ``model``) on ``node`` with the service law ``law``:
@@ -165,11 +192,22 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     ms = model_settings(config, stream)
     mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
     t0 = time.perf_counter()
-    modelled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
+    probe = None
+    if int(config["service"].get("operating_chunks", 0)) > 0:
+        # the model on the profile alone (a point estimate: it only places the probe), then the probe there
+        profiled = modelled_qps_star(law, mix, sla["sla_ms"], pct, fewer_replicates(ms))
+        probe = operating_probe(node, config, tenant, law, mix, sla, stream, profiled.qps_star)
+        if probe is not None and math.isfinite(probe.drift) and probe.drift > 0:
+            law = law.scaled(probe.drift)  # the profile as the node serves at the operating point
+            _log(f"[scalability] {tenant}: {law.workers} worker(s): profile model QPS* {profiled.qps_star:.2f}; "
+                 f"{probe.queries} queries there served x{probe.drift:.3f} the profile ({probe.seconds:.1f} s)")
+        modelled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
+    else:
+        modelled = profiled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
     # the long-run value beside it: how optimistic the confirmation's short trials are, by the model's account
     steady = modelled if ms.trial is None else modelled_qps_star(law, mix, sla["sla_ms"], pct,
                                                                  model_settings(config, stream, "steady"))
-    t_model = time.perf_counter() - t0
+    t_model = time.perf_counter() - t0 - (probe.seconds if probe is not None else 0.0)
     start = modelled.qps_star if modelled.qps_star > 0 else 0.05 * modelled.capacity_qps
     _log(f"[scalability] {tenant}: {law.workers} worker(s), SLA p{pct * 100:g} <= {sla['sla_ms']:.4g} ms: modelled "
          f"QPS* {modelled.qps_star:.2f} [{modelled.qps_star_lo:.2f}, {modelled.qps_star_hi:.2f}] of capacity "
@@ -197,6 +235,13 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         "retested": res.retested, "qps_star_model": modelled.qps_star, "qps_star_model_lo": modelled.qps_star_lo,
         "qps_star_model_hi": modelled.qps_star_hi, "capacity_qps_model": modelled.capacity_qps,
         "model_rel_error": rel, "model_tails": "steady" if ms.trial is None else "trial",
+        # the model on the profile alone, and the probe that rescaled it (docs/DESIGN.md "Operating-point probe")
+        "qps_star_model_profile": profiled.qps_star,
+        "model_rel_error_profile": (profiled.qps_star - res.value) / res.value if res.value > 0 else math.nan,
+        "operating_drift": probe.drift if probe is not None else math.nan,
+        "operating_rate_qps": probe.rate_qps if probe is not None else math.nan,
+        "operating_queries": probe.queries if probe is not None else 0,
+        "operating_seconds": probe.seconds if probe is not None else 0.0,
         "qps_star_model_steady": steady.qps_star, "sla_ms": sla["sla_ms"], "percentile": pct,
         "n_trials": res.n_trials,
         "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,
@@ -232,7 +277,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v4", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v5", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
