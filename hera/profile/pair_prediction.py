@@ -426,7 +426,8 @@ def nearest(counts: list[int], w: int) -> int:
 
 def alone_qps(scal: pd.DataFrame, model: str, w: int, curves: dict[tuple[str, int], TenantCurve]) -> float:
     """The alone QPS* of ``model`` on ``w`` workers: measured (F2) where profiled, else the modelled QPS* on w
-    workers scaled by measured / modelled at the nearest profiled count (the model's error carried over)."""
+    workers scaled by measured / modelled (from the profile alone) at the nearest profiled count (the model's
+    error carried over)."""
     rows = scal[scal["model"] == model]
     got = rows[rows["workers"] == w]
     if len(got):
@@ -436,7 +437,9 @@ def alone_qps(scal: pd.DataFrame, model: str, w: int, curves: dict[tuple[str, in
     near = nearest(sorted(int(x) for x in rows["workers"]), w)
     measured = float(rows[rows["workers"] == near]["qps_star"].iloc[0])
     model_near = rows[rows["workers"] == near]
-    modelled_near = float(model_near["qps_star_model"].iloc[0]) if "qps_star_model" in rows.columns else math.nan
+    # the model from the profile alone (before F2's operating-point probe), as the curves here are
+    col = "qps_star_model_profile" if "qps_star_model_profile" in rows.columns else "qps_star_model"
+    modelled_near = float(model_near[col].iloc[0]) if col in rows.columns else math.nan
     modelled_w = float(np.median(curves[(model, w)].qps_star()))
     if not (modelled_near > 0 and math.isfinite(modelled_near)):
         return modelled_w
