@@ -211,3 +211,21 @@ def test_model_agreement_separates_the_machines_change_of_speed_from_the_models_
     assert "off the profiled speed by > 1.15x: b/1 (0.60x)" in row.ours
     bare = claims.model_agreement(scal.drop(columns=["service_drift", "qps_star_model_served"]))
     assert "served_points" not in bare and "drifted" not in bare
+
+
+def test_model_agreement_states_the_profile_alone_beside_the_probed_model():
+    """With the operating-point probe the headline is the probed model; the profile's own model is stated beside,
+    and only where a probe ran (older tables and ``operating_chunks: 0`` say nothing about it)."""
+    scal = pd.DataFrame({"model": ["a", "a", "b", "b"], "workers": [1, 2, 1, 2],
+                         "qps_star": [10.0, 20.0, 30.0, 40.0], "qps_star_model": [11.0, 19.0, 33.0, 42.0],
+                         "qps_star_model_profile": [12.0, 16.0, 45.0, 40.0],
+                         "operating_drift": [1.1, 0.8, 1.3, 1.0]})
+    a = claims.model_agreement(scal)
+    assert a["max_abs_rel_error"] == pytest.approx(0.1) and a["profile_points"] == 4
+    assert a["profile_max_abs_rel_error"] == pytest.approx(0.5)
+    assert a["profile_median_abs_rel_error"] == pytest.approx(0.2)
+    row = claims.m_model_agreement(scal, claims.io.MachineInfo())
+    assert row.verdict == claims.REPRODUCED  # the verdict is the probed model's
+    assert "on the service profile alone (before the operating-point probe): 20.0% / 50.0%" in row.ours
+    unprobed = scal.assign(operating_drift=float("nan"))
+    assert "profile alone" not in claims.m_model_agreement(unprobed, claims.io.MachineInfo()).ours

@@ -43,6 +43,19 @@ def test_two_runs_give_each_number_with_its_spread(tmp_path):
     assert out["qps_star"]["x/1"]["values"] == [100.0, 80.0]
     assert out["qps_star"]["x/1"]["cov"] == pytest.approx(14.142 / 90, rel=1e-3)
     assert out["pair_mean_abs_emu_error"]["median"] is None
+    # a run before the operating-point probe: its model *was* the profile's, so the profile-alone errors are its own
+    assert ha.model_profile_max_abs_rel_error == ha.model_max_abs_rel_error
+
+
+def test_a_probed_run_keeps_the_profile_alone_errors_beside(tmp_path):
+    res = _run(tmp_path / "p", {("x", 1): (100.0, 105.0), ("x", 2): (200.0, 210.0)}, [60.0])
+    scal = pd.read_csv(res / "profile" / "scalability.csv").assign(qps_star_model_profile=[150.0, 180.0],
+                                                                   operating_drift=[1.4, 0.9])
+    scal.to_csv(res / "profile" / "scalability.csv", index=False)
+    h = headline(res)
+    assert h.model_max_abs_rel_error == pytest.approx(0.05)
+    assert h.model_profile_max_abs_rel_error == pytest.approx(0.5)
+    assert h.model_profile_median_abs_rel_error == pytest.approx(0.3)
 
 
 def test_a_curated_reference_reads_its_own_benchmarks_and_pairs(tmp_path):

@@ -525,6 +525,14 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
         ax.scatter(r["qps_star_model_served"], r["qps_star"], marker=wmark.get(int(r["workers"]), "P"), s=30,
                    facecolors="none", edgecolors=pal.get(r["model"], "0.4"), lw=1, zorder=3,
                    label="model on the service as served" if i == 0 else None)
+    probed = t.df["operating_drift"].notna() if "operating_drift" in t.df else pd.Series(False, index=t.df.index)
+    profile = t.df.loc[probed, ["model", "workers", "qps_star", "qps_star_model_profile"]].dropna() \
+        if "qps_star_model_profile" in t.df else pd.DataFrame()
+    # the model on the service profile alone, where the operating-point probe rescaled it (docs/DESIGN.md)
+    for i, (_, r) in enumerate(profile.iterrows()):
+        ax.scatter(r["qps_star_model_profile"], r["qps_star"], marker="+", s=30, lw=1,
+                   color=pal.get(r["model"], "0.4"), zorder=3,
+                   label="model on the profile alone (before the probe)" if i == 0 else None)
     pos = err[(err["qps_star"] > 0) & (err["qps_star_model"] > 0)]
     if len(pos):
         lo, hi = min(pos["qps_star"].min(), pos["qps_star_model"].min()) / 1.5, \
@@ -536,7 +544,7 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
         _plain(ax, "x", "y")
     ax.set(xlabel="modelled QPS* of the confirmation's trials (queries/s; bar: bootstrap interval; "
-                  "x: steady state)",
+                  "x: steady state; +: profile alone)",
            ylabel="measured QPS* (queries/s; bar: interval of the median)",
            title=f"model vs measurement: median |error| {agree['median_abs_rel_error']:.1%}, "
                  f"max {agree['max_abs_rel_error']:.1%} ({agree['points']} points)")
