@@ -227,14 +227,10 @@ class _Confirmer:
         model = self.models.get(tenant)
         if model is None or not np.isfinite(raw_tail):
             return raw_tail, 1.0, math.nan
-        parts = [(c["scheduled_s"].to_numpy(float), c["n_items"].to_numpy(np.int64), ~c["warmup"].to_numpy(bool))
-                 for c in chunks]
-        realised, spans = model.realised(parts)
-        expected = model.expected_log_tail(rate, [int(m.sum()) for _, _, m in parts],
-                                           int(self.bases[tenant].warmup_queries))
+        realised, drift, measured = _replayed(model, chunks)
+        expected = model.expected_log_tail(rate, measured, int(self.bases[tenant].warmup_queries))
         factor = float(np.exp(expected - realised))
-        measured = np.concatenate([c.loc[~c["warmup"], "service_ms"].to_numpy(float) for c in chunks])
-        return raw_tail * factor, factor, service_drift(measured, spans)
+        return raw_tail * factor, factor, drift
 
     def trial(self, repeat: int, attempt: int, scale: float, seed: int) -> _Trial:
         runs = []
@@ -401,6 +397,17 @@ def service_drift(measured_span_ms: np.ndarray, modelled_span_ms: np.ndarray) ->
     return float(m[ok].mean() / s[ok].mean())
 
 
+def _replayed(model: Any, chunks: list[pd.DataFrame]) -> tuple[float, float, list[int]]:
+    """One tenant's chunks (rows of :func:`hera.loadgen.driver.run`) replayed through its node ``model`` (a
+    :class:`hera.queueing.qps.TailModel`): the model's log tail for these very arrivals and sizes, the
+    :func:`service_drift` of the measured spans against the modelled ones, and each chunk's measured queries."""
+    parts = [(c["scheduled_s"].to_numpy(float), c["n_items"].to_numpy(np.int64), ~c["warmup"].to_numpy(bool))
+             for c in chunks]
+    realised, spans = model.realised(parts)
+    measured = np.concatenate([c.loc[~c["warmup"], "service_ms"].to_numpy(float) for c in chunks])
+    return realised, service_drift(measured, spans), [int(m.sum()) for _, _, m in parts]
+
+
 def _secant(a: _Trial, b: _Trial) -> float:
     """The scale where the line through ``(scale, 1/tail)`` of two trials reaches 1 (NaN if undefined)."""
     if not (np.isfinite(a.tail) and np.isfinite(b.tail)) or a.scale == b.scale:
@@ -533,12 +540,8 @@ def probe_service_drift(sut: Any, base: LoadgenSettings, library_items: int, *, 
     t0 = time.perf_counter()
     rows = [run._chunk(float(rate_qps), int(seed) + 7919 * k).rows for k in range(int(chunks))]
     seconds = time.perf_counter() - t0
-    rows = [r[r["tenant"] == tenant] for r in rows]
-    parts = [(c["scheduled_s"].to_numpy(float), c["n_items"].to_numpy(np.int64), ~c["warmup"].to_numpy(bool))
-             for c in rows]
-    _, spans = model.realised(parts)
-    measured = np.concatenate([c.loc[~c["warmup"], "service_ms"].to_numpy(float) for c in rows])
-    return OperatingProbe(float(rate_qps), int(measured.size), service_drift(measured, spans), seconds)
+    _, drift, measured = _replayed(model, [r[r["tenant"] == tenant] for r in rows])
+    return OperatingProbe(float(rate_qps), sum(measured), drift, seconds)
 
 
 def confirm_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, modelled_qps: float, sla_ms: float,

@@ -114,12 +114,18 @@ def confirmation_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calib
     least ``min_queries`` queries of the busiest tenant (which paces a joint trial) and ``trial_s`` seconds, plus
     its warm-up queries (a third of ``min_queries``, as :mod:`hera.profile.scalability` sets them)."""
     c = config["confirm"]
-    pace = clamp_rate(max(rates_qps))
-    n, warm = int(c["min_queries"]), max(10, int(c["min_queries"]) // 3)
-    chunk = max(float(c["trial_s"]), n / pace) + warm / pace + cal.chunk_overhead_s
     trials = min(cal.trials_per_repeat, 2 + int(c["max_steps"]))
     chunks = min(cal.chunks_per_trial, int(c["max_chunks"]))
-    return int(c["repeats"]) * (1 + cal.retest_share) * trials * chunks * chunk
+    return int(c["repeats"]) * (1 + cal.retest_share) * trials * chunks * chunk_s(config, max(rates_qps), cal)
+
+
+def chunk_s(config: Mapping[str, Any], rate_qps: float, cal: Calibration) -> float:
+    """One chunk of a confirmation trial paced by ``rate_qps``: at least ``min_queries`` queries and ``trial_s``
+    seconds, plus its warm-up queries (a third of ``min_queries``) and the per-chunk overhead."""
+    c = config["confirm"]
+    pace = clamp_rate(rate_qps)
+    n, warm = int(c["min_queries"]), max(10, int(c["min_queries"]) // 3)
+    return max(float(c["trial_s"]), n / pace) + warm / pace + cal.chunk_overhead_s
 
 
 def split_sizes(n_workers: int) -> tuple[int, int]:
@@ -212,11 +218,7 @@ def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibrati
     chunks = int((config.get("service") or {}).get("operating_chunks", 1))
     if chunks <= 0:
         return 0.0
-    c = config["confirm"]
-    pace = clamp_rate(rate_qps)
-    n, warm = int(c["min_queries"]), max(10, int(c["min_queries"]) // 3)
-    chunk = max(float(c["trial_s"]), n / pace) + warm / pace + cal.chunk_overhead_s
-    return chunks * chunk + 0.25 * model_s(config, MODEL_RATES, cal)
+    return chunks * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
 
 
 def _scalability(config, rates, counts, cal) -> StageEstimate:

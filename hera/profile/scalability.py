@@ -159,16 +159,15 @@ def confirm_settings(config: dict[str, Any], sla_ms: float, rate_qps: float, str
 
 
 def operating_probe(node: Any, config: dict[str, Any], tenant: str, law: Any, mix: np.ndarray, sla: dict[str, Any],
-                    stream: str, rate_qps: float):
-    """``service.operating_chunks`` chunks of open-loop load at the modelled QPS* ``rate_qps``, each like a
-    confirmation trial's, on ``node``: how fast it serves there against ``law``
-    (:class:`hera.loadgen.confirm.OperatingProbe`); None when the setting is 0 or no rate was modelled."""
+                    stream: str, rate_qps: float, chunks: int):
+    """``chunks`` chunks of open-loop load at the modelled QPS* ``rate_qps``, each like a confirmation trial's, on
+    ``node``: how fast it serves there against ``law`` (:class:`hera.loadgen.confirm.OperatingProbe`); None when
+    no rate was modelled."""
     from hera.loadgen.confirm import ConfirmSettings, probe_service_drift
     from hera.loadgen.sut import NodeSUT
     from hera.queueing.qps import TailModel
 
-    chunks = int(config["service"].get("operating_chunks", 0))
-    if chunks <= 0 or not (math.isfinite(rate_qps) and rate_qps > 0):
+    if not (math.isfinite(rate_qps) and rate_qps > 0):
         return None
     pct = float(config["sla"]["percentile"])
     seed = common.derived_seed(int(config["seed"]), "operating-probe", stream)
@@ -193,10 +192,11 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
     t0 = time.perf_counter()
     probe = None
-    if int(config["service"].get("operating_chunks", 0)) > 0:
+    chunks = int(config["service"].get("operating_chunks", 0))
+    if chunks > 0:
         # the model on the profile alone (a point estimate: it only places the probe), then the probe there
         profiled = modelled_qps_star(law, mix, sla["sla_ms"], pct, fewer_replicates(ms))
-        probe = operating_probe(node, config, tenant, law, mix, sla, stream, profiled.qps_star)
+        probe = operating_probe(node, config, tenant, law, mix, sla, stream, profiled.qps_star, chunks)
         if probe is not None and math.isfinite(probe.drift) and probe.drift > 0:
             law = law.scaled(probe.drift)  # the profile as the node serves at the operating point
             _log(f"[scalability] {tenant}: {law.workers} worker(s): profile model QPS* {profiled.qps_star:.2f}; "
