@@ -175,3 +175,53 @@ def test_a_sensitivity_mode_the_schema_does_not_know_is_refused():
     assert cfgmod.load(path)["colocation"]["sensitivity"] == "saturated"
     with pytest.raises(ConfigError, match="sensitivity"):
         cfgmod.load(path, overrides=["colocation.sensitivity=guess"])
+
+
+def test_a_joint_trial_passes_when_both_tenants_do():
+    """One tenant passes half its trials at its QPS*; with noise σ its chance is Φ(ln(Q/λ)/σ); a joint trial
+    passes with the product; σ = 0 is the step of the noiseless boundary."""
+    from scipy.stats import norm
+
+    from hera.profile.pair_prediction import joint_pass_probability, pass_probability
+
+    lam = np.array([50.0, 100.0, 200.0])
+    assert np.array_equal(pass_probability(lam, np.full(3, 100.0), 0.0), [1.0, 1.0, 0.0])
+    p = pass_probability(lam, np.full(3, 100.0), 0.2)
+    assert p[1] == pytest.approx(0.5) and p[0] == pytest.approx(norm.cdf(np.log(2) / 0.2))
+    assert pass_probability(np.array([1.0]), np.array([0.0]), 0.2)[0] == 0.0  # meets no rate: never passes
+    both = joint_pass_probability(lam, np.full(3, 100.0), 0.2, lam, np.full(3, 100.0), 0.2)
+    assert np.allclose(both, p * p)
+
+
+def test_two_tenants_binding_together_are_measured_below_both_boundaries():
+    """Identical tenants on the balanced ray reach their QPS* at t = 2 together; with trial noise σ the boundary
+    is where each passes with probability √½: t = 2·exp(−Φ⁻¹(√½)·σ). On a ray where one tenant binds long before
+    the other, the other's noise does not move it."""
+    import dataclasses
+
+    from scipy.stats import norm
+
+    c = tenant_curve(law(4.0), ITEMS, 120.0, 0.95, SETTINGS, model="a")
+    q = float(np.median(c.qps_star()))
+    c = c.calibrated(q)  # every replicate's QPS* exactly q
+    exact = boundary(c, c, PairSplit(1, 1), q, q, 0.5, NoInterference())
+    noisy_c = c.with_trial_sd(0.2)
+    assert noisy_c.trial_sd == 0.2 and c.with_trial_sd(float("nan")).trial_sd == 0.0
+    noisy = boundary(noisy_c, noisy_c, PairSplit(1, 1), q, q, 0.5, NoInterference())
+    assert float(np.median(exact.scale)) == pytest.approx(2.0, rel=1e-3)
+    assert float(np.median(noisy.scale)) == pytest.approx(2.0 * np.exp(-norm.ppf(np.sqrt(0.5)) * 0.2), rel=1e-3)
+    # s = 0.9: a reaches its QPS* at t = 1/0.9, b at t = 10; b's noise (however large) leaves a's boundary
+    quiet_a = dataclasses.replace(noisy_c, trial_sd=0.0)
+    skew = boundary(quiet_a, noisy_c, PairSplit(1, 1), q, q, 0.9, NoInterference())
+    assert float(np.median(skew.scale)) == pytest.approx(1 / 0.9, rel=1e-3)
+    assert noisy_c.calibrated(0.9 * q).trial_sd == 0.2  # calibration keeps it
+
+
+def test_trial_noise_is_read_from_the_scalability_table_at_the_nearest_worker_count():
+    import pandas as pd
+
+    from hera.profile.pair_prediction import trial_sd
+
+    scal = pd.DataFrame({"model": ["a", "a", "b"], "workers": [1, 4, 1], "trial_crossing_sd": [0.1, 0.3, float("nan")]})
+    assert trial_sd(scal, "a", 1) == pytest.approx(0.1) and trial_sd(scal, "a", 3) == pytest.approx(0.3)
+    assert np.isnan(trial_sd(scal, "b", 1)) and np.isnan(trial_sd(scal.drop(columns="trial_crossing_sd"), "a", 1))

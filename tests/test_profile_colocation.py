@@ -66,6 +66,28 @@ def test_predictions_cover_every_split_and_ray(study):
     assert bal["emu"] == pytest.approx(bal["qps_star_a"] / bal["qps_whole_a"] + bal["qps_star_b"] / bal["qps_whole_b"])
 
 
+def test_predictions_count_each_tenants_trial_noise_where_f2_measured_it(study, tmp_path):
+    """With F2's trial_crossing_sd in the scalability table the balanced ray's boundary moves below the noiseless
+    one (a joint trial fails when either tenant does); rows and note say so; colocation.trial_noise off, or a
+    table without the column: trials taken as exact."""
+    cfg, _, t1, scal, _, services, exact, _ = study
+    assert (exact["trial_sd_a"] == 0).all() and exact["note"].str.contains("trials taken as exact").all()
+    noisy_scal = tmp_path / "scalability.csv"
+    pd.read_csv(scal).assign(trial_crossing_sd=0.2).to_csv(noisy_scal, index=False)
+    df = pair_prediction.run(cfg, ["syna", "synb"], t1, noisy_scal, services, pair_prediction.NoInterference(),
+                             tmp_path / "p.csv")
+    assert (df["trial_sd_a"] == 0.2).all() and (df["trial_sd_b"] == 0.2).all()
+    assert df["note"].str.contains("joint trial passes half the time, trial noise in log rate syna/1 0.2").all()
+
+    def bal(d: pd.DataFrame) -> float:
+        return float(d[np.isclose(d["share_a"], 0.5)]["ray_scale"].iloc[0])
+
+    assert bal(df) < bal(exact)
+    off = pair_prediction.run({**cfg, "colocation": {**cfg["colocation"], "trial_noise": False}}, ["syna", "synb"],
+                              t1, noisy_scal, services, pair_prediction.NoInterference(), tmp_path / "q.csv")
+    assert (off["trial_sd_a"] == 0).all() and bal(off) == pytest.approx(bal(exact))
+
+
 @pytest.mark.timing
 def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_path, capsys):
     cfg, path, t1, scal, pred, services, _, opts = study

@@ -109,6 +109,8 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (df["operating_queries"] >= 40).all() and (df["operating_drift"] > 0).all()
     assert np.allclose(df["operating_rate_qps"], df["qps_star_model_profile"])
     assert df["model_rel_error_profile"].notna().all() and (df["operating_seconds"] > 0).all()
+    # the noise of one trial's verdict in log rate (pair prediction), from at least 6 trials per worker count
+    assert (df["tail_log_slope"] > 0).all() and (df["trial_crossing_sd"] >= 0).all()
     # model.service: refresh (default): each w's profile re-measured on this node just before its confirmation
     assert (df["service_source"] == "refresh").all() and (df["service_seconds"] > 0).all()
     fresh = pd.read_parquet(paths.service)
@@ -184,3 +186,30 @@ def test_served_model_qps_is_the_model_on_the_service_times_as_served():
     assert got == pytest.approx(exact, rel=0.05)
     assert scalability.served_model_qps(law, items, sla_ms, 0.95, ms, 1.0) > got * 1.1  # faster served: higher
     assert math.isnan(scalability.served_model_qps(law, items, sla_ms, 0.95, ms, math.nan))
+
+
+def test_tail_log_slope_reads_the_exponent_of_a_power_law_curve():
+    import math
+
+    r = np.linspace(10.0, 100.0, 40)
+    assert scalability.tail_log_slope(r, 3.0 * r ** 2.5, 50.0) == pytest.approx(2.5)
+    assert math.isnan(scalability.tail_log_slope(r, np.full(40, 5.0), 50.0))  # flat: no crossing to speak of
+    assert math.isnan(scalability.tail_log_slope(r[:1], r[:1], 50.0))
+
+
+def test_trial_crossing_sd_is_the_scatter_of_where_single_trials_put_the_crossing():
+    """Trials on a tail ∝ rate^2 curve through (100 q/s, SLA) say 100 q/s whatever their rate: no scatter; a trial
+    with its tail e^0.2 too high says 100·e^-0.1; a tail 50x off counts as e (clipped); too few trials: NaN."""
+    import math
+
+    rates = np.array([80.0, 90.0, 110.0, 120.0])
+    on_curve = (rates / 100.0) ** 2
+    assert scalability.trial_crossing_sd(rates, on_curve, 2.0) == pytest.approx(0.0, abs=1e-12)
+    off = on_curve * np.exp([0.2, -0.2, 0.2, -0.2])
+    assert scalability.trial_crossing_sd(rates, off, 2.0) == pytest.approx(np.std([-0.1, 0.1, -0.1, 0.1], ddof=1))
+    wild = np.array([50.0, 1.0, 1.0])
+    assert scalability.trial_crossing_sd(np.array([100.0, 100.0, 100.0]), wild, 1.0) == pytest.approx(
+        np.std([-1.0, 0.0, 0.0], ddof=1))
+    assert math.isnan(scalability.trial_crossing_sd(rates[:2], on_curve[:2], 2.0))
+    assert math.isnan(scalability.trial_crossing_sd(rates, np.full(4, np.nan), 2.0))
+    assert math.isnan(scalability.trial_crossing_sd(rates, on_curve, math.nan))

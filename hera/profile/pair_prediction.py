@@ -25,7 +25,12 @@ Method, for tenant a on ``c_a`` workers next to b on ``c_b`` workers at rates (�
 4. the inflations depend on each other's loads: three fixed-point iterations from f = 1;
 5. along a *ray* — rates ``t × (s · Q_a(c_a), (1 − s) · Q_b(c_b))`` with ``Q_i(c_i)`` the tenant's measured alone
    QPS* on its cores — the largest t at which both tenants are within their SLA (bisection) is the boundary of the
-   feasible region; its EMU is ``Σ_i λ_i / QPS*_i(alone, whole node)``.
+   feasible region; its EMU is ``Σ_i λ_i / QPS*_i(alone, whole node)``. "Within" is meant as the measurement
+   means it (``colocation.trial_noise``, default on): a joint trial passes when *both* tenants' tails are within
+   their SLA, and each tenant's verdict scatters from trial to trial by ``σ_i`` in log rate (F2's
+   ``trial_crossing_sd``, O(N)), so the boundary is where ``Φ(ln(Q_a/λ_a)/σ_a) · Φ(ln(Q_b/λ_b)/σ_b) = ½``
+   (:func:`joint_pass_probability`) — below both QPS* where the two bind together (each at its
+   ``Φ⁻¹(√½) ≈ 0.54 σ`` point), a tenant's own QPS* where it alone binds.
 
 **Calibration** (``colocation.calibrate``, default on): before 1–5, each tenant's curve gets a service-time scale
 ``κ_i`` (per replicate) that makes its modelled alone QPS* on ``c_i`` cores equal the measured one
@@ -40,6 +45,7 @@ equal-tailed interval at the model's confidence.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -180,6 +186,8 @@ class TenantCurve:
     service_scale: np.ndarray | float = 1.0
     #: CPU ms the harness (load generator, node threads) spends per query of this tenant (F2's trials)
     harness_ms_per_query: float = 0.0
+    #: how far one confirmation trial's verdict scatters, in log rate (F2's ``trial_crossing_sd``; 0: none known)
+    trial_sd: float = 0.0
 
     @property
     def replicates(self) -> int:
@@ -197,21 +205,23 @@ class TenantCurve:
         a machine that drifts) is taken out, its shape — how the tail grows with rate and with inflation — kept."""
         if not measured_qps > 0:
             return self
-        base = TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
-                           self.quantile_ms, 1.0, self.harness_ms_per_query)
+        base = dataclasses.replace(self, service_scale=1.0)
         a, b = np.full(self.replicates, float(lo)), np.full(self.replicates, float(hi))
         for _ in range(iterations):  # qps_star falls as the service times grow
             mid = np.sqrt(a * b)
             fast = base.qps_star(mid) > measured_qps
             a, b = np.where(fast, mid, a), np.where(fast, b, mid)
-        return TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
-                           self.quantile_ms, np.sqrt(a * b), self.harness_ms_per_query)
+        return dataclasses.replace(self, service_scale=np.sqrt(a * b))
 
     def with_harness(self, ms_per_query: float) -> "TenantCurve":
         """A copy with :attr:`harness_ms_per_query` set (NaN or negative: 0, no harness cost known)."""
         h = float(ms_per_query) if math.isfinite(float(ms_per_query)) and ms_per_query > 0 else 0.0
-        return TenantCurve(self.model, self.workers, self.sla_ms, self.capacity_qps, self.rates_qps,
-                           self.quantile_ms, self.service_scale, h)
+        return dataclasses.replace(self, harness_ms_per_query=h)
+
+    def with_trial_sd(self, sd: float) -> TenantCurve:
+        """A copy with :attr:`trial_sd` set (NaN or negative: 0, a trial's verdict taken as exact)."""
+        v = float(sd) if math.isfinite(float(sd)) and sd > 0 else 0.0
+        return dataclasses.replace(self, trial_sd=v)
 
     def qps_star(self, inflation: np.ndarray | float = 1.0) -> np.ndarray:
         """``float[R]``: QPS* with every service time multiplied by ``inflation`` (scalar or ``float[R]``) and by
@@ -333,6 +343,31 @@ def _inflations(a: TenantCurve, b: TenantCurve, split: PairSplit, lam_a: np.ndar
     return fa, fb
 
 
+def pass_probability(rate: np.ndarray, qps_star: np.ndarray, trial_sd: float) -> np.ndarray:
+    """The chance that one trial at ``rate`` finds the tenant within its SLA when its QPS* (where half the trials
+    pass) is ``qps_star`` and a trial's crossing scatters by ``trial_sd`` in log rate (normal): ``Φ(ln(QPS* /
+    rate) / trial_sd)``; with ``trial_sd`` 0 the step ``rate <= qps_star``."""
+    lam = np.asarray(rate, float)
+    q = np.asarray(qps_star, float)
+    if not trial_sd > 0:
+        return (lam <= q).astype(float)
+    from scipy.special import ndtr
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log(np.maximum(q, 1e-300) / np.maximum(lam, 1e-300)) / float(trial_sd)
+    return np.where(q > 0, ndtr(z), 0.0)
+
+
+def joint_pass_probability(lam_a: np.ndarray, q_a: np.ndarray, sd_a: float, lam_b: np.ndarray, q_b: np.ndarray,
+                           sd_b: float) -> np.ndarray:
+    """The chance that a *joint* trial passes — both tenants within their SLA, the measurement's criterion
+    (:mod:`hera.loadgen.confirm`: the normalised tail is the larger of the two) — taking the two tenants' trial
+    noise as independent: the product of their :func:`pass_probability`. The measured boundary of a ray is where
+    it is one half: on a ray where both tenants reach their QPS* together that is below both (each must pass
+    with probability √½), where one binds far earlier it is that tenant's QPS*."""
+    return pass_probability(lam_a, q_a, sd_a) * pass_probability(lam_b, q_b, sd_b)
+
+
 def boundary(a: TenantCurve, b: TenantCurve, split: PairSplit, alone_a: float, alone_b: float, share_a: float,
              interference: Interference, iterations: int = 20) -> BoundaryPoint:
     """Bisection on the scale t of the ray ``t × (share_a · alone_a, (1 − share_a) · alone_b)`` (module doc)."""
@@ -346,7 +381,8 @@ def boundary(a: TenantCurve, b: TenantCurve, split: PairSplit, alone_a: float, a
         lam_a, lam_b = t * da, t * db
         fa, fb = _inflations(a, b, split, lam_a, lam_b, interference)
         ga, gb = a.qps_star(fa)[:r], b.qps_star(fb)[:r]
-        return (lam_a <= ga) & (lam_b <= gb), fa, fb, (lam_a / np.maximum(ga, 1e-12) >= lam_b / np.maximum(gb, 1e-12))
+        ok = joint_pass_probability(lam_a, ga, a.trial_sd, lam_b, gb, b.trial_sd) >= 0.5
+        return ok, fa, fb, (lam_a / np.maximum(ga, 1e-12) >= lam_b / np.maximum(gb, 1e-12))
 
     for _ in range(iterations):
         mid = (lo + hi) / 2
@@ -366,7 +402,7 @@ PREDICTION_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "way
                       "ray_scale", "ray_scale_lo", "ray_scale_hi", "qps_star_a", "qps_star_a_lo", "qps_star_a_hi", "qps_star_b",
                       "qps_star_b_lo", "qps_star_b_hi", "emu", "emu_lo", "emu_hi", "inflation_a", "inflation_b",
                       "binding", "qps_alone_a", "qps_alone_b", "qps_whole_a", "qps_whole_b", "service_scale_a",
-                      "service_scale_b", "measured_ray", "best"]
+                      "service_scale_b", "trial_sd_a", "trial_sd_b", "measured_ray", "best"]
 
 
 def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model_b: str, splits: list[PairSplit],
@@ -407,7 +443,8 @@ def predict_pair(curves: dict[tuple[str, int], TenantCurve], model_a: str, model
                 "inflation_b": float(np.median(p.inflation_b)), "binding": p.binding, "qps_alone_a": qa,
                 "qps_alone_b": qb, "qps_whole_a": whole[model_a], "qps_whole_b": whole[model_b],
                 "service_scale_a": float(np.median(ca.service_scale)),
-                "service_scale_b": float(np.median(cb.service_scale)),
+                "service_scale_b": float(np.median(cb.service_scale)), "trial_sd_a": ca.trial_sd,
+                "trial_sd_b": cb.trial_sd,
                 "measured_ray": any(math.isclose(s, x) for x in measured), "best": False, "note": "",
             })
     df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS + ["note"])
@@ -444,6 +481,19 @@ def alone_qps(scal: pd.DataFrame, model: str, w: int, curves: dict[tuple[str, in
     if not (modelled_near > 0 and math.isfinite(modelled_near)):
         return modelled_w
     return modelled_w * measured / modelled_near
+
+
+def trial_sd(scal: pd.DataFrame, model: str, w: int) -> float:
+    """F2's ``trial_crossing_sd`` of ``model`` on the profiled worker count nearest ``w`` (NaN where the table
+    predates the column or the count had too few trials)."""
+    rows = scal[scal["model"] == model]
+    if "trial_crossing_sd" not in rows.columns or rows.empty:
+        return math.nan
+    rows = rows.dropna(subset=["trial_crossing_sd"])
+    if rows.empty:
+        return math.nan
+    near = nearest(sorted(int(x) for x in rows["workers"]), w)
+    return float(rows[rows["workers"] == near]["trial_crossing_sd"].iloc[0])
 
 
 def harness_ms_per_query(scal: pd.DataFrame, model: str) -> float:
@@ -545,6 +595,8 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     t_curves = time.perf_counter() - t0
     harness = {m: harness_ms_per_query(scal, m) for m in models}
     curves = {k: c.with_harness(harness[k[0]]) for k, c in curves.items()}
+    if config["colocation"].get("trial_noise", True):  # joint trials fail below both boundaries (module doc, 5)
+        curves = {k: c.with_trial_sd(trial_sd(scal, k[0], k[1])) for k, c in curves.items()}
     alone = {(m, w): alone_qps(scal, m, w, curves) for m in models for w in sizes}
     if config["colocation"].get("calibrate", True):  # the node model's level error out, its shape kept
         curves = {k: c.calibrated(alone[k]) for k, c in curves.items()}
@@ -573,6 +625,10 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     known = {m: h for m, h in harness.items() if math.isfinite(h)}
     how += ("; harness CPU per query (ms) " + ", ".join(f"{m} {h:.3g}" for m, h in known.items()) if known
             else "; harness CPU per query unknown (scalability table without it): not counted")
+    noisy = {k: c.trial_sd for k, c in curves.items() if c.trial_sd > 0}
+    how += ("; boundary where a joint trial passes half the time, trial noise in log rate " + ", ".join(
+        f"{m}/{w} {v:.3g}" for (m, w), v in sorted(noisy.items())) if noisy
+        else "; trials taken as exact (colocation.trial_noise off, or no trial_crossing_sd in the scalability table)")
     stamp = (f"predicted from O(N) profiles ({how}): curves {t_curves:.1f} s for {len(curves)} (model, workers), "
              f"{per_pair:.2f} s per pair for {len(splits)} split(s)")
     df["note"] = [f"{n}; {stamp}" if n else stamp for n in df["note"].fillna("")]

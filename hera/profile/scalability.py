@@ -41,7 +41,7 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
            "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "qps_star_model_profile",
            "model_rel_error_profile", "operating_drift", "operating_rate_qps", "operating_queries",
-           "operating_seconds", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
+           "operating_seconds", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
@@ -123,6 +123,46 @@ def drift_summary(trials: pd.DataFrame) -> dict[str, float]:
         return {"service_drift": math.nan, "service_drift_lo": math.nan, "service_drift_hi": math.nan}
     return {"service_drift": float(d.median()), "service_drift_lo": float(d.min()),
             "service_drift_hi": float(d.max())}
+
+
+#: A trial's normalised tail further than this factor from 1 says little about where its crossing lies (the tail
+#: curve is not log-linear that far out): its log is clipped to ±ln(TRIAL_TAIL_CLIP) in :func:`trial_crossing_sd`.
+TRIAL_TAIL_CLIP = math.e
+#: Fewer usable trials than this give no dispersion (NaN).
+MIN_TRIALS_FOR_SD = 3
+
+
+def tail_log_slope(rates_qps: np.ndarray, latency_ms: np.ndarray, at_qps: float) -> float:
+    """``d ln(tail) / d ln(rate)`` of a modelled latency curve at ``at_qps``: the secant over the two grid points
+    on each side (NaN where the curve has no positive points there or does not rise)."""
+    r, lat = np.asarray(rates_qps, float), np.asarray(latency_ms, float)
+    ok = np.isfinite(r) & np.isfinite(lat) & (r > 0) & (lat > 0)
+    r, lat = r[ok], lat[ok]
+    if r.size < 2 or not (math.isfinite(at_qps) and at_qps > 0):
+        return math.nan
+    order = np.argsort(r)
+    lr, ll = np.log(r[order]), np.log(lat[order])
+    i = int(np.clip(np.searchsorted(lr, math.log(at_qps)), 1, lr.size - 1))
+    j0, j1 = max(i - 2, 0), min(i + 2, lr.size - 1)
+    slope = (ll[j1] - ll[j0]) / (lr[j1] - lr[j0])
+    return float(slope) if slope > 0 else math.nan
+
+
+def trial_crossing_sd(rates_qps: np.ndarray, tails_norm: np.ndarray, slope: float) -> float:
+    """How far, in log rate, one confirmation trial on its own would put the crossing: each trial at rate r with
+    normalised tail τ (tail / SLA, control-variate adjusted) says the tail reaches the SLA at ``ln r − ln τ /
+    slope`` (``slope``: :func:`tail_log_slope` of the node model there; ``ln τ`` clipped to ±1); the standard
+    deviation of that over a confirmation's trials, its repeats included. It is the noise of a single trial's
+    verdict — what makes a *joint* trial, which fails when either tenant's tail is over, fail below both tenants'
+    boundaries (:func:`hera.profile.pair_prediction.joint_pass_probability`). NaN with fewer than
+    :data:`MIN_TRIALS_FOR_SD` usable trials or no slope."""
+    r, tau = np.asarray(rates_qps, float), np.asarray(tails_norm, float)
+    ok = np.isfinite(r) & np.isfinite(tau) & (r > 0) & (tau > 0)
+    if int(ok.sum()) < MIN_TRIALS_FOR_SD or not (math.isfinite(slope) and slope > 0):
+        return math.nan
+    clip = math.log(TRIAL_TAIL_CLIP)
+    crossing = np.log(r[ok]) - np.clip(np.log(tau[ok]), -clip, clip) / slope
+    return float(np.std(crossing, ddof=1))
 
 
 def served_model_qps(law: Any, mix: np.ndarray, sla_ms: float, percentile: float, settings: Any,
@@ -260,6 +300,11 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     trials["latency_ms_model"] = [modelled.latency_at(r) for r in trials["rate_qps"]]
     curve = pd.DataFrame(modelled.curve(ms.confidence)).assign(model=model, workers=law.workers, percentile=pct,
                                                               sla_ms=sla["sla_ms"])
+    # the noise of one trial's verdict, in log rate (pair prediction: docs/DESIGN.md "joint trials")
+    slope = tail_log_slope(curve["rate_qps"], curve["latency_ms_model"], res.value if res.value > 0 else start)
+    row["tail_log_slope"] = slope
+    row["trial_crossing_sd"] = trial_crossing_sd(trials["rate_qps"], trials["latency_ms_pct_adjusted"]
+                                                 / float(sla["sla_ms"]), slope)
     return row, trials, curve
 
 
@@ -277,7 +322,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v5", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v6", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
