@@ -12,7 +12,8 @@
 - ``qps-repeatability``: the coefficient of variation of QPS* over independent complete determinations
   (service profile, model, confirmation), each with its own seeds.
 - ``model-agreement``: modelled vs confirmed-measured QPS* for every model at 1 and 2 workers.
-- ``pair-prediction``: predicted vs measured co-located QPS* per tenant, and EMU, over measured pairs.
+- ``pair-prediction``: predicted vs measured co-located QPS* per tenant, and EMU, over measured pairs (and the
+  mean signed EMU error of each measured ray).
 """
 
 from __future__ import annotations
@@ -849,6 +850,9 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
     if n < min_pairs:
         raise HeraError(f"only {n} measured pairs, fewer than --min-pairs {min_pairs}")
     fig["splits"] = sorted({f"{int(r.cores_a)}+{int(r.cores_b)} {r.llc}" for r in df.itertuples()})
+    # where the error sits: the mean signed EMU error (predicted − measured) of each measured ray
+    by_ray = err.groupby(pd.to_numeric(err["share_a"]).round(3))["emu_error"].mean()
+    fig["mean_emu_error_by_ray"] = {f"{s:g}": round(float(v), 4) for s, v in by_ray.items()}
     def num(x: Any) -> float | None:
         return round(float(x), 4) if pd.notna(x) else None
 

@@ -17,3 +17,26 @@ def test_unwritable_out_prints_the_figure_and_fails(tmp_path, capsys):
     cap = capsys.readouterr()
     assert json.loads(cap.out.strip().splitlines()[-1]) == {"efficiency": 0.9}
     assert "cannot write" in cap.err
+
+
+def test_pair_prediction_from_results_says_where_the_error_sits(tmp_path):
+    """From a finished run's measured pairs: the headline errors, and the mean signed EMU error of each ray;
+    fewer measured pairs than asked for, or no table, is a one-line error."""
+    import pytest
+
+    from hera.errors import HeraError
+    from hera.policy.synthetic import prediction_world
+
+    pairs = prediction_world(error=0.2, seed=3)["pairs"]
+    (tmp_path / "colocation").mkdir()
+    pairs.to_csv(tmp_path / "colocation" / "pairs.csv", index=False)
+    models = sorted(set(pairs["model_a"]) | set(pairs["model_b"]))
+    fig = bench.bench_pair_prediction("ci", models, {}, tmp_path, 1)
+    assert fig["points"] == len(pairs) and fig["median_abs_rel_error"] > 0
+    d = (pairs["predicted_emu"] - pairs["emu"]).groupby(pairs["share_a"].round(3)).mean()
+    assert fig["mean_emu_error_by_ray"] == {f"{s:g}": round(float(v), 4) for s, v in d.items()}
+    assert set(fig["mean_emu_error_by_ray"]) == {"0.25", "0.5", "0.75"}
+    with pytest.raises(HeraError, match="fewer than --min-pairs 99"):
+        bench.bench_pair_prediction("ci", models, {}, tmp_path, 99)
+    with pytest.raises(HeraError, match="pairs.csv does not exist"):
+        bench.bench_pair_prediction("ci", models, {}, tmp_path / "none", 1)

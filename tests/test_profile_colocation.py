@@ -144,6 +144,17 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
 def test_served_scale_is_the_first_tenant_to_reach_its_sla():
     assert colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 30.0, "b": 10.0}) == pytest.approx(2.0)
     assert math.isnan(colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 30.0, "b": float("nan")}))
+    # with trial noise: where a joint trial passes half the time; two tenants at the same scale each pass with
+    # probability √½ there, one far ahead leaves the other's scale
+    from scipy.stats import norm
+
+    both = colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 20.0, "b": 10.0}, {"a": 0.2, "b": 0.2})
+    assert both == pytest.approx(2.0 * math.exp(-norm.ppf(math.sqrt(0.5)) * 0.2), rel=1e-6)
+    alone = colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 30.0, "b": 10.0}, {"a": 0.0, "b": 0.2})
+    assert alone == pytest.approx(2.0, rel=1e-6)  # a (exact) passes every trial below its scale 3
+    ahead = colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 30.0, "b": 10.0}, {"a": 0.2, "b": 0.2})
+    assert 1.95 < ahead < 2.0  # a passes 98% of the trials at b's scale 2: b's boundary moves a little
+    assert colocation.served_scale({"a": 10.0, "b": 5.0}, {"a": 30.0, "b": 10.0}, {"a": 0.0, "b": 0.0}) == 2.0
 
 
 def test_select_splits_takes_best_neighbours_and_shared_llc():

@@ -172,12 +172,45 @@ def tenant_model(config: dict[str, Any], samples: pd.DataFrame, workers: int, in
                        common.derived_seed(int(config["seed"]), "tail-model", stream))
 
 
-def served_scale(direction: dict[str, float], qps: dict[str, float]) -> float:
+def served_scale(direction: dict[str, float], qps: dict[str, float], trial_sd: dict[str, float] | None = None,
+                 iterations: int = 60) -> float:
     """The ray's scale where the first tenant reaches its SLA when each tenant's service times are fixed at what
     was served (``qps[t]``: its modelled QPS* so, :meth:`TenantModel.served_qps`): ``min_t qps[t] / direction[t]``;
-    NaN when a tenant's is unknown."""
-    vals = [qps[t] / direction[t] for t in direction]
-    return float(min(vals)) if all(math.isfinite(v) for v in vals) else math.nan
+    with ``trial_sd`` (each tenant's trial noise in log rate, as the prediction has it) where a joint trial
+    passes half the time (:func:`hera.profile.pair_prediction.joint_pass_probability`), as the prediction puts
+    its boundary. NaN when a tenant's is unknown."""
+    from hera.profile.pair_prediction import pass_probability
+
+    vals = {t: qps[t] / direction[t] for t in direction}
+    if not all(math.isfinite(v) for v in vals.values()):
+        return math.nan
+    first = float(min(vals.values()))
+    sd = {t: float((trial_sd or {}).get(t, 0.0) or 0.0) for t in direction}
+    if first <= 0 or not any(v > 0 for v in sd.values()):
+        return first
+
+    def passes(scale: float) -> bool:
+        p = 1.0
+        for t in direction:
+            p *= float(pass_probability(np.array([scale]), np.array([vals[t]]), sd[t])[0])
+        return p >= 0.5
+
+    lo, hi = first * 0.25, first  # every tenant passes at most half the time at the first one's QPS*
+    while not passes(lo) and lo > first * 1e-6:
+        lo /= 2
+    for _ in range(iterations):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if passes(mid) else (lo, mid)
+    return lo
+
+
+def _number(x: Any) -> float:
+    """A prediction cell as a float (0 where absent or NaN: a prediction without trial noise)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return 0.0
+    return v if math.isfinite(v) else 0.0
 
 
 def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str], models: tuple[str, str],
@@ -214,8 +247,11 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     w_a, w_b = share_a * alone[na] / whole[na], (1 - share_a) * alone[nb] / whole[nb]
     drift = {t: drift_summary(res.trials[res.trials["tenant"] == t])["service_drift"] for t in names}
     # the prediction's boundary model on the service times as served (each tenant's law x its measured drift):
-    # what is left of the error once the interference prediction's miss (the drift) is taken out
-    served = served_scale(direction, {t: tms[t].served_qps(sla[m]["sla_ms"], drift[t]) for t, m in zip(names, models)})
+    # what is left of the error once the interference prediction's miss (the drift) is taken out; the boundary
+    # read as the prediction reads it (each tenant's trial noise, where the prediction has it)
+    noise = {na: _number(pred.get("trial_sd_a")), nb: _number(pred.get("trial_sd_b"))}
+    served = served_scale(direction, {t: tms[t].served_qps(sla[m]["sla_ms"], drift[t]) for t, m in zip(names, models)},
+                          noise)
     row = {
         "model_a": ma, "model_b": mb, **split.key(), "llc": "shared" if split.ways_a is None
         else f"{split.ways_a}/{split.ways_b}", "share_a": float(share_a),
@@ -290,7 +326,7 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
         chosen.append((by_key[(ca, cb, wa, wb)], why))
     names = (common.tenant_name(ma, mb, "a"), common.tenant_name(mb, ma, "b"))
     scal_fp = scal[["model", "workers", "qps_star"]].sort_values(["model", "workers"]).to_dict("records")
-    fp = common.fingerprint("colocation-v3", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
+    fp = common.fingerprint("colocation-v4", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
                             pred[["cores_a", "cores_b", "llc", "share_a", "ray_scale"]].to_dict("records"))
     table = common.ResumableTable(out, COLUMNS, KEY, fp)
     trials_t = common.ResumableTable(Path(out).with_name(Path(out).stem + ".trials.csv"), TRIAL_COLUMNS, KEY, fp)

@@ -483,13 +483,18 @@ def alone_qps(scal: pd.DataFrame, model: str, w: int, curves: dict[tuple[str, in
     return modelled_w * measured / modelled_near
 
 
+def _f2_rows(scal: pd.DataFrame, model: str, column: str) -> pd.DataFrame:
+    """``model``'s F2 rows with a value in ``column`` (none where the table predates the column)."""
+    rows = scal[scal["model"] == model]
+    if column not in rows.columns:
+        return rows.iloc[0:0]
+    return rows.dropna(subset=[column])
+
+
 def trial_sd(scal: pd.DataFrame, model: str, w: int) -> float:
     """F2's ``trial_crossing_sd`` of ``model`` on the profiled worker count nearest ``w`` (NaN where the table
     predates the column or the count had too few trials)."""
-    rows = scal[scal["model"] == model]
-    if "trial_crossing_sd" not in rows.columns or rows.empty:
-        return math.nan
-    rows = rows.dropna(subset=["trial_crossing_sd"])
+    rows = _f2_rows(scal, model, "trial_crossing_sd")
     if rows.empty:
         return math.nan
     near = nearest(sorted(int(x) for x in rows["workers"]), w)
@@ -499,10 +504,7 @@ def trial_sd(scal: pd.DataFrame, model: str, w: int) -> float:
 def harness_ms_per_query(scal: pd.DataFrame, model: str) -> float:
     """The harness CPU per query of ``model``'s traffic (ms), from its F2 rows with the fewest workers (where the
     harness ran on a core of its own); NaN where the table predates the column."""
-    rows = scal[scal["model"] == model]
-    if "harness_cpu_ms_per_query" not in rows.columns or rows.empty:
-        return math.nan
-    rows = rows.dropna(subset=["harness_cpu_ms_per_query"])
+    rows = _f2_rows(scal, model, "harness_cpu_ms_per_query")
     if rows.empty:
         return math.nan
     return float(rows.sort_values("workers")["harness_cpu_ms_per_query"].iloc[0])
