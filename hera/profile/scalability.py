@@ -41,7 +41,8 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
            "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "qps_star_model_profile",
            "model_rel_error_profile", "operating_drift", "operating_rate_qps", "operating_queries",
-           "operating_seconds", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule", "llc_partitioning", "scale", "note"]
+           "operating_seconds", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule", "llc_partitioning",
+           "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
                  "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
@@ -300,7 +301,8 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     trials["latency_ms_model"] = [modelled.latency_at(r) for r in trials["rate_qps"]]
     curve = pd.DataFrame(modelled.curve(ms.confidence)).assign(model=model, workers=law.workers, percentile=pct,
                                                               sla_ms=sla["sla_ms"])
-    # the noise of one trial's verdict, in log rate (pair prediction: docs/DESIGN.md "joint trials")
+    # the noise of one trial's verdict, in log rate (pair prediction: docs/DESIGN.md, "The boundary as a joint
+    # trial measures it")
     slope = tail_log_slope(curve["rate_qps"], curve["latency_ms_model"], res.value if res.value > 0 else start)
     row["tail_log_slope"] = slope
     row["trial_crossing_sd"] = trial_crossing_sd(trials["rate_qps"], trials["latency_ms_pct_adjusted"]
