@@ -176,16 +176,16 @@ def served_scale(direction: dict[str, float], qps: dict[str, float], trial_sd: d
                  iterations: int = 60) -> float:
     """The ray's scale where the first tenant reaches its SLA when each tenant's service times are fixed at what
     was served (``qps[t]``: its modelled QPS* so, :meth:`TenantModel.served_qps`): ``min_t qps[t] / direction[t]``;
-    with ``trial_sd`` (each tenant's trial noise in log rate, as the prediction has it) where a joint trial
-    passes half the time (:func:`hera.profile.pair_prediction.joint_pass_probability`), as the prediction puts
-    its boundary. NaN when a tenant's is unknown."""
+    with ``trial_sd`` (each tenant's trial noise in log rate, as the prediction has it; None, NaN or 0: taken as
+    exact) where a joint trial passes half the time (:func:`hera.profile.pair_prediction.joint_pass_probability`),
+    as the prediction puts its boundary. NaN when a tenant's is unknown."""
     from hera.profile.pair_prediction import pass_probability
 
     vals = {t: qps[t] / direction[t] for t in direction}
     if not all(math.isfinite(v) for v in vals.values()):
         return math.nan
     first = float(min(vals.values()))
-    sd = {t: float((trial_sd or {}).get(t, 0.0) or 0.0) for t in direction}
+    sd = {t: float((trial_sd or {}).get(t) or 0.0) for t in direction}  # NaN stays NaN: exact, as 0
     if first <= 0 or not any(v > 0 for v in sd.values()):
         return first
 
@@ -202,15 +202,6 @@ def served_scale(direction: dict[str, float], qps: dict[str, float], trial_sd: d
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if passes(mid) else (lo, mid)
     return lo
-
-
-def _number(x: Any) -> float:
-    """A prediction cell as a float (0 where absent or NaN: a prediction without trial noise)."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return 0.0
-    return v if math.isfinite(v) else 0.0
 
 
 def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str], models: tuple[str, str],
@@ -249,7 +240,7 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     # the prediction's boundary model on the service times as served (each tenant's law x its measured drift):
     # what is left of the error once the interference prediction's miss (the drift) is taken out; the boundary
     # read as the prediction reads it (each tenant's trial noise, where the prediction has it)
-    noise = {na: _number(pred.get("trial_sd_a")), nb: _number(pred.get("trial_sd_b"))}
+    noise = {na: pred.get("trial_sd_a"), nb: pred.get("trial_sd_b")}
     served = served_scale(direction, {t: tms[t].served_qps(sla[m]["sla_ms"], drift[t]) for t, m in zip(names, models)},
                           noise)
     row = {
