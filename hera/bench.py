@@ -694,6 +694,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "measuring")
     pp.set_defaults(func=_cmd_pair_prediction)
 
+    ds = bsub.add_parser("des", help="cost of the node model where the pipeline calls it (compiled event loop)")
+    common(ds, model=False)
+    ds.add_argument("--workers", type=int, default=1, help="worker count of the modelled node (default 1)")
+    ds.add_argument("--service", type=Path, help="a service profile (results/<scale>/profile/service/M.parquet; "
+                                                 "default: a synthetic law of the same shape)")
+    ds.add_argument("--repeats", type=int, default=3, help="timed calls, the shortest reported (default 3)")
+    ds.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    ds.set_defaults(func=_cmd_des)
+
     rs = bsub.add_parser("runs", help="headline numbers of several complete pipeline runs and their spread")
     rs.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
                     help="two or more results folders of complete runs (results/<scale> of each clone, or "
@@ -702,6 +711,75 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
     rs.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/runs.json)")
     rs.set_defaults(func=_cmd_runs)
+
+
+def _synthetic_law(workers: int, batch_size: int, seed: int):
+    """A service law shaped like a measured one (gamma samples, 1 ms + 0.1 ms per item, 200 per size and
+    regime): what a simulation step costs does not depend on the values."""
+    import numpy as np
+
+    from hera.queueing.service import ServiceLaw
+
+    g = np.random.default_rng(seed)
+    sizes = sorted({1, 2, 4, 8, 16, 32, batch_size} | {int(x) for x in g.integers(1, batch_size, 8)})
+    pools = {r: {s: g.gamma(4.0, (f + 0.1 * f * s) / 4.0, 200) for s in sizes}
+             for r, f in (("light", 1.0), ("saturated", 1.2))}
+    return ServiceLaw(workers, batch_size, pools["light"], pools["saturated"], g.gamma(2.0, 0.05, 200), 0.02)
+
+
+def _best_of(fn, repeats: int) -> float:
+    """Shortest wall time (s) of ``repeats`` calls (the least disturbed by the rest of the machine)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_des(study: dict[str, Any], workers: int, service: Path | None, repeats: int) -> dict[str, Any]:
+    """What the node model costs where the pipeline calls it: one F2 model solve (the study's ``model``
+    settings), one trial's control variate for one tenant (its replay through the model plus the expected tail
+    at a new rate), and the compiled event loop against the same loop run by the interpreter (their outputs
+    must be identical)."""
+    import numpy as np
+
+    from hera.profile.scalability import confirm_warmup, model_settings
+    from hera.profile.service import mix_sizes, read_samples, service_law
+    from hera.queueing.des import simulate
+    from hera.queueing.qps import TailModel, modelled_qps_star, unloaded_quantiles
+
+    batch, pct, warm = int(study["batch_size"]), float(study["sla"]["percentile"]), confirm_warmup(study)
+    law = (service_law(read_samples(service), workers, batch, source=str(service)) if service
+           else _synthetic_law(workers, batch, int(study["seed"])))
+    settings = model_settings(study, "bench-des")
+    mix = mix_sizes(study, max(settings.n_queries, 4000), int(study["seed"]))
+    t0 = time.perf_counter()
+    simulate(law, np.arange(4.0), mix[:4])  # compiles the loop, or loads it from its on-disk cache
+    first_call_s = time.perf_counter() - t0
+    sla_ms = 3.0 * unloaded_quantiles(law, mix[:2000], (0.99,))[0.99]  # the study's SLA rule, on this law
+    solved = []
+    solve_s = _best_of(lambda: solved.append(modelled_qps_star(law, mix, sla_ms, pct, settings)), repeats)
+    rate = solved[-1].qps_star if solved[-1].qps_star > 0 else 0.5 * law.capacity_qps(mix)
+    n = int(study["confirm"]["min_queries"]) + warm
+    g = np.random.default_rng(1)
+    chunks = [(np.cumsum(g.exponential(1 / rate, n)), mix[g.integers(0, mix.size, n)], np.arange(n) >= warm)
+              for _ in range(2)]
+    tm = TailModel(law, mix, pct, seed=1)
+    new_rate = iter(rate * (1 + 1e-6 * np.arange(1, repeats + 1)))  # a new rate each time: nothing cached
+    replay_s = _best_of(lambda: (tm.realised(chunks), tm.expected_log_tail(next(new_rate), [n - warm] * 2, warm)),
+                        repeats)
+    arrivals = np.cumsum(g.exponential(1 / rate, (200, 8)), axis=0)
+    out = {}
+    times = {c: _best_of(lambda c=c: out.__setitem__(c, simulate(law, arrivals, mix[:200],
+                                                                 rng=np.random.default_rng(3), compiled=c)),
+                         1 if not c else repeats) for c in (False, True)}
+    return {"workers": workers, "service": str(service) if service else "synthetic", "sla_ms": round(sla_ms, 3),
+            "modelled_qps_star": round(solved[-1].qps_star, 3), "first_call_s": round(first_call_s, 3),
+            "model_solve_s": round(solve_s, 4), "control_variate_per_trial_ms": round(1e3 * replay_s, 2),
+            "loop_interpreted_s": round(times[False], 4), "loop_compiled_s": round(times[True], 5),
+            "compiled_speedup": round(times[False] / times[True], 1),
+            "identical": bool(np.array_equal(out[False], out[True])), "repeats": repeats}
 
 
 def _study(scale: str, path: Path | None) -> dict[str, Any]:
@@ -939,6 +1017,15 @@ def _cmd_serving(args) -> int:
         fig = bench_serving(args.model, args.scale, _cores(args.cores), args.batch_size, args.duration_s,
                             study["search"], args.sla_ms)
     return _emit(f"serving-{args.model}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_des(args) -> int:
+    if args.workers < 1 or args.repeats < 1:
+        raise HeraError(f"bench des: --workers and --repeats must be >= 1, got {args.workers} and {args.repeats}")
+    if args.service is not None and not args.service.is_file():
+        raise HeraError(f"bench des: no service profile at {args.service}")
+    fig = bench_des(_study(args.scale, args.config), args.workers, args.service, args.repeats)
+    return _emit(f"des-{args.workers}", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_dispatch(args) -> int:

@@ -40,3 +40,25 @@ def test_pair_prediction_from_results_says_where_the_error_sits(tmp_path):
         bench.bench_pair_prediction("ci", models, {}, tmp_path, 99)
     with pytest.raises(HeraError, match="pairs.csv does not exist"):
         bench.bench_pair_prediction("ci", models, {}, tmp_path / "none", 1)
+
+
+def test_des_bench_reports_the_model_costs_and_a_bit_identical_loop(tmp_path, capsys):
+    from hera.cli import main
+
+    out = tmp_path / "des.json"
+    assert main(["bench", "des", "--scale", "ci", "--repeats", "1", "--out", str(out)]) == 0
+    fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fig["identical"] is True and fig["service"] == "synthetic" and fig["modelled_qps_star"] > 0
+    assert fig["model_solve_s"] > 0 and fig["control_variate_per_trial_ms"] > 0 and fig["compiled_speedup"] > 0
+    assert json.loads(out.read_text())["figure"] == fig
+
+
+def test_des_bench_bad_input_is_one_line(tmp_path, capsys):
+    from hera.cli import main
+
+    assert main(["bench", "des", "--scale", "ci", "--workers", "0", "--out", str(tmp_path / "a.json")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--workers" in err
+    assert main(["bench", "des", "--scale", "ci", "--service", str(tmp_path / "none.parquet")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none.parquet" in err

@@ -13,13 +13,16 @@ What it simulates is exactly what the node does (docs/DESIGN.md, "Queueing model
 6. the query is done when its last sub-batch ends; latency = end − arrival.
 
 A lane is one independent copy of the node (one rate, one bootstrap replicate of the service samples, one
-arrival seed): all lanes advance together, one sub-batch per step, so a step costs a few numpy operations on
-arrays of ``lanes × workers`` whatever the number of lanes. Lanes share the query sizes (common random
-numbers), which keeps latency-vs-rate curves smooth.
+arrival seed). Lanes share the query sizes and the random numbers of a replicate (common random numbers), which
+keeps latency-vs-rate curves smooth. The event loop (:func:`_lanes`, one pass over the sub-batches per lane) is
+compiled with Numba (cached on disk after a process's first call): the simulation runs inside every measured
+trial as its control variate and at every model solve, and a loop in the interpreter, even one vectorised over
+lanes, cost about a tenth of each measurement stage's time (``hera bench des`` prints what it costs now).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +30,6 @@ import numpy as np
 from hera.errors import ConfigError
 from hera.queueing.service import ServiceLaw
 
-CHUNK_STEPS = 1024  # random numbers are drawn for this many sub-batches at a time
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,21 @@ class Pools:
         else:
             self.dispatch = np.broadcast_to(base, (replicates, base.size))
 
+    @functools.cached_property
+    def flat(self) -> tuple[np.ndarray, ...]:
+        """The pools as the compiled loop reads them: per regime a ``[replicates, Σ n]`` array with every size's
+        samples side by side, the offset of each size's block and its length (light, then saturated)."""
+        out: list[np.ndarray] = []
+        for pools in (self.light, self.saturated):
+            n = np.array([p.shape[1] for p in pools], np.int64)
+            out += [np.ascontiguousarray(np.concatenate([np.asarray(p, float) for p in pools], axis=1)),
+                    np.concatenate([[0], np.cumsum(n)[:-1]]).astype(np.int64), n]
+        return tuple(out)
+
 
 def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, replicate: np.ndarray | None = None,
              pools: Pools | None = None, rng: np.random.Generator | None = None,
-             spans: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+             spans: bool = False, compiled: bool = True) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Latency (ms) of every query in every lane.
 
     ``arrivals_s``: ``float[N]`` (one lane) or ``float[N, L]`` arrival times in seconds (increasing along N);
@@ -89,7 +102,8 @@ def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, repl
     Returns ``float[N, L]`` (``float[N]`` for a 1-D ``arrivals_s``); with ``spans`` also each query's *span*
     (ms, same shape): from the start of its first sub-batch to the end of its last — what the node reports as
     a query's ``t_end − t_start``, so a measured trial's spans can be set against the model's for the very same
-    arrivals and sizes (:meth:`hera.queueing.qps.TailModel.realised`).
+    arrivals and sizes (:meth:`hera.queueing.qps.TailModel.realised`). ``compiled=False`` runs the same event
+    loop in the interpreter (a check of the compiled one; hundreds of times slower).
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     arr = np.asarray(arrivals_s, dtype=float)
@@ -106,56 +120,71 @@ def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, repl
     rep = np.zeros(lanes, np.int64) if replicate is None else np.asarray(replicate, np.int64)
     if rep.shape != (lanes,):
         raise ConfigError("queue model: one replicate index per lane is needed")
-    w = int(law.workers)
-    gap_s = float(law.gap_ms) / 1e3
-    lane_ix = np.arange(lanes)
     n_rep = int(rep.max()) + 1
     # random numbers are drawn per replicate, not per lane: lanes of one replicate (different rates) see the
     # same dispatch delays and service draws at the same sub-batch (common random numbers)
     nd = pools.dispatch.shape[1]
     d_idx = (rng.random((n, n_rep)) * nd).astype(np.int64)[:, rep]
     ready = arr + pools.dispatch[rep[None, :], d_idx] / 1e3
-    free = np.zeros((lanes, w))
-    end = np.empty((n, lanes))
-    first_start = np.empty((n, lanes)) if spans else None
-    q_end = np.zeros(lanes)
-    loaded = np.zeros(lanes, bool)
+    u = rng.random((plan.query.size, n_rep))
     size_code = np.array([pools.code[int(s)] for s in plan.size], np.int64)
-    n_light = [p.shape[1] for p in pools.light]
-    n_sat = [p.shape[1] for p in pools.saturated]
-    m = plan.query.size
-    for c0 in range(0, m, CHUNK_STEPS):
-        c1 = min(m, c0 + CHUNK_STEPS)
-        u = rng.random((c1 - c0, n_rep))[:, rep]
-        for j in range(c0, c1):
-            q = plan.query[j]
-            a = ready[q]
-            if plan.first[j]:
-                loaded = (free.max(axis=1) if w > 1 else free[:, 0]) > arr[q]
-            code = size_code[j]
-            uj = u[j - c0]
-            s_light = pools.light[code][rep, (uj * n_light[code]).astype(np.int64)]
-            s_sat = pools.saturated[code][rep, (uj * n_sat[code]).astype(np.int64)]
-            s = np.where(loaded, s_sat, s_light) / 1e3
-            if w == 1:
-                start = np.maximum(a, free[:, 0])
-                fin = start + s
-                free[:, 0] = fin + gap_s
-            else:
-                k = free.argmin(axis=1)
-                start = np.maximum(a, free[lane_ix, k])
-                fin = start + s
-                free[lane_ix, k] = fin + gap_s
-            q_end = fin if plan.first[j] else np.maximum(q_end, fin)
-            if spans and plan.first[j]:
-                first_start[q] = start
-            if plan.last[j]:
-                end[q] = q_end
+    end = np.empty((n, lanes))
+    first_start = np.empty((n, lanes) if spans else (1, 1))
+    (_kernel() if compiled else _lanes)(np.ascontiguousarray(arr), ready, np.ascontiguousarray(rep), plan.query, plan.first, plan.last, size_code, u, *pools.flat, int(law.workers),
+              float(law.gap_ms) / 1e3, bool(spans), end, first_start)
     lat_ms = (end - arr) * 1e3
     if not spans:
         return lat_ms[:, 0] if one else lat_ms
     span_ms = (end - first_start) * 1e3
     return (lat_ms[:, 0], span_ms[:, 0]) if one else (lat_ms, span_ms)
+
+
+def _lanes(arr, ready, rep, query, first, last, size_code, u, light, light_off, light_n, sat, sat_off, sat_n,
+           workers, gap_s, spans, end, first_start):  # pragma: no cover - run compiled (``_kernel``)
+    """The event loop of :func:`simulate` for every lane (steps 3-6 of the module doc); writes ``end`` (s) and,
+    with ``spans``, ``first_start`` (s) of each query. ``u[j, r]`` is the uniform that picks sub-batch j's
+    service sample in replicate r; a worker's ``free`` time starts at 0 and the first free worker (lowest
+    index on ties) takes the next sub-batch."""
+    lanes = arr.shape[1]
+    m = query.size
+    free = np.zeros(workers)
+    for lane in range(lanes):
+        r = rep[lane]
+        free[:] = 0.0
+        q_end = 0.0
+        loaded = False
+        for j in range(m):
+            q = query[j]
+            if first[j]:
+                busy = free[0]
+                for k in range(1, workers):
+                    busy = max(busy, free[k])
+                loaded = busy > arr[q, lane]
+            code = size_code[j]
+            if loaded:
+                s = sat[r, sat_off[code] + np.int64(u[j, r] * sat_n[code])] / 1e3
+            else:
+                s = light[r, light_off[code] + np.int64(u[j, r] * light_n[code])] / 1e3
+            k_free, t_free = 0, free[0]
+            for k in range(1, workers):
+                if free[k] < t_free:
+                    k_free, t_free = k, free[k]
+            start = max(ready[q, lane], t_free)
+            fin = start + s
+            free[k_free] = fin + gap_s
+            q_end = fin if first[j] else max(q_end, fin)
+            if spans and first[j]:
+                first_start[q, lane] = start
+            if last[j]:
+                end[q, lane] = q_end
+
+
+@functools.cache
+def _kernel():
+    """:func:`_lanes` compiled by Numba (imported here, so that importing this module stays cheap)."""
+    import numba
+
+    return numba.njit(cache=True)(_lanes)
 
 
 def poisson_unit_arrivals(n: int, lanes: int, rng: np.random.Generator) -> np.ndarray:
