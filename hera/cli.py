@@ -20,7 +20,7 @@ COMMAND_MODULES = [
     "hera.zoo.cli",
     "hera.workload.cli",
     "hera.loadgen.cli",
-    "hera.policy.cli",
+    "hera.policy_cli",
     "hera.report.cli",
     "hera.results_cli",
     "hera.tables_cli",

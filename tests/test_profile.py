@@ -161,3 +161,37 @@ def test_parse_perf_csv_and_counter_rows():
 def test_latency_measure_rejects_unknown_runner():
     with pytest.raises(HeraError, match="unknown runner"):
         common.NodeOptions(runner="gpu")
+
+
+@pytest.mark.parametrize("runner, starts_node, prestarts", [("zoo", True, True), ("zoo", False, False),
+                                                            ("synthetic", True, False)])
+def test_load_study_prestarts_the_forkserver_only_for_nodes_of_built_models(study, monkeypatch, runner,
+                                                                            starts_node, prestarts):
+    """A command that will start a node of built models starts the workers' forkserver (torch and torchrec
+    imports) while it prepares; one that starts no node, or the synthetic runner, does not."""
+    import argparse
+
+    from hera.harness.cli import load_study
+    from hera.server import worker
+
+    calls = []
+    monkeypatch.setattr(worker, "prestart_forkserver", lambda preload_zoo=True: calls.append(preload_zoo))
+    args = argparse.Namespace(config=study[1], overrides=[], runner=runner, models_root=None, datasets_root=None)
+    config, opts = load_study(args, starts_node=starts_node)
+    assert config["scale"] and opts.runner == runner
+    assert calls == ([True] if prestarts else [])
+
+
+def test_load_study_with_a_bad_config_starts_nothing(tmp_path, monkeypatch):
+    import argparse
+
+    from hera.harness.cli import load_study
+    from hera.server import worker
+
+    calls = []
+    monkeypatch.setattr(worker, "prestart_forkserver", lambda preload_zoo=True: calls.append(preload_zoo))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scale: ci\nno_such_key: 1\n")
+    with pytest.raises(HeraError):
+        load_study(argparse.Namespace(config=bad, overrides=[], runner="zoo", models_root=None, datasets_root=None))
+    assert calls == []

@@ -50,6 +50,23 @@ def test_inflation_is_stratified_by_sub_batch_size():
     assert plain > 1.5 and est.lo <= 1.0 <= est.hi and abs(est.value - 1) < 0.05
 
 
+def test_bootstrap_replicates_at_once_equal_one_at_a_time():
+    """The vectorised replicates (all rows of multiplicities at once) give each replicate's own statistic: p95
+    exactly, the mean to rounding; a size missing from a replicate leaves the others their shares."""
+    rng = np.random.default_rng(4)
+    for per_size in ({64: 40, 8: 20, 1: 2}, {16: 7}, {64: 200, 4: 1}):
+        s = _samples(rng, per_size, 0.05)
+        r = stats._Resampler(s, stats.shares(s))
+        mults = r.multiplicities(rng, 150)
+        for statistic in ("mean", "p95"):
+            one = np.array([r.stat(statistic, row) for row in mults])
+            np.testing.assert_allclose(r.stats(statistic, mults), one, rtol=1e-12, atol=0)
+            if statistic == "p95":
+                assert np.array_equal(r.stats(statistic, mults), one)
+    with pytest.raises(ValueError, match="unknown statistic"):
+        r.stats("p50", mults)
+
+
 def test_reporter_slowdown_is_a_ratio_of_medians_with_an_interval():
     rng = np.random.default_rng(3)
     alone = rng.normal(10.0, 0.3, 60)

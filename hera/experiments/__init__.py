@@ -7,5 +7,5 @@
 - :mod:`~hera.experiments.cli` — ``hera experiment latency-vs-load | load-change``.
 
 The policy comparisons on profiles (``hera policy evaluate``, ``hera cluster provision``) live in
-:mod:`hera.policy.cli`. The report layer reads the tables these write; it never imports this package.
+:mod:`hera.policy_cli`. The report layer reads the tables these write; it never imports this package.
 """

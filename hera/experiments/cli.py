@@ -9,7 +9,7 @@ Common options as in ``hera profile``: ``--set key=value``, ``--models-root`` / 
 models and sample libraries), ``--resctrl-root``, ``--runner synthetic`` (tiny built-in model: tests only).
 
 ``hera policy evaluate`` and ``hera cluster provision`` (the policy comparisons on measured profiles that feed
-these experiments) are registered by :mod:`hera.policy.cli`.
+these experiments) are registered by :mod:`hera.policy_cli`.
 """
 
 from __future__ import annotations

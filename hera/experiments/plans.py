@@ -1,6 +1,6 @@
 """``policy/plans.json`` → what the serving experiments deploy on the real node.
 
-``hera policy evaluate`` (:mod:`hera.policy.cli`) writes::
+``hera policy evaluate`` (:mod:`hera.policy_cli`) writes::
 
     {"node": {"cores": C, "llc_ways": W | null}, "models": [...],
      "plans": {policy: [{"tenants": [{"model", "cores", "llc_ways", "capacity_qps"}, ...], "emu"}, ...]}}

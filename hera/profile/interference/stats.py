@@ -105,6 +105,34 @@ class _Resampler:
         w = m * share[self.size_idx] / np.where(per_size > 0, per_size, 1.0)[self.size_idx]
         return _statistic(self.values, w, statistic)
 
+    def stats(self, statistic: str, mults: np.ndarray) -> np.ndarray:
+        """:meth:`stat` under each row of query multiplicities ``mults`` (replicates x clusters) at once: the
+        same weights, one sort of the values for every replicate."""
+        r = mults.shape[0]
+        if not self.values.size:
+            return np.full(r, math.nan)
+        m = mults[:, self.cluster].astype(float)                                   # (r, n)
+        per_size = m @ (self.size_idx[:, None] == np.arange(self.share.size)).astype(float)  # integer counts: exact
+        present = per_size > 0
+        share = np.where(present, self.share, 0.0)
+        total = share.sum(axis=1, keepdims=True)
+        share = share / np.where(total > 0, total, 1.0)
+        w = m * share[:, self.size_idx] / np.where(present, per_size, 1.0)[:, self.size_idx]
+        wsum = w.sum(axis=1)
+        out = np.full(r, math.nan)
+        ok = present.any(axis=1) & (wsum > 0)
+        if statistic == "mean":
+            out[ok] = (w[ok] * self.values).sum(axis=1) / wsum[ok]
+        elif statistic == "p95":  # numpy's weighted inverted_cdf: the first sorted value whose CDF reaches 0.95
+            order = np.argsort(self.values, kind="stable")
+            cdf = np.cumsum(w[:, order], axis=1)
+            cdf /= np.where(cdf[:, -1:] > 0, cdf[:, -1:], 1.0)
+            idx = np.minimum((cdf < 0.95).sum(axis=1), self.values.size - 1)
+            out[ok] = self.values[order][idx][ok]
+        else:
+            raise ValueError(f"unknown statistic {statistic!r}; known: {', '.join(STATISTICS)}")
+        return out
+
     def multiplicities(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.multinomial(self.n_clusters, np.full(self.n_clusters, 1.0 / self.n_clusters), size=n)
 
@@ -141,7 +169,8 @@ def inflation(base: Samples, point: Samples, statistic: str = "mean", *, replica
     value = rp.stat(statistic) / rb.stat(statistic)
     rng = rng or np.random.default_rng(0)
     mb, mp = rb.multiplicities(rng, replicates), rp.multiplicities(rng, replicates)
-    reps = np.array([rp.stat(statistic, mp[i]) / rb.stat(statistic, mb[i]) for i in range(replicates)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = rp.stats(statistic, mp) / rb.stats(statistic, mb)
     lo, hi = _interval(reps, confidence)
     return Estimate(float(value), min(lo, value), max(hi, value))
 
