@@ -163,35 +163,13 @@ def test_latency_measure_rejects_unknown_runner():
         common.NodeOptions(runner="gpu")
 
 
-@pytest.mark.parametrize("runner, starts_node, prestarts", [("zoo", True, True), ("zoo", False, False),
-                                                            ("synthetic", True, False)])
-def test_load_study_prestarts_the_forkserver_only_for_nodes_of_built_models(study, monkeypatch, runner,
-                                                                            starts_node, prestarts):
-    """A command that will start a node of built models starts the workers' forkserver (torch and torchrec
-    imports) while it prepares; one that starts no node, or the synthetic runner, does not."""
-    import argparse
+def test_a_started_node_says_how_long_after_the_command_start_it_was_ready(study, capsys):
+    from hera.harness.nodes import NodeOptions, TenantPlan, since_process_start_s, start_node
 
-    from hera.harness.cli import load_study
-    from hera.server import worker
-
-    calls = []
-    monkeypatch.setattr(worker, "prestart_forkserver", lambda preload_zoo=True: calls.append(preload_zoo))
-    args = argparse.Namespace(config=study[1], overrides=[], runner=runner, models_root=None, datasets_root=None)
-    config, opts = load_study(args, starts_node=starts_node)
-    assert config["scale"] and opts.runner == runner
-    assert calls == ([True] if prestarts else [])
-
-
-def test_load_study_with_a_bad_config_starts_nothing(tmp_path, monkeypatch):
-    import argparse
-
-    from hera.harness.cli import load_study
-    from hera.server import worker
-
-    calls = []
-    monkeypatch.setattr(worker, "prestart_forkserver", lambda preload_zoo=True: calls.append(preload_zoo))
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("scale: ci\nno_such_key: 1\n")
-    with pytest.raises(HeraError):
-        load_study(argparse.Namespace(config=bad, overrides=[], runner="zoo", models_root=None, datasets_root=None))
-    assert calls == []
+    cfg, _ = study
+    cpu = min(os.sched_getaffinity(0))
+    with start_node(cfg, [TenantPlan("t", "syn", (cpu,), 8, 64)], NodeOptions(runner="synthetic")) as node:
+        assert node.submit("t", 0, 4).result(10).ok
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("[node] t: ready "))
+    ready = float(line.split("ready ")[1].split(" s")[0])
+    assert 0 < ready <= since_process_start_s()

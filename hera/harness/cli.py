@@ -18,18 +18,11 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
                    help="zoo (default): built TorchRec models; synthetic: a tiny built-in model (tests only)")
 
 
-def load_study(args: argparse.Namespace, starts_node: bool = True) -> tuple[dict[str, Any], NodeOptions]:
-    """The validated study config (``--config`` with ``--set`` overrides) and the node options of ``args``.
-
-    ``starts_node``: the command will start a node of built models, so the workers' forkserver starts now and
-    imports torch and torchrec while the command prepares (:func:`hera.server.worker.prestart_forkserver`)."""
+def load_study(args: argparse.Namespace) -> tuple[dict[str, Any], NodeOptions]:
+    """The validated study config (``--config`` with ``--set`` overrides) and the node options of ``args``."""
     from hera import config as cfgmod
 
     config = cfgmod.load(args.config, overrides=args.overrides)
     opts = NodeOptions(runner=args.runner, models_root=args.models_root, datasets_root=args.datasets_root,
                        resctrl_root=getattr(args, "resctrl_root", None))
-    if starts_node and opts.runner == "zoo":
-        from hera.server.worker import prestart_forkserver
-
-        prestart_forkserver(preload_zoo=True)
     return config, opts

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -71,6 +73,13 @@ def node_config(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpt
     return config_from_dict(d)
 
 
+def since_process_start_s() -> float:
+    """Seconds since this process was created (``psutil``: the kernel's start time, 10 ms resolution)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
 @contextlib.contextmanager
 def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOptions) -> Iterator[Any]:
     """A started :class:`hera.server.Node` serving ``tenants``; stopped (without draining) on exit.
@@ -87,6 +96,8 @@ def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpti
             cfg = dataclasses.replace(cfg, harness_cores=tuple(harness))
         node = Node(cfg)
         node.start()
+        print(f"[node] {', '.join(t.name for t in tenants)}: ready {since_process_start_s():.2f} s after the command "
+              f"started", file=sys.stderr, flush=True)
         try:
             yield node
         finally:

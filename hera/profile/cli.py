@@ -194,7 +194,7 @@ def _cmd_predict_pairs(args: argparse.Namespace) -> int:
 
     from hera.profile import pair_prediction
 
-    config, opts = load_study(args, starts_node=False)
+    config, opts = load_study(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     services = {_model_of(p): str(p) for p in args.service}
     interference = pair_prediction.interference_from_files(

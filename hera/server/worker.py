@@ -205,15 +205,3 @@ def mp_context(kind: str, preload_zoo: bool = False) -> Any:
             ctx.set_forkserver_preload(mods)
         _CONTEXTS[kind] = ctx
     return _CONTEXTS[kind]
-
-
-def prestart_forkserver(preload_zoo: bool = True) -> None:
-    """Start the workers' forkserver now instead of at the first worker: it imports torch (and, with
-    ``preload_zoo``, torchrec and the zoo: 3-4 s on a 2-core VM) in its own process while this one goes on
-    reading profiles and solving models, so a command's first node starts that much sooner. Returns at once;
-    the first worker started waits for the imports to finish. Nothing changes for the workers themselves:
-    they are forked from the same server, with the same preloaded modules, and pin themselves."""
-    from multiprocessing import forkserver
-
-    mp_context("forkserver", preload_zoo=preload_zoo)
-    forkserver.ensure_running()
