@@ -107,7 +107,8 @@ class _Resampler:
 
     def stats(self, statistic: str, mults: np.ndarray) -> np.ndarray:
         """:meth:`stat` under each row of query multiplicities ``mults`` (replicates x clusters) at once: the
-        same weights, one sort of the values for every replicate."""
+        same weights, one sort of the values for every replicate. :meth:`stat` stays the plain one-replicate
+        reference (numpy's weighted statistics) that tests hold this to."""
         r = mults.shape[0]
         if not self.values.size:
             return np.full(r, math.nan)
@@ -120,7 +121,7 @@ class _Resampler:
         w = m * share[:, self.size_idx] / np.where(present, per_size, 1.0)[:, self.size_idx]
         wsum = w.sum(axis=1)
         out = np.full(r, math.nan)
-        ok = present.any(axis=1) & (wsum > 0)
+        ok = wsum > 0  # some size present with a positive share
         if statistic == "mean":
             out[ok] = (w[ok] * self.values).sum(axis=1) / wsum[ok]
         elif statistic == "p95":  # numpy's weighted inverted_cdf: the first sorted value whose CDF reaches 0.95
