@@ -19,6 +19,7 @@ from hera.loadgen.confirm import (
     miss_interval,
     probe_service_drift,
     service_drift,
+    warmup_queries,
 )
 from hera.loadgen.settings import LoadgenSettings
 from hera.queueing import closed_forms as cf
@@ -189,7 +190,33 @@ def test_a_joint_point_is_bounded_by_the_first_tenant_to_reach_its_sla():
     res = confirm_point(sut, {"a": base(11), "b": base(12)}, {"a": 1000, "b": 1000}, direction={"a": 1.0, "b": 0.25},
                         modelled=exact, sla_ms={"a": SLA_MS, "b": 10 * SLA_MS}, percentile=0.95, settings=s)
     assert set(res.trials["tenant"]) == {"a", "b"} and res.rates()["b"] == pytest.approx(0.25 * res.value)
+    # the partner warms up for the busiest stream's warm-up time, not for its own 10 queries (4x as long)
+    warm = res.trials.groupby("tenant")["warmup_queries"].unique()
+    assert set(warm["a"]) == {10} and set(warm["b"]) <= {3}
     assert res.value > exact  # two servers: more than one M/D/1 tenant could take
     with pytest.raises(ConfigError, match="same tenants"):
         confirm_point(sut, {"a": base()}, {"a": 10}, direction={"a": 1.0, "b": 1.0}, modelled=1.0,
                       sla_ms={"a": 1.0, "b": 1.0}, percentile=0.95)
+
+
+def test_intervals_equal_scipy_stats():
+    """Clopper–Pearson from scipy.special.betaincinv and the median's order-statistic level from bdtr are the
+    scipy.stats.beta / binom values they replace."""
+    from scipy.stats import beta, binom
+
+    for n, k in [(40, 0), (40, 3), (80, 1), (200, 17), (1200, 60), (7, 7)]:
+        lo, hi = miss_interval(k, n, 0.95)
+        assert lo == pytest.approx(0.0 if k == 0 else beta.ppf(0.025, k, n - k + 1), rel=1e-12)
+        assert hi == pytest.approx(1.0 if k == n else beta.ppf(0.975, k + 1, n - k), rel=1e-12)
+    for n in (3, 5, 9, 20):
+        _, _, level = median_ci(list(range(n)), 0.75)
+        levels = [1 - 2 * binom.cdf(k - 1, n, 0.5) for k in range(1, n // 2 + 1)]
+        assert level == pytest.approx(min([v for v in levels if v >= 0.75], default=levels[0]), rel=1e-12)
+
+
+def test_a_partner_warms_up_for_the_busiest_streams_time():
+    assert warmup_queries(10, 4.0, 10 / 60.0) == 1       # 4 q/s beside 60 q/s: 0.17 s of warm-up, one query
+    assert warmup_queries(10, 30.0, 10 / 60.0) == 5
+    assert warmup_queries(10, 60.0, 10 / 60.0) == 10     # the busiest stream keeps its own
+    assert warmup_queries(10, 600.0, 10 / 60.0) == 10    # never more than the configured count
+    assert warmup_queries(0, 30.0, 1.0) == 0             # none configured: none

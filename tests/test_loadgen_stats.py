@@ -128,3 +128,17 @@ def test_mmc_formulas():
     assert q.mmc_sojourn_quantile_s(0.95, 100, 0.01, 2) < q.mmc_sojourn_quantile_s(0.95, 50, 0.01, 1)
     lam = q.qps_at_latency(lambda r: q.mmc_sojourn_quantile_s(0.95, r, 0.01, 1), 0.1, 100.0)
     assert q.mmc_sojourn_quantile_s(0.95, lam, 0.01, 1) == pytest.approx(0.1, rel=1e-4)
+
+
+def test_binomial_helpers_equal_scipy_stats():
+    """The scipy.special-only binomial CDF, SF and quantile (scipy.stats costs a second of import per command)
+    agree with scipy.stats.binom, including k outside [0, n] and every rank the order-statistic CI uses."""
+    from scipy.stats import binom
+
+    for n in (1, 7, 40, 200, 1201):
+        for p in (0.01, 0.5, 0.95, 0.99):
+            for k in (-3, -1, 0, 1, n // 3, n - 1, n, n + 2):
+                assert stats.binom_cdf(k, n, p) == pytest.approx(binom.cdf(k, n, p), rel=1e-12, abs=1e-300)
+                assert stats.binom_sf(k, n, p) == pytest.approx(binom.sf(k, n, p), rel=1e-12, abs=1e-300)
+            for level in (1e-9, 0.005, 0.025, 0.5, 0.975, 0.995, 1.0):
+                assert stats.binom_ppf(level, n, p) == int(binom.ppf(level, n, p)), (level, n, p)

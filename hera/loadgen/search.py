@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy.special import stdtrit  # Student's t quantile without importing scipy.stats
 
 from hera.errors import ConfigError
 from hera.loadgen import driver
@@ -274,7 +274,7 @@ def find_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, sla_ms
     mean = float(arr.mean())
     std = float(arr.std(ddof=1)) if arr.size > 1 else math.nan
     if arr.size > 1:
-        half = float(sps.t.ppf(0.975, arr.size - 1)) * std / math.sqrt(arr.size)
+        half = float(stdtrit(arr.size - 1, 0.975)) * std / math.sqrt(arr.size)
         ci = (mean - half, mean + half)
     else:
         ci = (math.nan, math.nan)

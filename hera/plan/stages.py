@@ -112,7 +112,8 @@ def model_s(config: Mapping[str, Any], rates: int, cal: Calibration) -> float:
 def confirmation_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration) -> float:
     """One confirmation (:func:`hera.loadgen.confirm.confirm_point`): repeats x trials x chunks, a chunk at
     least ``min_queries`` queries of the busiest tenant (which paces a joint trial) and ``trial_s`` seconds, plus
-    its warm-up queries (a third of ``min_queries``, as :mod:`hera.profile.scalability` sets them)."""
+    its warm-up queries (a quarter of ``min_queries``, at least 10, as :mod:`hera.profile.scalability` sets them;
+    a joint trial's other streams warm up for the same time, :func:`hera.loadgen.confirm.warmup_queries`)."""
     c = config["confirm"]
     trials = min(cal.trials_per_repeat, 2 + int(c["max_steps"]))
     chunks = min(cal.chunks_per_trial, int(c["max_chunks"]))
@@ -121,10 +122,10 @@ def confirmation_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calib
 
 def chunk_s(config: Mapping[str, Any], rate_qps: float, cal: Calibration) -> float:
     """One chunk of a confirmation trial paced by ``rate_qps``: at least ``min_queries`` queries and ``trial_s``
-    seconds, plus its warm-up queries (a third of ``min_queries``) and the per-chunk overhead."""
+    seconds, plus its warm-up queries (a quarter of ``min_queries``, at least 10) and the per-chunk overhead."""
     c = config["confirm"]
     pace = clamp_rate(rate_qps)
-    n, warm = int(c["min_queries"]), max(10, int(c["min_queries"]) // 3)
+    n, warm = int(c["min_queries"]), max(10, int(c["min_queries"]) // 4)
     return max(float(c["trial_s"]), n / pace) + warm / pace + cal.chunk_overhead_s
 
 

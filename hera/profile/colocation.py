@@ -42,10 +42,10 @@ COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc"
            "cpus_b", "llc_partitioning", "service_drift_a", "service_drift_b", "predicted_served_qps_star_a",
            "predicted_served_qps_star_b", "predicted_served_emu", "scale", "note"]
 TRIAL_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "share_a", "repeat", "attempt",
-                 "trial", "scale", "tenant", "rate_qps", "verdict", "passed", "latency_ms_pct",
-                 "latency_ms_pct_adjusted", "control_variate_factor", "service_drift", "sla_ms", "n_measured",
-                 "n_over_sla", "miss_lo", "miss_hi", "duration_s", "issue_lateness_us_p99", "harness_saturated",
-                 "problem"]
+                 "trial", "scale", "tenant", "rate_qps", "chunks", "warmup_queries", "verdict", "passed",
+                 "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift", "sla_ms", "n_measured",
+                 "n_over_sla", "miss_lo", "miss_hi", "duration_s", "wall_s", "issue_lateness_us_p99",
+                 "harness_saturated", "problem"]
 KEY = ["cores_a", "cores_b", "ways_a", "ways_b", "share_a"]
 
 

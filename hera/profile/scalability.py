@@ -43,8 +43,8 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "model_rel_error_profile", "operating_drift", "operating_rate_qps", "operating_queries",
            "operating_seconds", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule", "llc_partitioning",
            "scale", "note"]
-TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "n_measured", "n_ok",
-                 "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
+TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "warmup_queries",
+                 "n_measured", "n_ok", "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
                  "latency_ms_model", "sla_ms", "percentile", "latency_ms_p50", "duration_s", "wall_s", "achieved_qps",
                  "issue_lateness_us_p99", "harness_cpu_s", "harness_saturated", "harness_saturation_reason", "problem",
