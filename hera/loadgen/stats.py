@@ -49,7 +49,8 @@ def binom_sf(k: float, n: int, p: float) -> float:
 
 def binom_ppf(q: float, n: int, p: float) -> int:
     """The smallest k in [0, n] with ``P[Bin(n, p) ≤ k] ≥ q`` (``scipy.stats.binom.ppf`` for 0 < q ≤ 1; a CDF
-    within a few ulp (1e-15 relative) of q counts as equal, as the two libraries' CDFs differ in the last bits at exact ties)."""
+    within a few ulp (1e-15 relative) of q counts as equal: the two libraries' CDFs differ in the last bits at
+    exact ties)."""
     if q >= 1.0:
         return int(n)
     cdf = bdtr(np.arange(int(n) + 1), int(n), p)

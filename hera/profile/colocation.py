@@ -317,7 +317,7 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
         chosen.append((by_key[(ca, cb, wa, wb)], why))
     names = (common.tenant_name(ma, mb, "a"), common.tenant_name(mb, ma, "b"))
     scal_fp = scal[["model", "workers", "qps_star"]].sort_values(["model", "workers"]).to_dict("records")
-    fp = common.fingerprint("colocation-v4", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
+    fp = common.fingerprint("colocation-v5", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
                             pred[["cores_a", "cores_b", "llc", "share_a", "ray_scale"]].to_dict("records"))
     table = common.ResumableTable(out, COLUMNS, KEY, fp)
     trials_t = common.ResumableTable(Path(out).with_name(Path(out).stem + ".trials.csv"), TRIAL_COLUMNS, KEY, fp)

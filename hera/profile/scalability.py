@@ -324,7 +324,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v6", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v7", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
