@@ -270,7 +270,8 @@ class _Confirmer:
                 verdict = "undecided-pass" if raw <= self.sla[t] else "undecided-fail"
             rate = scale * self.direction[t]
             chunks = [r.rows[r.rows["tenant"] == t] for r in runs]
-            tail, factor, drift = self._adjusted(t, rate, chunks, raw, int(chunks[0]["warmup"].sum()))
+            warmup = int(chunks[0]["warmup"].sum())  # this tenant's, as _chunk set it
+            tail, factor, drift = self._adjusted(t, rate, chunks, raw, warmup)
             norm.append(tail / self.sla[t])
             norm_raw.append(raw / self.sla[t])
             measured = pd.concat([c[~c["warmup"]] for c in chunks])
@@ -278,7 +279,7 @@ class _Confirmer:
             late = measured["issue_lateness_us"].dropna()
             self.rows.append({
                 "repeat": repeat, "attempt": attempt, "trial": self.n_trials, "scale": float(scale), "tenant": t,
-                "rate_qps": float(rate), "chunks": len(runs), "warmup_queries": int(chunks[0]["warmup"].sum()),
+                "rate_qps": float(rate), "chunks": len(runs), "warmup_queries": warmup,
                 "n_measured": int(lat.size), "n_ok": int(ok.sum()),
                 "n_over_sla": n_over, "miss_fraction": n_over / max(lat.size, 1), "miss_lo": lo, "miss_hi": hi,
                 "verdict": verdict, "passed": bool(tail <= self.sla[t]) if self.models.get(t) is not None
