@@ -331,6 +331,12 @@ def test_predictor_adapter_reads_tables_and_recomputes_with_a_calibration(tmp_pa
     many = prof.inflations("m", "bandwidth", xs)
     assert np.isnan(many[-1])
     assert np.allclose(many[:-1], [prof.inflation("m", "bandwidth", float(x)) for x in xs[:-1]])
+    us = np.array([0.0, 0.2, 0.5, 0.99, 1.0, 1.3])  # pressures: the scalar law, clamp and NaN included
+    for kind, w in ((k, w) for k in ("bandwidth", "cache") for w in (1, 2, 3)):  # 2: between measured counts
+        assert np.allclose(prof.pressures("m", kind, w, us), [prof.pressure("m", kind, w, float(u)) for u in us],
+                           equal_nan=True)
+    with pytest.raises(InterferenceError, match="load fraction -0.5 is out of range"):
+        prof.pressures("m", "bandwidth", 1, np.array([0.5, -0.5]))
     cal = tmp_path / "cal.csv"  # slowdown 1 + 2x: an equivalent intensity is half the reporter's extra slowdown
     pd.DataFrame([{"kind": k, "intensity": x, "value": 1 + 2 * x, "value_lo": 0.98 + 2 * x,
                    "value_hi": 1.02 + 2 * x} for k in ("bandwidth", "cache") for x in (0.0, 0.5, 1.0)]

@@ -283,6 +283,7 @@ class InterferenceProfiles:
         self.table = from_frame(table)
         self.regime, self.statistic, self.unobservable = regime, statistic, unobservable
         self._knots: dict[tuple[str, str], tuple[np.ndarray, list[np.ndarray]]] = {}
+        self._pressure_knots: dict[tuple[str, str, float], tuple[np.ndarray, np.ndarray]] = {}
 
     def models(self) -> list[str]:
         return models(self.table)
@@ -317,6 +318,27 @@ class InterferenceProfiles:
         """Equivalent intensity of ``workers`` workers of ``model`` at ``load_frac`` (see ``unobservable``)."""
         v = self.pressure_estimate(model, kind, workers, load_frac).value
         return 0.0 if self.unobservable == "zero" and math.isnan(v) else v
+
+    def pressures(self, model: str, kind: str, workers: int, load_frac: np.ndarray) -> np.ndarray:
+        """:meth:`pressure` at every load fraction of an array (the pair predictor's grids). The equivalent
+        intensity is piecewise linear in the load fraction with knots at 0 and the measured fractions, constant
+        above the highest (:func:`equivalent_intensity`, a worker count between measured ones mixing two such
+        laws): it is read at those knots once per (model, kind, workers) and interpolated — the same values,
+        the table filtered a few times instead of once per fraction. Errors as :meth:`pressure`'s."""
+        u = np.asarray(load_frac, float)
+        bad = u[~np.isfinite(u) | (u < 0)]
+        if bad.size:
+            self.pressure(model, kind, workers, float(bad[0]))  # raises the scalar method's error
+        key = (model, kind, float(workers))
+        if key not in self._pressure_knots:
+            rows = _rows(self.table, model, "pressure", kind)
+            fracs = pd.to_numeric(rows.loc[rows["metric"].astype(str) == "equivalent_intensity", "load_frac"],
+                                  errors="coerce").dropna()
+            knots = np.unique(np.concatenate([[0.0], fracs[fracs > 0].to_numpy(float)]))
+            self._pressure_knots[key] = (knots, np.array([self.pressure(model, kind, workers, float(x))
+                                                          for x in knots]))
+        knots, values = self._pressure_knots[key]
+        return np.interp(np.minimum(u, knots[-1]), knots, values)
 
 
 def load_interference(paths, calibration: str | Path | None = None, **options) -> InterferenceProfiles:
