@@ -192,6 +192,16 @@ def test_estimate_has_every_stage_and_adds_up():
         plan.total_s - Calibration().venv_s)
 
 
+def test_pair_predictions_count_every_pair_of_the_study_not_only_the_measured_ones():
+    costs = dict(COSTS, ncf=ModelCost("ncf", "ncf", 3.0e5, 1.0e3, 4_608_000, 4, 64))
+    cfg = dict(_config(), models=list(costs), colocation=dict(_config()["colocation"], models=list(COSTS)))
+    plan = estimate(cfg, _machine(VM, cfg), costs)
+    predicted = next(s for s in plan.stages if s.stage == "pair_predictions")
+    assert plan.pairs == 1 and "3 pairs" in predicted.detail  # measured: the 2 colocation models; predicted: all 3
+    assert predicted.seconds > next(s for s in estimate(_small(cfg), _machine(VM, cfg), COSTS).stages
+                                    if s.stage == "pair_predictions").seconds
+
+
 def test_more_cores_resctrl_and_settings_cost_what_they_should():
     cfg = _small(_config())
     vm, m16 = _machine(VM, cfg), _machine(M16, cfg)

@@ -82,8 +82,8 @@ class Calibration:
     #                                            (0.56-2.2 s per F2 point, mean 0.93, in the timed run of a8aea75)
     # co-location
     colocation_slowdown: float = 0.7           # a tenant's QPS* next to its partner / alone on the same cores
-    boundary_s: float = 0.4                    # pair prediction: the rays' boundaries of one core split (0.33 s per
-    #                                            pair-split on the reference run's profiles, 12 rays)
+    boundary_s: float = 0.17                   # pair prediction, per pair and worker core: the rays' boundaries
+    #                                            (0.34 s per pair of 2 cores' one split, 28 pairs, d88c79d)
     # interference profiles
     antagonist_start_s: float = 0.3            # spawn and settle one antagonist / reporter
     antagonist_slowdown: float = 1.2           # light-load queries next to an antagonist (F3 of the reference run)

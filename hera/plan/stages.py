@@ -296,6 +296,7 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
 
 
 def _pair_predictions(config, rates, machine: MachineInfo, n_pairs: int, cal) -> StageEstimate:
+    """Every pair of the study's models is predicted (``n_pairs``), not only the measured ones."""
     sizes = range(1, machine.n_workers)
     curves = len(rates) * len(sizes)
     s = cal.cli_s + curves * model_s(config, CURVE_RATES, cal) + n_pairs * machine.n_workers * cal.boundary_s
@@ -395,7 +396,7 @@ def estimate(config: Mapping[str, Any], machine: MachineInfo, costs: Mapping[str
         _service(config, study, counts, cal),
         _scalability(config, study, counts, cal),
         _interference(config, study, machine, cal),
-        _pair_predictions(config, study, machine, len(pairs), cal),
+        _pair_predictions(config, study, machine, len(list(itertools.combinations(models, 2))), cal),
         _colocation(config, rates, machine, pairs, n_splits, cal),
         _policies(cal),
         _serving(config, rates, coloc, cal),
