@@ -396,7 +396,7 @@ def estimate(config: Mapping[str, Any], machine: MachineInfo, costs: Mapping[str
         _service(config, study, counts, cal),
         _scalability(config, study, counts, cal),
         _interference(config, study, machine, cal),
-        _pair_predictions(config, study, machine, len(list(itertools.combinations(models, 2))), cal),
+        _pair_predictions(config, study, machine, math.comb(len(models), 2), cal),
         _colocation(config, rates, machine, pairs, n_splits, cal),
         _policies(cal),
         _serving(config, rates, coloc, cal),

@@ -338,7 +338,7 @@ class InterferenceProfiles:
             self._pressure_knots[key] = (knots, np.array([self.pressure(model, kind, workers, float(x))
                                                           for x in knots]))
         knots, values = self._pressure_knots[key]
-        return np.interp(np.minimum(u, knots[-1]), knots, values)
+        return np.interp(u, knots, values)  # constant past the last knot, as the law is
 
 
 def load_interference(paths, calibration: str | Path | None = None, **options) -> InterferenceProfiles:
