@@ -101,7 +101,8 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     trials, curve = pd.read_csv(paths.trials), pd.read_csv(paths.curve)
     assert set(trials["workers"]) == {1, 2} and set(trials["repeat"]) == {0, 1, 2}
     assert trials["latency_ms_model"].notna().any() and set(curve["workers"]) == {1, 2}
-    assert (curve.groupby("workers")["latency_ms_model"].apply(lambda s: np.all(np.diff(s) > -1.0))).all()
+    # the modelled tail does not fall as the rate rises (non-decreasing by construction, hera.queueing.qps)
+    assert (curve.groupby("workers")["latency_ms_model"].apply(lambda s: np.all(np.diff(s) >= 0))).all()
     errs = scalability.rel_errors(df)
     assert errs.shape == (2,) and np.isfinite(errs).all()
     # the operating-point probe (service.operating_chunks: 1): one chunk at the profile's modelled QPS*, whose

@@ -179,6 +179,40 @@ def test_trial_tails_match_steady_ones_at_light_load_and_are_optimistic_near_sat
     assert m_t.qps_star > m_s.qps_star
 
 
+def test_draws_do_not_depend_on_how_many_queries_a_call_simulates():
+    """FCFS: a query's latency depends on the ones before it only. Two calls with the same seed, one simulating
+    a prefix of the other's arrivals, give that prefix the same latencies (the same dispatch and service draws),
+    so a model's grid and its refinement share their random numbers."""
+    g = np.random.default_rng(5)
+    law = ServiceLaw(2, 64, {s: g.gamma(3, 0.3 + 0.05 * s, 40) for s in (10, 64)},
+                     {s: g.gamma(3, 0.4 + 0.06 * s, 40) for s in (10, 64)}, dispatch_ms=g.gamma(2, 0.05, 30))
+    items = g.choice([10, 100, 64], 300)
+    arrivals = np.cumsum(g.exponential(1 / 150.0, (300, 4)), axis=0)
+    full = simulate(law, arrivals, items, rng=np.random.default_rng(9))
+    prefix = simulate(law, arrivals[:120], items[:120], rng=np.random.default_rng(9))
+    assert np.array_equal(prefix, full[:120])
+
+
+def test_trial_shaped_curves_do_not_fall_with_the_rate():
+    """Trial lengths change with the rate (other query windows), which makes a replicate's trial-shaped tail
+    wobble; the model's curves are non-decreasing in the rate, and the first SLA crossing is the raw curve's."""
+    from hera.queueing.qps import non_decreasing
+
+    g = np.random.default_rng(4)
+    law = ServiceLaw(2, 64, {s: g.gamma(2, 1.0 + 0.1 * s, 60) for s in (10, 64)},
+                     {s: g.gamma(2, 1.5 + 0.12 * s, 60) for s in (10, 64)}, dispatch_ms=g.gamma(2, 0.05, 30))
+    items = g.choice([10, 100, 64], 3000)
+    st = ModelSettings(n_queries=3000, warmup_queries=300, replicates=12, seed=1,
+                       trial=TrialShape(min_queries=40, trial_s=0.5, warmup_queries=13))
+    m = modelled_qps_star(law, items, 40.0, 0.95, st)
+    assert (np.diff(m.quantile_ms, axis=0) >= 0).all() and m.qps_star > 0
+    raw = np.array([[1.0, 2.0], [3.0, 1.5], [2.5, 4.0], [5.0, 3.0]])
+    mono = non_decreasing(raw)
+    assert mono.tolist() == [[1.0, 2.0], [3.0, 2.0], [3.0, 4.0], [5.0, 4.0]]
+    # the first rate over a level is the same on both
+    assert ((raw > 2.8).argmax(axis=0) == (mono > 2.8).argmax(axis=0)).all()
+
+
 def test_trial_shape_lengths_and_bad_values():
     shape = TrialShape(min_queries=40, trial_s=1.0, warmup_queries=13, min_trials=8, measured_per_rate=1200)
     assert shape.measured(10.0) == 40 and shape.measured(400.0) == 400

@@ -244,7 +244,9 @@ class TenantCurve:
         """The quantile curves made non-decreasing in the rate (a quantile of a queue is), cached."""
         q = self.__dict__.get("_mono")
         if q is None:
-            q = np.maximum.accumulate(self.quantile_ms, axis=0)
+            from hera.queueing.qps import non_decreasing
+
+            q = non_decreasing(self.quantile_ms)
             object.__setattr__(self, "_mono", q)
         return q
 

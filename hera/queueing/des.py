@@ -121,11 +121,14 @@ def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, repl
         raise ConfigError("queue model: one replicate index per lane is needed")
     n_rep = int(rep.max()) + 1
     # random numbers are drawn per replicate, not per lane: lanes of one replicate (different rates) see the
-    # same dispatch delays and service draws at the same sub-batch (common random numbers)
+    # same dispatch delays and service draws at the same sub-batch (common random numbers). Dispatch delays and
+    # service draws come from two streams of their own, so the draw at a query or sub-batch does not depend on how
+    # many queries the call simulates: two calls with the same seed (a grid and its refinement) share them too.
+    d_rng, u_rng = rng.spawn(2)
     nd = pools.dispatch.shape[1]
-    d_idx = (rng.random((n, n_rep)) * nd).astype(np.int64)[:, rep]
+    d_idx = (d_rng.random((n, n_rep)) * nd).astype(np.int64)[:, rep]
     ready = arr + pools.dispatch[rep[None, :], d_idx] / 1e3
-    u = rng.random((plan.query.size, n_rep))
+    u = u_rng.random((plan.query.size, n_rep))
     size_code = np.array([pools.code[int(s)] for s in plan.size], np.int64)
     end = np.empty((n, lanes))
     first_start = np.empty((n, lanes) if spans else (1, 1))

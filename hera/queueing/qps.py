@@ -10,8 +10,8 @@ Method (:func:`modelled_qps_star`):
    with ``ModelSettings.trial``, as the mean log tail of short trials shaped like the confirmation's (what the
    measurement measures: a trial of ~50 queries from an idle node is optimistic near saturation, and the
    model must answer the same question to be compared with it);
-3. per replicate, QPS* is where the quantile crosses the SLA (linear interpolation between the last rate below
-   and the first above); a second, finer grid is simulated between the lowest and highest bracketing rates of
+3. per replicate, the quantile curve is made non-decreasing in the rate (:func:`non_decreasing`) and QPS* is
+   where it crosses the SLA (linear interpolation between the last rate below and the first above); a second, finer grid is simulated between the lowest and highest bracketing rates of
    all replicates and the crossing found again on both grids together;
 4. the modelled QPS* is the median over replicates, its interval the equal-tailed percentile interval at
    ``confidence``. A replicate whose quantile is above the SLA already at the lowest rate gives 0 (SLA out of
@@ -178,6 +178,14 @@ def _trial_quantiles(law: ServiceLaw, rates: np.ndarray, items: np.ndarray, perc
     return out
 
 
+def non_decreasing(quantile_ms: np.ndarray) -> np.ndarray:
+    """``float[K, R]`` quantile curves (rates along axis 0) made non-decreasing in the rate by a running maximum.
+    A latency quantile of a queue does not fall as the load rises, but the trial-shaped estimate wobbles by a
+    few percent where the trials' length changes with the rate (other query windows); the first crossing of any
+    level is the same on both curves, only the interpolation below it can move."""
+    return np.maximum.accumulate(np.asarray(quantile_ms, float), axis=0)
+
+
 def _crossing(rates: np.ndarray, q: np.ndarray, sla_ms: float) -> tuple[float, int]:
     """Where ``q`` (increasing in ``rates``) first exceeds ``sla_ms``: (interpolated rate, index above)."""
     above = np.flatnonzero(q > sla_ms)
@@ -201,7 +209,7 @@ def modelled_qps_star(law: ServiceLaw, items: np.ndarray, sla_ms: float, percent
         raise ConfigError(f"queue model: {items.size} query sizes given, {settings.n_queries} needed")
     cap = law.capacity_qps(items)
     grid = cap * np.linspace(settings.grid_lo_frac, settings.grid_hi_frac, settings.grid_points)
-    q = latency_quantiles(law, grid, items, percentile, settings)
+    q = non_decreasing(latency_quantiles(law, grid, items, percentile, settings))
     cross = [_crossing(grid, q[:, j], sla_ms) for j in range(settings.replicates)]
     idx = np.array([i for _, i in cross])
     rates, qs = grid, q
@@ -213,7 +221,7 @@ def modelled_qps_star(law: ServiceLaw, items: np.ndarray, sla_ms: float, percent
         qf = latency_quantiles(law, fine, items, percentile, settings)
         rates = np.concatenate([grid, fine])
         order = np.argsort(rates, kind="mergesort")
-        rates, qs = rates[order], np.concatenate([q, qf])[order]
+        rates, qs = rates[order], non_decreasing(np.concatenate([q, qf])[order])
     per = np.array([_crossing(rates, qs[:, j], sla_ms)[0] for j in range(settings.replicates)])
     a = (1 - settings.confidence) / 2
     notes = []
