@@ -114,6 +114,56 @@ def test_install_plan_uses_a_compatible_preinstalled_torch():
     assert hera_env.plan(manifest={"torch": "2.13.0+cpu"}, installed="2.11.0").torch == "torch==2.13.0+cpu"
 
 
+def _fake_installer(tmp_path, name: str, ok: bool) -> str:
+    """A stand-in for uv or python that logs its arguments to ``<name>.calls`` and exits 0 (ok) or 1."""
+    p = tmp_path / name
+    p.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / (name + ".calls")}\nexit {0 if ok else 1}\n')
+    p.chmod(0o755)
+    return str(p)
+
+
+def _calls(tmp_path, name: str) -> list[str]:
+    f = tmp_path / f"{name}.calls"
+    return f.read_text().splitlines() if f.exists() else []
+
+
+@pytest.mark.parametrize("uv_ok", [True, False])
+def test_installer_uses_uv_with_torch_pinned_and_falls_back_to_pip(tmp_path, uv_ok):
+    """uv installs into the venv's interpreter with the venv's torch as a constraint; where it fails once,
+    pip installs that and everything after it (uv is not asked again)."""
+    log = tmp_path / "install.log"
+    python = _fake_installer(tmp_path, "python", ok=True)
+    pip = hera_env.Pip(python, log)
+    pins = tmp_path / "hera-constraints.txt"
+    uv = hera_env.Uv(_fake_installer(tmp_path, "uv", ok=uv_ok), python, log).pinned(pins)
+    inst = hera_env.Installer(pip, uv)
+    inst.install(["numpy", "pandas"], "the requirements")
+    inst.install(["torchrec==1.8.0"], "torchrec", "--no-deps")
+    uv_calls, pip_calls = _calls(tmp_path, "uv"), _calls(tmp_path, "python")
+    assert uv_calls[0] == f"pip install --python {python} --constraint {pins} -q numpy pandas"
+    if uv_ok:
+        assert len(uv_calls) == 2 and uv_calls[1].endswith("-q --no-deps torchrec==1.8.0") and not pip_calls
+        assert inst.uv is not None
+    else:
+        assert len(uv_calls) == 1 and inst.uv is None
+        assert pip_calls == ["-m pip install -q numpy pandas", "-m pip install -q --no-deps torchrec==1.8.0"]
+        assert "uv failed installing the requirements: pip installs the rest" in log.read_text()
+    # only an install is constrained
+    assert hera_env.Uv("uv", "py", log, pins).command(["list"]) == ["uv", "pip", "list", "--python", "py"]
+
+
+def test_installer_is_pip_when_asked_or_offline(tmp_path, monkeypatch):
+    """HERA_INSTALLER=pip never installs uv; where pip cannot install uv, there is none (pip does it all)."""
+    log = tmp_path / "install.log"
+    pip = hera_env.Pip(_fake_installer(tmp_path, "python", ok=False), log)
+    monkeypatch.setenv("HERA_INSTALLER", "pip")
+    assert hera_env.get_uv(pip, tmp_path) is None and not _calls(tmp_path, "python")
+    monkeypatch.setenv("HERA_INSTALLER", "uv")
+    assert hera_env.get_uv(pip, tmp_path) is None  # pip could not install uv
+    assert _calls(tmp_path, "python") == [f"-m pip install -q {hera_env.UV_REQUIREMENT}"]
+    assert hera_env.pin_torch(None, tmp_path) is None
+
+
 def test_pyproject_lists_every_runtime_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     listed = {hera_env.req_name(d) for d in project["dependencies"]}

@@ -11,6 +11,7 @@
 # HERA_VENV: venv location (default .venv in the repository root). A torch already installed in PY and listed
 # in workflow/envs/torch-pairs.txt is used (HERA_TORCH=venv installs one into the venv instead); otherwise the
 # CPU build of torch comes from pip's configured sources, then HERA_TORCH_INDEX (the PyTorch CPU index).
+# A new venv is filled by uv where it works, else by pip (HERA_INSTALLER=pip: pip alone; hera_env.py's doc).
 set -euo pipefail
 die() { echo "with-env: error: $*" >&2; exit 2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
