@@ -140,7 +140,7 @@ def test_installer_uses_uv_with_torch_pinned_and_falls_back_to_pip(tmp_path, uv_
     inst.install(["numpy", "pandas"], "the requirements")
     inst.install(["torchrec==1.8.0"], "torchrec", "--no-deps")
     uv_calls, pip_calls = _calls(tmp_path, "uv"), _calls(tmp_path, "python")
-    assert uv_calls[0] == f"pip install --python {python} --constraint {pins} -q numpy pandas"
+    assert uv_calls[0] == f"pip install --python {python} --compile-bytecode --constraint {pins} -q numpy pandas"
     if uv_ok:
         assert len(uv_calls) == 2 and uv_calls[1].endswith("-q --no-deps torchrec==1.8.0") and not pip_calls
         assert inst.uv is not None

@@ -11,7 +11,8 @@ Method (:func:`modelled_qps_star`):
    measurement measures: a trial of ~50 queries from an idle node is optimistic near saturation, and the
    model must answer the same question to be compared with it);
 3. per replicate, the quantile curve is made non-decreasing in the rate (:func:`non_decreasing`) and QPS* is
-   where it crosses the SLA (linear interpolation between the last rate below and the first above); a second, finer grid is simulated between the lowest and highest bracketing rates of
+   where it crosses the SLA (linear interpolation between the last rate below and the first above); a second,
+   finer grid is simulated between the lowest and highest bracketing rates of
    all replicates and the crossing found again on both grids together;
 4. the modelled QPS* is the median over replicates, its interval the equal-tailed percentile interval at
    ``confidence``. A replicate whose quantile is above the SLA already at the lowest rate gives 0 (SLA out of

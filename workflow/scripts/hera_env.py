@@ -239,15 +239,20 @@ class Pip:
 
 class Uv(Pip):
     """uv's pip interface installing into the venv of ``python`` (same log; an install names ``constraints``,
-    the venv's torch, so uv never replaces it). Used with ``check=False`` only: where it fails, pip goes on."""
+    the venv's torch, so uv never replaces it). Used with ``check=False`` only: where it fails, pip goes on.
+    Installs compile bytecode as pip's do: uv leaves it out by default, and where ``PYTHONDONTWRITEBYTECODE`` is
+    set (as on our VMs) nothing writes it later, so every process would compile torch and TorchRec afresh on
+    import (``import torchrec`` 12.2 s instead of 4.0 on the 2-core VM)."""
 
     def __init__(self, uv: str, python: str, log: Path, constraints: Path | None = None):
         super().__init__(python, log)
         self.uv, self.constraints = uv, constraints
 
     def command(self, args: list[str]) -> list[str]:
-        pin = ["--constraint", str(self.constraints)] if self.constraints and args[:1] == ["install"] else []
-        return [self.uv, "pip", *args[:1], "--python", self.python, *pin, *args[1:]]
+        install = args[:1] == ["install"]
+        pin = ["--constraint", str(self.constraints)] if self.constraints and install else []
+        compiled = ["--compile-bytecode"] if install else []
+        return [self.uv, "pip", *args[:1], "--python", self.python, *compiled, *pin, *args[1:]]
 
     def pinned(self, constraints: Path) -> Uv:
         return Uv(self.uv, self.python, self.log, constraints)
