@@ -62,3 +62,37 @@ def test_des_bench_bad_input_is_one_line(tmp_path, capsys):
     assert main(["bench", "des", "--scale", "ci", "--service", str(tmp_path / "none.parquet")]) != 0
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "none.parquet" in err
+
+
+def test_repeatability_reports_the_machine_beside_the_method(monkeypatch):
+    """Each determination runs with its own seed against the first one's SLA; the figure gives the measured
+    spread (the bar) beside the served model's and the service drift's, and a missing value stays missing."""
+    import pandas as pd
+    import pytest
+
+    from hera.profile import scalability
+
+    calls = []
+    values = iter([(100.0, 0.80, 98.0), (120.0, 0.96, 119.0), (110.0, float("nan"), 111.0)])
+
+    def fake_determine(cfg, model, workers, *, sla_ms=None, stream=""):
+        calls.append((cfg["seed"], sla_ms, stream))
+        q, drift, served = next(values)
+        return pd.DataFrame([{"qps_star": q, "qps_star_model": 90.0 + len(calls), "qps_star_raw": q + 1,
+                              "qps_star_model_served": served, "service_drift": drift, "qps_star_cov": 0.02,
+                              "sla_ms": 50.0 + len(calls), "seconds": 12.34, "n_trials": 7,
+                              "per_repeat": "1;2;3"}])
+
+    monkeypatch.setattr(scalability, "determine", fake_determine)
+    monkeypatch.setattr(bench, "_require_built", lambda model, scale: None)
+    monkeypatch.setattr(bench, "_t1_sla", lambda model, scale: None)
+    fig = bench.bench_repeatability("dlrm_rmc1", "ci", 3, 1, {"seed": 7})
+    assert [c[0] for c in calls] == [1007, 2007, 3007]          # one seed per determination
+    assert [c[1] for c in calls] == [None, 51.0, 51.0]          # the first determination's SLA for all
+    assert fig["sla_ms"] == 51.0 and fig["qps_star"] == [100.0, 120.0, 110.0]
+    assert fig["cov"] == pytest.approx(10.0 / 110.0)
+    assert fig["cov_model_served"] == pytest.approx(pd.Series([98.0, 119.0, 111.0]).std() / (328.0 / 3))
+    assert fig["service_drift"] == [0.8, 0.96, None] and fig["cov_service_drift"] is None
+    assert fig["repeat_cov"] == [0.02, 0.02, 0.02] and fig["trials_per_run"] == [7, 7, 7]
+    with pytest.raises(bench.HeraError, match="at least 2"):
+        bench.bench_repeatability("dlrm_rmc1", "ci", 1, 1, {"seed": 7})
