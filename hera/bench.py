@@ -989,7 +989,13 @@ def _cmd_runs(args) -> int:
               f"{pct(r.c5_violation_frac)}; as served: model {pct(r.model_served_median_abs_rel_error)} / "
               f"{pct(r.model_served_max_abs_rel_error)}, pairs {pct(r.pair_served_median_abs_rel_error)} / EMU "
               f"{emu(r.pair_served_mean_abs_emu_error)}", flush=True)
-    return _emit("runs", args.scale, compare(runs), args.out, vars_of(args))
+    out = compare(runs)
+    corr = out["pair_drift_between_run_correlation"]
+    if corr is not None:
+        print("co-location service drift per (victim, partner), between-run correlation of its log: "
+              + ", ".join(f"{k} {v:+.2f}" for k, v in corr["pairs_of_runs"].items())
+              + " (near 0: the machine's speed at the time, not a pair's interference)", flush=True)
+    return _emit("runs", args.scale, out, args.out, vars_of(args))
 
 
 def _cmd_repeatability(args) -> int:

@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -92,3 +93,38 @@ def test_the_command_prints_and_writes_the_spread(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["runs"] == ["first", "second"]
     assert main(["bench", "runs", "--from-results", str(a), str(b), "--labels", "one", "--out", str(tmp_path)]) != 0
     assert "--labels names 1 runs, --from-results gives 2" in capsys.readouterr().err
+
+
+def test_pair_drift_is_kept_per_victim_and_partner():
+    """Both tenants of a ray are a victim; a pair's drift is the median over its rays; no drift columns: none."""
+    from hera.report.runs import pair_drifts
+
+    pairs = pd.DataFrame({"model_a": ["x", "x", "x"], "model_b": ["y", "y", "y"],
+                          "service_drift_a": [1.0, 1.2, 1.6], "service_drift_b": [0.9, float("nan"), 1.1]})
+    assert pair_drifts(pairs) == {"x|y": pytest.approx(1.2), "y|x": pytest.approx(1.0)}
+    assert pair_drifts(pairs.drop(columns=["service_drift_b"])) == {}
+
+
+def _with_drift(label: str, drift: dict[str, float], seed: int):
+    from hera.report.runs import RunHeadline
+
+    nan = math.nan
+    return RunHeadline(label, ("abc",), 1.0, nan, nan, nan, nan, nan, qps_star={"x/1": 1.0 + seed},
+                       pair_drift=drift, fingerprint=str(seed))
+
+
+def test_a_drift_that_repeats_between_runs_correlates_and_a_random_one_does_not():
+    keys = [f"v{i}|p{i}" for i in range(12)]
+    rng = np.random.default_rng(0)
+    base = np.exp(rng.normal(0, 0.2, len(keys)))
+    same = _with_drift("a", dict(zip(keys, base)), 1)
+    again = _with_drift("b", dict(zip(keys, base * 1.1)), 2)          # the same pattern on a slower day
+    other = _with_drift("c", dict(zip(keys, base[::-1])), 3)          # another pattern
+    out = compare([same, again, other])
+    corr = out["pair_drift_between_run_correlation"]["pairs_of_runs"]
+    assert corr["a~b"] == pytest.approx(1.0)
+    assert abs(corr["a~c"]) < 0.9
+    assert out["pair_service_drift"]["v0|p0"]["values"][1] == pytest.approx(round(base[0] * 1.1, 4))
+    # too few shared pairs: no correlation, not a number from two points
+    few = compare([_with_drift("d", {"a|b": 1.0, "b|a": 1.2}, 4), _with_drift("e", {"a|b": 1.1, "b|a": 0.9}, 5)])
+    assert few["pair_drift_between_run_correlation"] is None

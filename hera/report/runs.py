@@ -8,6 +8,12 @@ model's agreement (:func:`hera.report.claims.model_agreement`), the pair predict
 Snakemake wrote beside it. Across runs every number gets its values, median, min and max, and every QPS* its
 between-run coefficient of variation: within a run a QPS* is the median of 3 repeats, so this is the spread a
 reader sees when re-running the whole study on the same machine.
+
+Co-location: each tenant's *service drift* in a measured pair (its served over its predicted query span,
+``service_drift_a/b`` of ``colocation/pairs.csv``) is kept per (victim, partner), the median over the pair's rays.
+Across runs the question is whether a pair's drift repeats: a high between-run correlation of the log drifts
+over the pairs would be interference the O(N) profiles systematically miss for those pairs; a correlation near
+zero says the drift is the machine's speed at the time the pair was measured.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class RunHeadline:
     model_profile_median_abs_rel_error: float = math.nan
     model_profile_max_abs_rel_error: float = math.nan
     qps_star: dict[str, float] = field(default_factory=dict)  # "model/workers" -> measured QPS*
+    pair_drift: dict[str, float] = field(default_factory=dict)  # "victim|partner" -> median service drift
     fingerprint: str = ""  # sha256 of the scalability table: the same run under two names is caught
 
     METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
@@ -71,6 +78,38 @@ def f2_stage_seconds(results: Path) -> float:
     return float(sum(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in files))
 
 
+def pair_drifts(pairs: pd.DataFrame) -> dict[str, float]:
+    """``"victim|partner"`` → the median over the pair's measured rays of the victim's service drift (served over
+    predicted query span); empty for a table without the drift columns (runs before they were measured)."""
+    if not {"service_drift_a", "service_drift_b"} <= set(pairs.columns):
+        return {}
+    sides = [pairs[["model_a", "model_b", "service_drift_a"]].set_axis(["victim", "partner", "drift"], axis=1),
+             pairs[["model_b", "model_a", "service_drift_b"]].set_axis(["victim", "partner", "drift"], axis=1)]
+    both = pd.concat(sides, ignore_index=True)
+    both = both[np.isfinite(pd.to_numeric(both["drift"], errors="coerce")) & (both["drift"] > 0)]
+    med = both.groupby(["victim", "partner"])["drift"].median()
+    return {f"{v}|{p}": float(d) for (v, p), d in med.items()}
+
+
+def drift_correlations(runs: list["RunHeadline"], labels: list[str]) -> dict[str, object] | None:
+    """Pearson correlation of the log service drift over the (victim, partner) keys two runs share, for every
+    two runs (``"a~b"``; at least 3 shared keys), and their median; None when no two runs have drifts."""
+    corr: dict[str, float] = {}
+    for i in range(len(runs)):
+        for j in range(i + 1, len(runs)):
+            keys = sorted(set(runs[i].pair_drift) & set(runs[j].pair_drift))
+            if len(keys) < 3:
+                continue
+            x = np.log([runs[i].pair_drift[k] for k in keys])
+            y = np.log([runs[j].pair_drift[k] for k in keys])
+            if x.std() == 0 or y.std() == 0:
+                continue
+            corr[f"{labels[i]}~{labels[j]}"] = round(float(np.corrcoef(x, y)[0, 1]), 4)
+    if not corr:
+        return None
+    return {"pairs_of_runs": corr, "median": round(float(np.median(list(corr.values()))), 4)}
+
+
 def headline(results: str | Path, label: str | None = None) -> RunHeadline:
     """The headline numbers of the run in ``results`` (its ``profile/scalability.csv`` at least), named ``label``
     (default: the folder)."""
@@ -87,11 +126,13 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
     agree = model_agreement(scal)
     pair_med = pair_emu = c5 = math.nan
     summary: dict = {}
+    drifts: dict[str, float] = {}
     pairs_path = results / "colocation" / "pairs.csv"
     if pairs_path.is_file():
         pairs = pd.read_csv(pairs_path)
         commits |= set(pairs.get("git_commit", pd.Series(dtype=str)).dropna().astype(str))
         summary = prediction_summary(prediction_errors(pairs))
+        drifts = pair_drifts(pairs)
         pair_med, pair_emu = summary["median_abs_rel_error"], summary["mean_abs_emu_error"]
     lc_path = results / "serving" / "load_change.csv"
     if lc_path.is_file():
@@ -104,7 +145,7 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
                        agree.get("served_median_abs_rel_error", nan), agree.get("served_max_abs_rel_error", nan),
                        summary.get("served_median_abs_rel_error", nan), summary.get("served_mean_abs_emu_error", nan),
                        agree.get("profile_median_abs_rel_error", agree["median_abs_rel_error"]),
-                       agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, fingerprint)
+                       agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, drifts, fingerprint)
 
 
 def _spread(values: list[float]) -> dict[str, object]:
@@ -140,4 +181,7 @@ def compare(runs: list[RunHeadline]) -> dict[str, object]:
     out["qps_star"] = qps
     covs = [q["cov"] for q in qps.values() if q["cov"] is not None]
     out["qps_star_between_run_cov"] = _spread(covs) if covs else None
+    keys = sorted(set().union(*(r.pair_drift for r in runs)))
+    out["pair_service_drift"] = {k: _spread([r.pair_drift.get(k, math.nan) for r in runs]) for k in keys}
+    out["pair_drift_between_run_correlation"] = drift_correlations(runs, [r.path for r in runs])
     return out
