@@ -826,7 +826,7 @@ def bench_repeatability(model: str, scale: str, runs: int, workers: int, study: 
     return repeatability_figure(model, workers, sla, out)
 
 
-def _cov(x: "np.ndarray") -> float | None:
+def _cov(x: Any) -> float | None:
     """Sample coefficient of variation; None where it is undefined (no positive mean, or a missing value)."""
     import numpy as np
 

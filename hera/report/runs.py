@@ -91,7 +91,7 @@ def pair_drifts(pairs: pd.DataFrame) -> dict[str, float]:
     return {f"{v}|{p}": float(d) for (v, p), d in med.items()}
 
 
-def drift_correlations(runs: list["RunHeadline"], labels: list[str]) -> dict[str, object] | None:
+def drift_correlations(runs: list[RunHeadline], labels: list[str]) -> dict[str, object] | None:
     """Pearson correlation of the log service drift over the (victim, partner) keys two runs share, for every
     two runs (``"a~b"``; at least 3 shared keys), and their median; None when no two runs have drifts."""
     corr: dict[str, float] = {}
