@@ -86,14 +86,16 @@ def pair_drifts(pairs: pd.DataFrame) -> dict[str, float]:
     sides = [pairs[["model_a", "model_b", "service_drift_a"]].set_axis(["victim", "partner", "drift"], axis=1),
              pairs[["model_b", "model_a", "service_drift_b"]].set_axis(["victim", "partner", "drift"], axis=1)]
     both = pd.concat(sides, ignore_index=True)
-    both = both[np.isfinite(pd.to_numeric(both["drift"], errors="coerce")) & (both["drift"] > 0)]
+    both["drift"] = pd.to_numeric(both["drift"], errors="coerce")
+    both = both[np.isfinite(both["drift"]) & (both["drift"] > 0)]
     med = both.groupby(["victim", "partner"])["drift"].median()
     return {f"{v}|{p}": float(d) for (v, p), d in med.items()}
 
 
-def drift_correlations(runs: list[RunHeadline], labels: list[str]) -> dict[str, object] | None:
+def drift_correlations(runs: list[RunHeadline]) -> dict[str, object] | None:
     """Pearson correlation of the log service drift over the (victim, partner) keys two runs share, for every
-    two runs (``"a~b"``; at least 3 shared keys), and their median; None when no two runs have drifts."""
+    two runs (``"a~b"`` by their labels; at least 3 shared keys), and their median; None when no two runs have
+    drifts."""
     corr: dict[str, float] = {}
     for i in range(len(runs)):
         for j in range(i + 1, len(runs)):
@@ -104,7 +106,7 @@ def drift_correlations(runs: list[RunHeadline], labels: list[str]) -> dict[str, 
             y = np.log([runs[j].pair_drift[k] for k in keys])
             if x.std() == 0 or y.std() == 0:
                 continue
-            corr[f"{labels[i]}~{labels[j]}"] = round(float(np.corrcoef(x, y)[0, 1]), 4)
+            corr[f"{runs[i].path}~{runs[j].path}"] = round(float(np.corrcoef(x, y)[0, 1]), 4)
     if not corr:
         return None
     return {"pairs_of_runs": corr, "median": round(float(np.median(list(corr.values()))), 4)}
@@ -183,5 +185,5 @@ def compare(runs: list[RunHeadline]) -> dict[str, object]:
     out["qps_star_between_run_cov"] = _spread(covs) if covs else None
     keys = sorted(set().union(*(r.pair_drift for r in runs)))
     out["pair_service_drift"] = {k: _spread([r.pair_drift.get(k, math.nan) for r in runs]) for k in keys}
-    out["pair_drift_between_run_correlation"] = drift_correlations(runs, [r.path for r in runs])
+    out["pair_drift_between_run_correlation"] = drift_correlations(runs)
     return out

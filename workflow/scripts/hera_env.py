@@ -22,8 +22,9 @@ with the FBGEMM and TorchRec releases built for it); everything else from ``work
   works: uv is installed into the venv with pip, torch's wheel is fetched by ``pip download`` (pip's configured
   sources, as above) and installed by uv, then the requirements with the venv's torch pinned
   (``<venv>/hera-constraints.txt``), so uv can never swap it; installs compile bytecode (``Uv``). On the 2-core
-  VM this takes ~1.1 min from a cold uv cache instead of pip's ~2.5 min. Where uv cannot be had or fails (no route to PyPI, only a pip-configured mirror), pip installs
-  the rest, exactly as before. ``HERA_INSTALLER=pip`` uses pip alone.
+  VM this takes ~1.1 min from a cold uv cache instead of pip's ~2.5 min. Where uv cannot be had or fails (no
+  route to PyPI, only a pip-configured mirror), pip installs the rest, exactly as before. ``HERA_INSTALLER=pip``
+  uses pip alone.
 
 Errors are one line (``hera-env: error: ...``) with pip's full output in ``<venv>/hera-install.log``.
 """
