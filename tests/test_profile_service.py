@@ -70,7 +70,7 @@ def test_missing_worker_count_is_a_one_line_error(study, tmp_path):
 @pytest.mark.timing
 @pytest.mark.slow
 def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
-    cfg, path = study
+    cfg, _ = study
     svc = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", svc, OPTS)
     dec = sla.decide(cfg["sla"], "syn", summary)
@@ -114,6 +114,8 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (df["tail_log_slope"] > 0).all() and (df["trial_crossing_sd"] >= 0).all()
     # model.service: refresh (default): each w's profile re-measured on this node just before its confirmation
     assert (df["service_source"] == "refresh").all() and (df["service_seconds"] > 0).all()
+    # ... and how much slower it served than the stage's profile: a sleeping worker keeps its speed
+    assert df["service_refresh_ratio"].between(0.6, 1.6).all(), df[["workers", "service_refresh_ratio"]]
     fresh = pd.read_parquet(paths.service)
     assert set(fresh["workers"]) == {1, 2} and {"light", "saturated", "probe"} <= set(fresh["regime"])
     assert not list(paths.service.parent.glob("*.partial.parquet"))
@@ -134,10 +136,32 @@ def test_scalability_with_the_stage_profile(study, tmp_path):
     out = tmp_path / "scalability" / "syn.csv"
     df = scalability.run(cfg, "syn", svc.with_suffix(".parquet"), t1, out, OPTS)
     assert list(df["service_source"]) == ["stage"] and list(df["service_seconds"]) == [0.0]
+    assert df["service_refresh_ratio"].isna().all()  # nothing refreshed, nothing to compare
     assert pd.read_parquet(scalability.outputs(out).service).empty
     # service.operating_chunks: 0 -> the model from the profile alone, no probe
     assert list(df["operating_queries"]) == [0] and df["operating_drift"].isna().all()
     assert list(df["qps_star_model"]) == list(df["qps_star_model_profile"])
+
+
+def _samples(workers: int, scale: float, sizes=(8, 64), regimes=("light", "saturated", "probe")) -> pd.DataFrame:
+    rows = [{"workers": workers, "regime": r, "items": n, "service_ms": scale * (0.5 + 0.01 * n) * (1 + 0.1 * k)}
+            for r in regimes for n in sizes for k in range(5)]
+    return pd.DataFrame(rows)
+
+
+def test_speed_ratio_is_the_geometric_mean_of_the_median_ratios_per_cell():
+    old = pd.concat([_samples(1, 1.0), _samples(2, 3.0)])
+    assert service.speed_ratio(_samples(1, 1.7), old, 1) == pytest.approx(1.7)  # the other w's samples ignored
+    assert service.speed_ratio(_samples(2, 1.5), old, 2) == pytest.approx(0.5)  # faster than the stage: < 1
+    # only the cells both have; the dispatch probe regime does not count
+    new = pd.concat([_samples(1, 2.0, sizes=(8,)), _samples(1, 9.0, regimes=("probe",))])
+    assert service.speed_ratio(new, old, 1) == pytest.approx(2.0)
+    # two cells slowed by 2 and by 8: their geometric mean, 4
+    a = pd.concat([_samples(1, 2.0, sizes=(8,), regimes=("light",)), _samples(1, 8.0, sizes=(64,), regimes=("light",))])
+    assert service.speed_ratio(a, _samples(1, 1.0, regimes=("light",)), 1) == pytest.approx(4.0)
+    # no common cell (another worker count, or no samples): NaN, not an error
+    assert np.isnan(service.speed_ratio(_samples(1, 1.0), _samples(2, 1.0), 1))
+    assert np.isnan(service.speed_ratio(_samples(1, 1.0).iloc[:0], old, 1))
 
 
 def test_refresh_config_shrinks_the_service_settings(study):

@@ -128,3 +128,32 @@ def test_a_drift_that_repeats_between_runs_correlates_and_a_random_one_does_not(
     # too few shared pairs: no correlation, not a number from two points
     few = compare([_with_drift("d", {"a|b": 1.0, "b|a": 1.2}, 4), _with_drift("e", {"a|b": 1.1, "b|a": 0.9}, 5)])
     assert few["pair_drift_between_run_correlation"] is None
+
+
+def _samples(workers: int, scale: float) -> pd.DataFrame:
+    return pd.DataFrame([{"workers": workers, "regime": r, "items": n, "service_ms": scale * n / 8}
+                         for r in ("light", "saturated") for n in (8, 64)])
+
+
+def test_the_refresh_ratio_comes_from_the_rows_or_else_from_the_kept_samples(tmp_path):
+    # a run with the F2 column: read as it is
+    a = _run(tmp_path / "a", {("x", 1): (100.0, 100.0), ("x", 2): (200.0, 200.0)}, [60.0])
+    scal = pd.read_csv(a / "profile" / "scalability.csv").assign(service_refresh_ratio=[1.5, float("nan")])
+    scal.to_csv(a / "profile" / "scalability.csv", index=False)
+    ha = headline(a)
+    assert ha.refresh_ratio == {"x/1": 1.5} and ha.service_refresh_ratio_median == 1.5
+    # a run before the column that kept both profiles' raw samples: computed from them
+    b = _run(tmp_path / "b", {("x", 1): (90.0, 100.0), ("x", 2): (190.0, 200.0)}, [60.0])
+    (b / "profile" / "service").mkdir()
+    (b / "profile" / "scalability").mkdir()
+    pd.concat([_samples(1, 1.0), _samples(2, 1.0)]).to_parquet(b / "profile" / "service" / "x.parquet")
+    pd.concat([_samples(1, 2.0), _samples(2, 0.8)]).to_parquet(b / "profile" / "scalability" / "x.service.parquet")
+    hb = headline(b)
+    assert hb.refresh_ratio == pytest.approx({"x/1": 2.0, "x/2": 0.8})
+    assert hb.service_refresh_ratio_median == pytest.approx(1.4)
+    out = compare([ha, hb])
+    assert out["service_refresh_ratio"]["x/1"]["values"] == [1.5, 2.0]
+    assert out["service_refresh_ratio"]["x/2"]["values"] == [None, 0.8]
+    assert out["service_refresh_ratio_median"]["median"] == pytest.approx(1.45)
+    # neither the column nor the samples (a curated reference): nothing, not an error
+    assert headline(REF).refresh_ratio == {} and math.isnan(headline(REF).service_refresh_ratio_median)

@@ -40,9 +40,9 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "n_trials", "trial_seconds", "wall_seconds", "model_seconds", "service_source", "service_seconds",
            "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
            "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "qps_star_model_profile",
-           "model_rel_error_profile", "operating_drift", "operating_rate_qps", "operating_queries",
-           "operating_seconds", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule", "llc_partitioning",
-           "scale", "note"]
+           "model_rel_error_profile", "service_refresh_ratio", "operating_drift", "operating_rate_qps",
+           "operating_queries", "operating_seconds", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule",
+           "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "warmup_queries",
                  "n_measured", "n_ok", "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
@@ -313,7 +313,7 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
 def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | Path, out: str | Path,
             opts: common.NodeOptions | None = None, on_row=None):
     """QPS*(w) for every w; appends each w to the partial files of ``out``; returns the three tables."""
-    from hera.profile.service import profiled_workers, read_samples, refreshed, service_law
+    from hera.profile.service import profiled_workers, read_samples, refreshed, service_law, speed_ratio
 
     opts = opts or common.NodeOptions()
     common.check_model(model, opts.runner)
@@ -324,7 +324,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v7", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v8", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
@@ -339,7 +339,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
                     node.resize(model, list(cores[:w]))
                 pin, harness = common.harness_off_workers(config, cores[:w])
                 with pin:
-                    law, t_service = laws[w], 0.0
+                    law, t_service, ratio = laws[w], 0.0, math.nan
                     if refresh:  # the machine as it is now, on this node (docs/DESIGN.md "QPS*")
                         t0 = time.perf_counter()
                         fresh = refreshed(node, config, model, model, w, cores, f"scalability/{model}/{w}")
@@ -347,9 +347,12 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
                         paths.service.parent.mkdir(parents=True, exist_ok=True)
                         fresh.to_parquet(paths.service_part(w), index=False)
                         law = service_law(fresh, w, batch, source="service profile refreshed on this node")
+                        ratio = speed_ratio(fresh, samples, w)
                     row, trials, curve = qps_star_point(node, config, model, model, law, sla,
                                                         f"scalability/{model}/{w}")
-                row.update({"service_source": "refresh" if refresh else "stage", "service_seconds": t_service})
+                # how much slower (> 1) the refreshed profile served than the stage's: what the refresh corrected
+                row.update({"service_source": "refresh" if refresh else "stage", "service_seconds": t_service,
+                            "service_refresh_ratio": ratio})
                 row.update({"model": model, "workers": w, "normalised": math.nan, "normalised_model": math.nan,
                             "cores": " ".join(map(str, cores[:w])),
                             "harness_cores": harness,

@@ -341,6 +341,26 @@ def run(config: dict[str, Any], model: str, out: str | Path, opts: common.NodeOp
     return summary
 
 
+def speed_ratio(new: pd.DataFrame, old: pd.DataFrame, workers: int) -> float:
+    """How much slower (> 1) or faster (< 1) the profile ``new`` served than ``old`` — raw samples of one model,
+    e.g. the profile refreshed before a confirmation and the service stage's: the geometric mean, over the
+    (regime, sub-batch size) cells of the light and saturated regimes that both have for ``workers`` workers, of
+    the ratio of their median service times. NaN without a common cell. A ratio far from 1 says the stage's
+    profile described another machine than the confirmation met (docs/DESIGN.md, "The model's service profile is
+    taken on the confirming node")."""
+
+    def medians(df: pd.DataFrame) -> pd.Series:
+        ms = pd.to_numeric(df["service_ms"], errors="coerce")
+        keep = (df["workers"] == int(workers)) & df["regime"].isin(("light", "saturated")) & (ms > 0)
+        return ms[keep].groupby([df.loc[keep, "regime"], df.loc[keep, "items"]]).median()
+
+    a, b = medians(new), medians(old)
+    both = a.index.intersection(b.index)
+    if len(both) == 0:
+        return math.nan
+    return float(np.exp(np.mean(np.log(a[both].to_numpy(float) / b[both].to_numpy(float)))))
+
+
 # ------------------------------------------------------------------------------------------- reading
 def read_samples(path: str | Path, model: str | None = None) -> pd.DataFrame:
     """The raw samples of a service profile (``.parquet``; the ``.csv`` name is accepted too)."""

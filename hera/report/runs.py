@@ -14,6 +14,10 @@ Co-location: each tenant's *service drift* in a measured pair (its served over i
 Across runs the question is whether a pair's drift repeats: a high between-run correlation of the log drifts
 over the pairs would be interference the O(N) profiles systematically miss for those pairs; a correlation near
 zero says the drift is the machine's speed at the time the pair was measured.
+
+Service refresh: per F2 point, how much slower the service profile re-measured on the confirming node served than
+the service stage's profile of the same worker count — what the refresh (``model.service: refresh``) corrected,
+run by run (:func:`refresh_ratios`).
 """
 
 from __future__ import annotations
@@ -52,12 +56,15 @@ class RunHeadline:
     qps_star: dict[str, float] = field(default_factory=dict)  # "model/workers" -> measured QPS*
     pair_drift: dict[str, float] = field(default_factory=dict)  # "victim|partner" -> median service drift
     fingerprint: str = ""  # sha256 of the scalability table: the same run under two names is caught
+    # "model/workers" -> how much slower the profile refreshed before the confirmation served than the stage's
+    refresh_ratio: dict[str, float] = field(default_factory=dict)
+    service_refresh_ratio_median: float = math.nan
 
     METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
                "pair_mean_abs_emu_error", "c5_violation_frac", "model_served_median_abs_rel_error",
                "model_served_max_abs_rel_error", "pair_served_median_abs_rel_error",
                "pair_served_mean_abs_emu_error", "model_profile_median_abs_rel_error",
-               "model_profile_max_abs_rel_error")
+               "model_profile_max_abs_rel_error", "service_refresh_ratio_median")
 
 
 def benchmarks_dir(results: Path) -> Path | None:
@@ -76,6 +83,32 @@ def f2_stage_seconds(results: Path) -> float:
     if not files:
         return math.nan
     return float(sum(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in files))
+
+
+def refresh_ratios(results: Path, scal: pd.DataFrame) -> dict[str, float]:
+    """``"model/workers"`` → how much slower (> 1) the service profile refreshed on the confirming node served than
+    the service stage's profile (:func:`hera.profile.service.speed_ratio`): the F2 rows' ``service_refresh_ratio``,
+    else, for runs before that column, computed from the two profiles' raw samples where the run kept them
+    (``profile/service/<model>.parquet`` and ``profile/scalability/<model>.service.parquet``); empty otherwise
+    (the curated reference keeps no raw samples)."""
+    if "service_refresh_ratio" in scal.columns:
+        ratio = pd.to_numeric(scal["service_refresh_ratio"], errors="coerce")
+        return {f"{m}/{int(w)}": float(r) for m, w, r in zip(scal["model"], scal["workers"], ratio)
+                if math.isfinite(r)}
+    from hera.profile.service import speed_ratio
+
+    out: dict[str, float] = {}
+    for model, rows in scal.groupby("model"):
+        stage = results / "profile" / "service" / f"{model}.parquet"
+        fresh = results / "profile" / "scalability" / f"{model}.service.parquet"
+        if not (stage.is_file() and fresh.is_file()):
+            continue
+        old, new = pd.read_parquet(stage), pd.read_parquet(fresh)
+        for w in rows["workers"]:
+            r = speed_ratio(new, old, int(w))
+            if math.isfinite(r):
+                out[f"{model}/{int(w)}"] = r
+    return out
 
 
 def pair_drifts(pairs: pd.DataFrame) -> dict[str, float]:
@@ -141,13 +174,16 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
         bad, total = violation_windows(hera_timeline(pd.read_csv(lc_path))[0])
         c5 = bad / total if total else math.nan
     qps = {f"{r.model}/{int(r.workers)}": float(r.qps_star) for r in scal.itertuples()}
+    refresh = refresh_ratios(results, scal)
     nan = math.nan
     return RunHeadline(label or str(results), tuple(sorted(c[:7] for c in commits)), f2_stage_seconds(results),
                        agree["median_abs_rel_error"], agree["max_abs_rel_error"], pair_med, pair_emu, c5,
                        agree.get("served_median_abs_rel_error", nan), agree.get("served_max_abs_rel_error", nan),
                        summary.get("served_median_abs_rel_error", nan), summary.get("served_mean_abs_emu_error", nan),
                        agree.get("profile_median_abs_rel_error", agree["median_abs_rel_error"]),
-                       agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, drifts, fingerprint)
+                       agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, drifts, fingerprint,
+                       refresh_ratio=refresh,
+                       service_refresh_ratio_median=float(np.median(list(refresh.values()))) if refresh else nan)
 
 
 def _spread(values: list[float]) -> dict[str, object]:
@@ -186,4 +222,6 @@ def compare(runs: list[RunHeadline]) -> dict[str, object]:
     keys = sorted(set().union(*(r.pair_drift for r in runs)))
     out["pair_service_drift"] = {k: _spread([r.pair_drift.get(k, math.nan) for r in runs]) for k in keys}
     out["pair_drift_between_run_correlation"] = drift_correlations(runs)
+    keys = sorted(set().union(*(r.refresh_ratio for r in runs)))
+    out["service_refresh_ratio"] = {k: _spread([r.refresh_ratio.get(k, math.nan) for r in runs]) for k in keys}
     return out
