@@ -26,8 +26,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hera.errors import HeraError, NotBuiltError
 
@@ -124,8 +125,8 @@ def _sla_ms(model: str, scale: str, batch_size: int) -> float:
 # -------------------------------------------------------------------------------------------- build
 def bench_build(scale: str, models: list[str], items: int | None) -> dict[str, Any]:
     """Build every model and its sample library into a scratch directory; report seconds."""
-    from hera.workload.library import default_items
     from hera.workload.cli import build_libraries
+    from hera.workload.library import default_items
     from hera.zoo.build import build_model_files
 
     with tempfile.TemporaryDirectory(prefix="hera-bench-build-") as tmp:
@@ -254,8 +255,8 @@ def bench_serving(model: str, scale: str, cores: list[int], batch_size: int, dur
     base = LoadgenSettings(target_qps=0.5 * qps_in, latency_bound_ms=sla, query_sizes=sizes,
                            min_queries=search["min_queries"], min_duration_s=search["min_duration_s"],
                            warmup_queries=warmup)
-    kw = dict(sla_ms=sla, rel_tol=search["rel_tolerance"], repeats=search["repeats"],
-              max_queries=search["max_queries"], tenant=model, max_qps=4 * qps_in)
+    kw = {"sla_ms": sla, "rel_tol": search["rel_tolerance"], "repeats": search["repeats"],
+          "max_queries": search["max_queries"], "tenant": model, "max_qps": 4 * qps_in}
     pool = InProcessFCFS(functools.partial(build_runner, _runner_spec(model, scale, batch_size)), cores,
                          batch_size, model)
     try:
@@ -282,7 +283,7 @@ def bench_serving(model: str, scale: str, cores: list[int], batch_size: int, dur
             "saturation_harness_cpu_util": sm["harness_cpu_util"],
             "saturation_harness_saturated": sm["harness_saturated"],
             "saturation_harness_saturation_reason": sm["harness_saturation_reason"],
-            "search_trials": int(len(trials)),
+            "search_trials": len(trials),
             "search_trials_harness_saturated": int(trials["harness_saturated"].fillna(False).astype(bool).sum()),
             "mean_query_items": round(mean_items, 1), "search_note": res.note, "inprocess_search_note": res_in.note}
 
@@ -807,6 +808,22 @@ def _t1_sla(model: str, scale: str) -> float | None:
     return None
 
 
+def _t1_source(scale: str) -> str:
+    """Where :func:`_t1_sla` takes an SLA from: the study's T1 table and when it was written (its provenance
+    sidecar), so a benchmark says which stage's measurement set its SLA."""
+    import json
+
+    from hera.paths import results_dir
+
+    t1 = results_dir(scale) / "tables" / "T1.csv"
+    meta = t1.with_name(t1.name + ".meta.json")
+    try:
+        created = json.loads(meta.read_text()).get("created_utc", "") if meta.is_file() else ""
+    except (OSError, ValueError):
+        created = ""
+    return str(t1) + (f" (written {created})" if created else "")
+
+
 def bench_repeatability(model: str, scale: str, runs: int, workers: int, study: dict[str, Any]) -> dict[str, Any]:
     """QPS* of ``model`` with ``workers`` workers over ``runs`` complete determinations with different seeds."""
     from hera.profile.scalability import determine
@@ -815,6 +832,7 @@ def bench_repeatability(model: str, scale: str, runs: int, workers: int, study: 
         raise HeraError(f"--runs must be at least 2 for a spread, not {runs}")
     _require_built(model, scale)
     sla = _t1_sla(model, scale)
+    source = _t1_source(scale) if sla is not None else "the first determination's SLA rule (no T1 table)"
     out = []
     for k in range(runs):
         cfg = dict(study, seed=int(study["seed"]) + 1000 * (k + 1))
@@ -823,7 +841,7 @@ def bench_repeatability(model: str, scale: str, runs: int, workers: int, study: 
         out.append(row)
         print(f"run {k}: measured QPS* {row['qps_star']:.2f} (repeats {row['per_repeat']}), modelled "
               f"{row['qps_star_model']:.2f}, {row['seconds']:.0f} s", flush=True)
-    return repeatability_figure(model, workers, sla, out)
+    return {**repeatability_figure(model, workers, sla, out), "sla_source": source}
 
 
 def _cov(x: Any) -> float | None:

@@ -90,9 +90,19 @@ def test_repeatability_reports_the_machine_beside_the_method(monkeypatch):
     assert [c[0] for c in calls] == [1007, 2007, 3007]          # one seed per determination
     assert [c[1] for c in calls] == [None, 51.0, 51.0]          # the first determination's SLA for all
     assert fig["sla_ms"] == 51.0 and fig["qps_star"] == [100.0, 120.0, 110.0]
+    assert fig["sla_source"].startswith("the first determination")  # no T1: said so
     assert fig["cov"] == pytest.approx(10.0 / 110.0)
     assert fig["cov_model_served"] == pytest.approx(pd.Series([98.0, 119.0, 111.0]).std() / (328.0 / 3))
     assert fig["service_drift"] == [0.8, 0.96, None] and fig["cov_service_drift"] is None
     assert fig["repeat_cov"] == [0.02, 0.02, 0.02] and fig["trials_per_run"] == [7, 7, 7]
     with pytest.raises(bench.HeraError, match="at least 2"):
         bench.bench_repeatability("dlrm_rmc1", "ci", 1, 1, {"seed": 7})
+    # with the study's T1: its SLA for every determination, and the figure names the table it came from
+    calls.clear()
+    values = iter([(100.0, 1.0, 100.0)] * 2)
+    monkeypatch.setattr(bench, "_t1_sla", lambda model, scale: 40.0)
+    fig = bench.bench_repeatability("dlrm_rmc1", "ci", 2, 1, {"seed": 7})
+    assert [c[1] for c in calls] == [40.0, 40.0] and fig["sla_ms"] == 40.0
+    from hera.paths import results_dir
+
+    assert fig["sla_source"].startswith(str(results_dir("ci") / "tables" / "T1.csv"))
