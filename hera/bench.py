@@ -793,13 +793,18 @@ def _study(scale: str, path: Path | None) -> dict[str, Any]:
     return study
 
 
+def _t1_path(scale: str) -> Path:
+    """The study's T1 table, whose SLAs the benchmarks use when it exists."""
+    from hera.paths import results_dir
+
+    return results_dir(scale) / "tables" / "T1.csv"
+
+
 def _t1_sla(model: str, scale: str) -> float | None:
     """The model's SLA from the study's T1 table when there is one (benchmarks then use the study's SLA)."""
     import pandas as pd
 
-    from hera.paths import results_dir
-
-    t1 = results_dir(scale) / "tables" / "T1.csv"
+    t1 = _t1_path(scale)
     if t1.is_file():
         df = pd.read_csv(t1)
         row = df[df["model"] == model]
@@ -813,9 +818,7 @@ def _t1_source(scale: str) -> str:
     sidecar), so a benchmark says which stage's measurement set its SLA."""
     import json
 
-    from hera.paths import results_dir
-
-    t1 = results_dir(scale) / "tables" / "T1.csv"
+    t1 = _t1_path(scale)
     meta = t1.with_name(t1.name + ".meta.json")
     try:
         created = json.loads(meta.read_text()).get("created_utc", "") if meta.is_file() else ""

@@ -58,13 +58,17 @@ class RunHeadline:
     fingerprint: str = ""  # sha256 of the scalability table: the same run under two names is caught
     # "model/workers" -> how much slower the profile refreshed before the confirmation served than the stage's
     refresh_ratio: dict[str, float] = field(default_factory=dict)
-    service_refresh_ratio_median: float = math.nan
 
     METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
                "pair_mean_abs_emu_error", "c5_violation_frac", "model_served_median_abs_rel_error",
                "model_served_max_abs_rel_error", "pair_served_median_abs_rel_error",
                "pair_served_mean_abs_emu_error", "model_profile_median_abs_rel_error",
                "model_profile_max_abs_rel_error", "service_refresh_ratio_median")
+
+    @property
+    def service_refresh_ratio_median(self) -> float:
+        """The median of :attr:`refresh_ratio` over the run's points (NaN without any)."""
+        return float(np.median(list(self.refresh_ratio.values()))) if self.refresh_ratio else math.nan
 
 
 def benchmarks_dir(results: Path) -> Path | None:
@@ -174,7 +178,6 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
         bad, total = violation_windows(hera_timeline(pd.read_csv(lc_path))[0])
         c5 = bad / total if total else math.nan
     qps = {f"{r.model}/{int(r.workers)}": float(r.qps_star) for r in scal.itertuples()}
-    refresh = refresh_ratios(results, scal)
     nan = math.nan
     return RunHeadline(label or str(results), tuple(sorted(c[:7] for c in commits)), f2_stage_seconds(results),
                        agree["median_abs_rel_error"], agree["max_abs_rel_error"], pair_med, pair_emu, c5,
@@ -182,8 +185,7 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
                        summary.get("served_median_abs_rel_error", nan), summary.get("served_mean_abs_emu_error", nan),
                        agree.get("profile_median_abs_rel_error", agree["median_abs_rel_error"]),
                        agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, drifts, fingerprint,
-                       refresh_ratio=refresh,
-                       service_refresh_ratio_median=float(np.median(list(refresh.values()))) if refresh else nan)
+                       refresh_ratio=refresh_ratios(results, scal))
 
 
 def _spread(values: list[float]) -> dict[str, object]:
