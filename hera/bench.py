@@ -713,6 +713,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/runs.json)")
     rs.set_defaults(func=_cmd_runs)
 
+    sv = bsub.add_parser("service-source", help="F2 points of finished runs re-modelled from the stage's or the "
+                                                "refreshed service profile, with and without the probe")
+    sv.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
+                    help="results folders of complete runs that kept their service samples (results/<scale>)")
+    sv.add_argument("--labels", help="comma-separated names of the runs, in order (default: their folders)")
+    sv.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
+    sv.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/"
+                                             "service-source.json)")
+    sv.set_defaults(func=_cmd_service_source)
+
 
 def _synthetic_law(workers: int, batch_size: int, seed: int):
     """A service law shaped like a measured one (gamma samples, 1 ms + 0.1 ms per item, 200 per size and
@@ -1017,6 +1027,26 @@ def _cmd_runs(args) -> int:
               + ", ".join(f"{k} {v:+.2f}" for k, v in corr["pairs_of_runs"].items())
               + " (near 0: the machine's speed at the time, not a pair's interference)", flush=True)
     return _emit("runs", args.scale, out, args.out, vars_of(args))
+
+
+def _cmd_service_source(args) -> int:
+    import pandas as pd
+
+    from hera.report.service_source import VARIANTS, remodel, summary
+
+    labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(d) for d in args.from_results]
+    if len(labels) != len(args.from_results):
+        raise HeraError(f"--labels names {len(labels)} runs, --from-results gives {len(args.from_results)}")
+    frames = []
+    for d, label in zip(args.from_results, labels):
+        df = remodel(d).assign(run=label)
+        frames.append(df)
+        print(df[["model", "workers", "measured", *VARIANTS]].round(2).to_string(index=False), flush=True)
+        print(f"{label}: " + "; ".join(f"{k} {v['median_abs_rel_error']:.1%} / {v['max_abs_rel_error']:.1%}"
+                                       for k, v in summary(df).items() if v["points"]), flush=True)
+    both = pd.concat(frames, ignore_index=True)
+    fig = {"runs": {label: summary(df) for label, df in zip(labels, frames)}, "pooled": summary(both)}
+    return _emit("service-source", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_repeatability(args) -> int:

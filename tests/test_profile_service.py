@@ -71,6 +71,7 @@ def test_missing_worker_count_is_a_one_line_error(study, tmp_path):
 @pytest.mark.slow
 def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     cfg, _ = study
+    cfg = {**cfg, "model": {**cfg["model"], "service": "refresh"}}  # the default is stage (next test)
     svc = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", svc, OPTS)
     dec = sla.decide(cfg["sla"], "syn", summary)
@@ -112,7 +113,7 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert df["model_rel_error_profile"].notna().all() and (df["operating_seconds"] > 0).all()
     # the noise of one trial's verdict in log rate (pair prediction), from at least 6 trials per worker count
     assert (df["tail_log_slope"] > 0).all() and (df["trial_crossing_sd"] >= 0).all()
-    # model.service: refresh (default): each w's profile re-measured on this node just before its confirmation
+    # model.service: refresh: each w's profile re-measured on this node just before its confirmation
     assert (df["service_source"] == "refresh").all() and (df["service_seconds"] > 0).all()
     # ... and how much slower it served than the stage's profile: a sleeping worker keeps its speed
     assert df["service_refresh_ratio"].between(0.6, 1.6).all(), df[["workers", "service_refresh_ratio"]]
@@ -122,11 +123,13 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_scalability_with_the_stage_profile(study, tmp_path):
-    """``model.service: stage``: the model uses the service stage's samples; nothing is re-measured."""
+@pytest.mark.parametrize("chunks", [1, 0])
+def test_scalability_with_the_stage_profile(study, tmp_path, chunks):
+    """``model.service: stage`` (the default): the model uses the service stage's samples, rescaled by the
+    operating-point probe (``service.operating_chunks``); nothing is re-measured."""
     cfg, _ = study
-    cfg = {**cfg, "model": {**cfg["model"], "service": "stage"},
-           "service": {**cfg["service"], "operating_chunks": 0}}
+    assert scalability.refresh_service(cfg) is False  # ci.yaml sets no model.service: the schema's default
+    cfg = {**cfg, "service": {**cfg["service"], "operating_chunks": chunks}}
     svc = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", svc, OPTS, workers=[1])
     dec = sla.decide(cfg["sla"], "syn", summary)
@@ -138,9 +141,12 @@ def test_scalability_with_the_stage_profile(study, tmp_path):
     assert list(df["service_source"]) == ["stage"] and list(df["service_seconds"]) == [0.0]
     assert df["service_refresh_ratio"].isna().all()  # nothing refreshed, nothing to compare
     assert pd.read_parquet(scalability.outputs(out).service).empty
-    # service.operating_chunks: 0 -> the model from the profile alone, no probe
-    assert list(df["operating_queries"]) == [0] and df["operating_drift"].isna().all()
-    assert list(df["qps_star_model"]) == list(df["qps_star_model_profile"])
+    if chunks:  # the probe at the stage profile's modelled QPS*: its drift rescaled that profile
+        assert (df["operating_queries"] >= 40).all() and (df["operating_drift"] > 0).all()
+        assert np.allclose(df["operating_rate_qps"], df["qps_star_model_profile"])
+    else:  # service.operating_chunks: 0 -> the model from the profile alone, no probe
+        assert list(df["operating_queries"]) == [0] and df["operating_drift"].isna().all()
+        assert list(df["qps_star_model"]) == list(df["qps_star_model_profile"])
 
 
 def _samples(workers: int, scale: float, sizes=(8, 64), regimes=("light", "saturated", "probe")) -> pd.DataFrame:

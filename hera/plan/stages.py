@@ -224,7 +224,9 @@ def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibrati
 
 def _scalability(config, rates, counts, cal) -> StageEstimate:
     models = 1.25 if config["model"].get("tails", "trial") == "trial" else 1  # trial-shaped + steady (1/4 replicates)
-    refresh = config["model"].get("service", "refresh") == "refresh"
+    from hera.profile.scalability import refresh_service
+
+    refresh = refresh_service(config)
     if refresh:
         from hera.profile.service import refresh_config
 

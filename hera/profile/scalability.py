@@ -77,7 +77,7 @@ def outputs(out: str | Path) -> ScalabilityOutputs:
 
 def refresh_service(config: dict[str, Any]) -> bool:
     """Does the model use a service profile re-measured just before each confirmation (``model.service``)?"""
-    return str(config["model"].get("service", "refresh")) == "refresh"
+    return str(config["model"].get("service", "stage")) == "refresh"
 
 
 #: Warm-up of a confirmation chunk: a quarter of its measured queries (at least 10), arriving at the trial's rate,
