@@ -157,3 +157,23 @@ def test_the_refresh_ratio_comes_from_the_rows_or_else_from_the_kept_samples(tmp
     assert out["service_refresh_ratio_median"]["median"] == pytest.approx(1.45)
     # neither the column nor the samples (a curated reference): nothing, not an error
     assert headline(REF).refresh_ratio == {} and math.isnan(headline(REF).service_refresh_ratio_median)
+
+
+def test_the_stage_drift_is_the_probe_against_the_stage_profile_whichever_start(tmp_path):
+    # a stage run: the probe's drift as it is; a refresh run: times the refresh ratio; no probe: left out
+    a = _run(tmp_path / "a", {("x", 1): (100.0, 100.0), ("x", 2): (200.0, 200.0)}, [60.0])
+    scal = pd.read_csv(a / "profile" / "scalability.csv").assign(
+        service_source="stage", operating_drift=[1.2, float("nan")])
+    scal.to_csv(a / "profile" / "scalability.csv", index=False)
+    b = _run(tmp_path / "b", {("x", 1): (90.0, 100.0), ("x", 2): (190.0, 200.0)}, [60.0])
+    scal = pd.read_csv(b / "profile" / "scalability.csv").assign(
+        service_source="refresh", operating_drift=[1.1, 0.9], service_refresh_ratio=[2.0, float("nan")])
+    scal.to_csv(b / "profile" / "scalability.csv", index=False)
+    ha, hb = headline(a), headline(b)
+    assert ha.stage_drift == {"x/1": 1.2} and ha.stage_drift_median == pytest.approx(1.2)
+    assert hb.stage_drift == pytest.approx({"x/1": 2.2})  # x/2 has no refresh ratio: left out
+    out = compare([ha, hb])
+    assert out["stage_drift"]["x/1"]["values"] == [1.2, 2.2]
+    assert out["stage_drift_median"]["median"] == pytest.approx(1.7)
+    # the curated reference started from refreshed profiles and keeps neither the ratio nor the raw samples
+    assert headline(REF).stage_drift == {} and math.isnan(headline(REF).stage_drift_median)

@@ -17,7 +17,9 @@ zero says the drift is the machine's speed at the time the pair was measured.
 
 Service refresh: per F2 point, how much slower the service profile re-measured on the confirming node served than
 the service stage's profile of the same worker count — what the refresh (``model.service: refresh``) corrected,
-run by run (:func:`refresh_ratios`).
+run by run (:func:`refresh_ratios`). Stage drift: per F2 point, how much slower the node served at the operating
+point than the service stage's profile said (:func:`stage_drifts`) — what the model's start was off by, whichever
+profile the run started from.
 """
 
 from __future__ import annotations
@@ -58,17 +60,24 @@ class RunHeadline:
     fingerprint: str = ""  # sha256 of the scalability table: the same run under two names is caught
     # "model/workers" -> how much slower the profile refreshed before the confirmation served than the stage's
     refresh_ratio: dict[str, float] = field(default_factory=dict)
+    # "model/workers" -> how much slower the node served at the operating point than the stage's profile said
+    stage_drift: dict[str, float] = field(default_factory=dict)
 
     METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
                "pair_mean_abs_emu_error", "c5_violation_frac", "model_served_median_abs_rel_error",
                "model_served_max_abs_rel_error", "pair_served_median_abs_rel_error",
                "pair_served_mean_abs_emu_error", "model_profile_median_abs_rel_error",
-               "model_profile_max_abs_rel_error", "service_refresh_ratio_median")
+               "model_profile_max_abs_rel_error", "service_refresh_ratio_median", "stage_drift_median")
 
     @property
     def service_refresh_ratio_median(self) -> float:
         """The median of :attr:`refresh_ratio` over the run's points (NaN without any)."""
         return float(np.median(list(self.refresh_ratio.values()))) if self.refresh_ratio else math.nan
+
+    @property
+    def stage_drift_median(self) -> float:
+        """The median of :attr:`stage_drift` over the run's points (NaN without any)."""
+        return float(np.median(list(self.stage_drift.values()))) if self.stage_drift else math.nan
 
 
 def benchmarks_dir(results: Path) -> Path | None:
@@ -87,6 +96,24 @@ def f2_stage_seconds(results: Path) -> float:
     if not files:
         return math.nan
     return float(sum(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in files))
+
+
+def stage_drifts(scal: pd.DataFrame, refresh: dict[str, float]) -> dict[str, float]:
+    """``"model/workers"`` → the operating-point probe's drift against the service stage's profile: the F2 rows'
+    ``operating_drift`` where the model started from that profile (``service_source`` stage), and the probe's
+    drift against the refreshed profile times the refresh ratio (``refresh``, :func:`refresh_ratios`) where it
+    started from a refreshed one; points without a probe or a ratio are left out."""
+    if "operating_drift" not in scal.columns:
+        return {}
+    source = scal.get("service_source", pd.Series("stage", index=scal.index)).fillna("stage").astype(str)
+    out: dict[str, float] = {}
+    for m, w, d, src in zip(scal["model"], scal["workers"], pd.to_numeric(scal["operating_drift"], errors="coerce"),
+                            source):
+        key = f"{m}/{int(w)}"
+        factor = refresh.get(key, math.nan) if src == "refresh" else 1.0
+        if math.isfinite(d) and math.isfinite(factor):
+            out[key] = float(d * factor)
+    return out
 
 
 def refresh_ratios(results: Path, scal: pd.DataFrame) -> dict[str, float]:
@@ -178,6 +205,7 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
         bad, total = violation_windows(hera_timeline(pd.read_csv(lc_path))[0])
         c5 = bad / total if total else math.nan
     qps = {f"{r.model}/{int(r.workers)}": float(r.qps_star) for r in scal.itertuples()}
+    refresh = refresh_ratios(results, scal)
     nan = math.nan
     return RunHeadline(label or str(results), tuple(sorted(c[:7] for c in commits)), f2_stage_seconds(results),
                        agree["median_abs_rel_error"], agree["max_abs_rel_error"], pair_med, pair_emu, c5,
@@ -185,7 +213,7 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
                        summary.get("served_median_abs_rel_error", nan), summary.get("served_mean_abs_emu_error", nan),
                        agree.get("profile_median_abs_rel_error", agree["median_abs_rel_error"]),
                        agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, drifts, fingerprint,
-                       refresh_ratio=refresh_ratios(results, scal))
+                       refresh_ratio=refresh, stage_drift=stage_drifts(scal, refresh))
 
 
 def _spread(values: list[float]) -> dict[str, object]:
@@ -226,4 +254,6 @@ def compare(runs: list[RunHeadline]) -> dict[str, object]:
     out["pair_drift_between_run_correlation"] = drift_correlations(runs)
     keys = sorted(set().union(*(r.refresh_ratio for r in runs)))
     out["service_refresh_ratio"] = {k: _spread([r.refresh_ratio.get(k, math.nan) for r in runs]) for k in keys}
+    keys = sorted(set().union(*(r.stage_drift for r in runs)))
+    out["stage_drift"] = {k: _spread([r.stage_drift.get(k, math.nan) for r in runs]) for k in keys}
     return out

@@ -63,6 +63,15 @@ def translated_drift(drift: float, measured_law: Any, other_law: Any, mix: np.nd
     return float(drift * a.mean() / b.mean())
 
 
+def _qps(law: Any, factor: float, mix: np.ndarray, sla_ms: float, percentile: float, settings: Any) -> float:
+    """The modelled QPS* of ``law`` with every service time × ``factor`` (NaN without a positive factor)."""
+    from hera.queueing.qps import modelled_qps_star
+
+    if not (math.isfinite(factor) and factor > 0):
+        return math.nan
+    return float(modelled_qps_star(law.scaled(factor), mix, sla_ms, percentile, settings).qps_star)
+
+
 def remodel(results: str | Path) -> pd.DataFrame:
     """One row per F2 point of the run in ``results``: ``model``, ``workers``, ``measured`` (confirmed QPS*),
     ``service_source`` (what the run did), the four :data:`VARIANTS` (modelled QPS*) and ``err_<variant>``
@@ -70,7 +79,6 @@ def remodel(results: str | Path) -> pd.DataFrame:
     from hera.profile import common
     from hera.profile import scalability as sc
     from hera.profile.service import mix_sizes, service_law
-    from hera.queueing.qps import modelled_qps_star
 
     results = Path(results)
     table = results / "profile" / "scalability.csv"
@@ -97,17 +105,13 @@ def remodel(results: str | Path) -> pd.DataFrame:
         drift, rate = float(getattr(r, "operating_drift", math.nan)), float(getattr(r, "operating_rate_qps", math.nan))
         seed = common.derived_seed(int(config["seed"]), "service-source", stream)
 
-        def qps(law: Any, factor: float = 1.0) -> float:
-            if law is None or not (math.isfinite(factor) and factor > 0):
-                return math.nan
-            return float(modelled_qps_star(law.scaled(factor), mix, sla, pct, ms).qps_star)
-
         v = dict.fromkeys(VARIANTS, math.nan)
         if source == "refresh":
             v["refresh_probe"], v["refresh_alone"] = float(r.qps_star_model), float(r.qps_star_model_profile)
-            v["stage_alone"] = qps(stage)
+            v["stage_alone"] = _qps(stage, 1.0, mix, sla, pct, ms)
             if fresh is not None:
-                v["stage_probe"] = qps(stage, translated_drift(drift, fresh, stage, mix, rate, pct, seed))
+                factor = translated_drift(drift, fresh, stage, mix, rate, pct, seed)
+                v["stage_probe"] = _qps(stage, factor, mix, sla, pct, ms)
         else:
             v["stage_probe"], v["stage_alone"] = float(r.qps_star_model), float(r.qps_star_model_profile)
         measured = float(r.qps_star)
@@ -124,5 +128,5 @@ def summary(df: pd.DataFrame) -> dict[str, dict[str, float | int | None]]:
     for k in VARIANTS:
         e = df[f"err_{k}"].abs().dropna()
         out[k] = {"median_abs_rel_error": float(e.median()) if len(e) else None,
-                  "max_abs_rel_error": float(e.max()) if len(e) else None, "points": int(len(e))}
+                  "max_abs_rel_error": float(e.max()) if len(e) else None, "points": len(e)}
     return out
