@@ -1012,6 +1012,9 @@ def _cmd_runs(args) -> int:
     def emu(x: float) -> str:
         return f"{x:.3f}" if math.isfinite(x) else "n/a"
 
+    def factor(x: float) -> str:
+        return f"x{x:.2f}" if math.isfinite(x) else "n/a"
+
     for r in runs:
         print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
               f"{pct(r.model_median_abs_rel_error)} / {pct(r.model_max_abs_rel_error)} (profile alone "
@@ -1020,7 +1023,7 @@ def _cmd_runs(args) -> int:
               f"{pct(r.c5_violation_frac)}; as served: model {pct(r.model_served_median_abs_rel_error)} / "
               f"{pct(r.model_served_max_abs_rel_error)}, pairs {pct(r.pair_served_median_abs_rel_error)} / EMU "
               f"{emu(r.pair_served_mean_abs_emu_error)}; the stage's profile off at the operating point by "
-              f"x{r.stage_drift_median:.2f} (median)", flush=True)
+              f"{factor(r.stage_drift_median)} (median)", flush=True)
     out = compare(runs)
     corr = out["pair_drift_between_run_correlation"]
     if corr is not None:
