@@ -999,12 +999,18 @@ def _cmd_pair_prediction(args) -> int:
     return _emit("pair-prediction", args.scale, fig, args.out, vars_of(args))
 
 
-def _cmd_runs(args) -> int:
-    from hera.report.runs import compare, headline
-
+def _run_labels(args) -> list[str]:
+    """The names of the ``--from-results`` runs: ``--labels`` (one per run), else their folders."""
     labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(d) for d in args.from_results]
     if len(labels) != len(args.from_results):
         raise HeraError(f"--labels names {len(labels)} runs, --from-results gives {len(args.from_results)}")
+    return labels
+
+
+def _cmd_runs(args) -> int:
+    from hera.report.runs import compare, headline
+
+    labels = _run_labels(args)
     runs = [headline(d, label) for d, label in zip(args.from_results, labels)]
     def pct(x: float) -> str:
         return f"{x:.1%}" if math.isfinite(x) else "n/a"
@@ -1038,9 +1044,7 @@ def _cmd_service_source(args) -> int:
 
     from hera.report.service_source import VARIANTS, remodel, summary
 
-    labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(d) for d in args.from_results]
-    if len(labels) != len(args.from_results):
-        raise HeraError(f"--labels names {len(labels)} runs, --from-results gives {len(args.from_results)}")
+    labels = _run_labels(args)
     frames = []
     for d, label in zip(args.from_results, labels):
         df = remodel(d).assign(run=label)

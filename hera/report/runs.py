@@ -72,12 +72,16 @@ class RunHeadline:
     @property
     def service_refresh_ratio_median(self) -> float:
         """The median of :attr:`refresh_ratio` over the run's points (NaN without any)."""
-        return float(np.median(list(self.refresh_ratio.values()))) if self.refresh_ratio else math.nan
+        return _median(self.refresh_ratio)
 
     @property
     def stage_drift_median(self) -> float:
         """The median of :attr:`stage_drift` over the run's points (NaN without any)."""
-        return float(np.median(list(self.stage_drift.values()))) if self.stage_drift else math.nan
+        return _median(self.stage_drift)
+
+
+def _median(per_point: dict[str, float]) -> float:
+    return float(np.median(list(per_point.values()))) if per_point else math.nan
 
 
 def benchmarks_dir(results: Path) -> Path | None:

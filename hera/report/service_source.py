@@ -86,34 +86,39 @@ def remodel(results: str | Path) -> pd.DataFrame:
         raise HeraError(f"{results} is not a run's results folder: {table} does not exist")
     config = _config(results)
     rows = pd.read_csv(table)
+    samples: dict[Path, pd.DataFrame] = {}  # each model's parquet read once for both worker counts
+
+    def kept(path: Path) -> pd.DataFrame:
+        if path not in samples:
+            samples[path] = pd.read_parquet(path)
+        return samples[path]
+
     out = []
     for r in rows.itertuples():
-        model, w, batch = str(r.model), int(r.workers), int(r.batch_size)
-        source = str(getattr(r, "service_source", "stage"))
-        stage_path = results / "profile" / "service" / f"{model}.parquet"
-        if not stage_path.is_file():
-            raise HeraError(f"{results}: {model}'s service profile {stage_path} was not kept")
-        stage = service_law(pd.read_parquet(stage_path), w, batch)
-        fresh_path = results / "profile" / "scalability" / f"{model}.service.parquet"
-        fresh = None
-        if source == "refresh" and fresh_path.is_file():
-            fresh = service_law(pd.read_parquet(fresh_path), w, batch)
-        stream = f"scalability/{model}/{w}"
-        ms = sc.model_settings(config, stream)
-        mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
-        sla, pct = float(r.sla_ms), float(r.percentile)
-        drift, rate = float(getattr(r, "operating_drift", math.nan)), float(getattr(r, "operating_rate_qps", math.nan))
-        seed = common.derived_seed(int(config["seed"]), "service-source", stream)
-
+        model, w = str(r.model), int(r.workers)
         v = dict.fromkeys(VARIANTS, math.nan)
-        if source == "refresh":
-            v["refresh_probe"], v["refresh_alone"] = float(r.qps_star_model), float(r.qps_star_model_profile)
-            v["stage_alone"] = _qps(stage, 1.0, mix, sla, pct, ms)
-            if fresh is not None:
-                factor = translated_drift(drift, fresh, stage, mix, rate, pct, seed)
-                v["stage_probe"] = _qps(stage, factor, mix, sla, pct, ms)
-        else:
+        if str(getattr(r, "service_source", "stage")) != "refresh":  # a stage run: both variants are in its row
+            source = "stage"
             v["stage_probe"], v["stage_alone"] = float(r.qps_star_model), float(r.qps_star_model_profile)
+        else:  # a refresh run: its variants from its row, the stage's re-modelled from the kept samples
+            source = "refresh"
+            v["refresh_probe"], v["refresh_alone"] = float(r.qps_star_model), float(r.qps_star_model_profile)
+            stage_path = results / "profile" / "service" / f"{model}.parquet"
+            if not stage_path.is_file():
+                raise HeraError(f"{results}: {model}'s service profile {stage_path} was not kept")
+            stage = service_law(kept(stage_path), w, int(r.batch_size))
+            stream = f"scalability/{model}/{w}"
+            ms = sc.model_settings(config, stream)
+            mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
+            sla, pct = float(r.sla_ms), float(r.percentile)
+            v["stage_alone"] = _qps(stage, 1.0, mix, sla, pct, ms)
+            fresh_path = results / "profile" / "scalability" / f"{model}.service.parquet"
+            if fresh_path.is_file():
+                fresh = service_law(kept(fresh_path), w, int(r.batch_size))
+                factor = translated_drift(float(getattr(r, "operating_drift", math.nan)), fresh, stage, mix,
+                                          float(getattr(r, "operating_rate_qps", math.nan)), pct,
+                                          common.derived_seed(int(config["seed"]), "service-source", stream))
+                v["stage_probe"] = _qps(stage, factor, mix, sla, pct, ms)
         measured = float(r.qps_star)
         row = {"model": model, "workers": w, "measured": measured, "service_source": source, **v}
         for k in VARIANTS:
