@@ -11,6 +11,8 @@ from hera.errors import ConfigError
 from hera.loadgen import sut as sutmod
 from hera.loadgen.confirm import (
     ConfirmSettings,
+    _Confirmer,
+    _Trial,
     bracket_centre,
     confirm_point,
     confirm_qps_star,
@@ -94,6 +96,34 @@ def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
     assert first[0] == pytest.approx(1.2 * exact * (1 - s.step))
     assert first[1] == pytest.approx(res.per_repeat[0] * (1 - s.step))
     assert first[2] == pytest.approx(float(np.median(res.per_repeat[:2])) * (1 - s.step))
+
+
+def _bracketing(true_scale: float, centre: float, step: float = 0.1) -> list[float]:
+    """The scales one repeat visits when every trial's normalised tail is ``scale / true_scale`` (no node)."""
+    c = object.__new__(_Confirmer)
+    c.s = ConfirmSettings(step=step)
+    seen: list[float] = []
+
+    def trial(repeat, attempt, scale, seed):
+        seen.append(scale)
+        tail = scale / true_scale
+        return _Trial(scale, tail, tail, tail <= 1.0, None)
+
+    c.trial = trial
+    c.repeat(0, 0, centre, 1)
+    return seen
+
+
+def test_a_failing_lower_trial_sends_the_next_one_down():
+    """Above the crossing the first trial fails and the second goes below it (a trial above a failing one would
+    fail too); below it the first passes and the second goes above. Either way the crossing ends bracketed."""
+    down = _bracketing(true_scale=50.0, centre=100.0)
+    assert down[0] == pytest.approx(90.0) and down[1] < down[0]
+    assert all(s < 100.0 for s in down) and min(down) <= 50.0 < max(down)
+    up = _bracketing(true_scale=120.0, centre=100.0)
+    assert up[:2] == pytest.approx([90.0, 110.0]) and max(up) > 120.0
+    near = _bracketing(true_scale=85.0, centre=100.0)  # just below the first trial: one step down brackets it
+    assert len(near) == 2 and near[1] < 85.0
 
 
 def test_service_drift_is_measured_over_modelled_span():

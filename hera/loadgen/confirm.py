@@ -21,8 +21,10 @@ serves both. For each of ``repeats`` independent repeats (their own arrival, siz
 2. **Control variate**: with a node model per tenant (:class:`hera.queueing.qps.TailModel`) each tail is
    adjusted for the luck of its own arrivals and sizes; sides and estimates then use the adjusted tails (raw
    ones are kept beside).
-3. **Bracketing**: the first two trials run at ``centre × (1 ∓ step)``, the centre being the modelled value in
-   the first repeat and the median of the values measured so far in the others (:func:`bracket_centre`);
+3. **Bracketing**: the first trial runs at ``centre × (1 − step)``, the centre being the modelled value in
+   the first repeat and the median of the values measured so far in the others (:func:`bracket_centre`); if it
+   passes the second runs at ``centre × (1 + step)``, if it fails the crossing is below it and the second
+   already moves down (a trial above a failing one would fail too and is never used by the estimate);
    further scales move down until one passes or up until one fails (a secant on the reciprocal normalised
    tail, at least one ``step`` and at most a factor 2), at most ``max_steps`` more; a failing scale whose tail could not be measured (cut short) is bisected
    towards the passing one; descending stops when lower scales stop lowering the tail (service-time bound) or
@@ -43,7 +45,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -349,8 +351,9 @@ class _Confirmer:
 
     def repeat(self, repeat: int, attempt: int, modelled: float, seed: int,
                centre: float | None = None) -> list[_Trial]:
-        """The trials of one repeat: bracket the crossing starting from ``centre × (1 ∓ step)`` (``centre``:
-        the modelled value, or the median of the repeats measured so far, :func:`bracket_centre`)."""
+        """The trials of one repeat: bracket the crossing starting from ``centre × (1 − step)``, then
+        ``centre × (1 + step)`` if that passed (``centre``: the modelled value, or the median of the repeats
+        measured so far, :func:`bracket_centre`)."""
         s = self.s
         done: list[_Trial] = []
         centre = modelled if centre is None else centre
@@ -359,7 +362,8 @@ class _Confirmer:
             done.append(self.trial(repeat, attempt, scale, seed + 104729 * len(done)))
 
         run(centre * (1 - s.step))
-        run(centre * (1 + s.step))
+        if done[0].passed:  # a failing lower trial already says the crossing is below it: go down at once
+            run(centre * (1 + s.step))
         for _ in range(s.max_steps):
             passes = [t for t in done if t.passed]
             if not passes:
