@@ -1,11 +1,13 @@
 """`hera bench` output: a folder as --out gets <name>.json; an unwritable path still prints the figure."""
 import json
 
-from hera import bench
+from hera.bench import qps
+from hera.bench.common import emit
+from hera.errors import HeraError
 
 
 def test_out_folder_gets_the_bench_name(tmp_path, capsys):
-    assert bench._emit("qps-repeatability", "ci", {"cov": 0.05}, tmp_path, {}) == 0
+    assert emit("qps-repeatability", "ci", {"cov": 0.05}, tmp_path, {}) == 0
     assert json.loads((tmp_path / "qps-repeatability.json").read_text())["figure"] == {"cov": 0.05}
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"cov": 0.05}
 
@@ -13,7 +15,7 @@ def test_out_folder_gets_the_bench_name(tmp_path, capsys):
 def test_unwritable_out_prints_the_figure_and_fails(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert bench._emit("serving", "ci", {"efficiency": 0.9}, blocker / "sub" / "out.json", {}) == 1
+    assert emit("serving", "ci", {"efficiency": 0.9}, blocker / "sub" / "out.json", {}) == 1
     cap = capsys.readouterr()
     assert json.loads(cap.out.strip().splitlines()[-1]) == {"efficiency": 0.9}
     assert "cannot write" in cap.err
@@ -31,15 +33,15 @@ def test_pair_prediction_from_results_says_where_the_error_sits(tmp_path):
     (tmp_path / "colocation").mkdir()
     pairs.to_csv(tmp_path / "colocation" / "pairs.csv", index=False)
     models = sorted(set(pairs["model_a"]) | set(pairs["model_b"]))
-    fig = bench.bench_pair_prediction("ci", models, {}, tmp_path, 1)
+    fig = qps.bench_pair_prediction("ci", models, {}, tmp_path, 1)
     assert fig["points"] == len(pairs) and fig["median_abs_rel_error"] > 0
     d = (pairs["predicted_emu"] - pairs["emu"]).groupby(pairs["share_a"].round(3)).mean()
     assert fig["mean_emu_error_by_ray"] == {f"{s:g}": round(float(v), 4) for s, v in d.items()}
     assert set(fig["mean_emu_error_by_ray"]) == {"0.25", "0.5", "0.75"}
     with pytest.raises(HeraError, match="fewer than --min-pairs 99"):
-        bench.bench_pair_prediction("ci", models, {}, tmp_path, 99)
+        qps.bench_pair_prediction("ci", models, {}, tmp_path, 99)
     with pytest.raises(HeraError, match="pairs.csv does not exist"):
-        bench.bench_pair_prediction("ci", models, {}, tmp_path / "none", 1)
+        qps.bench_pair_prediction("ci", models, {}, tmp_path / "none", 1)
 
 
 def test_des_bench_reports_the_model_costs_and_a_bit_identical_loop(tmp_path, capsys):
@@ -84,9 +86,9 @@ def test_repeatability_reports_the_machine_beside_the_method(monkeypatch):
                               "per_repeat": "1;2;3"}])
 
     monkeypatch.setattr(scalability, "determine", fake_determine)
-    monkeypatch.setattr(bench, "_require_built", lambda model, scale: None)
-    monkeypatch.setattr(bench, "_t1_sla", lambda model, scale: None)
-    fig = bench.bench_repeatability("dlrm_rmc1", "ci", 3, 1, {"seed": 7})
+    monkeypatch.setattr(qps, "require_built", lambda model, scale: None)
+    monkeypatch.setattr(qps, "t1_sla", lambda model, scale: None)
+    fig = qps.bench_repeatability("dlrm_rmc1", "ci", 3, 1, {"seed": 7})
     assert [c[0] for c in calls] == [1007, 2007, 3007]          # one seed per determination
     assert [c[1] for c in calls] == [None, 51.0, 51.0]          # the first determination's SLA for all
     assert fig["sla_ms"] == 51.0 and fig["qps_star"] == [100.0, 120.0, 110.0]
@@ -95,13 +97,13 @@ def test_repeatability_reports_the_machine_beside_the_method(monkeypatch):
     assert fig["cov_model_served"] == pytest.approx(pd.Series([98.0, 119.0, 111.0]).std() / (328.0 / 3))
     assert fig["service_drift"] == [0.8, 0.96, None] and fig["cov_service_drift"] is None
     assert fig["repeat_cov"] == [0.02, 0.02, 0.02] and fig["trials_per_run"] == [7, 7, 7]
-    with pytest.raises(bench.HeraError, match="at least 2"):
-        bench.bench_repeatability("dlrm_rmc1", "ci", 1, 1, {"seed": 7})
+    with pytest.raises(HeraError, match="at least 2"):
+        qps.bench_repeatability("dlrm_rmc1", "ci", 1, 1, {"seed": 7})
     # with the study's T1: its SLA for every determination, and the figure names the table it came from
     calls.clear()
     values = iter([(100.0, 1.0, 100.0)] * 2)
-    monkeypatch.setattr(bench, "_t1_sla", lambda model, scale: 40.0)
-    fig = bench.bench_repeatability("dlrm_rmc1", "ci", 2, 1, {"seed": 7})
+    monkeypatch.setattr(qps, "t1_sla", lambda model, scale: 40.0)
+    fig = qps.bench_repeatability("dlrm_rmc1", "ci", 2, 1, {"seed": 7})
     assert [c[1] for c in calls] == [40.0, 40.0] and fig["sla_ms"] == 40.0
     from hera.paths import results_dir
 

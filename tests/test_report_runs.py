@@ -179,3 +179,53 @@ def test_the_stage_drift_is_the_probe_against_the_stage_profile_whichever_start(
     ref = pd.read_csv(REF / "profile" / "scalability.csv")
     expect = {f"{m}/{w}": d for m, w, d in zip(ref["model"], ref["workers"], ref["operating_drift"])}
     assert (ref["service_source"] == "stage").all() and headline(REF).stage_drift == pytest.approx(expect)
+
+
+def test_runs_of_an_earlier_summary_enter_a_new_spread(tmp_path):
+    """Old runs' folders are not kept, their summary is: `--from-summary` rebuilds them from the values it stored,
+    so the spread over old and new runs equals the one over all their folders."""
+    a = _run(tmp_path / "a", {("x", 1): (100.0, 110.0), ("x", 2): (200.0, 190.0)}, [60.0, 40.0])
+    b = _run(tmp_path / "b", {("x", 1): (80.0, 100.0), ("x", 2): (210.0, 210.0)}, [70.0, 50.0])
+    c = _run(tmp_path / "c", {("x", 1): (90.0, 95.0), ("x", 2): (190.0, 230.0)}, [65.0, 45.0])
+    old = tmp_path / "runs-a-b.json"
+    assert main(["bench", "runs", "--from-results", str(a), str(b), "--labels", "ra,rb", "--out", str(old)]) == 0
+    rc = main(["bench", "runs", "--from-summary", str(old), "--from-results", str(c), "--labels", "rc",
+               "--out", str(tmp_path / "all.json")])
+    assert rc == 0
+    merged = json.loads((tmp_path / "all.json").read_text())["figure"]
+    direct = compare([headline(a, "ra"), headline(b, "rb"), headline(c, "rc")])
+    assert merged["runs"] == ["ra", "rb", "rc"]
+    for key in ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error"):
+        assert merged[key] == direct[key]
+    assert merged["qps_star"] == direct["qps_star"]
+
+
+def test_a_summary_run_given_again_as_a_folder_or_a_bad_summary_is_refused(tmp_path, capsys):
+    from hera.report.runs import from_summary
+
+    a = _run(tmp_path / "a", {("x", 1): (100.0, 110.0)}, [60.0])
+    b = _run(tmp_path / "b", {("x", 1): (80.0, 100.0)}, [70.0])
+    old = tmp_path / "runs.json"
+    assert main(["bench", "runs", "--from-results", str(a), str(b), "--out", str(old)]) == 0
+    with pytest.raises(HeraError, match="hold the same run"):
+        compare([*from_summary(old), headline(a)])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"bench": "model-agreement", "figure": {}}))
+    capsys.readouterr()
+    rc = main(["bench", "runs", "--from-summary", str(other), "--from-results", str(a), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc != 0 and "is not a `hera bench runs` output" in err and err.count("\n") == 1
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(HeraError, match="not a readable"):
+        from_summary(tmp_path / "broken.json")
+
+
+def test_the_committed_summary_rebuilds_its_runs():
+    from hera.report.runs import from_summary
+
+    path = REF / "bench" / "runs-21-25-26-27-28-29-30.json"
+    stored = json.loads(path.read_text())["figure"]
+    runs = from_summary(path)
+    assert [r.path for r in runs] == stored["runs"]
+    assert [r.f2_stage_s for r in runs] == stored["f2_stage_s"]["values"]
+    assert compare(runs)["model_max_abs_rel_error"] == stored["model_max_abs_rel_error"]

@@ -9,8 +9,8 @@ import json
 import random
 
 import pytest
-
 from fakes import sysfs
+
 from hera import machine, topology
 from hera.cli import main
 from hera.errors import ConfigError, HeraError, ResourceError
@@ -114,7 +114,7 @@ def _core(topo, cpu):
 
 
 def _check_plan(topo, p, sockets):
-    cores = lambda cpus: {_core(topo, c) for c in cpus}  # noqa: E731
+    cores = lambda cpus: {_core(topo, c) for c in cpus}
     workers = p.worker_cpus
     assert len(cores(workers)) == len(workers)  # one thread per physical core
     assert not cores(workers) & cores(p.harness_cpus)
@@ -213,12 +213,12 @@ def test_server_config_refuses_siblings_split_between_tenants(intel, monkeypatch
 
 
 def test_bench_takes_its_cores_from_the_plan(tmp_path, monkeypatch):
-    from hera import bench
+    from hera.bench.common import core_plan, worker_cores
 
     path = tmp_path / "m.json"
     path.write_text(json.dumps(_describe(tmp_path, "intel", sockets=2, cores=8, smt=2)))
     monkeypatch.setenv(topology.MACHINE_ENV, str(path))
-    assert bench._cores("all") == list(range(1, 8)) and bench._plan("all").harness_cpus == (0, 16)
-    assert bench._cores("1,2,17") == [1, 2]  # one thread per physical core
+    assert worker_cores("all") == list(range(1, 8)) and core_plan("all").harness_cpus == (0, 16)
+    assert worker_cores("1,2,17") == [1, 2]  # one thread per physical core
     with pytest.raises(HeraError, match="--cores must be"):
-        bench._cores("x")
+        worker_cores("x")

@@ -1,6 +1,7 @@
 """Headline numbers of several complete runs side by side, with their spread (``hera bench runs``).
 
-A run is the results folder of one pipeline run (``results/<scale>`` of a clone, or ``results/reference``). Each
+A run is the results folder of one pipeline run (``results/<scale>`` of a clone, or ``results/reference``), or one
+run of an earlier summary (:func:`from_summary`: the folders of old runs are not kept, their numbers are). Each
 headline number is computed from that run's own result files by the same functions the report uses — the node
 model's agreement (:func:`hera.report.claims.model_agreement`), the pair prediction's errors
 (:func:`hera.policy.accuracy.prediction_summary`), C5's violated windows
@@ -220,6 +221,41 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
                        refresh_ratio=refresh, stage_drift=stage_drifts(scal, refresh))
 
 
+def from_summary(path: str | Path) -> list[RunHeadline]:
+    """The runs of an earlier ``hera bench runs`` output (its JSON file), rebuilt from the per-run values it
+    stores: every headline number, QPS*, pair drift, refresh ratio and stage drift, rounded as stored. Runs
+    whose folders are gone (raw results are never committed) so still enter a new spread beside new runs."""
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise HeraError(f"{path}: not a readable `hera bench runs` output ({e})") from None
+    fig = doc.get("figure") if isinstance(doc, dict) else None
+    if not isinstance(fig, dict) or doc.get("bench") != "runs" or not isinstance(fig.get("runs"), list):
+        raise HeraError(f"{path} is not a `hera bench runs` output (its \"bench\" is {doc.get('bench')!r}, "
+                        "expected 'runs')" if isinstance(doc, dict) else f"{path} is not a `hera bench runs` output")
+
+    def value(entry: object, i: int) -> float:
+        v = entry.get("values", [])[i] if isinstance(entry, dict) else None
+        return math.nan if v is None else float(v)
+
+    def per_key(name: str, i: int) -> dict[str, float]:
+        out = {k: value(e, i) for k, e in (fig.get(name) or {}).items()}
+        return {k: v for k, v in out.items() if math.isfinite(v)}
+
+    scalars = [m for m in RunHeadline.METRICS if m not in ("service_refresh_ratio_median", "stage_drift_median")]
+    runs = []
+    for i, label in enumerate(fig["runs"]):
+        commits = fig.get("commits", [[]] * len(fig["runs"]))[i]
+        runs.append(RunHeadline(str(label), tuple(commits), **{m: value(fig.get(m), i) for m in scalars},
+                                qps_star=per_key("qps_star", i), pair_drift=per_key("pair_service_drift", i),
+                                refresh_ratio=per_key("service_refresh_ratio", i),
+                                stage_drift=per_key("stage_drift", i), fingerprint=f"{path.name}#{label}"))
+    return runs
+
+
 def _spread(values: list[float]) -> dict[str, object]:
     x = np.asarray(values, float)
     ok = x[np.isfinite(x)]
@@ -230,16 +266,25 @@ def _spread(values: list[float]) -> dict[str, object]:
             "max": round(float(ok.max()), 4)}
 
 
+def _qps_key(r: RunHeadline) -> str:
+    """A run's QPS* table at the precision a summary stores (4 decimals)."""
+    return "qps:" + ";".join(f"{k}={round(v, 4)}" for k, v in sorted(r.qps_star.items()))
+
+
 def compare(runs: list[RunHeadline]) -> dict[str, object]:
     """Every headline number of ``runs`` with its spread, and every QPS* with its between-run CoV."""
     if len(runs) < 2:
         raise HeraError(f"a spread between runs needs at least 2 runs, got {len(runs)}")
     seen: dict[str, str] = {}
     for r in runs:
-        if r.fingerprint in seen:
-            raise HeraError(f"{r.path} and {seen[r.fingerprint]} hold the same run (identical scalability tables): "
+        # the same run twice: identical scalability tables, or (a run from a summary) identical QPS* everywhere
+        same = [seen[k] for k in (r.fingerprint, _qps_key(r)) if k in seen]
+        if same:
+            raise HeraError(f"{r.path} and {same[0]} hold the same run (identical scalability tables or QPS*): "
                             "a spread between runs needs independent runs")
         seen[r.fingerprint] = r.path
+        if r.qps_star:
+            seen[_qps_key(r)] = r.path
     out: dict[str, object] = {"runs": [r.path for r in runs], "commits": [list(r.commits) for r in runs]}
     for m in RunHeadline.METRICS:
         out[m] = _spread([getattr(r, m) for r in runs])

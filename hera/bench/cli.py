@@ -1,0 +1,303 @@
+"""The ``hera bench`` command group: arguments and one handler per benchmark (the work is in
+:mod:`hera.bench.serving`, :mod:`hera.bench.node` and :mod:`hera.bench.qps`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from hera.bench.common import core_plan, emit, load_study, on_harness, run_labels, vars_of, worker_cores
+from hera.bench.node import bench_allocator, bench_dispatch, bench_dispatch_ceiling, bench_memory
+from hera.bench.qps import bench_des, bench_model_agreement, bench_pair_prediction, bench_repeatability
+from hera.bench.serving import bench_build, bench_loadgen_agreement, bench_serving
+from hera.errors import HeraError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from hera.zoo.spec import list_models
+
+    p = sub.add_parser("bench", help="benchmarks that print their figure (last line: JSON)")
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+
+    def common(q: argparse.ArgumentParser, model: bool = True) -> None:
+        if model:
+            q.add_argument("--model", default="dlrm_rmc1", choices=list_models())
+        q.add_argument("--scale", default="ci", choices=["ci", "default", "paper"])
+        q.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/)")
+
+    b = bsub.add_parser("build", help="time to build all models and sample libraries at a scale")
+    common(b, model=False)
+    b.add_argument("--models", help="comma-separated model ids (default: every model of models/*.yaml)")
+    b.add_argument("--items", type=int, help="items per sample library (default: the scale's)")
+    b.set_defaults(func=_cmd_build)
+
+    s = bsub.add_parser("serving", help="QPS* through the server vs in-process throughput")
+    common(s)
+    s.add_argument("--cores", default="all", help="'all' or a comma-separated CPU list (workers: one thread per "
+                                                  "physical core; harness cores reserved on >= 8 cores)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--duration-s", type=float, default=5.0, help="in-process / saturation run length")
+    s.add_argument("--config", type=Path, help="study config for the search settings (default: the scale's)")
+    s.add_argument("--sla-ms", type=float, help="SLA in ms (default: the model's row of T1)")
+    s.set_defaults(func=_cmd_serving)
+
+    d = bsub.add_parser("dispatch", help="added latency of the in-node path for 1-item queries")
+    common(d)
+    d.add_argument("--core", type=int, default=None, help="worker CPU (default: the core plan's first)")
+    d.add_argument("--queries", type=int, default=2000)
+    d.set_defaults(func=_cmd_dispatch)
+
+    c = bsub.add_parser("dispatch-ceiling", help="completed sub-batches/s of the harness with null workers")
+    c.add_argument("--workers", default="1,2,4,8,16", help="comma-separated worker counts")
+    c.add_argument("--cores", default="all", help="cores the workers share: 'all' or a comma-separated list")
+    c.add_argument("--harness-cores", help="comma-separated CPUs for the load generator and the node's threads "
+                   "(default: the core plan's harness cores, if it has any)")
+    c.add_argument("--batch-size", type=int, default=64)
+    c.add_argument("--duration-s", type=float, default=3.0, help="about how long each point runs")
+    c.add_argument("--harness", choices=["process", "in-process"], default="process",
+                   help="load generator in its own process (default) or in the node's process")
+    c.add_argument("--open-loop-sub-batches-per-s", type=float, default=14_000.0,
+                   help="steady Poisson load at the largest worker count (0: skip); 14,000 is what 16 RMC1 "
+                        "workers at default scale need")
+    c.add_argument("--out", type=Path, help="where to write the JSON (default results/bench/dispatch-ceiling.json)")
+    c.set_defaults(func=_cmd_dispatch_ceiling)
+
+    m = bsub.add_parser("memory", help="RSS/PSS of N workers of one model")
+    common(m)
+    m.add_argument("--workers", type=int, default=2)
+    m.add_argument("--cores", default="all")
+    m.set_defaults(func=_cmd_memory)
+
+    a = bsub.add_parser("loadgen-agreement", help="p95 of our load generator vs MLPerf LoadGen")
+    common(a)
+    a.add_argument("--cores", default="all")
+    a.add_argument("--load-frac", type=float, default=0.5, help="offered load as a fraction of capacity")
+    a.add_argument("--duration-s", type=float, default=20.0)
+    a.set_defaults(func=_cmd_agreement)
+
+
+    al = bsub.add_parser("allocator", help="one-worker service profile in fresh processes: glibc default "
+                                            "heap vs the steady heap the workers use")
+    common(al)
+    al.add_argument("--processes", type=int, default=6, help="fresh service profiles per mode (default 6)")
+    al.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    al.set_defaults(func=_cmd_allocator)
+
+    r = bsub.add_parser("qps-repeatability", help="spread of QPS* over independent complete determinations")
+    common(r)
+    r.add_argument("--runs", type=int, default=3, help="independent determinations (seeds) (default 3)")
+    r.add_argument("--workers", type=int, default=1, help="worker count (default 1)")
+    r.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    r.set_defaults(func=_cmd_repeatability)
+
+    g = bsub.add_parser("model-agreement", help="modelled vs confirmed-measured QPS* of every model")
+    common(g, model=False)
+    g.add_argument("--models", help="comma-separated model ids (default: the study's)")
+    g.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    g.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    g.add_argument("--from-results", type=Path, metavar="DIR",
+                   help="compute from the scalability table of a pipeline run (DIR/profile/scalability.csv) "
+                        "instead of measuring")
+    g.set_defaults(func=_cmd_model_agreement)
+
+
+    pp = bsub.add_parser("pair-prediction", help="predicted vs measured co-location of model pairs")
+    common(pp, model=False)
+    pp.add_argument("--models", help="comma-separated model ids whose pairs are measured (default: the study's "
+                                     "colocation.models, else all its models)")
+    pp.add_argument("--min-pairs", type=int, default=12, help="refuse to report over fewer pairs (default 12)")
+    pp.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    pp.add_argument("--from-results", type=Path, metavar="DIR",
+                    help="compute from the co-location table of a pipeline run (DIR/colocation/pairs.csv) instead of "
+                         "measuring")
+    pp.set_defaults(func=_cmd_pair_prediction)
+
+    ds = bsub.add_parser("des", help="cost of the node model where the pipeline calls it (compiled event loop)")
+    common(ds, model=False)
+    ds.add_argument("--workers", type=int, default=1, help="worker count of the modelled node (default 1)")
+    ds.add_argument("--service", type=Path, help="a service profile (results/<scale>/profile/service/M.parquet; "
+                                                 "default: a synthetic law of the same shape)")
+    ds.add_argument("--repeats", type=int, default=3, help="timed calls, the shortest reported (default 3)")
+    ds.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    ds.set_defaults(func=_cmd_des)
+
+    rs = bsub.add_parser("runs", help="headline numbers of several complete pipeline runs and their spread")
+    rs.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", default=[],
+                    help="results folders of complete runs (results/<scale> of each clone, or results/reference)")
+    rs.add_argument("--from-summary", type=Path, metavar="FILE", nargs="+", default=[],
+                    help="earlier `hera bench runs` outputs (JSON) whose runs enter the spread first, with the "
+                         "values they stored (their folders need not exist)")
+    rs.add_argument("--labels", help="comma-separated names of the --from-results runs, in order (default: their "
+                                     "folders)")
+    rs.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
+    rs.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/runs.json)")
+    rs.set_defaults(func=_cmd_runs)
+
+    sv = bsub.add_parser("service-source", help="F2 points of finished runs re-modelled from the stage's or the "
+                                                "refreshed service profile, with and without the probe")
+    sv.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
+                    help="results folders of complete runs that kept their service samples (results/<scale>)")
+    sv.add_argument("--labels", help="comma-separated names of the runs, in order (default: their folders)")
+    sv.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
+    sv.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/"
+                                             "service-source.json)")
+    sv.set_defaults(func=_cmd_service_source)
+
+
+def _cmd_pair_prediction(args) -> int:
+    study = load_study(args.scale, args.config)
+    models = ([m.strip() for m in args.models.split(",") if m.strip()] if args.models
+              else list(study["colocation"].get("models") or study["models"]))
+    fig = bench_pair_prediction(args.scale, models, study, args.from_results, args.min_pairs)
+    return emit("pair-prediction", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_runs(args) -> int:
+    from hera.report.runs import compare, from_summary, headline
+
+    labels = run_labels(args)
+    runs = [r for f in args.from_summary for r in from_summary(f)]
+    runs += [headline(d, label) for d, label in zip(args.from_results, labels)]
+    def pct(x: float) -> str:
+        return f"{x:.1%}" if math.isfinite(x) else "n/a"
+
+    def emu(x: float) -> str:
+        return f"{x:.3f}" if math.isfinite(x) else "n/a"
+
+    def factor(x: float) -> str:
+        return f"x{x:.2f}" if math.isfinite(x) else "n/a"
+
+    for r in runs:
+        print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
+              f"{pct(r.model_median_abs_rel_error)} / {pct(r.model_max_abs_rel_error)} (profile alone "
+              f"{pct(r.model_profile_median_abs_rel_error)} / {pct(r.model_profile_max_abs_rel_error)}); pair prediction "
+              f"{pct(r.pair_median_abs_rel_error)} / EMU {emu(r.pair_mean_abs_emu_error)}; C5 "
+              f"{pct(r.c5_violation_frac)}; as served: model {pct(r.model_served_median_abs_rel_error)} / "
+              f"{pct(r.model_served_max_abs_rel_error)}, pairs {pct(r.pair_served_median_abs_rel_error)} / EMU "
+              f"{emu(r.pair_served_mean_abs_emu_error)}; the stage's profile off at the operating point by "
+              f"{factor(r.stage_drift_median)} (median)", flush=True)
+    out = compare(runs)
+    corr = out["pair_drift_between_run_correlation"]
+    if corr is not None:
+        print("co-location service drift per (victim, partner), between-run correlation of its log: "
+              + ", ".join(f"{k} {v:+.2f}" for k, v in corr["pairs_of_runs"].items())
+              + " (near 0: the machine's speed at the time, not a pair's interference)", flush=True)
+    return emit("runs", args.scale, out, args.out, vars_of(args))
+
+
+def _cmd_service_source(args) -> int:
+    import pandas as pd
+
+    from hera.report.service_source import VARIANTS, remodel, summary
+
+    labels = run_labels(args)
+    frames = []
+    for d, label in zip(args.from_results, labels):
+        df = remodel(d).assign(run=label)
+        frames.append(df)
+        print(df[["model", "workers", "measured", *VARIANTS]].round(2).to_string(index=False), flush=True)
+        print(f"{label}: " + "; ".join(f"{k} {v['median_abs_rel_error']:.1%} / {v['max_abs_rel_error']:.1%}"
+                                       for k, v in summary(df).items() if v["points"]), flush=True)
+    both = pd.concat(frames, ignore_index=True)
+    fig = {"runs": {label: summary(df) for label, df in zip(labels, frames)}, "pooled": summary(both)}
+    return emit("service-source", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_repeatability(args) -> int:
+    study = load_study(args.scale, args.config)
+    fig = bench_repeatability(args.model, args.scale, args.runs, args.workers, study)
+    return emit(f"qps-repeatability-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_model_agreement(args) -> int:
+    study = load_study(args.scale, args.config)
+    models = [m.strip() for m in args.models.split(",")] if args.models else list(study["models"])
+    try:
+        workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+    except ValueError:
+        raise HeraError(f"--workers must be comma-separated integers, not {args.workers!r}") from None
+    fig = bench_model_agreement(args.scale, models, workers, study, args.from_results)
+    return emit("model-agreement", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_allocator(args) -> int:
+    from hera.paths import repo_root
+
+    if args.processes < 2:
+        raise HeraError(f"allocator: --processes must be >= 2 (a spread needs two), not {args.processes}")
+    config = args.config or repo_root() / "workflow" / "config" / f"{args.scale}.yaml"
+    fig = bench_allocator(args.model, args.scale, config, args.processes)
+    return emit(f"allocator-{args.model}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_build(args) -> int:
+    from hera.zoo.spec import list_models
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list_models()
+    fig = bench_build(args.scale, models, args.items)
+    print(f"built {fig['models']} models in {fig['models_s']} s and their libraries in {fig['libraries_s']} s")
+    return emit("build", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_serving(args) -> int:
+    from hera import config as cfg
+    from hera.paths import repo_root
+
+    study = cfg.load(args.config or repo_root() / "workflow" / "config" / f"{args.scale}.yaml")
+    with on_harness(args.cores):
+        fig = bench_serving(args.model, args.scale, worker_cores(args.cores), args.batch_size, args.duration_s,
+                            study["search"], args.sla_ms)
+    return emit(f"serving-{args.model}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_des(args) -> int:
+    if args.workers < 1 or args.repeats < 1:
+        raise HeraError(f"bench des: --workers and --repeats must be >= 1, got {args.workers} and {args.repeats}")
+    if args.service is not None and not args.service.is_file():
+        raise HeraError(f"bench des: no service profile at {args.service}")
+    fig = bench_des(load_study(args.scale, args.config), args.workers, args.service, args.repeats)
+    return emit(f"des-{args.workers}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_dispatch(args) -> int:
+    core = worker_cores("all")[0] if args.core is None else args.core
+    with on_harness("all"):
+        fig = bench_dispatch(args.model, args.scale, core, args.queries)
+    return emit("dispatch", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_dispatch_ceiling(args) -> int:
+    try:
+        workers = [int(x) for x in args.workers.split(",") if x.strip()]
+        harness_cores = [int(x) for x in args.harness_cores.split(",")] if args.harness_cores else None
+    except ValueError:
+        raise HeraError(f"dispatch-ceiling: --workers {args.workers!r} / --harness-cores must be comma-separated "
+                        "integers") from None
+    if not workers or min(workers) < 1:
+        raise HeraError(f"dispatch-ceiling: --workers {args.workers!r} must list worker counts >= 1")
+    plan = core_plan(args.cores)
+    if harness_cores is None and plan.harness_cpus:
+        harness_cores = list(plan.harness_cpus)
+    fig = bench_dispatch_ceiling(workers, list(plan.worker_cpus), args.batch_size, args.duration_s, harness_cores,
+                                 args.harness == "process", args.open_loop_sub_batches_per_s)
+    from hera.paths import repo_root
+
+    out = args.out or repo_root() / "results" / "bench" / "dispatch-ceiling.json"  # no model, no scale
+    return emit("dispatch-ceiling", "ci", fig, out, vars_of(args))
+
+
+def _cmd_memory(args) -> int:
+    with on_harness(args.cores):
+        fig = bench_memory(args.model, args.scale, args.workers, worker_cores(args.cores))
+    return emit(f"memory-{args.model}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_agreement(args) -> int:
+    from hera.paths import results_dir
+
+    log_dir = results_dir(args.scale) / "bench" / "mlperf_logs"
+    with on_harness(args.cores):
+        fig = bench_loadgen_agreement(args.model, args.scale, worker_cores(args.cores), args.load_frac,
+                                      args.duration_s, log_dir)
+    return emit(f"loadgen-agreement-{args.model}", args.scale, fig, args.out, vars_of(args))

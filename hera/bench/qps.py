@@ -1,0 +1,219 @@
+"""``hera bench des``, ``qps-repeatability``, ``model-agreement`` and ``pair-prediction``: what the node model
+costs, how repeatable a complete QPS* determination is, and how well the node model and the pair predictor
+agree with the confirmed measurements."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from hera.bench.common import best_of, cov, require_built, t1_sla, t1_source
+from hera.errors import HeraError
+
+
+def _synthetic_law(workers: int, batch_size: int, seed: int):
+    """A service law shaped like a measured one (gamma samples, 1 ms + 0.1 ms per item, 200 per size and
+    regime): what a simulation step costs does not depend on the values."""
+    import numpy as np
+
+    from hera.queueing.service import ServiceLaw
+
+    g = np.random.default_rng(seed)
+    sizes = sorted({1, 2, 4, 8, 16, 32, batch_size} | {int(x) for x in g.integers(1, batch_size, 8)})
+    pools = {r: {s: g.gamma(4.0, (f + 0.1 * f * s) / 4.0, 200) for s in sizes}
+             for r, f in (("light", 1.0), ("saturated", 1.2))}
+    return ServiceLaw(workers, batch_size, pools["light"], pools["saturated"], g.gamma(2.0, 0.05, 200), 0.02)
+
+
+def bench_des(study: dict[str, Any], workers: int, service: Path | None, repeats: int) -> dict[str, Any]:
+    """What the node model costs where the pipeline calls it: one F2 model solve (the study's ``model``
+    settings), one trial's control variate for one tenant (its replay through the model plus the expected tail
+    at a new rate), and the compiled event loop against the same loop run by the interpreter (their outputs
+    must be identical)."""
+    import numpy as np
+
+    from hera.profile.scalability import confirm_warmup, model_settings
+    from hera.profile.service import mix_sizes, read_samples, service_law
+    from hera.queueing.des import simulate
+    from hera.queueing.qps import TailModel, modelled_qps_star, unloaded_quantiles
+
+    batch, pct, warm = int(study["batch_size"]), float(study["sla"]["percentile"]), confirm_warmup(study)
+    law = (service_law(read_samples(service), workers, batch, source=str(service)) if service
+           else _synthetic_law(workers, batch, int(study["seed"])))
+    settings = model_settings(study, "bench-des")
+    mix = mix_sizes(study, max(settings.n_queries, 4000), int(study["seed"]))
+    t0 = time.perf_counter()
+    simulate(law, np.arange(4.0), mix[:4])  # compiles the loop, or loads it from its on-disk cache
+    first_call_s = time.perf_counter() - t0
+    sla_ms = 3.0 * unloaded_quantiles(law, mix[:2000], (0.99,))[0.99]  # the study's SLA rule, on this law
+    solved = []
+    solve_s = best_of(lambda: solved.append(modelled_qps_star(law, mix, sla_ms, pct, settings)), repeats)
+    rate = solved[-1].qps_star if solved[-1].qps_star > 0 else 0.5 * law.capacity_qps(mix)
+    n = int(study["confirm"]["min_queries"]) + warm
+    g = np.random.default_rng(1)
+    chunks = [(np.cumsum(g.exponential(1 / rate, n)), mix[g.integers(0, mix.size, n)], np.arange(n) >= warm)
+              for _ in range(2)]
+    tm = TailModel(law, mix, pct, seed=1)
+    new_rate = iter(rate * (1 + 1e-6 * np.arange(1, repeats + 1)))  # a new rate each time: nothing cached
+    replay_s = best_of(lambda: (tm.realised(chunks), tm.expected_log_tail(next(new_rate), [n - warm] * 2, warm)),
+                        repeats)
+    arrivals = np.cumsum(g.exponential(1 / rate, (200, 8)), axis=0)
+    out = {}
+    times = {c: best_of(lambda c=c: out.__setitem__(c, simulate(law, arrivals, mix[:200],
+                                                                 rng=np.random.default_rng(3), compiled=c)),
+                         1 if not c else repeats) for c in (False, True)}
+    return {"workers": workers, "service": str(service) if service else "synthetic", "sla_ms": round(sla_ms, 3),
+            "modelled_qps_star": round(solved[-1].qps_star, 3), "first_call_s": round(first_call_s, 3),
+            "model_solve_s": round(solve_s, 4), "control_variate_per_trial_ms": round(1e3 * replay_s, 2),
+            "loop_interpreted_s": round(times[False], 4), "loop_compiled_s": round(times[True], 5),
+            "compiled_speedup": round(times[False] / times[True], 1),
+            "identical": bool(np.array_equal(out[False], out[True])), "repeats": repeats}
+
+
+def bench_repeatability(model: str, scale: str, runs: int, workers: int, study: dict[str, Any]) -> dict[str, Any]:
+    """QPS* of ``model`` with ``workers`` workers over ``runs`` complete determinations with different seeds."""
+    from hera.profile.scalability import determine
+
+    if runs < 2:
+        raise HeraError(f"--runs must be at least 2 for a spread, not {runs}")
+    require_built(model, scale)
+    sla = t1_sla(model, scale)
+    source = t1_source(scale) if sla is not None else "the first determination's SLA rule (no T1 table)"
+    out = []
+    for k in range(runs):
+        cfg = dict(study, seed=int(study["seed"]) + 1000 * (k + 1))
+        row = determine(cfg, model, [workers], sla_ms=sla, stream=f"run{k}").iloc[0]
+        sla = float(row["sla_ms"]) if sla is None else sla  # every run against the same SLA
+        out.append(row)
+        print(f"run {k}: measured QPS* {row['qps_star']:.2f} (repeats {row['per_repeat']}), modelled "
+              f"{row['qps_star_model']:.2f}, {row['seconds']:.0f} s", flush=True)
+    return {**repeatability_figure(model, workers, sla, out), "sla_source": source}
+
+
+def repeatability_figure(model: str, workers: int, sla_ms: float | None, rows: list[Any]) -> dict[str, Any]:
+    """The spread of complete determinations (``rows``: :func:`hera.profile.scalability.determine` rows). Beside
+    the confirmed QPS* (``cov``, the bar), what tells a method's noise from the machine's: each determination's
+    own repeat spread (``repeat_cov``), the measured service drift (served over modelled query span) and the
+    node model on the service times as served (``qps_star_model_served``) — when that spreads as much as the
+    measurement, the machine's speed moved between determinations, not the confirmation."""
+    import numpy as np
+
+    def col(name: str) -> np.ndarray:
+        return np.array([float(r[name]) if name in r and r[name] is not None else math.nan for r in rows], float)
+
+    def listed(x: np.ndarray) -> list[float | None]:
+        return [round(float(v), 3) if np.isfinite(v) else None for v in x]
+
+    q, m, raw = col("qps_star"), col("qps_star_model"), col("qps_star_raw")
+    served, drift, within = col("qps_star_model_served"), col("service_drift"), col("qps_star_cov")
+    return {"model": model, "workers": workers, "runs": len(rows), "sla_ms": sla_ms, "qps_star": listed(q),
+            "cov": cov(q), "qps_star_raw": listed(raw), "cov_raw": cov(raw),
+            "qps_star_model": listed(m), "cov_model": cov(m),
+            "qps_star_model_served": listed(served), "cov_model_served": cov(served),
+            "service_drift": listed(drift), "cov_service_drift": cov(drift), "repeat_cov": listed(within),
+            "seconds_per_run": [round(float(r["seconds"]), 1) for r in rows],
+            "trials_per_run": [int(r["n_trials"]) for r in rows]}
+
+
+def bench_model_agreement(scale: str, models: list[str], workers: list[int], study: dict[str, Any],
+                          from_results: Path | None) -> dict[str, Any]:
+    """Modelled vs confirmed-measured QPS* per (model, workers)."""
+    import pandas as pd
+
+    from hera.profile.scalability import determine
+    from hera.report.claims import model_agreement, model_errors
+
+    if from_results is not None:
+        path = Path(from_results) / "profile" / "scalability.csv"
+        if not path.is_file():
+            raise HeraError(f"{path} does not exist")
+        df = pd.read_csv(path)
+        df = df[df["model"].isin(models) & df["workers"].isin(workers)]
+    else:
+        parts = []
+        for m in models:
+            require_built(m, scale)
+            parts.append(determine(study, m, workers, sla_ms=t1_sla(m, scale), stream="agreement"))
+            r = parts[-1]
+            print("  ".join(f"{m} w={int(w)}: model {a:.2f} measured {b:.2f}" for w, a, b in
+                            zip(r["workers"], r["qps_star_model"], r["qps_star"])), flush=True)
+        df = pd.concat(parts, ignore_index=True)
+    err = model_errors(df)
+    fig = model_agreement(df)
+    fig["points"] = [{"model": r["model"], "workers": int(r["workers"]), "qps_star_model": round(r["qps_star_model"], 3),
+                      "qps_star": round(r["qps_star"], 3), "error": round(r["error"], 4),
+                      "relative": bool(r["relative"]),
+                      "service_drift": round(float(r["service_drift"]), 3)
+                      if pd.notna(r.get("service_drift")) else None,
+                      "qps_star_model_served": round(float(r["qps_star_model_served"]), 3)
+                      if pd.notna(r.get("qps_star_model_served")) else None,
+                      "qps_star_model_profile": round(float(r["qps_star_model_profile"]), 3)
+                      if pd.notna(r.get("qps_star_model_profile")) else None,
+                      "operating_drift": round(float(r["operating_drift"]), 3)
+                      if pd.notna(r.get("operating_drift")) else None} for _, r in err.iterrows()]
+    if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
+        steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]))
+        fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}
+    if "seconds" in df.columns:
+        fig["seconds_per_point"] = {f"{r['model']}/{int(r['workers'])}": round(float(r["seconds"]), 1)
+                                    for _, r in df.iterrows()}
+    return fig
+
+
+def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], from_results: Path | None,
+                          min_pairs: int) -> dict[str, Any]:
+    """Prediction errors over the measured points of every pair of ``models`` (:mod:`hera.policy.accuracy`)."""
+    import itertools
+
+    import pandas as pd
+
+    from hera.paths import results_dir
+    from hera.policy.accuracy import prediction_errors, prediction_summary
+
+    pairs = [f"{a}__{b}" for a, b in itertools.combinations(models, 2)]
+    if len(pairs) < min_pairs:
+        raise HeraError(f"{len(models)} models give {len(pairs)} pairs, fewer than --min-pairs {min_pairs}")
+    if from_results is not None:
+        path = Path(from_results) / "colocation" / "pairs.csv"
+        if not path.is_file():
+            raise HeraError(f"{path} does not exist")
+        df = pd.read_csv(path)
+        keys = {tuple(k) for k in df[["model_a", "model_b"]].to_numpy()}
+        df = df[[(a, b) in keys and f"{a}__{b}" in pairs for a, b in zip(df["model_a"], df["model_b"])]]
+    else:
+        from hera.profile import colocation
+
+        res = results_dir(scale)
+        need = [res / "tables" / "T1.csv", res / "profile" / "scalability.csv", res / "colocation" / "predicted.csv"]
+        need += [res / "profile" / "service" / f"{m}.parquet" for m in models]
+        absent = [p for p in need if not p.is_file()]
+        if absent:
+            raise HeraError(f"{absent[0]} does not exist: run the pipeline's profiles first (`snakemake --cores all "
+                            f"{res}/colocation/predicted.csv`)")
+        parts = []
+        for pair in pairs:
+            a, b = pair.split("__")
+            out = res / "bench" / "pairs" / f"{pair}.csv"
+            services = {m: str(res / "profile" / "service" / f"{m}.parquet") for m in (a, b)}
+            parts.append(colocation.run(study, pair, need[0], need[1], need[2], services, out))
+            print(f"{pair}: " + ", ".join(f"s={r.share_a:g} EMU {r.emu:.3f} (predicted {r.predicted_emu:.3f})"
+                                          for r in parts[-1].itertuples()), flush=True)
+        df = pd.concat(parts, ignore_index=True)
+    err = prediction_errors(df)
+    fig = prediction_summary(err)
+    n = int(df[["model_a", "model_b"]].drop_duplicates().shape[0])
+    if n < min_pairs:
+        raise HeraError(f"only {n} measured pairs, fewer than --min-pairs {min_pairs}")
+    fig["splits"] = sorted({f"{int(r.cores_a)}+{int(r.cores_b)} {r.llc}" for r in df.itertuples()})
+    # where the error sits: the mean signed EMU error (predicted − measured) of each measured ray
+    by_ray = err.groupby(pd.to_numeric(err["share_a"]).round(3))["emu_error"].mean()
+    fig["mean_emu_error_by_ray"] = {f"{s:g}": round(float(v), 4) for s, v in by_ray.items()}
+    def num(x: Any) -> float | None:
+        return round(float(x), 4) if pd.notna(x) else None
+
+    fig["point_errors"] = [{"pair": f"{r.model_a}__{r.model_b}", "share_a": r.share_a, "error_a": num(r.error_a),
+                            "error_b": num(r.error_b), "emu": num(r.emu), "predicted_emu": num(r.predicted_emu),
+                            "predicted_served_emu": num(r.predicted_served_emu)} for r in err.itertuples()]
+    return fig
