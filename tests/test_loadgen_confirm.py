@@ -175,6 +175,65 @@ def test_a_bad_operating_probe_is_refused(kw, match):
         probe_service_drift(sutmod.NullSUT(), base(), 1000, **args)
 
 
+class _ScriptedProbe:
+    """Chunks whose service drift follows a script (``_replayed`` patched): the recheck logic without a node."""
+
+    def __init__(self, monkeypatch, drifts):
+        import pandas as pd
+
+        from hera.loadgen import confirm
+
+        self.calls = 0
+        script = list(drifts)
+
+        def chunk(_self, scale, seed):
+            self.calls += 1
+            return type("R", (), {"rows": pd.DataFrame({"tenant": ["default"] * 3})})()
+
+        def replayed(model, chunks):
+            return 0.0, script.pop(0), [40]
+
+        monkeypatch.setattr(confirm._Confirmer, "_chunk", chunk)
+        monkeypatch.setattr(confirm, "_replayed", replayed)
+
+    def probe(self, **kw):
+        law = ServiceLaw(1, 1024, {10: np.array([1.0])}, {10: np.array([1.0])}, dispatch_ms=np.zeros(1))
+        return probe_service_drift(sutmod.NullSUT(), base(), 1000, rate_qps=10.0, sla_ms=SLA_MS, percentile=0.95,
+                                   model=TailModel(law, np.full(10, 10), 0.95), **kw)
+
+
+@pytest.mark.parametrize("drifts, band, want, chunks", [
+    ([2.11, 0.85, 0.80], 1.15, 0.85, 3),   # a wild first chunk: two more, the median of three
+    ([0.80, 0.78, 0.83], 1.15, 0.80, 3),   # a node slower than profiled: confirmed, the median
+    ([1.10], 1.15, 1.10, 1),               # inside the band: one chunk is enough
+    ([0.87], 1.15, 0.87, 1),
+    ([2.11], 0.0, 2.11, 1),                # no recheck
+    ([float("nan"), 1.0, 1.2], 1.15, 1.1, 3),  # nothing measured: rechecked, the median of what was
+])
+def test_an_operating_probe_off_the_profile_is_rechecked_with_the_median_of_three(monkeypatch, drifts, band, want,
+                                                                                  chunks):
+    sp = _ScriptedProbe(monkeypatch, drifts)
+    probe = sp.probe(recheck_band=band)
+    assert sp.calls == chunks and len(probe.chunk_drifts) == chunks and probe.queries == 40 * chunks
+    assert probe.rechecked == (chunks > 1)
+    assert probe.drift == pytest.approx(want)
+
+
+@pytest.mark.parametrize("kw", [{"recheck_band": 0.5}, {"recheck_band": -1.0}, {"recheck_chunks": -1}])
+def test_a_bad_recheck_is_refused(monkeypatch, kw):
+    with pytest.raises(ConfigError, match="recheck"):
+        _ScriptedProbe(monkeypatch, [1.0]).probe(**kw)
+
+
+def test_the_recheck_band_of_the_config_is_checked():
+    from hera.profile.scalability import operating_recheck
+
+    assert operating_recheck({"service": {"operating_recheck": 1.15}}) == 1.15
+    assert operating_recheck({"service": {}}) == 0.0
+    with pytest.raises(ConfigError, match="service.operating_recheck: 0.5"):
+        operating_recheck({"service": {"operating_recheck": 0.5}})
+
+
 def test_later_repeats_are_centred_on_what_was_measured():
     assert bracket_centre(100.0, []) == 100.0
     assert bracket_centre(100.0, [0.0]) == 100.0  # a zero (to be re-tested) is no evidence of where to look

@@ -65,6 +65,9 @@ RUNAWAY_MIN_OUTSTANDING = 20
 FAR_BELOW = 0.5
 #: In a joint trial every other stream spans the busiest one's time, with at least this many queries.
 MIN_QUERIES_PER_STREAM = 10
+#: Chunks an operating-point probe adds when its first chunks' drift is outside the recheck band: with one first
+#: chunk, the probe's drift is then the median of three (:func:`probe_service_drift`).
+RECHECK_CHUNKS = 2
 
 
 @dataclass(frozen=True)
@@ -529,36 +532,75 @@ def confirm_point(sut: Any, bases: dict[str, LoadgenSettings], library: dict[str
 
 @dataclass(frozen=True)
 class OperatingProbe:
-    """The service as served at an operating point, measured before a confirmation: ``drift`` is
-    :func:`service_drift` of ``queries`` measured queries offered open-loop at ``rate_qps`` (NaN when none had a
-    span), ``seconds`` the wall time it took."""
+    """The service as served at an operating point, measured before a confirmation: ``drift`` is the median over
+    its chunks of each chunk's :func:`service_drift` (``chunk_drifts``, in order; NaN when no chunk had a span),
+    ``queries`` the measured queries of all chunks offered open-loop at ``rate_qps``, ``seconds`` the wall time
+    it took; ``rechecked``: the first chunks' drift was outside the recheck band, so more chunks were taken."""
 
     rate_qps: float
     queries: int
     drift: float
     seconds: float
+    chunk_drifts: tuple[float, ...] = ()
+    rechecked: bool = False
 
 
 def probe_service_drift(sut: Any, base: LoadgenSettings, library_items: int, *, rate_qps: float, sla_ms: float,
                         percentile: float, model: Any, settings: ConfirmSettings | None = None, chunks: int = 1,
-                        seed: int = 0, tenant: str = "default") -> OperatingProbe:
+                        seed: int = 0, tenant: str = "default", recheck_band: float = 0.0,
+                        recheck_chunks: int = RECHECK_CHUNKS) -> OperatingProbe:
     """Offer ``chunks`` chunks of open-loop Poisson load at ``rate_qps``, each exactly like a confirmation trial's
     (``settings.min_queries`` measured queries and ``settings.trial_s`` seconds of arrivals after the warm-up of
     ``base``), and measure only how fast the node served them against ``model`` (a
     :class:`hera.queueing.qps.TailModel`): the service drift, not a latency. Its seeds are its own (``seed``), so
-    the trials of a confirmation that follows are independent of it."""
+    the trials of a confirmation that follows are independent of it.
+
+    ``recheck_band`` (≥ 1; 0: never): when the median drift of those chunks is further than this factor from 1
+    — the node does not serve as profiled, or one second of the VM was unlike the next — ``recheck_chunks``
+    more chunks follow and the probe's drift is the median over all of them (one chunk's drift moves by ±10–40%
+    from one second to the next on a shared VM; the median of three follows the trials' speed about twice as
+    closely, docs/DESIGN.md "Operating-point probe")."""
     if not (math.isfinite(rate_qps) and rate_qps > 0):
         raise ConfigError(f"operating probe: the rate must be a positive number of queries/s, not {rate_qps!r}")
     if int(chunks) < 1:
         raise ConfigError(f"operating probe: chunks must be an integer >= 1, not {chunks!r}")
+    band = float(recheck_band)
+    if not (band == 0.0 or band >= 1.0) or int(recheck_chunks) < 0:
+        raise ConfigError(f"operating probe: the recheck band must be 0 (never) or a factor >= 1, not "
+                          f"{recheck_band!r}, and the recheck chunks >= 0, not {recheck_chunks!r}")
     s = settings or ConfirmSettings()
     run = _Confirmer(sut, {tenant: base}, {tenant: int(library_items)}, {tenant: 1.0}, {tenant: float(sla_ms)},
                      float(percentile), s, None, {tenant: model})
     t0 = time.perf_counter()
-    rows = [run._chunk(float(rate_qps), int(seed) + 7919 * k).rows for k in range(int(chunks))]
-    seconds = time.perf_counter() - t0
-    _, drift, measured = _replayed(model, [r[r["tenant"] == tenant] for r in rows])
-    return OperatingProbe(float(rate_qps), sum(measured), drift, seconds)
+    drifts: list[float] = []
+    queries = 0
+
+    def take(k: int) -> None:
+        nonlocal queries
+        rows = run._chunk(float(rate_qps), int(seed) + 7919 * k).rows
+        _, drift, measured = _replayed(model, [rows[rows["tenant"] == tenant]])
+        drifts.append(float(drift))
+        queries += sum(measured)
+
+    for k in range(int(chunks)):
+        take(k)
+    rechecked = band >= 1.0 and outside_band(_median_drift(drifts), band) and int(recheck_chunks) > 0
+    if rechecked:
+        for k in range(int(chunks), int(chunks) + int(recheck_chunks)):
+            take(k)
+    return OperatingProbe(float(rate_qps), queries, _median_drift(drifts), time.perf_counter() - t0,
+                          tuple(drifts), rechecked)
+
+
+def outside_band(drift: float, band: float) -> bool:
+    """Is ``drift`` further than the factor ``band`` (≥ 1) from 1 (a NaN drift is: nothing was measured)?"""
+    return not (math.isfinite(drift) and drift > 0) or abs(math.log(drift)) > math.log(band) + 1e-12
+
+
+def _median_drift(drifts: list[float]) -> float:
+    """The median of the finite drifts (NaN without any)."""
+    ok = [d for d in drifts if math.isfinite(d) and d > 0]
+    return float(np.median(ok)) if ok else math.nan
 
 
 def confirm_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, modelled_qps: float, sla_ms: float,

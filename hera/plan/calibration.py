@@ -77,6 +77,8 @@ class Calibration:
     trials_per_repeat: float = 2.6             # 2 at least; timed default run: 2.5 (F2), 2.9 (F4); loaded VM 3.9
     chunks_per_trial: float = 1.4              # VM: 1.35
     retest_share: float = 0.05                 # repeats re-tested (timed default run: 0 of 48 in F2, 2 of 135 in F4; loaded VM 10 of 48)
+    recheck_share: float = 0.4                 # operating probes outside service.operating_recheck (1.15): 5-8 of 16
+    #                                            points in runs 31 and 33 and a quiet F2 stage (2026-12-03)
     chunk_overhead_s: float = 0.6              # drain, wait for an idle node, streams, control variate (timed default run: 0.6)
     model_s_per_lane_query: float = 0.5e-6     # node model (hera.queueing): seconds per query x rate x replicate
     #                                            (0.56-2.2 s per F2 point, mean 0.93, in the timed run of a8aea75)

@@ -214,11 +214,17 @@ def _service(config, rates, counts, cal) -> StageEstimate:
 
 def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibration) -> float:
     """The operating-point probe before a confirmation (:func:`hera.profile.scalability.operating_probe`):
-    ``service.operating_chunks`` chunks like a confirmation trial's, and the profile's model (1/4 replicates) that
+    ``service.operating_chunks`` chunks like a confirmation trial's (and, in ``recheck_share`` of the points, the
+    recheck's two more where ``service.operating_recheck`` is set), and the profile's model (1/4 replicates) that
     places it."""
-    chunks = int((config.get("service") or {}).get("operating_chunks", 1))
+    service = config.get("service") or {}
+    chunks = int(service.get("operating_chunks", 1))
     if chunks <= 0:
         return 0.0
+    if float(service.get("operating_recheck", 0.0)) > 0:
+        from hera.loadgen.confirm import RECHECK_CHUNKS
+
+        chunks += cal.recheck_share * RECHECK_CHUNKS
     return chunks * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
 
 

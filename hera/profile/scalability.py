@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hera.errors import ConfigError
 from hera.profile import common
 from hera.profile.service import SAMPLE_COLUMNS
 
@@ -41,7 +42,8 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "cores", "harness_cores", "harness_cpu_ms_per_query", "service_drift", "service_drift_lo",
            "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "qps_star_model_profile",
            "model_rel_error_profile", "service_refresh_ratio", "operating_drift", "operating_rate_qps",
-           "operating_queries", "operating_seconds", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule",
+           "operating_queries", "operating_seconds", "operating_chunk_drifts", "operating_rechecked",
+           "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule",
            "llc_partitioning", "scale", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "warmup_queries",
                  "n_measured", "n_ok", "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
@@ -216,7 +218,16 @@ def operating_probe(node: Any, config: dict[str, Any], tenant: str, law: Any, mi
     return probe_service_drift(NodeSUT(node), confirm_settings(config, sla["sla_ms"], rate_qps, stream),
                                node.library_size(tenant), rate_qps=rate_qps, sla_ms=sla["sla_ms"], percentile=pct,
                                model=model, settings=ConfirmSettings.from_config(config), chunks=chunks,
-                               seed=seed, tenant=tenant)
+                               seed=seed, tenant=tenant, recheck_band=operating_recheck(config))
+
+
+def operating_recheck(config: dict[str, Any]) -> float:
+    """``service.operating_recheck``: a probe whose first drift is further than this factor from 1 takes
+    :data:`hera.loadgen.confirm.RECHECK_CHUNKS` more chunks and uses their median (0: never)."""
+    band = float(config["service"].get("operating_recheck", 0.0))
+    if not (band == 0.0 or band >= 1.0):
+        raise ConfigError(f"service.operating_recheck: {band:g} is neither 0 (never) nor a factor >= 1")
+    return band
 
 
 def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],
@@ -240,8 +251,10 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         probe = operating_probe(node, config, tenant, law, mix, sla, stream, profiled.qps_star, chunks)
         if probe is not None and math.isfinite(probe.drift) and probe.drift > 0:
             law = law.scaled(probe.drift)  # the profile as the node serves at the operating point
+            again = (f" (chunks x{', x'.join(f'{d:.3f}' for d in probe.chunk_drifts)}: rechecked, the median)"
+                     if probe.rechecked else "")
             _log(f"[scalability] {tenant}: {law.workers} worker(s): profile model QPS* {profiled.qps_star:.2f}; "
-                 f"{probe.queries} queries there served x{probe.drift:.3f} the profile ({probe.seconds:.1f} s)")
+                 f"{probe.queries} queries there served x{probe.drift:.3f} the profile{again} ({probe.seconds:.1f} s)")
         modelled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
     else:
         modelled = profiled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
@@ -283,6 +296,8 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         "operating_rate_qps": probe.rate_qps if probe is not None else math.nan,
         "operating_queries": probe.queries if probe is not None else 0,
         "operating_seconds": probe.seconds if probe is not None else 0.0,
+        "operating_chunk_drifts": ";".join(f"{d:.6g}" for d in probe.chunk_drifts) if probe is not None else "",
+        "operating_rechecked": bool(probe.rechecked) if probe is not None else False,
         "qps_star_model_steady": steady.qps_star, "sla_ms": sla["sla_ms"], "percentile": pct,
         "n_trials": res.n_trials,
         "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,
@@ -324,7 +339,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v8", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v9", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
