@@ -309,3 +309,36 @@ def test_a_partner_warms_up_for_the_busiest_streams_time():
     assert warmup_queries(10, 60.0, 10 / 60.0) == 10     # the busiest stream keeps its own
     assert warmup_queries(10, 600.0, 10 / 60.0) == 10    # never more than the configured count
     assert warmup_queries(0, 30.0, 1.0) == 0             # none configured: none
+
+
+def test_probe_rule_errors_score_one_chunk_the_median_of_three_and_the_recheck():
+    from hera.bench.qps import probe_rule_errors
+
+    steady = probe_rule_errors([1.0] * 12, 1.15)
+    assert steady["starts"] == 4 and steady["rechecked"] == 0
+    assert steady["abs_log_error_one_chunk"] == {"mean": 0.0, "max": 0.0}
+    # one wild second at the start, the node otherwise as profiled: one chunk is off by ln 2 there, the median of
+    # three and the recheck (which sees it outside the band) are not
+    wild = probe_rule_errors([2.0] + [1.0] * 11, 1.15)
+    assert wild["abs_log_error_one_chunk"]["max"] == pytest.approx(math.log(2), abs=1e-4)
+    assert wild["abs_log_error_median_of_three"]["max"] == 0.0
+    assert wild["abs_log_error_recheck"]["max"] == 0.0 and wild["rechecked"] == 1
+    # without a band the recheck is one chunk
+    assert probe_rule_errors([2.0] + [1.0] * 11, 0.0)["abs_log_error_recheck"] == wild["abs_log_error_one_chunk"]
+
+
+@pytest.mark.parametrize("drifts", [[1.0] * 8, [1.0] * 11 + [float("nan")]])
+def test_probe_rule_errors_refuse_too_few_or_unmeasured_chunks(drifts):
+    from hera.bench.qps import probe_rule_errors
+    from hera.errors import HeraError
+
+    with pytest.raises(HeraError, match="need 9 finite chunk drifts"):
+        probe_rule_errors(drifts, 1.15)
+
+
+def test_the_probe_drift_bench_refuses_too_few_chunks():
+    from hera.bench.qps import bench_probe_drift
+    from hera.errors import HeraError
+
+    with pytest.raises(HeraError, match="--chunks must be at least 9"):
+        bench_probe_drift("ncf", "ci", 1, 5, 1.15, {})

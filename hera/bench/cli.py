@@ -9,7 +9,8 @@ from pathlib import Path
 
 from hera.bench.common import core_plan, emit, load_study, on_harness, run_labels, vars_of, worker_cores
 from hera.bench.node import bench_allocator, bench_dispatch, bench_dispatch_ceiling, bench_memory
-from hera.bench.qps import bench_des, bench_model_agreement, bench_pair_prediction, bench_repeatability
+from hera.bench.qps import (bench_des, bench_model_agreement, bench_pair_prediction, bench_probe_drift,
+                            bench_repeatability)
 from hera.bench.serving import bench_build, bench_loadgen_agreement, bench_serving
 from hera.errors import HeraError
 
@@ -90,6 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--workers", type=int, default=1, help="worker count (default 1)")
     r.add_argument("--config", type=Path, help="study config (default: the scale's)")
     r.set_defaults(func=_cmd_repeatability)
+
+    pd_ = bsub.add_parser("probe-drift", help="consecutive operating-probe chunks: how well one chunk, or the "
+                                              "median of three, predicts the next seconds' service drift")
+    common(pd_)
+    pd_.add_argument("--workers", type=int, default=1, help="worker count (default 1)")
+    pd_.add_argument("--chunks", type=int, default=12, help="consecutive chunks (default 12)")
+    pd_.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    pd_.set_defaults(func=_cmd_probe_drift)
 
     g = bsub.add_parser("model-agreement", help="modelled vs confirmed-measured QPS* of every model")
     common(g, model=False)
@@ -208,6 +217,13 @@ def _cmd_repeatability(args) -> int:
     study = load_study(args.scale, args.config)
     fig = bench_repeatability(args.model, args.scale, args.runs, args.workers, study)
     return emit(f"qps-repeatability-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_probe_drift(args) -> int:
+    study = load_study(args.scale, args.config)
+    band = float(study["service"].get("operating_recheck", 0.0))
+    fig = bench_probe_drift(args.model, args.scale, args.workers, args.chunks, band, study)
+    return emit(f"probe-drift-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_model_agreement(args) -> int:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hera.bench.common import best_of, cov, require_built, t1_sla, t1_source
+from hera.bench.common import best_of, cov, require_built, require_t1_sla, t1_sla, t1_source
 from hera.errors import HeraError
 
 
@@ -115,6 +115,53 @@ def repeatability_figure(model: str, workers: int, sla_ms: float | None, rows: l
             "service_drift": listed(drift), "cov_service_drift": cov(drift), "repeat_cov": listed(within),
             "seconds_per_run": [round(float(r["seconds"]), 1) for r in rows],
             "trials_per_run": [int(r["n_trials"]) for r in rows]}
+
+
+def bench_probe_drift(model: str, scale: str, workers: int, chunks: int, band: float, study: dict[str, Any],
+                      ahead: int = 6) -> dict[str, Any]:
+    """``chunks`` consecutive operating-probe chunks at the modelled QPS* (:func:`hera.profile.scalability.
+    probe_sequence`) and how well a probe taken from them predicts the following ``ahead`` chunks' drift — what a
+    confirmation's trials will see (:func:`probe_rule_errors`)."""
+    from hera.paths import results_dir
+    from hera.profile.scalability import probe_sequence
+
+    if chunks < ahead + 3:
+        raise HeraError(f"--chunks must be at least {ahead + 3} (three probe chunks and {ahead} ahead), not {chunks}")
+    require_built(model, scale)
+    service = results_dir(scale) / "profile" / "service" / f"{model}.parquet"
+    rate, drifts = probe_sequence(study, model, service, require_t1_sla(model, scale), workers, chunks)
+    print(f"{model} on {workers} worker(s) at {rate:.2f} queries/s: chunk drifts "
+          f"{', '.join(f'{d:.3f}' for d in drifts)}", flush=True)
+    return {"model": model, "workers": workers, "rate_qps": round(rate, 3), "chunks": chunks,
+            "chunk_drifts": [round(d, 4) for d in drifts], **probe_rule_errors(drifts, band, ahead)}
+
+
+def probe_rule_errors(drifts: list[float], band: float, ahead: int = 6) -> dict[str, Any]:
+    """For each start k of a sequence of chunk drifts: the |log| error against the mean log drift of the
+    ``ahead`` chunks after chunk k+2 of three probe rules — one chunk (k), the median of three (k..k+2), and
+    the recheck (one chunk, the median of three when the first is further than ``band`` from 1, as
+    ``service.operating_recheck``) — their mean and maximum, and how often the recheck ran."""
+    import numpy as np
+
+    x = np.log(np.asarray(drifts, float))
+    if x.size < ahead + 3 or not np.all(np.isfinite(x)):
+        raise HeraError(f"probe rule errors need {ahead + 3} finite chunk drifts, not {list(drifts)}")
+    one, three, rule, rechecked = [], [], [], 0
+    for k in range(x.size - ahead - 2):
+        target = x[k + 3:k + 3 + ahead].mean()
+        med = float(np.median(x[k:k + 3]))
+        off = band > 0 and abs(x[k]) > math.log(band)
+        rechecked += int(off)
+        one.append(abs(x[k] - target))
+        three.append(abs(med - target))
+        rule.append(abs((med if off else x[k]) - target))
+
+    def stats(e: list[float]) -> dict[str, float]:
+        return {"mean": round(float(np.mean(e)), 4), "max": round(float(np.max(e)), 4)}
+
+    return {"band": band, "ahead": ahead, "starts": len(one), "abs_log_error_one_chunk": stats(one),
+            "abs_log_error_median_of_three": stats(three), "abs_log_error_recheck": stats(rule),
+            "rechecked": rechecked}
 
 
 def bench_model_agreement(scale: str, models: list[str], workers: list[int], study: dict[str, Any],

@@ -230,6 +230,36 @@ def operating_recheck(config: dict[str, Any]) -> float:
     return band
 
 
+def probe_sequence(config: dict[str, Any], model: str, service: str | Path, sla_ms: float, workers: int,
+                   chunks: int, opts: common.NodeOptions | None = None) -> tuple[float, list[float]]:
+    """``chunks`` consecutive operating-probe chunks of ``model`` on ``workers`` workers at the modelled QPS* of its
+    service profile (as an F2 point places its probe): (that rate, each chunk's service drift, in order) — how
+    far one second of the node says about the next ones (``hera bench probe-drift``)."""
+    from hera.profile.service import mix_sizes, read_samples, service_law
+    from hera.queueing.qps import modelled_qps_star
+
+    opts = opts or common.NodeOptions()
+    common.check_model(model, opts.runner)
+    cores = common.study_cores(config)
+    common.require_cores(cores, workers, f"{workers} workers")
+    batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
+    law = service_law(read_samples(service, model), workers, batch, source=f"service profile {service}")
+    stream = f"probe-drift/{model}/{workers}"
+    ms = model_settings(config, stream)
+    mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
+    pct = float(config["sla"]["percentile"])
+    rate = modelled_qps_star(law, mix, float(sla_ms), pct, fewer_replicates(ms)).qps_star
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"{model}: the service profile models no positive QPS* at the SLA {sla_ms:g} ms")
+    plan = common.TenantPlan(model, model, tuple(cores[:workers]), batch_size=batch, max_items=max_items)
+    with common.start_node(config, [plan], opts) as node:
+        pin, _ = common.harness_off_workers(config, cores[:workers])
+        with pin:
+            probe = operating_probe(node, {**config, "service": {**config["service"], "operating_recheck": 0.0}},
+                                    model, law, mix, {"sla_ms": float(sla_ms)}, stream, rate, int(chunks))
+    return float(rate), list(probe.chunk_drifts)
+
+
 def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],
                    stream: str) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Modelled and confirmed QPS* of ``tenant`` (serving ``model``) on ``node`` with the service law ``law``:
