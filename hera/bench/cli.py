@@ -9,8 +9,13 @@ from pathlib import Path
 
 from hera.bench.common import core_plan, emit, load_study, on_harness, run_labels, vars_of, worker_cores
 from hera.bench.node import bench_allocator, bench_dispatch, bench_dispatch_ceiling, bench_memory
-from hera.bench.qps import (bench_des, bench_model_agreement, bench_pair_prediction, bench_probe_drift,
-                            bench_repeatability)
+from hera.bench.qps import (
+    bench_des,
+    bench_model_agreement,
+    bench_pair_prediction,
+    bench_probe_drift,
+    bench_repeatability,
+)
 from hera.bench.serving import bench_build, bench_loadgen_agreement, bench_serving
 from hera.errors import HeraError
 
