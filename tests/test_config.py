@@ -7,7 +7,7 @@ from hera.errors import ConfigError
 def test_defaults_filled():
     c = config.validate({"scale": "ci"})
     assert c["models"][0] == "dlrm_rmc1" and len(c["models"]) == 8
-    assert c["sla"]["multiplier"] == 3 and c["sla"]["percentile"] == 0.95 and c["sla"]["rule"] == "mix_p99"
+    assert c["sla"]["multiplier"] == 3 and c["sla"]["percentile"] == 0.95 and c["sla"]["rule"] == "size_medians_p99"
     assert c["search"]["min_queries"] == 300
     assert c["confirm"]["repeats"] == 3 and c["model"]["replicates"] == 20
 

@@ -152,6 +152,30 @@ def test_installer_uses_uv_with_torch_pinned_and_falls_back_to_pip(tmp_path, uv_
     assert hera_env.Uv("uv", "py", log, pins).command(["list"]) == ["uv", "pip", "list", "--python", "py"]
 
 
+def test_uv_trusts_the_platform_certificates_unless_told_otherwise(tmp_path, monkeypatch):
+    """uv is run with the platform's certificate store (both names of the switch) and pip's PIP_CERT bundle, so a
+    TLS-intercepting proxy the system trusts does not fail uv where pip works; a user's own choice is kept, and
+    pip's environment is left as it is."""
+    env = hera_env.uv_environment({"PATH": "/bin", "PIP_CERT": "/etc/ca.pem"})
+    assert env["UV_NATIVE_TLS"] == env["UV_SYSTEM_CERTS"] == "1" and env["SSL_CERT_FILE"] == "/etc/ca.pem"
+    assert env["PATH"] == "/bin"
+    assert "SSL_CERT_FILE" not in hera_env.uv_environment({})
+    for mine in ({"UV_NATIVE_TLS": "0"}, {"UV_SYSTEM_CERTS": "false"}, {"SSL_CERT_FILE": "/mine.pem"}):
+        assert hera_env.uv_environment(mine) == mine
+    # the variables reach the uv process, not pip's
+    seen = tmp_path / "env.txt"
+    fake = tmp_path / "uv"
+    fake.write_text(f'#!/bin/sh\necho "$UV_SYSTEM_CERTS $UV_NATIVE_TLS $SSL_CERT_FILE" >> {seen}\n')
+    fake.chmod(0o755)
+    for var in ("UV_NATIVE_TLS", "UV_SYSTEM_CERTS", "SSL_CERT_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PIP_CERT", "/etc/ca.pem")
+    log = tmp_path / "install.log"
+    assert hera_env.Uv(str(fake), "py", log).run(["list"], "a listing", check=False)
+    assert seen.read_text().split() == ["1", "1", "/etc/ca.pem"]
+    assert hera_env.Pip("py", log).environment() is None
+
+
 def test_installer_is_pip_when_asked_or_offline(tmp_path, monkeypatch):
     """HERA_INSTALLER=pip never installs uv; where pip cannot install uv, there is none (pip does it all)."""
     log = tmp_path / "install.log"

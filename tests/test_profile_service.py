@@ -244,3 +244,47 @@ def test_trial_crossing_sd_is_the_scatter_of_where_single_trials_put_the_crossin
     assert math.isnan(scalability.trial_crossing_sd(rates[:2], on_curve[:2], 2.0))
     assert math.isnan(scalability.trial_crossing_sd(rates, np.full(4, np.nan), 2.0))
     assert math.isnan(scalability.trial_crossing_sd(rates, on_curve, math.nan))
+
+
+def test_the_sla_takes_each_size_s_median_so_one_stalled_query_does_not_move_it():
+    """A stall of the machine in one light query moves the pooled p99 of the mix; the p99 over the sizes'
+    medians (the default rule) stays where the sizes put it. Continuous laws (no repeated size) and the
+    pooled rule keep the pooled p99, and the rule's text says which."""
+    rng = np.random.default_rng(0)
+    sizes = {100: 0.9, 300: 0.08, 700: 0.02}  # probability of each size; 16 stratified queries of each
+    rows = []
+    for n, p in sizes.items():
+        for k in range(16):
+            lat = n / 10 * (1 + 0.02 * rng.standard_normal())
+            if n == 100 and k == 0:
+                lat += 150.0  # one stalled query of the common size
+            rows.append({"query_items": n, "query_latency_ms": lat, "weight": p / 16 * 48})
+    light = pd.DataFrame(rows)
+    med = service.size_medians(light)
+    assert list(med.index) == [100, 300, 700] and med.loc[700, "median_ms"] == pytest.approx(70, rel=0.05)
+    robust = service._qrow(med["median_ms"].to_numpy(), med["weight"].to_numpy())
+    pooled = service._qrow(light["query_latency_ms"].to_numpy(), light["weight"].to_numpy())
+    assert robust["p99_ms"] < 75 and pooled["p99_ms"] > 100  # the stall is 1/16 of 90% of the mix
+    assert service.size_medians(light.iloc[::16]) is None  # one query per size: a continuous law
+
+    def summary(with_medians: bool) -> pd.DataFrame:
+        base = {"model": "m", "workers": 1, "regime": "light"}
+        out = [{**base, "statistic": "mix_latency", **pooled},
+               {**base, "statistic": "dispatch_delay", **service._qrow(np.full(50, 0.2))}]
+        if with_medians:
+            out.append({**base, "statistic": "mix_latency_size_medians", **robust})
+        return pd.DataFrame(out)
+
+    rule = {"multiplier": 3, "jitter_floor_multiple": 20}
+    d = sla.decide({**rule, "rule": "size_medians_p99"}, "m", summary(True))
+    assert d.sla_ms == pytest.approx(3 * robust["p99_ms"]) and d.latency_ms_p99_size_medians == robust["p99_ms"]
+    assert "each size's median" in d.sla_rule and d.latency_ms_p99_unloaded == pooled["p99_ms"]
+    assert d.headroom == pytest.approx(d.sla_ms / robust["p95_ms"])  # against the same statistic as the SLA
+    assert d.latency_ms_p95_size_medians == robust["p95_ms"] < pooled["p95_ms"]
+    assert sla.decide(rule, "m", summary(True)).sla_ms == d.sla_ms  # the default rule
+    fallback = sla.decide({**rule, "rule": "size_medians_p99"}, "m", summary(False))
+    assert fallback.sla_ms == pytest.approx(3 * pooled["p99_ms"]) and "pooled" in fallback.sla_rule
+    assert fallback.headroom == pytest.approx(fallback.sla_ms / pooled["p95_ms"])
+    assert np.isnan(fallback.latency_ms_p99_size_medians)
+    old = sla.decide({**rule, "rule": "mix_p99"}, "m", summary(True))
+    assert old.sla_ms == pytest.approx(3 * pooled["p99_ms"]) and "median" not in old.sla_rule

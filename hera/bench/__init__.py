@@ -21,6 +21,8 @@ One module per kind (:mod:`hera.bench.serving`, :mod:`hera.bench.node`, :mod:`he
 - ``runs``: the headline numbers of several complete pipeline runs and their spread (:mod:`hera.report.runs`).
 - ``service-source``: F2 points of finished runs re-modelled from the stage's or a refreshed service profile,
   with and without the operating-point probe (:mod:`hera.report.service_source`).
+- ``sla-rules``: the SLA's base by rule (pooled p99 vs the sizes' medians) in finished runs' service samples,
+  and its spread between runs (:mod:`hera.report.sla_rules`).
 """
 
 from hera.bench.cli import register

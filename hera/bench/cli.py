@@ -148,15 +148,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/runs.json)")
     rs.set_defaults(func=_cmd_runs)
 
-    sv = bsub.add_parser("service-source", help="F2 points of finished runs re-modelled from the stage's or the "
-                                                "refreshed service profile, with and without the probe")
-    sv.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
-                    help="results folders of complete runs that kept their service samples (results/<scale>)")
-    sv.add_argument("--labels", help="comma-separated names of the runs, in order (default: their folders)")
-    sv.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
-    sv.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/"
-                                             "service-source.json)")
-    sv.set_defaults(func=_cmd_service_source)
+    _kept_samples_parser(bsub, "service-source", _cmd_service_source,
+                         "F2 points of finished runs re-modelled from the stage's or the refreshed service profile, "
+                         "with and without the probe")
+    _kept_samples_parser(bsub, "sla-rules", _cmd_sla_rules,
+                         "the SLA's base by rule (pooled p99 vs the sizes' medians) in finished runs' service "
+                         "samples, and its spread between runs")
+
+
+def _kept_samples_parser(bsub, name: str, func, help_text: str) -> None:
+    """A bench over finished runs' kept service samples: ``--from-results DIR ...``, labels, scale, out."""
+    p = bsub.add_parser(name, help=help_text)
+    p.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
+                   help="results folders of complete runs that kept their service samples (results/<scale>)")
+    p.add_argument("--labels", help="comma-separated names of the runs, in order (default: their folders)")
+    p.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
+    p.add_argument("--out", type=Path, help=f"where to write the JSON (default results/<scale>/bench/{name}.json)")
+    p.set_defaults(func=func)
 
 
 def _cmd_pair_prediction(args) -> int:
@@ -216,6 +224,22 @@ def _cmd_service_source(args) -> int:
     both = pd.concat(frames, ignore_index=True)
     fig = {"runs": {label: summary(df) for label, df in zip(labels, frames)}, "pooled": summary(both)}
     return emit("service-source", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_sla_rules(args) -> int:
+    import pandas as pd
+
+    from hera.report.sla_rules import between_run_cov, sla_bases
+
+    bases = pd.concat([sla_bases(d, label) for d, label in zip(args.from_results, run_labels(args))],
+                      ignore_index=True)
+    print(bases.round(2).to_string(index=False), flush=True)
+    spread = between_run_cov(bases) if bases["run"].nunique() > 1 else None
+    if spread:
+        print("between-run CoV of the p99, median over models: "
+              + "; ".join(f"{rule} {v['median']:.3f}" for rule, v in spread.items()), flush=True)
+    fig = {"bases": bases.round(4).to_dict(orient="records"), "between_run_cov": spread}
+    return emit("sla-rules", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_repeatability(args) -> int:

@@ -110,7 +110,7 @@ class ModelRates:
 
     def qps_star_load(self) -> float:
         sla = self.sla
-        if sla.get("rule", "mix_p99") != "mix_p99":
+        if sla.get("rule", "size_medians_p99") not in ("size_medians_p99", "mix_p99"):  # a fixed target
             return 0.5
         return max(self.cal.qps_star_load_min, 1 - self.cal.qps_star_slack / float(sla.get("multiplier", 3.0)))
 

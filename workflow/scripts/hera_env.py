@@ -22,7 +22,8 @@ with the FBGEMM and TorchRec releases built for it); everything else from ``work
   works: uv is installed into the venv with pip, torch's wheel is fetched by ``pip download`` (pip's configured
   sources, as above) and installed by uv, then the requirements with the venv's torch pinned
   (``<venv>/hera-constraints.txt``), so uv can never swap it; installs compile bytecode (``Uv``). On the 2-core
-  VM this takes ~1.1 min from a cold uv cache instead of pip's ~2.5 min. Where uv cannot be had or fails (no
+  VM this takes ~1.1 min from a cold uv cache instead of pip's ~2.5 min. uv is told to trust the platform's
+  certificate store as pip does (``uv_environment``). Where uv cannot be had or fails (no
   route to PyPI, only a pip-configured mirror), pip installs the rest, exactly as before. ``HERA_INSTALLER=pip``
   uses pip alone.
 
@@ -40,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,12 +218,17 @@ class Pip:
     def command(self, args: list[str]) -> list[str]:
         return [self.python, "-m", "pip", *args]
 
+    def environment(self) -> dict[str, str] | None:
+        """The environment of the install commands (None: this process's)."""
+        return None
+
     def run(self, args: list[str], what: str, check: bool = True) -> bool:
         cmd = self.command(args)
         with open(self.log, "a") as f:
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=self.environment())
             f.write(proc.stdout)
         if proc.returncode == 0 or not check:
             return proc.returncode == 0
@@ -257,6 +264,28 @@ class Uv(Pip):
 
     def pinned(self, constraints: Path) -> Uv:
         return Uv(self.uv, self.python, self.log, constraints)
+
+    def environment(self) -> dict[str, str]:
+        return uv_environment(os.environ)
+
+
+#: uv's switches for the platform's certificate store: ``UV_NATIVE_TLS`` up to uv 0.12, ``UV_SYSTEM_CERTS``
+#: from 0.13 (each version ignores the other's name).
+UV_TLS_SWITCHES = ("UV_NATIVE_TLS", "UV_SYSTEM_CERTS")
+
+
+def uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for uv, trusting what pip trusts. pip verifies with the system's CA bundle (and ``PIP_CERT``);
+    uv by default only with the root certificates built into it, so behind a TLS-intercepting proxy whose CA
+    the system trusts it fails ("invalid peer certificate: UnknownIssuer", seen on our CI VMs) where pip works.
+    Unless the user chose already (either switch or ``SSL_CERT_FILE`` set), uv is told to use the platform's
+    store, and pip's ``PIP_CERT`` bundle where one is set."""
+    env = dict(environ)
+    if not any(k in env for k in (*UV_TLS_SWITCHES, "SSL_CERT_FILE")):
+        env.update({k: "1" for k in UV_TLS_SWITCHES})
+        if env.get("PIP_CERT"):
+            env["SSL_CERT_FILE"] = env["PIP_CERT"]
+    return env
 
 
 def get_uv(pip: Pip, venv: Path) -> Uv | None:
