@@ -515,3 +515,50 @@ def test_served_prediction_errors_sit_beside_the_headline():
     assert s["served_mean_abs_emu_error"] == pytest.approx(0.02)
     assert {k: v for k, v in prediction_summary(prediction_errors(pairs)).items()} == head  # old tables: no served
     assert "served_points" not in head
+
+
+def _unloadable_world():
+    """A 2-core node where model x meets no rate alone on 1 core (QPS*(1) = 0, as RMC1 did in run 35), so no
+    split loads x beside a partner: the co-location stage measured nothing for x; y and z pair normally."""
+    scal = pd.DataFrame([{"model": m, "workers": w, "qps_star": q, "sla_ms": 50.0, "percentile": 0.95}
+                         for m, qs in {"x": (0.0, 200.0), "y": (30.0, 55.0), "z": (20.0, 38.0)}.items()
+                         for w, q in zip((1, 2), qs)])
+    base = {"cores_a": 1, "cores_b": 1, "ways_a": np.nan, "ways_b": np.nan}
+    pairs = pd.DataFrame([{"model_a": "y", "model_b": "z", **base, "qps_star_a": 24.0, "qps_star_b": 16.0}])
+    nan = {"qps_star_a": np.nan, "qps_star_b": np.nan}
+    predicted = pd.DataFrame([{"model_a": "y", "model_b": "z", **base, "qps_star_a": 25.0, "qps_star_b": 15.0},
+                              {"model_a": "x", "model_b": "y", **base, **nan},
+                              {"model_a": "x", "model_b": "z", **base, **nan}])
+    return Profiles(scal, pairs, predicted)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_a_model_that_meets_no_rate_on_any_split_is_never_a_measured_pair_and_plans_still_work(name):
+    from hera.policy.cluster import provision_plan
+
+    p = _unloadable_world()
+    assert p.unloadable("x", "y") and p.unloadable("z", "x") and not p.unloadable("y", "z")
+    pts = p.splits("x", "y")
+    assert [(s.cores_a, s.cores_b, s.qps_a, s.qps_b, s.emu, s.source) for s in pts] == [
+        (1, 1, 0.0, 0.0, 0.0, "unloadable")]
+    assert p.splits("y", "x", "predicted")  # the predicted rows (NaN) are read as they are
+    plan = get_policy(name).plan(["x", "y", "z"], p, rng=np.random.default_rng(3))
+    assert sorted(m for n in plan for m in n.models) == ["x", "y", "z"]
+    for node in plan:
+        if "x" in node.models and len(node.models) == 2:  # only random may pair x: a node serving nothing
+            assert name == "random" and node.emu == 0.0
+    if name in ("oracle", "hera", "greedy", "parties", "single_tenant"):
+        assert ("x",) in [tuple(n.models) for n in plan]
+    prov = provision_plan(name, ["x", "y", "z"], p, {"x": 300.0, "y": 40.0, "z": 30.0})
+    served = {m: 0.0 for m in "xyz"}
+    for node, k in prov.nodes:
+        for t in node.tenants:
+            served[t.model] += k * t.capacity_qps
+    assert served["x"] >= 300.0 and served["y"] >= 40.0 and served["z"] >= 30.0
+
+
+def test_a_missing_pair_of_loadable_models_is_still_an_error():
+    p = _unloadable_world()
+    q = Profiles(p._scal, p.pairs.iloc[0:0])
+    with pytest.raises(ConfigError, match=r"has no pair with model 'y'"):
+        q.splits("y", "z")

@@ -149,6 +149,47 @@ def test_scalability_with_the_stage_profile(study, tmp_path, chunks):
         assert list(df["qps_star_model"]) == list(df["qps_star_model_profile"])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("again", [True, False])
+def test_a_zero_point_is_measured_again_after_the_other_points(study, tmp_path, monkeypatch, again):
+    """A point confirmed at 0 is measured again, whole, after the job's other points (a slow minute of the
+    machine is not the result); the first value and the fact stay in its row. ``confirm.remeasure_zero: false``
+    keeps the zero."""
+    cfg, _ = study
+    cfg = {**cfg, "confirm": {**cfg["confirm"], "remeasure_zero": again}}
+    svc = tmp_path / "service" / "syn.csv"
+    summary = service.run(cfg, "syn", svc, OPTS)
+    dec = sla.decide(cfg["sla"], "syn", summary)
+    t1 = tmp_path / "T1.csv"
+    pd.DataFrame([{"model": "syn", "sla_ms": dec.sla_ms, "sla_rule": dec.sla_rule}]).to_csv(t1, index=False)
+    calls = []
+
+    def fake_point(node, config, model, tenant, law, sla_, stream):
+        calls.append((stream, law.workers))
+        value = 0.0 if stream == "scalability/syn/1" else 10.0 * law.workers
+        row = {"qps_star": value, "qps_star_lo": 0.0, "qps_star_hi": value + 5.0, "qps_star_model": 12.0,
+               "operating_drift": 1.4, "service_drift": 1.6, "n_trials": 28, "note": f"measured on {stream}"}
+        return (row, pd.DataFrame(columns=scalability.TRIAL_COLUMNS),
+                pd.DataFrame(columns=scalability.CURVE_COLUMNS))
+
+    monkeypatch.setattr(scalability, "qps_star_point", fake_point)
+    df = scalability.run(cfg, "syn", svc.with_suffix(".parquet"), t1, tmp_path / "scalability" / "syn.csv", OPTS)
+    streams = [s for s, _ in calls]
+    one = df[df["workers"] == 1].iloc[0]
+    if again:
+        assert streams == ["scalability/syn/1", "scalability/syn/2", "scalability/syn/1/again"]
+        assert [w for _, w in calls] == [1, 2, 1]  # the node resized back to one worker
+        assert one["qps_star"] == 10.0 and bool(one["remeasured"]) and one["qps_star_first"] == 0.0
+        assert one["note"].startswith("first measurement 0 [0, 5] (probe drift 1.4, trials' drift 1.6, 28 trials)")
+        assert "measured on scalability/syn/1/again" in one["note"]
+    else:
+        assert streams == ["scalability/syn/1", "scalability/syn/2"]
+        assert one["qps_star"] == 0.0 and not bool(one["remeasured"]) and np.isnan(one["qps_star_first"])
+    two = df[df["workers"] == 2].iloc[0]
+    assert two["qps_star"] == 20.0 and not bool(two["remeasured"])
+    assert list(df["workers"]) == [1, 2]
+
+
 def _samples(workers: int, scale: float, sizes=(8, 64), regimes=("light", "saturated", "probe")) -> pd.DataFrame:
     rows = [{"workers": workers, "regime": r, "items": n, "service_ms": scale * (0.5 + 0.01 * n) * (1 + 0.1 * k)}
             for r in regimes for n in sizes for k in range(5)]

@@ -362,6 +362,20 @@ class Profiles:
                 return True
         return False
 
+    def unloadable(self, a: str, b: str) -> bool:
+        """Whether no core split of the node can load both tenants: on each split (c, cores − c) one of them meets
+        no rate alone on its cores (QPS* = 0). The co-location stage measures nothing for such a pair (a row would
+        hold a never-loaded tenant), so its table has no rows for it."""
+        cores = self.node.cores
+        return cores >= 2 and all(self.qps_alone(a, c) <= 0 or self.qps_alone(b, cores - c) <= 0 for c in range(1, cores))
+
+    def _unloadable_points(self, a: str, b: str) -> list[ProfiledSplit]:
+        """One point per core split of an :meth:`unloadable` pair, serving nothing (QPS* 0 for both, EMU 0,
+        ``source`` "unloadable"): a policy that co-locates the pair gets a node that serves neither tenant; one that
+        looks for a point where both meet their SLA finds none and keeps them apart."""
+        cores = self.node.cores
+        return [ProfiledSplit(c, cores - c, None, None, 0.0, 0.0, 0.0, "unloadable", None) for c in range(1, cores)]
+
     def _missing_pair(self, a: str, b: str, source: str) -> ConfigError:
         p = self._tables[source]
         present = set(p["model_a"]) | set(p["model_b"])
@@ -394,6 +408,10 @@ class Profiles:
         lo, hi = sorted((a, b))
         t = self._tables[source]
         p = t[(t["model_a"] == lo) & (t["model_b"] == hi)]
+        if p.empty and self.unloadable(a, b):
+            out = self._unloadable_points(a, b)
+            self._split_cache[key] = out
+            return out
         if p.empty:
             raise self._missing_pair(a, b, source)
         flip = lo != a

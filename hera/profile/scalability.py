@@ -10,7 +10,11 @@ per core, the study's first w cores, grown with the node's run-time ``resize``, 
    node around the modelled value — ``confirm.repeats`` independent repeats of fixed-length open-loop trials that
    bracket it, a sequential test per trial, the measured tail interpolated to the SLA, the node model as a
    control variate — and reports the median with a distribution-free interval. Threads of this process are
-   pinned to the study cores that run no worker where there are any (``harness_cores``).
+   pinned to the study cores that run no worker where there are any (``harness_cores``);
+3. **A zero is measured again** (``confirm.remeasure_zero``): a point whose every repeat failed even at its
+   immediate re-test is measured once more, whole — probe, model, confirmation — after the job's other points,
+   so a zero from a slow minute of a shared machine is not the result; the first value stays beside it
+   (``qps_star_first``, ``remeasured``) and a second zero is reported as 0.
 
 Rows (``COLUMNS``) carry modelled and measured QPS* side by side; the trials and the modelled latency curves go
 to ``<out stem>.trials.csv`` and ``<out stem>.curve.csv``. Each w is appended to partial files as it finishes,
@@ -44,7 +48,7 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "model_rel_error_profile", "service_refresh_ratio", "operating_drift", "operating_rate_qps",
            "operating_queries", "operating_seconds", "operating_chunk_drifts", "operating_rechecked",
            "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule",
-           "llc_partitioning", "scale", "note"]
+           "llc_partitioning", "scale", "remeasured", "qps_star_first", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "warmup_queries",
                  "n_measured", "n_ok", "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
@@ -369,7 +373,7 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     ws = list(profiled_workers(config, len(cores)))
     laws = {w: service_law(samples, w, batch, source=f"service profile {service}") for w in ws}  # fail early
-    fp = common.fingerprint("scalability-v9", model, config, sla, cores, opts.runner,
+    fp = common.fingerprint("scalability-v10", model, config, sla, cores, opts.runner,
                             samples["service_ms"].sum(), len(samples))
     paths = outputs(out)
     rows_t = common.ResumableTable(paths.rows, COLUMNS, ["workers"], fp)
@@ -379,7 +383,8 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
     if todo:
         plan = common.TenantPlan(model, model, tuple(cores[:todo[0]]), batch_size=batch, max_items=max_items)
         with common.start_node(config, [plan], opts) as node:
-            for w in todo:
+
+            def point(w: int, stream: str) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
                 if tuple(node.stats()[model].cores) != tuple(cores[:w]):
                     node.resize(model, list(cores[:w]))
                 pin, harness = common.harness_off_workers(config, cores[:w])
@@ -387,14 +392,13 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
                     law, t_service, ratio = laws[w], 0.0, math.nan
                     if refresh:  # the machine as it is now, on this node (docs/DESIGN.md "QPS*")
                         t0 = time.perf_counter()
-                        fresh = refreshed(node, config, model, model, w, cores, f"scalability/{model}/{w}")
+                        fresh = refreshed(node, config, model, model, w, cores, stream)
                         t_service = time.perf_counter() - t0
                         paths.service.parent.mkdir(parents=True, exist_ok=True)
                         fresh.to_parquet(paths.service_part(w), index=False)
                         law = service_law(fresh, w, batch, source="service profile refreshed on this node")
                         ratio = speed_ratio(fresh, samples, w)
-                    row, trials, curve = qps_star_point(node, config, model, model, law, sla,
-                                                        f"scalability/{model}/{w}")
+                    row, trials, curve = qps_star_point(node, config, model, model, law, sla, stream)
                 # how much slower (> 1) the refreshed profile served than the stage's: what the refresh corrected
                 row.update({"service_source": "refresh" if refresh else "stage", "service_seconds": t_service,
                             "service_refresh_ratio": ratio})
@@ -402,12 +406,35 @@ def measure(config: dict[str, Any], model: str, service: str | Path, t1: str | P
                             "cores": " ".join(map(str, cores[:w])),
                             "harness_cores": harness,
                             "batch_size": batch, "sla_rule": sla["sla_rule"],
-                            "llc_partitioning": node.llc_partitioning, "scale": config["scale"]})
+                            "llc_partitioning": node.llc_partitioning, "scale": config["scale"],
+                            "remeasured": False, "qps_star_first": math.nan})
+                return row, trials, curve
+
+            def keep(row: dict[str, Any], trials: pd.DataFrame, curve: pd.DataFrame) -> None:
                 trials_t.append(trials.to_dict("records"))
                 curve_t.append(curve.to_dict("records"))
                 rows_t.append([row])
                 if on_row is not None:
                     on_row(row)
+
+            zeros: dict[int, dict[str, Any]] = {}  # confirmed 0: measured again after the job's other points
+            for w in todo:
+                row, trials, curve = point(w, f"scalability/{model}/{w}")
+                if remeasure_zero(config) and not row["qps_star"] > 0:
+                    zeros[w] = row
+                    _log(f"[scalability] {model}: {w} worker(s): confirmed QPS* 0 (interval "
+                         f"[{row['qps_star_lo']:.2f}, {row['qps_star_hi']:.2f}]): measured again, whole, after the "
+                         f"job's other points")
+                    continue
+                keep(row, trials, curve)
+            for w, first in zeros.items():
+                row, trials, curve = point(w, f"scalability/{model}/{w}/again")
+                row.update({"remeasured": True, "qps_star_first": first["qps_star"],
+                            "note": f"first measurement {first['qps_star']:.4g} [{first['qps_star_lo']:.4g}, "
+                                    f"{first['qps_star_hi']:.4g}] (probe drift {first['operating_drift']:.3g}, "
+                                    f"trials' drift {first['service_drift']:.3g}, {first['n_trials']} trials), "
+                                    f"measured again after the job's other points; " + row["note"]})
+                keep(row, trials, curve)
     df = rows_t.frame().sort_values("workers").reset_index(drop=True)
     for col, src in (("normalised", "qps_star"), ("normalised_model", "qps_star_model")):
         q1 = df.loc[df["workers"] == 1, src]
@@ -433,6 +460,11 @@ def run(config: dict[str, Any], model: str, service: str | Path, t1: str | Path,
     curve_t.finish(curve_t.frame(), config, config["seed"])
     rows_t.finish(df, config, config["seed"])
     return df
+
+
+def remeasure_zero(config: dict[str, Any]) -> bool:
+    """``confirm.remeasure_zero`` (default true): a point confirmed at 0 is measured again after the others."""
+    return bool(config["confirm"].get("remeasure_zero", True))
 
 
 def rel_errors(df: pd.DataFrame) -> np.ndarray:
