@@ -562,3 +562,25 @@ def test_a_missing_pair_of_loadable_models_is_still_an_error():
     q = Profiles(p._scal, p.pairs.iloc[0:0])
     with pytest.raises(ConfigError, match=r"has no pair with model 'y'"):
         q.splits("y", "z")
+
+
+def test_with_predictions_rescores_measured_points_against_another_prediction_table(capsys):
+    from hera.cli import main
+    from hera.policy.accuracy import with_predictions
+
+    key = {"model_a": "x", "model_b": "y", "cores_a": 1, "cores_b": 1, "llc": "shared", "ways_a": np.nan,
+           "ways_b": np.nan}
+    pairs = pd.DataFrame([{**key, "share_a": s, "qps_star_a": 10.0, "qps_star_b": 10.0, "emu": 0.5,
+                           "predicted_qps_star_a": 1.0, "predicted_qps_star_b": 1.0, "predicted_emu": 0.05}
+                          for s in (0.25, 0.5, 0.75)])
+    new = pd.DataFrame([{**key, "share_a": s, "qps_star_a": 9.0, "qps_star_b": 11.0, "emu": 0.5, "emu_lo": 0.4,
+                         "emu_hi": 0.6} for s in (0.25000001, 0.5, 0.1)])  # 0.75 not predicted; 0.1 measured nowhere
+    got = with_predictions(pairs, new)
+    assert len(got) == 3 and list(got["predicted_qps_star_a"][:2]) == [9.0, 9.0]
+    assert list(got["predicted_emu_hi"][:2]) == [0.6, 0.6] and got["predicted_emu"].isna().tolist() == [False, False, True]
+    summary = prediction_summary(prediction_errors(got))
+    assert summary["median_abs_rel_error"] == pytest.approx(0.1)  # |9-10|/10 and |11-10|/10
+    with pytest.raises(ConfigError, match="lacks column"):
+        with_predictions(pairs, new.drop(columns="emu"))
+    assert main(["bench", "pair-prediction", "--predicted", "p.csv"]) != 0
+    assert "give --from-results DIR too" in capsys.readouterr().err

@@ -88,6 +88,21 @@ def test_calibration_inverse_is_monotone_and_flags_extrapolation():
     assert math.isnan(stats.invert(x, np.ones(4), 1.2)[0])  # a flat curve has no inverse
 
 
+def test_equivalent_intensity_is_extrapolated_at_most_to_twice_the_calibrated_range():
+    """Run 35's cache calibration rose 4% over the whole range; one reporter slowdown of 1.32 then extrapolated
+    to an intensity of 30, and the pair predictor inflated every partner of that model 2-3.6x. Past twice the
+    last calibrated intensity the value is capped there, flagged and explained; a mild extrapolation is not."""
+    x = np.array([0.0, 0.25, 0.5, 1.0])
+    y = np.array([0.996, 1.043, 1.027, 1.040])
+    cal = Curve("cache", x, y, np.array([0.980, 1.014, 1.008, 1.020]), np.array([1.019, 1.083, 1.054, 1.094]))
+    assert cal.usable()[0]  # run 35's: the top's lower bound just above the bottom's upper one
+    eq = stats.equivalent(cal, Estimate(1.32, 1.07, 1.50))
+    assert eq.value == stats.MAX_EXTRAPOLATION == 2.0 and eq.extrapolated and eq.hi <= 2.0 and eq.lo <= eq.value
+    assert "capped at 2" in eq.note and "linear extrapolation" in eq.note
+    mild = stats.equivalent(cal, Estimate(1.045, 1.03, 1.06))
+    assert 1.0 < mild.value < 2.0 and mild.extrapolated and "capped" not in mild.note and mild.hi <= 2.0
+
+
 def test_equivalent_intensity_interval_combines_both_uncertainties():
     cal = Curve("bandwidth", np.array([0.0, 0.5, 1.0]), np.array([1.0, 1.5, 2.0]), np.array([0.95, 1.4, 1.9]),
                 np.array([1.05, 1.6, 2.1]))

@@ -125,6 +125,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--from-results", type=Path, metavar="DIR",
                     help="compute from the co-location table of a pipeline run (DIR/colocation/pairs.csv) instead of "
                          "measuring")
+    pp.add_argument("--predicted", type=Path, metavar="FILE",
+                    help="with --from-results: score the run's measured points against this prediction table (e.g. "
+                         "`hera profile predict-pairs` re-run on the run's profiles by newer code) instead of the "
+                         "predictions its rows carry")
     pp.set_defaults(func=_cmd_pair_prediction)
 
     ds = bsub.add_parser("des", help="cost of the node model where the pipeline calls it (compiled event loop)")
@@ -171,7 +175,9 @@ def _cmd_pair_prediction(args) -> int:
     study = load_study(args.scale, args.config)
     models = ([m.strip() for m in args.models.split(",") if m.strip()] if args.models
               else list(study["colocation"].get("models") or study["models"]))
-    fig = bench_pair_prediction(args.scale, models, study, args.from_results, args.min_pairs)
+    if args.predicted is not None and args.from_results is None:
+        raise HeraError("--predicted re-scores a finished run's measured points: give --from-results DIR too")
+    fig = bench_pair_prediction(args.scale, models, study, args.from_results, args.min_pairs, args.predicted)
     return emit("pair-prediction", args.scale, fig, args.out, vars_of(args))
 
 

@@ -210,8 +210,9 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
 
 
 def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], from_results: Path | None,
-                          min_pairs: int) -> dict[str, Any]:
-    """Prediction errors over the measured points of every pair of ``models`` (:mod:`hera.policy.accuracy`)."""
+                          min_pairs: int, predicted: Path | None = None) -> dict[str, Any]:
+    """Prediction errors over the measured points of every pair of ``models`` (:mod:`hera.policy.accuracy`);
+    ``predicted``: a prediction table to score those points against instead of the predictions they carry."""
     import itertools
 
     import pandas as pd
@@ -229,6 +230,12 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
         df = pd.read_csv(path)
         keys = {tuple(k) for k in df[["model_a", "model_b"]].to_numpy()}
         df = df[[(a, b) in keys and f"{a}__{b}" in pairs for a, b in zip(df["model_a"], df["model_b"])]]
+        if predicted is not None:
+            from hera.policy.accuracy import with_predictions
+
+            if not Path(predicted).is_file():
+                raise HeraError(f"{predicted} does not exist")
+            df = with_predictions(df, pd.read_csv(predicted))
     else:
         from hera.profile import colocation
 

@@ -45,6 +45,27 @@ def signed_error(predicted, measured) -> tuple[np.ndarray, np.ndarray]:
     return err, rel
 
 
+#: what identifies a co-location point in both the measured and the predicted table
+POINT_KEYS = ("model_a", "model_b", "cores_a", "cores_b", "llc", "share_a")
+
+
+def with_predictions(pairs: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` (measured points) with their prediction columns taken from ``predicted`` (a
+    ``colocation/predicted.csv``) at the same pair, split, LLC option and ray; a point the table does not
+    predict gets NaN. For scoring a finished run's measurements against a prediction made afterwards."""
+    missing = [c for c in (*POINT_KEYS, "qps_star_a", "qps_star_b", "emu") if c not in predicted.columns]
+    if missing:
+        raise ConfigError(f"the prediction table lacks column(s) {', '.join(missing)}")
+    src = {"qps_star_a": "predicted_qps_star_a", "qps_star_b": "predicted_qps_star_b", "emu": "predicted_emu",
+           "emu_lo": "predicted_emu_lo", "emu_hi": "predicted_emu_hi"}
+    keys = list(POINT_KEYS)
+    right = predicted[keys + [c for c in src if c in predicted.columns]].rename(columns=src)
+    right = right.assign(share_a=pd.to_numeric(right["share_a"]).round(3)).drop_duplicates(keys)
+    left = pairs.drop(columns=[c for c in src.values() if c in pairs.columns])
+    left = left.assign(share_a=pd.to_numeric(left["share_a"]).round(3))
+    return left.merge(right, on=keys, how="left")
+
+
 def prediction_errors(pairs: pd.DataFrame) -> pd.DataFrame:
     """One row per measured point of ``pairs`` (``colocation/pairs.csv``): measured and predicted QPS* of each
     tenant with its error (:func:`signed_error`), measured and predicted EMU with ``emu_error`` (predicted −

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 STATISTICS = ("mean", "p95")
+#: an equivalent intensity is extrapolated at most to this multiple of the last calibrated intensity: past it the
+#: number says more about a nearly flat calibration curve than about the model (run 35: a cache curve that rose
+#: 4% over the whole range turned one noisy reporter slowdown of 1.32 into an intensity of 30)
+MAX_EXTRAPOLATION = 2.0
 
 
 @dataclass(frozen=True)
@@ -303,6 +307,13 @@ def equivalent(curve: Curve, slowdown: Estimate) -> Estimate:
     hi, extra_hi = invert(curve.intensity, curve.lo, slowdown.hi)
     lo = x if not math.isfinite(lo) else min(lo, x)
     hi = x if not math.isfinite(hi) else max(hi, x)
-    last = f"the last calibrated intensity {curve.intensity[-1]:g}"
+    top = float(curve.intensity[-1])
+    last = f"the last calibrated intensity {top:g}"
+    if extra and x > top * MAX_EXTRAPOLATION:  # a slowdown the calibration cannot place: at most its range, x2
+        note = f"past {last}: {x:.3g} by linear extrapolation, capped at {top * MAX_EXTRAPOLATION:g}"
+        cap = top * MAX_EXTRAPOLATION
+        return Estimate(cap, min(lo, cap), min(hi, cap), True, note)
     note = f"past {last}: extrapolated linearly" if extra else f"upper bound past {last}" if extra_hi else ""
+    if math.isfinite(hi) and hi > top * MAX_EXTRAPOLATION:
+        hi = top * MAX_EXTRAPOLATION
     return Estimate(x, lo, hi, extra, note)
