@@ -367,14 +367,16 @@ class Profiles:
         no rate alone on its cores (QPS* = 0). The co-location stage measures nothing for such a pair (a row would
         hold a never-loaded tenant), so its table has no rows for it."""
         cores = self.node.cores
-        return cores >= 2 and all(self.qps_alone(a, c) <= 0 or self.qps_alone(b, cores - c) <= 0 for c in range(1, cores))
+        return cores >= 2 and all(self.qps_alone(a, c) <= 0 or self.qps_alone(b, cores - c) <= 0
+                                  for c in range(1, cores))
 
     def _unloadable_points(self, a: str, b: str) -> list[ProfiledSplit]:
         """One point per core split of an :meth:`unloadable` pair, serving nothing (QPS* 0 for both, EMU 0,
         ``source`` "unloadable"): a policy that co-locates the pair gets a node that serves neither tenant; one that
         looks for a point where both meet their SLA finds none and keeps them apart."""
         cores = self.node.cores
-        return [ProfiledSplit(c, cores - c, None, None, 0.0, 0.0, 0.0, "unloadable", None) for c in range(1, cores)]
+        return [ProfiledSplit(c, cores - c, None, None, 0.0, 0.0, 0.0, "unloadable", None)
+                for c in range(1, cores)]
 
     def _missing_pair(self, a: str, b: str, source: str) -> ConfigError:
         p = self._tables[source]

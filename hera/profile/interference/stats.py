@@ -308,12 +308,10 @@ def equivalent(curve: Curve, slowdown: Estimate) -> Estimate:
     lo = x if not math.isfinite(lo) else min(lo, x)
     hi = x if not math.isfinite(hi) else max(hi, x)
     top = float(curve.intensity[-1])
+    cap = top * MAX_EXTRAPOLATION  # a slowdown the calibration cannot place: at most its range, twice over
     last = f"the last calibrated intensity {top:g}"
-    if extra and x > top * MAX_EXTRAPOLATION:  # a slowdown the calibration cannot place: at most its range, x2
-        note = f"past {last}: {x:.3g} by linear extrapolation, capped at {top * MAX_EXTRAPOLATION:g}"
-        cap = top * MAX_EXTRAPOLATION
-        return Estimate(cap, min(lo, cap), min(hi, cap), True, note)
-    note = f"past {last}: extrapolated linearly" if extra else f"upper bound past {last}" if extra_hi else ""
-    if math.isfinite(hi) and hi > top * MAX_EXTRAPOLATION:
-        hi = top * MAX_EXTRAPOLATION
-    return Estimate(x, lo, hi, extra, note)
+    if extra and x > cap:
+        note, x = f"past {last}: {x:.3g} by linear extrapolation, capped at {cap:g}", cap
+    else:
+        note = f"past {last}: extrapolated linearly" if extra else f"upper bound past {last}" if extra_hi else ""
+    return Estimate(x, min(lo, x), min(hi, cap), extra, note)
