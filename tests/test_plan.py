@@ -230,6 +230,12 @@ def test_more_cores_resctrl_and_settings_cost_what_they_should():
     # model.service: refresh re-measures each worker count's profile before its probe (the default, stage, does not)
     refresh = _small(_config(model__service="refresh"))
     assert stage(estimate(refresh, vm, COSTS), "scalability") > stage(p_vm, "scalability")
+    # a point confirmed 0 is measured again, whole (confirm.remeasure_zero): its expected share of every point
+    once = _small(_config(confirm__remeasure_zero=False))
+    again = stage(p_vm, "scalability") - stage(estimate(once, vm, COSTS), "scalability")
+    assert again > 0
+    twice = estimate(cfg, vm, COSTS, Calibration(remeasure_share=0.04))
+    assert stage(twice, "scalability") - stage(estimate(once, vm, COSTS), "scalability") == pytest.approx(2 * again)
 
 
 # ------------------------------------------------------------------------------------------------ targets

@@ -77,6 +77,8 @@ class Calibration:
     trials_per_repeat: float = 2.6             # 2 at least; timed default run: 2.5 (F2), 2.9 (F4); loaded VM 3.9
     chunks_per_trial: float = 1.4              # VM: 1.35
     retest_share: float = 0.05                 # repeats re-tested (timed default run: 0 of 48 in F2, 2 of 135 in F4; loaded VM 10 of 48)
+    remeasure_share: float = 0.02              # points confirmed 0 and measured again, whole (confirm.remeasure_zero):
+    #                                            1 of 16 in run 35, none in runs 31-34, 36
     recheck_share: float = 0.4                 # operating probes outside service.operating_recheck (1.15): 5-8 of 16
     #                                            points in runs 31 and 33 and a quiet F2 stage (2026-12-03)
     chunk_overhead_s: float = 0.6              # drain, wait for an idle node, streams, control variate (timed default run: 0.6)

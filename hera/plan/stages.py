@@ -230,21 +230,24 @@ def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibrati
 
 def _scalability(config, rates, counts, cal) -> StageEstimate:
     models = 1.25 if config["model"].get("tails", "trial") == "trial" else 1  # trial-shaped + steady (1/4 replicates)
-    from hera.profile.scalability import refresh_service
+    from hera.profile.scalability import refresh_service, remeasure_zero
 
     refresh = refresh_service(config)
     if refresh:
         from hera.profile.service import refresh_config
 
         refreshed = refresh_config(config)
+    # a point confirmed 0 is measured again, whole (hera.profile.scalability.remeasure_zero): its expected share
+    again = 1 + (cal.remeasure_share if remeasure_zero(config) else 0.0)
     jobs = []
     for r in rates.values():
         s = cal.cli_s + node_start_s([r.cost], cal)
         for w in counts:
-            s += (cal.resize_s + models * model_s(config, MODEL_RATES, cal)
-                  + confirmation_s(config, [r.qps_star(w)], cal) + operating_probe_s(config, r.qps_star(w), cal))
+            point = (cal.resize_s + models * model_s(config, MODEL_RATES, cal)
+                     + confirmation_s(config, [r.qps_star(w)], cal) + operating_probe_s(config, r.qps_star(w), cal))
             if refresh:  # a refreshed service profile before each confirmation
-                s += service_point_s(refreshed, r, w, cal)
+                point += service_point_s(refreshed, r, w, cal)
+            s += again * point
         jobs.append(s)
     c = config["confirm"]
     return StageEstimate("scalability", "", len(jobs), sum(jobs),
