@@ -21,6 +21,7 @@ from hera.loadgen.confirm import (
     miss_interval,
     probe_service_drift,
     service_drift,
+    tail_quantile,
     warmup_queries,
 )
 from hera.loadgen.settings import LoadgenSettings
@@ -250,6 +251,58 @@ def test_without_a_model_tails_are_used_raw():
                            sla_ms=SLA_MS, percentile=0.95, settings=s)
     assert not res.control_variate and res.value == pytest.approx(res.value_raw)
     assert 0.5 * exact < res.value < 1.5 * exact
+
+
+def test_the_tail_is_numpys_quantile_and_infinite_where_it_leans_on_a_failed_query():
+    """Finite latencies: numpy's linear quantile. Failed queries (+inf): inf as soon as the interpolation puts any
+    weight on one (4 failed of 80 at p95: position 75.05 leans 5% on the first failed query), the plain quantile
+    when they lie beyond both order statistics."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 40, 80, 81, 200):
+        x = rng.exponential(10.0, n)
+        for p in (0.5, 0.95, 0.99):
+            assert tail_quantile(x, p) == pytest.approx(float(np.quantile(x, p)), rel=1e-12)
+    ok = rng.exponential(10.0, 76)
+    assert tail_quantile(np.concatenate([ok, np.full(4, np.inf)]), 0.95) == math.inf
+    one_failed = np.concatenate([ok, ok[:3], [np.inf]])  # 80 queries, the p95 uses order statistics 75 and 76
+    assert tail_quantile(one_failed, 0.95) == pytest.approx(float(np.quantile(one_failed[:-1], 75.05 / 78)))
+    assert tail_quantile(np.zeros(0), 0.95) == math.inf and tail_quantile(np.array([np.inf]), 0.5) == math.inf
+
+
+@pytest.mark.slow
+def test_a_runaway_trial_fails_with_its_tail_unmeasured():
+    """Offered 3x what the node can serve, the backlog reaches half the trial's queries and issuing stops: the
+    trial fails and its tail is not a number to interpolate to (the bracket bisects towards the pass below it)."""
+    s = ConfirmSettings(trial_s=0.5, min_queries=40, max_chunks=2, step=0.15)
+    c = _Confirmer(sutmod.SleepSUT(sutmod.deterministic(D_S), 1), {"default": base(13)}, {"default": 1000},
+                   {"default": 1.0}, {"default": 10 * SLA_MS}, 0.95, s, None, {})
+    tr = c.trial(0, 0, 3.0 / D_S, 17)
+    row = c.rows[-1]
+    assert row["aborted"] and not tr.passed and row["verdict"] == "fail"
+    assert tr.tail == math.inf and tr.raw_tail == math.inf and math.isnan(row["latency_ms_pct"])
+    assert row["n_ok"] < row["n_measured"]  # the queries never issued count as failed
+
+
+def test_an_aborted_trial_whose_issued_queries_all_returned_is_still_unmeasured():
+    """A run stopped by its backlog just before its last arrival: every issued query returned (the p95 of them is
+    a finite 2x the SLA), yet the queue had no steady state, so the trial fails with no tail to interpolate to."""
+    import pandas as pd
+
+    from hera.loadgen.driver import RunResult
+
+    n = 80
+    lat = np.r_[np.full(70, 0.5 * SLA_MS), np.full(10, 2 * SLA_MS)]
+    rows = pd.DataFrame({"tenant": "default", "warmup": False, "ok": True, "latency_ms": lat,
+                         "issue_lateness_us": 10.0})
+    run = RunResult(rows, {"aborted": True, "wall_s": 1.0},
+                    {"default": {"duration_s": 1.0, "n_error": 0, "achieved_qps": 40.0}})
+    c = _Confirmer(sutmod.NullSUT(), {"default": base()}, {"default": 1000}, {"default": 1.0},
+                   {"default": SLA_MS}, 0.95, ConfirmSettings(), None, {})
+    c._chunk = lambda scale, seed: run
+    tr = c.trial(0, 0, 40.0, 1)
+    assert tail_quantile(lat, 0.95) == pytest.approx(2 * SLA_MS) and len(lat) == n
+    assert not tr.passed and tr.raw_tail == math.inf and c.rows[-1]["verdict"] == "fail"
+    assert math.isnan(c.rows[-1]["latency_ms_pct"]) and c.rows[-1]["chunks"] == 1  # no second chunk after an abort
 
 
 @pytest.mark.slow
