@@ -94,10 +94,13 @@ def start_node(config: dict[str, Any], tenants: list[TenantPlan], opts: NodeOpti
         cfg = node_config(config, tenants, opts)
         if harness:  # the node pins its collectors there, and NodeSUT its load-generator process
             cfg = dataclasses.replace(cfg, harness_cores=tuple(harness))
+        t0 = time.perf_counter()
         node = Node(cfg)
         node.start()
+        # the process's age includes whatever ran in it before Python (a shell that exec'd it), so the node's own
+        # start (workers forked, torch imported, models loaded) is given beside it
         print(f"[node] {', '.join(t.name for t in tenants)}: ready {since_process_start_s():.2f} s after the command "
-              f"started", file=sys.stderr, flush=True)
+              f"started ({time.perf_counter() - t0:.2f} s to start the node)", file=sys.stderr, flush=True)
         try:
             yield node
         finally:
