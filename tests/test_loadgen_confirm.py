@@ -305,6 +305,20 @@ def test_an_aborted_trial_whose_issued_queries_all_returned_is_still_unmeasured(
     assert math.isnan(c.rows[-1]["latency_ms_pct"]) and c.rows[-1]["chunks"] == 1  # no second chunk after an abort
 
 
+def test_a_service_time_bound_needs_a_halving_of_measured_flat_tails():
+    """The descent gives up (value 0) only when its three lowest trials span at least a halving of the scale, every
+    tail measured, none lower than the one above it by FLAT_TAIL_GAIN: two 15-20% steps on a noisy VM, or a runaway
+    trial, say nothing about a service-time bound."""
+    def trials(scales, tails):
+        return [_Trial(s, t, t, False, None) for s, t in zip(scales, tails)]
+
+    assert _Confirmer._flat(trials([1.0, 0.6, 0.4], [1.3, 1.3, 1.3]))
+    assert not _Confirmer._flat(trials([1.6, 1.333, 1.111], [0.85, 1.89, 2.55]))  # CI 2026-12-03: noise
+    assert not _Confirmer._flat(trials([1.0, 0.6, 0.4], [1.3, math.inf, 1.3]))  # a runaway trial
+    assert not _Confirmer._flat(trials([1.0, 0.6, 0.4], [2.0, 1.6, 1.25]))  # the tail falls: keep descending
+    assert not _Confirmer._flat(trials([1.0, 0.6], [1.3, 1.3]))
+
+
 @pytest.mark.slow
 def test_a_zero_repeat_is_retested_not_averaged_in():
     """Service 6 ms > SLA 5 ms: no rate passes (the descent stops once lower rates leave the tail flat); every
