@@ -95,6 +95,29 @@ def test_calibration_makes_the_alone_qps_star_the_measured_one_and_keeps_the_int
     assert c.calibrated(0.0) is c  # a tenant that meets no rate alone is left as it is
 
 
+def test_calibration_to_the_served_speed_takes_f2s_measured_drift_as_the_scale():
+    """``calibrate_to: served``: κ is F2's probe drift x trial drift at the nearest profiled worker count (the
+    model's own QPS* level kept); ``qps`` matches the measured QPS*; a table without the drifts, or an unknown
+    target, is a one-line error naming it."""
+    import pandas as pd
+
+    from hera.profile.pair_prediction import calibrate_curves, served_speed
+
+    c = tenant_curve(law(4.0), ITEMS, 120.0, 0.95, SETTINGS, model="a")
+    own = float(np.median(c.qps_star()))
+    scal = pd.DataFrame({"model": ["a", "a"], "workers": [1, 2], "qps_star": [0.8 * own, 1.5 * own],
+                         "operating_drift": [1.1, 0.9], "service_drift": [1.2, 1.0]})
+    assert served_speed(scal, "a", 1) == pytest.approx(1.32) and served_speed(scal, "a", 3) == pytest.approx(0.9)
+    served = calibrate_curves({("a", 1): c}, {("a", 1): 0.8 * own}, scal, "served")[("a", 1)]
+    assert np.allclose(served.service_scale, 1.32) and np.all(served.qps_star() < c.qps_star())
+    qps = calibrate_curves({("a", 1): c}, {("a", 1): 0.8 * own}, scal, "qps")[("a", 1)]
+    assert np.allclose(qps.qps_star(), 0.8 * own, rtol=1e-3)
+    with pytest.raises(PredictionError, match="served needs F2's operating_drift and service_drift for model 'a'"):
+        calibrate_curves({("a", 1): c}, {("a", 1): own}, scal.drop(columns="operating_drift"), "served")
+    with pytest.raises(PredictionError, match="calibrate_to must be one of qps, served, got 'both'"):
+        calibrate_curves({("a", 1): c}, {("a", 1): own}, scal, "both")
+
+
 def test_the_harness_takes_cpu_from_the_workers_only_where_it_has_no_core_of_its_own():
     """h ms of harness CPU per query, both tenants at λ: service times grow by 1 / (1 − Σ h λ / 1000 / cores) on a
     split with no harness core, not at all on one with; the balanced ray's boundary moves in accordingly."""

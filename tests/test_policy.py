@@ -517,6 +517,25 @@ def test_served_prediction_errors_sit_beside_the_headline():
     assert "served_points" not in head
 
 
+def test_drift_decomposition_splits_the_log_drift_by_pair_and_by_model():
+    """Two pairs of two points each: a drift that is constant within each pair leaves no within-pair variance,
+    and one that is constant per model none within the model; a table without drifts gives nothing."""
+    from hera.policy.accuracy import drift_decomposition
+
+    pairs = pd.DataFrame({"model_a": ["x", "x", "x", "x"], "model_b": ["y", "y", "z", "z"],
+                          "service_drift_a": [1.2, 1.2, 0.8, 0.8], "service_drift_b": [1.0, 1.0, 1.0, 1.0]})
+    d = drift_decomposition(pairs)
+    assert d["values"] == 8 and d["within_pair"] == pytest.approx(0.0)
+    logs = np.log([1.2, 1.2, 0.8, 0.8, 1, 1, 1, 1])
+    assert d["total"] == pytest.approx(np.var(logs, ddof=1)) and d["mean_log"] == pytest.approx(logs.mean())
+    # x's drift differs between its pairs: within the model it varies, within each pair it does not
+    assert d["within_model"] > 0.5 * d["total"] and np.isnan(d["corr_a_b"])  # b constant: no correlation
+    same = drift_decomposition(pairs.assign(service_drift_a=1.1, service_drift_b=[0.9, 1.1, 0.9, 1.1]))
+    assert same["within_model"] == pytest.approx(same["within_pair"]) and same["total"] > 0
+    assert drift_decomposition(pairs.drop(columns="service_drift_a")) == {}
+    assert drift_decomposition(pairs.iloc[:1]) == {}
+
+
 def _unloadable_world():
     """A 2-core node where model x meets no rate alone on 1 core (QPS*(1) = 0, as RMC1 did in run 35), so no
     split loads x beside a partner: the co-location stage measured nothing for x; y and z pair normally."""

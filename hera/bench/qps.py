@@ -218,7 +218,7 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
     import pandas as pd
 
     from hera.paths import results_dir
-    from hera.policy.accuracy import prediction_errors, prediction_summary
+    from hera.policy.accuracy import drift_decomposition, prediction_errors, prediction_summary
 
     pairs = [f"{a}__{b}" for a, b in itertools.combinations(models, 2)]
     if len(pairs) < min_pairs:
@@ -262,6 +262,9 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
         raise HeraError(f"only {n} measured pairs, fewer than --min-pairs {min_pairs}")
     fig["splits"] = sorted({f"{int(r.cores_a)}+{int(r.cores_b)} {r.llc}" for r in df.itertuples()})
     # where the error sits: the mean signed EMU error (predicted − measured) of each measured ray
+    # where the served-over-predicted drift varies: with the pair (any time, any ray) or within it
+    fig["service_drift_log_variance"] = {k: round(v, 4) if isinstance(v, float) else v
+                                         for k, v in drift_decomposition(df).items()}
     by_ray = err.groupby(pd.to_numeric(err["share_a"]).round(3))["emu_error"].mean()
     fig["mean_emu_error_by_ray"] = {f"{s:g}": round(float(v), 4) for s, v in by_ray.items()}
     def num(x: Any) -> float | None:

@@ -143,3 +143,36 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         ),
         **served,
     }
+
+
+def drift_decomposition(pairs: pd.DataFrame) -> dict[str, float | int]:
+    """Where the measured points' service drift (each tenant's served over predicted query span in its joint
+    trials, ``service_drift_a/b``) varies, in log: ``total`` variance over every tenant of every point, what is
+    left around each (pair, tenant)'s mean over the pair's points (``within_pair``) and around each model's mean
+    as a tenant over all its pairs (``within_model``); ``mean_log`` (the machine's level against the prediction
+    at the time, > 0: slower) and ``corr_a_b``, the correlation of the two tenants' log drifts at the same point
+    (a factor they share). A drift that stays with the pair — whenever in the run it is measured, with whichever
+    load on its rays — is what a per-pair re-anchoring could take out; the within-pair rest could not. Empty
+    where the table lacks the columns or has fewer than two points."""
+    cols = ("service_drift_a", "service_drift_b")
+    if not set(cols) <= set(pairs.columns) or len(pairs) < 2:
+        return {}
+    parts = []
+    for t in "ab":
+        d = pd.to_numeric(pairs[f"service_drift_{t}"], errors="coerce")
+        parts.append(pd.DataFrame({"pair": pairs["model_a"].astype(str) + "__" + pairs["model_b"].astype(str),
+                                   "side": t, "model": pairs[f"model_{t}"].astype(str), "log": np.log(d)}))
+    df = pd.concat(parts, ignore_index=True).replace([np.inf, -np.inf], np.nan).dropna(subset=["log"])
+    if len(df) < 2:
+        return {}
+    pair_mean = df.groupby(["pair", "side"])["log"].transform("mean")
+    model_mean = df.groupby("model")["log"].transform("mean")
+    a = np.log(pd.to_numeric(pairs["service_drift_a"], errors="coerce"))
+    b = np.log(pd.to_numeric(pairs["service_drift_b"], errors="coerce"))
+    ok = np.isfinite(a) & np.isfinite(b)
+    spread = ok.sum() > 2 and float(a[ok].std()) > 0 and float(b[ok].std()) > 0
+    corr = float(np.corrcoef(a[ok], b[ok])[0, 1]) if spread else float("nan")
+    return {"total": float(df["log"].var()), "within_pair": float((df["log"] - pair_mean).var()),
+            "within_model": float((df["log"] - model_mean).var()), "mean_log": float(df["log"].mean()),
+            "corr_a_b": corr, "values": int(len(df))}
+

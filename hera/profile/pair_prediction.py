@@ -34,7 +34,8 @@ Method, for tenant a on ``c_a`` workers next to b on ``c_b`` workers at rates (�
 
 **Calibration** (``colocation.calibrate``, default on): before 1–5, each tenant's curve gets a service-time scale
 ``κ_i`` (per replicate) that makes its modelled alone QPS* on ``c_i`` cores equal the measured one
-(:meth:`TenantCurve.calibrated`); ``κ_i · f_i`` then replaces ``f_i`` in 1 and 3. The rays are set by measured
+(:meth:`TenantCurve.calibrated`); ``κ_i · f_i`` then replaces ``f_i`` in 1 and 3 (``colocation.calibrate_to:
+served``: κ_i is F2's measured service speed instead, :func:`served_speed`). The rays are set by measured
 alone QPS*, so without it any level error of the node model (a service profile taken at another time on a
 machine that drifts) moves every predicted boundary by itself; with it the prediction carries only what the
 interference profiles add.
@@ -503,6 +504,42 @@ def trial_sd(scal: pd.DataFrame, model: str, w: int) -> float:
     return float(rows[rows["workers"] == near]["trial_crossing_sd"].iloc[0])
 
 
+def served_speed(scal: pd.DataFrame, model: str, w: int) -> float:
+    """How fast F2's confirmation trials of ``model`` were served against the service stage's profile, on the
+    profiled worker count nearest ``w``: its operating-point probe's drift times the trials' own service drift
+    (> 1: slower than profiled). NaN where the table predates the columns."""
+    rows = _f2_rows(_f2_rows(scal, model, "operating_drift"), model, "service_drift")
+    if rows.empty:
+        return math.nan
+    near = nearest(sorted(int(x) for x in rows["workers"]), w)
+    r = rows[rows["workers"] == near].iloc[0]
+    return float(r["operating_drift"]) * float(r["service_drift"])
+
+
+#: What the calibration matches (``colocation.calibrate_to``): ``qps`` the measured alone QPS* (F2's medians of
+#: three repeats), ``served`` F2's measured service speed (:func:`served_speed`; the model's own QPS* level then
+#: stays, its queueing error included). docs/DESIGN.md, "Pair prediction", says why ``qps`` is the default.
+CALIBRATION_TARGETS = ("qps", "served")
+
+
+def calibrate_curves(curves: dict[tuple[str, int], TenantCurve], alone: dict[tuple[str, int], float],
+                     scal: pd.DataFrame, target: str) -> dict[tuple[str, int], TenantCurve]:
+    """Every (model, workers) curve calibrated to ``target`` (one of :data:`CALIBRATION_TARGETS`)."""
+    if target not in CALIBRATION_TARGETS:
+        raise PredictionError(f"colocation.calibrate_to must be one of {', '.join(CALIBRATION_TARGETS)}, "
+                              f"got {target!r}")
+    if target == "qps":
+        return {k: c.calibrated(alone[k]) for k, c in curves.items()}
+    out = {}
+    for (m, w), c in curves.items():
+        speed = served_speed(scal, m, w)
+        if not (math.isfinite(speed) and speed > 0):
+            raise PredictionError(f"colocation.calibrate_to: served needs F2's operating_drift and service_drift "
+                                  f"for model {m!r}; the scalability table has none")
+        out[(m, w)] = dataclasses.replace(c, service_scale=np.full(c.replicates, speed))
+    return out
+
+
 def harness_ms_per_query(scal: pd.DataFrame, model: str) -> float:
     """The harness CPU per query of ``model``'s traffic (ms), from its F2 rows with the fewest workers (where the
     harness ran on a core of its own); NaN where the table predates the column."""
@@ -603,7 +640,7 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
         curves = {k: c.with_trial_sd(trial_sd(scal, k[0], k[1])) for k, c in curves.items()}
     alone = {(m, w): alone_qps(scal, m, w, curves) for m in models for w in sizes}
     if config["colocation"].get("calibrate", True):  # the node model's level error out, its shape kept
-        curves = {k: c.calibrated(alone[k]) for k, c in curves.items()}
+        curves = calibrate_curves(curves, alone, scal, str(config["colocation"].get("calibrate_to", "qps")))
     whole = {m: common.qps_whole_node(scal, m) for m in models}
     conf = float(config["model"]["confidence"])
     parts = []
