@@ -46,7 +46,9 @@ def study(tmp_path_factory):
         for w in (1, 2):
             law = service.service_law(samples, w, cfg["batch_size"])
             cap = law.capacity_qps(service.mix_sizes(cfg, 600, 1))
-            scal_rows.append({"model": r["model"], "workers": w, "qps_star": 0.6 * cap, "sla_ms": r["sla_ms"]})
+            # F2's served speed (probe drift x trials' drift): as profiled, for the anchor's reference
+            scal_rows.append({"model": r["model"], "workers": w, "qps_star": 0.6 * cap, "sla_ms": r["sla_ms"],
+                              "operating_drift": 1.0, "service_drift": 1.0})
     scal = tmp / "scalability.csv"
     pd.DataFrame(scal_rows).to_csv(scal, index=False)
     pred = tmp / "predicted.csv"
@@ -132,6 +134,13 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     assert np.allclose(ray, on_disk["qps_star_a"] / on_disk["qps_star_b"])
     assert (on_disk["llc_partitioning"] == "unavailable").all()
     assert on_disk["note"].str.contains("LLC ways not split: ").all()
+    # each tenant probed alone before the split's first ray (once per run of the stage: the resumed run probed
+    # again): a factor near 1 for synthetic workers, and the prediction on it beside the stage's
+    for side in ("a", "b"):
+        assert on_disk[f"anchor_{side}"].between(0.3, 3.0).all(), on_disk[f"anchor_{side}"]
+    assert (on_disk["anchor_seconds"] > 0).all() and (on_disk["anchored_emu"] > 0).all()
+    assert (on_disk["anchored_emu_lo"] <= on_disk["anchored_emu"]).all()
+    assert "[colocation] anchor: syna x" in capsys.readouterr().err
     # the policy layer reads both tables as written: Hera decides on the predictions, the oracle on these points
     from hera.policy import Profiles, get_policy
     from hera.policy.accuracy import prediction_errors, prediction_summary
@@ -143,6 +152,33 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     acc = prediction_summary(prediction_errors(on_disk))
     assert (acc["points"], acc["pairs"], acc["zero_measured"]) == (3, 1, 0) and acc["median_abs_rel_error"] < 1
     assert acc["served_points"] == 3 and acc["served_median_abs_rel_error"] < 1
+    assert acc["anchored_points"] == 3 and acc["anchored_median_abs_rel_error"] < 1
+
+
+def test_anchor_factors_of_one_give_the_stages_prediction_and_others_move_it(study):
+    """The anchored prediction rebuilds the pair's curves as predict-pairs does: with factors of 1 its rays are
+    the stage's rows; a tenant served 1.5x slower now lowers the balanced ray's scale and EMU."""
+    cfg, _, t1, scal, pred, services, df, _ = study
+    sp = colocation.Split((0,), (1,), None, None)
+    names = ("syna", "synb")
+    sla_t = common.read_t1(t1, ["syna", "synb"])
+    scal_df = common.read_scalability(scal, ["syna", "synb"])
+    same = colocation.anchored_predictions(cfg, ("syna", "synb"), sp, colocation.Anchor(
+        {"syna": 1.0, "synb": 1.0}, {}, 0.0), names, scal_df, services, sla_t, pair_prediction.NoInterference())
+    stage = df[df["measured_ray"]].sort_values("share_a").reset_index(drop=True)
+    same = same.sort_values("share_a").reset_index(drop=True)
+    for col in ("ray_scale", "qps_star_a", "qps_star_b", "emu", "emu_lo", "emu_hi"):
+        assert np.allclose(same[col], stage[col], rtol=1e-9), col
+    slow = colocation.anchored_predictions(cfg, ("syna", "synb"), sp, colocation.Anchor(
+        {"syna": 1.5, "synb": 1.0}, {}, 0.0), names, scal_df, services, sla_t, pair_prediction.NoInterference())
+    slow = slow.sort_values("share_a").reset_index(drop=True)
+    bal = np.isclose(slow["share_a"], 0.5)
+    assert float(slow.loc[bal, "ray_scale"].iloc[0]) < 0.9 * float(same.loc[bal, "ray_scale"].iloc[0])
+    assert np.allclose(slow["service_scale_a"], 1.5 * same["service_scale_a"])
+    with pytest.raises(common.ProfileError, match="split 2\\+1 cores.*is not one of this node's splits"):
+        colocation.anchored_predictions(cfg, ("syna", "synb"), colocation.Split((0, 1), (2,), None, None),
+                                        colocation.Anchor({"syna": 1.0, "synb": 1.0}, {}, 0.0), names, scal_df,
+                                        services, sla_t, pair_prediction.NoInterference())
 
 
 def test_served_scale_is_the_first_tenant_to_reach_its_sla():

@@ -272,5 +272,6 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
 
     fig["point_errors"] = [{"pair": f"{r.model_a}__{r.model_b}", "share_a": r.share_a, "error_a": num(r.error_a),
                             "error_b": num(r.error_b), "emu": num(r.emu), "predicted_emu": num(r.predicted_emu),
-                            "predicted_served_emu": num(r.predicted_served_emu)} for r in err.itertuples()]
+                            "predicted_served_emu": num(r.predicted_served_emu),
+                            "anchored_emu": num(r.anchored_emu)} for r in err.itertuples()]
     return fig

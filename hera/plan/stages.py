@@ -322,6 +322,21 @@ def ray_rates(share_a: float, qps_a: float, qps_b: float, cal: Calibration) -> l
     return [share_a * qps_a * t, (1 - share_a) * qps_b * t]
 
 
+def anchor_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration) -> float:
+    """F4's anchor before a split's rays (:func:`hera.profile.colocation.anchor_split`, ``colocation.anchor``):
+    one probe per tenant alone at its alone QPS* — a chunk like a confirmation trial's and, in ``recheck_share``
+    of them, the recheck's two more — and the anchored prediction's latency curves (one per tenant)."""
+    if not (config.get("colocation") or {}).get("anchor", True):
+        return 0.0
+    chunks = 1.0
+    if float((config.get("service") or {}).get("operating_recheck", 0.0)) > 0:
+        from hera.loadgen.confirm import RECHECK_CHUNKS
+
+        chunks += cal.recheck_share * RECHECK_CHUNKS
+    return sum(chunks * chunk_s(config, r, cal) for r in rates_qps) + len(rates_qps) * model_s(config, CURVE_RATES,
+                                                                                             cal)
+
+
 def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]], n_splits: int,
                 cal) -> StageEstimate:
     ca, cb = split_sizes(machine.n_workers)
@@ -332,7 +347,8 @@ def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]
         qa, qb = ra.qps_star(ca), rb.qps_star(cb)
         ray = sum(2 * model_s(config, 1, cal) + confirmation_s(config, ray_rates(s, qa, qb, cal), cal)
                   for s in shares)
-        jobs.append(cal.cli_s + node_start_s([ra.cost, rb.cost], cal) + n_splits * (2 * cal.resize_s + ray))
+        jobs.append(cal.cli_s + node_start_s([ra.cost, rb.cost], cal)
+                    + n_splits * (2 * cal.resize_s + ray + anchor_s(config, [qa, qb], cal)))
     return StageEstimate("colocation", "", len(jobs), sum(jobs),
                          f"{len(pairs)} pairs x {n_splits} splits x {len(shares)} rays, one confirmation each")
 

@@ -10,6 +10,9 @@ error is the absolute difference ``predicted_emu − emu`` (EMU is already a rat
 Where the table carries it, the same errors of the *served* prediction (``predicted_served_*``: the prediction's
 boundary model on each tenant's service times as its trials served them, the interference prediction's miss
 taken out) are given beside (``served_error_*``, ``served_emu_error``), a decomposition, never the headline.
+So are those of the *anchored* prediction (``anchored_*``: the same O(N) prediction with each tenant's curve
+rescaled by its speed alone right before the split was measured, :func:`hera.profile.colocation.anchor_split`):
+``anchored_error_*`` (relative where the measured QPS* > 0, else absolute, as the headline), ``anchored_emu_error``.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ ERROR_COLUMNS = [
     *("emu", "predicted_emu", "emu_error", "emu_in_interval"),
     *(f"{x}_{t}" for t in "ab" for x in ("predicted_served_qps_star", "served_error")),
     *("predicted_served_emu", "served_emu_error"),
+    *(f"{x}_{t}" for t in "ab" for x in ("anchored_qps_star", "anchored_error")),
+    *("anchored_emu", "anchored_emu_error"),
 ]
 #: The served prediction's columns in the measured table (optional: tables before it lack them).
 SERVED = ("predicted_served_qps_star_a", "predicted_served_qps_star_b", "predicted_served_emu")
+#: The anchored prediction's columns (optional: tables before it, or a stage with ``colocation.anchor`` off).
+ANCHORED = ("anchored_qps_star_a", "anchored_qps_star_b", "anchored_emu")
 
 
 def signed_error(predicted, measured) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +115,13 @@ def prediction_errors(pairs: pd.DataFrame) -> pd.DataFrame:
         out[f"served_error_{t}"] = np.where(rel, err, np.nan)  # relative only: a decomposition of the headline
     out["predicted_served_emu"] = served["predicted_served_emu"]
     out["served_emu_error"] = out["predicted_served_emu"] - out["emu"]
+    anch = {c: pd.to_numeric(df[c], errors="coerce") if c in df.columns else pd.Series(np.nan, index=df.index)
+            for c in ANCHORED}
+    for t in ("a", "b"):  # a prediction like the headline's: relative where measured > 0, else absolute
+        out[f"anchored_qps_star_{t}"] = anch[f"anchored_qps_star_{t}"]
+        out[f"anchored_error_{t}"], _ = signed_error(anch[f"anchored_qps_star_{t}"], num[f"qps_star_{t}"])
+    out["anchored_emu"] = anch["anchored_emu"]
+    out["anchored_emu_error"] = out["anchored_emu"] - out["emu"]
     return out[ERROR_COLUMNS]
 
 
@@ -133,6 +147,13 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         served = {"served_median_abs_rel_error": float(srel.median()) if len(srel) else float("nan"),
                   "served_mean_abs_emu_error": float(pd.to_numeric(errors["served_emu_error"]).abs().mean()),
                   "served_points": int(errors["served_emu_error"].notna().sum())}
+    anchored = {}
+    if "anchored_emu_error" in errors.columns and errors["anchored_emu_error"].notna().any():
+        arel = pd.concat([pd.to_numeric(errors.loc[_flag(errors[f"relative_{t}"]), f"anchored_error_{t}"],
+                                        errors="coerce") for t in "ab"]).abs().dropna()
+        anchored = {"anchored_median_abs_rel_error": float(arel.median()) if len(arel) else float("nan"),
+                    "anchored_mean_abs_emu_error": float(pd.to_numeric(errors["anchored_emu_error"]).abs().mean()),
+                    "anchored_points": int(errors["anchored_emu_error"].notna().sum())}
     return {
         "median_abs_rel_error": float(rel.median()) if len(rel) else float("nan"),
         "mean_abs_emu_error": float(errors["emu_error"].abs().mean()) if len(errors) else float("nan"),
@@ -142,6 +163,7 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
             (~_flag(errors["relative_a"])).sum() + (~_flag(errors["relative_b"])).sum()
         ),
         **served,
+        **anchored,
     }
 
 

@@ -96,6 +96,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2) of both models")
     c.add_argument("--predicted", type=Path, required=True, help="pair predictions (hera profile predict-pairs)")
     c.add_argument("--service", type=Path, nargs=2, required=True, help="service profiles of model a and model b")
+    c.add_argument("--interference", type=Path, nargs="*", default=[],
+                   help="interference profiles of both models (as given to predict-pairs), for the prediction "
+                        "anchored to the machine's speed before each split (colocation.anchor); none: the "
+                        "tenants assumed not to interfere")
+    c.add_argument("--calibration", type=Path, help="the interference calibration table")
     c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
     c.set_defaults(func=_cmd_colocation)
 
@@ -208,12 +213,15 @@ def _cmd_predict_pairs(args: argparse.Namespace) -> int:
 
 
 def _cmd_colocation(args: argparse.Namespace) -> int:
-    from hera.profile import colocation
+    from hera.profile import colocation, pair_prediction
 
     config, opts = load_study(args)
     ma, mb = args.pair.split("__") if "__" in args.pair else (args.pair, "")
     services = {ma: str(args.service[0]), mb: str(args.service[1])}
-    df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts)
+    interference = pair_prediction.interference_from_files(
+        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")))
+    df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts,
+                        interference=interference)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
     return _done("colocation", args.out, df, pair=args.pair,
                  best_emu=None if best.empty else round(float(best["emu"].iloc[0]), 4))

@@ -40,7 +40,9 @@ COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "llc"
            "predicted_best", "selected_as", "qps_alone_a", "qps_alone_b", "qps_whole_a", "qps_whole_b", "sla_ms_a",
            "sla_ms_b", "percentile", "repeats", "retested", "n_trials", "trial_seconds", "wall_seconds", "cpus_a",
            "cpus_b", "llc_partitioning", "service_drift_a", "service_drift_b", "predicted_served_qps_star_a",
-           "predicted_served_qps_star_b", "predicted_served_emu", "scale", "note"]
+           "predicted_served_qps_star_b", "predicted_served_emu", "anchor_a", "anchor_b", "anchor_seconds",
+           "anchored_scale", "anchored_qps_star_a", "anchored_qps_star_b", "anchored_emu", "anchored_emu_lo",
+           "anchored_emu_hi", "scale", "note"]
 TRIAL_COLUMNS = ["model_a", "model_b", "cores_a", "cores_b", "ways_a", "ways_b", "share_a", "repeat", "attempt",
                  "trial", "scale", "tenant", "rate_qps", "chunks", "warmup_queries", "verdict", "passed",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift", "sla_ms", "n_measured",
@@ -204,10 +206,94 @@ def served_scale(direction: dict[str, float], qps: dict[str, float], trial_sd: d
     return lo
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """Each tenant's speed alone on its cores of a split, measured right before the split's rays, against the
+    speed F2's trials served it at (:func:`hera.profile.pair_prediction.served_speed`): ``factor[t]`` > 1 — the
+    machine serves t that much slower now than when its alone QPS* was measured (1: not anchored, ``why`` says
+    so). ``drifts[t]``: each probe chunk's factor, in order; ``seconds``: the probes' wall time."""
+
+    factor: dict[str, float]
+    drifts: dict[str, tuple[float, ...]]
+    seconds: float
+    why: str = ""
+
+
+def anchor_split(node: Any, config: dict[str, Any], split: Split, names: tuple[str, str], models: tuple[str, str],
+                 alone: dict[str, float], sla: dict[str, dict[str, Any]], scal: pd.DataFrame,
+                 samples: dict[str, pd.DataFrame], stream: str) -> Anchor:
+    """One operating-point probe per tenant *alone* (its partner idle) on its cores of ``split``, at its measured
+    alone QPS* there, against its service profile × F2's served speed on that many workers: how much faster or
+    slower the machine serves it now than when F2 measured it (docs/DESIGN.md, "Anchoring the prediction").
+    A probe like F2's (:func:`hera.loadgen.confirm.probe_service_drift`: one chunk, two more and the median when
+    outside ``service.operating_recheck``). No pair information enters: each tenant runs alone."""
+    import time
+
+    from hera.loadgen.confirm import ConfirmSettings, probe_service_drift
+    from hera.loadgen.sut import NodeSUT
+    from hera.profile.pair_prediction import served_speed
+    from hera.profile.scalability import confirm_settings, operating_recheck
+
+    t0 = time.perf_counter()
+    factor, drifts, why = {}, {}, []
+    cores = {names[0]: len(split.cpus_a), names[1]: len(split.cpus_b)}
+    for t, m in zip(names, models):
+        speed = served_speed(scal, m, cores[t])
+        rate = float(alone.get(t, math.nan))
+        if not (math.isfinite(speed) and speed > 0 and math.isfinite(rate) and rate > 0):
+            factor[t], drifts[t] = 1.0, ()
+            why.append(f"{t} not anchored (" + ("no F2 service speed in the scalability table"
+                                                 if not (math.isfinite(speed) and speed > 0)
+                                                 else "no alone QPS* on its cores") + ")")
+            continue
+        tm = tenant_model(config, samples[m], cores[t], speed, f"{stream}/anchor/{t}")
+        seed = common.derived_seed(int(config["seed"]), "anchor", f"{stream}/{t}")
+        probe = probe_service_drift(NodeSUT(node), confirm_settings(config, sla[m]["sla_ms"], rate, f"{stream}/{t}"),
+                                    node.library_size(t), rate_qps=rate, sla_ms=sla[m]["sla_ms"],
+                                    percentile=float(config["sla"]["percentile"]), model=tm.tail_model(),
+                                    settings=ConfirmSettings.from_config(config), chunks=1, seed=seed, tenant=t,
+                                    recheck_band=operating_recheck(config))
+        ok = math.isfinite(probe.drift) and probe.drift > 0
+        factor[t], drifts[t] = (float(probe.drift) if ok else 1.0), tuple(probe.chunk_drifts)
+        if not ok:
+            why.append(f"{t} not anchored (its probe measured no service span)")
+    return Anchor(factor, drifts, time.perf_counter() - t0, "; ".join(why))
+
+
+def anchored_predictions(config: dict[str, Any], models: tuple[str, str], split: Split, anchor: Anchor,
+                         names: tuple[str, str], scal: pd.DataFrame, services: dict[str, str | Path],
+                         sla: dict[str, dict[str, Any]], interference: Any, resctrl_root: str | None = None
+                         ) -> pd.DataFrame:
+    """The pair's prediction on ``split`` (every measured ray) with each tenant's calibrated curve rescaled by its
+    anchor: what the O(N) profiles predict on the machine as it serves now. Factors of 1 give the stage's
+    prediction exactly (the curves are built as ``predict-pairs`` builds them)."""
+    from hera.profile.pair_prediction import MEASURED_SHARES, node_splits, pair_curves, predict_pair
+
+    ma, mb = models
+    (ca, cb) = (len(split.cpus_a), len(split.cpus_b))
+    psplit = next((p for p in node_splits(config, resctrl_root)[0]
+                   if (p.cores_a, p.cores_b, p.ways_a, p.ways_b) == (ca, cb, split.ways_a, split.ways_b)), None)
+    if psplit is None:
+        raise common.ProfileError(f"split {ca}+{cb} cores, LLC {split.ways_a}/{split.ways_b} is not one of this "
+                                  "node's splits")
+    curves, alone, _, _ = pair_curves(config, [ma, mb], sla, scal,
+                                      {m: str(services[m]) for m in models}, sorted({ca, cb}))
+    by_model = {ma: anchor.factor[names[0]], mb: anchor.factor[names[1]]}
+    curves = {k: c.rescaled(by_model[k[0]]) for k, c in curves.items()}
+    whole = {m: common.qps_whole_node(scal, m) for m in models}
+    rays = tuple(float(x) for x in config["colocation"].get("rays") or MEASURED_SHARES)
+    return predict_pair(curves, ma, mb, [psplit], alone, whole, interference, float(config["model"]["confidence"]),
+                        rays, rays)
+
+
 def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str], models: tuple[str, str],
                   pred: pd.Series, sla: dict[str, dict[str, Any]], scal: pd.DataFrame,
-                  samples: dict[str, pd.DataFrame], config: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """One row (and its trials): the measured boundary point of the ray ``share_a`` under ``split``."""
+                  samples: dict[str, pd.DataFrame], config: dict[str, Any], anchored: pd.Series | None = None,
+                  anchor: Anchor | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One row (and its trials): the measured boundary point of the ray ``share_a`` under ``split``, confirmed from
+    the stage's prediction ``pred`` (its scale the first bracket's centre, its inflated and calibrated node models
+    the control variates); ``anchored`` (the ray's prediction on the machine as it serves now,
+    :func:`anchored_predictions`) and ``anchor`` are recorded beside, never used by the measurement."""
     import time
 
     from hera.loadgen.confirm import ConfirmSettings, confirm_point
@@ -268,9 +354,26 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
         "service_drift_a": drift[na], "service_drift_b": drift[nb],
         "predicted_served_qps_star_a": served * direction[na], "predicted_served_qps_star_b": served * direction[nb],
         "predicted_served_emu": served * (w_a + w_b),
+        # the prediction anchored to each tenant's speed alone right before this split (NaN: not anchored)
+        **anchored_fields(anchored, anchor, names),
     }
     trials = res.trials.assign(model_a=ma, model_b=mb, **split.key(), share_a=float(share_a))
     return row, trials
+
+
+def anchored_fields(anchored: pd.Series | None, anchor: Anchor | None, names: tuple[str, str]) -> dict[str, float]:
+    """The row's ``anchor_*`` and ``anchored_*`` columns (NaN where the point was not anchored)."""
+    nan = math.nan
+    out = {"anchor_a": nan, "anchor_b": nan, "anchor_seconds": nan, "anchored_scale": nan,
+           "anchored_qps_star_a": nan, "anchored_qps_star_b": nan, "anchored_emu": nan, "anchored_emu_lo": nan,
+           "anchored_emu_hi": nan}
+    if anchor is not None:
+        out.update(anchor_a=anchor.factor[names[0]], anchor_b=anchor.factor[names[1]], anchor_seconds=anchor.seconds)
+    if anchored is not None:
+        out.update(anchored_scale=float(anchored["ray_scale"]), anchored_qps_star_a=float(anchored["qps_star_a"]),
+                   anchored_qps_star_b=float(anchored["qps_star_b"]), anchored_emu=float(anchored["emu"]),
+                   anchored_emu_lo=float(anchored["emu_lo"]), anchored_emu_hi=float(anchored["emu_hi"]))
+    return out
 
 
 def pair_predictions(predicted: str | Path, ma: str, mb: str) -> pd.DataFrame:
@@ -286,10 +389,12 @@ def pair_predictions(predicted: str | Path, ma: str, mb: str) -> pd.DataFrame:
 
 def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Path, predicted: str | Path,
         services: dict[str, str | Path], out: str | Path, opts: common.NodeOptions | None = None,
-        on_point: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
+        on_point: Callable[[dict[str, Any]], None] | None = None, interference: Any = None) -> pd.DataFrame:
     """Measure the selected points of ``pair`` (``"a__b"``), resumably; write ``out`` (and ``<stem>.trials.csv``);
     return its rows. ``services[m]``: the service profile of each model. ``on_point(row)`` is called after each
-    point is on disk (tests interrupt through it)."""
+    point is on disk (tests interrupt through it). ``interference``: the interference profiles the stage's
+    prediction used (none: the tenants assumed not to interfere), for the anchored prediction
+    (``colocation.anchor``, :func:`anchor_split`)."""
     from hera.machine import resctrl_info
     from hera.profile.service import read_samples
 
@@ -317,13 +422,20 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
         chosen.append((by_key[(ca, cb, wa, wb)], why))
     names = (common.tenant_name(ma, mb, "a"), common.tenant_name(mb, ma, "b"))
     scal_fp = scal[["model", "workers", "qps_star"]].sort_values(["model", "workers"]).to_dict("records")
-    fp = common.fingerprint("colocation-v5", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
+    fp = common.fingerprint("colocation-v6", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
                             pred[["cores_a", "cores_b", "llc", "share_a", "ray_scale"]].to_dict("records"))
     table = common.ResumableTable(out, COLUMNS, KEY, fp)
     trials_t = common.ResumableTable(Path(out).with_name(Path(out).stem + ".trials.csv"), TRIAL_COLUMNS, KEY, fp)
     shares = [float(x) for x in config["colocation"].get("rays") or (0.5, 0.75, 0.25)]
     todo = [(sp, why, s) for sp, why in chosen for s in shares
             if not table.done(**sp.key(), share_a=float(s))]
+    anchoring = bool(config["colocation"].get("anchor", True))
+    na, nb = names
+    if interference is None:
+        from hera.profile.pair_prediction import NoInterference
+
+        interference = NoInterference()
+    anchors: dict[Any, tuple[Anchor, pd.DataFrame]] = {}
     if todo:
         pn = _PairNode(config, names, (ma, mb), opts)
         try:
@@ -338,8 +450,32 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                      + f" ({why}), ray s = {s:g}: predicted scale {float(p['ray_scale'].iloc[0]):.3f}, "
                        f"EMU {float(p['emu'].iloc[0]):.3f}")
                 node = pn.apply(sp)
-                row, trials = measure_point(node, sp, s, names, (ma, mb), p.iloc[0], sla, scal, samples, config)
+                anchored = None
+                if anchoring:
+                    key = tuple(sp.key().items())
+                    if key not in anchors:  # once per split, right before its first ray is measured
+                        first = p.iloc[0]
+                        anchor = anchor_split(node, config, sp, names, (ma, mb),
+                                              {na: float(first["qps_alone_a"]), nb: float(first["qps_alone_b"])}, sla,
+                                              scal, samples, f"colocation/{ma}__{mb}/{len(sp.cpus_a)}+"
+                                              f"{len(sp.cpus_b)}/{sp.ways_a}")
+                        anchors[key] = (anchor, anchored_predictions(config, (ma, mb), sp, anchor, names, scal,
+                                                                     services, sla, interference,
+                                                                     opts.resctrl_root))
+                        _log(f"[colocation] anchor: {na} x{anchor.factor[na]:.3f}, {nb} x{anchor.factor[nb]:.3f} "
+                             f"against F2's service speed ({anchor.seconds:.1f} s)"
+                             + (f"; {anchor.why}" if anchor.why else ""))
+                    anchor, ap = anchors[key]
+                    hit = ap[np.isclose(ap["share_a"].astype(float), s)]
+                    anchored = hit.iloc[0] if len(hit) else None
+                    if anchored is not None:
+                        _log(f"[colocation] anchored prediction: scale {float(anchored['ray_scale']):.3f}, "
+                             f"EMU {float(anchored['emu']):.3f}")
+                row, trials = measure_point(node, sp, s, names, (ma, mb), p.iloc[0], sla, scal, samples, config,
+                                            anchored, anchors[tuple(sp.key().items())][0] if anchoring else None)
                 row["selected_as"] = why
+                if anchoring and anchors[tuple(sp.key().items())][0].why:
+                    row["note"] += f"; {anchors[tuple(sp.key().items())][0].why}"
                 if partitioning == "unavailable":
                     row["llc_partitioning"] = "unavailable"
                     reason = resctrl.get("reason") or "colocation.llc_splits is off"

@@ -219,6 +219,14 @@ class TenantCurve:
         h = float(ms_per_query) if math.isfinite(float(ms_per_query)) and ms_per_query > 0 else 0.0
         return dataclasses.replace(self, harness_ms_per_query=h)
 
+    def rescaled(self, factor: float) -> TenantCurve:
+        """A copy whose :attr:`service_scale` is multiplied by ``factor`` (not finite or ≤ 0: unchanged) — the
+        machine measured ``factor`` × slower than when the curve was calibrated (F4's anchor)."""
+        f = float(factor)
+        if not (math.isfinite(f) and f > 0):
+            return self
+        return dataclasses.replace(self, service_scale=np.asarray(self.service_scale, float) * f)
+
     def with_trial_sd(self, sd: float) -> TenantCurve:
         """A copy with :attr:`trial_sd` set (NaN or negative: 0, a trial's verdict taken as exact)."""
         v = float(sd) if math.isfinite(float(sd)) and sd > 0 else 0.0
@@ -597,27 +605,19 @@ def node_splits(config: dict, resctrl_root: str | None = None) -> tuple[list[Pai
             for s in splits], partitioning
 
 
-def run(config: dict, models: list[str], t1, scalability, services: dict[str, str], interference: Interference,
-        out, resctrl_root: str | None = None, log=None) -> pd.DataFrame:
-    """Predict every pair of ``models`` on every split of the study's node; write ``out`` with provenance."""
-    import itertools
+def pair_curves(config: dict, models: list[str], sla: dict, scal: pd.DataFrame, services: dict[str, str],
+                sizes: list[int]) -> tuple[dict[tuple[str, int], TenantCurve], dict[tuple[str, int], float],
+                                           dict[str, float], float]:
+    """Every (model, workers) curve the prediction reads, for ``sizes`` workers: the node model's latency curve
+    of the model's service profile (deterministic seeds: the same curve wherever it is built), with its harness
+    cost, trial noise and calibration; ``(curves, alone QPS* per (model, workers), harness ms per query per model,
+    seconds spent on the curves)``."""
     import time
 
-    from hera.harness import derived_seed, read_t1
-    from hera.profile import common
+    from hera.harness import derived_seed
     from hera.profile.scalability import model_settings
     from hera.profile.service import mix_sizes, read_samples, service_law
-    from hera.provenance import write_table
 
-    if len(models) < 2:
-        raise PredictionError(f"pair predictions need at least two models, got {models}")
-    missing = [m for m in models if m not in services]
-    if missing:
-        raise PredictionError(f"no service profile given for model {missing[0]!r}")
-    sla = read_t1(t1, models)
-    scal = common.read_scalability(scalability, models)
-    splits, partitioning = node_splits(config, resctrl_root)
-    sizes = sorted({s.cores_a for s in splits} | {s.cores_b for s in splits})
     pct = float(config["sla"]["percentile"])
     curves: dict[tuple[str, int], TenantCurve] = {}
     t0 = time.perf_counter()
@@ -641,6 +641,29 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     alone = {(m, w): alone_qps(scal, m, w, curves) for m in models for w in sizes}
     if config["colocation"].get("calibrate", True):  # the node model's level error out, its shape kept
         curves = calibrate_curves(curves, alone, scal, str(config["colocation"].get("calibrate_to", "qps")))
+    return curves, alone, harness, t_curves
+
+
+def run(config: dict, models: list[str], t1, scalability, services: dict[str, str], interference: Interference,
+        out, resctrl_root: str | None = None, log=None) -> pd.DataFrame:
+    """Predict every pair of ``models`` on every split of the study's node; write ``out`` with provenance."""
+    import itertools
+    import time
+
+    from hera.harness import read_t1
+    from hera.profile import common
+    from hera.provenance import write_table
+
+    if len(models) < 2:
+        raise PredictionError(f"pair predictions need at least two models, got {models}")
+    missing = [m for m in models if m not in services]
+    if missing:
+        raise PredictionError(f"no service profile given for model {missing[0]!r}")
+    sla = read_t1(t1, models)
+    scal = common.read_scalability(scalability, models)
+    splits, partitioning = node_splits(config, resctrl_root)
+    sizes = sorted({s.cores_a for s in splits} | {s.cores_b for s in splits})
+    curves, alone, harness, t_curves = pair_curves(config, models, sla, scal, services, sizes)
     whole = {m: common.qps_whole_node(scal, m) for m in models}
     conf = float(config["model"]["confidence"])
     parts = []

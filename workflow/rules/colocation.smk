@@ -32,6 +32,8 @@ rule colocation_profile:
     input:
         models=pair_inputs,
         service=pair_service_profiles,
+        interference=pair_interference_profiles,
+        calibration=f"{RESULTS}/profile/interference_calibration.csv",
         t1=f"{RESULTS}/tables/T1.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
         predicted=f"{RESULTS}/colocation/predicted.csv",
@@ -50,6 +52,7 @@ rule colocation_profile:
     shell:
         "hera profile colocation --config {input.config} --pair {wildcards.pair} --t1 {input.t1}"
         " --scalability {input.scalability} --predicted {input.predicted} --service {input.service}"
+        " --interference {input.interference} --calibration {input.calibration}"
         " --out {output.points} > {log} 2>&1"
 
 

@@ -118,6 +118,11 @@ def pair_service_profiles(wildcards):
     return [f"{RESULTS}/profile/service/{m}.parquet" for m in wildcards.pair.split("__")]
 
 
+def pair_interference_profiles(wildcards):
+    """Interference profiles of both members of a pair, model a first."""
+    return [f"{RESULTS}/profile/interference/{m}.csv" for m in wildcards.pair.split("__")]
+
+
 def per_model_kind(wildcards):
     """Per-model files of one profile kind."""
     return expand(f"{RESULTS}/profile/{wildcards.kind}/{{model}}.csv", model=models())
