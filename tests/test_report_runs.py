@@ -59,6 +59,28 @@ def test_a_probed_run_keeps_the_profile_alone_errors_beside(tmp_path):
     assert h.model_profile_median_abs_rel_error == pytest.approx(0.3)
 
 
+def test_a_run_with_anchored_pairs_reports_them_beside_the_headline(tmp_path):
+    """A pairs table with the anchored prediction: its errors enter the run's headline beside the stage's (and
+    the spread); one without it gives NaN."""
+    res = _run(tmp_path / "p", {("x", 1): (100.0, 105.0), ("y", 1): (50.0, 50.0)}, [60.0])
+    (res / "colocation").mkdir()
+    pairs = pd.DataFrame({"model_a": ["x", "x"], "model_b": ["y", "y"], "cores_a": 1, "cores_b": 1,
+                          "ways_a": np.nan, "ways_b": np.nan, "share_a": [0.5, 0.25], "qps_star_a": [40.0, 20.0],
+                          "qps_star_b": [20.0, 30.0], "emu": [0.6, 0.5], "predicted_qps_star_a": [50.0, 25.0],
+                          "predicted_qps_star_b": [25.0, 37.5], "predicted_emu": [0.75, 0.625]})
+    pairs.to_csv(res / "colocation" / "pairs.csv", index=False)
+    plain = headline(res)
+    assert plain.pair_median_abs_rel_error == pytest.approx(0.25) and math.isnan(plain.pair_anchored_mean_abs_emu_error)
+    pairs.assign(anchored_qps_star_a=[44.0, 22.0], anchored_qps_star_b=[22.0, 33.0], anchored_emu=[0.66, 0.55]).to_csv(
+        res / "colocation" / "pairs.csv", index=False)
+    h = headline(res)
+    assert h.pair_median_abs_rel_error == pytest.approx(0.25)
+    assert h.pair_anchored_median_abs_rel_error == pytest.approx(0.1)
+    assert h.pair_anchored_mean_abs_emu_error == pytest.approx(0.055)
+    other = headline(_run(tmp_path / "q", {("x", 1): (90.0, 105.0), ("y", 1): (55.0, 50.0)}, [50.0]))
+    assert compare([other, h])["pair_anchored_mean_abs_emu_error"]["values"][1] == pytest.approx(0.055)
+
+
 def test_a_curated_reference_reads_its_own_benchmarks_and_pairs(tmp_path):
     ref = headline(REF)
     assert ref.f2_stage_s > 0 and ref.commits and len(ref.qps_star) == 16

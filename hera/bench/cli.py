@@ -203,7 +203,8 @@ def _cmd_runs(args) -> int:
               f"{pct(r.pair_median_abs_rel_error)} / EMU {emu(r.pair_mean_abs_emu_error)}; C5 "
               f"{pct(r.c5_violation_frac)}; as served: model {pct(r.model_served_median_abs_rel_error)} / "
               f"{pct(r.model_served_max_abs_rel_error)}, pairs {pct(r.pair_served_median_abs_rel_error)} / EMU "
-              f"{emu(r.pair_served_mean_abs_emu_error)}; the stage's profile off at the operating point by "
+              f"{emu(r.pair_served_mean_abs_emu_error)}; pairs anchored {pct(r.pair_anchored_median_abs_rel_error)} / "
+              f"EMU {emu(r.pair_anchored_mean_abs_emu_error)}; the stage's profile off at the operating point by "
               f"{factor(r.stage_drift_median)} (median)", flush=True)
     out = compare(runs)
     corr = out["pair_drift_between_run_correlation"]

@@ -63,12 +63,16 @@ class RunHeadline:
     refresh_ratio: dict[str, float] = field(default_factory=dict)
     # "model/workers" -> how much slower the node served at the operating point than the stage's profile said
     stage_drift: dict[str, float] = field(default_factory=dict)
+    # the pair prediction anchored to each tenant's speed alone right before its pair (NaN for runs before it)
+    pair_anchored_median_abs_rel_error: float = math.nan
+    pair_anchored_mean_abs_emu_error: float = math.nan
 
     METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
                "pair_mean_abs_emu_error", "c5_violation_frac", "model_served_median_abs_rel_error",
                "model_served_max_abs_rel_error", "pair_served_median_abs_rel_error",
                "pair_served_mean_abs_emu_error", "model_profile_median_abs_rel_error",
-               "model_profile_max_abs_rel_error", "service_refresh_ratio_median", "stage_drift_median")
+               "model_profile_max_abs_rel_error", "pair_anchored_median_abs_rel_error",
+               "pair_anchored_mean_abs_emu_error", "service_refresh_ratio_median", "stage_drift_median")
 
     @property
     def service_refresh_ratio_median(self) -> float:
@@ -218,7 +222,9 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
                        summary.get("served_median_abs_rel_error", nan), summary.get("served_mean_abs_emu_error", nan),
                        agree.get("profile_median_abs_rel_error", agree["median_abs_rel_error"]),
                        agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, drifts, fingerprint,
-                       refresh_ratio=refresh, stage_drift=stage_drifts(scal, refresh))
+                       refresh_ratio=refresh, stage_drift=stage_drifts(scal, refresh),
+                       pair_anchored_median_abs_rel_error=summary.get("anchored_median_abs_rel_error", nan),
+                       pair_anchored_mean_abs_emu_error=summary.get("anchored_mean_abs_emu_error", nan))
 
 
 def from_summary(path: str | Path) -> list[RunHeadline]:
