@@ -17,7 +17,7 @@ from hera.profile import colocation, common, pair_prediction, service, sla
 pytestmark = pytest.mark.slow  # service profiles and confirmations on real (synthetic-runner) nodes
 
 FAST = ["service.light_queries_per_size=5", "service.saturation_s=0.5", "service.warmup_s=0.1",
-        "service.dispatch_probes=20", "colocation.rays=[0.5, 0.75, 0.25]",
+        "service.dispatch_probes=20", "colocation.rays=[0.5, 0.75, 0.25]", "colocation.anchor=true",
         "model.queries=600", "model.replicates=4", "confirm.min_queries=40", "confirm.trial_s=0.3",
         "confirm.max_chunks=1", "confirm.step=0.2", "confirm.max_steps=2", "queries.max_items=128",
         "batch_size=32"]

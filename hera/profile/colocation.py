@@ -224,7 +224,8 @@ def anchor_split(node: Any, config: dict[str, Any], split: Split, names: tuple[s
                  samples: dict[str, pd.DataFrame], stream: str) -> Anchor:
     """One operating-point probe per tenant *alone* (its partner idle) on its cores of ``split``, at its measured
     alone QPS* there, against its service profile × F2's served speed on that many workers: how much faster or
-    slower the machine serves it now than when F2 measured it (docs/DESIGN.md, "Anchoring the prediction").
+    slower the machine serves it now than when F2 measured it (docs/DESIGN.md, "The prediction anchored to the
+    machine").
     A probe like F2's (:func:`hera.loadgen.confirm.probe_service_drift`: one chunk, two more and the median when
     outside ``service.operating_recheck``). No pair information enters: each tenant runs alone."""
     import time
@@ -361,6 +362,22 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     return row, trials
 
 
+def _anchor(node: Any, config: dict[str, Any], split: Split, names: tuple[str, str], models: tuple[str, str],
+            first: pd.Series, sla: dict[str, dict[str, Any]], scal: pd.DataFrame, samples: dict[str, pd.DataFrame],
+            services: dict[str, str | Path], interference: Any, resctrl_root: str | None
+            ) -> tuple[Anchor, pd.DataFrame]:
+    """The split's anchor (:func:`anchor_split`, at the tenants' alone QPS* of its prediction row ``first``) and
+    its anchored prediction (:func:`anchored_predictions`), logged."""
+    (na, nb), (ma, mb) = names, models
+    anchor = anchor_split(node, config, split, names, models,
+                          {na: float(first["qps_alone_a"]), nb: float(first["qps_alone_b"])}, sla, scal, samples,
+                          f"colocation/{ma}__{mb}/{len(split.cpus_a)}+{len(split.cpus_b)}/{split.ways_a}")
+    _log(f"[colocation] anchor: {na} x{anchor.factor[na]:.3f}, {nb} x{anchor.factor[nb]:.3f} against F2's service "
+         f"speed ({anchor.seconds:.1f} s)" + (f"; {anchor.why}" if anchor.why else ""))
+    return anchor, anchored_predictions(config, models, split, anchor, names, scal, services, sla, interference,
+                                        resctrl_root)
+
+
 def anchored_fields(anchored: pd.Series | None, anchor: Anchor | None, names: tuple[str, str]) -> dict[str, float]:
     """The row's ``anchor_*`` and ``anchored_*`` columns (NaN where the point was not anchored)."""
     nan = math.nan
@@ -430,7 +447,6 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
     todo = [(sp, why, s) for sp, why in chosen for s in shares
             if not table.done(**sp.key(), share_a=float(s))]
     anchoring = bool(config["colocation"].get("anchor", True))
-    na, nb = names
     if interference is None:
         from hera.profile.pair_prediction import NoInterference
 
@@ -450,21 +466,12 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                      + f" ({why}), ray s = {s:g}: predicted scale {float(p['ray_scale'].iloc[0]):.3f}, "
                        f"EMU {float(p['emu'].iloc[0]):.3f}")
                 node = pn.apply(sp)
-                anchored = None
+                anchor, anchored = None, None
                 if anchoring:
                     key = tuple(sp.key().items())
                     if key not in anchors:  # once per split, right before its first ray is measured
-                        first = p.iloc[0]
-                        anchor = anchor_split(node, config, sp, names, (ma, mb),
-                                              {na: float(first["qps_alone_a"]), nb: float(first["qps_alone_b"])}, sla,
-                                              scal, samples, f"colocation/{ma}__{mb}/{len(sp.cpus_a)}+"
-                                              f"{len(sp.cpus_b)}/{sp.ways_a}")
-                        anchors[key] = (anchor, anchored_predictions(config, (ma, mb), sp, anchor, names, scal,
-                                                                     services, sla, interference,
-                                                                     opts.resctrl_root))
-                        _log(f"[colocation] anchor: {na} x{anchor.factor[na]:.3f}, {nb} x{anchor.factor[nb]:.3f} "
-                             f"against F2's service speed ({anchor.seconds:.1f} s)"
-                             + (f"; {anchor.why}" if anchor.why else ""))
+                        anchors[key] = _anchor(node, config, sp, names, (ma, mb), p.iloc[0], sla, scal, samples,
+                                               services, interference, opts.resctrl_root)
                     anchor, ap = anchors[key]
                     hit = ap[np.isclose(ap["share_a"].astype(float), s)]
                     anchored = hit.iloc[0] if len(hit) else None
@@ -472,10 +479,10 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                         _log(f"[colocation] anchored prediction: scale {float(anchored['ray_scale']):.3f}, "
                              f"EMU {float(anchored['emu']):.3f}")
                 row, trials = measure_point(node, sp, s, names, (ma, mb), p.iloc[0], sla, scal, samples, config,
-                                            anchored, anchors[tuple(sp.key().items())][0] if anchoring else None)
+                                            anchored, anchor)
                 row["selected_as"] = why
-                if anchoring and anchors[tuple(sp.key().items())][0].why:
-                    row["note"] += f"; {anchors[tuple(sp.key().items())][0].why}"
+                if anchor is not None and anchor.why:
+                    row["note"] += f"; {anchor.why}"
                 if partitioning == "unavailable":
                     row["llc_partitioning"] = "unavailable"
                     reason = resctrl.get("reason") or "colocation.llc_splits is off"
