@@ -217,15 +217,20 @@ def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibrati
     ``service.operating_chunks`` chunks like a confirmation trial's (and, in ``recheck_share`` of the points, the
     recheck's two more where ``service.operating_recheck`` is set), and the profile's model (1/4 replicates) that
     places it."""
-    service = config.get("service") or {}
-    chunks = int(service.get("operating_chunks", 1))
+    chunks = int((config.get("service") or {}).get("operating_chunks", 1))
     if chunks <= 0:
         return 0.0
-    if float(service.get("operating_recheck", 0.0)) > 0:
+    return probe_chunks(config, chunks, cal) * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
+
+
+def probe_chunks(config: Mapping[str, Any], chunks: int, cal: Calibration) -> float:
+    """Chunks an operating-point probe of ``chunks`` first chunks takes on average: the recheck's two more in
+    ``recheck_share`` of the probes where ``service.operating_recheck`` is set."""
+    if float((config.get("service") or {}).get("operating_recheck", 0.0)) > 0:
         from hera.loadgen.confirm import RECHECK_CHUNKS
 
-        chunks += cal.recheck_share * RECHECK_CHUNKS
-    return chunks * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
+        return chunks + cal.recheck_share * RECHECK_CHUNKS
+    return float(chunks)
 
 
 def _scalability(config, rates, counts, cal) -> StageEstimate:
@@ -328,11 +333,7 @@ def anchor_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration
     of them, the recheck's two more — and the anchored prediction's latency curves (one per tenant)."""
     if not (config.get("colocation") or {}).get("anchor", True):
         return 0.0
-    chunks = 1.0
-    if float((config.get("service") or {}).get("operating_recheck", 0.0)) > 0:
-        from hera.loadgen.confirm import RECHECK_CHUNKS
-
-        chunks += cal.recheck_share * RECHECK_CHUNKS
+    chunks = probe_chunks(config, 1, cal)
     return sum(chunks * chunk_s(config, r, cal) for r in rates_qps) + len(rates_qps) * model_s(config, CURVE_RATES,
                                                                                              cal)
 

@@ -141,19 +141,6 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         ]
     ).abs()
     pairs = {tuple(sorted((str(a), str(b)))) for a, b in zip(errors["model_a"], errors["model_b"])}
-    served = {}
-    if "served_emu_error" in errors.columns and errors["served_emu_error"].notna().any():
-        srel = pd.concat([pd.to_numeric(errors[f"served_error_{t}"], errors="coerce") for t in "ab"]).abs().dropna()
-        served = {"served_median_abs_rel_error": float(srel.median()) if len(srel) else float("nan"),
-                  "served_mean_abs_emu_error": float(pd.to_numeric(errors["served_emu_error"]).abs().mean()),
-                  "served_points": int(errors["served_emu_error"].notna().sum())}
-    anchored = {}
-    if "anchored_emu_error" in errors.columns and errors["anchored_emu_error"].notna().any():
-        arel = pd.concat([pd.to_numeric(errors.loc[_flag(errors[f"relative_{t}"]), f"anchored_error_{t}"],
-                                        errors="coerce") for t in "ab"]).abs().dropna()
-        anchored = {"anchored_median_abs_rel_error": float(arel.median()) if len(arel) else float("nan"),
-                    "anchored_mean_abs_emu_error": float(pd.to_numeric(errors["anchored_emu_error"]).abs().mean()),
-                    "anchored_points": int(errors["anchored_emu_error"].notna().sum())}
     return {
         "median_abs_rel_error": float(rel.median()) if len(rel) else float("nan"),
         "mean_abs_emu_error": float(errors["emu_error"].abs().mean()) if len(errors) else float("nan"),
@@ -162,9 +149,23 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         "zero_measured": int(
             (~_flag(errors["relative_a"])).sum() + (~_flag(errors["relative_b"])).sum()
         ),
-        **served,
-        **anchored,
+        **_beside(errors, "served"),
+        **_beside(errors, "anchored"),
     }
+
+
+def _beside(errors: pd.DataFrame, prefix: str) -> dict[str, float | int]:
+    """The summary of a prediction reported beside the headline (``served`` or ``anchored``): the median relative
+    error over the tenant values with a measured QPS* > 0, the mean |EMU error| and the points it has; empty
+    where the table lacks it."""
+    col = f"{prefix}_emu_error"
+    if col not in errors.columns or not errors[col].notna().any():
+        return {}
+    rel = pd.concat([pd.to_numeric(errors.loc[_flag(errors[f"relative_{t}"]), f"{prefix}_error_{t}"],
+                                   errors="coerce") for t in "ab"]).abs().dropna()
+    return {f"{prefix}_median_abs_rel_error": float(rel.median()) if len(rel) else float("nan"),
+            f"{prefix}_mean_abs_emu_error": float(pd.to_numeric(errors[col]).abs().mean()),
+            f"{prefix}_points": int(errors[col].notna().sum())}
 
 
 def drift_decomposition(pairs: pd.DataFrame) -> dict[str, float | int]:
