@@ -20,6 +20,7 @@ from hera.loadgen.confirm import (
     median_ci,
     miss_interval,
     probe_service_drift,
+    retest_centre,
     service_drift,
     tail_quantile,
     warmup_queries,
@@ -99,16 +100,20 @@ def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
     assert first[2] == pytest.approx(float(np.median(res.per_repeat[:2])) * (1 - s.step))
 
 
-def _bracketing(true_scale: float, centre: float, step: float = 0.1) -> list[float]:
-    """The scales one repeat visits when every trial's normalised tail is ``scale / true_scale`` (no node)."""
+def _bracketing(true_scale: float, centre: float, step: float = 0.1, guide=None, drift: float = math.nan,
+                tail=None) -> list[float]:
+    """The scales one repeat visits when every trial's normalised tail is ``tail(scale)`` (default ``scale /
+    true_scale``; no node) and its measured service drift ``drift``, with the bracketing ``guide``."""
     c = object.__new__(_Confirmer)
     c.s = ConfirmSettings(step=step)
+    c.guide, c.tenants = guide, ["default"]
     seen: list[float] = []
+    tail = tail or (lambda x: x / true_scale)
 
     def trial(repeat, attempt, scale, seed):
         seen.append(scale)
-        tail = scale / true_scale
-        return _Trial(scale, tail, tail, tail <= 1.0, None)
+        tau = tail(scale)
+        return _Trial(scale, tau, tau, tau <= 1.0, None, {"default": drift})
 
     c.trial = trial
     c.repeat(0, 0, centre, 1)
@@ -125,6 +130,39 @@ def test_a_failing_lower_trial_sends_the_next_one_down():
     assert up[:2] == pytest.approx([90.0, 110.0]) and max(up) > 120.0
     near = _bracketing(true_scale=85.0, centre=100.0)  # just below the first trial: one step down brackets it
     assert len(near) == 2 and near[1] < 85.0
+
+
+def test_a_guide_at_the_served_speed_lengthens_a_step_but_never_shortens_one():
+    """The node served 2x slower than modelled and its tail hardly moves with the rate (a VM that slowed down:
+    secants of flat tails say nothing). Without a guide the steps widen geometrically from 15%; the node model at the served
+    speed (value 40 for drift 2) sends the second trial a factor 2 down (its cap: 85 / 40 x 1.05 > 2) and the
+    third just below 42: the repeat ends there. A guide that says the value is above the failing trials (the
+    node served as profiled) changes nothing, nor does one without a measured drift."""
+    def tail(x):
+        return 1.3 if x > 40.0 else 0.9
+
+    alone = _bracketing(40.0, 100.0, step=0.15, tail=tail)
+    guided = _bracketing(40.0, 100.0, step=0.15, tail=tail, drift=2.0, guide=lambda d: 80.0 / d["default"])
+    assert alone == pytest.approx([85.0, 85.0 / 1.15, 85.0 / 1.15**2, 85.0 / 1.15**4, 85.0 / 1.15**7])
+    assert guided == pytest.approx([85.0, 42.5, 42.5 / 1.15])
+    assert guided[-1] <= 40.0 < guided[-2]
+    above = _bracketing(40.0, 100.0, step=0.15, tail=tail, drift=1.0, guide=lambda d: 100.0)
+    blind = _bracketing(40.0, 100.0, step=0.15, tail=tail, guide=lambda d: 40.0)  # no drift measured
+    assert above == alone and blind == alone
+
+
+def test_a_guide_speeds_an_ascent_where_the_node_served_faster():
+    up = _bracketing(200.0, 100.0, step=0.1)
+    guided = _bracketing(200.0, 100.0, step=0.1, drift=0.5, guide=lambda d: 100.0 / d["default"])
+    assert guided[:2] == up[:2] == pytest.approx([90.0, 110.0])
+    assert guided[2] == pytest.approx(210.0) and len(guided) == 3 < len(up)
+
+
+def test_a_retest_starts_where_its_first_attempt_left_off():
+    failing = [_Trial(s, 2.0, 2.0, False, None) for s in (125.0, 108.0, 94.0, 54.0)]
+    assert retest_centre(147.0, 0.0, failing) == 54.0  # no scale passed: below the lowest one tried
+    assert retest_centre(147.0, 60.0, failing) == 60.0  # re-tested for failed queries: where it found the value
+    assert retest_centre(147.0, 0.0, []) == 147.0
 
 
 def test_service_drift_is_measured_over_modelled_span():

@@ -329,3 +329,26 @@ def test_the_sla_takes_each_size_s_median_so_one_stalled_query_does_not_move_it(
     assert np.isnan(fallback.latency_ms_p99_size_medians)
     old = sla.decide({**rule, "rule": "mix_p99"}, "m", summary(True))
     assert old.sla_ms == pytest.approx(3 * pooled["p99_ms"]) and "median" not in old.sla_rule
+
+
+def test_the_bracketing_guide_models_each_served_speed_once(monkeypatch):
+    """The guide of a confirmation (drift -> served model QPS*) rounds the drift to 2% and models each value once;
+    no drift: NaN, nothing modelled. ``confirm.guided: false`` turns it off; a non-boolean is refused."""
+    import math
+
+    calls = []
+
+    def fake(law, mix, sla_ms, percentile, settings, drift):
+        calls.append(drift)
+        return 100.0 / drift
+
+    monkeypatch.setattr(scalability, "served_model_qps", fake)
+    g = scalability.served_guide(None, np.zeros(1), 50.0, 0.95, None)
+    assert g(1.5) == pytest.approx(100.0 / 1.5, rel=0.011) and g(1.505) == g(1.5) and len(calls) == 1
+    assert g(1.6) != g(1.5) and len(calls) == 2
+    assert math.isnan(g(math.nan)) and math.isnan(g(0.0)) and len(calls) == 2
+    cfg = cfgmod.load(repo_root() / "workflow/config/ci.yaml")
+    assert scalability.guided(cfg)
+    assert not scalability.guided(cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["confirm.guided=false"]))
+    with pytest.raises(Exception, match="guided"):
+        cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["confirm.guided=maybe"])

@@ -26,14 +26,16 @@ serves both. For each of ``repeats`` independent repeats (their own arrival, siz
    passes the second runs at ``centre × (1 + step)``, if it fails the crossing is below it and the second
    already moves down (a trial above a failing one would fail too and is never used by the estimate);
    further scales move down until one passes or up until one fails (a secant on the reciprocal normalised
-   tail, at least one ``step`` and at most a factor 2), at most ``max_steps`` more; a failing scale whose tail could not be measured (cut short) is bisected
+   tail, at least one ``step`` and at most a factor 2; with a *guide*, the node model on the service times as
+   this repeat's trials served them may lengthen the step, never shorten it: :meth:`_Confirmer._guided`), at
+   most ``max_steps`` more; a failing scale whose tail could not be measured (cut short) is bisected
    towards the passing one; descending stops when lower scales stop lowering the tail over at least a halving
    of the scale, every tail measured (service-time bound: :meth:`_Confirmer._flat`) or
    would go below ``min_fraction`` of the modelled value (the value is then 0, and re-tested).
 4. **Estimate**: the repeat's value is where the normalised tail crosses 1 between the highest passing and the
    lowest failing scale (:func:`crossing`) — a continuous quantity, not one bit per trial.
 5. **Re-test**: a repeat that found no passing scale (value 0), or had a trial with failed queries, is run once
-   more with new seeds; the row says so (``retested``), nothing is averaged in silently. A trial whose harness
+   more with new seeds, its bracket starting where the first attempt left off (:func:`retest_centre`); the row says so (``retested``), nothing is averaged in silently. A trial whose harness
    saturated (:mod:`hera.loadgen.harness`) says so in its row (``harness_saturated`` and the reason); on a machine
    whose every core runs a worker that is the normal state, so it is recorded, not re-tested.
 
@@ -202,14 +204,17 @@ class _Trial:
     raw_tail: float   # the same from raw tails (inf where a tail was not measured)
     passed: bool      # tail <= 1
     problem: str | None  # failed queries / harness saturated
+    drift: dict[str, float] = field(default_factory=dict)  # each tenant's service drift in it (NaN: none measured)
 
 
 class _Confirmer:
     def __init__(self, sut: Any, bases: dict[str, LoadgenSettings], library: dict[str, int],
                  direction: dict[str, float], sla_ms: dict[str, float], percentile: float, s: ConfirmSettings,
-                 log: Callable[[str], None] | None, models: dict[str, Any]):
+                 log: Callable[[str], None] | None, models: dict[str, Any],
+                 guide: Callable[[dict[str, float]], float] | None = None):
         self.sut, self.bases, self.library, self.direction = sut, bases, library, direction
         self.sla, self.p, self.s, self.log, self.models = sla_ms, percentile, s, log, models
+        self.guide = guide
         self.tenants = list(direction)
         self.rows: list[dict[str, Any]] = []
         self.n_trials = 0
@@ -273,6 +278,7 @@ class _Confirmer:
         aborted = any(r.summary.get("aborted") for r in runs)
         self.n_trials += 1
         norm, norm_raw = [], []
+        drifts: dict[str, float] = {}
         for t in self.tenants:
             lat = self._latencies(runs, t)
             n_over = int((lat > self.sla[t]).sum())
@@ -289,6 +295,7 @@ class _Confirmer:
             chunks = [r.rows[r.rows["tenant"] == t] for r in runs]
             warmup = int(chunks[0]["warmup"].sum())  # this tenant's, as _chunk set it
             tail, factor, drift = self._adjusted(t, rate, chunks, raw, warmup)
+            drifts[t] = drift
             norm.append(tail / self.sla[t])
             norm_raw.append(raw / self.sla[t])
             measured = pd.concat([c[~c["warmup"]] for c in chunks])
@@ -326,7 +333,7 @@ class _Confirmer:
                      for r in self.rows[-len(self.tenants):]]
             self.log(f"  repeat {repeat}{'+' if attempt else ''} x{scale:.4g}: " + "; ".join(parts)
                      + (f"  [{'; '.join(problems)}]" if problems else "") + ("  (harness saturated)" if saturated else ""))
-        return _Trial(scale, tail_n, raw_n, passed, "; ".join(problems) or None)
+        return _Trial(scale, tail_n, raw_n, passed, "; ".join(problems) or None, drifts)
 
     def _latencies(self, runs: list[Any], tenant: str) -> np.ndarray:
         """Pooled measured latencies of ``tenant`` over the chunks so far; failed queries are +inf."""
@@ -351,7 +358,30 @@ class _Confirmer:
         else:
             same_side = sum(1 for t in done if t.passed != down)  # passes when going up, fails when going down
             f = min(lo_f ** max(1, same_side - 1), hi_f)
+        guided = self._guided(done, edge, down)
+        if math.isfinite(guided):
+            f = max(f, min(guided, hi_f))  # the model at the served speed only ever lengthens the step
         return 1 / f if down else f
+
+    def _guided(self, done: list[_Trial], edge: _Trial, down: bool) -> float:
+        """Factor from ``edge`` to where the node model puts the value for the node *as it served* this repeat's
+        trials (``guide`` of each tenant's median :func:`service_drift` over them), 5% beyond it as the secant
+        aims; NaN without a guide or a measured drift, or when that value is not beyond ``edge`` in the direction
+        of travel (the node served as profiled and the tail failed anyway: the secant decides)."""
+        if self.guide is None:
+            return math.nan
+        drift = {}
+        for t in self.tenants:
+            d = [x.drift.get(t, math.nan) for x in done]
+            d = [v for v in d if math.isfinite(v) and v > 0]
+            if not d:
+                return math.nan
+            drift[t] = float(np.median(d))
+        value = float(self.guide(drift))
+        if not (math.isfinite(value) and value > 0):
+            return math.nan
+        f = (edge.scale / value) * 1.05 if down else (value / edge.scale) * 1.05
+        return f if f > 1.0 else math.nan
 
     @staticmethod
     def _flat(done: list[_Trial]) -> bool:
@@ -468,6 +498,17 @@ def bracket_centre(modelled: float, measured: list[float]) -> float:
     return float(np.median(found)) if found else float(modelled)
 
 
+def retest_centre(centre: float, value: float, trials: list[_Trial]) -> float:
+    """Where a re-tested repeat's bracket starts: the value its first attempt found (re-tested for failed
+    queries), else — no scale passed — the lowest scale that attempt tried: its trials above that already failed,
+    and starting again from ``centre`` would walk the same way down (run 40, 2026-12-03: NCF's re-test repeated
+    four failing trials from 125 to 71 queries/s before passing at 47)."""
+    if value > 0 and math.isfinite(value):
+        return float(value)
+    tried = [t.scale for t in trials if t.scale > 0]
+    return float(min(tried)) if tried else float(centre)
+
+
 def estimate(trials: list[_Trial], adjusted: bool = True) -> tuple[float, str]:
     """The value of one repeat from its trials: where the normalised tail crosses 1 between the highest scale
     whose tail is within it and the lowest scale above that whose tail is not (``adjusted``: control-variate
@@ -488,10 +529,13 @@ def estimate(trials: list[_Trial], adjusted: bool = True) -> tuple[float, str]:
 def confirm_point(sut: Any, bases: dict[str, LoadgenSettings], library: dict[str, int], *,
                   direction: dict[str, float], modelled: float, sla_ms: dict[str, float], percentile: float,
                   settings: ConfirmSettings | None = None, models: dict[str, Any] | None = None,
+                  guide: Callable[[dict[str, float]], float] | None = None,
                   log: Callable[[str], None] | None = None) -> Confirmation:
     """Measure the scale t at which the first tenant offered ``t × direction_i`` reaches its SLA (module doc),
     starting from ``modelled``. ``bases[i]`` gives tenant i's query sizes, warm-up and root seeds; ``models[i]``
-    (a :class:`hera.queueing.qps.TailModel`) its control variate (raw tails without)."""
+    (a :class:`hera.queueing.qps.TailModel`) its control variate (raw tails without); ``guide`` (optional) the
+    modelled value for given service drifts of the tenants against those models (the node model on the service
+    times as served), which may lengthen a bracketing step (step 3 of the module doc)."""
     s = settings or ConfirmSettings()
     models = dict(models or {})
     tenants = list(direction)
@@ -505,7 +549,7 @@ def confirm_point(sut: Any, bases: dict[str, LoadgenSettings], library: dict[str
     if not all(v > 0 for v in sla_ms.values()) or not 0 < percentile < 1:
         raise ConfigError("confirmation needs positive SLAs and a percentile in (0, 1)")
     c = _Confirmer(sut, bases, library, direction, {t: float(v) for t, v in sla_ms.items()}, float(percentile),
-                   s, log, models)
+                   s, log, models, guide)
     cv = any(models.get(t) is not None for t in tenants)
     per: list[float] = []
     per_raw: list[float] = []
@@ -520,7 +564,7 @@ def confirm_point(sut: Any, bases: dict[str, LoadgenSettings], library: dict[str
         problem = next((t.problem for t in trials if t.problem), None)
         if q <= 0 or problem:
             retested += 1
-            trials = c.repeat(r, 1, modelled, seed + 500_009, centre)
+            trials = c.repeat(r, 1, modelled, seed + 500_009, retest_centre(centre, q, trials))
             q2, note = estimate(trials, adjusted=cv)
             notes.append(f"repeat {r} re-tested ({'value 0' if q <= 0 else problem}): {q:.4g} -> {q2:.4g}")
             q = q2
@@ -626,9 +670,12 @@ def _median_drift(drifts: list[float]) -> float:
 
 def confirm_qps_star(sut: Any, base: LoadgenSettings, library_items: int, *, modelled_qps: float, sla_ms: float,
                      percentile: float, settings: ConfirmSettings | None = None, tenant: str = "default",
-                     model: Any = None, log: Callable[[str], None] | None = None) -> Confirmation:
+                     model: Any = None, guide: Callable[[float], float] | None = None,
+                     log: Callable[[str], None] | None = None) -> Confirmation:
     """Measure QPS* of one tenant of ``sut`` around ``modelled_qps`` (:func:`confirm_point` with direction 1:
-    ``value`` is the rate); ``model`` (a :class:`hera.queueing.qps.TailModel`) adds the control variate."""
+    ``value`` is the rate); ``model`` (a :class:`hera.queueing.qps.TailModel`) adds the control variate,
+    ``guide`` (modelled QPS* for a service drift against it) may lengthen a bracketing step."""
+    joint = None if guide is None else (lambda drift: guide(drift[tenant]))
     return confirm_point(sut, {tenant: base}, {tenant: int(library_items)}, direction={tenant: 1.0},
                          modelled=modelled_qps, sla_ms={tenant: sla_ms}, percentile=percentile, settings=settings,
-                         models={tenant: model}, log=log)
+                         models={tenant: model}, guide=joint, log=log)

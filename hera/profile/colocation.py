@@ -159,6 +159,12 @@ class TenantModel:
 
         return served_model_qps(self.law, self.mix, sla_ms, self.percentile, self.settings, drift)
 
+    def guide(self, sla_ms: float):
+        """:meth:`served_qps` as a cached function of the drift (:func:`hera.profile.scalability.served_guide`)."""
+        from hera.profile.scalability import served_guide
+
+        return served_guide(self.law, self.mix, sla_ms, self.percentile, self.settings)
+
 
 def tenant_model(config: dict[str, Any], samples: pd.DataFrame, workers: int, inflation: float,
                  stream: str) -> TenantModel:
@@ -299,7 +305,7 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
 
     from hera.loadgen.confirm import ConfirmSettings, confirm_point
     from hera.loadgen.sut import NodeSUT
-    from hera.profile.scalability import confirm_settings, drift_summary
+    from hera.profile.scalability import confirm_settings, drift_summary, guided
 
     (na, nb), (ma, mb) = names, models
     ca, cb = len(split.cpus_a), len(split.cpus_b)
@@ -316,18 +322,23 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     tms = {na: tenant_model(config, samples[ma], ca, scale("a"), f"{stream}/a"),
            nb: tenant_model(config, samples[mb], cb, scale("b"), f"{stream}/b")}
     tails = {t: m.tail_model() for t, m in tms.items()}
+    noise = {na: pred.get("trial_sd_a"), nb: pred.get("trial_sd_b")}
+    guides = {t: tms[t].guide(sla[m]["sla_ms"]) for t, m in zip(names, models)}
+
+    def guide(drift: dict[str, float]) -> float:  # the ray's scale with each tenant's service as served
+        return served_scale(direction, {t: guides[t](drift[t]) for t in names}, noise)
+
     t0 = time.perf_counter()
     res = confirm_point(NodeSUT(node), bases, {t: node.library_size(t) for t in names}, direction=direction,
                         modelled=float(pred["ray_scale"]), sla_ms={t: sla[m]["sla_ms"] for t, m in zip(names, models)},
                         percentile=float(config["sla"]["percentile"]), settings=ConfirmSettings.from_config(config),
-                        models=tails, log=_log)
+                        models=tails, guide=guide if guided(config) else None, log=_log)
     wall = time.perf_counter() - t0
     w_a, w_b = share_a * alone[na] / whole[na], (1 - share_a) * alone[nb] / whole[nb]
     drift = {t: drift_summary(res.trials[res.trials["tenant"] == t])["service_drift"] for t in names}
     # the prediction's boundary model on the service times as served (each tenant's law x its measured drift):
     # what is left of the error once the interference prediction's miss (the drift) is taken out; the boundary
     # read as the prediction reads it (each tenant's trial noise, where the prediction has it)
-    noise = {na: pred.get("trial_sd_a"), nb: pred.get("trial_sd_b")}
     served = served_scale(direction, {t: tms[t].served_qps(sla[m]["sla_ms"], drift[t]) for t, m in zip(names, models)},
                           noise)
     row = {

@@ -186,10 +186,38 @@ def served_model_qps(law: Any, mix: np.ndarray, sla_ms: float, percentile: float
     return float(modelled_qps_star(law.scaled(drift), mix, sla_ms, percentile, fewer_replicates(settings)).qps_star)
 
 
+#: A bracketing guide (:func:`served_guide`) models the served speed to this step in log drift (2%): one trial's
+#: drift is noisier than that, and a repeat's steps then reuse a value instead of modelling it again.
+GUIDE_LOG_DRIFT_STEP = 0.02
+
+
+def served_guide(law: Any, mix: np.ndarray, sla_ms: float, percentile: float, settings: Any):
+    """A confirmation's guide (:func:`hera.loadgen.confirm.confirm_qps_star`): drift -> :func:`served_model_qps`,
+    the drift rounded to :data:`GUIDE_LOG_DRIFT_STEP` and each value modelled once (a fraction of a second each,
+    only when a repeat takes a step beyond its first two trials)."""
+    cache: dict[int, float] = {}
+
+    def guide(drift: float) -> float:
+        if not (math.isfinite(drift) and drift > 0):
+            return math.nan
+        k = int(round(math.log(drift) / GUIDE_LOG_DRIFT_STEP))
+        if k not in cache:
+            cache[k] = served_model_qps(law, mix, sla_ms, percentile, settings, math.exp(k * GUIDE_LOG_DRIFT_STEP))
+        return cache[k]
+
+    return guide
+
+
 def fewer_replicates(settings: Any):
     """``settings`` (:class:`hera.queueing.qps.ModelSettings`) for a point estimate: a quarter of the replicates
     (:data:`STEADY_BESIDE_REPLICATE_DIVISOR`, at least 4)."""
     return dataclasses.replace(settings, replicates=max(4, settings.replicates // STEADY_BESIDE_REPLICATE_DIVISOR))
+
+
+def guided(config: dict[str, Any]) -> bool:
+    """``confirm.guided`` (default true): may the node model at the trials' served speed lengthen a bracketing
+    step (:meth:`hera.loadgen.confirm._Confirmer._guided`)?"""
+    return bool(config["confirm"].get("guided", True))
 
 
 def confirm_warmup(config: dict[str, Any]) -> int:
@@ -304,7 +332,9 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     t1 = time.perf_counter()
     res = confirm_qps_star(NodeSUT(node), confirm_settings(config, sla["sla_ms"], start, stream),
                            node.library_size(tenant), modelled_qps=start, sla_ms=sla["sla_ms"], percentile=pct,
-                           settings=ConfirmSettings.from_config(config), tenant=tenant, model=tail_model, log=_log)
+                           settings=ConfirmSettings.from_config(config), tenant=tenant, model=tail_model,
+                           guide=served_guide(law, mix, sla["sla_ms"], pct, ms) if guided(config) else None,
+                           log=_log)
     wall = time.perf_counter() - t1
     _log(f"[scalability] {tenant}: {law.workers} worker(s): measured QPS* {res.value:.2f} "
          f"[{res.value_ci_lo:.2f}, {res.value_ci_hi:.2f}] ({res.value_ci_level:.0%} interval), repeats "
