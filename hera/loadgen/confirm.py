@@ -74,6 +74,9 @@ FLAT_MIN_SPAN = 2.0
 #: Chunks an operating-point probe adds when its first chunks' drift is outside the recheck band: with one first
 #: chunk, the probe's drift is then the median of three (:func:`probe_service_drift`).
 RECHECK_CHUNKS = 2
+#: A bracketing step aims this factor beyond where the secant (or the guide) puts the crossing, so that the next
+#: trial lands on the far side of it and closes the bracket.
+AIM_BEYOND = 1.05
 
 
 @dataclass(frozen=True)
@@ -353,7 +356,7 @@ class _Confirmer:
         target = _secant(edge, near[0]) if near else math.nan
         lo_f, hi_f = 1 + s.step, 2.0
         if math.isfinite(target) and target > 0:
-            f = (edge.scale / target) * 1.05 if down else (target / edge.scale) * 1.05
+            f = (edge.scale / target if down else target / edge.scale) * AIM_BEYOND
             f = min(max(f, lo_f), hi_f)
         else:
             same_side = sum(1 for t in done if t.passed != down)  # passes when going up, fails when going down
@@ -370,17 +373,13 @@ class _Confirmer:
         of travel (the node served as profiled and the tail failed anyway: the secant decides)."""
         if self.guide is None:
             return math.nan
-        drift = {}
-        for t in self.tenants:
-            d = [x.drift.get(t, math.nan) for x in done]
-            d = [v for v in d if math.isfinite(v) and v > 0]
-            if not d:
-                return math.nan
-            drift[t] = float(np.median(d))
+        drift = {t: _median_drift([x.drift.get(t, math.nan) for x in done]) for t in self.tenants}
+        if not all(math.isfinite(d) for d in drift.values()):
+            return math.nan
         value = float(self.guide(drift))
         if not (math.isfinite(value) and value > 0):
             return math.nan
-        f = (edge.scale / value) * 1.05 if down else (value / edge.scale) * 1.05
+        f = (edge.scale / value if down else value / edge.scale) * AIM_BEYOND
         return f if f > 1.0 else math.nan
 
     @staticmethod
