@@ -12,7 +12,7 @@ from hera import config as cfgmod
 from hera.cli import main
 from hera.errors import HeraError, UnknownModelError
 from hera.paths import repo_root
-from hera.profile import common, latency, memory
+from hera.profile import common, memory
 
 SYN = ["--runner", "synthetic"]
 

@@ -106,8 +106,8 @@ def test_colocation_measures_three_rays_with_the_prediction_beside(study, tmp_pa
     partial = out.with_name("syna__synb.partial.csv")
     assert partial.is_file() and len(pd.read_csv(partial)) == 1 and not out.exists()
     ran = []
-    df = colocation.run(cfg, "syna__synb", t1, scal, pred, services, out, opts,
-                        on_point=lambda r: ran.append(r["share_a"]))
+    colocation.run(cfg, "syna__synb", t1, scal, pred, services, out, opts,
+                   on_point=lambda r: ran.append(r["share_a"]))
     assert ran == [0.75, 0.25]  # the finished ray is not measured again
     on_disk = pd.read_csv(out)
     assert set(colocation.COLUMNS) <= set(on_disk.columns) and len(on_disk) == 3

@@ -114,7 +114,9 @@ def _core(topo, cpu):
 
 
 def _check_plan(topo, p, sockets):
-    cores = lambda cpus: {_core(topo, c) for c in cpus}
+    def cores(cpus):
+        return {_core(topo, c) for c in cpus}
+
     workers = p.worker_cpus
     assert len(cores(workers)) == len(workers)  # one thread per physical core
     assert not cores(workers) & cores(p.harness_cpus)

@@ -78,13 +78,14 @@ def test_generated_file_missing_values_gzip_and_chunks(tmp_path):
 
 
 @pytest.mark.parametrize("bad, needle", [
-    (lambda l: l + "\textra", "expected 40 tab-separated fields"),
-    (lambda l: l.rsplit("\t", 1)[0], "found 39"),
-    (lambda l: "2" + l[1:], "label '2' is not 0 or 1"),
-    (lambda l: "\t".join([l.split("\t")[0], "abc"] + l.split("\t")[2:]), "dense feature I1 'abc'"),
-    (lambda l: "\t".join([l.split("\t")[0], "1.5"] + l.split("\t")[2:]), "is not an integer"),
-    (lambda l: "\t".join(l.split("\t")[:14] + ["zz12"] + l.split("\t")[15:]), "C1 'zz12' is not a hexadecimal"),
-    (lambda l: "", "line 7: expected 40"),
+    (lambda line: line + "\textra", "expected 40 tab-separated fields"),
+    (lambda line: line.rsplit("\t", 1)[0], "found 39"),
+    (lambda line: "2" + line[1:], "label '2' is not 0 or 1"),
+    (lambda line: "\t".join([line.split("\t")[0], "abc"] + line.split("\t")[2:]), "dense feature I1 'abc'"),
+    (lambda line: "\t".join([line.split("\t")[0], "1.5"] + line.split("\t")[2:]), "is not an integer"),
+    (lambda line: "\t".join(line.split("\t")[:14] + ["zz12"] + line.split("\t")[15:]),
+     "C1 'zz12' is not a hexadecimal"),
+    (lambda line: "", "line 7: expected 40"),
 ])
 def test_malformed_line_names_the_line(tmp_path, bad, needle):
     rng = np.random.default_rng(1)

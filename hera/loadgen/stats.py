@@ -82,11 +82,11 @@ def order_statistic_ci(n: int, p: float, confidence: float = 0.95) -> tuple[int 
     if n <= 0:
         return None, None
     a = (1.0 - confidence) / 2.0
-    # P(X_(l) > ξ) = P(Bin(n, p) < l) = cdf(l - 1); largest l with cdf(l - 1) <= a.
-    l = int(binom_ppf(a, n, p))  # smallest k with cdf(k) >= a
-    if binom_cdf(l, n, p) > a:
-        l -= 1
-    lo_rank = l + 1 if l >= 0 else None
+    # P(X_(k) > ξ) = P(Bin(n, p) < k) = cdf(k - 1); largest k with cdf(k - 1) <= a.
+    k = int(binom_ppf(a, n, p))  # smallest k with cdf(k) >= a
+    if binom_cdf(k, n, p) > a:
+        k -= 1
+    lo_rank = k + 1 if k >= 0 else None
     if lo_rank is not None and binom_cdf(lo_rank - 1, n, p) > a:
         lo_rank = None
     # P(X_(u) < ξ) = P(Bin(n, p) >= u) = sf(u - 1); smallest u with sf(u - 1) <= a.

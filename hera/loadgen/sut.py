@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import math
 import queue
 import threading
 import time

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -110,9 +110,6 @@ def harness_off_workers(config: dict[str, Any], worker_cores: list[int] | tuple[
     cores that run workers: the core plan's reserved harness cores where it has them (``start_node`` pins there
     already: nothing more to do), else the study cores that run no worker of this measurement, else nothing
     (every core runs a worker: ``"shared"``)."""
-    from hera.harness import study_cores
-    from hera.topology import study_plan
-
     reserved = list(study_plan(config).harness_cpus)
     if reserved:
         return contextlib.nullcontext(), " ".join(map(str, reserved))
