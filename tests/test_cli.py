@@ -47,6 +47,7 @@ def test_hera_error_is_one_line_exit_2(monkeypatch, capsys):
     assert err == "hera: error: tenant x needs 9 cores but this machine only has 2\n"
 
 
-def test_unknown_command_fails():
-    with pytest.raises(SystemExit):
+def test_unknown_command_fails(capsys):
+    with pytest.raises(SystemExit) as e:
         main(["no-such-command"])
+    assert e.value.code == 2 and "no-such-command" in capsys.readouterr().err

@@ -135,6 +135,7 @@ def test_null_sut_overhead_is_reported():
           f"p99 {s['issue_lateness_us_p99']:.1f} us")
 
 
+@pytest.mark.timing
 def test_open_loop_slow_sut_does_not_delay_issuing():
     # service takes 10x the mean inter-arrival gap (5 ms gap, 50 ms per query, plenty of servers):
     # a closed-loop harness would issue 10x slower; ours keeps the schedule.

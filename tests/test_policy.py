@@ -45,8 +45,10 @@ def groups(plan):
 def test_emu_formula():
     assert emu([50.0], [50.0]) == 1.0
     assert emu([30.0, 40.0], [60.0, 50.0]) == pytest.approx(0.5 + 0.8)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="positive alone capacity"):
         emu([1.0], [0.0])
+    with pytest.raises(ConfigError, match="one alone capacity per co-located tenant"):
+        emu([1.0, 2.0], [3.0])
 
 
 def test_profiles_node_and_lookups(profiles):

@@ -352,3 +352,26 @@ def test_the_bracketing_guide_models_each_served_speed_once(monkeypatch):
     assert not scalability.guided(cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["confirm.guided=false"]))
     with pytest.raises(Exception, match="guided"):
         cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["confirm.guided=maybe"])
+
+
+def test_a_profile_without_the_requested_model_or_worker_count_is_a_one_line_error(tmp_path):
+    """A service profile that exists but holds other models or worker counts than the stage asks for stops it
+    with one line naming the model, the worker count and what was profiled."""
+    row = dict.fromkeys(service.SAMPLE_COLUMNS, 1.0)
+    rows = [{**row, "model": "syn", "workers": 1, "regime": regime, "items": 8, "query": q}
+            for regime in ("light", "saturated") for q in range(3)]
+    path = tmp_path / "syn.parquet"
+    pd.DataFrame(rows, columns=service.SAMPLE_COLUMNS).to_parquet(path)
+    with pytest.raises(service.ServiceProfileError, match=r"has no samples of model 'other'$"):
+        service.read_samples(path, model="other")
+    samples = service.read_samples(path.with_suffix(".csv"), model="syn")  # either name of the profile
+    assert len(samples) == 6
+    with pytest.raises(service.ServiceProfileError,
+                       match=r"no samples of model 'syn' with 4 worker\(s\) \(profiled: \[1\]\)$"):
+        service.service_law(samples, workers=4, batch_size=64)
+    summary = pd.DataFrame({"model": ["syn"], "workers": [1], "statistic": ["mix_latency"]})
+    with pytest.raises(service.ServiceProfileError,
+                       match=r"no unloaded mix latency of model 'other' with 1 worker\(s\)$"):
+        service.mix_latency(summary, "other")
+    with pytest.raises(service.ServiceProfileError, match=r"no mix_latency_size_medians row of model 'syn'"):
+        service.mix_latency(summary, "syn", statistic="mix_latency_size_medians")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -221,10 +222,12 @@ def test_trial_shape_lengths_and_bad_values():
         TrialShape(min_queries=0, trial_s=1.0, warmup_queries=13)
 
 
-@pytest.mark.parametrize("kw", [dict(n_queries=50), dict(replicates=1), dict(confidence=1.0),
-                                dict(grid_lo_frac=0.0)])
-def test_model_settings_reject_out_of_range(kw):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("kw, needle", [(dict(n_queries=50), "n_queries >= 100"),
+                                        (dict(replicates=1), "replicates >= 2"),
+                                        (dict(confidence=1.0), "confidence must be in [0.5, 1), got 1.0"),
+                                        (dict(grid_lo_frac=0.0), "0 < grid_lo_frac")])
+def test_model_settings_reject_out_of_range(kw, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
         ModelSettings(**kw)
 
 

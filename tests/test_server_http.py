@@ -201,8 +201,8 @@ def test_health_and_metadata():
 
         for path in ("/v2/models/nope", "/v2/models/nope/ready", "/v2/models/rmc/versions/7"):
             resp = await client.get(path)
-            assert resp.status == 404 and "nope" in (await resp.json())["error"] or "version" in (
-                await resp.json())["error"]
+            error = (await resp.json())["error"]
+            assert resp.status == 404 and ("nope" in error or "version" in error), (path, resp.status, error)
         resp = await client.get("/v2/no/such/path")
         assert resp.status == 404 and (await resp.json())["error"] == "no endpoint GET /v2/no/such/path"
         resp = await client.get("/v2/models/rmc/infer")

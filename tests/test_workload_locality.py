@@ -86,7 +86,7 @@ def test_bin_edges():
 def test_tv_distance():
     assert tv_distance([1, 0], [0, 1]) == 1.0 and tv_distance([0.5, 0.5], [0.5, 0.5]) == 0.0
     assert tv_distance([2, 2], [1, 3]) == pytest.approx(0.25)  # renormalised
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="different lengths 2 and 3"):
         tv_distance([1, 2], [1, 2, 3])
 
 
