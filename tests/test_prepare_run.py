@@ -14,12 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # the script is made from a Snakemake dry run
 
 
+def _prepare(out: Path, *args: str) -> subprocess.CompletedProcess:
+    """prepare-run.sh with this interpreter's Snakemake first on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = ["bash", "workflow/scripts/prepare-run.sh", str(out), "--configfile", "workflow/config/ci.yaml", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "ci.sh"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", "workflow/scripts/prepare-run.sh", str(out), "--configfile",
-                           "workflow/config/ci.yaml"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = _prepare(out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     dry = subprocess.run([sys.executable, "-m", "snakemake", "all", "-n", "--forceall", "--configfile",
                           "workflow/config/ci.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -106,8 +111,5 @@ def test_outside_the_repository_or_without_hera_it_says_so(prepared, tmp_path):
 
 
 def test_a_failing_dry_run_is_an_error(tmp_path):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", "workflow/scripts/prepare-run.sh", str(tmp_path / "x.sh"), "--configfile",
-                           "workflow/config/ci.yaml", "--config", "serch={}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = _prepare(tmp_path / "x.sh", "--config", "serch={}")
     assert proc.returncode == 2 and "the dry run failed" in proc.stderr and not (tmp_path / "x.sh").exists()

@@ -25,10 +25,13 @@ if command -v snakemake >/dev/null; then smk=(snakemake); else smk=(bash workflo
   || { tail -20 "$dry" >&2; die "the dry run failed (above)"; }
 scale="$(sed -n 's/^Shell command: hera config write .*--out results\/\([a-z0-9_-]*\)\/config.json.*/\1/p' "$dry" | head -1)"
 [ -n "$scale" ] || die "the dry run has no study_config job (is this the Hera workflow?)"
-awk -v scale="$scale" -v argv="$*" '
-function dirs(list,   n, parts, i, d) {
+awk '
+function paths(list, is_output,   n, parts, i, d) {  # the folder of each path is made first; outputs are recorded
   n = split(list, parts, /, /)
-  for (i = 1; i <= n; i++) { d = parts[i]; sub(/\/[^\/]*$/, "", d); if (d != parts[i]) need[d] = 1 }
+  for (i = 1; i <= n; i++) {
+    d = parts[i]; sub(/\/[^\/]*$/, "", d); if (d != parts[i]) need[d] = 1
+    if (is_output) outs[parts[i]] = 1
+  }
 }
 function reset() { delete need; delete outs; mk = ""; rule = ""; shell = ""; nin = 0 }
 function flush(   d, k, i, cmd) {
@@ -42,22 +45,20 @@ function flush(   d, k, i, cmd) {
   for (k in outs) made[k] = 1
   reset()
 }
-FNR == 1 && NR == 1 { pass = 1 }
-FNR == 1 && NR > 1 { pass = 2 }
+FNR == 1 { pass++ }
 pass == 1 && /^    output: / { n = split(substr($0, 13), o, /, /); for (i = 1; i <= n; i++) later[o[i]] = 1 }
 pass == 1 { next }
 /^(local)?rule [a-z0-9_]+:$/ { flush(); rule = $2; sub(/:$/, "", rule) }
 /^    input: / { nin = split(substr($0, 12), inputs, /, /) }
-/^    output: / { dirs(substr($0, 13)); n = split(substr($0, 13), o, /, /); for (i = 1; i <= n; i++) outs[o[i]] = 1 }
-/^    log: / { dirs(substr($0, 10)) }
+/^    output: / { paths(substr($0, 13), 1) }
+/^    log: / { paths(substr($0, 10), 0) }
 /^Shell command: / { shell = substr($0, 16) }
 END {
   flush()
   if (bad != "") { print "prepare-run: error: the dry run lists a job before its input:" bad > "/dev/stderr"; exit 2 }
   print "echo \"[prepared] all " jobs " jobs done in $(( $(date +%s) - start )) s\""
-  print jobs > "/dev/stderr"
-}' "$dry" "$dry" > "$out.body" 2> "$out.count" || { cat "$out.count" >&2; rm -f "$out.body" "$out.count"; exit 2; }
-jobs="$(tail -1 "$out.count")"
+}' "$dry" "$dry" > "$out.body" || { rm -f "$out.body"; exit 2; }
+jobs="$(grep -c '^job ' "$out.body")"
 {
   cat <<EOF
 #!/usr/bin/env bash
@@ -94,6 +95,6 @@ job() {  # job N RULE "DIRS" <<< COMMAND
 EOF
   cat "$out.body"
 } > "$out"
-rm -f "$out.body" "$out.count"
+rm -f "$out.body"
 chmod +x "$out"
 echo "prepare-run: $out: $jobs jobs at scale $scale" >&2
