@@ -80,9 +80,10 @@ def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
     law = ServiceLaw(1, 1024, {10: np.array([D_S * 1e3])}, {10: np.array([D_S * 1e3])}, dispatch_ms=np.zeros(1))
     exact = md1_qps_star()
     s = ConfirmSettings(trial_s=1.0, min_queries=100, max_chunks=2, step=0.1)
+    lines: list[str] = []
     res = confirm_qps_star(sutmod.SleepSUT(sutmod.deterministic(D_S), 1), base(3), 1000, modelled_qps=1.2 * exact,
                            sla_ms=SLA_MS, percentile=0.95, settings=s, tenant="default",
-                           model=TailModel(law, np.full(10, 10), 0.95))
+                           model=TailModel(law, np.full(10, 10), 0.95), log=lines.append)
     # trials of ~100 queries from an empty queue: a few % above the steady-state answer
     assert res.value == pytest.approx(exact, rel=0.12)
     assert res.repeats == 3 and len(res.per_repeat) == 3 and res.value_ci_level == pytest.approx(0.75)
@@ -94,6 +95,11 @@ def test_confirmation_finds_the_md1_rate_from_a_wrong_model():
         adj = t[t["repeat"] == r]["latency_ms_pct_adjusted"]
         assert (adj <= SLA_MS).any() and (adj > SLA_MS).any()
     # the first repeat starts from the (wrong) model, the later ones from the median measured before them
+    # the log names each trial's miss test and, after the arrow, the side the bracket used (the adjusted tail's)
+    trial_lines = [x for x in lines if x.lstrip().startswith("repeat ")]
+    assert len(trial_lines) == len(t)
+    for line, adj, verdict in zip(trial_lines, t["latency_ms_pct_adjusted"], t["verdict"]):
+        assert f"misses {verdict}" in line and line.split(" → ")[1].split()[0] == ("pass" if adj <= SLA_MS else "fail")
     first = t[t["attempt"] == 0].groupby("repeat")["rate_qps"].first()
     assert first[0] == pytest.approx(1.2 * exact * (1 - s.step))
     assert first[1] == pytest.approx(res.per_repeat[0] * (1 - s.step))

@@ -15,7 +15,10 @@ serves both. For each of ``repeats`` independent repeats (their own arrival, siz
    Clopper–Pearson interval at ``confidence``; failed queries count as over): the trial *passes* when every
    tenant's whole interval is below, *fails* when one tenant's is above; otherwise it goes on with another chunk
    (new seeds, pooled) up to ``max_chunks``, after which each tenant's side is decided by its pooled tail
-   latency against its SLA and the trial is marked ``undecided``. Trials are not cut short when they start to miss (the tail above the SLA is
+   latency against its SLA and the trial is marked ``undecided``. This test decides how many chunks a trial
+   takes and is each tenant's ``verdict``; with a node model (2.) the trial's *side* comes from the adjusted
+   tails instead, so a trial whose raw misses failed the test can still lie below the crossing (the log shows
+   both: ``misses fail → pass``). Trials are not cut short when they start to miss (the tail above the SLA is
    measured too, for the interpolation below), except a runaway one whose backlog reaches half its queries:
    it fails with its tail unmeasured.
 2. **Control variate**: with a node model per tenant (:class:`hera.queueing.qps.TailModel`) each tail is
@@ -332,9 +335,10 @@ class _Confirmer:
         if self.log:
             parts = [f"{r['tenant']} {r['rate_qps']:.2f} qps p{self.p * 100:g}={r['latency_ms_pct']:.2f}"
                      + (f" (adj {r['latency_ms_pct_adjusted']:.2f})" if self.models.get(r["tenant"]) is not None
-                        else "") + f"/{r['sla_ms']:.3g} ms {r['verdict']}"
+                        else "") + f"/{r['sla_ms']:.3g} ms, misses {r['verdict']}"
                      for r in self.rows[-len(self.tenants):]]
             self.log(f"  repeat {repeat}{'+' if attempt else ''} x{scale:.4g}: " + "; ".join(parts)
+                     + f" → {'pass' if passed else 'fail'}"
                      + (f"  [{'; '.join(problems)}]" if problems else "") + ("  (harness saturated)" if saturated else ""))
         return _Trial(scale, tail_n, raw_n, passed, "; ".join(problems) or None, drifts)
 
