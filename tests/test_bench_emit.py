@@ -94,6 +94,7 @@ def test_repeatability_reports_the_machine_beside_the_method(monkeypatch):
     assert fig["sla_ms"] == 51.0 and fig["qps_star"] == [100.0, 120.0, 110.0]
     assert fig["sla_source"].startswith("the first determination")  # no T1: said so
     assert fig["cov"] == pytest.approx(10.0 / 110.0)
+    assert fig["cov_ci"][0] < fig["cov"] < fig["cov_ci"][1] and fig["cov_ci_level"] == 0.95
     assert fig["cov_model_served"] == pytest.approx(pd.Series([98.0, 119.0, 111.0]).std() / (328.0 / 3))
     assert fig["service_drift"] == [0.8, 0.96, None] and fig["cov_service_drift"] is None
     assert fig["repeat_cov"] == [0.02, 0.02, 0.02] and fig["trials_per_run"] == [7, 7, 7]
@@ -108,3 +109,66 @@ def test_repeatability_reports_the_machine_beside_the_method(monkeypatch):
     from hera.paths import results_dir
 
     assert fig["sla_source"].startswith(str(results_dir("ci") / "tables" / "T1.csv"))
+
+
+def test_the_cov_interval_is_vangels_and_covers_at_its_level():
+    """Vangel's modified McKay interval: close to the chi-square interval on the SD for a small CoV, and over
+    normal samples it covers the true CoV in about 95% of them; a 3-run CoV of 0.032 is not shown <= 0.10."""
+    import numpy as np
+    import pytest
+    from scipy.stats import chi2
+
+    from hera.bench.common import cov, cov_interval
+
+    x = np.array([100.0, 101.0, 99.0])  # CoV 0.01: McKay's correction is O(CoV²)
+    k = cov(x)
+    lo, hi = cov_interval(x)
+    assert lo == pytest.approx(k * (2 / chi2.ppf(0.975, 2)) ** 0.5, rel=0.01)
+    assert hi == pytest.approx(k * (2 / chi2.ppf(0.025, 2)) ** 0.5, rel=0.01)
+    lo3, hi3 = cov_interval(np.array([235.751, 243.876, 228.571]))  # a committed RMC1 bench (CoV 0.032)
+    assert lo3 < 0.032 < 0.10 < hi3
+    rng = np.random.default_rng(11)
+    covered = [(lambda c: c[0] <= 0.1 <= c[1])(cov_interval(rng.normal(100.0, 10.0, 5))) for _ in range(2000)]
+    assert np.mean(covered) == pytest.approx(0.95, abs=0.02)
+    assert cov_interval(np.array([1.0])) is None and cov_interval(np.array([0.0, 0.0])) is None
+
+
+def test_repeatability_results_pool_per_model_and_never_drop_a_bench_silently(tmp_path):
+    """Benches pool into one CoV per model and worker count on the sum of their degrees of freedom; a bench
+    without a CoV (a zero QPS*) is listed as left out; a file that is no such result is a one-line error."""
+    import pytest
+
+    def bench(name: str, model: str, q: list[float] | None, k: float | None) -> str:
+        p = tmp_path / name
+        p.write_text(json.dumps({"figure": {"model": model, "workers": 1, "runs": 3, "cov": k, "qps_star": q},
+                                 "git_commit": "abc"}))
+        return p
+
+    files = [bench("a.json", "dlrm_rmc1", [1, 2, 3], 0.1), bench("b.json", "dlrm_rmc1", [1, 2, 3], 0.2),
+             bench("c.json", "dlrm_rmc3", [1, 2, 3], 0.05), bench("d.json", "dlrm_rmc1", [0.0, 2, 3], None)]
+    fig = qps.repeatability_pool(files)
+    r1 = fig["by_model"]["dlrm_rmc1/w1"]
+    assert r1["pooled_cov"] == pytest.approx((0.05 / 2) ** 0.5, abs=1e-4)  # (2·0.01 + 2·0.04) / 4
+    assert r1["degrees_of_freedom"] == 4 and r1["groups"] == 2 and r1["benches_cov_at_most_0_10"] == 1
+    assert r1["pooled_cov_ci"][0] < r1["pooled_cov"] < r1["pooled_cov_ci"][1]
+    assert fig["by_model"]["dlrm_rmc3/w1"]["degrees_of_freedom"] == 2
+    assert [x["file"] for x in fig["left_out"]] == [str(files[3])] and "undefined" in fig["left_out"][0]["why"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(HeraError, match="bad.json: not a qps-repeatability result"):
+        qps.repeatability_pool([files[0], bad])
+    with pytest.raises(HeraError, match="no qps-repeatability result with a defined CoV"):
+        qps.repeatability_pool([files[3]])
+
+
+def test_the_pool_from_the_command_line(tmp_path, capsys):
+    from hera.cli import main
+
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps({"figure": {"model": "ncf", "workers": 2, "runs": 10, "cov": 0.05}}))
+    out = tmp_path / "pool.json"
+    assert main(["bench", "qps-repeatability", "--from-benches", str(p), "--out", str(out)]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["by_model"]["ncf/w2"]["degrees_of_freedom"] == 9
+    assert json.loads(out.read_text())["bench"] == "qps-repeatability-pool"
+    assert main(["bench", "qps-repeatability", "--from-benches", str(tmp_path / "missing.json")]) != 0

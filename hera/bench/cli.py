@@ -15,6 +15,7 @@ from hera.bench.qps import (
     bench_pair_prediction,
     bench_probe_drift,
     bench_repeatability,
+    repeatability_pool,
 )
 from hera.bench.serving import bench_build, bench_loadgen_agreement, bench_serving
 from hera.errors import HeraError
@@ -95,6 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--runs", type=int, default=3, help="independent determinations (seeds) (default 3)")
     r.add_argument("--workers", type=int, default=1, help="worker count (default 1)")
     r.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    r.add_argument("--from-benches", type=Path, nargs="+", metavar="FILE",
+                   help="pool earlier qps-repeatability results (JSON) into one CoV per model and worker count "
+                        "with its interval, instead of measuring")
     r.set_defaults(func=_cmd_repeatability)
 
     pd_ = bsub.add_parser("probe-drift", help="consecutive operating-probe chunks: how well one chunk, or the "
@@ -250,6 +254,16 @@ def _cmd_sla_rules(args) -> int:
 
 
 def _cmd_repeatability(args) -> int:
+    if args.from_benches:
+        fig = repeatability_pool(args.from_benches)
+        for key, v in fig["by_model"].items():
+            print(f"{key}: pooled CoV {v['pooled_cov']:.3f} [{v['pooled_cov_ci'][0]:.3f}, "
+                  f"{v['pooled_cov_ci'][1]:.3f}] ({v['cov_ci_level']:.0%}; {v['groups']} benches, "
+                  f"{v['degrees_of_freedom']} degrees of freedom); CoV <= 0.10 in {v['benches_cov_at_most_0_10']} "
+                  f"of {v['groups']}", flush=True)
+        for left in fig["left_out"]:
+            print(f"left out: {left['file']}: {left['why']}", flush=True)
+        return emit("qps-repeatability-pool", args.scale, fig, args.out, vars_of(args))
     study = load_study(args.scale, args.config)
     fig = bench_repeatability(args.model, args.scale, args.runs, args.workers, study)
     return emit(f"qps-repeatability-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))

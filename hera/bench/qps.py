@@ -9,7 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hera.bench.common import best_of, cov, require_built, require_t1_sla, t1_sla, t1_source
+from hera.bench.common import (
+    COV_LEVEL,
+    best_of,
+    cov,
+    cov_interval,
+    pooled_cov,
+    require_built,
+    require_t1_sla,
+    t1_sla,
+    t1_source,
+)
 from hera.errors import HeraError
 
 
@@ -97,7 +107,8 @@ def repeatability_figure(model: str, workers: int, sla_ms: float | None, rows: l
     the confirmed QPS* (``cov``, the bar), what tells a method's noise from the machine's: each determination's
     own repeat spread (``repeat_cov``), the measured service drift (served over modelled query span) and the
     node model on the service times as served (``qps_star_model_served``) — when that spreads as much as the
-    measurement, the machine's speed moved between determinations, not the confirmation."""
+    measurement, the machine's speed moved between determinations, not the confirmation. ``cov_ci``: the
+    interval of the population CoV at ``cov_ci_level`` (:func:`hera.bench.common.cov_interval`)."""
     import numpy as np
 
     def col(name: str) -> np.ndarray:
@@ -108,13 +119,48 @@ def repeatability_figure(model: str, workers: int, sla_ms: float | None, rows: l
 
     q, m, raw = col("qps_star"), col("qps_star_model"), col("qps_star_raw")
     served, drift, within = col("qps_star_model_served"), col("service_drift"), col("qps_star_cov")
+    ci = cov_interval(q)
     return {"model": model, "workers": workers, "runs": len(rows), "sla_ms": sla_ms, "qps_star": listed(q),
-            "cov": cov(q), "qps_star_raw": listed(raw), "cov_raw": cov(raw),
+            "cov": cov(q), "cov_ci": None if ci is None else [round(v, 4) for v in ci], "cov_ci_level": COV_LEVEL,
+            "qps_star_raw": listed(raw), "cov_raw": cov(raw),
             "qps_star_model": listed(m), "cov_model": cov(m),
             "qps_star_model_served": listed(served), "cov_model_served": cov(served),
             "service_drift": listed(drift), "cov_service_drift": cov(drift), "repeat_cov": listed(within),
             "seconds_per_run": [round(float(r["seconds"]), 1) for r in rows],
             "trials_per_run": [int(r["n_trials"]) for r in rows]}
+
+
+def repeatability_pool(paths: list[Path]) -> dict[str, Any]:
+    """Pool ``hera bench qps-repeatability`` results (JSON files) into one CoV with an interval: each bench's
+    runs are a group of its own (its own commit, SLA and hour of the machine), so the pooled value is the
+    between-determination CoV within a bench, the spread that bench's bar is about (:func:`pooled_cov`)."""
+    import json
+
+    groups, per, left_out = [], [], []
+    for p in paths:
+        try:
+            doc = json.loads(Path(p).read_text())
+            fig = doc["figure"]
+            k, n, key = fig["cov"], int(fig["runs"]), f"{fig['model']}/w{int(fig['workers'])}"
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise HeraError(f"{p}: not a qps-repeatability result ({type(e).__name__}: {e})") from None
+        if k is None:  # a determination without a positive QPS*: no CoV, and never dropped silently
+            left_out.append({"file": str(p), "why": "its CoV is undefined (a determination without a positive "
+                                                    f"QPS*: {fig.get('qps_star')})"})
+            continue
+        groups.append((float(k), n))
+        per.append({"file": str(p), "key": key, "runs": n, "cov": round(float(k), 4),
+                    "git_commit": doc.get("git_commit")})
+    if not per:
+        raise HeraError("no qps-repeatability result with a defined CoV among the files given")
+    by_model = {}
+    for key in sorted({r["key"] for r in per}):
+        mine = [(g, r) for g, r in zip(groups, per) if r["key"] == key]
+        pooled = pooled_cov([g for g, _ in mine])
+        by_model[key] = {**pooled, "pooled_cov": round(pooled["pooled_cov"], 4),
+                         "pooled_cov_ci": [round(v, 4) for v in pooled["pooled_cov_ci"]],
+                         "benches_cov_at_most_0_10": sum(r["cov"] <= 0.10 for _, r in mine)}
+    return {"by_model": by_model, "benches": per, "left_out": left_out}
 
 
 def bench_probe_drift(model: str, scale: str, workers: int, chunks: int, band: float, study: dict[str, Any],

@@ -422,7 +422,7 @@ def f7_load_change(results_dir, out_dir) -> list[Path]:
     viol = df[df["ratio"] > 1]
     lat.scatter(viol["t_s"], viol["ratio"], marker="x", s=45, color=style.NOTE_COLOR, zorder=5,
                 label=f"SLA violation ({len(viol)} of {df['ratio'].notna().sum()} windows)")
-    lat.legend(loc="upper left", fontsize=9)
+    lat.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, fontsize=9, frameon=False)  # off the data
     if (df["ratio"].dropna() > 0).all():
         lat.set_yscale("log")
         _plain(lat, "y")
@@ -543,8 +543,7 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
         ax.fill_between(x, x * (1 - band), x * (1 + band), color="0.85", zorder=0, label=f"within {band:.0%}")
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
         _plain(ax, "x", "y")
-    ax.set(xlabel="modelled QPS* of the confirmation's trials (queries/s; bar: bootstrap interval; "
-                  "x: steady state; +: profile alone)",
+    ax.set(xlabel="modelled QPS* (queries/s; bar: bootstrap interval)",  # the other markers: the legend
            ylabel="measured QPS* (queries/s; bar: interval of the median)",
            title=f"model vs measurement: median |error| {agree['median_abs_rel_error']:.1%}, "
                  f"max {agree['max_abs_rel_error']:.1%} ({agree['points']} points)")
