@@ -10,6 +10,17 @@ def test_defaults_filled():
     assert c["sla"]["multiplier"] == 3 and c["sla"]["percentile"] == 0.95 and c["sla"]["rule"] == "size_medians_p99"
     assert c["search"]["min_queries"] == 300
     assert c["confirm"]["repeats"] == 3 and c["model"]["replicates"] == 20
+    assert c["colocation"]["repeats"] is None  # the rays take confirm.repeats
+
+
+def test_the_rays_take_colocation_repeats_where_set():
+    from hera.profile.colocation import ray_settings
+
+    c = config.validate({"scale": "ci"})
+    assert ray_settings(c).repeats == 3
+    c = config.validate({"scale": "ci", "confirm": {"repeats": 4}, "colocation": {"repeats": 7}})
+    s = ray_settings(c)
+    assert s.repeats == 7 and s.confidence == c["confirm"]["confidence"] and s.step == c["confirm"]["step"]
 
 
 @pytest.mark.parametrize("override, match", [
@@ -18,6 +29,7 @@ def test_defaults_filled():
     ({"confirm": {"confidence": 0.2}}, r"confirm.confidence: 0.2 is less than the minimum"),
     ({"model": {"replicates": 1}}, r"model.replicates"),
     ({"sla": {"rule": "median"}}, r"sla.rule"),
+    ({"colocation": {"repeats": 2}}, r"colocation.repeats"),
 ])
 def test_measurement_settings_out_of_range_are_one_line_errors(override, match):
     with pytest.raises(ConfigError, match=match) as e:

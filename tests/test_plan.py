@@ -180,6 +180,17 @@ def test_confirmation_time_follows_repeats_queries_and_rate():
     assert confirmation_s(cfg, [1e5], Calibration()) == pytest.approx(confirmation_s(cfg, [1e6], Calibration()), rel=1e-3)
 
 
+def test_colocation_repeats_lengthen_only_the_rays():
+    """``colocation.repeats`` is the rays' repeat count (F4 grows by about its ratio to confirm.repeats); F2 and
+    the other stages keep ``confirm.repeats``."""
+    cfg = _small(_config())
+    base = {s.stage: s.seconds for s in estimate(cfg, _machine(VM, cfg), COSTS).stages}
+    more = dict(cfg, colocation=dict(cfg["colocation"], repeats=6))
+    longer = {s.stage: s.seconds for s in estimate(more, _machine(VM, more), COSTS).stages}
+    assert longer["colocation"] > 1.5 * base["colocation"]
+    assert all(longer[k] == pytest.approx(v) for k, v in base.items() if k != "colocation")
+
+
 def test_estimate_has_every_stage_and_adds_up():
     cfg = _small(_config())
     plan = estimate(cfg, _machine(VM, cfg), COSTS)

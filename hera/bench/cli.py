@@ -182,6 +182,13 @@ def _cmd_pair_prediction(args) -> int:
     if args.predicted is not None and args.from_results is None:
         raise HeraError("--predicted re-scores a finished run's measured points: give --from-results DIR too")
     fig = bench_pair_prediction(args.scale, models, study, args.from_results, args.min_pairs, args.predicted)
+    nf = fig.get("noise_floor")
+    if nf:
+        print(f"noise floor: ray repeats scatter by {nf['repeat_log_sd']:.3f} (log SD; {nf['repeat_log_sd_robust']:.3f} "
+              f"without their tails); a perfect prediction would score {nf['perfect_median_abs_rel_error']:.1%} / "
+              f"{nf['perfect_mean_abs_emu_error']:.3f} (median tenant error / mean |EMU error|, the median over "
+              f"{nf['sims']} simulated runs) and meet the EMU bar in {nf['p_perfect_meets_emu_bar']:.0%} of them",
+              flush=True)
     return emit("pair-prediction", args.scale, fig, args.out, vars_of(args))
 
 
@@ -284,6 +291,12 @@ def _cmd_model_agreement(args) -> int:
     except ValueError:
         raise HeraError(f"--workers must be comma-separated integers, not {args.workers!r}") from None
     fig = bench_model_agreement(args.scale, models, workers, study, args.from_results)
+    nf = fig.get("noise_floor")
+    if nf:
+        print(f"noise floor: repeats scatter by {nf['repeat_log_sd']:.3f} (log SD, {nf['degrees_of_freedom']} "
+              f"degrees of freedom; {nf['repeat_log_sd_robust']:.3f} without their tails); a perfect model would score {nf['perfect_model_median_abs_rel_error']:.1%} / "
+              f"{nf['perfect_model_max_abs_rel_error']:.1%} (median / max, the median over {nf['sims']} "
+              f"simulated runs) and meet the max bar in {nf['p_perfect_model_meets_max_bar']:.0%} of them", flush=True)
     return emit("model-agreement", args.scale, fig, args.out, vars_of(args))
 
 

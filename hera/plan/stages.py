@@ -109,15 +109,17 @@ def model_s(config: Mapping[str, Any], rates: int, cal: Calibration) -> float:
     return cal.model_s_per_lane_query * int(m["queries"]) * int(m["replicates"]) * rates
 
 
-def confirmation_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration) -> float:
+def confirmation_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration,
+                   repeats: int | None = None) -> float:
     """One confirmation (:func:`hera.loadgen.confirm.confirm_point`): repeats x trials x chunks, a chunk at
     least ``min_queries`` queries of the busiest tenant (which paces a joint trial) and ``trial_s`` seconds, plus
     its warm-up queries (a quarter of ``min_queries``, at least 10, as :mod:`hera.profile.scalability` sets them;
-    a joint trial's other streams warm up for the same time, :func:`hera.loadgen.confirm.warmup_queries`)."""
+    a joint trial's other streams warm up for the same time, :func:`hera.loadgen.confirm.warmup_queries`);
+    ``repeats``: instead of ``confirm.repeats`` (a ray's ``colocation.repeats``)."""
     c = config["confirm"]
     trials = min(cal.trials_per_repeat, 2 + int(c["max_steps"]))
     chunks = min(cal.chunks_per_trial, int(c["max_chunks"]))
-    return int(c["repeats"]) * (1 + cal.retest_share) * trials * chunks * chunk_s(config, max(rates_qps), cal)
+    return int(repeats or c["repeats"]) * (1 + cal.retest_share) * trials * chunks * chunk_s(config, max(rates_qps), cal)
 
 
 def chunk_s(config: Mapping[str, Any], rate_qps: float, cal: Calibration) -> float:
@@ -342,11 +344,12 @@ def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]
                 cal) -> StageEstimate:
     ca, cb = split_sizes(machine.n_workers)
     shares = tuple(config["colocation"].get("rays") or MEASURED_SHARES)
+    repeats = config["colocation"].get("repeats")  # None: confirm.repeats
     jobs = []
     for a, b in pairs:
         ra, rb = rates[a], rates[b]
         qa, qb = ra.qps_star(ca), rb.qps_star(cb)
-        ray = sum(2 * model_s(config, 1, cal) + confirmation_s(config, ray_rates(s, qa, qb, cal), cal)
+        ray = sum(2 * model_s(config, 1, cal) + confirmation_s(config, ray_rates(s, qa, qb, cal), cal, repeats)
                   for s in shares)
         jobs.append(cal.cli_s + node_start_s([ra.cost, rb.cost], cal)
                     + n_splits * (2 * cal.resize_s + ray + anchor_s(config, [qa, qb], cal)))

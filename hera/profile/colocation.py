@@ -180,6 +180,17 @@ def tenant_model(config: dict[str, Any], samples: pd.DataFrame, workers: int, in
                        common.derived_seed(int(config["seed"]), "tail-model", stream))
 
 
+def ray_settings(config: dict[str, Any]):
+    """The confirmation settings of a ray point: ``confirm``'s, with ``colocation.repeats`` repeats where set."""
+    import dataclasses
+
+    from hera.loadgen.confirm import ConfirmSettings
+
+    base = ConfirmSettings.from_config(config)
+    n = (config.get("colocation") or {}).get("repeats")
+    return base if n is None else dataclasses.replace(base, repeats=int(n))
+
+
 def served_scale(direction: dict[str, float], qps: dict[str, float], trial_sd: dict[str, float] | None = None,
                  iterations: int = 60) -> float:
     """The ray's scale where the first tenant reaches its SLA when each tenant's service times are fixed at what
@@ -303,7 +314,7 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     :func:`anchored_predictions`) and ``anchor`` are recorded beside, never used by the measurement."""
     import time
 
-    from hera.loadgen.confirm import ConfirmSettings, confirm_point
+    from hera.loadgen.confirm import confirm_point
     from hera.loadgen.sut import NodeSUT
     from hera.profile.scalability import confirm_settings, drift_summary, guided
 
@@ -331,7 +342,7 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     t0 = time.perf_counter()
     res = confirm_point(NodeSUT(node), bases, {t: node.library_size(t) for t in names}, direction=direction,
                         modelled=float(pred["ray_scale"]), sla_ms={t: sla[m]["sla_ms"] for t, m in zip(names, models)},
-                        percentile=float(config["sla"]["percentile"]), settings=ConfirmSettings.from_config(config),
+                        percentile=float(config["sla"]["percentile"]), settings=ray_settings(config),
                         models=tails, guide=guide if guided(config) else None, log=_log)
     wall = time.perf_counter() - t0
     w_a, w_b = share_a * alone[na] / whole[na], (1 - share_a) * alone[nb] / whole[nb]

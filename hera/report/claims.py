@@ -126,6 +126,10 @@ def normalised_scalability(scal: pd.DataFrame) -> pd.DataFrame:
 #: these (median and largest absolute relative error over every model and worker count).
 MODEL_MEDIAN_MAX_ERROR = 0.15
 MODEL_MAX_ERROR = 0.30
+#: Pair prediction (`hera bench pair-prediction`): median |relative error| of the tenants' co-located QPS* and
+#: mean |EMU error| over the measured points.
+PAIR_MEDIAN_MAX_ERROR = 0.20
+PAIR_EMU_MAX_ERROR = 0.10
 #: A point's trials were served at the profiled speed when its median service drift (measured over modelled query
 #: span for the same arrivals, :func:`hera.loadgen.confirm.service_drift`) is within this factor of 1; the points
 #: outside it are named (``drifted``).
