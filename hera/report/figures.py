@@ -586,6 +586,12 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
                      f"|error| {agree['served_median_abs_rel_error']:.1%}, max {agree['served_max_abs_rel_error']:.1%}"
                      + (f"; served off the profiled speed by > {claims.STABLE_DRIFT:g}x at "
                         f"{', '.join(agree['drifted'])}" if agree.get("drifted") else ""))
+    nf = agree.get("noise_floor")
+    if nf:
+        notes.append(f"noise floor: a perfect model on this run's repeat scatter ({nf['repeat_log_sd']:.3f} in log) "
+                     f"would score {nf['perfect_model_median_abs_rel_error']:.1%} / "
+                     f"{nf['perfect_model_max_abs_rel_error']:.1%} (median / max; the max bar in "
+                     f"{nf['p_perfect_model_meets_max_bar']:.0%} of simulated runs)")
     return _finish(fig, "F9", out_dir, [t, tr, cu], notes)
 
 
