@@ -149,7 +149,7 @@ def test_repeatability_results_pool_per_model_and_never_drop_a_bench_silently(tm
     fig = qps.repeatability_pool(files)
     r1 = fig["by_model"]["dlrm_rmc1/w1"]
     assert r1["pooled_cov"] == pytest.approx((0.05 / 2) ** 0.5, abs=1e-4)  # (2·0.01 + 2·0.04) / 4
-    assert r1["degrees_of_freedom"] == 4 and r1["groups"] == 2 and r1["benches_cov_at_most_0_10"] == 1
+    assert r1["degrees_of_freedom"] == 4 and r1["groups"] == 2 and r1["benches_cov_at_most_bar"] == 1
     assert r1["pooled_cov_ci"][0] < r1["pooled_cov"] < r1["pooled_cov_ci"][1]
     assert fig["by_model"]["dlrm_rmc3/w1"]["degrees_of_freedom"] == 2
     assert [x["file"] for x in fig["left_out"]] == [str(files[3])] and "undefined" in fig["left_out"][0]["why"]

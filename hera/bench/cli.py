@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from hera.bench.common import core_plan, emit, load_study, on_harness, run_labels, vars_of, worker_cores
+from hera.bench.common import COV_BAR, core_plan, emit, load_study, on_harness, run_labels, vars_of, worker_cores
 from hera.bench.node import bench_allocator, bench_dispatch, bench_dispatch_ceiling, bench_memory
 from hera.bench.qps import (
     bench_des,
@@ -184,8 +184,9 @@ def _cmd_pair_prediction(args) -> int:
     fig = bench_pair_prediction(args.scale, models, study, args.from_results, args.min_pairs, args.predicted)
     nf = fig.get("noise_floor")
     if nf:
-        print(f"noise floor: ray repeats scatter by {nf['repeat_log_sd']:.3f} (log SD; {nf['repeat_log_sd_robust']:.3f} "
-              f"without their tails); a perfect prediction would score {nf['perfect_median_abs_rel_error']:.1%} / "
+        print(f"noise floor: ray repeats scatter by {nf['repeat_log_sd']:.3f} (log SD; "
+              f"{nf['repeat_log_sd_robust']:.3f} without their tails); a perfect prediction would score "
+              f"{nf['perfect_median_abs_rel_error']:.1%} / "
               f"{nf['perfect_mean_abs_emu_error']:.3f} (median tenant error / mean |EMU error|, the median over "
               f"{nf['sims']} simulated runs) and meet the EMU bar in {nf['p_perfect_meets_emu_bar']:.0%} of them",
               flush=True)
@@ -266,8 +267,8 @@ def _cmd_repeatability(args) -> int:
         for key, v in fig["by_model"].items():
             print(f"{key}: pooled CoV {v['pooled_cov']:.3f} [{v['pooled_cov_ci'][0]:.3f}, "
                   f"{v['pooled_cov_ci'][1]:.3f}] ({v['cov_ci_level']:.0%}; {v['groups']} benches, "
-                  f"{v['degrees_of_freedom']} degrees of freedom); CoV <= 0.10 in {v['benches_cov_at_most_0_10']} "
-                  f"of {v['groups']}", flush=True)
+                  f"{v['degrees_of_freedom']} degrees of freedom); CoV <= {COV_BAR:g} in "
+                  f"{v['benches_cov_at_most_bar']} of {v['groups']}", flush=True)
         for left in fig["left_out"]:
             print(f"left out: {left['file']}: {left['why']}", flush=True)
         return emit("qps-repeatability-pool", args.scale, fig, args.out, vars_of(args))
@@ -294,7 +295,8 @@ def _cmd_model_agreement(args) -> int:
     nf = fig.get("noise_floor")
     if nf:
         print(f"noise floor: repeats scatter by {nf['repeat_log_sd']:.3f} (log SD, {nf['degrees_of_freedom']} "
-              f"degrees of freedom; {nf['repeat_log_sd_robust']:.3f} without their tails); a perfect model would score {nf['perfect_model_median_abs_rel_error']:.1%} / "
+              f"degrees of freedom; {nf['repeat_log_sd_robust']:.3f} without their tails); a perfect model would "
+              f"score {nf['perfect_model_median_abs_rel_error']:.1%} / "
               f"{nf['perfect_model_max_abs_rel_error']:.1%} (median / max, the median over {nf['sims']} "
               f"simulated runs) and meet the max bar in {nf['p_perfect_model_meets_max_bar']:.0%} of them", flush=True)
     return emit("model-agreement", args.scale, fig, args.out, vars_of(args))

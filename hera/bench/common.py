@@ -157,6 +157,8 @@ def cov(x: Any) -> float | None:
 
 #: Confidence level of the intervals on a coefficient of variation (:func:`cov_interval`, :func:`pooled_cov`).
 COV_LEVEL = 0.95
+#: The QPS* repeatability bar: the CoV of complete determinations (`hera bench qps-repeatability`).
+COV_BAR = 0.10
 
 
 def _vangel(k: float, nu: float, level: float) -> tuple[float, float]:

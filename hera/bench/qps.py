@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hera.bench.common import (
+    COV_BAR,
     COV_LEVEL,
     best_of,
     cov,
@@ -161,7 +162,7 @@ def repeatability_pool(paths: list[Path]) -> dict[str, Any]:
         pooled = pooled_cov([g for g, _ in mine])
         by_model[key] = {**pooled, "pooled_cov": round(pooled["pooled_cov"], 4),
                          "pooled_cov_ci": [round(v, 4) for v in pooled["pooled_cov_ci"]],
-                         "benches_cov_at_most_0_10": sum(r["cov"] <= 0.10 for _, r in mine)}
+                         "benches_cov_at_most_bar": sum(r["cov"] <= COV_BAR for _, r in mine), "bar": COV_BAR}
     return {"by_model": by_model, "benches": per, "left_out": left_out}
 
 

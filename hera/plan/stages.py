@@ -119,7 +119,8 @@ def confirmation_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calib
     c = config["confirm"]
     trials = min(cal.trials_per_repeat, 2 + int(c["max_steps"]))
     chunks = min(cal.chunks_per_trial, int(c["max_chunks"]))
-    return int(repeats or c["repeats"]) * (1 + cal.retest_share) * trials * chunks * chunk_s(config, max(rates_qps), cal)
+    n = int(repeats or c["repeats"])
+    return n * (1 + cal.retest_share) * trials * chunks * chunk_s(config, max(rates_qps), cal)
 
 
 def chunk_s(config: Mapping[str, Any], rate_qps: float, cal: Calibration) -> float:

@@ -77,10 +77,10 @@ def pair_noise_floor(pairs: Any, median_bar: float, emu_bar: float, sims: int = 
                      seed: int = 0) -> dict[str, Any] | None:
     """What a *perfect* pair prediction would score from the co-location measurement's own noise: a point's
     ray scale is the median of its repeats (``per_repeat``), both tenants' co-located QPS* and the EMU scale with
-    it, and the repeats scatter as the measured ones do around their points (pooled). Only that noise: the alone QPS* in the
-    EMU's denominators and the machine's change of speed between F2 and F4 are left out, so the floor is a
-    lower bound. ``median_bar`` / ``emu_bar``: the bars it is scored against. None where no point has two positive
-    repeats."""
+    it, and the repeats scatter as the measured ones do around their points (pooled). Only that noise: the alone
+    QPS* in the EMU's denominators and the machine's change of speed between F2 and F4 are left out, so the floor
+    is a lower bound. ``median_bar`` / ``emu_bar``: the bars it is scored against. None where no point has two
+    positive repeats."""
     import numpy as np
 
     got = _repeat_scatter(pairs["per_repeat"])
