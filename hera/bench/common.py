@@ -183,8 +183,9 @@ def cov_interval(x: Any, level: float = COV_LEVEL) -> tuple[float, float] | None
     0.032 gives [0.017, 0.20] — so a 3-run CoV neither meets nor misses a bar of 0.10 with confidence."""
     import numpy as np
 
-    k = cov(np.asarray(x, float))
-    return None if k is None else _vangel(k, np.asarray(x).size - 1, level)
+    x = np.asarray(x, float)
+    k = cov(x)
+    return None if k is None else _vangel(k, x.size - 1, level)
 
 
 def pooled_cov(groups: list[tuple[float, int]], level: float = COV_LEVEL) -> dict[str, Any]:

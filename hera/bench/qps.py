@@ -251,7 +251,7 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
                       "operating_drift": round(float(r["operating_drift"]), 3)
                       if pd.notna(r.get("operating_drift")) else None} for _, r in err.iterrows()]
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
-        steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]))
+        steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]), noise=False)
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}
     if "seconds" in df.columns:
         fig["seconds_per_point"] = {f"{r['model']}/{int(r['workers'])}": round(float(r["seconds"]), 1)

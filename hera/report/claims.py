@@ -145,13 +145,13 @@ def model_errors(scal: pd.DataFrame, modelled: str = "qps_star_model") -> pd.Dat
     return df
 
 
-def model_agreement(scal: pd.DataFrame) -> dict[str, float]:
+def model_agreement(scal: pd.DataFrame, noise: bool = True) -> dict[str, float]:
     """``median_abs_rel_error``, ``max_abs_rel_error`` (relative rows only) and the number of points; with a
     ``qps_star_model_served`` column also the same for the node model on the service times as served in the
     trials (``served_*``: the queueing model's own error, the machine's change of speed since the profile taken
     out), with a ``qps_star_model_profile`` column for the model on the service profile alone, before the
     operating-point probe rescaled it (``profile_*``), with a ``service_drift`` column the points whose drift was outside :data:`STABLE_DRIFT`
-    (``drifted``), and with a ``per_repeat`` column the measurement's noise floor (``noise_floor``:
+    (``drifted``), and with a ``per_repeat`` column and ``noise`` the measurement's noise floor (``noise_floor``:
     :func:`hera.report.noise.noise_floor`)."""
     df = model_errors(scal)
     rel = df.loc[df["relative"], "error"].abs()
@@ -165,7 +165,7 @@ def model_agreement(scal: pd.DataFrame) -> dict[str, float]:
             out.update({f"{prefix}_points": len(srel),
                         f"{prefix}_median_abs_rel_error": float(srel.median()) if len(srel) else float("nan"),
                         f"{prefix}_max_abs_rel_error": float(srel.max()) if len(srel) else float("nan")})
-    if "per_repeat" in scal.columns:  # what a perfect model would score on these repeats (hera.report.noise)
+    if noise and "per_repeat" in scal.columns:  # what a perfect model would score on these repeats
         from hera.report.noise import noise_floor
 
         out["noise_floor"] = noise_floor(scal, MODEL_MEDIAN_MAX_ERROR, MODEL_MAX_ERROR)

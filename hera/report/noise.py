@@ -24,10 +24,11 @@ def _repeat_scatter(per_repeat: Any) -> tuple[float, int, list[int], list[bool],
             logs.append(np.log(x))
     if not logs:
         return None
-    dof = sum(x.size - 1 for x in logs)
-    resid = np.concatenate([(x - x.mean()) * np.sqrt(x.size / (x.size - 1)) for x in logs])
-    sigma = float(np.sqrt(sum(((x - x.mean()) ** 2).sum() for x in logs) / dof))
-    return sigma, dof, [x.size for x in logs], kept, resid
+    dev = [x - x.mean() for x in logs]
+    dof = sum(d.size - 1 for d in dev)
+    resid = np.concatenate([d * np.sqrt(d.size / (d.size - 1)) for d in dev])
+    sigma = float(np.sqrt(sum((d ** 2).sum() for d in dev) / dof))
+    return sigma, dof, [d.size for d in dev], kept, resid
 
 
 def _robust_sd(resid: Any) -> float:

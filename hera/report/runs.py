@@ -198,7 +198,7 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
     scal = pd.read_csv(scal_path)
     fingerprint = hashlib.sha256(scal_path.read_bytes()).hexdigest()
     commits = set(scal.get("git_commit", pd.Series(dtype=str)).dropna().astype(str))
-    agree = model_agreement(scal)
+    agree = model_agreement(scal, noise=False)  # the headline errors only
     pair_med = pair_emu = c5 = math.nan
     summary: dict = {}
     drifts: dict[str, float] = {}
