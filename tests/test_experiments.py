@@ -104,6 +104,35 @@ def test_plans_failure_paths(tmp_path, study):
         plansmod.assign_cpus(plans.plan("hera")[0], [0], "policy 'hera'")
 
 
+def test_load_change_skips_a_node_with_a_zero_capacity(tmp_path, capsys):
+    """A pair measured with no load within its SLA plans a capacity of 0 (at `ci` scale, a tight SLA): F7 takes the
+    next co-located node whose tenants all have one, and says so; where none has, the reference pair's node stays
+    and a zero capacity is replaced by the tenant's alone QPS* on as many cores (named in the note); with no alone
+    QPS* either, a one-line error."""
+    c = "wnd"
+    doc = {"node": {"cores": 2, "llc_ways": None}, "models": [A, B, c],
+           "plans": {"hera": [{"tenants": [_tenant(A, 1, 50.0), _tenant(B, 1, 0.0)], "emu": 0.6}],
+                     "random": [{"tenants": [_tenant(B, 1, 30.0), _tenant(c, 1, 20.0)], "emu": 0.9}]}}
+    path = tmp_path / "plans.json"
+    path.write_text(json.dumps(doc))
+    node = load_change.load_change_node(plansmod.load_plans(path))
+    assert node.models == (B, c) and min(t.capacity_qps for t in node.tenants) > 0
+    assert f"{A}+{B} plans a capacity of 0" in capsys.readouterr().err
+    assert load_change.capacities(node, tmp_path / "unread.csv") == ({B: 30.0, c: 20.0}, None)
+    doc["plans"]["random"][0]["tenants"][1]["capacity_qps"] = 0.0
+    path.write_text(json.dumps(doc))
+    node = load_change.load_change_node(plansmod.load_plans(path))
+    assert node.models == (A, B)
+    scal = tmp_path / "scalability.csv"
+    pd.DataFrame({"model": [A, B, B], "workers": [1, 1, 2], "qps_star": [60.0, 45.0, 80.0]}).to_csv(scal, index=False)
+    caps, note = load_change.capacities(node, scal)
+    assert caps == {A: 50.0, B: 45.0} and f"capacity of 0 for {B}" in note and "alone QPS*" in note
+    pd.DataFrame({"model": [A], "workers": [1], "qps_star": [60.0]}).to_csv(scal, index=False)
+    with pytest.raises(plansmod.PlanError, match=f"capacity of 0 for {B} .* no positive alone QPS") as e:
+        load_change.capacities(node, scal)
+    assert "\n" not in str(e.value)
+
+
 # ------------------------------------------------------------------------------------------- F6 serving
 @pytest.mark.slow
 @two_cpus

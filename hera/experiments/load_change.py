@@ -93,15 +93,42 @@ def movability_note(n_cores: int, llc_partitioning: str, has_ways: bool) -> str:
 
 
 def load_change_node(plans: plansmod.Plans) -> plansmod.NodeDeploy:
-    """Hera's first co-located node (else the reference pair's node of the first plan that has one)."""
+    """Hera's first co-located node of the reference pair (else that pair's node in the first plan that has one).
+    A node that plans a capacity of 0 for a tenant — its pair was measured with no load within the SLA, as at
+    `ci` scale with a tight SLA — is passed over for the first co-located node whose tenants all have one; where
+    none has, the reference pair's node stays (:func:`capacities` then derives its loads)."""
     pair = plansmod.reference_pair(plans)
     order = ["hera"] + [p for p in plans.plans if p != "hera"]
-    for p in order:
-        for n in plans.plans.get(p, ()):
-            if n.colocated and set(n.models) == set(pair):
-                return n
-    raise plansmod.PlanError(f"plans file {plans.path}: no plan co-locates two models; the load-change "
-                             "experiment needs a two-tenant node")
+    nodes = [n for p in order for n in plans.plans.get(p, ()) if n.colocated]
+    if not nodes:
+        raise plansmod.PlanError(f"plans file {plans.path}: no plan co-locates two models; the load-change "
+                                 "experiment needs a two-tenant node")
+    pool = [n for n in nodes if min(t.capacity_qps for t in n.tenants) > 0] or nodes
+    best = next((n for n in pool if set(n.models) == set(pair)), pool[0])
+    if set(best.models) != set(pair):
+        _log(f"[load-change] the reference pair {'+'.join(pair)} plans a capacity of 0 for a tenant; "
+             f"{best.group} instead")
+    return best
+
+
+def capacities(node_plan: plansmod.NodeDeploy, scalability: str | Path) -> tuple[dict[str, float], str | None]:
+    """Each tenant's planned capacity, the base of its load; a capacity of 0 (no co-located load met the SLA) is
+    replaced by the tenant's alone QPS* on as many cores (``scalability``), and the note says so. A tenant with
+    neither is a one-line error."""
+    caps = {t.model: float(t.capacity_qps) for t in node_plan.tenants}
+    zero = [t for t in node_plan.tenants if not caps[t.model] > 0]
+    if not zero:
+        return caps, None
+    scal = pd.read_csv(scalability)
+    for t in zero:
+        q = scal.loc[(scal["model"] == t.model) & (scal["workers"] == t.cores), "qps_star"]
+        if not (len(q) and float(q.iloc[0]) > 0):
+            raise plansmod.PlanError(f"node {node_plan.group} plans a capacity of 0 for {t.model} and {scalability} "
+                                     f"has no positive alone QPS* on {t.cores} core(s); no load can be derived")
+        caps[t.model] = float(q.iloc[0])
+    names = ", ".join(t.model for t in zero)
+    return caps, (f"{node_plan.group} plans a capacity of 0 for {names} (no co-located load met the SLA): "
+                  f"loads follow the alone QPS* on the same cores")
 
 
 def _controller(manager: str, profiles, tenant_models: dict[str, str], interval_s: float):
@@ -222,10 +249,9 @@ def run(config: dict[str, Any], plans_path: str | Path, pairs: str | Path, scala
             raise plansmod.PlanError(f"plans file {plans.path} splits a {node_plan.cores}-core node but the "
                                      f"profiles describe a {profiles.node.cores}-core node; re-plan from them")
         profiles.splits(*node_plan.models)   # ConfigError now if the pair has no co-location profile
-    caps = {t.model: t.capacity_qps for t in node_plan.tenants}
-    if min(caps.values()) <= 0:
-        raise plansmod.PlanError(f"plans file {plans.path}: node {node_plan.group} plans a capacity of 0 for "
-                                 "a tenant; no load can be derived for it")
+    caps, caps_note = capacities(node_plan, scalability)
+    if caps_note:
+        _log(f"[load-change] {caps_note}")
     sla = {m: v["sla_ms"] for m, v in harness.read_t1(t1, list(node_plan.models)).items()}
     lc = config["load_change"]
     formulas = rate_formulas(lc["trace"], float(lc["duration_s"]), caps, shape)
@@ -241,6 +267,7 @@ def run(config: dict[str, Any], plans_path: str | Path, pairs: str | Path, scala
         viol = int(tl["window_violated"].sum())
         _log(f"[load-change] {manager}: {viol} of {len(tl)} tenant-windows over the SLA, {len(mv)} move rows")
     note = movability_note(node_plan.cores, partitioning, any(t.llc_ways is not None for t in node_plan.tenants))
+    note = "; ".join(x for x in (note, caps_note) if x)
     timeline = pd.concat(timelines, ignore_index=True)
     timeline = timeline.assign(trace=lc["trace"], interval_s=float(lc["interval_s"]), llc_partitioning=partitioning,
                                runner=opts.runner, scale=config["scale"], note=note)[TIMELINE_COLUMNS]
