@@ -30,6 +30,8 @@ def test_the_rays_take_colocation_repeats_where_set():
     ({"model": {"replicates": 1}}, r"model.replicates"),
     ({"sla": {"rule": "median"}}, r"sla.rule"),
     ({"colocation": {"repeats": 2}}, r"colocation.repeats"),
+    ({"service": {"idle_gaps_ms": [0, 3]}}, r"service.idle_gaps_ms"),
+    ({"service": {"idle_queries_per_gap": 1}}, r"service.idle_queries_per_gap"),
 ])
 def test_measurement_settings_out_of_range_are_one_line_errors(override, match):
     with pytest.raises(ConfigError, match=match) as e:

@@ -453,3 +453,50 @@ def test_the_probe_drift_bench_refuses_too_few_chunks():
 
     with pytest.raises(HeraError, match="--chunks must be at least 9"):
         bench_probe_drift("ncf", "ci", 1, 5, 1.15, {})
+
+
+def test_drift_rate_fit_reads_the_load_s_effect_within_blocks():
+    """Drifts that fall as the load rises (slope −0.2 in log-log) on top of a machine whose speed moves from block
+    to block: the fit recovers the slope, the ratio at the lowest against the highest fraction, and its interval."""
+    from hera.bench.qps import drift_rate_fit
+
+    g = np.random.default_rng(1)  # (the interval covers the true slope in 96% of seeds; this is one of them)
+    fr = [0.4, 0.6, 0.8, 1.0] * 5
+    blocks = [i // 4 for i in range(20)]
+    drifts = np.exp(-0.2 * np.log(fr) + 0.15 * np.array(blocks) + g.normal(0, 0.01, 20))
+    fit = drift_rate_fit(fr, blocks, list(drifts))
+    assert fit["slope_log_drift_per_log_rate"] == pytest.approx(-0.2, abs=0.03)
+    assert fit["slope_ci95"][0] < -0.2 < fit["slope_ci95"][1] and fit["degrees_of_freedom"] == 14
+    assert fit["drift_ratio_lowest_to_highest"] == pytest.approx(0.4 ** -0.2, rel=0.03)
+    lo, hi = fit["drift_ratio_ci95"]
+    assert 1.0 < lo < fit["drift_ratio_lowest_to_highest"] < hi
+    flat = drift_rate_fit(fr, blocks, list(np.exp(0.15 * np.array(blocks) + g.normal(0, 0.01, 20))))
+    assert flat["drift_ratio_ci95"][0] < 1.0 < flat["drift_ratio_ci95"][1]  # no effect: 1 inside the interval
+
+
+@pytest.mark.parametrize("fr, blocks, drifts, match", [
+    ([0.5, 1.0], [0, 1], [1.0, 1.0], "no degree of freedom"),
+    ([1.0, 1.0, 1.0], [0, 0, 0], [1.0, 1.1, 0.9], "no degree of freedom"),
+    ([0.5, 1.0, 0.5, 1.0], [0, 0, 1, 1], [1.0, 0.0, 1.0, 1.0], "finite positive drift"),
+])
+def test_drift_rate_fit_refuses_what_it_cannot_fit(fr, blocks, drifts, match):
+    from hera.bench.qps import drift_rate_fit
+    from hera.errors import HeraError
+
+    with pytest.raises(HeraError, match=match):
+        drift_rate_fit(fr, blocks, drifts)
+
+
+def test_the_drift_vs_rate_bench_refuses_bad_fractions_and_blocks(capsys):
+    from hera.bench.qps import bench_drift_vs_rate, check_fractions
+    from hera.cli import main
+    from hera.errors import HeraError
+
+    assert check_fractions([1.0, 0.4, 0.4]) == [0.4, 1.0]
+    for bad in ([1.0], [0.0, 1.0], [0.5, 3.0]):
+        with pytest.raises(HeraError, match="at least two distinct fractions"):
+            check_fractions(bad)
+    with pytest.raises(HeraError, match="--blocks must be an integer >= 2"):
+        bench_drift_vs_rate("ncf", "ci", 1, [0.5, 1.0], 1, {"seed": 1})
+    assert main(["bench", "drift-vs-rate", "--fractions", "half,1"]) != 0
+    assert "--fractions must be comma-separated numbers" in capsys.readouterr().err

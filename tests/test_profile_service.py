@@ -19,6 +19,7 @@ def study(tmp_path):
     cfg = cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=[
         "service.light_queries_per_size=5", "service.saturation_s=0.6", "service.warmup_s=0.1",
         "service.dispatch_probes=30", "service.refresh_light_queries_per_size=3", "service.refresh_saturation_s=0.3",
+        "service.idle_gaps_ms=[2, 10]", "service.idle_queries_per_gap=3",
         "model.queries=600", "model.replicates=4", "confirm.min_queries=40", "confirm.trial_s=0.3",
         "confirm.max_chunks=1", "confirm.step=0.2", "confirm.max_steps=3"])
     return cfg, cfgmod.dump(cfg, tmp_path / "config.json")
@@ -33,7 +34,17 @@ def test_service_profile_samples_every_sub_batch_in_both_regimes(study, tmp_path
     out = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", out, OPTS)
     samples = service.read_samples(out)
-    assert set(samples["workers"]) == {1, 2} and set(samples["regime"]) == {"light", "probe", "saturated"}
+    assert set(samples["workers"]) == {1, 2} and set(samples["regime"]) == {"light", "probe", "saturated", "idle"}
+    # after idling: 3 queries of one full sub-batch per worker for no gap, 2 and 10 ms, in a random order
+    idle = samples[samples["regime"] == "idle"]
+    for w in (1, 2):
+        mine = idle[idle["workers"] == w]
+        assert (mine["query_items"] == 64 * w).all() and (mine["items"] == 64).all()
+        assert mine.drop_duplicates("query")["idle_gap_ms"].value_counts().to_dict() == {0.0: 3, 2.0: 3, 10.0: 3}
+        pen = service.idle_penalty(samples[samples["workers"] == w], 64)
+        assert pen["gap_ms"].tolist() == [0.0, 2.0, 10.0] and (pen["n"] == 3 * w).all()
+        assert pen["idle_ms"].iloc[2] >= 10.0 > pen["idle_ms"].iloc[1] >= 2.0 > pen["idle_ms"].iloc[0]
+        assert pen["extra_ms"].iloc[0] == 0.0 and pen["extra_ms"].is_monotonic_increasing
     # ci: production sizes capped at 256 items -> 100, 200, 256 -> sub-batches of 64, 36, 8; probes of 1 item
     assert set(samples["items"]) == {64, 36, 8, 1}
     probes = samples[(samples["regime"] == "probe") & (samples["workers"] == 1)]
@@ -53,6 +64,8 @@ def test_service_profile_samples_every_sub_batch_in_both_regimes(study, tmp_path
     assert (summary.loc[summary["statistic"] == "saturation_throughput", "value"] > 0).all()
     law = service.service_law(samples, 2, 64)
     assert law.workers == 2 and law.pool(64, "saturated").size > 0 and law.gap_ms >= 0
+    assert law.idle_ms.size == 3 and law.idle_extra_ms[0] == 0.0  # the penalty's curve comes with the law
+    assert (summary["statistic"] == "idle_penalty").sum() == 6
     assert (tmp_path / "service" / "syn.parquet.meta.json").is_file()
 
 
@@ -375,3 +388,67 @@ def test_a_profile_without_the_requested_model_or_worker_count_is_a_one_line_err
         service.mix_latency(summary, "other")
     with pytest.raises(service.ServiceProfileError, match=r"no mix_latency_size_medians row of model 'syn'"):
         service.mix_latency(summary, "syn", statistic="mix_latency_size_medians")
+
+
+def _idle_samples(gaps: list[float], service_ms: dict[float, float]) -> pd.DataFrame:
+    """One worker's samples: light and saturated rows, then one 64-item query after each designed gap (its worker
+    idles that long plus 0.1 ms between sub-batches), served in ``service_ms[gap]``."""
+    rows, t = [], 0
+    base = {"model": "syn", "workers": 1, "query_items": 64, "weight": 1.0, "sub_index": 0, "items": 64,
+            "worker": 0, "query_latency_ms": 1.0, "dispatch_ms": 0.1}
+    for q, regime in enumerate(("light", "saturated")):
+        rows.append({**base, "regime": regime, "query": q, "t_submit_ns": t, "t_start_ns": t, "t_end_ns": t + 10**6,
+                     "service_ms": 1.0, "idle_gap_ms": np.nan})
+        t += 10**6
+    for q, g in enumerate(gaps):
+        start = t + int((g + 0.1) * 1e6)
+        end = start + int(service_ms[g] * 1e6)
+        rows.append({**base, "regime": "idle", "query": q, "t_submit_ns": start, "t_start_ns": start, "t_end_ns": end,
+                     "service_ms": service_ms[g], "idle_gap_ms": g})
+        t = end
+    return pd.DataFrame(rows, columns=service.SAMPLE_COLUMNS)
+
+
+def test_idle_penalty_is_the_extra_service_after_each_gap_over_no_gap():
+    """Per designed gap: the workers' real idle time before the sub-batch and the extra median service over no gap,
+    never negative and never falling as the gap grows (30 ms measured faster than 10 ms is noise: it keeps 10's)."""
+    gaps = [0.0, 10.0, 0.0, 30.0, 10.0, 30.0, 0.0]
+    samples = _idle_samples(gaps, {0.0: 1.0, 10.0: 1.4, 30.0: 1.2})
+    pen = service.idle_penalty(samples, 64)
+    assert pen["gap_ms"].tolist() == [0.0, 10.0, 30.0] and pen["n"].tolist() == [3, 2, 2]
+    assert pen["idle_ms"].tolist() == pytest.approx([0.1, 10.1, 30.1], abs=1e-6)
+    assert pen["extra_ms"].tolist() == pytest.approx([0.0, 0.4, 0.4])
+    law = service.service_law(samples, 1, 64)
+    assert law.idle_extra(10.1) == pytest.approx(0.4) and law.idle_extra(0.05) == 0.0
+    # no idle samples (or a profile from before them): no penalty; idle samples without the no-gap ones: an error
+    assert service.idle_penalty(samples[samples["regime"] != "idle"], 64).empty
+    assert service.service_law(samples[samples["regime"] != "idle"], 1, 64).idle_ms.size == 1
+    with pytest.raises(service.ServiceProfileError, match="no-gap"):
+        service.idle_penalty(_idle_samples([10.0, 30.0], {10.0: 1.4, 30.0: 1.2}), 64)
+
+
+def test_a_profile_written_before_the_idle_samples_is_read_without_a_penalty(tmp_path):
+    old = _idle_samples([], {}).drop(columns=["idle_gap_ms"])
+    old.to_parquet(tmp_path / "syn.parquet")
+    samples = service.read_samples(tmp_path / "syn.parquet")
+    assert samples["idle_gap_ms"].isna().all()
+    assert service.service_law(samples, 1, 64).idle_extra(50.0) == 0.0
+
+
+def test_idle_gaps_must_be_positive():
+    assert service.idle_gaps_ms({"service": {"idle_gaps_ms": [1, 3.5]}}) == [1.0, 3.5]
+    assert service.idle_gaps_ms({"service": {}}) == []
+    with pytest.raises(cfgmod.ConfigError, match=r"service.idle_gaps_ms: every gap must be a number of ms > 0"):
+        service.idle_gaps_ms({"service": {"idle_gaps_ms": [1, -2]}})
+
+
+@pytest.mark.slow
+def test_drift_vs_rate_replays_each_chunk_with_and_without_the_idle_penalty(study, tmp_path):
+    """One chunk per fraction of the modelled QPS*, each replayed through the model with and without the idle
+    penalty (the synthetic runner has none to show: both drifts are finite and positive)."""
+    cfg, _ = study
+    out = tmp_path / "service" / "syn.csv"
+    service.run(cfg, "syn", out, OPTS, workers=[1])
+    rate, pairs = scalability.probe_sequence(cfg, "syn", out, 50.0, 1, 0, OPTS, fractions=[0.5, 1.0])
+    assert rate > 0 and len(pairs) == 2
+    assert all(np.isfinite(p).all() and min(p) > 0 for p in map(np.asarray, pairs))

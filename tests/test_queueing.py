@@ -100,7 +100,7 @@ def test_compiled_event_loop_is_the_interpreted_one_bit_for_bit(workers, spans):
     sizes = [1, 5, 17, 64]
     law = ServiceLaw(workers, 64, {s: g.gamma(3, 0.2 + 0.05 * s, 40) for s in sizes},
                      {s: g.gamma(3, 0.3 + 0.06 * s, 40) for s in sizes}, dispatch_ms=g.gamma(2, 0.05, 30),
-                     gap_ms=0.03)
+                     gap_ms=0.03, idle_ms=np.array([0.1, 3.0, 30.0]), idle_extra_ms=np.array([0.0, 0.2, 0.9]))
     items = g.integers(1, 300, 120)
     arrivals = np.cumsum(g.exponential(1 / 40.0, (120, 6)), axis=0)
     rep = np.arange(6) % 3
@@ -110,6 +110,24 @@ def test_compiled_event_loop_is_the_interpreted_one_bit_for_bit(workers, spans):
     got, want = (run[0], run[1]) if spans else ((run[0],), (run[1],))
     assert all(np.array_equal(a, b) for a, b in zip(got, want))
     assert np.isfinite(got[0]).all() and (got[0] > 0).all()
+
+
+def test_a_worker_that_idled_runs_its_next_sub_batch_slower_by_the_idle_penalty():
+    """The penalty is read at the time since the end of the worker's previous sub-batch: a query on a worker idle
+    for 20 ms pays the curve's 1.5 ms on its first sub-batch only; one that waited for a busy worker pays none;
+    past the curve's last point its last value."""
+    law = ServiceLaw(1, 64, {64: np.array([5.0])}, {64: np.array([5.0])}, dispatch_ms=np.zeros(1),
+                     idle_ms=np.array([0.0, 10.0, 30.0]), idle_extra_ms=np.array([0.0, 1.0, 2.0]))
+    lat = simulate(law, np.array([0.020, 0.021, 1.0]), np.array([128, 64, 64]))
+    assert lat[0] == pytest.approx(1.5 + 5 + 5)               # idle 20 ms since t = 0: +1.5 on the first
+    assert lat[1] == pytest.approx(11.5 - 1.0 + 5)            # queued behind it: back-to-back, no penalty
+    assert lat[2] == pytest.approx(2.0 + 5)                   # idle for ~0.96 s: the last value
+    assert law.idle_extra(np.array([5.0, 20.0, 99.0])).tolist() == pytest.approx([0.5, 1.5, 2.0])
+    bare = law.without_idle_penalty()
+    assert simulate(bare, np.array([0.020]), np.array([128]))[0] == pytest.approx(10.0)
+    assert bare.idle_extra(20.0) == 0.0
+    assert law.scaled(2.0).idle_extra(20.0) == pytest.approx(3.0)   # a slower machine idles dearer too
+    assert law.with_workers(2).idle_extra(20.0) == pytest.approx(1.5)
 
 
 def test_service_law_falls_back_to_the_nearest_size_scaled_linearly():
@@ -126,6 +144,9 @@ def test_service_law_falls_back_to_the_nearest_size_scaled_linearly():
     (dict(saturated={64: [np.nan]}), "no finite samples"),
     (dict(light={64: [-1.0]}), "negative service time"),
     (dict(gap_ms=-1.0), "gap_ms"),
+    (dict(idle_ms=[0.0, 1.0], idle_extra_ms=[0.0]), "idle penalty"),
+    (dict(idle_ms=[0.0, 3.0, 1.0], idle_extra_ms=[0.0, 1.0, 2.0]), "idle penalty"),
+    (dict(idle_ms=[0.0, 3.0], idle_extra_ms=[0.0, -1.0]), "idle penalty"),
 ])
 def test_service_law_rejects_bad_samples(kw, match):
     args = dict(workers=1, batch_size=64, light={64: [1.0]}, saturated={64: [1.0]})

@@ -11,6 +11,7 @@ from hera.bench.common import COV_BAR, core_plan, emit, load_study, on_harness, 
 from hera.bench.node import bench_allocator, bench_dispatch, bench_dispatch_ceiling, bench_memory
 from hera.bench.qps import (
     bench_des,
+    bench_drift_vs_rate,
     bench_model_agreement,
     bench_pair_prediction,
     bench_probe_drift,
@@ -108,6 +109,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     pd_.add_argument("--chunks", type=int, default=12, help="consecutive chunks (default 12)")
     pd_.add_argument("--config", type=Path, help="study config (default: the scale's)")
     pd_.set_defaults(func=_cmd_probe_drift)
+
+    dr = bsub.add_parser("drift-vs-rate", help="operating-probe chunks at several fractions of the modelled QPS*, "
+                                               "in randomised blocks: does the service drift depend on the load?")
+    common(dr)
+    dr.add_argument("--workers", type=int, default=1, help="worker count (default 1)")
+    dr.add_argument("--fractions", default="0.4,0.6,0.8,1.0",
+                    help="comma-separated fractions of the modelled QPS* (default 0.4,0.6,0.8,1.0)")
+    dr.add_argument("--blocks", type=int, default=4, help="randomised blocks, every fraction once in each (default 4)")
+    dr.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    dr.set_defaults(func=_cmd_drift_vs_rate)
 
     g = bsub.add_parser("model-agreement", help="modelled vs confirmed-measured QPS* of every model")
     common(g, model=False)
@@ -282,6 +293,16 @@ def _cmd_probe_drift(args) -> int:
     band = float(study["service"].get("operating_recheck", 0.0))
     fig = bench_probe_drift(args.model, args.scale, args.workers, args.chunks, band, study)
     return emit(f"probe-drift-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_drift_vs_rate(args) -> int:
+    try:
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+    except ValueError:
+        raise HeraError(f"--fractions must be comma-separated numbers, not {args.fractions!r}") from None
+    study = load_study(args.scale, args.config)
+    fig = bench_drift_vs_rate(args.model, args.scale, args.workers, fractions, args.blocks, study)
+    return emit(f"drift-vs-rate-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_model_agreement(args) -> int:

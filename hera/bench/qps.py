@@ -185,6 +185,98 @@ def bench_probe_drift(model: str, scale: str, workers: int, chunks: int, band: f
             "chunk_drifts": [round(d, 4) for d in drifts], **probe_rule_errors(drifts, band, ahead)}
 
 
+def bench_drift_vs_rate(model: str, scale: str, workers: int, fractions: list[float], blocks: int,
+                        study: dict[str, Any]) -> dict[str, Any]:
+    """Does the node serve a model slower (or faster) than its service profile says at some loads and not at
+    others — a misfit of the node model that no probe at one rate can see? ``blocks`` randomised blocks, each one
+    operating-probe chunk at every fraction of the modelled QPS* in a seeded random order
+    (:func:`hera.profile.scalability.probe_sequence`); :func:`drift_rate_fit` separates the load's effect on the
+    service drift from the machine's speed block by block. Every chunk is replayed through the node model twice,
+    with the profile's idle penalty and without it: the same measured seconds, so the difference between the two
+    fits is the penalty's alone (``without_idle_penalty``)."""
+    import numpy as np
+
+    from hera.paths import results_dir
+    from hera.profile.common import derived_seed
+    from hera.profile.scalability import probe_sequence
+
+    fr = check_fractions(fractions)
+    if int(blocks) < 2:
+        raise HeraError(f"--blocks must be an integer >= 2 (the load's effect is read within blocks), not {blocks}")
+    require_built(model, scale)
+    service = results_dir(scale) / "profile" / "service" / f"{model}.parquet"
+    rng = np.random.default_rng(derived_seed(int(study["seed"]), "drift-vs-rate-order", f"{model}/{workers}"))
+    order = [[fr[i] for i in rng.permutation(len(fr))] for _ in range(int(blocks))]
+    flat = [f for block in order for f in block]
+    rate, pairs = probe_sequence(study, model, service, require_t1_sla(model, scale), workers, len(flat),
+                                 fractions=flat)
+    drifts, bare = [p[0] for p in pairs], [p[1] for p in pairs]
+    block_of = [b for b, block in enumerate(order) for _ in block]
+    for b, block in enumerate(order):
+        print(f"{model} on {workers} worker(s), block {b}: " + ", ".join(
+            f"x{f:g} {d:.3f} ({e:.3f} without the idle penalty)"
+            for f, d, e in zip(block, drifts[b * len(fr):(b + 1) * len(fr)], bare[b * len(fr):(b + 1) * len(fr)])),
+            flush=True)
+    fit, fit_bare = drift_rate_fit(flat, block_of, drifts), drift_rate_fit(flat, block_of, bare)
+    for what, f in (("as profiled", fit), ("without the idle penalty", fit_bare)):
+        print(f"{model} on {workers} worker(s) (modelled QPS* {rate:.2f} queries/s), {what}: service drift x"
+              f"{f['drift_ratio_lowest_to_highest']:.3f} [{f['drift_ratio_ci95'][0]:.3f}, "
+              f"{f['drift_ratio_ci95'][1]:.3f}] at x{min(fr):g} against x{max(fr):g} of it", flush=True)
+    return {"model": model, "workers": workers, "rate_qps": round(rate, 3), "fractions": fr, "blocks": int(blocks),
+            "chunks": [{"block": b, "fraction": f, "rate_qps": round(rate * f, 3), "drift": round(d, 4),
+                        "drift_without_idle_penalty": round(e, 4)}
+                       for b, f, d, e in zip(block_of, flat, drifts, bare)],
+            **fit, "without_idle_penalty": fit_bare}
+
+
+def check_fractions(fractions: list[float]) -> list[float]:
+    """The distinct fractions of the modelled QPS*, sorted; at least two, each in (0, 2]."""
+    fr = sorted({float(f) for f in fractions})
+    if len(fr) < 2 or not all(math.isfinite(f) and 0 < f <= 2 for f in fr):
+        raise HeraError(f"--fractions needs at least two distinct fractions of the modelled QPS* in (0, 2], "
+                        f"not {list(fractions)}")
+    return fr
+
+
+def drift_rate_fit(fractions: list[float], blocks: list[int], drifts: list[float]) -> dict[str, Any]:
+    """Least squares ``ln drift = a_block + b · ln fraction`` (one level per block: the machine's speed then):
+    the slope ``b`` with its 95% interval (t, n − blocks − 1 degrees of freedom), the drift at the lowest
+    fraction over the drift at the highest that it implies, the median drift per fraction, and the residual
+    scatter. ``b`` < 0: the node serves slower than the model says at light load, relative to near QPS*."""
+    import numpy as np
+    from scipy.special import stdtrit
+
+    x = np.log(np.asarray(fractions, float))
+    d = np.asarray(drifts, float)
+    g = np.asarray(blocks, int)
+    if not (x.size == d.size == g.size) or not np.all(np.isfinite(d) & (d > 0)):
+        raise HeraError(f"drift-vs-rate fit: need one finite positive drift per chunk, not {list(drifts)}")
+    y = np.log(d)
+    levels = sorted(set(g.tolist()))
+    dof = x.size - len(levels) - 1
+    if dof < 1 or np.ptp(x) == 0:
+        raise HeraError(f"drift-vs-rate fit: {x.size} chunks in {len(levels)} blocks over "
+                        f"{len(set(x.tolist()))} fraction(s) leave no degree of freedom for the slope")
+    design = np.column_stack([x] + [(g == k).astype(float) for k in levels])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    s2 = float(resid @ resid) / dof
+    se = math.sqrt(s2 * float(np.linalg.inv(design.T @ design)[0, 0]))
+    t = float(stdtrit(dof, 0.975))
+    b = float(coef[0])
+    span = float(x.min() - x.max())  # ln(lowest / highest), negative
+    ratio = math.exp(b * span)
+    lo, hi = sorted((math.exp((b - t * se) * span), math.exp((b + t * se) * span)))
+    fr = np.asarray(fractions, float)
+    return {"slope_log_drift_per_log_rate": round(b, 4),
+            "slope_ci95": [round(b - t * se, 4), round(b + t * se, 4)], "degrees_of_freedom": int(dof),
+            "drift_ratio_lowest_to_highest": round(ratio, 4), "drift_ratio_ci95": [round(lo, 4), round(hi, 4)],
+            "median_drift_by_fraction": {f"{f:g}": round(float(np.median(np.exp(y[fr == f]))), 4)
+                                         for f in sorted(set(fr.tolist()))},
+            "block_log_sd": round(float(np.std(coef[1:], ddof=1)), 4) if len(levels) > 1 else 0.0,
+            "residual_log_sd": round(math.sqrt(s2), 4)}
+
+
 def probe_rule_errors(drifts: list[float], band: float, ahead: int = 6) -> dict[str, Any]:
     """For each start k of a sequence of chunk drifts: the |log| error against the mean log drift of the
     ``ahead`` chunks after chunk k+2 of three probe rules — one chunk (k), the median of three (k..k+2), and

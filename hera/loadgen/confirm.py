@@ -660,6 +660,21 @@ def probe_service_drift(sut: Any, base: LoadgenSettings, library_items: int, *, 
                           tuple(drifts), rechecked)
 
 
+def chunk_drifts(sut: Any, base: LoadgenSettings, library_items: int, *, rate_qps: float, sla_ms: float,
+                 percentile: float, models: list[Any], settings: ConfirmSettings | None = None, seed: int = 0,
+                 tenant: str = "default") -> list[float]:
+    """One operating-probe chunk at ``rate_qps`` (as :func:`probe_service_drift` offers it) and its service drift
+    against each of ``models`` (:class:`hera.queueing.qps.TailModel`, e.g. one law with and without a term): the
+    same measured seconds, replayed through every model."""
+    if not (math.isfinite(rate_qps) and rate_qps > 0) or not models:
+        raise ConfigError(f"chunk drifts: need a positive rate and at least one model, not {rate_qps!r}, {models!r}")
+    run = _Confirmer(sut, {tenant: base}, {tenant: int(library_items)}, {tenant: 1.0}, {tenant: float(sla_ms)},
+                     float(percentile), settings or ConfirmSettings(), None, {tenant: models[0]})
+    rows = run._chunk(float(rate_qps), int(seed)).rows
+    mine = [rows[rows["tenant"] == tenant]]
+    return [float(_replayed(m, mine)[1]) for m in models]
+
+
 def outside_band(drift: float, band: float) -> bool:
     """Is ``drift`` further than the factor ``band`` (≥ 1) from 1 (a NaN drift is: nothing was measured)?"""
     return not (math.isfinite(drift) and drift > 0) or abs(math.log(drift)) > math.log(band) + 1e-12

@@ -201,11 +201,16 @@ def light_queries(config: Mapping[str, Any], rates: ModelRates, section: str = "
 
 
 def service_point_s(config: Mapping[str, Any], r: ModelRates, w: int, cal: Calibration) -> float:
-    """One worker count of a service profile: light load, then a closed loop at saturation."""
+    """One worker count of a service profile: light load, a closed loop at saturation, and the queries after
+    idling (one full sub-batch per worker after each gap of ``service.idle_gaps_ms`` and after none)."""
     svc = config["service"]
     light = (light_queries(config, r) + 2) * r.light_mean_ms(w) / 1e3
     sat = float(svc["warmup_s"]) + float(svc["saturation_s"]) + 2 * r.mean_work_ms(w) / 1e3
-    return cal.resize_s + light + sat
+    gaps = [float(g) for g in svc.get("idle_gaps_ms", [])]
+    per_gap = int(svc.get("idle_queries_per_gap", 16)) if gaps else 0
+    idle = per_gap * (sum(gaps) / 1e3 + (len(gaps) + 1) * (r.sub_batch_ms(int(config["batch_size"]), w)
+                                                           + cal.dispatch_ms) / 1e3)
+    return cal.resize_s + light + sat + idle
 
 
 def _service(config, rates, counts, cal) -> StageEstimate:

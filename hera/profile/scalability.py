@@ -27,6 +27,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -263,10 +264,15 @@ def operating_recheck(config: dict[str, Any]) -> float:
 
 
 def probe_sequence(config: dict[str, Any], model: str, service: str | Path, sla_ms: float, workers: int,
-                   chunks: int, opts: common.NodeOptions | None = None) -> tuple[float, list[float]]:
+                   chunks: int, opts: common.NodeOptions | None = None,
+                   fractions: Sequence[float] | None = None) -> tuple[float, list[float] | list[tuple[float, float]]]:
     """``chunks`` consecutive operating-probe chunks of ``model`` on ``workers`` workers at the modelled QPS* of its
     service profile (as an F2 point places its probe): (that rate, each chunk's service drift, in order) — how
-    far one second of the node says about the next ones (``hera bench probe-drift``)."""
+    far one second of the node says about the next ones (``hera bench probe-drift``). With ``fractions``, one
+    chunk per fraction, in that order, each at that fraction of the modelled QPS* and with its own seeds
+    (``chunks`` is then ignored), and each chunk's drift against the law as profiled and against the same law
+    without its idle penalty, as a pair: does the node serve slower or faster than its profile at other loads,
+    and does the idle penalty account for it (``hera bench drift-vs-rate``)?"""
     from hera.profile.service import mix_sizes, read_samples, service_law
     from hera.queueing.qps import modelled_qps_star
 
@@ -276,7 +282,7 @@ def probe_sequence(config: dict[str, Any], model: str, service: str | Path, sla_
     common.require_cores(cores, workers, f"{workers} workers")
     batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
     law = service_law(read_samples(service, model), workers, batch, source=f"service profile {service}")
-    stream = f"probe-drift/{model}/{workers}"
+    stream = f"{'probe-drift' if fractions is None else 'drift-vs-rate'}/{model}/{workers}"
     ms = model_settings(config, stream)
     mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
     pct = float(config["sla"]["percentile"])
@@ -286,10 +292,30 @@ def probe_sequence(config: dict[str, Any], model: str, service: str | Path, sla_
     plan = common.TenantPlan(model, model, tuple(cores[:workers]), batch_size=batch, max_items=max_items)
     with common.start_node(config, [plan], opts) as node:
         pin, _ = common.harness_off_workers(config, cores[:workers])
+        once = {**config, "service": {**config["service"], "operating_recheck": 0.0}}
         with pin:
-            probe = operating_probe(node, {**config, "service": {**config["service"], "operating_recheck": 0.0}},
-                                    model, law, mix, {"sla_ms": float(sla_ms)}, stream, rate, int(chunks))
-    return float(rate), list(probe.chunk_drifts)
+            if fractions is None:
+                probe = operating_probe(node, once, model, law, mix, {"sla_ms": float(sla_ms)}, stream, rate,
+                                        int(chunks))
+                return float(rate), list(probe.chunk_drifts)
+            pairs = [drifts_at(node, config, model, (law, law.without_idle_penalty()), mix, float(sla_ms),
+                               f"{stream}/{i}", rate * float(f)) for i, f in enumerate(fractions)]
+    return float(rate), [(a, b) for a, b in pairs]
+
+
+def drifts_at(node: Any, config: dict[str, Any], tenant: str, laws: Sequence[Any], mix: np.ndarray, sla_ms: float,
+              stream: str, rate_qps: float) -> list[float]:
+    """One operating-probe chunk at ``rate_qps`` on ``node`` and its service drift against each of ``laws``."""
+    from hera.loadgen.confirm import ConfirmSettings, chunk_drifts
+    from hera.loadgen.sut import NodeSUT
+    from hera.queueing.qps import TailModel
+
+    pct = float(config["sla"]["percentile"])
+    seed = common.derived_seed(int(config["seed"]), "operating-probe", stream)
+    return chunk_drifts(NodeSUT(node), confirm_settings(config, sla_ms, rate_qps, stream), node.library_size(tenant),
+                        rate_qps=rate_qps, sla_ms=sla_ms, percentile=pct,
+                        models=[TailModel(law, mix, pct, seed=seed) for law in laws],
+                        settings=ConfirmSettings.from_config(config), seed=seed, tenant=tenant)
 
 
 def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],

@@ -13,7 +13,13 @@ For each worker count w (one worker per core, the first w cores of the study, gr
    the dispatch delay (submission → first sub-batch start on an idle node: the platform's own jitter);
 2. **saturation**: a closed loop keeps ``depth_per_worker · w + 1`` queries of the mix in flight for
    ``service.saturation_s`` seconds (after ``service.warmup_s``), so every worker is always busy. Gives
-   saturated-regime service times, the gap between back-to-back sub-batches of a worker, and the throughput.
+   saturated-regime service times, the gap between back-to-back sub-batches of a worker, and the throughput;
+3. **after idling** (regime ``idle``): ``service.idle_queries_per_gap`` queries of ``w · batch_size`` items (one
+   full sub-batch per worker) for each gap of ``service.idle_gaps_ms`` and for none, in a seeded random order,
+   one at a time, each submitted that long after the previous one finished. A worker's first sub-batch after it
+   idled is slower the longer it idled (its caches and the vCPU went cold: docs/DESIGN.md, "A worker that idled
+   is slower"); :func:`idle_penalty` turns these samples into the extra service time per idle time that the
+   node model adds (:class:`hera.queueing.service.ServiceLaw`).
 
 Threads of this process (the node's dispatch and collection) are pinned to the study's cores that run no
 worker of this w where there are such cores; the rows record which (``harness_cores``, "shared" otherwise).
@@ -36,11 +42,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hera.errors import HeraError
+from hera.errors import ConfigError, HeraError
 from hera.profile import common
 
 STATISTICS = ("sub_batch_service", "query_latency", "mix_latency", "mix_latency_size_medians", "dispatch_delay",
-              "worker_gap", "saturation_throughput")
+              "worker_gap", "saturation_throughput", "idle_penalty")
 #: a size needs this many light queries for its median to enter ``mix_latency_size_medians`` (stratified laws)
 MIN_QUERIES_PER_SIZE = 3
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
@@ -48,7 +54,10 @@ SUMMARY_COLUMNS = ["model", "workers", "statistic", "regime", "items", "n", "mea
                    "p95_ms", "p99_ms", "max_ms", "value", "unit", "cores", "harness_cores", "batch_size",
                    "scale", "note"]
 SAMPLE_COLUMNS = ["model", "workers", "regime", "query", "query_items", "weight", "sub_index", "items", "worker",
-                  "t_submit_ns", "t_start_ns", "t_end_ns", "service_ms", "query_latency_ms", "dispatch_ms"]
+                  "t_submit_ns", "t_start_ns", "t_end_ns", "service_ms", "query_latency_ms", "dispatch_ms",
+                  "idle_gap_ms"]
+#: columns a profile written before they existed may lack (read as NaN: no ``idle`` samples, no idle penalty)
+OPTIONAL_SAMPLE_COLUMNS = ("idle_gap_ms",)
 GAP_TRIM_QUANTILE = 0.99  # gaps above this quantile (a worker starved by the closed loop) are left out
 
 
@@ -104,11 +113,14 @@ def _allocator(node: Any, tenant: str) -> str:
         return "unknown"
 
 
-def sample_rows(results: list[Any], model: str, w: int, regime: str, weights: dict[int, float] | None) -> list[dict]:
+def sample_rows(results: list[Any], model: str, w: int, regime: str, weights: dict[int, float] | None,
+                gaps_ms: list[float] | None = None) -> list[dict]:
     """One row per sub-batch (:data:`SAMPLE_COLUMNS`) of the QueryResults ``results`` measured with ``w`` workers
-    in ``regime``; ``weights``: each query size's weight (light load), else 1."""
+    in ``regime``; ``weights``: each query size's weight (light load), else 1; ``gaps_ms``: each query's designed
+    idle gap before it (regime ``idle``), else NaN."""
     out = []
     for k, res in enumerate(results):
+        gap = float(gaps_ms[k]) if gaps_ms is not None else math.nan
         if not res.ok:
             raise ServiceProfileError(f"model {model!r}, {w} worker(s): a {res.n_items}-item query failed while "
                                       f"profiling service times: {res.error}")
@@ -123,6 +135,7 @@ def sample_rows(results: list[Any], model: str, w: int, regime: str, weights: di
                 "items": int(items), "worker": int(worker), "t_submit_ns": int(res.t_submit_ns),
                 "t_start_ns": int(t0), "t_end_ns": int(t1), "service_ms": (t1 - t0) / 1e6,
                 "query_latency_ms": (res.t_end_ns - res.t_submit_ns) / 1e6, "dispatch_ms": (first - res.t_submit_ns) / 1e6,
+                "idle_gap_ms": gap,
             })
     return out
 
@@ -174,6 +187,54 @@ def saturate(node: Any, tenant: str, sizes: np.ndarray, depth: int, warmup_s: fl
         raise ServiceProfileError(f"tenant {tenant!r}: queries failed at saturation: {errors[0]}")
     measured = [r for r in results if t_meas <= r.t_end_ns <= t_stop]
     return measured, duration_s
+
+
+def idle_load(node: Any, tenant: str, gaps_ms: list[float], per_gap: int, items: int,
+              seed: int) -> tuple[list[Any], list[float]]:
+    """``per_gap`` queries of ``items`` items for no gap and for each gap of ``gaps_ms``, in a seeded random order,
+    one at a time, each submitted that many ms after the previous one finished: (their QueryResults, each one's
+    gap)."""
+    lib = node.library_size(tenant)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(np.repeat(np.asarray([0.0, *sorted({float(g) for g in gaps_ms if g > 0})]), per_gap))
+    out = []
+    for g in order:
+        if g > 0:
+            time.sleep(g / 1e3)
+        out.append(node.submit(tenant, int(rng.integers(0, max(1, lib - items + 1))), int(items)).result())
+    return out, [float(g) for g in order]
+
+
+def idle_before_ms(samples: pd.DataFrame) -> pd.Series:
+    """How long each sub-batch's worker had been idle before it started (ms: its start − the end of that worker's
+    previous sub-batch; NaN for a worker's first), for the samples of one worker count."""
+    s = samples.sort_values(["worker", "t_start_ns"])
+    prev_end = s.groupby("worker")["t_end_ns"].shift(1)
+    return ((s["t_start_ns"] - prev_end) / 1e6).reindex(samples.index)
+
+
+def idle_penalty(samples: pd.DataFrame, batch_size: int) -> pd.DataFrame:
+    """What idling costs a worker, from the ``idle`` samples of one worker count: one row per designed gap (no gap
+    first) with the median idle time the workers really had before those sub-batches (``idle_ms``), the median
+    service time of those full sub-batches (``service_ms``), how many (``n``), and the extra over no gap
+    (``extra_ms``: ≥ 0 and non-decreasing in the gap, so that noise between two gaps never makes a longer idle
+    cheaper). Empty without ``idle`` samples (a profile taken without them, or ``service.idle_gaps_ms: []``)."""
+    cols = ["gap_ms", "idle_ms", "service_ms", "n", "extra_ms"]
+    if "idle_gap_ms" not in samples.columns:
+        return pd.DataFrame(columns=cols)
+    before = idle_before_ms(samples)
+    idle = samples[(samples["regime"] == "idle") & (samples["items"] == int(batch_size)) & before.notna()
+                   & samples["idle_gap_ms"].notna()]
+    if idle.empty:
+        return pd.DataFrame(columns=cols)
+    g = (idle.assign(idle_ms=before[idle.index]).groupby("idle_gap_ms")
+         .agg(idle_ms=("idle_ms", "median"), service_ms=("service_ms", "median"), n=("service_ms", "size"))
+         .reset_index().rename(columns={"idle_gap_ms": "gap_ms"}).sort_values("gap_ms"))
+    base = float(g["service_ms"].iloc[0]) if float(g["gap_ms"].iloc[0]) == 0.0 else math.nan
+    if not math.isfinite(base):
+        raise ServiceProfileError("idle samples without the no-gap queries they are compared with")
+    g["extra_ms"] = np.maximum.accumulate(np.maximum(g["service_ms"].to_numpy(float) - base, 0.0))
+    return g[cols].reset_index(drop=True)
 
 
 def worker_gaps_ms(samples: pd.DataFrame) -> np.ndarray:
@@ -240,7 +301,7 @@ def summarise(samples: pd.DataFrame, throughput: dict[int, float], meta: dict[in
     rows = []
     for w, g in samples.groupby("workers"):
         base = {"model": g["model"].iloc[0], "workers": int(w), **meta[int(w)]}
-        for (regime, items), s in g[g["regime"] != "probe"].groupby(["regime", "items"]):
+        for (regime, items), s in g[g["regime"].isin(("light", "saturated"))].groupby(["regime", "items"]):
             rows.append({**base, "statistic": "sub_batch_service", "regime": regime, "items": int(items),
                          **_qrow(s["service_ms"].to_numpy())})
         queries = g.drop_duplicates(["regime", "query"])
@@ -258,6 +319,11 @@ def summarise(samples: pd.DataFrame, throughput: dict[int, float], meta: dict[in
                      **_qrow(delay["dispatch_ms"].to_numpy())})
         gaps = worker_gaps_ms(g)
         rows.append({**base, "statistic": "worker_gap", "regime": "saturated", **_qrow(gaps)})
+        for _, p in idle_penalty(g, int(base["batch_size"])).iterrows():
+            rows.append({**base, "statistic": "idle_penalty", "regime": "idle", "items": int(base["batch_size"]),
+                         "n": int(p["n"]), "p50_ms": float(p["service_ms"]), "value": float(p["extra_ms"]),
+                         "unit": "ms", "note": f"{base['note']}; designed gap {p['gap_ms']:g} ms, workers idle "
+                                                f"{p['idle_ms']:.3f} ms (median) before"})
         rows.append({**base, "statistic": "saturation_throughput", "regime": "saturated", "n": int(
             (queries["regime"] == "saturated").sum()), "value": throughput[int(w)], "unit": "queries/s"})
     return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
@@ -319,6 +385,9 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
             light = light_load(node, tenant, sizes, common.derived_seed(seed, "service-starts", *key))
             probes = light_load(node, tenant, np.ones(int(svc["dispatch_probes"]), np.int64),
                                 common.derived_seed(seed, "service-probes", *key))
+            idle, idle_gaps = idle_load(node, tenant, idle_gaps_ms(config), int(svc.get("idle_queries_per_gap", 16)),
+                                        w * batch, common.derived_seed(seed, "service-idle", *key)) \
+                if idle_gaps_ms(config) else ([], [])
             t2 = time.perf_counter()
         if not sat:
             raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "
@@ -326,17 +395,27 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
         rows += sample_rows(light, model, w, "light", weights)
         rows += sample_rows(probes, model, w, "probe", None)
         rows += sample_rows(sat, model, w, "saturated", None)
+        rows += sample_rows(idle, model, w, "idle", None, idle_gaps)
         throughput[w] = len(sat) / dur
         meta[w] = {"cores": " ".join(map(str, cores[:w])),
                    "harness_cores": harness,
                    "batch_size": batch, "scale": config["scale"],
                    "note": f"saturation depth {depth}, {len(sat)} queries in {dur:g} s (+{svc['warmup_s']:g} s "
-                           f"warm-up), {t1 - t0:.1f} s in all; then light {len(light)} queries in {t2 - t1:.1f} s; "
+                           f"warm-up), {t1 - t0:.1f} s in all; then light {len(light)} and after idling "
+                           f"{len(idle)} queries in {t2 - t1:.1f} s; "
                            f"allocator: {_allocator(node, tenant)}"}
         _log(f"[service] {model}: {w} worker(s): {len(light)} light queries ({t2 - t1:.1f} s), saturation "
              f"{throughput[w]:.1f} queries/s")
     samples = pd.DataFrame(rows).reindex(columns=SAMPLE_COLUMNS)
     return samples, summarise(samples, throughput, meta)
+
+
+def idle_gaps_ms(config: dict[str, Any]) -> list[float]:
+    """``service.idle_gaps_ms``: the idle gaps (ms, each > 0) whose cost a service profile measures ([]: none)."""
+    gaps = [float(g) for g in config["service"].get("idle_gaps_ms", [])]
+    if not all(math.isfinite(g) and g > 0 for g in gaps):
+        raise ConfigError(f"service.idle_gaps_ms: every gap must be a number of ms > 0, not {gaps}")
+    return gaps
 
 
 def refresh_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -397,6 +476,9 @@ def read_samples(path: str | Path, model: str | None = None) -> pd.DataFrame:
     if not p.is_file():
         raise ServiceProfileError(f"service profile {p} does not exist (run `hera profile service` first)")
     df = pd.read_parquet(p)
+    for col in OPTIONAL_SAMPLE_COLUMNS:
+        if col not in df.columns:
+            df[col] = math.nan
     missing = sorted(set(SAMPLE_COLUMNS) - set(df.columns))
     if missing:
         raise ServiceProfileError(f"service profile {p} lacks column {missing[0]!r}")
@@ -429,8 +511,11 @@ def service_law(samples: pd.DataFrame, workers: int, batch_size: int, *, source:
     gaps = worker_gaps_ms(g)
     if gaps.size:
         gaps = gaps[gaps <= np.quantile(gaps, GAP_TRIM_QUANTILE)]
+    pen = idle_penalty(g, int(batch_size))
+    idle = ((0.0,), (0.0,)) if pen.empty else (tuple(pen["idle_ms"]), tuple(pen["extra_ms"]))
     return ServiceLaw(int(workers), int(batch_size), pools["light"], pools["saturated"],
-                      light_q["dispatch_ms"].to_numpy(float), float(gaps.mean()) if gaps.size else 0.0)
+                      light_q["dispatch_ms"].to_numpy(float), float(gaps.mean()) if gaps.size else 0.0,
+                      np.asarray(idle[0], float), np.asarray(idle[1], float))
 
 
 def mix_latency(summary: pd.DataFrame, model: str, workers: int = 1,

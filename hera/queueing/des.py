@@ -9,7 +9,9 @@ What it simulates is exactly what the node does (docs/DESIGN.md, "Queueing model
    is free first, and starts at ``max(ready, worker free)``; a worker is busy for the sub-batch's service time
    plus the gap between back-to-back sub-batches (``gap_ms``);
 5. a sub-batch's service time is drawn from the measured samples of its size, in the ``saturated`` regime when
-   its query arrived while the node was still busy with earlier queries, else ``light``;
+   its query arrived while the node was still busy with earlier queries, else ``light``; when its worker had
+   idled before it (for longer than the gap between back-to-back sub-batches), the law's idle penalty for that
+   idle time is added (:meth:`hera.queueing.service.ServiceLaw.idle_extra`);
 6. the query is done when its last sub-batch ends; latency = end − arrival.
 
 A lane is one independent copy of the node (one rate, one bootstrap replicate of the service samples, one
@@ -134,7 +136,8 @@ def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, repl
     first_start = np.empty((n, lanes) if spans else (1, 1))
     loop = _kernel() if compiled else _lanes
     loop(np.ascontiguousarray(arr), ready, np.ascontiguousarray(rep), plan.query, plan.first, plan.last, size_code, u,
-         *pools.flat, int(law.workers), float(law.gap_ms) / 1e3, bool(spans), end, first_start)
+         *pools.flat, int(law.workers), float(law.gap_ms) / 1e3, np.ascontiguousarray(law.idle_ms / 1e3),
+         np.ascontiguousarray(law.idle_extra_ms / 1e3), bool(spans), end, first_start)
     lat_ms = (end - arr) * 1e3
     if not spans:
         return lat_ms[:, 0] if one else lat_ms
@@ -143,13 +146,15 @@ def simulate(law: ServiceLaw, arrivals_s: np.ndarray, items: np.ndarray, *, repl
 
 
 def _lanes(arr, ready, rep, query, first, last, size_code, u, light, light_off, light_n, sat, sat_off, sat_n,
-           workers, gap_s, spans, end, first_start):
+           workers, gap_s, idle_x, idle_y, spans, end, first_start):
     """The event loop of :func:`simulate` for every lane (steps 3-6 of the module doc); writes ``end`` (s) and,
     with ``spans``, ``first_start`` (s) of each query. ``u[j, r]`` is the uniform that picks sub-batch j's
     service sample in replicate r; a worker's ``free`` time starts at 0 and the first free worker (lowest
-    index on ties) takes the next sub-batch."""
+    index on ties) takes the next sub-batch. ``idle_x`` / ``idle_y`` (s): the idle penalty's curve (one point:
+    none), read at the time since the end of the worker's previous sub-batch."""
     lanes = arr.shape[1]
     m = query.size
+    n_idle = idle_x.size
     free = np.zeros(workers)
     for lane in range(lanes):
         r = rep[lane]
@@ -173,6 +178,16 @@ def _lanes(arr, ready, rep, query, first, last, size_code, u, light, light_off, 
                 if free[k] < t_free:
                     k_free, t_free = k, free[k]
             start = max(ready[q, lane], t_free)
+            if n_idle > 1:
+                idle = start - t_free + gap_s  # since the end of this worker's previous sub-batch
+                if idle >= idle_x[n_idle - 1]:
+                    s += idle_y[n_idle - 1]
+                elif idle > idle_x[0]:
+                    i = 1
+                    while idle_x[i] < idle:
+                        i += 1
+                    w = (idle - idle_x[i - 1]) / (idle_x[i] - idle_x[i - 1])
+                    s += idle_y[i - 1] + (idle_y[i] - idle_y[i - 1]) * w
             fin = start + s
             free[k_free] = fin + gap_s
             q_end = fin if first[j] else max(q_end, fin)

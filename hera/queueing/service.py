@@ -9,7 +9,10 @@ for cores):
 - ``saturated``: sub-batches run while every worker was kept busy (a closed loop with a backlog).
 
 The simulation draws a query's sub-batches from ``saturated`` when the query arrived while the node was still
-busy with earlier queries, else from ``light`` (:func:`hera.queueing.des.simulate`).
+busy with earlier queries, else from ``light`` (:func:`hera.queueing.des.simulate`), and adds the *idle penalty*
+to a sub-batch whose worker had idled before it: a worker that idled for τ ms runs its next sub-batch slower by
+an amount that grows with τ (measured by the service profile's ``idle`` queries, :func:`hera.profile.service.
+idle_penalty`; docs/DESIGN.md, "A worker that idled is slower").
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ class ServiceLaw:
     (model inputs + forward). ``dispatch_ms``: samples of the delay from a query's submission to the start of
     its first sub-batch on an idle node. ``gap_ms``: the mean time a worker is idle between two back-to-back
     sub-batches (result sent, next one received). A size without samples in a regime is served by the nearest
-    measured size, scaled by a linear fit of the mean service time in items (:meth:`pool`).
+    measured size, scaled by a linear fit of the mean service time in items (:meth:`pool`). ``idle_ms`` /
+    ``idle_extra_ms``: the idle penalty, a piecewise-linear curve (increasing idle times, ms, and the extra service
+    time, ms, at each; 0 before the first point, the last value after the last) of how much longer a sub-batch
+    takes when its worker had been idle that long since the end of its previous one; one point (the default):
+    none.
     """
 
     workers: int
@@ -50,6 +57,8 @@ class ServiceLaw:
     saturated: dict[int, np.ndarray]
     dispatch_ms: np.ndarray = field(default_factory=lambda: np.zeros(1))
     gap_ms: float = 0.0
+    idle_ms: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    idle_extra_ms: np.ndarray = field(default_factory=lambda: np.zeros(1))
 
     def __post_init__(self) -> None:
         if int(self.workers) < 1:
@@ -65,6 +74,14 @@ class ServiceLaw:
         object.__setattr__(self, "dispatch_ms", _samples("dispatch delay", self.dispatch_ms))
         if not np.isfinite(self.gap_ms) or self.gap_ms < 0:
             raise ConfigError(f"service law: gap_ms must be a number >= 0, got {self.gap_ms}")
+        x = np.asarray(self.idle_ms, float).ravel()
+        y = np.asarray(self.idle_extra_ms, float).ravel()
+        if (x.size < 1 or x.size != y.size or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)))
+                or np.any(np.diff(x) <= 0) or np.any(x < 0) or np.any(y < 0)):
+            raise ConfigError(f"service law: the idle penalty needs as many extra times (>= 0) as idle times "
+                              f"(>= 0, increasing), got {x.tolist()} and {y.tolist()}")
+        object.__setattr__(self, "idle_ms", x)
+        object.__setattr__(self, "idle_extra_ms", y)
 
     # ----------------------------------------------------------------------------------------- queries
     def sizes(self, regime: str) -> list[int]:
@@ -119,11 +136,23 @@ class ServiceLaw:
 
     def with_workers(self, workers: int) -> "ServiceLaw":
         """The same service times on another number of workers (a worker count that was not profiled)."""
-        return ServiceLaw(int(workers), self.batch_size, self.light, self.saturated, self.dispatch_ms, self.gap_ms)
+        return ServiceLaw(int(workers), self.batch_size, self.light, self.saturated, self.dispatch_ms, self.gap_ms,
+                          self.idle_ms, self.idle_extra_ms)
+
+    def without_idle_penalty(self) -> "ServiceLaw":
+        """The same law without the idle penalty (what the node model was before it; an ablation)."""
+        return ServiceLaw(self.workers, self.batch_size, self.light, self.saturated, self.dispatch_ms, self.gap_ms)
+
+    def idle_extra(self, idle_ms: np.ndarray | float) -> np.ndarray:
+        """The idle penalty (ms) after ``idle_ms`` of idling (the curve of :attr:`idle_ms`, :attr:`idle_extra_ms`)."""
+        if self.idle_ms.size < 2:
+            return np.zeros_like(np.asarray(idle_ms, float))
+        return np.interp(np.asarray(idle_ms, float), self.idle_ms, self.idle_extra_ms, left=0.0)
 
     def scaled(self, factor_light: float, factor_saturated: float | None = None) -> "ServiceLaw":
         """The same law with every service time multiplied (interference: a co-runner inflates them)."""
         fs = factor_light if factor_saturated is None else factor_saturated
         return ServiceLaw(self.workers, self.batch_size,
                           {k: v * factor_light for k, v in self.light.items()},
-                          {k: v * fs for k, v in self.saturated.items()}, self.dispatch_ms, self.gap_ms)
+                          {k: v * fs for k, v in self.saturated.items()}, self.dispatch_ms, self.gap_ms,
+                          self.idle_ms, self.idle_extra_ms * factor_light)
