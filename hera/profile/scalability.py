@@ -298,9 +298,9 @@ def probe_sequence(config: dict[str, Any], model: str, service: str | Path, sla_
                 probe = operating_probe(node, once, model, law, mix, {"sla_ms": float(sla_ms)}, stream, rate,
                                         int(chunks))
                 return float(rate), list(probe.chunk_drifts)
-            pairs = [drifts_at(node, config, model, (law, law.without_idle_penalty()), mix, float(sla_ms),
-                               f"{stream}/{i}", rate * float(f)) for i, f in enumerate(fractions)]
-    return float(rate), [(a, b) for a, b in pairs]
+            pairs = [tuple(drifts_at(node, config, model, (law, law.without_idle_penalty()), mix, float(sla_ms),
+                                     f"{stream}/{i}", rate * float(f))) for i, f in enumerate(fractions)]
+    return float(rate), pairs
 
 
 def drifts_at(node: Any, config: dict[str, Any], tenant: str, laws: Sequence[Any], mix: np.ndarray, sla_ms: float,

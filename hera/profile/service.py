@@ -367,6 +367,7 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
     rows: list[dict] = []
     throughput: dict[int, float] = {}
     meta: dict[int, dict[str, Any]] = {}
+    gaps = idle_gaps_ms(config)  # checked before anything is measured
     for w in workers:
         if tuple(node.stats()[tenant].cores) != tuple(cores[:w]):
             node.resize(tenant, list(cores[:w]))
@@ -385,9 +386,8 @@ def measure_on(node: Any, config: dict[str, Any], model: str, tenant: str, worke
             light = light_load(node, tenant, sizes, common.derived_seed(seed, "service-starts", *key))
             probes = light_load(node, tenant, np.ones(int(svc["dispatch_probes"]), np.int64),
                                 common.derived_seed(seed, "service-probes", *key))
-            idle, idle_gaps = idle_load(node, tenant, idle_gaps_ms(config), int(svc.get("idle_queries_per_gap", 16)),
-                                        w * batch, common.derived_seed(seed, "service-idle", *key)) \
-                if idle_gaps_ms(config) else ([], [])
+            idle, idle_gaps = idle_load(node, tenant, gaps, int(svc.get("idle_queries_per_gap", 16)), w * batch,
+                                        common.derived_seed(seed, "service-idle", *key)) if gaps else ([], [])
             t2 = time.perf_counter()
         if not sat:
             raise ServiceProfileError(f"model {model!r}, {w} worker(s): no query completed within "

@@ -17,7 +17,7 @@ idle_penalty`; docs/DESIGN.md, "A worker that idled is slower").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -136,12 +136,11 @@ class ServiceLaw:
 
     def with_workers(self, workers: int) -> "ServiceLaw":
         """The same service times on another number of workers (a worker count that was not profiled)."""
-        return ServiceLaw(int(workers), self.batch_size, self.light, self.saturated, self.dispatch_ms, self.gap_ms,
-                          self.idle_ms, self.idle_extra_ms)
+        return replace(self, workers=int(workers))
 
     def without_idle_penalty(self) -> "ServiceLaw":
         """The same law without the idle penalty (what the node model was before it; an ablation)."""
-        return ServiceLaw(self.workers, self.batch_size, self.light, self.saturated, self.dispatch_ms, self.gap_ms)
+        return replace(self, idle_ms=np.zeros(1), idle_extra_ms=np.zeros(1))
 
     def idle_extra(self, idle_ms: np.ndarray | float) -> np.ndarray:
         """The idle penalty (ms) after ``idle_ms`` of idling (the curve of :attr:`idle_ms`, :attr:`idle_extra_ms`)."""
@@ -152,7 +151,6 @@ class ServiceLaw:
     def scaled(self, factor_light: float, factor_saturated: float | None = None) -> "ServiceLaw":
         """The same law with every service time multiplied (interference: a co-runner inflates them)."""
         fs = factor_light if factor_saturated is None else factor_saturated
-        return ServiceLaw(self.workers, self.batch_size,
-                          {k: v * factor_light for k, v in self.light.items()},
-                          {k: v * fs for k, v in self.saturated.items()}, self.dispatch_ms, self.gap_ms,
-                          self.idle_ms, self.idle_extra_ms * factor_light)
+        return replace(self, light={k: v * factor_light for k, v in self.light.items()},
+                       saturated={k: v * fs for k, v in self.saturated.items()},
+                       idle_extra_ms=self.idle_extra_ms * factor_light)
