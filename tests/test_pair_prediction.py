@@ -189,6 +189,45 @@ def test_by_load_sensitivity_mixes_light_and_saturated_by_the_victims_own_load()
         interference_from_files([], None, "guess")
 
 
+class BusyCore(Constant):
+    """:class:`Constant` with a busy-core sensitivity ``1 + k × u`` for the models in ``busy``."""
+
+    def __init__(self, f: float, k: float, busy: set[str]):
+        super().__init__(f)
+        self.k, self.busy = k, busy
+
+    def inflation(self, model, kind, intensity):
+        return 1.0 + self.k * intensity if kind == "cpu" else super().inflation(model, kind, intensity)
+
+    def has_kind(self, model, kind):
+        return kind != "cpu" or model in self.busy
+
+
+def test_a_partners_utilisation_is_a_busy_core_for_a_victim_profiled_next_to_one():
+    """The busy-core factor is the victim's sensitivity at the partner's utilisation; a victim without a busy-core
+    profile, or profiles that cannot tell (no ``has_kind``), get the memory kinds only."""
+    from hera.profile.pair_prediction import GridInterference, has_kind, inflation, interference_options
+
+    busy = BusyCore(1.1, 0.5, {"a"})
+    u = np.array([0.0, 0.4, 1.0])
+    assert inflation("a", "b", 1, u, None, busy) == pytest.approx(1.1 * (1 + 0.5 * u))
+    assert inflation("b", "a", 1, u, None, busy) == pytest.approx([1.1] * 3)
+    assert not has_kind(Constant(1.1), "a", "cpu") and not has_kind(NoInterference(), "a", "cpu")
+    grid = GridInterference(busy)
+    assert grid.has_kind("a", "cpu") and not grid.has_kind("b", "cpu")
+    assert inflation("a", "b", 1, u, None, grid) == pytest.approx(1.1 * (1 + 0.5 * u), rel=1e-6)
+    # in a pair, the busy core lowers the boundary where both tenants are loaded
+    a, b = (tenant_curve(law(5.0), ITEMS, 150.0, 0.95, SETTINGS, model="a"),
+            tenant_curve(law(5.0), ITEMS, 150.0, 0.95, SETTINGS, model="b"))
+    alone = float(np.median(a.qps_star()))
+    plain = boundary(a, b, PairSplit(1, 1), alone, alone, 0.5, Constant(1.1))
+    with_busy = boundary(a, b, PairSplit(1, 1), alone, alone, 0.5, BusyCore(1.1, 0.5, {"a", "b"}))
+    assert 0 < np.median(with_busy.scale) < np.median(plain.scale)
+    assert interference_options("p95")["statistic"] == "p95"
+    with pytest.raises(PredictionError, match="colocation.statistic must be one of mean, p95"):
+        interference_options("p99")
+
+
 def test_a_sensitivity_mode_the_schema_does_not_know_is_refused():
     from hera import config as cfgmod
     from hera.errors import ConfigError

@@ -44,6 +44,24 @@ def test_antagonist_is_pinned_exerts_work_and_stops(kind):
     assert all(_gone(p) for p in pids)
 
 
+@pytest.mark.slow
+def test_the_busy_core_antagonist_keeps_its_core_busy_without_memory_traffic():
+    """``cpu``: duty-cycled like ``bandwidth``, but it moves nothing beyond its core (no bytes, no lines)."""
+    from hera.profile.antagonist import duty_of
+
+    with Antagonist("cpu", 1.0, [CORE]) as ant:
+        assert psutil.Process(ant.pids[0]).cpu_affinity() == [CORE]
+        full = ant.measure(0.2)
+    with Antagonist("cpu", 0.25, [CORE]) as ant:
+        time.sleep(0.05)
+        low = ant.measure(0.3)
+        assert ant.counters()["cpu_s"] > 0
+    assert full.bytes_per_s == 0 and full.lines_per_s == 0
+    assert full.duty > 0.8 and 0.02 < low.duty < 0.8 and low.duty < full.duty
+    assert (duty_of("cpu", 0.3), duty_of("bandwidth", 0.3), duty_of("cache", 0.3), duty_of("cache", 0.0)) == (
+        0.3, 0.3, 1.0, 0.0)
+
+
 def test_zero_intensity_is_idle():
     with Antagonist("bandwidth", 0.0, [CORE], **SMALL) as ant:
         sample = ant.measure(0.1)

@@ -16,6 +16,7 @@ from hera.cli import main
 from hera.errors import ConfigError, ResourceError
 from hera.paths import repo_root
 from hera.profile.interference import load_interference, stats, table
+from hera.profile.interference.table import InterferenceProfiles
 from hera.profile.interference.settings import Cores, InterferenceError, Settings
 from hera.profile.interference.stats import Curve, Estimate, Samples
 
@@ -182,6 +183,42 @@ def test_reader_of_missing_or_malformed_files(tmp_path):
         table.read_calibration(tmp_path / "cal.csv")
 
 
+def _busy_table() -> pd.DataFrame:
+    """Model m next to the bandwidth, cache and busy-core antagonists; model n without the busy core."""
+    rows = []
+    knots = {"bandwidth": ((0.5, 1.2), (1.0, 1.5)), "cache": ((1.0, 1.3),), "cpu": ((0.5, 1.1), (1.0, 1.2))}
+    for model in ("m", "n"):
+        for kind, pts in knots.items():
+            if model == "n" and kind == "cpu":
+                continue
+            for regime in ("light", "saturated"):
+                for x, v in ((0.0, 1.0), *pts):
+                    rows.append({"model": model, "part": "sensitivity", "kind": kind, "intensity": x,
+                                 "regime": regime, "workers": 1, "metric": "mean_inflation", "value": v,
+                                 "value_lo": v, "value_hi": v})
+    return table.from_frame(pd.DataFrame(rows).reindex(columns=table.COLUMNS))
+
+
+def test_memory_sensitivities_are_read_net_of_the_busy_core_their_antagonists_also_are():
+    t = _busy_table()
+    # the bandwidth antagonist at x keeps its core busy a share x of the time; the cache one all the time
+    assert table.inflation(t, "m", "bandwidth", 0.5, net=True).value == pytest.approx(1.2 / 1.1)
+    assert table.inflation(t, "m", "bandwidth", 1.0, net=True).value == pytest.approx(1.5 / 1.2)
+    assert table.inflation(t, "m", "cache", 1.0, net=True).value == pytest.approx(1.3 / 1.2)
+    assert table.inflation(t, "m", "cpu", 0.5, net=True).value == pytest.approx(1.1)  # the busy core itself
+    assert table.inflation(t, "m", "bandwidth", 1.0).value == pytest.approx(1.5)  # gross unless asked
+    assert table.inflation(t, "n", "bandwidth", 1.0, net=True).value == pytest.approx(1.5)  # no busy core known
+    p = InterferenceProfiles(t, regime="saturated")
+    assert p.has_kind("m", "cpu") and not p.has_kind("n", "cpu")
+    assert p.inflations("m", "bandwidth", np.array([1.0]))[0] == pytest.approx(1.5 / 1.2)
+    gross = InterferenceProfiles(t, regime="saturated", net_of_busy_core=False)
+    assert gross.inflations("m", "bandwidth", np.array([1.0]))[0] == pytest.approx(1.5)
+    # a busy core's pressure is the partner's own utilisation: no reporter, no calibration
+    assert p.pressure("m", "cpu", 3, 0.4) == pytest.approx(0.4)
+    assert np.allclose(p.pressures("m", "cpu", 1, np.array([0.0, 0.7, 1.3])), [0.0, 0.7, 1.0])
+    assert "utilisation" in table.equivalent_intensity(t, "m", "cpu", 1, 0.5).note
+
+
 # ----------------------------------------------------------------------------------------------- settings
 @pytest.fixture()
 def study(tmp_path):
@@ -205,6 +242,22 @@ def test_settings_refuse_what_cannot_be_measured(study):
     st = Settings.from_config(dict(cfg, interference={**cfg["interference"], "pressure_workers": [5]}))
     with pytest.raises(ConfigError, match="interference.pressure_workers: 5 worker\\(s\\) do not fit"):
         Cores.from_config(dict(cfg, cores=CPUS[:2])).worker_counts(st)
+
+
+def test_the_busy_core_is_a_sensitivity_kind_only_where_asked_for(study):
+    from hera.profile.interference.sensitivity import schedule
+
+    cfg, _ = study
+    off = Settings.from_config(cfg)
+    assert off.sensitivity_kinds == off.kinds == ("bandwidth", "cache")
+    on = Settings.from_config(dict(cfg, interference={**cfg["interference"], "busy_core": True}))
+    assert on.kinds == ("bandwidth", "cache") and on.sensitivity_kinds == ("bandwidth", "cache", "cpu")
+    pts = schedule(on)  # baseline, bandwidth at 1, baseline, cache at 1, baseline, cpu at 1, baseline
+    assert [p.kind for p in pts] == ["none", "bandwidth", "none", "cache", "none", "cpu", "none"]
+    with pytest.raises(ConfigError, match="busy_core"):
+        cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["interference.busy_core=maybe"])
+    with pytest.raises(ConfigError, match="statistic"):
+        cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["colocation.statistic=p99"])
 
 
 def test_pressure_worker_counts_follow_the_service_profiles():

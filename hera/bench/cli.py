@@ -7,7 +7,18 @@ import argparse
 import math
 from pathlib import Path
 
-from hera.bench.common import COV_BAR, core_plan, emit, load_study, on_harness, run_labels, vars_of, worker_cores
+from hera.bench.common import (
+    COV_BAR,
+    core_plan,
+    emit,
+    load_study,
+    on_harness,
+    require_built,
+    require_t1_sla,
+    run_labels,
+    vars_of,
+    worker_cores,
+)
 from hera.bench.node import bench_allocator, bench_dispatch, bench_dispatch_ceiling, bench_memory
 from hera.bench.qps import (
     bench_des,
@@ -120,6 +131,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     dr.add_argument("--config", type=Path, help="study config (default: the scale's)")
     dr.set_defaults(func=_cmd_drift_vs_rate)
 
+    bp = bsub.add_parser("busy-partner", help="a tenant at a fixed load beside a partner at several loads, on two "
+                                              "cores: how much the partner's load slows it, against the prediction")
+    common(bp)
+    bp.add_argument("--partner", required=True, help="the partner's model id")
+    bp.add_argument("--load", type=float, default=0.85, help="the tenant's rate as a fraction of its one-worker "
+                                                             "QPS* (default 0.85)")
+    bp.add_argument("--fractions", default="0.02,0.2,0.85",
+                    help="comma-separated fractions of the partner's one-worker QPS* (default 0.02,0.2,0.85)")
+    bp.add_argument("--blocks", type=int, default=3, help="randomised blocks, every fraction once in each (default 3)")
+    bp.add_argument("--seconds", type=float, default=8.0, help="seconds of load per window (default 8)")
+    bp.add_argument("--config", type=Path, help="study config (default: the scale's)")
+    bp.set_defaults(func=_cmd_busy_partner)
+
     g = bsub.add_parser("model-agreement", help="modelled vs confirmed-measured QPS* of every model")
     common(g, model=False)
     g.add_argument("--models", help="comma-separated model ids (default: the study's)")
@@ -170,6 +194,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _kept_samples_parser(bsub, "service-source", _cmd_service_source,
                          "F2 points of finished runs re-modelled from the stage's or the refreshed service profile, "
                          "with and without the probe")
+    _kept_samples_parser(bsub, "pair-trials", _cmd_pair_trials,
+                         "F4's joint trials against their control variates, tenant by tenant: how far each tail lay "
+                         "above the prediction's model by the tenant's share of its ray, and how much trials scatter")
     _kept_samples_parser(bsub, "sla-rules", _cmd_sla_rules,
                          "the SLA's base by rule (pooled p99 vs the sizes' medians) in finished runs' service "
                          "samples, and its spread between runs")
@@ -256,6 +283,25 @@ def _cmd_service_source(args) -> int:
     return emit("service-source", args.scale, fig, args.out, vars_of(args))
 
 
+def _cmd_pair_trials(args) -> int:
+    import pandas as pd
+
+    from hera.report.pair_trials import residuals, summary
+
+    frames = []
+    for d, label in zip(args.from_results, run_labels(args)):
+        df = residuals(d).assign(run=label)
+        frames.append(df)
+        fig = summary(df)
+        print(f"{label}: {fig['trials']} tenant-trials over {fig['pairs']} pairs; mean log tail residual by own "
+              "share " + ", ".join(f"{k}: {v['mean_residual']:+.3f}" for k, v in fig["by_own_share"].items())
+              + "; partner-load effect (balanced - favoured) "
+              + f"{fig['partner_load_effect']['balanced_vs_favoured']['value']}", flush=True)
+    both = pd.concat(frames, ignore_index=True)
+    fig = {"runs": {label: summary(df) for label, df in zip(run_labels(args), frames)}, "pooled": summary(both)}
+    return emit("pair-trials", args.scale, fig, args.out, vars_of(args))
+
+
 def _cmd_sla_rules(args) -> int:
     import pandas as pd
 
@@ -303,6 +349,47 @@ def _cmd_drift_vs_rate(args) -> int:
     study = load_study(args.scale, args.config)
     fig = bench_drift_vs_rate(args.model, args.scale, args.workers, fractions, args.blocks, study)
     return emit(f"drift-vs-rate-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_busy_partner(args) -> int:
+    import pandas as pd
+
+    from hera.bench.partner import busy_partner
+    from hera.harness.nodes import NodeOptions
+    from hera.paths import results_dir
+
+    try:
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+    except ValueError:
+        raise HeraError(f"--fractions must be comma-separated numbers, not {args.fractions!r}") from None
+    study = load_study(args.scale, args.config)
+    for m in (args.model, args.partner):
+        require_built(m, args.scale)
+    res = results_dir(args.scale)
+    path = res / "profile" / "scalability.csv"
+    if not path.is_file():
+        raise HeraError(f"{path} does not exist: busy-partner loads each model by its one-worker QPS* (run the "
+                        f"pipeline's F2 first)")
+    scal = pd.read_csv(path)
+    one = scal[scal["workers"] == 1].set_index("model")
+    models = (args.model, args.partner)
+    qps = {m: float(one["qps_star"][m]) for m in models if m in one.index}
+    sla = {m: require_t1_sla(m, args.scale) for m in models}
+    files = [res / "profile" / "interference" / f"{m}.csv" for m in models]
+    interference = None
+    if all(f.is_file() for f in files):
+        from hera.profile.pair_prediction import interference_from_files
+
+        interference = interference_from_files([str(f) for f in files],
+                                               str(res / "profile" / "interference_calibration.csv"))
+    fig = busy_partner(study, args.model, args.partner, qps, sla, args.load, fractions, args.blocks, args.seconds,
+                       NodeOptions(), interference)
+    for f, e in fig["by_fraction"].items():
+        print(f"partner at {f} x its QPS*: mean sub-batch x{e['service_ms_mean_vs_lightest']['median']}, p95 "
+              f"x{e['latency_ms_p95_vs_lightest']['median']} against the lightest"
+              + (f" (predicted inflation x{e['predicted_inflation_vs_lightest']})"
+                 if "predicted_inflation_vs_lightest" in e else ""), flush=True)
+    return emit(f"busy-partner-{args.model}-{args.partner}", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_model_agreement(args) -> int:

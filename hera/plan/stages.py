@@ -295,6 +295,7 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
     st = {**INTERFERENCE_DEFAULTS, **(config.get("interference") or {})}
     kinds = list(dict.fromkeys(config["profile"]["antagonists"]))
     xs = sorted({float(x) for x in config["profile"]["intensities"] if float(x) > 0})
+    sens_kinds = len(kinds) + (1 if st.get("busy_core") else 0)  # the busy core: sensitivity only
     window = float(st["window_s"])
     # calibration: per kind, alone + cycles x (antagonist at 0 and each x, each followed by an alone window)
     cal_cycles = int(st["cycles"] if st["calibration_cycles"] is None else st["calibration_cycles"])
@@ -307,7 +308,7 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
         n_light = light_queries({"service": st}, r) + 2
         point = (cal.antagonist_start_s + n_light * r.light_mean_ms(1) * cal.antagonist_slowdown / 1e3
                  + float(st["warmup_s"]) + float(st["saturation_s"]))
-        points = 1 + len(kinds) * (len(xs) + 1)
+        points = 1 + sens_kinds * (len(xs) + 1)
         fracs = len(st["load_fracs"])
         windows = 1 + int(st["cycles"]) * 2 * fracs
         loaded = int(st["cycles"]) * fracs
@@ -315,7 +316,7 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
                                                  + loaded * float(st["warmup_s"])) for _ in counts)
         jobs.append(cal.cli_s + node_start_s([r.cost], cal) + points * point + press)
     return StageEstimate("interference", "", len(jobs) + 1, calib + sum(jobs),
-                         f"sensitivity {1 + len(kinds) * (len(xs) + 1)} points, pressure at {len(counts)} worker "
+                         f"sensitivity {1 + sens_kinds * (len(xs) + 1)} points, pressure at {len(counts)} worker "
                          f"count(s) x {len(kinds)} kinds, per model; calibration once")
 
 

@@ -12,6 +12,11 @@ core, pinned with ``sched_setaffinity`` and written with numpy so the work happe
 - ``cache``: random gathers (one 8-byte read per cache line, in a random permutation of the lines) over a working
   set of ``intensity × LLC`` bytes (split evenly over the antagonist's processes), all the time. The permutation
   (8 bytes per line) is streamed alongside, so the true footprint is ``1.125 ×`` the working set.
+- ``cpu``: a *busy core* and nothing else — arithmetic on a 4 KiB array that stays in L1, duty-cycled to
+  ``intensity`` like ``bandwidth``, no memory traffic beyond its core. It is what every other antagonist also is
+  (a core kept busy a share of the time), so a model's sensitivity to it separates the CPU channel — the
+  harness, the node's threads and the OS that must then run on the model's own cores — from the memory ones,
+  and a co-located partner exerts it at its own utilisation (docs/DESIGN.md, "The busy-core channel").
 
 ``intensity = 0`` starts idle processes (the "antagonist present but doing nothing" control).
 Each process publishes counters in shared memory (bytes moved, cache lines touched, active and wall seconds), so
@@ -45,7 +50,9 @@ from typing import Any
 
 from hera.errors import ConfigError, HeraError, ResourceError
 
-KINDS = ("bandwidth", "cache")
+KINDS = ("bandwidth", "cache", "cpu")
+#: Element count of the ``cpu`` kernel's array (float64: 4 KiB, well inside any L1 data cache).
+CPU_KERNEL_ELEMENTS = 512
 LINE_BYTES = 64
 # shared counter slots per process
 _BYTES, _LINES, _ACTIVE_S, _WALL_S, _STATE, _CPU_S, _SLOTS = 0, 1, 2, 3, 4, 5, 6
@@ -61,7 +68,7 @@ class AntagonistError(HeraError):
 class AntagonistSample:
     """What an antagonist achieved over one window (summed over its processes).
 
-    ``duty``: mean fraction of wall time the processes were working (≈ intensity for ``bandwidth``).
+    ``duty``: mean fraction of wall time the processes were working (≈ intensity for ``bandwidth`` and ``cpu``).
     """
 
     kind: str
@@ -108,24 +115,25 @@ def _antagonist_main(kind: str, intensity: float, core: int, work_bytes: int, pe
         counters[base + _STATE] = _FAILED
         return
     counters[base + _STATE] = _READY
-    # bandwidth: busy for ``intensity`` of each period; cache: busy all the time (intensity sizes the set)
-    duty = intensity if kind == "bandwidth" else (1.0 if intensity > 0 else 0.0)
+    duty = duty_of(kind, intensity)
     clock = time.perf_counter
     t_begin = clock()
     n_period = 0
     while not stop[0]:
         t0, cpu0 = clock(), time.thread_time()
         moved = lines = 0
+        worked = False
         if work is not None and duty > 0:
             busy_until = t0 + duty * period_s
             while True:
                 b, ln = work()
                 moved += b
                 lines += ln
+                worked = True
                 if clock() >= busy_until:
                     break
         t1 = clock()
-        if moved or lines:
+        if worked:
             counters[base + _BYTES] += moved
             counters[base + _LINES] += lines
             counters[base + _ACTIVE_S] += t1 - t0
@@ -141,9 +149,30 @@ def _antagonist_main(kind: str, intensity: float, core: int, work_bytes: int, pe
             return  # owner gone (PDEATHSIG normally got here first)
 
 
+def duty_of(kind: str, intensity: float) -> float:
+    """The share of each period an antagonist of ``kind`` at ``intensity`` keeps its core busy: ``bandwidth`` and
+    ``cpu`` are duty-cycled to the intensity, ``cache`` is busy all the time (its intensity sizes the set)."""
+    if kind in ("bandwidth", "cpu"):
+        return float(intensity)
+    return 1.0 if intensity > 0 else 0.0
+
+
 def _make_kernel(kind: str, intensity: float, work_bytes: int, seed: int, np: Any):
-    """A callable doing one small unit of work and returning ``(bytes, cache lines)`` touched (None: idle)."""
-    if intensity <= 0 or work_bytes <= 0:
+    """A callable doing one small unit of work and returning ``(bytes, cache lines)`` moved beyond the core (None:
+    idle)."""
+    if intensity <= 0:
+        return None
+    if kind == "cpu":
+        x = np.full(CPU_KERNEL_ELEMENTS, 1.0000001)
+
+        def spin() -> tuple[int, int]:
+            for _ in range(16):  # a few µs per call: a fine-grained duty cycle, nothing leaves L1
+                np.multiply(x, 0.9999999, out=x)
+                np.add(x, 1e-7, out=x)
+            return 0, 0
+
+        return spin
+    if work_bytes <= 0:
         return None
     if kind == "bandwidth":
         chunk = 256 * 1024 // 8  # float64 elements per copy (256 KiB: ~25-50 µs, fine-grained duty cycle)
@@ -256,6 +285,8 @@ class Antagonist:
         if kind == "bandwidth":
             # together the processes stream over >= 4 x LLC (each at least 32 MiB): far more than the LLC holds
             self.work_bytes = int(buffer_bytes or max(4 * self.llc_bytes // len(cores), 32 * 1024**2))
+        elif kind == "cpu":
+            self.work_bytes = CPU_KERNEL_ELEMENTS * 8
         else:
             self.work_bytes = int(self.intensity * self.llc_bytes / len(cores))
         self.period_s = period_ms / 1e3

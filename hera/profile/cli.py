@@ -203,7 +203,8 @@ def _cmd_predict_pairs(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     services = {_model_of(p): str(p) for p in args.service}
     interference = pair_prediction.interference_from_files(
-        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")))
+        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
+        str(config["colocation"].get("statistic", "mean")))
     df = pair_prediction.run(config, models, args.t1, args.scalability, services, interference, args.out,
                              args.resctrl_root, log=lambda m: print(m, file=sys.stderr, flush=True))
     best = df[df["best"]]
@@ -219,7 +220,8 @@ def _cmd_colocation(args: argparse.Namespace) -> int:
     ma, mb = args.pair.split("__") if "__" in args.pair else (args.pair, "")
     services = {ma: str(args.service[0]), mb: str(args.service[1])}
     interference = pair_prediction.interference_from_files(
-        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")))
+        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
+        str(config["colocation"].get("statistic", "mean")))
     df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts,
                         interference=interference)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask

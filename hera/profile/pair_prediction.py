@@ -15,7 +15,11 @@ Method, for tenant a on ``c_a`` workers next to b on ``c_b`` workers at rates (�
    its workers busier); its pressures ``x_bw = P_b,bw(c_b, u_b)`` and, with a shared LLC, ``x_cache =
    P_b,cache(c_b, u_b)``; with an LLC-way split a cannot be evicted by b but only owns ``w_a`` of ``W`` ways:
    ``x_cache = 1 − w_a / W`` (the cache antagonist at intensity 1 leaves a none of the LLC);
-2. a's inflation ``f_a = g · S_a,bw(x_bw) · S_a,cache(x_cache)`` (the kinds act independently: an assumption),
+2. a's inflation ``f_a = g · S_a,bw(x_bw) · S_a,cache(x_cache) · S_a,cpu(u_b)`` (the kinds act independently: an
+   assumption); ``S_a,cpu`` is a's sensitivity to a *busy core* (where it was profiled, ``interference.busy_core``):
+   b keeps its cores busy a share ``u_b`` of the time, which on a node whose harness shares the workers' cores
+   moves the harness and the OS onto a's; the memory sensitivities are then read net of the busy core their
+   antagonists also are (:func:`hera.profile.interference.table.sensitivity_knots`),
    where ``g = 1 / (1 − (h_a λ_a + h_b λ_b) / c)`` when every one of the split's ``c`` cores runs a worker and
    no core is reserved for the harness (1 otherwise): ``h_i`` is the harness CPU per query of tenant i's
    traffic, measured in its F2 trials, which the alone QPS* did not pay on the workers' cores;
@@ -80,6 +84,18 @@ class Interference(Protocol):
         """Antagonist intensity of ``kind`` equivalent to ``workers`` workers of ``model`` at ``load_frac``."""
 
 
+#: The antagonist that is a busy core and nothing else (:mod:`hera.profile.antagonist`); profiled where
+#: ``interference.busy_core`` asks for it, its pressure a partner's own utilisation.
+BUSY_CORE = "cpu"
+
+
+def has_kind(interference: Interference, model: str, kind: str) -> bool:
+    """Whether ``interference`` profiled ``model`` next to ``kind`` (profiles without a ``has_kind`` method hold
+    the memory kinds only)."""
+    probe = getattr(interference, "has_kind", None)
+    return bool(probe(model, kind)) if probe is not None else False
+
+
 class GridInterference:
     """An :class:`Interference` read once on grids and interpolated (piecewise linear, as the profiles are): the
     bisections ask thousands of questions, and a table lookup is slow next to them. Intensities beyond the grid
@@ -92,6 +108,12 @@ class GridInterference:
         self._inflation: dict[tuple, np.ndarray] = {}
         self._pressure: dict[tuple, np.ndarray] = {}
         self._off_grid: dict[tuple, float] = {}
+
+    def has_kind(self, model: str, kind: str) -> bool:
+        key = ("has", model, kind)
+        if key not in self._off_grid:
+            self._off_grid[key] = has_kind(self.inner, model, kind)
+        return bool(self._off_grid[key])
 
     def inflation(self, model: str, kind: str, intensity: float) -> float:
         return float(self.inflations(model, kind, np.array([float(intensity)]))[0])
@@ -151,6 +173,9 @@ class ByLoadInterference:
 
     def __init__(self, light: Interference, saturated: Interference):
         self.light, self.saturated = light, saturated
+
+    def has_kind(self, model: str, kind: str) -> bool:
+        return has_kind(self.saturated, model, kind)
 
     def inflation(self, model: str, kind: str, intensity: float) -> float:
         return self.saturated.inflation(model, kind, intensity)
@@ -304,10 +329,13 @@ def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.
     x_bw = _pressure_at(interference, partner, "bandwidth", partner_workers, values)
     x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
            else _pressure_at(interference, partner, "cache", partner_workers, values))
+    busy = has_kind(interference, victim, BUSY_CORE)  # the partner keeps its cores busy a share u of the time
 
     def at(sens: Interference) -> np.ndarray:  # the victim's inflation at the partner's pressures
         f = (np.maximum(_inflation_at(sens, victim, "bandwidth", x_bw), 1.0)
              * np.maximum(_inflation_at(sens, victim, "cache", x_c), 1.0))
+        if busy:
+            f = f * np.maximum(_inflation_at(sens, victim, BUSY_CORE, values), 1.0)
         return f[back].reshape(u.shape)
 
     if not isinstance(interference, ByLoadInterference) or own_load is None:
@@ -568,21 +596,33 @@ INTERFERENCE_OPTIONS = {"regime": "saturated", "statistic": "mean", "unobservabl
 SENSITIVITY_MODES = ("saturated", "by_load")
 
 
-def interference_from_files(paths, calibration=None, sensitivity: str = "saturated") -> Interference:
+def interference_options(statistic: str = "mean") -> dict[str, str]:
+    """:data:`INTERFERENCE_OPTIONS` with the sensitivity ``statistic`` of ``colocation.statistic``."""
+    from hera.profile.interference.table import SENSITIVITY_METRICS
+
+    if statistic not in SENSITIVITY_METRICS:
+        raise PredictionError(f"colocation.statistic must be one of {', '.join(SENSITIVITY_METRICS)}, "
+                              f"got {statistic!r}")
+    return {**INTERFERENCE_OPTIONS, "statistic": statistic}
+
+
+def interference_from_files(paths, calibration=None, sensitivity: str = "saturated", statistic: str = "mean"
+                            ) -> Interference:
     """The interference profiles of the models (``hera profile interference`` outputs); none given: the tenants are
     assumed not to interfere (:class:`NoInterference`), which every prediction row then says. ``sensitivity``:
-    one of :data:`SENSITIVITY_MODES`."""
+    one of :data:`SENSITIVITY_MODES`; ``statistic``: the inflation read (``colocation.statistic``)."""
     if sensitivity not in SENSITIVITY_MODES:
         raise PredictionError(f"colocation.sensitivity must be one of {', '.join(SENSITIVITY_MODES)}, "
                               f"got {sensitivity!r}")
+    options = interference_options(statistic)
     if not paths:
         return NoInterference()
     from hera.profile.interference.table import InterferenceProfiles, load_interference
 
-    profiles = load_interference(paths, calibration, **INTERFERENCE_OPTIONS)
+    profiles = load_interference(paths, calibration, **options)
     if sensitivity == "saturated":
         return GridInterference(profiles)
-    light = InterferenceProfiles(profiles.table, **{**INTERFERENCE_OPTIONS, "regime": "light"})  # read once
+    light = InterferenceProfiles(profiles.table, **{**options, "regime": "light"})  # read once
     return ByLoadInterference(GridInterference(light), GridInterference(profiles))
 
 
@@ -683,9 +723,14 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     per_pair = (time.perf_counter() - t1_) / max(len(parts), 1)
     how = ("no interference profiles: tenants assumed not to interfere"
            if isinstance(getattr(interference, "inner", interference), NoInterference)
-           else "interference: " + ", ".join(f"{k} {v}" for k, v in INTERFERENCE_OPTIONS.items())
+           else "interference: " + ", ".join(
+               f"{k} {v}" for k, v in interference_options(str(config["colocation"].get("statistic", "mean"))).items())
            + ("; sensitivity by the victim's own load (light to saturated)"
               if isinstance(interference, ByLoadInterference) else ""))
+    busy = [m for m in models if has_kind(interference, m, BUSY_CORE)]
+    if busy:
+        how += (f"; a busy core at the partner's utilisation for {', '.join(busy)} (their memory sensitivities read "
+                "net of it)")
     known = {m: h for m, h in harness.items() if math.isfinite(h)}
     how += ("; harness CPU per query (ms) " + ", ".join(f"{m} {h:.3g}" for m, h in known.items()) if known
             else "; harness CPU per query unknown (scalability table without it): not counted")

@@ -6,9 +6,10 @@ service-profile machinery (:mod:`hera.profile.service`) measures both regimes: l
 one at a time) and saturation (closed loop, extended until ``interference.saturation_queries`` completed).
 Points run in the order
 
-    baseline, kind 1 at x1 … xn, baseline, kind 2 at x1 … xn, baseline
+    baseline, kind 1 at x1 … xn, baseline, kind 2 at x1 … xn, baseline [, cpu at x1 … xn, baseline]
 
-where a baseline is the antagonist present and idle (intensity 0), so each kind's points are bracketed by two
+(the last kind, a busy core, where ``interference.busy_core`` asks for it) where a baseline is the antagonist
+present and idle (intensity 0), so each kind's points are bracketed by two
 baselines: their ratio (``drift``) shows how much the machine moved meanwhile, and the pooled pair is the
 reference of that kind's inflations. Every point replays the same query sizes and sample starts (a paired
 design: the points differ by the antagonist only).
@@ -54,7 +55,7 @@ class Point:
 def schedule(settings: Settings) -> list[Point]:
     """Baselines bracketing each kind's points (module docstring)."""
     pts = [Point(0, BASELINE, 0.0)]
-    for kind in settings.kinds:
+    for kind in settings.sensitivity_kinds:
         pts += [Point(len(pts) + i, kind, x) for i, x in enumerate(settings.intensities)]
         pts.append(Point(len(pts), BASELINE, 0.0))
     return pts
@@ -134,7 +135,7 @@ def summarise(samples: pd.DataFrame, st: Settings, cores: Cores, model: str,
     boot = {"replicates": st.bootstrap, "confidence": st.confidence,
             "rng": np.random.default_rng(common.derived_seed(st.seed, "interference-bootstrap", model))}
     out: list[dict[str, Any]] = []
-    for k, kind in enumerate(st.kinds):
+    for k, kind in enumerate(st.sensitivity_kinds):
         for regime in REGIMES:
             reg = samples[samples["regime"] == regime]
             before = _samples(reg[reg["point"] == base_idx[k]])

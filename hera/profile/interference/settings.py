@@ -66,6 +66,15 @@ class Settings:
     drift_tolerance: float
     depth_per_worker: int
     seed: int
+    #: also profile the sensitivity to a busy core (the ``cpu`` antagonist; ``interference.busy_core``)
+    busy_core: bool = False
+
+    @property
+    def sensitivity_kinds(self) -> tuple[str, ...]:
+        """The antagonist kinds of the sensitivity profile: the memory kinds, then ``cpu`` where asked for (the
+        calibration and the pressure are of the memory kinds only: a partner's busy-core pressure is its own
+        utilisation, no reporter needed)."""
+        return self.kinds + (("cpu",) if self.busy_core and "cpu" not in self.kinds else ())
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Settings":
@@ -100,7 +109,8 @@ class Settings:
                    _counts_setting(prof.get("workers")),
                    int(icfg["bootstrap"]),
                    float(icfg["confidence"]), float(icfg["drift_tolerance"]),
-                   int(config["service"]["depth_per_worker"]), int(config["seed"]))
+                   int(config["service"]["depth_per_worker"]), int(config["seed"]),
+                   bool(icfg.get("busy_core", False)))
 
     def service_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """``config`` with the light-load query counts of this section, for :mod:`hera.profile.service`."""

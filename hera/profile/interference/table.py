@@ -133,10 +133,40 @@ def _check_number(name: str, v: float, lo: float = 0.0) -> float:
     return v
 
 
-def sensitivity_knots(table: pd.DataFrame, model: str, kind: str, regime: str, statistic: str
-                      ) -> tuple[np.ndarray, list[np.ndarray]]:
+#: The antagonist that is only a busy core (:mod:`hera.profile.antagonist`, kind ``cpu``).
+BUSY_CORE = "cpu"
+
+
+def has_sensitivity(table: pd.DataFrame, model: str, kind: str) -> bool:
+    """Whether ``table`` holds sensitivity rows of ``model`` to ``kind``."""
+    return bool(((table["model"].astype(str) == model) & (table["part"].astype(str) == "sensitivity")
+                 & (table["kind"].astype(str) == kind)).any())
+
+
+def _busy_core_duty(kind: str, intensity: np.ndarray) -> np.ndarray:
+    """The busy-core share of an antagonist of ``kind`` at each intensity (:func:`hera.profile.antagonist.duty_of`:
+    the bandwidth antagonist is duty-cycled to its intensity, the cache antagonist busy all the time)."""
+    from hera.profile.antagonist import duty_of
+
+    return np.array([duty_of(kind, float(x)) for x in intensity])
+
+
+def sensitivity_knots(table: pd.DataFrame, model: str, kind: str, regime: str, statistic: str, *,
+                      net: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
     """The measured intensities (0 first) and the value, lo and hi inflation there, that :func:`inflation`
-    interpolates."""
+    interpolates. ``net`` (a memory kind of a model profiled next to a busy core too): each knot divided by the
+    busy-core inflation at the antagonist's own duty there — what the memory traffic adds to the busy core every
+    antagonist also is (docs/DESIGN.md, "The busy-core channel"); the knots unchanged otherwise."""
+    xp, cols = _knots(table, model, kind, regime, statistic)
+    if not net or kind == BUSY_CORE or not has_sensitivity(table, model, BUSY_CORE):
+        return xp, cols
+    cx, ccols = _knots(table, model, BUSY_CORE, regime, statistic)
+    busy = np.interp(_busy_core_duty(kind, xp), cx, np.maximum(ccols[0], 1.0))
+    return xp, [c / busy for c in cols]
+
+
+def _knots(table: pd.DataFrame, model: str, kind: str, regime: str, statistic: str
+           ) -> tuple[np.ndarray, list[np.ndarray]]:
     rows = _rows(table, model, "sensitivity", kind)
     rows = rows[(rows["regime"].astype(str) == regime)
                 & (rows["metric"].astype(str) == SENSITIVITY_METRICS[statistic])]
@@ -156,14 +186,14 @@ def sensitivity_knots(table: pd.DataFrame, model: str, kind: str, regime: str, s
 
 
 def inflation(table: pd.DataFrame, model: str, kind: str, intensity: float, *, regime: str = "light",
-              statistic: str = "mean") -> Estimate:
+              statistic: str = "mean", net: bool = False) -> Estimate:
     """How much ``model``'s sub-batch service time (``statistic``: ``mean`` or ``p95``) inflates next to
     pressure of ``kind`` at ``intensity`` (e.g. a partner's equivalent intensity), in ``regime``.
 
     Piecewise linear through the measured intensities (1 at intensity 0), each of value, lo and hi clamped to
     >= 1 (a co-runner does not speed a model up; below 1 is noise); past the last measured intensity,
     linear extrapolation from the last segment, flagged ``extrapolated``. A NaN intensity (a pressure not
-    observable on this machine) gives a NaN estimate with the reason."""
+    observable on this machine) gives a NaN estimate with the reason. ``net``: see :func:`sensitivity_knots`."""
     if regime not in REGIMES:
         raise InterferenceError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
     if statistic not in SENSITIVITY_METRICS:
@@ -171,7 +201,7 @@ def inflation(table: pd.DataFrame, model: str, kind: str, intensity: float, *, r
     if intensity is not None and isinstance(intensity, float) and math.isnan(intensity):
         return Estimate.missing("intensity unknown (pressure not observable)")
     x = _check_number("intensity", intensity)
-    xp, cols = sensitivity_knots(table, model, kind, regime, statistic)
+    xp, cols = sensitivity_knots(table, model, kind, regime, statistic, net=net)
     out = [interp_extrapolate(x, xp, c) for c in cols]
     value, lo, hi = (max(1.0, v) for v, _ in out)
     extra = out[0][1]
@@ -190,6 +220,9 @@ def equivalent_intensity(table: pd.DataFrame, model: str, kind: str, workers: in
     machine."""
     w = _check_number("worker count", workers, 1)
     u = _check_number("load fraction", load_frac)
+    if kind == BUSY_CORE:  # a busy core's pressure is the share of time its workers keep it busy: no reporter
+        v = min(u, 1.0)
+        return Estimate(v, v, v, False, "a busy core: the workers' own utilisation")
     rows = _rows(table, model, "pressure", kind)
     rows = rows[rows["metric"].astype(str) == "equivalent_intensity"]
     counts = sorted({int(c) for c in rows["workers"].dropna()})
@@ -268,12 +301,15 @@ class InterferenceProfiles:
     :meth:`inflation_estimate` and :meth:`pressure_estimate` the :class:`Estimate` with interval and note.
 
     ``regime`` and ``statistic``: which sensitivity the plain :meth:`inflation` reads (light-load mean by
-    default; ``saturated`` is measured too and may fit a tenant near its QPS* better). ``unobservable``: what
+    default; ``saturated`` is measured too and may fit a tenant near its QPS* better). ``net_of_busy_core``: the
+    memory kinds' inflations of a model also profiled next to a busy core are read net of it
+    (:func:`sensitivity_knots`), so that the busy core, which a partner exerts at its utilisation, is not counted
+    twice. ``unobservable``: what
     :meth:`pressure` returns where the calibration showed no effect on this machine (``"nan"``, the default,
     propagates; ``"zero"`` treats it as no pressure — an assumption a caller must state)."""
 
     def __init__(self, table: pd.DataFrame, *, regime: str = "light", statistic: str = "mean",
-                 unobservable: str = "nan"):
+                 unobservable: str = "nan", net_of_busy_core: bool = True):
         if regime not in REGIMES:
             raise InterferenceError(f"unknown regime {regime!r}; known: {', '.join(REGIMES)}")
         if statistic not in SENSITIVITY_METRICS:
@@ -282,14 +318,20 @@ class InterferenceProfiles:
             raise InterferenceError(f"unobservable must be 'nan' or 'zero', not {unobservable!r}")
         self.table = from_frame(table)
         self.regime, self.statistic, self.unobservable = regime, statistic, unobservable
+        self.net = bool(net_of_busy_core)
         self._knots: dict[tuple[str, str], tuple[np.ndarray, list[np.ndarray]]] = {}
         self._pressure_knots: dict[tuple[str, str, float], tuple[np.ndarray, np.ndarray]] = {}
 
     def models(self) -> list[str]:
         return models(self.table)
 
+    def has_kind(self, model: str, kind: str) -> bool:
+        """Whether ``model`` was profiled next to ``kind`` (a busy core is optional: ``interference.busy_core``)."""
+        return has_sensitivity(self.table, model, kind)
+
     def inflation_estimate(self, model: str, kind: str, intensity: float, regime: str | None = None) -> Estimate:
-        return inflation(self.table, model, kind, intensity, regime=regime or self.regime, statistic=self.statistic)
+        return inflation(self.table, model, kind, intensity, regime=regime or self.regime, statistic=self.statistic,
+                         net=self.net)
 
     def pressure_estimate(self, model: str, kind: str, workers: int, load_frac: float) -> Estimate:
         return equivalent_intensity(self.table, model, kind, workers, load_frac)
@@ -304,7 +346,7 @@ class InterferenceProfiles:
         a NaN intensity."""
         key = (model, kind)
         if key not in self._knots:
-            self._knots[key] = sensitivity_knots(self.table, model, kind, self.regime, self.statistic)
+            self._knots[key] = sensitivity_knots(self.table, model, kind, self.regime, self.statistic, net=self.net)
         xp, cols = self._knots[key]
         v, x = cols[0], np.asarray(intensity, float)
         if xp.size == 1:
@@ -329,6 +371,8 @@ class InterferenceProfiles:
         bad = u[~np.isfinite(u) | (u < 0)]
         if bad.size:
             self.pressure(model, kind, workers, float(bad[0]))  # raises the scalar method's error
+        if kind == BUSY_CORE:
+            return np.minimum(u, 1.0)
         key = (model, kind, float(workers))
         if key not in self._pressure_knots:
             rows = _rows(self.table, model, "pressure", kind)

@@ -1,0 +1,174 @@
+"""F4's joint trials against their own control variates, tenant by tenant (``hera bench pair-trials``): where a
+pair prediction loses, read from a finished run's trial rows.
+
+Every joint trial of a co-location point (:mod:`hera.profile.colocation`) measures each tenant's tail and adjusts
+it by a control variate: the tenant's node model with the point's predicted interference inflation and
+calibration (:class:`hera.profile.colocation.TenantModel`), replayed on the trial's own arrivals. The adjusted
+tail is therefore the measured system's expected tail at the trial's rate, and
+
+    residual = ln(adjusted tail) − ln(the model's expected tail at that rate and trial length)
+
+is how far the tenant's tail lay above (> 0) or below the prediction's own model of it, with no extrapolation and
+no selection on the outcome. The model is rebuilt here exactly as the stage built it (same profile, inflation,
+calibration and seed); a trial's chunks are taken as equal (the rows keep only their total), which changes the
+expected tail by the short-run bias of a chunk length only.
+
+Grouped by the tenant's *own share* of its ray (``share_a`` for tenant a, ``1 − share_a`` for b: 0.75 favoured,
+its partner light; 0.5 balanced; 0.25 light, its partner near its own QPS*), the residuals separate the two
+readings of the balanced ray's over-prediction (docs/DESIGN.md): a partner that raises the tenant's tail beyond
+the interference model shows as a residual that grows with the partner's load (``partner_load_effect``); a joint
+trial noisier than F2's one-tenant trials as a larger scatter of the residuals within a point
+(``crossing_sd``: that scatter over the tenant's F2 tail slope, in log rate like F2's ``trial_crossing_sd``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hera.errors import HeraError
+
+#: A point of one pair: the rows of one (split, ray) — a tenant's residuals scatter within it.
+POINT = ["model_a", "model_b", "cores_a", "cores_b", "llc", "share_a"]
+RESIDUAL_COLUMNS = POINT + ["tenant", "side", "own_share", "repeat", "rate_qps", "sla_ms", "latency_ms_adjusted",
+                            "latency_ms_model", "residual", "residual_ms", "service_drift", "tail_log_slope",
+                            "f2_trial_crossing_sd"]
+#: Bootstrap replicates (over pairs) of the partner-load effect's interval.
+BOOTSTRAP = 2000
+
+
+def _need(path: Path) -> Path:
+    if not path.is_file():
+        raise HeraError(f"{path} does not exist: pair-trials reads a finished run's results folder (results/<scale>)")
+    return path
+
+
+def _llc(ways_a: Any, ways_b: Any) -> str:
+    return "shared" if pd.isna(ways_a) else f"{int(ways_a)}/{int(ways_b)}"
+
+
+def residuals(results: str | Path) -> pd.DataFrame:
+    """One row per (joint trial, tenant) of the run in ``results`` (:data:`RESIDUAL_COLUMNS`); a trial whose
+    tenant has no finite adjusted tail (an aborted trial) is left out."""
+    from hera.profile.colocation import tenant_model
+    from hera.profile.service import read_samples
+
+    res = Path(results)
+    config = json.loads(_need(res / "config.json").read_text())
+    pred = pd.read_csv(_need(res / "colocation" / "predicted.csv"))
+    scal = pd.read_csv(_need(res / "profile" / "scalability.csv"))
+    files = sorted((res / "colocation" / "pairs").glob("*.trials.csv"))
+    if not files:
+        raise HeraError(f"{res / 'colocation' / 'pairs'} holds no *.trials.csv: the run measured no pair")
+    trials = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    trials["llc"] = [_llc(a, b) for a, b in zip(trials["ways_a"], trials["ways_b"])]
+    f2 = scal.set_index(["model", "workers"])
+    samples: dict[str, pd.DataFrame] = {}
+    rows: list[dict[str, Any]] = []
+    for key, g in trials.groupby(POINT + ["ways_a", "ways_b"], dropna=False, sort=True):
+        ma, mb, ca, cb, llc, s, wa, _ = key
+        p = pred[(pred["model_a"] == ma) & (pred["model_b"] == mb) & (pred["cores_a"] == ca)
+                 & (pred["cores_b"] == cb) & (pred["llc"] == llc) & np.isclose(pred["share_a"].astype(float), s)]
+        if p.empty:
+            raise HeraError(f"{res / 'colocation' / 'predicted.csv'} has no row for {ma} + {mb} on {ca}+{cb}, LLC "
+                            f"{llc}, ray {s:g}: not the prediction this run measured against")
+        p = p.iloc[0]
+        # the stream name colocation.measure_point gave the point (its seeds follow from it)
+        stream = f"colocation/{ma}__{mb}/{int(ca)}+{int(cb)}/{None if pd.isna(wa) else int(wa)}/{float(s):g}"
+        names = sorted(set(g["tenant"]))
+        for side, model, cores in (("a", ma, ca), ("b", mb, cb)):
+            tenant = model if model in names else f"{model}.{side}"  # the same model twice: model.a, model.b
+            mine = g[g["tenant"] == tenant]
+            if mine.empty:
+                continue
+            if model not in samples:
+                samples[model] = read_samples(_need(res / "profile" / "service" / f"{model}.parquet"), model)
+            k = p.get(f"service_scale_{side}", 1.0)
+            scale = float(p[f"inflation_{side}"]) * (float(k) if pd.notna(k) else 1.0)
+            tail = tenant_model(config, samples[model], int(cores), scale, f"{stream}/{side}").tail_model()
+            slope = f2["tail_log_slope"].get((model, 1), math.nan) if "tail_log_slope" in f2 else math.nan
+            sd = f2["trial_crossing_sd"].get((model, 1), math.nan) if "trial_crossing_sd" in f2 else math.nan
+            for r in mine.itertuples():
+                adj = float(r.latency_ms_pct_adjusted)
+                if not (math.isfinite(adj) and adj > 0):
+                    continue
+                n = max(int(r.chunks), 1)
+                expected = math.exp(tail.expected_log_tail(float(r.rate_qps), [max(int(r.n_measured) // n, 1)] * n,
+                                                           int(r.warmup_queries)))
+                rows.append({"model_a": ma, "model_b": mb, "cores_a": int(ca), "cores_b": int(cb), "llc": llc,
+                             "share_a": float(s), "tenant": tenant, "side": side,
+                             "own_share": float(s) if side == "a" else round(1.0 - float(s), 6),
+                             "repeat": int(r.repeat), "rate_qps": float(r.rate_qps), "sla_ms": float(r.sla_ms),
+                             "latency_ms_adjusted": adj, "latency_ms_model": expected,
+                             "residual": math.log(adj / expected), "residual_ms": adj - expected,
+                             "service_drift": float(r.service_drift), "tail_log_slope": float(slope),
+                             "f2_trial_crossing_sd": float(sd)})
+    return pd.DataFrame(rows, columns=RESIDUAL_COLUMNS)
+
+
+def _centred(df: pd.DataFrame) -> pd.Series:
+    """Each residual minus the mean of its (run, point, tenant): the scatter between a point's trials."""
+    keys = [k for k in ["run", *POINT, "tenant"] if k in df.columns]
+    return df["residual"] - df.groupby(keys)["residual"].transform("mean")
+
+
+def _effect(df: pd.DataFrame, own: float, ref: float, rng: np.random.Generator, confidence: float
+            ) -> dict[str, float | None]:
+    """Mean residual at own share ``own`` minus at ``ref``, with a bootstrap interval over (run, pair)
+    clusters (the trials of one pair are not independent)."""
+    keys = [k for k in ("run", "model_a", "model_b") if k in df.columns]
+    cl = df.assign(own=df["own_share"].round(3)).groupby(keys + ["own"])["residual"].agg(["sum", "count"])
+    table = cl.unstack("own")
+    if own not in table["sum"].columns or ref not in table["sum"].columns:
+        return {"value": None, "lo": None, "hi": None, "clusters": 0}
+    sums, counts = table["sum"].fillna(0.0), table["count"].fillna(0.0)
+
+    def diff(idx: np.ndarray) -> float:
+        s, c = sums.iloc[idx].sum(), counts.iloc[idx].sum()
+        return float(s[own] / c[own] - s[ref] / c[ref]) if c[own] > 0 and c[ref] > 0 else math.nan
+
+    n = len(sums)
+    point = diff(np.arange(n))
+    boot = np.array([diff(rng.integers(0, n, n)) for _ in range(BOOTSTRAP)])
+    boot = boot[np.isfinite(boot)]
+    a = (1 - confidence) / 2
+    lo, hi = (float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))) if boot.size else (math.nan, math.nan)
+    return {"value": round(point, 4), "lo": round(lo, 4), "hi": round(hi, 4), "clusters": int(n)}
+
+
+def summary(df: pd.DataFrame, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """The figure of :func:`residuals` rows (one run, or several with a ``run`` column)."""
+    if df.empty:
+        raise HeraError("no joint trial with a finite adjusted tail: nothing to compare")
+    d = df.assign(own=df["own_share"].round(3), centred=_centred(df))
+    by_own: dict[str, Any] = {}
+    for own, g in d.groupby("own"):
+        crossing = (g["centred"] / g["tail_log_slope"]).replace([np.inf, -np.inf], np.nan).dropna()
+        by_own[f"{own:g}"] = {
+            "trials": int(len(g)),
+            "mean_residual": round(float(g["residual"].mean()), 4),
+            "median_residual_ms": round(float(g["residual_ms"].median()), 3),
+            "residual_sd_within_point": round(float(g["centred"].std(ddof=1)), 4) if len(g) > 1 else None,
+            "crossing_sd": round(float(crossing.std(ddof=1)), 4) if len(crossing) > 1 else None,
+            "f2_trial_crossing_sd": round(float(g["f2_trial_crossing_sd"].mean()), 4),
+            "median_service_drift": round(float(g["service_drift"].median()), 4),
+        }
+    rng = np.random.default_rng(seed)
+    tenants = (d.groupby(["tenant", "own"])["residual"].mean().unstack("own").round(4))
+    return {
+        "trials": int(len(d)),
+        "pairs": int(d[["model_a", "model_b"]].drop_duplicates().shape[0]),
+        "by_own_share": by_own,
+        # how much higher a tenant's tail lies against the prediction when its partner is loaded: balanced (0.5)
+        # and light (0.25, the partner near its QPS*) against favoured (0.75, the partner light)
+        "partner_load_effect": {"balanced_vs_favoured": _effect(d, 0.5, 0.75, rng, confidence),
+                                "light_vs_favoured": _effect(d, 0.25, 0.75, rng, confidence),
+                                "confidence": confidence},
+        "by_tenant": {t: {f"{k:g}": (None if pd.isna(v) else float(v)) for k, v in row.items()}
+                      for t, row in tenants.iterrows()},
+    }

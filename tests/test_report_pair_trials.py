@@ -1,0 +1,122 @@
+"""F4's joint trials against their control variates (hera.report.pair_trials, `hera bench pair-trials`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hera import config as cfgmod
+from hera.cli import main
+from hera.errors import HeraError
+from hera.paths import repo_root
+from hera.profile.colocation import tenant_model
+from hera.profile.service import SAMPLE_COLUMNS, read_samples
+from hera.report.pair_trials import residuals, summary
+
+SIZES = (8, 36, 64)
+#: the tail each tenant's trials lie above its model by, by the tenant's own share of the ray
+LIFT = {0.75: 0.0, 0.5: 0.3, 0.25: 0.2}
+
+
+def _samples(model: str, scale: float, n: int = 12) -> pd.DataFrame:
+    rows, t = [], 0
+    for regime in ("light", "saturated"):
+        for k in SIZES:
+            for i in range(n):
+                ms = scale * (0.2 + 0.02 * k) * (1 + 0.05 * (i % 3))
+                start, end = t, t + int(ms * 1e6)
+                t = end
+                rows.append({"model": model, "workers": 1, "regime": regime, "query": len(rows), "query_items": k,
+                             "weight": 1.0, "sub_index": 0, "items": k, "worker": 0, "t_submit_ns": start,
+                             "t_start_ns": start, "t_end_ns": end, "service_ms": ms, "query_latency_ms": ms + 0.05,
+                             "dispatch_ms": 0.05})
+    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+
+
+@pytest.fixture()
+def config():
+    return cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["model.queries=600", "model.replicates=4"])
+
+
+def _run(root: Path, config) -> tuple[Path, dict]:
+    """A finished run of one pair x + y on 1+1 cores: its trials' adjusted tails lie ``LIFT`` (log) above the
+    model the stage would have built for them."""
+    res = root / "results" / "ci"
+    for d in ("profile/service", "colocation/pairs"):
+        (res / d).mkdir(parents=True)
+    (res / "config.json").write_text(json.dumps(config, default=str))
+    for m, sc in (("x", 1.0), ("y", 2.0)):
+        _samples(m, sc).to_parquet(res / "profile" / "service" / f"{m}.parquet")
+    pd.DataFrame([{"model": m, "workers": 1, "qps_star": 100.0, "sla_ms": 30.0, "tail_log_slope": 2.0,
+                   "trial_crossing_sd": 0.1} for m in ("x", "y")]).to_csv(res / "profile" / "scalability.csv",
+                                                                        index=False)
+    pred, trials, truth = [], [], {}
+    for s in (0.5, 0.75, 0.25):
+        pred.append({"model_a": "x", "model_b": "y", "cores_a": 1, "cores_b": 1, "ways_a": None, "ways_b": None,
+                     "llc": "shared", "share_a": s, "inflation_a": 1.1, "inflation_b": 1.05,
+                     "service_scale_a": 0.9, "service_scale_b": 1.2})
+        stream = f"colocation/x__y/1+1/None/{s:g}"
+        for side, m, scale, own in (("a", "x", 1.1 * 0.9, s), ("b", "y", 1.05 * 1.2, 1 - s)):
+            tail = tenant_model(config, read_samples(res / "profile" / "service" / f"{m}.parquet", m), 1, scale,
+                                f"{stream}/{side}").tail_model()
+            for rep, rate in enumerate((20.0, 30.0)):
+                model_ms = math.exp(tail.expected_log_tail(rate, [200], 5))
+                trials.append({"model_a": "x", "model_b": "y", "cores_a": 1, "cores_b": 1, "ways_a": None,
+                               "ways_b": None, "share_a": s, "repeat": rep, "tenant": m, "rate_qps": rate,
+                               "chunks": 1, "warmup_queries": 5, "n_measured": 200, "sla_ms": 30.0,
+                               "latency_ms_pct_adjusted": model_ms * math.exp(LIFT[round(own, 2)]),
+                               "service_drift": 1.0})
+                truth[(s, m, rep)] = model_ms
+    pd.DataFrame(pred).to_csv(res / "colocation" / "predicted.csv", index=False)
+    pd.DataFrame(trials).to_csv(res / "colocation" / "pairs" / "x__y.trials.csv", index=False)
+    return res, truth
+
+
+def test_residuals_recover_how_far_each_tail_lay_above_its_model(config, tmp_path):
+    res, truth = _run(tmp_path, config)
+    df = residuals(res)
+    assert len(df) == 12
+    for r in df.itertuples():
+        # the model is rebuilt as the stage built it: the same seed, inflation and calibration
+        assert r.latency_ms_model == pytest.approx(truth[(r.share_a, r.tenant, r.repeat)], rel=1e-9)
+        assert r.residual == pytest.approx(LIFT[round(r.own_share, 2)], abs=1e-9)
+    # tenant b's own share is 1 - share_a
+    assert set(df[df["side"] == "b"]["own_share"].round(2)) == {0.5, 0.25, 0.75}
+    fig = summary(df)
+    assert fig["by_own_share"]["0.5"]["mean_residual"] == pytest.approx(0.3)
+    eff = fig["partner_load_effect"]
+    assert eff["balanced_vs_favoured"]["value"] == pytest.approx(0.3)
+    assert eff["light_vs_favoured"]["value"] == pytest.approx(0.2)
+    assert fig["by_own_share"]["0.5"]["residual_sd_within_point"] == pytest.approx(0.0, abs=1e-9)
+    assert fig["by_tenant"]["x"]["0.25"] == pytest.approx(0.2)
+
+
+def test_a_prediction_that_is_not_the_runs_is_a_one_line_error(config, tmp_path):
+    res, _ = _run(tmp_path, config)
+    pred = pd.read_csv(res / "colocation" / "predicted.csv")
+    pred[pred["share_a"] != 0.25].to_csv(res / "colocation" / "predicted.csv", index=False)
+    with pytest.raises(HeraError, match="no row for x \\+ y on 1\\+1, LLC shared, ray 0.25"):
+        residuals(res)
+    with pytest.raises(HeraError, match="config.json does not exist"):
+        residuals(tmp_path / "nowhere")
+    (res / "colocation" / "pairs" / "x__y.trials.csv").unlink()
+    with pytest.raises(HeraError, match="holds no \\*.trials.csv"):
+        residuals(res)
+
+
+def test_the_bench_prints_each_run_and_the_pooled_figure(config, tmp_path, capsys):
+    res, _ = _run(tmp_path, config)
+    out = tmp_path / "pt.json"
+    assert main(["bench", "pair-trials", "--from-results", str(res), str(res), "--labels", "r1,r2",
+                 "--scale", "ci", "--out", str(out)]) == 0
+    fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(fig["runs"]) == {"r1", "r2"} and fig["pooled"]["trials"] == 24
+    assert fig["pooled"]["partner_load_effect"]["balanced_vs_favoured"]["value"] == pytest.approx(0.3)
+    assert json.loads(out.read_text())["figure"] == fig
+    assert main(["bench", "pair-trials", "--from-results", str(res), "--labels", "a,b", "--scale", "ci"]) != 0
+    assert np.isfinite(fig["pooled"]["by_own_share"]["0.75"]["mean_residual"])
