@@ -191,6 +191,18 @@ def test_colocation_repeats_lengthen_only_the_rays():
     assert all(longer[k] == pytest.approx(v) for k, v in base.items() if k != "colocation")
 
 
+def test_the_busy_core_lengthens_only_the_interference_profiles():
+    """``interference.busy_core`` adds one kind of sensitivity points per model (no calibration, no pressure)."""
+    cfg = _small(_config())
+    base = {s.stage: s for s in estimate(cfg, _machine(VM, cfg), COSTS).stages}
+    busy = _small(_config(interference__busy_core=True))
+    more = {s.stage: s for s in estimate(busy, _machine(VM, busy), COSTS).stages}
+    assert more["interference"].seconds > base["interference"].seconds
+    assert "sensitivity 7 points" in more["interference"].detail and "sensitivity 5 points" in base[
+        "interference"].detail  # ci: intensity 1 only; baselines bracket each kind
+    assert all(more[k].seconds == pytest.approx(v.seconds) for k, v in base.items() if k != "interference")
+
+
 def test_estimate_has_every_stage_and_adds_up():
     cfg = _small(_config())
     plan = estimate(cfg, _machine(VM, cfg), COSTS)
