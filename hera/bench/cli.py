@@ -341,11 +341,16 @@ def _cmd_probe_drift(args) -> int:
     return emit(f"probe-drift-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
 
 
-def _cmd_drift_vs_rate(args) -> int:
+def _fractions(args) -> list[float]:
+    """``--fractions`` as numbers; a one-line error for anything else."""
     try:
-        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+        return [float(f) for f in args.fractions.split(",") if f.strip()]
     except ValueError:
         raise HeraError(f"--fractions must be comma-separated numbers, not {args.fractions!r}") from None
+
+
+def _cmd_drift_vs_rate(args) -> int:
+    fractions = _fractions(args)
     study = load_study(args.scale, args.config)
     fig = bench_drift_vs_rate(args.model, args.scale, args.workers, fractions, args.blocks, study)
     return emit(f"drift-vs-rate-{args.model}-w{args.workers}", args.scale, fig, args.out, vars_of(args))
@@ -358,10 +363,7 @@ def _cmd_busy_partner(args) -> int:
     from hera.harness.nodes import NodeOptions
     from hera.paths import results_dir
 
-    try:
-        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
-    except ValueError:
-        raise HeraError(f"--fractions must be comma-separated numbers, not {args.fractions!r}") from None
+    fractions = _fractions(args)
     study = load_study(args.scale, args.config)
     for m in (args.model, args.partner):
         require_built(m, args.scale)

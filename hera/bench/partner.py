@@ -43,7 +43,7 @@ def check_inputs(load: float, fractions: list[float], blocks: int, seconds: floa
 
 
 def _window(sut: Any, bases: dict[str, Any], lib: dict[str, int], rates: dict[str, float], seconds: float,
-            seed: int) -> tuple[Any, dict[str, Any]]:
+            seed: int) -> Any:
     from hera.loadgen import driver
 
     streams = {}
@@ -55,8 +55,7 @@ def _window(sut: Any, bases: dict[str, Any], lib: dict[str, int], rates: dict[st
             arrival_formula=None, arrival_seed=(seed + 31 * k) % (2**31 - 1),
             size_seed=(seed + 31 * k + 1) % (2**31 - 1), sample_seed=(seed + 31 * k + 2) % (2**31 - 1),
             max_outstanding=max(1000, 4 * n))
-    res = driver.run(sut, streams, lib)
-    return res, streams
+    return driver.run(sut, streams, lib)
 
 
 def busy_partner(config: dict[str, Any], model: str, partner: str, qps: dict[str, float], sla: dict[str, float],
@@ -88,8 +87,8 @@ def busy_partner(config: dict[str, Any], model: str, partner: str, qps: dict[str
     with start_node(config, plans, opts) as node:
         sut = NodeSUT(node)
         lib = {t: node.library_size(t) for t in names}
-        bases = {t: confirm_settings(config, sla[m], qps[m], f"busy-partner/{t}") for t, m in zip(names, (model,
-                                                                                                          partner))}
+        bases = {t: confirm_settings(config, sla[m], qps[m], f"busy-partner/{t}")
+                 for t, m in zip(names, (model, partner))}
         # one unrecorded window at the middle fraction first: a cold node's first seconds are slow
         _window(sut, bases, lib, {names[0]: load * qps[model], names[1]: fr[len(fr) // 2] * qps[partner]},
                 min(seconds, WARMUP_S), derived_seed(int(config["seed"]), "busy-partner-warmup", model))
@@ -97,7 +96,7 @@ def busy_partner(config: dict[str, Any], model: str, partner: str, qps: dict[str
             for f in block:
                 rates = {names[0]: load * qps[model], names[1]: f * qps[partner]}
                 seed = derived_seed(int(config["seed"]), "busy-partner", f"{model}/{partner}/{b}/{f:g}")
-                res, _ = _window(sut, bases, lib, rates, seconds, seed)
+                res = _window(sut, bases, lib, rates, seconds, seed)
                 rows = res.rows[~res.rows["warmup"] & res.rows["ok"]]
                 mine = rows[rows["tenant"] == names[0]]
                 other = rows[rows["tenant"] == names[1]]

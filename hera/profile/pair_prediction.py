@@ -108,12 +108,12 @@ class GridInterference:
         self._inflation: dict[tuple, np.ndarray] = {}
         self._pressure: dict[tuple, np.ndarray] = {}
         self._off_grid: dict[tuple, float] = {}
+        self._has: dict[tuple[str, str], bool] = {}
 
     def has_kind(self, model: str, kind: str) -> bool:
-        key = ("has", model, kind)
-        if key not in self._off_grid:
-            self._off_grid[key] = has_kind(self.inner, model, kind)
-        return bool(self._off_grid[key])
+        if (model, kind) not in self._has:
+            self._has[(model, kind)] = has_kind(self.inner, model, kind)
+        return self._has[(model, kind)]
 
     def inflation(self, model: str, kind: str, intensity: float) -> float:
         return float(self.inflations(model, kind, np.array([float(intensity)]))[0])
