@@ -390,9 +390,10 @@ def test_a_profile_without_the_requested_model_or_worker_count_is_a_one_line_err
         service.mix_latency(summary, "syn", statistic="mix_latency_size_medians")
 
 
-def _idle_samples(gaps: list[float], service_ms: dict[float, float]) -> pd.DataFrame:
+def _idle_samples(gaps: list[float], service_ms: dict[float, float],
+                  idled_ms: dict[float, float] | None = None) -> pd.DataFrame:
     """One worker's samples: light and saturated rows, then one 64-item query after each designed gap (its worker
-    idles that long plus 0.1 ms between sub-batches), served in ``service_ms[gap]``."""
+    idles ``idled_ms[gap]`` between sub-batches, by default that gap plus 0.1 ms), served in ``service_ms[gap]``."""
     rows, t = [], 0
     base = {"model": "syn", "workers": 1, "query_items": 64, "weight": 1.0, "sub_index": 0, "items": 64,
             "worker": 0, "query_latency_ms": 1.0, "dispatch_ms": 0.1}
@@ -401,7 +402,7 @@ def _idle_samples(gaps: list[float], service_ms: dict[float, float]) -> pd.DataF
                      "service_ms": 1.0, "idle_gap_ms": np.nan})
         t += 10**6
     for q, g in enumerate(gaps):
-        start = t + int((g + 0.1) * 1e6)
+        start = t + int(((idled_ms or {}).get(g, g + 0.1)) * 1e6)
         end = start + int(service_ms[g] * 1e6)
         rows.append({**base, "regime": "idle", "query": q, "t_submit_ns": start, "t_start_ns": start, "t_end_ns": end,
                      "service_ms": service_ms[g], "idle_gap_ms": g})
@@ -425,6 +426,27 @@ def test_idle_penalty_is_the_extra_service_after_each_gap_over_no_gap():
     assert service.service_law(samples[samples["regime"] != "idle"], 1, 64).idle_ms.size == 1
     with pytest.raises(service.ServiceProfileError, match="no-gap"):
         service.idle_penalty(_idle_samples([10.0, 30.0], {10.0: 1.4, 30.0: 1.2}), 64)
+
+
+def test_a_gap_whose_workers_idled_no_longer_than_a_shorter_one_is_pooled_with_it():
+    """The curve is read at the real idle time, so its knots must increase in it. On a busy machine the round trip
+    of a no-gap query can outlast a 2 ms sleep (seen in CI: 3.16 ms idle after no gap, 2.71 after 2 ms): that gap
+    is pooled with no gap, samples and all, and a valid service law comes out."""
+    gaps = [0.0, 2.0, 10.0, 0.0, 2.0, 10.0, 0.0, 2.0, 10.0]
+    samples = _idle_samples(gaps, {0.0: 1.0, 2.0: 1.1, 10.0: 1.5}, idled_ms={0.0: 3.2, 2.0: 2.7, 10.0: 10.8})
+    pen = service.idle_penalty(samples, 64)
+    assert pen["gap_ms"].tolist() == [0.0, 10.0] and pen["gaps_pooled"].tolist() == [2, 1]
+    assert pen["n"].tolist() == [6, 3]
+    assert pen["idle_ms"].tolist() == pytest.approx([2.95, 10.8], abs=1e-6)  # median of three 2.7s and three 3.2s
+    assert pen["extra_ms"].tolist() == pytest.approx([0.0, 0.45])  # over the pool's median service, 1.05
+    law = service.service_law(samples, 1, 64)
+    assert law.idle_extra(10.8) == pytest.approx(0.45) and law.idle_extra(2.0) == 0.0
+    # a pool that ends up no longer than the one before it is pooled again (10 ms idled 2.9: all three in one)
+    one = service.idle_penalty(_idle_samples(gaps, {0.0: 1.0, 2.0: 1.1, 10.0: 1.5},
+                                             idled_ms={0.0: 3.2, 2.0: 2.7, 10.0: 2.9}), 64)
+    assert one["gaps_pooled"].tolist() == [3] and one["extra_ms"].tolist() == [0.0]
+    assert service.service_law(_idle_samples(gaps, {0.0: 1.0, 2.0: 1.1, 10.0: 1.5},
+                                             idled_ms={0.0: 3.2, 2.0: 2.7, 10.0: 2.9}), 1, 64).idle_ms.size == 1
 
 
 def test_a_profile_written_before_the_idle_samples_is_read_without_a_penalty(tmp_path):

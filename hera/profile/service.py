@@ -218,8 +218,12 @@ def idle_penalty(samples: pd.DataFrame, batch_size: int) -> pd.DataFrame:
     first) with the median idle time the workers really had before those sub-batches (``idle_ms``), the median
     service time of those full sub-batches (``service_ms``), how many (``n``), and the extra over no gap
     (``extra_ms``: ≥ 0 and non-decreasing in the gap, so that noise between two gaps never makes a longer idle
-    cheaper). Empty without ``idle`` samples (a profile taken without them, or ``service.idle_gaps_ms: []``)."""
-    cols = ["gap_ms", "idle_ms", "service_ms", "n", "extra_ms"]
+    cheaper). The curve is read at the real idle time, so its knots must increase in it: a gap whose workers really
+    idled no longer (median) than after the shorter gap before it is pooled with that one, samples and all (on a
+    busy machine the round trip of a no-gap query can outlast a 2 ms sleep); ``gap_ms`` is then the shortest
+    designed gap of the pool and ``gaps_pooled`` how many it holds. Empty without ``idle`` samples (a profile taken
+    without them, or ``service.idle_gaps_ms: []``)."""
+    cols = ["gap_ms", "idle_ms", "service_ms", "n", "extra_ms", "gaps_pooled"]
     if "idle_gap_ms" not in samples.columns:
         return pd.DataFrame(columns=cols)
     before = idle_before_ms(samples)
@@ -227,12 +231,19 @@ def idle_penalty(samples: pd.DataFrame, batch_size: int) -> pd.DataFrame:
                    & samples["idle_gap_ms"].notna()]
     if idle.empty:
         return pd.DataFrame(columns=cols)
-    g = (idle.assign(idle_ms=before[idle.index]).groupby("idle_gap_ms")
-         .agg(idle_ms=("idle_ms", "median"), service_ms=("service_ms", "median"), n=("service_ms", "size"))
-         .reset_index().rename(columns={"idle_gap_ms": "gap_ms"}).sort_values("gap_ms"))
-    base = float(g["service_ms"].iloc[0]) if float(g["gap_ms"].iloc[0]) == 0.0 else math.nan
-    if not math.isfinite(base):
+    idle = idle.assign(idle_ms=before[idle.index])
+    if float(idle["idle_gap_ms"].min()) != 0.0:
         raise ServiceProfileError("idle samples without the no-gap queries they are compared with")
+    pools: list[tuple[list[float], pd.DataFrame]] = []
+    for gap, frame in idle.groupby("idle_gap_ms", sort=True):
+        pools.append(([float(gap)], frame))
+        while len(pools) > 1 and pools[-1][1]["idle_ms"].median() <= pools[-2][1]["idle_ms"].median():
+            gaps, frame = pools.pop()
+            pools[-1] = (pools[-1][0] + gaps, pd.concat([pools[-1][1], frame]))
+    g = pd.DataFrame([{"gap_ms": gaps[0], "idle_ms": float(f["idle_ms"].median()),
+                       "service_ms": float(f["service_ms"].median()), "n": len(f), "gaps_pooled": len(gaps)}
+                      for gaps, f in pools])
+    base = float(g["service_ms"].iloc[0])
     g["extra_ms"] = np.maximum.accumulate(np.maximum(g["service_ms"].to_numpy(float) - base, 0.0))
     return g[cols].reset_index(drop=True)
 
@@ -322,8 +333,10 @@ def summarise(samples: pd.DataFrame, throughput: dict[int, float], meta: dict[in
         for _, p in idle_penalty(g, int(base["batch_size"])).iterrows():
             rows.append({**base, "statistic": "idle_penalty", "regime": "idle", "items": int(base["batch_size"]),
                          "n": int(p["n"]), "p50_ms": float(p["service_ms"]), "value": float(p["extra_ms"]),
-                         "unit": "ms", "note": f"{base['note']}; designed gap {p['gap_ms']:g} ms, workers idle "
-                                                f"{p['idle_ms']:.3f} ms (median) before"})
+                         "unit": "ms", "note": f"{base['note']}; designed gap {p['gap_ms']:g} ms"
+                                                + (f" (pooled with the {int(p['gaps_pooled']) - 1} next: no longer "
+                                                   f"idle)" if int(p["gaps_pooled"]) > 1 else "")
+                                                + f", workers idle {p['idle_ms']:.3f} ms (median) before"})
         rows.append({**base, "statistic": "saturation_throughput", "regime": "saturated", "n": int(
             (queries["regime"] == "saturated").sum()), "value": throughput[int(w)], "unit": "queries/s"})
     return pd.DataFrame(rows).reindex(columns=SUMMARY_COLUMNS)
