@@ -270,13 +270,16 @@ def test_a_bad_recheck_is_refused(monkeypatch, kw):
         _ScriptedProbe(monkeypatch, [1.0]).probe(**kw)
 
 
-def test_the_recheck_band_of_the_config_is_checked():
-    from hera.profile.scalability import operating_recheck
+def test_the_recheck_band_and_the_chunks_after_of_the_config_are_checked():
+    from hera.profile.scalability import operating_after, operating_recheck
 
     assert operating_recheck({"service": {"operating_recheck": 1.15}}) == 1.15
     assert operating_recheck({"service": {}}) == 0.0
     with pytest.raises(ConfigError, match="service.operating_recheck: 0.5"):
         operating_recheck({"service": {"operating_recheck": 0.5}})
+    assert operating_after({"service": {"operating_after": 2}}) == 2 and operating_after({"service": {}}) == 0
+    with pytest.raises(ConfigError, match=r"service.operating_after: -1 is not a number of chunks >= 0"):
+        operating_after({"service": {"operating_after": -1}})
 
 
 def test_later_repeats_are_centred_on_what_was_measured():

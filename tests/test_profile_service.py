@@ -124,6 +124,11 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (df["operating_queries"] >= 40).all() and (df["operating_drift"] > 0).all()
     assert np.allclose(df["operating_rate_qps"], df["qps_star_model_profile"])
     assert df["model_rel_error_profile"].notna().all() and (df["operating_seconds"] > 0).all()
+    # ... and again after the trials (service.operating_after: 1): the final model at the speed the two bracket,
+    # the model from before the trials (which started the search) beside it
+    assert (df["operating_drift_after"] > 0).all() and (df["operating_after_seconds"] > 0).all()
+    assert np.allclose(df["operating_drift_bracketed"], np.sqrt(df["operating_drift"] * df["operating_drift_after"]))
+    assert (df["qps_star_model_before"] > 0).all() and df["model_rel_error_before"].notna().all()
     # the noise of one trial's verdict in log rate (pair prediction), from at least 6 trials per worker count
     assert (df["tail_log_slope"] > 0).all() and (df["trial_crossing_sd"] >= 0).all()
     # model.service: refresh: each w's profile re-measured on this node just before its confirmation
@@ -157,8 +162,11 @@ def test_scalability_with_the_stage_profile(study, tmp_path, chunks):
     if chunks:  # the probe at the stage profile's modelled QPS*: its drift rescaled that profile
         assert (df["operating_queries"] >= 40).all() and (df["operating_drift"] > 0).all()
         assert np.allclose(df["operating_rate_qps"], df["qps_star_model_profile"])
-    else:  # service.operating_chunks: 0 -> the model from the profile alone, no probe
+        assert (df["operating_drift_after"] > 0).all() and df["operating_after_chunk_drifts"].str.len().gt(0).all()
+    else:  # service.operating_chunks: 0 -> the model from the profile alone, no probe (and none after)
         assert list(df["operating_queries"]) == [0] and df["operating_drift"].isna().all()
+        assert df["operating_drift_after"].isna().all() and list(df["operating_after_seconds"]) == [0.0]
+        assert list(df["qps_star_model_before"]) == list(df["qps_star_model"])
         assert list(df["qps_star_model"]) == list(df["qps_star_model_profile"])
 
 

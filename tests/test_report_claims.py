@@ -229,3 +229,21 @@ def test_model_agreement_states_the_profile_alone_beside_the_probed_model():
     assert "on the service profile alone (before the operating-point probe): 20.0% / 50.0%" in row.ours
     unprobed = scal.assign(operating_drift=float("nan"))
     assert "profile alone" not in claims.m_model_agreement(unprobed, claims.io.MachineInfo()).ours
+
+
+def test_model_agreement_states_the_probe_before_the_trials_beside_the_bracketed_model():
+    """With the probe after the trials the headline is the model at the bracketed speed; the model from the probe
+    before them alone (which started the search) is stated beside, only where a probe ran after them."""
+    scal = pd.DataFrame({"model": ["a", "a", "b", "b"], "workers": [1, 2, 1, 2],
+                         "qps_star": [10.0, 20.0, 30.0, 40.0], "qps_star_model": [11.0, 19.0, 33.0, 42.0],
+                         "qps_star_model_before": [14.0, 16.0, 30.0, 40.0],
+                         "operating_drift": [1.1, 0.8, 1.3, 1.0], "operating_drift_after": [0.9, 1.0, 1.2, 1.1]})
+    a = claims.model_agreement(scal)
+    assert a["max_abs_rel_error"] == pytest.approx(0.1) and a["before_points"] == 4
+    assert a["before_max_abs_rel_error"] == pytest.approx(0.4)
+    assert a["before_median_abs_rel_error"] == pytest.approx(0.1)
+    row = claims.m_model_agreement(scal, claims.io.MachineInfo())
+    assert "at the speed of the probe before the trials alone (the model that started the search): 10.0% / 40.0%" \
+        in row.ours
+    assert "probe before" not in claims.m_model_agreement(scal.assign(operating_drift_after=float("nan")),
+                                                          claims.io.MachineInfo()).ours

@@ -59,6 +59,19 @@ def test_a_probed_run_keeps_the_profile_alone_errors_beside(tmp_path):
     assert h.model_profile_median_abs_rel_error == pytest.approx(0.3)
 
 
+def test_a_bracketed_run_keeps_the_probe_before_errors_beside(tmp_path):
+    res = _run(tmp_path / "p", {("x", 1): (100.0, 105.0), ("x", 2): (200.0, 210.0)}, [60.0])
+    scal = pd.read_csv(res / "profile" / "scalability.csv").assign(qps_star_model_before=[140.0, 190.0])
+    scal.to_csv(res / "profile" / "scalability.csv", index=False)
+    h = headline(res)
+    assert h.model_max_abs_rel_error == pytest.approx(0.05)
+    assert h.model_before_max_abs_rel_error == pytest.approx(0.4)
+    assert h.model_before_median_abs_rel_error == pytest.approx(0.225)
+    # a run before the probe after the trials: its model *was* the one from before them
+    plain = headline(_run(tmp_path / "q", {("x", 1): (100.0, 110.0)}, [60.0]))
+    assert plain.model_before_max_abs_rel_error == plain.model_max_abs_rel_error
+
+
 def test_a_run_with_anchored_pairs_reports_them_beside_the_headline(tmp_path):
     """A pairs table with the anchored prediction: its errors enter the run's headline beside the stage's (and
     the spread); one without it gives NaN."""
@@ -251,3 +264,5 @@ def test_the_committed_summary_rebuilds_its_runs():
     assert [r.path for r in runs] == stored["runs"]
     assert [r.f2_stage_s for r in runs] == stored["f2_stage_s"]["values"]
     assert compare(runs)["model_max_abs_rel_error"] == stored["model_max_abs_rel_error"]
+    # written before the probe after the trials: the model from before them is the headline
+    assert [r.model_before_max_abs_rel_error for r in runs] == stored["model_max_abs_rel_error"]["values"]

@@ -249,7 +249,9 @@ def _cmd_runs(args) -> int:
     for r in runs:
         print(f"{r.path} ({', '.join(r.commits)}): F2 {r.f2_stage_s / 60:.1f} min; model agreement "
               f"{pct(r.model_median_abs_rel_error)} / {pct(r.model_max_abs_rel_error)} (profile alone "
-              f"{pct(r.model_profile_median_abs_rel_error)} / {pct(r.model_profile_max_abs_rel_error)}); pair prediction "
+              f"{pct(r.model_profile_median_abs_rel_error)} / {pct(r.model_profile_max_abs_rel_error)}, probe before "
+              f"the trials alone {pct(r.model_before_median_abs_rel_error)} / "
+              f"{pct(r.model_before_max_abs_rel_error)}); pair prediction "
               f"{pct(r.pair_median_abs_rel_error)} / EMU {emu(r.pair_mean_abs_emu_error)}; C5 "
               f"{pct(r.c5_violation_frac)}; as served: model {pct(r.model_served_median_abs_rel_error)} / "
               f"{pct(r.model_served_max_abs_rel_error)}, pairs {pct(r.pair_served_median_abs_rel_error)} / EMU "

@@ -341,7 +341,11 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
                       "qps_star_model_profile": round(float(r["qps_star_model_profile"]), 3)
                       if pd.notna(r.get("qps_star_model_profile")) else None,
                       "operating_drift": round(float(r["operating_drift"]), 3)
-                      if pd.notna(r.get("operating_drift")) else None} for _, r in err.iterrows()]
+                      if pd.notna(r.get("operating_drift")) else None,
+                      "qps_star_model_before": round(float(r["qps_star_model_before"]), 3)
+                      if pd.notna(r.get("qps_star_model_before")) else None,
+                      "operating_drift_after": round(float(r["operating_drift_after"]), 3)
+                      if pd.notna(r.get("operating_drift_after")) else None} for _, r in err.iterrows()]
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
         steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]), noise=False)
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}

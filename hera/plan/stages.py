@@ -224,11 +224,17 @@ def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibrati
     """The operating-point probe before a confirmation (:func:`hera.profile.scalability.operating_probe`):
     ``service.operating_chunks`` chunks like a confirmation trial's (and, in ``recheck_share`` of the points, the
     recheck's two more where ``service.operating_recheck`` is set), and the profile's model (1/4 replicates) that
-    places it."""
-    chunks = int((config.get("service") or {}).get("operating_chunks", 1))
+    places it; then ``service.operating_after`` chunks the same way after the confirmation and the final model
+    again at the speed the two bracket."""
+    svc = config.get("service") or {}
+    chunks = int(svc.get("operating_chunks", 1))
     if chunks <= 0:
         return 0.0
-    return probe_chunks(config, chunks, cal) * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
+    before = probe_chunks(config, chunks, cal) * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
+    after = int(svc.get("operating_after", 1))
+    if after <= 0:
+        return before
+    return before + probe_chunks(config, after, cal) * chunk_s(config, rate_qps, cal) + model_s(config, MODEL_RATES, cal)
 
 
 def probe_chunks(config: Mapping[str, Any], chunks: int, cal: Calibration) -> float:

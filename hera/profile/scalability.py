@@ -48,7 +48,8 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "service_drift_hi", "qps_star_model_served", "model_rel_error_served", "qps_star_model_profile",
            "model_rel_error_profile", "service_refresh_ratio", "operating_drift", "operating_rate_qps",
            "operating_queries", "operating_seconds", "operating_chunk_drifts", "operating_rechecked",
-           "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule",
+           "qps_star_model_before", "model_rel_error_before", "operating_drift_after", "operating_after_seconds",
+           "operating_after_chunk_drifts", "operating_drift_bracketed", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule",
            "llc_partitioning", "scale", "remeasured", "qps_star_first", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "warmup_queries",
                  "n_measured", "n_ok", "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
@@ -254,6 +255,15 @@ def operating_probe(node: Any, config: dict[str, Any], tenant: str, law: Any, mi
                                seed=seed, tenant=tenant, recheck_band=operating_recheck(config))
 
 
+def operating_after(config: dict[str, Any]) -> int:
+    """``service.operating_after``: first chunks of the probe taken again after a point's confirmation (0: none,
+    the model is the one from before the trials)."""
+    n = int(config["service"].get("operating_after", 0))
+    if n < 0:
+        raise ConfigError(f"service.operating_after: {n} is not a number of chunks >= 0")
+    return n
+
+
 def operating_recheck(config: dict[str, Any]) -> float:
     """``service.operating_recheck``: a probe whose first drift is further than this factor from 1 takes
     :data:`hera.loadgen.confirm.RECHECK_CHUNKS` more chunks and uses their median (0: never)."""
@@ -332,6 +342,7 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     mix = mix_sizes(config, ms.n_queries, common.derived_seed(int(config["seed"]), "model-sizes", stream))
     t0 = time.perf_counter()
     probe = None
+    profile_law = law
     chunks = int(config["service"].get("operating_chunks", 0))
     if chunks > 0:
         # the model on the profile alone (a point estimate: it only places the probe), then the probe there
@@ -365,9 +376,28 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     _log(f"[scalability] {tenant}: {law.workers} worker(s): measured QPS* {res.value:.2f} "
          f"[{res.value_ci_lo:.2f}, {res.value_ci_hi:.2f}] ({res.value_ci_level:.0%} interval), repeats "
          f"{', '.join(f'{x:.2f}' for x in res.per_repeat)}; {res.n_trials} trials, {wall:.1f} s")
-    rel = (modelled.qps_star - res.value) / res.value if res.value > 0 else math.nan
     drift = drift_summary(res.trials)
     served = served_model_qps(law, mix, sla["sla_ms"], pct, ms, drift["service_drift"])
+    # the probe after the trials: the model at the speed the probes before and after them bracket (docs/DESIGN.md,
+    # "The probe brackets the confirmation"); the model before them, which started the search, stays beside it
+    before, after, bracket = modelled, None, math.nan
+    if probe is not None and operating_after(config) > 0 and math.isfinite(probe.drift) and probe.drift > 0:
+        after = operating_probe(node, config, tenant, profile_law, mix, sla, f"{stream}/after", profiled.qps_star,
+                                operating_after(config))
+        if after is not None and math.isfinite(after.drift) and after.drift > 0:
+            bracket = math.sqrt(probe.drift * after.drift)
+            t2 = time.perf_counter()
+            modelled = modelled_qps_star(profile_law.scaled(bracket), mix, sla["sla_ms"], pct, ms)
+            if ms.trial is not None:
+                steady = modelled_qps_star(profile_law.scaled(bracket), mix, sla["sla_ms"], pct,
+                                           model_settings(config, stream, "steady"))
+            else:
+                steady = modelled
+            t_model += time.perf_counter() - t2
+            _log(f"[scalability] {tenant}: {law.workers} worker(s): after the trials {after.queries} queries served "
+                 f"x{after.drift:.3f} the profile ({after.seconds:.1f} s): modelled QPS* at x{bracket:.3f} "
+                 f"{modelled.qps_star:.2f} (before the trials {before.qps_star:.2f})")
+    rel = (modelled.qps_star - res.value) / res.value if res.value > 0 else math.nan
     issued = res.trials["rate_qps"] * res.trials["wall_s"]
     per_query = (res.trials["harness_cpu_s"] / issued.where(issued > 0)).dropna()
     row = {
@@ -388,6 +418,12 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         "operating_seconds": probe.seconds if probe is not None else 0.0,
         "operating_chunk_drifts": ";".join(f"{d:.6g}" for d in probe.chunk_drifts) if probe is not None else "",
         "operating_rechecked": bool(probe.rechecked) if probe is not None else False,
+        "qps_star_model_before": before.qps_star,
+        "model_rel_error_before": (before.qps_star - res.value) / res.value if res.value > 0 else math.nan,
+        "operating_drift_after": after.drift if after is not None else math.nan,
+        "operating_after_seconds": after.seconds if after is not None else 0.0,
+        "operating_after_chunk_drifts": ";".join(f"{d:.6g}" for d in after.chunk_drifts) if after is not None else "",
+        "operating_drift_bracketed": bracket,
         "qps_star_model_steady": steady.qps_star, "sla_ms": sla["sla_ms"], "percentile": pct,
         "n_trials": res.n_trials,
         "trial_seconds": res.trial_seconds, "wall_seconds": wall, "model_seconds": t_model,

@@ -581,6 +581,10 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
     if agree.get("profile_points") and "operating_drift" in t.df.columns and t.df["operating_drift"].notna().any():
         notes.append(f"the model on the service profile alone, before the operating-point probe: median |error| "
                      f"{agree['profile_median_abs_rel_error']:.1%}, max {agree['profile_max_abs_rel_error']:.1%}")
+    if agree.get("before_points") and "operating_drift_after" in t.df.columns \
+            and t.df["operating_drift_after"].notna().any():
+        notes.append(f"at the speed of the probe before the trials alone (the model that started the search): median "
+                     f"|error| {agree['before_median_abs_rel_error']:.1%}, max {agree['before_max_abs_rel_error']:.1%}")
     if agree.get("served_points"):
         notes.append(f"the model on the service times as served in the trials (profile x measured drift): median "
                      f"|error| {agree['served_median_abs_rel_error']:.1%}, max {agree['served_max_abs_rel_error']:.1%}"

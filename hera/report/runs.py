@@ -66,13 +66,17 @@ class RunHeadline:
     # the pair prediction anchored to each tenant's speed alone right before its pair (NaN for runs before it)
     pair_anchored_median_abs_rel_error: float = math.nan
     pair_anchored_mean_abs_emu_error: float = math.nan
+    # the model at the speed of the probe before the trials alone (= the headline in runs without a probe after)
+    model_before_median_abs_rel_error: float = math.nan
+    model_before_max_abs_rel_error: float = math.nan
 
     METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
                "pair_mean_abs_emu_error", "c5_violation_frac", "model_served_median_abs_rel_error",
                "model_served_max_abs_rel_error", "pair_served_median_abs_rel_error",
                "pair_served_mean_abs_emu_error", "model_profile_median_abs_rel_error",
                "model_profile_max_abs_rel_error", "pair_anchored_median_abs_rel_error",
-               "pair_anchored_mean_abs_emu_error", "service_refresh_ratio_median", "stage_drift_median")
+               "pair_anchored_mean_abs_emu_error", "model_before_median_abs_rel_error",
+               "model_before_max_abs_rel_error", "service_refresh_ratio_median", "stage_drift_median")
 
     @property
     def service_refresh_ratio_median(self) -> float:
@@ -224,7 +228,10 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
                        agree.get("profile_max_abs_rel_error", agree["max_abs_rel_error"]), qps, drifts, fingerprint,
                        refresh_ratio=refresh, stage_drift=stage_drifts(scal, refresh),
                        pair_anchored_median_abs_rel_error=summary.get("anchored_median_abs_rel_error", nan),
-                       pair_anchored_mean_abs_emu_error=summary.get("anchored_mean_abs_emu_error", nan))
+                       pair_anchored_mean_abs_emu_error=summary.get("anchored_mean_abs_emu_error", nan),
+                       model_before_median_abs_rel_error=agree.get("before_median_abs_rel_error",
+                                                                   agree["median_abs_rel_error"]),
+                       model_before_max_abs_rel_error=agree.get("before_max_abs_rel_error", agree["max_abs_rel_error"]))
 
 
 def from_summary(path: str | Path) -> list[RunHeadline]:
@@ -252,10 +259,13 @@ def from_summary(path: str | Path) -> list[RunHeadline]:
         return {k: v for k, v in out.items() if math.isfinite(v)}
 
     scalars = [m for m in RunHeadline.METRICS if m not in ("service_refresh_ratio_median", "stage_drift_median")]
+    # a summary written before the probe after the trials: its headline is the model from before them
+    alias = {f"model_before_{k}": f"model_{k}" for k in ("median_abs_rel_error", "max_abs_rel_error")}
     runs = []
     for i, label in enumerate(fig["runs"]):
         commits = fig.get("commits", [[]] * len(fig["runs"]))[i]
-        runs.append(RunHeadline(str(label), tuple(commits), **{m: value(fig.get(m), i) for m in scalars},
+        runs.append(RunHeadline(str(label), tuple(commits),
+                                **{m: value(fig.get(m) if m in fig else fig.get(alias.get(m, m)), i) for m in scalars},
                                 qps_star=per_key("qps_star", i), pair_drift=per_key("pair_service_drift", i),
                                 refresh_ratio=per_key("service_refresh_ratio", i),
                                 stage_drift=per_key("stage_drift", i), fingerprint=f"{path.name}#{label}"))
