@@ -250,6 +250,9 @@ def test_more_cores_resctrl_and_settings_cost_what_they_should():
     more = _small(_config(service__operating_chunks=3))
     assert stage(estimate(no_probe, vm, COSTS), "scalability") < stage(p_vm, "scalability") < stage(
         estimate(more, vm, COSTS), "scalability")
+    # ... and the probe after the trials (service.operating_after, an option) its chunks and one more model
+    after = _small(_config(service__operating_after=1))
+    assert stage(estimate(after, vm, COSTS), "scalability") > stage(p_vm, "scalability")
     # model.service: refresh re-measures each worker count's profile before its probe (the default, stage, does not)
     refresh = _small(_config(model__service="refresh"))
     assert stage(estimate(refresh, vm, COSTS), "scalability") > stage(p_vm, "scalability")

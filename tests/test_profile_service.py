@@ -64,8 +64,10 @@ def test_service_profile_samples_every_sub_batch_in_both_regimes(study, tmp_path
     assert (summary.loc[summary["statistic"] == "saturation_throughput", "value"] > 0).all()
     law = service.service_law(samples, 2, 64)
     assert law.workers == 2 and law.pool(64, "saturated").size > 0 and law.gap_ms >= 0
-    assert law.idle_ms.size == 3 and law.idle_extra_ms[0] == 0.0  # the penalty's curve comes with the law
-    assert (summary["statistic"] == "idle_penalty").sum() == 6
+    # the penalty's curve comes with the law: no gap, 2 and 10 ms, fewer knots where a gap idled no longer than a
+    # shorter one on a busy machine (pooled), always increasing in the real idle time
+    assert 1 <= law.idle_ms.size <= 3 and law.idle_extra_ms[0] == 0.0 and np.all(np.diff(law.idle_ms) > 0)
+    assert 2 <= (summary["statistic"] == "idle_penalty").sum() <= 6
     assert (tmp_path / "service" / "syn.parquet.meta.json").is_file()
 
 
@@ -84,7 +86,8 @@ def test_missing_worker_count_is_a_one_line_error(study, tmp_path):
 @pytest.mark.slow
 def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     cfg, _ = study
-    cfg = {**cfg, "model": {**cfg["model"], "service": "refresh"}}  # the default is stage (next test)
+    cfg = {**cfg, "model": {**cfg["model"], "service": "refresh"},  # the default is stage (next test)
+           "service": {**cfg["service"], "operating_after": 1}}  # and the probe after the trials (default: none)
     svc = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", svc, OPTS)
     dec = sla.decide(cfg["sla"], "syn", summary)
@@ -124,7 +127,7 @@ def test_scalability_models_and_confirms_qps_star(study, tmp_path, capsys):
     assert (df["operating_queries"] >= 40).all() and (df["operating_drift"] > 0).all()
     assert np.allclose(df["operating_rate_qps"], df["qps_star_model_profile"])
     assert df["model_rel_error_profile"].notna().all() and (df["operating_seconds"] > 0).all()
-    # ... and again after the trials (service.operating_after: 1): the final model at the speed the two bracket,
+    # ... and again after the trials (service.operating_after: 1, an option): the final model at the speed the two bracket,
     # the model from before the trials (which started the search) beside it
     assert (df["operating_drift_after"] > 0).all() and (df["operating_after_seconds"] > 0).all()
     assert np.allclose(df["operating_drift_bracketed"], np.sqrt(df["operating_drift"] * df["operating_drift_after"]))
@@ -147,7 +150,7 @@ def test_scalability_with_the_stage_profile(study, tmp_path, chunks):
     operating-point probe (``service.operating_chunks``); nothing is re-measured."""
     cfg, _ = study
     assert scalability.refresh_service(cfg) is False  # ci.yaml sets no model.service: the schema's default
-    cfg = {**cfg, "service": {**cfg["service"], "operating_chunks": chunks}}
+    cfg = {**cfg, "service": {**cfg["service"], "operating_chunks": chunks, "operating_after": chunks}}
     svc = tmp_path / "service" / "syn.csv"
     summary = service.run(cfg, "syn", svc, OPTS, workers=[1])
     dec = sla.decide(cfg["sla"], "syn", summary)

@@ -231,7 +231,7 @@ def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibrati
     if chunks <= 0:
         return 0.0
     before = probe_chunks(config, chunks, cal) * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
-    after = int(svc.get("operating_after", 1))
+    after = int(svc.get("operating_after", 0))
     if after <= 0:
         return before
     return before + probe_chunks(config, after, cal) * chunk_s(config, rate_qps, cal) + model_s(config, MODEL_RATES, cal)
