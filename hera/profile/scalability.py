@@ -379,7 +379,7 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     drift = drift_summary(res.trials)
     served = served_model_qps(law, mix, sla["sla_ms"], pct, ms, drift["service_drift"])
     # the probe after the trials: the model at the speed the probes before and after them bracket (docs/DESIGN.md,
-    # "The probe brackets the confirmation"); the model before them, which started the search, stays beside it
+    # "The probe after the trials": an option, off); the model before them, which started the search, stays beside it
     before, after, bracket = modelled, None, math.nan
     if probe is not None and operating_after(config) > 0 and math.isfinite(probe.drift) and probe.drift > 0:
         after = operating_probe(node, config, tenant, profile_law, mix, sla, f"{stream}/after", profiled.qps_star,
