@@ -331,21 +331,14 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
         df = pd.concat(parts, ignore_index=True)
     err = model_errors(df)
     fig = model_agreement(df)
+    def num(r: Any, col: str) -> float | None:
+        return round(float(r[col]), 3) if pd.notna(r.get(col)) else None
+
+    beside = ("service_drift", "qps_star_model_served", "qps_star_model_profile", "operating_drift",
+              "qps_star_model_before", "operating_drift_after")
     fig["points"] = [{"model": r["model"], "workers": int(r["workers"]), "qps_star_model": round(r["qps_star_model"], 3),
                       "qps_star": round(r["qps_star"], 3), "error": round(r["error"], 4),
-                      "relative": bool(r["relative"]),
-                      "service_drift": round(float(r["service_drift"]), 3)
-                      if pd.notna(r.get("service_drift")) else None,
-                      "qps_star_model_served": round(float(r["qps_star_model_served"]), 3)
-                      if pd.notna(r.get("qps_star_model_served")) else None,
-                      "qps_star_model_profile": round(float(r["qps_star_model_profile"]), 3)
-                      if pd.notna(r.get("qps_star_model_profile")) else None,
-                      "operating_drift": round(float(r["operating_drift"]), 3)
-                      if pd.notna(r.get("operating_drift")) else None,
-                      "qps_star_model_before": round(float(r["qps_star_model_before"]), 3)
-                      if pd.notna(r.get("qps_star_model_before")) else None,
-                      "operating_drift_after": round(float(r["operating_drift_after"]), 3)
-                      if pd.notna(r.get("operating_drift_after")) else None} for _, r in err.iterrows()]
+                      "relative": bool(r["relative"]), **{c: num(r, c) for c in beside}} for _, r in err.iterrows()]
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
         steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]), noise=False)
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}

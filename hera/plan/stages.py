@@ -230,11 +230,10 @@ def operating_probe_s(config: Mapping[str, Any], rate_qps: float, cal: Calibrati
     chunks = int(svc.get("operating_chunks", 1))
     if chunks <= 0:
         return 0.0
-    before = probe_chunks(config, chunks, cal) * chunk_s(config, rate_qps, cal) + 0.25 * model_s(config, MODEL_RATES, cal)
+    chunk, model = chunk_s(config, rate_qps, cal), model_s(config, MODEL_RATES, cal)
     after = int(svc.get("operating_after", 0))
-    if after <= 0:
-        return before
-    return before + probe_chunks(config, after, cal) * chunk_s(config, rate_qps, cal) + model_s(config, MODEL_RATES, cal)
+    return (probe_chunks(config, chunks, cal) * chunk + 0.25 * model
+            + (probe_chunks(config, after, cal) * chunk + model if after > 0 else 0.0))
 
 
 def probe_chunks(config: Mapping[str, Any], chunks: int, cal: Calibration) -> float:

@@ -49,8 +49,8 @@ COLUMNS = ["model", "workers", "qps_star", "qps_star_lo", "qps_star_hi", "qps_st
            "model_rel_error_profile", "service_refresh_ratio", "operating_drift", "operating_rate_qps",
            "operating_queries", "operating_seconds", "operating_chunk_drifts", "operating_rechecked",
            "qps_star_model_before", "model_rel_error_before", "operating_drift_after", "operating_after_seconds",
-           "operating_after_chunk_drifts", "operating_drift_bracketed", "trial_crossing_sd", "tail_log_slope", "batch_size", "sla_rule",
-           "llc_partitioning", "scale", "remeasured", "qps_star_first", "note"]
+           "operating_after_chunk_drifts", "operating_drift_bracketed", "trial_crossing_sd", "tail_log_slope",
+           "batch_size", "sla_rule", "llc_partitioning", "scale", "remeasured", "qps_star_first", "note"]
 TRIAL_COLUMNS = ["model", "workers", "repeat", "attempt", "trial", "rate_qps", "chunks", "warmup_queries",
                  "n_measured", "n_ok", "n_over_sla", "miss_fraction", "miss_lo", "miss_hi", "verdict", "passed", "aborted",
                  "latency_ms_pct", "latency_ms_pct_adjusted", "control_variate_factor", "service_drift",
@@ -328,6 +328,18 @@ def drifts_at(node: Any, config: dict[str, Any], tenant: str, laws: Sequence[Any
                         settings=ConfirmSettings.from_config(config), seed=seed, tenant=tenant)
 
 
+def steady_beside(config: dict[str, Any], stream: str, law: Any, mix: np.ndarray, sla_ms: float, percentile: float,
+                  settings: Any, modelled: Any):
+    """The long-run value beside ``modelled`` (the model of ``law`` for trials of the confirmation's shape): how
+    optimistic the confirmation's short trials are, by the model's account; ``modelled`` itself where the model
+    already is the long-run one (``model.tails: steady``)."""
+    from hera.queueing.qps import modelled_qps_star
+
+    if settings.trial is None:
+        return modelled
+    return modelled_qps_star(law, mix, sla_ms, percentile, model_settings(config, stream, "steady"))
+
+
 def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, law: Any, sla: dict[str, Any],
                    stream: str) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Modelled and confirmed QPS* of ``tenant`` (serving ``model``) on ``node`` with the service law ``law``:
@@ -357,9 +369,7 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
         modelled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
     else:
         modelled = profiled = modelled_qps_star(law, mix, sla["sla_ms"], pct, ms)
-    # the long-run value beside it: how optimistic the confirmation's short trials are, by the model's account
-    steady = modelled if ms.trial is None else modelled_qps_star(law, mix, sla["sla_ms"], pct,
-                                                                 model_settings(config, stream, "steady"))
+    steady = steady_beside(config, stream, law, mix, sla["sla_ms"], pct, ms, modelled)
     t_model = time.perf_counter() - t0 - (probe.seconds if probe is not None else 0.0)
     start = modelled.qps_star if modelled.qps_star > 0 else 0.05 * modelled.capacity_qps
     _log(f"[scalability] {tenant}: {law.workers} worker(s), SLA p{pct * 100:g} <= {sla['sla_ms']:.4g} ms: modelled "
@@ -380,19 +390,16 @@ def qps_star_point(node: Any, config: dict[str, Any], model: str, tenant: str, l
     served = served_model_qps(law, mix, sla["sla_ms"], pct, ms, drift["service_drift"])
     # the probe after the trials: the model at the speed the probes before and after them bracket (docs/DESIGN.md,
     # "The probe after the trials": an option, off); the model before them, which started the search, stays beside it
-    before, after, bracket = modelled, None, math.nan
-    if probe is not None and operating_after(config) > 0 and math.isfinite(probe.drift) and probe.drift > 0:
+    before, after, bracket, n_after = modelled, None, math.nan, operating_after(config)
+    if probe is not None and n_after > 0 and math.isfinite(probe.drift) and probe.drift > 0:
         after = operating_probe(node, config, tenant, profile_law, mix, sla, f"{stream}/after", profiled.qps_star,
-                                operating_after(config))
+                                n_after)
         if after is not None and math.isfinite(after.drift) and after.drift > 0:
             bracket = math.sqrt(probe.drift * after.drift)
             t2 = time.perf_counter()
-            modelled = modelled_qps_star(profile_law.scaled(bracket), mix, sla["sla_ms"], pct, ms)
-            if ms.trial is not None:
-                steady = modelled_qps_star(profile_law.scaled(bracket), mix, sla["sla_ms"], pct,
-                                           model_settings(config, stream, "steady"))
-            else:
-                steady = modelled
+            bracketed = profile_law.scaled(bracket)
+            modelled = modelled_qps_star(bracketed, mix, sla["sla_ms"], pct, ms)
+            steady = steady_beside(config, stream, bracketed, mix, sla["sla_ms"], pct, ms, modelled)
             t_model += time.perf_counter() - t2
             _log(f"[scalability] {tenant}: {law.workers} worker(s): after the trials {after.queries} queries served "
                  f"x{after.drift:.3f} the profile ({after.seconds:.1f} s): modelled QPS* at x{bracket:.3f} "
