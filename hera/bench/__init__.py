@@ -15,7 +15,11 @@ One module per kind (:mod:`hera.bench.serving`, :mod:`hera.bench.node`, :mod:`he
   (service profile, model, confirmation), each with its own seeds.
 - ``allocator``: one-worker service profiles in fresh processes, glibc's default heap against the steady one.
 - ``des``: what the node model costs where the pipeline calls it (compiled event loop against the interpreter).
-- ``model-agreement``: modelled vs confirmed-measured QPS* for every model at 1 and 2 workers.
+- ``model-agreement``: modelled vs confirmed-measured QPS* for every model at 1 and 2 workers, with its
+  conditioning (how far QPS* moves per 1% of service time, and the error the trials' drift explains).
+- ``conditioning``: the same conditioning over several finished runs' F2 points, and how often the model's max
+  bar can be met given the pooled drifts, with no drift, and with a wall-like tail
+  (:mod:`hera.report.conditioning`).
 - ``pair-prediction``: predicted vs measured co-located QPS* per tenant, and EMU, over measured pairs (and the
   mean signed EMU error of each measured ray).
 - ``runs``: the headline numbers of several complete pipeline runs and their spread (:mod:`hera.report.runs`).

@@ -200,13 +200,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     _kept_samples_parser(bsub, "sla-rules", _cmd_sla_rules,
                          "the SLA's base by rule (pooled p99 vs the sizes' medians) in finished runs' service "
                          "samples, and its spread between runs")
+    _kept_samples_parser(bsub, "conditioning", _cmd_conditioning,
+                         "how far QPS* moves per 1% of service time in finished runs' F2 points, how much of the "
+                         "node model's error the trials' change of speed explains, and how often the max bar can "
+                         "be met on such a machine")
 
 
 def _kept_samples_parser(bsub, name: str, func, help_text: str) -> None:
-    """A bench over finished runs' kept service samples: ``--from-results DIR ...``, labels, scale, out."""
+    """A bench over finished runs' kept results: ``--from-results DIR ...``, labels, scale, out."""
     p = bsub.add_parser(name, help=help_text)
     p.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
-                   help="results folders of complete runs that kept their service samples (results/<scale>)")
+                   help="results folders of complete runs (results/<scale>; service-source, pair-trials and "
+                        "sla-rules need the service samples they kept)")
     p.add_argument("--labels", help="comma-separated names of the runs, in order (default: their folders)")
     p.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
     p.add_argument("--out", type=Path, help=f"where to write the JSON (default results/<scale>/bench/{name}.json)")
@@ -320,6 +325,39 @@ def _cmd_sla_rules(args) -> int:
     return emit("sla-rules", args.scale, fig, args.out, vars_of(args))
 
 
+def _cmd_conditioning(args) -> int:
+    import pandas as pd
+
+    from hera.report.claims import MODEL_MAX_ERROR
+    from hera.report.conditioning import pass_rates, points, summary
+
+    runs, frames = {}, {}
+    for folder, label in zip(args.from_results, run_labels(args)):
+        path = Path(folder) / "profile" / "scalability.csv"
+        if not path.is_file():
+            raise HeraError(f"{path} does not exist")
+        scal = pd.read_csv(path)
+        runs[label] = summary(scal, MODEL_MAX_ERROR)
+        if runs[label] is None:
+            raise HeraError(f"{path}: no F2 row carries a tail slope and a service drift (a run before they were "
+                            "recorded); leave it out")
+        frames[label] = points(scal, MODEL_MAX_ERROR)
+        r = runs[label]
+        print(f"{label}: elasticity " + ", ".join(f"{w} worker(s) {v['median']:.2f} [{v['min']:.2f}, {v['max']:.2f}]"
+                                                  for w, v in r["elasticity_by_workers"].items())
+              + f"; max |error| {r['max_abs_error']:.1%}, {r['max_abs_error_without_drift']:.1%} without the "
+              f"trials' drift (which explains {r['drift_explained_share']:.0%} of the squared log error)", flush=True)
+    fig: dict = {"runs": runs}
+    if len(frames) > 1:
+        fig["pooled"] = pass_rates(frames, MODEL_MAX_ERROR)
+        p = fig["pooled"]
+        print(f"max bar ({MODEL_MAX_ERROR:.0%}) met in {p['runs_meeting_max_bar']} runs; simulated from the pooled "
+              f"drifts and rests: {p['simulated_p_meets_max_bar']:.0%}; with no drift "
+              f"{p['p_meets_max_bar_if_drift_1']:.0%}; with elasticity -1 {p['p_meets_max_bar_if_elasticity_1']:.0%}",
+              flush=True)
+    return emit("conditioning", args.scale, fig, args.out, vars_of(args))
+
+
 def _cmd_repeatability(args) -> int:
     if args.from_benches:
         fig = repeatability_pool(args.from_benches)
@@ -411,6 +449,13 @@ def _cmd_model_agreement(args) -> int:
               f"score {nf['perfect_model_median_abs_rel_error']:.1%} / "
               f"{nf['perfect_model_max_abs_rel_error']:.1%} (median / max, the median over {nf['sims']} "
               f"simulated runs) and meet the max bar in {nf['p_perfect_model_meets_max_bar']:.0%} of them", flush=True)
+    cond = fig.get("conditioning")
+    if cond:
+        print("conditioning: QPS* moves by " + ", ".join(
+            f"{-v['max']:.2f}-{-v['min']:.2f}% ({w} worker(s))" for w, v in cond["elasticity_by_workers"].items())
+            + f" per 1% of service time; the trials' drift explains {cond['drift_explained_share']:.0%} of the "
+            f"model's squared log error; without it the max error is {cond['max_abs_error_without_drift']:.1%}",
+            flush=True)
     return emit("model-agreement", args.scale, fig, args.out, vars_of(args))
 
 

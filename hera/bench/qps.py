@@ -312,7 +312,8 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
     import pandas as pd
 
     from hera.profile.scalability import determine
-    from hera.report.claims import model_agreement, model_errors
+    from hera.report.claims import MODEL_MAX_ERROR, model_agreement, model_errors
+    from hera.report.conditioning import summary as conditioning
 
     if from_results is not None:
         path = Path(from_results) / "profile" / "scalability.csv"
@@ -342,6 +343,9 @@ def bench_model_agreement(scale: str, models: list[str], workers: list[int], stu
     if "qps_star_model_steady" in df.columns and df["qps_star_model_steady"].notna().any():
         steady = model_agreement(df.assign(qps_star_model=df["qps_star_model_steady"]), noise=False)
         fig["steady_state_model"] = {k: steady[k] for k in ("median_abs_rel_error", "max_abs_rel_error")}
+    cond = conditioning(df, MODEL_MAX_ERROR)
+    if cond is not None:
+        fig["conditioning"] = cond
     if "seconds" in df.columns:
         fig["seconds_per_point"] = {f"{r['model']}/{int(r['workers'])}": round(float(r["seconds"]), 1)
                                     for _, r in df.iterrows()}
