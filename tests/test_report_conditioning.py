@@ -66,6 +66,8 @@ def test_summary_splits_the_error_into_the_drifts_share_and_the_rest():
     noisy = summary(f2_rows([-2.0, -1.25], [1.0, 1.0], [0.2, -0.1]), 0.3)
     assert noisy["drift_explained_share"] == pytest.approx(0.0)
     assert noisy["max_abs_error_without_drift"] == pytest.approx(0.2, abs=1e-4)
+    exact = summary(f2_rows([-2.0, -1.5], [1.0, 1.0], [0.0, 0.0]), 0.3)
+    assert exact["drift_explained_share"] is None  # nothing to explain: no share, never a division by zero
 
 
 def test_rows_without_a_slope_a_drift_or_a_measured_qps_are_left_out():
@@ -117,5 +119,94 @@ def test_conditioning_bench_writes_json_and_refuses_runs_it_cannot_read(tmp_path
     old = _run(tmp_path / "old", f2_rows([-2.0], [1.0], [0.0]).drop(columns=["tail_log_slope"]))
     for bad, says in ((tmp_path / "none", "does not exist"), (old, "no F2 row carries a tail slope")):
         assert main(["bench", "conditioning", "--from-results", str(r1), str(bad)]) != 0
+        err = capsys.readouterr().err.strip()
+        assert says in err and "\n" not in err
+
+
+# ------------------------------------------------------------------------------ sla-conditioning (node model)
+def _mix_samples(config, scale: float = 1.0, per_size: int = 4) -> pd.DataFrame:
+    """Raw samples of a one-worker profile over the study's query-size mix: a sub-batch of k items takes
+    ``scale × (0.2 + 0.02 k)`` ms (±5%), a light query its sub-batches one after another, dispatch 0.05 ms."""
+    from hera.profile.service import SAMPLE_COLUMNS, light_sizes
+
+    sizes, weights = light_sizes(config, 0)
+    batch = int(config["batch_size"])
+    rows, t = [], 0
+    for regime, queries in (("light", sizes), ("saturated", np.repeat(np.unique(sizes), per_size))):
+        for q, items in enumerate(queries):
+            subs = [batch] * (int(items) // batch) + ([int(items) % batch] if int(items) % batch else [])
+            start = t
+            spans = []
+            for j, k in enumerate(subs):
+                ms = scale * (0.2 + 0.02 * k) * (1 + 0.05 * ((q + j) % 3))
+                spans.append((j, k, t, t + int(ms * 1e6), ms))
+                t += int(ms * 1e6)
+            latency = (t - start) / 1e6 + 0.05
+            for j, k, t0, t1, ms in spans:
+                rows.append({"model": "x", "workers": 1, "regime": regime, "query": len(rows) if regime == "saturated"
+                             else 10_000 + q, "query_items": int(items),
+                             "weight": weights.get(int(items), 1.0) if regime == "light" else 1.0,
+                             "sub_index": j, "items": k, "worker": 0, "t_submit_ns": start, "t_start_ns": t0,
+                             "t_end_ns": t1, "service_ms": ms, "query_latency_ms": latency, "dispatch_ms": 0.05})
+            t += int(5e6) if regime == "light" else 0
+    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+
+
+def _service_run(root, config, scale: float = 1.0):
+    """A finished run's folder with one model's service samples (:func:`_mix_samples`), its quantile table and
+    the run's config."""
+    from hera.profile.service import summarise
+
+    res = root / "results" / "ci"
+    (res / "profile" / "service").mkdir(parents=True)
+    (res / "config.json").write_text(json.dumps(config, default=str))
+    samples = _mix_samples(config, scale)
+    samples.to_parquet(res / "profile" / "service" / "x.parquet")
+    summarise(samples, {1: 100.0}, {1: {"batch_size": int(config["batch_size"]), "note": "test"}}).to_csv(
+        res / "profile" / "service" / "x.csv", index=False)
+    return res
+
+
+@pytest.fixture()
+def small_config():
+    from hera import config as cfgmod
+    from hera.paths import repo_root
+
+    return cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["model.queries=600", "model.replicates=4"])
+
+
+def test_a_looser_sla_conditions_qps_better_and_runs_closer_to_capacity(small_config, tmp_path, capsys):
+    res = _service_run(tmp_path, small_config)
+    out = tmp_path / "sla.json"
+    assert main(["bench", "sla-conditioning", "--from-results", str(res), "--multipliers", "1.5,3,8",
+                 "--out", str(out)]) == 0
+    fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    at3, at8 = fig["by_multiplier"]["3"]["1"], fig["by_multiplier"]["8"]["1"]
+    assert at3["elasticity_median"] < at8["elasticity_median"] < -0.9  # never much better than the speed itself
+    assert at3["capacity_share_median"] < at8["capacity_share_median"]
+    low = [p for p in fig["points"] if p["multiplier"] == 1.5]
+    assert len(low) == 1 and "leaves no headroom" in low[0]["note"]  # a row saying why, not a crash
+    assert "1.5" not in fig["by_multiplier"]
+    assert json.loads(out.read_text())["figure"]["step"] == 0.05
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--multipliers", "3,x"], "comma-separated numbers"),
+    (["--multipliers", "0"], "positive numbers"),
+    (["--step", "0.7"], "--step must be in"),
+])
+def test_sla_conditioning_refuses_bad_arguments(small_config, tmp_path, capsys, argv, says):
+    res = _service_run(tmp_path, small_config)
+    assert main(["bench", "sla-conditioning", "--from-results", str(res), *argv]) != 0
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err
+
+
+def test_sla_conditioning_refuses_a_folder_without_samples_or_config(small_config, tmp_path, capsys):
+    res = _service_run(tmp_path, small_config)
+    (res / "profile" / "service" / "x.parquet").unlink()
+    (tmp_path / "bare").mkdir()
+    for folder, says in ((res, "holds no service samples"), (tmp_path / "bare", "config.json does not exist")):
+        assert main(["bench", "sla-conditioning", "--from-results", str(folder)]) != 0
         err = capsys.readouterr().err.strip()
         assert says in err and "\n" not in err

@@ -1,7 +1,8 @@
 """``hera bench``: benchmark commands that print their figure (last line: one JSON object) and write it to
 ``results/<scale>/bench/<name>.json`` with provenance. Benchmarks measure; tests never assert wall time.
-One module per kind (:mod:`hera.bench.serving`, :mod:`hera.bench.node`, :mod:`hera.bench.qps`), the arguments in
-:mod:`hera.bench.cli`, shared helpers in :mod:`hera.bench.common`.
+One module per kind (:mod:`hera.bench.serving`, :mod:`hera.bench.node`, :mod:`hera.bench.qps`,
+:mod:`hera.bench.partner`, :mod:`hera.bench.conditioning`), the arguments in :mod:`hera.bench.cli`, shared helpers
+in :mod:`hera.bench.common`.
 
 - ``build``: time to build every model and its sample library at a scale (fresh, into a scratch dir).
 - ``serving``: the server vs the same model called in-process on the same cores, at saturation and as QPS*
@@ -20,6 +21,8 @@ One module per kind (:mod:`hera.bench.serving`, :mod:`hera.bench.node`, :mod:`he
 - ``conditioning``: the same conditioning over several finished runs' F2 points, and how often the model's max
   bar can be met given the pooled drifts, with no drift, and with a wall-like tail
   (:mod:`hera.report.conditioning`).
+- ``sla-conditioning``: the node model's QPS* at the SLA each multiplier of the run's rule gives, its elasticity
+  to the service time and its share of the saturation throughput (:mod:`hera.bench.conditioning`).
 - ``pair-prediction``: predicted vs measured co-located QPS* per tenant, and EMU, over measured pairs (and the
   mean signed EMU error of each measured ray).
 - ``runs``: the headline numbers of several complete pipeline runs and their spread (:mod:`hera.report.runs`).

@@ -204,9 +204,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "how far QPS* moves per 1% of service time in finished runs' F2 points, how much of the "
                          "node model's error the trials' change of speed explains, and how often the max bar can "
                          "be met on such a machine")
+    sc = _kept_samples_parser(bsub, "sla-conditioning", _cmd_sla_conditioning,
+                              "the node model's QPS* at the SLA each multiplier of the run's rule gives: its "
+                              "elasticity to the service time and its share of the saturation throughput (no node "
+                              "is started)")
+    sc.add_argument("--multipliers", default="3,4,5,6",
+                    help="comma-separated SLA multipliers (default 3,4,5,6; the study's is 3)")
+    sc.add_argument("--step", type=float, default=0.05,
+                    help="relative change of the service times for the central difference (default 0.05)")
 
 
-def _kept_samples_parser(bsub, name: str, func, help_text: str) -> None:
+def _kept_samples_parser(bsub, name: str, func, help_text: str) -> argparse.ArgumentParser:
     """A bench over finished runs' kept results: ``--from-results DIR ...``, labels, scale, out."""
     p = bsub.add_parser(name, help=help_text)
     p.add_argument("--from-results", type=Path, metavar="DIR", nargs="+", required=True,
@@ -216,6 +224,7 @@ def _kept_samples_parser(bsub, name: str, func, help_text: str) -> None:
     p.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
     p.add_argument("--out", type=Path, help=f"where to write the JSON (default results/<scale>/bench/{name}.json)")
     p.set_defaults(func=func)
+    return p
 
 
 def _cmd_pair_prediction(args) -> int:
@@ -325,6 +334,10 @@ def _cmd_sla_rules(args) -> int:
     return emit("sla-rules", args.scale, fig, args.out, vars_of(args))
 
 
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
 def _cmd_conditioning(args) -> int:
     import pandas as pd
 
@@ -346,7 +359,8 @@ def _cmd_conditioning(args) -> int:
         print(f"{label}: elasticity " + ", ".join(f"{w} worker(s) {v['median']:.2f} [{v['min']:.2f}, {v['max']:.2f}]"
                                                   for w, v in r["elasticity_by_workers"].items())
               + f"; max |error| {r['max_abs_error']:.1%}, {r['max_abs_error_without_drift']:.1%} without the "
-              f"trials' drift (which explains {r['drift_explained_share']:.0%} of the squared log error)", flush=True)
+              f"trials' drift (which explains {_share(r['drift_explained_share'])} of the squared log error)",
+              flush=True)
     fig: dict = {"runs": runs}
     if len(frames) > 1:
         fig["pooled"] = pass_rates(frames, MODEL_MAX_ERROR)
@@ -356,6 +370,25 @@ def _cmd_conditioning(args) -> int:
               f"{p['p_meets_max_bar_if_drift_1']:.0%}; with elasticity -1 {p['p_meets_max_bar_if_elasticity_1']:.0%}",
               flush=True)
     return emit("conditioning", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_sla_conditioning(args) -> int:
+    from hera.bench.conditioning import by_multiplier, check_multipliers, sla_conditioning
+
+    try:
+        multipliers = [float(x) for x in args.multipliers.split(",") if x.strip()]
+    except ValueError:
+        raise HeraError(f"--multipliers must be comma-separated numbers, not {args.multipliers!r}") from None
+    check_multipliers(multipliers, args.step)
+    rows = [r for folder, label in zip(args.from_results, run_labels(args))
+            for r in sla_conditioning(folder, label, multipliers, args.step)]
+    fig = {"by_multiplier": by_multiplier(rows), "points": rows, "step": args.step}
+    for m, per_w in fig["by_multiplier"].items():
+        print(f"multiplier {m}: " + "; ".join(
+            f"{w} worker(s) elasticity {v['elasticity_median']:.2f} (min {v['elasticity_min']:.2f}), QPS* at "
+            f"{v['capacity_share_median']:.0%} of capacity, {v['above_capacity']} of {v['points']} above it"
+            for w, v in per_w.items()), flush=True)
+    return emit("sla-conditioning", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_repeatability(args) -> int:
@@ -453,7 +486,7 @@ def _cmd_model_agreement(args) -> int:
     if cond:
         print("conditioning: QPS* moves by " + ", ".join(
             f"{-v['max']:.2f}-{-v['min']:.2f}% ({w} worker(s))" for w, v in cond["elasticity_by_workers"].items())
-            + f" per 1% of service time; the trials' drift explains {cond['drift_explained_share']:.0%} of the "
+            + f" per 1% of service time; the trials' drift explains {_share(cond['drift_explained_share'])} of the "
             f"model's squared log error; without it the max error is {cond['max_abs_error_without_drift']:.1%}",
             flush=True)
     return emit("model-agreement", args.scale, fig, args.out, vars_of(args))
