@@ -201,7 +201,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "the SLA's base by rule (pooled p99 vs the sizes' medians) in finished runs' service "
                          "samples, and its spread between runs")
     _kept_samples_parser(bsub, "conditioning", _cmd_conditioning,
-                         "how far QPS* moves per 1% of service time in finished runs' F2 points, how much of the "
+                         "how far QPS* moves per 1%% of service time in finished runs' F2 points, how much of the "
                          "node model's error the trials' change of speed explains, and how often the max bar can "
                          "be met on such a machine")
     sc = _kept_samples_parser(bsub, "sla-conditioning", _cmd_sla_conditioning,
