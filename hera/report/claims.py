@@ -18,6 +18,7 @@ import pandas as pd
 from hera.policy.accuracy import signed_error
 from hera.policy.profiles import memory_class
 from hera.report import io
+from hera.report.conditioning import describe as describe_conditioning
 from hera.report.conditioning import summary as conditioning
 
 # ---------------------------------------------------------------------------------------------- thresholds
@@ -455,12 +456,9 @@ def m_model_agreement(scal: pd.DataFrame, machine: io.MachineInfo) -> ClaimResul
                  f"{a['served_median_abs_rel_error']:.1%} / {a['served_max_abs_rel_error']:.1%}")
     if a.get("drifted"):
         ours += f"; served off the profiled speed by > {STABLE_DRIFT:g}x: {', '.join(a['drifted'])}"
-    cond = conditioning(scal, MODEL_MAX_ERROR)
-    if cond and cond["drift_explained_share"] is not None:
-        e = [v for w in cond["elasticity_by_workers"].values() for v in (w["min"], w["max"])]
-        ours += (f"; QPS* moves by {-max(e):.1f}-{-min(e):.1f}% per 1% of service time (the tail's slope at "
-                 f"QPS*), and the trials' change of speed times that explains {cond['drift_explained_share']:.0%} of "
-                 f"the model's squared log error (max without it {cond['max_abs_error_without_drift']:.1%})")
+    cond = describe_conditioning(conditioning(scal, MODEL_MAX_ERROR))
+    if cond:
+        ours += f"; {cond}"
     nf = a.get("noise_floor")
     if nf:
         ours += (f"; a perfect model on this run's repeat scatter: {nf['perfect_model_median_abs_rel_error']:.1%} / "

@@ -102,6 +102,16 @@ def summary(scal: pd.DataFrame, max_error: float) -> dict[str, Any] | None:
     }
 
 
+def describe(cond: dict[str, Any] | None) -> str | None:
+    """One clause for T2 row M and F9's footer from a :func:`summary` (None where it says nothing)."""
+    if not cond or cond["drift_explained_share"] is None:
+        return None
+    e = [v for w in cond["elasticity_by_workers"].values() for v in (w["min"], w["max"])]
+    return (f"QPS* moves by {-max(e):.1f}-{-min(e):.1f}% per 1% of service time (the tail's slope at QPS*), and the "
+            f"trials' change of speed times that explains {cond['drift_explained_share']:.0%} of the model's squared "
+            f"log error (max without it {cond['max_abs_error_without_drift']:.1%})")
+
+
 def pass_rates(frames: dict[str, pd.DataFrame], max_error: float, sims: int = 20000, seed: int = 0) -> dict[str, Any]:
     """How often the max bar would be met, pooled over runs' F2 points (:func:`points` of each): a simulated run
     keeps one run's points and elasticities and draws each point's drift and rest (log) from the pooled values,

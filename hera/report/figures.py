@@ -21,6 +21,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from hera.errors import HeraError
 from hera.report import claims, io, style
 from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS
+from hera.report.conditioning import describe as describe_conditioning
+from hera.report.conditioning import summary as conditioning
 
 #: F3 flags a model whose two baselines bracketing an antagonist kind's points (antagonist idle) differ by more
 #: than this (relative): the machine moved during its profile (a shared VM's noise), so its curve does not
@@ -590,6 +592,9 @@ def f9_model_vs_measurement(results_dir, out_dir) -> list[Path]:
                      f"|error| {agree['served_median_abs_rel_error']:.1%}, max {agree['served_max_abs_rel_error']:.1%}"
                      + (f"; served off the profiled speed by > {claims.STABLE_DRIFT:g}x at "
                         f"{', '.join(agree['drifted'])}" if agree.get("drifted") else ""))
+    cond = describe_conditioning(conditioning(t.df, claims.MODEL_MAX_ERROR))
+    if cond:
+        notes.append(f"conditioning: {cond}")
     nf = agree.get("noise_floor")
     if nf:
         notes.append(f"noise floor: a perfect model on this run's repeat scatter ({nf['repeat_log_sd']:.3f} in log) "
