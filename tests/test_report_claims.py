@@ -164,11 +164,11 @@ def test_c5_verdicts():
 def test_evaluate_synthetic_results(tmp_path):
     results = write_results(tmp_path / "ci")
     rows = claims.evaluate(results)
-    assert [r.claim for r in rows] == ["C1", "C2", "C3", "C4", "C5", "M"]
+    assert [r.claim for r in rows] == ["C1", "C2", "C3", "C4", "C5", "M", "P"]
     assert all(r.verdict == REPRODUCED for r in rows), [(r.claim, r.reason) for r in rows]
     assert all("Synthetic Xeon 8380, 16 usable cores" in r.machine for r in rows)
     small = claims.evaluate(write_results(tmp_path / "small", cores=2, resctrl=False))
-    assert [r.verdict for r in small] == [NOT_OBSERVABLE] * 5 + [REPRODUCED]  # C5 too: nothing can move on 2 cores
+    assert [r.verdict for r in small] == [NOT_OBSERVABLE] * 5 + [REPRODUCED] * 2  # C5 too: nothing can move on 2 cores
     assert list(claims.to_frame(rows).columns) == ["claim", "statement", "paper", "ours", "verdict", "reason",
                                                    "machine"]
 
@@ -247,3 +247,34 @@ def test_model_agreement_states_the_probe_before_the_trials_beside_the_bracketed
         in row.ours
     assert "probe before" not in claims.m_model_agreement(scal.assign(operating_drift_after=float("nan")),
                                                           claims.io.MachineInfo()).ours
+
+
+def _pairs(measured: list[float], predicted: list[float], emu: list[float], predicted_emu: list[float],
+           **beside: list[float]) -> pd.DataFrame:
+    """A measured co-location table: each point's two tenants at ``measured`` QPS* (both alike), predicted at
+    ``predicted``."""
+    n = len(measured)
+    return pd.DataFrame({"model_a": ["a"] * n, "model_b": [f"b{i % 3}" for i in range(n)], "cores_a": 1, "cores_b": 1,
+                         "ways_a": None, "ways_b": None, "share_a": 0.5, "qps_star_a": measured,
+                         "qps_star_b": measured, "emu": emu, "predicted_qps_star_a": predicted,
+                         "predicted_qps_star_b": predicted, "predicted_emu": predicted_emu, **beside})
+
+
+def test_pair_prediction_row_states_the_benchs_headline_and_what_stands_beside_it():
+    good = _pairs([10.0, 20.0, 30.0], [11.0, 19.0, 33.0], [0.6, 0.7, 0.8], [0.65, 0.68, 0.85])
+    row = claims.p_pair_prediction(good, claims.io.MachineInfo())
+    assert row.claim == "P" and row.verdict == REPRODUCED
+    assert row.ours.startswith("median |predicted - measured| / measured co-located QPS* 10.0% (per tenant), "
+                               "mean |EMU error| 0.040 over 3 points of 3 pairs")
+    assert "anchored" not in row.ours and "as served" not in row.ours
+    far = _pairs([10.0, 20.0, 30.0], [11.0, 19.0, 33.0], [0.6, 0.7, 0.8], [0.85, 0.68, 0.65],
+                 anchored_qps_star_a=[10.0, 20.0, 30.0], anchored_qps_star_b=[10.0, 20.0, 30.0],
+                 anchored_emu=[0.6, 0.7, 0.8])
+    row = claims.p_pair_prediction(far, claims.io.MachineInfo())
+    assert row.verdict == NOT_REPRODUCED and "mean |EMU error| 0.140" in row.ours  # the EMU bar alone decides
+    assert "anchored (each tenant probed alone right before its pair): 0.0% / 0.000" in row.ours
+    zero = _pairs([0.0, 20.0], [3.0, 20.0], [0.0, 0.7], [0.05, 0.7])
+    assert "2 tenant values with measured QPS* = 0 (absolute errors)" in claims.p_pair_prediction(
+        zero, claims.io.MachineInfo()).ours
+    assert claims.p_pair_prediction(good.drop(columns=["predicted_emu"]), claims.io.MachineInfo()).verdict \
+        == NOT_OBSERVABLE

@@ -84,7 +84,7 @@ def test_t2_and_t1_markdown_are_written(tmp_path):
     assert [p.name for p in paths] == ["T2.csv", "T2.md", "T1.md"]
     t2 = pd.read_csv(out / "T2.csv")
     assert {"claim", "statement", "paper", "ours", "verdict", "reason", "machine"} <= set(t2.columns)
-    assert t2["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "M"]
+    assert t2["claim"].tolist() == ["C1", "C2", "C3", "C4", "C5", "M", "P"]
     meta = json.loads((out / "T2.csv.meta.json").read_text())
     assert meta["config"]["thresholds"]["MIN_CORES_FOR_COLOCATION"] == 4 and meta["config"]["scale"] == "ci"
     md = (out / "T2.md").read_text()
