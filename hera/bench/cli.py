@@ -342,20 +342,18 @@ def _cmd_conditioning(args) -> int:
     import pandas as pd
 
     from hera.report.claims import MODEL_MAX_ERROR
-    from hera.report.conditioning import pass_rates, points, summary
+    from hera.report.conditioning import pass_rates, points, summarise
 
     runs, frames = {}, {}
     for folder, label in zip(args.from_results, run_labels(args)):
         path = Path(folder) / "profile" / "scalability.csv"
         if not path.is_file():
             raise HeraError(f"{path} does not exist")
-        scal = pd.read_csv(path)
-        runs[label] = summary(scal, MODEL_MAX_ERROR)
-        if runs[label] is None:
+        frames[label] = points(pd.read_csv(path), MODEL_MAX_ERROR)
+        runs[label] = r = summarise(frames[label], MODEL_MAX_ERROR)
+        if r is None:
             raise HeraError(f"{path}: no F2 row carries a tail slope and a service drift (a run before they were "
                             "recorded); leave it out")
-        frames[label] = points(scal, MODEL_MAX_ERROR)
-        r = runs[label]
         print(f"{label}: elasticity " + ", ".join(f"{w} worker(s) {v['median']:.2f} [{v['min']:.2f}, {v['max']:.2f}]"
                                                   for w, v in r["elasticity_by_workers"].items())
               + f"; max |error| {r['max_abs_error']:.1%}, {r['max_abs_error_without_drift']:.1%} without the "
@@ -468,6 +466,8 @@ def _cmd_busy_partner(args) -> int:
 
 
 def _cmd_model_agreement(args) -> int:
+    from hera.report.conditioning import describe
+
     study = load_study(args.scale, args.config)
     models = [m.strip() for m in args.models.split(",")] if args.models else list(study["models"])
     try:
@@ -482,13 +482,9 @@ def _cmd_model_agreement(args) -> int:
               f"score {nf['perfect_model_median_abs_rel_error']:.1%} / "
               f"{nf['perfect_model_max_abs_rel_error']:.1%} (median / max, the median over {nf['sims']} "
               f"simulated runs) and meet the max bar in {nf['p_perfect_model_meets_max_bar']:.0%} of them", flush=True)
-    cond = fig.get("conditioning")
+    cond = describe(fig.get("conditioning"))
     if cond:
-        print("conditioning: QPS* moves by " + ", ".join(
-            f"{-v['max']:.2f}-{-v['min']:.2f}% ({w} worker(s))" for w, v in cond["elasticity_by_workers"].items())
-            + f" per 1% of service time; the trials' drift explains {_share(cond['drift_explained_share'])} of the "
-            f"model's squared log error; without it the max error is {cond['max_abs_error_without_drift']:.1%}",
-            flush=True)
+        print(f"conditioning: {cond}", flush=True)
     return emit("model-agreement", args.scale, fig, args.out, vars_of(args))
 
 

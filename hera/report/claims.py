@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hera.policy.accuracy import signed_error
+from hera.policy.accuracy import prediction_errors, prediction_summary, signed_error
 from hera.policy.profiles import memory_class
 from hera.report import io
 from hera.report.conditioning import describe as describe_conditioning
@@ -476,8 +476,6 @@ def m_model_agreement(scal: pd.DataFrame, machine: io.MachineInfo) -> ClaimResul
 def p_pair_prediction(pairs: pd.DataFrame, machine: io.MachineInfo) -> ClaimResult:
     """P: predicted vs measured co-location over every measured point (``hera bench pair-prediction``'s headline,
     with the anchored prediction, the prediction on the service as served and the noise floor beside)."""
-    from hera.policy.accuracy import prediction_errors, prediction_summary
-
     if "predicted_emu" not in pairs.columns or not pairs["predicted_emu"].notna().any():
         return _result("P", "n/a", NOT_OBSERVABLE, "the co-location table has no predicted values", machine)
     s = prediction_summary(prediction_errors(pairs))

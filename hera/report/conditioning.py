@@ -77,7 +77,11 @@ def summary(scal: pd.DataFrame, max_error: float) -> dict[str, Any] | None:
     """The run's conditioning (None where its F2 rows carry no tail slope or drift, as before they did):
     elasticity by worker count, the share of the model's squared log error that drift × elasticity explains, the
     largest error without it, and the narrowest tolerated drift band."""
-    df = points(scal, max_error)
+    return summarise(points(scal, max_error), max_error)
+
+
+def summarise(df: pd.DataFrame, max_error: float) -> dict[str, Any] | None:
+    """:func:`summary` of the per-point table :func:`points` already gave."""
     if df.empty:
         return None
     total = float((df["log_error"] ** 2).sum())
