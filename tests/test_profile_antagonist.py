@@ -125,3 +125,61 @@ def test_antagonist_cli_prints_json(capsys):
                  "--duration-s", "0.1"]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["results"][0]["kind"] == "cache" and last["results"][0]["lines_per_s"] > 0
+
+
+class _TornCounters(list):
+    """A counter array that a writer changes between two of the reader's reads (``changes`` times)."""
+
+    def __init__(self, values, writes):
+        super().__init__(values)
+        self.writes = list(writes)
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        if isinstance(key, slice) and self.writes:
+            self[:] = self.writes.pop(0)  # the writer moves on after this read
+        return out
+
+
+def _slot(seq, active, wall):
+    from hera.profile import antagonist as a
+
+    v = [0.0] * a._SLOTS
+    v[a._SEQ], v[a._ACTIVE_S], v[a._WALL_S] = seq, active, wall
+    return v
+
+
+def test_counter_reads_never_pair_new_active_time_with_old_wall_time():
+    """The race behind a duty of 1.0006: a read while the process writes (odd sequence) or that straddles a
+    write is retried, so active_s <= wall_s holds in every snapshot the reader returns."""
+    from hera.profile import antagonist as a
+
+    mid_write = _slot(1, 2.0, 1.0)  # active already added, wall not yet: torn
+    done = _slot(2, 2.0, 2.0)
+    c = _TornCounters(mid_write, [done, done])
+    snap = a._read_slot(c, 0)
+    assert snap[a._ACTIVE_S] <= snap[a._WALL_S] and snap[a._SEQ] == 2
+    straddled = _TornCounters(_slot(2, 1.0, 1.0), [_slot(4, 3.0, 3.0), _slot(4, 3.0, 3.0)])
+    snap = a._read_slot(straddled, 0)
+    assert snap[a._SEQ] == 4 and snap[a._ACTIVE_S] == snap[a._WALL_S] == 3.0
+
+
+def test_counter_reads_of_a_process_killed_mid_write_give_up():
+    from hera.profile import antagonist as a
+
+    stuck = _slot(3, 2.0, 1.0)  # odd for good: its writer died
+    assert a._read_slot(list(stuck), 0)[a._SEQ] == 3
+
+
+def test_measured_duty_never_exceeds_one():
+    """Live: consecutive counter snapshots, read as fast as the reader can for half a second (tens of
+    thousands of reads, so a window that straddles the process's write is all but certain), never show more
+    active time than wall time between them."""
+    with Antagonist("bandwidth", 1.0, [CORE], **SMALL) as ant:
+        time.sleep(0.05)
+        worst, prev, deadline = 0.0, ant.counters(), time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            cur = ant.counters()
+            worst = max(worst, (cur["active_s"] - prev["active_s"]) - (cur["wall_s"] - prev["wall_s"]))
+            prev = cur
+    assert worst <= 1e-9, f"active time exceeded wall time by {worst:.2e} s between two reads"

@@ -54,8 +54,10 @@ KINDS = ("bandwidth", "cache", "cpu")
 #: Element count of the ``cpu`` kernel's array (float64: 4 KiB, well inside any L1 data cache).
 CPU_KERNEL_ELEMENTS = 512
 LINE_BYTES = 64
-# shared counter slots per process
-_BYTES, _LINES, _ACTIVE_S, _WALL_S, _STATE, _CPU_S, _SLOTS = 0, 1, 2, 3, 4, 5, 6
+# shared counter slots per process; ``_SEQ`` is a sequence lock (odd while the process writes its slots) so that a
+# reader never pairs a new ``active_s`` with an old ``wall_s`` (a duty above 1 came from exactly that race)
+_BYTES, _LINES, _ACTIVE_S, _WALL_S, _STATE, _CPU_S, _SEQ, _SLOTS = 0, 1, 2, 3, 4, 5, 6, 7
+_SEQ_TRIES = 1000
 _READY, _FAILED = 1.0, -1.0
 _PR_SET_PDEATHSIG = 1
 
@@ -134,19 +136,43 @@ def _antagonist_main(kind: str, intensity: float, core: int, work_bytes: int, pe
                     break
         t1 = clock()
         if worked:
+            counters[base + _SEQ] += 1  # odd: writing
             counters[base + _BYTES] += moved
             counters[base + _LINES] += lines
             counters[base + _ACTIVE_S] += t1 - t0
             counters[base + _CPU_S] += time.thread_time() - cpu0
+            counters[base + _WALL_S] = t1 - t_begin  # wall time never lags the active time it contains
+            counters[base + _SEQ] += 1  # even: consistent
             rest = t0 + period_s - t1
             if rest > 0 and duty < 1.0:
                 time.sleep(rest)
         else:  # idle control: present, pinned, doing nothing
             time.sleep(0.01)
+        counters[base + _SEQ] += 1
         counters[base + _WALL_S] = clock() - t_begin
+        counters[base + _SEQ] += 1
         n_period += 1
         if n_period % 64 == 0 and os.getppid() != parent_pid:
             return  # owner gone (PDEATHSIG normally got here first)
+
+
+def _read_slot(counters: Any, base: int) -> list[float]:
+    """One process's counter slots, read consistently (sequence lock: retry while it writes or wrote meanwhile).
+
+    After ``_SEQ_TRIES`` torn reads (a process killed mid-write leaves the sequence odd for good) the last read
+    is returned: such a process is dead, and :meth:`Antagonist.measure` reports that before using the numbers."""
+    snap = list(counters[base:base + _SLOTS])
+    for _ in range(_SEQ_TRIES):
+        seq = snap[_SEQ]
+        if seq % 2 == 0:
+            again = list(counters[base:base + _SLOTS])
+            if again[_SEQ] == seq:
+                return again
+            snap = again
+        else:
+            time.sleep(0)
+            snap = list(counters[base:base + _SLOTS])
+    return snap
 
 
 def duty_of(kind: str, intensity: float) -> float:
@@ -369,13 +395,10 @@ class Antagonist:
         not on its core)."""
         if self._counters is None:
             return {"bytes": 0.0, "lines": 0.0, "active_s": 0.0, "wall_s": 0.0, "cpu_s": 0.0}
-        n = len(self.cores)
-        c = self._counters
-        return {"bytes": sum(c[s * _SLOTS + _BYTES] for s in range(n)),
-                "lines": sum(c[s * _SLOTS + _LINES] for s in range(n)),
-                "active_s": sum(c[s * _SLOTS + _ACTIVE_S] for s in range(n)),
-                "wall_s": sum(c[s * _SLOTS + _WALL_S] for s in range(n)),
-                "cpu_s": sum(c[s * _SLOTS + _CPU_S] for s in range(n))}
+        slots = [_read_slot(self._counters, s * _SLOTS) for s in range(len(self.cores))]
+        return {"bytes": sum(x[_BYTES] for x in slots), "lines": sum(x[_LINES] for x in slots),
+                "active_s": sum(x[_ACTIVE_S] for x in slots), "wall_s": sum(x[_WALL_S] for x in slots),
+                "cpu_s": sum(x[_CPU_S] for x in slots)}
 
     def measure(self, duration_s: float) -> AntagonistSample:
         """Sleep ``duration_s`` and return the throughput the antagonist achieved meanwhile."""
