@@ -3,8 +3,9 @@
 A two-tenant node (the pair path of the co-location stage, :func:`hera.profile.common.start_node`): the *tenant*
 on the study's first core at a fixed ``load`` × its one-worker QPS*, the *partner* on the second core at each of
 ``fractions`` × its own, in ``blocks`` randomised blocks (every fraction once per block, seeded order), each
-window ``seconds`` of open-loop Poisson load for both, after one unrecorded warm-up window. Per window: the tenant's mean sub-batch span and latency
-quantiles, and the harness's CPU (load generator, dispatch, collectors) as a share of one core. Block by block,
+window ``seconds`` of open-loop Poisson load for both, after one unrecorded warm-up window; within a block the
+tenant's stream is the same at every fraction (common random numbers, :func:`hera.profile.neighbour.measure_windows`,
+which the neighbour profile shares). Per window: the tenant's mean sub-batch span and latency quantiles, and the harness's CPU (load generator, dispatch, collectors) as a share of one core. Block by block,
 each fraction's values over those at the lightest fraction separate the partner's effect from the machine's drift.
 
 Beside the measurement stands what the pair prediction assumes for the same point, where the run's interference
@@ -42,22 +43,6 @@ def check_inputs(load: float, fractions: list[float], blocks: int, seconds: floa
     return fr
 
 
-def _window(sut: Any, bases: dict[str, Any], lib: dict[str, int], rates: dict[str, float], seconds: float,
-            seed: int) -> Any:
-    from hera.loadgen import driver
-
-    streams = {}
-    for k, (t, r) in enumerate(rates.items()):
-        n = max(20, int(math.ceil(r * seconds)))
-        streams[t] = bases[t].replace(
-            target_qps=float(r), n_queries=n, duration_s=None, min_queries=0, min_duration_s=0.0,
-            warmup_queries=max(2, int(math.ceil(r * 0.25))), arrival="poisson", arrival_trace=None,
-            arrival_formula=None, arrival_seed=(seed + 31 * k) % (2**31 - 1),
-            size_seed=(seed + 31 * k + 1) % (2**31 - 1), sample_seed=(seed + 31 * k + 2) % (2**31 - 1),
-            max_outstanding=max(1000, 4 * n))
-    return driver.run(sut, streams, lib)
-
-
 def busy_partner(config: dict[str, Any], model: str, partner: str, qps: dict[str, float], sla: dict[str, float],
                  load: float, fractions: list[float], blocks: int, seconds: float, opts: Any,
                  interference: Any = None) -> dict[str, Any]:
@@ -65,55 +50,12 @@ def busy_partner(config: dict[str, Any], model: str, partner: str, qps: dict[str
     node options (:class:`hera.harness.nodes.NodeOptions`); ``interference``: the run's profiles (any
     :class:`hera.profile.pair_prediction.Interference`) or None."""
     from hera.harness import study_cores
-    from hera.harness.nodes import TenantPlan, start_node, tenant_name
-    from hera.loadgen.sut import NodeSUT
-    from hera.profile.common import derived_seed
-    from hera.profile.scalability import confirm_settings
+    from hera.profile.neighbour import measure_windows
 
     fr = check_inputs(load, fractions, blocks, seconds)
-    for m in (model, partner):
-        if not (m in qps and qps[m] > 0 and m in sla and sla[m] > 0):
-            raise HeraError(f"model {m!r} has no one-worker QPS* and SLA to load it by (run the pipeline's F2 first)")
     cores = study_cores(config)
-    if len(cores) < 2:
-        raise HeraError(f"busy-partner needs two study cores (the tenant's and the partner's), this study has {cores}")
-    names = (tenant_name(model, partner, "a"), tenant_name(partner, model, "b"))
-    batch, max_items = int(config["batch_size"]), int(config["queries"]["max_items"])
-    plans = [TenantPlan(names[0], model, (cores[0],), batch, max_items),
-             TenantPlan(names[1], partner, (cores[1],), batch, max_items)]
-    rng = np.random.default_rng(derived_seed(int(config["seed"]), "busy-partner-order", f"{model}/{partner}"))
-    order = [[fr[i] for i in rng.permutation(len(fr))] for _ in range(int(blocks))]
-    windows: list[dict[str, Any]] = []
-    with start_node(config, plans, opts) as node:
-        sut = NodeSUT(node)
-        lib = {t: node.library_size(t) for t in names}
-        bases = {t: confirm_settings(config, sla[m], qps[m], f"busy-partner/{t}")
-                 for t, m in zip(names, (model, partner))}
-        # one unrecorded window at the middle fraction first: a cold node's first seconds are slow
-        _window(sut, bases, lib, {names[0]: load * qps[model], names[1]: fr[len(fr) // 2] * qps[partner]},
-                min(seconds, WARMUP_S), derived_seed(int(config["seed"]), "busy-partner-warmup", model))
-        for b, block in enumerate(order):
-            for f in block:
-                rates = {names[0]: load * qps[model], names[1]: f * qps[partner]}
-                seed = derived_seed(int(config["seed"]), "busy-partner", f"{model}/{partner}/{b}/{f:g}")
-                res = _window(sut, bases, lib, rates, seconds, seed)
-                rows = res.rows[~res.rows["warmup"] & res.rows["ok"]]
-                mine = rows[rows["tenant"] == names[0]]
-                other = rows[rows["tenant"] == names[1]]
-                wall = float(res.summary.get("wall_s", math.nan))
-                w = {"block": b, "fraction": f, "partner_qps": round(rates[names[1]], 3),
-                     "tenant_qps": round(rates[names[0]], 3), "queries": int(len(mine)),
-                     "service_ms_mean": float(mine["service_ms"].mean()),
-                     "latency_ms_mean": float(mine["latency_ms"].mean()),
-                     "latency_ms_p95": float(mine["latency_ms"].quantile(0.95)),
-                     "latency_ms_p99": float(mine["latency_ms"].quantile(0.99)),
-                     "partner_latency_ms_p95": float(other["latency_ms"].quantile(0.95)) if len(other) else math.nan,
-                     "harness_cores": float(res.summary.get("harness_cpu_s", math.nan)) / wall if wall > 0
-                     else math.nan}
-                windows.append(w)
-                print(f"[busy-partner] block {b}: {partner} at {f:g} x its QPS*: {model} mean sub-batch "
-                      f"{w['service_ms_mean']:.3f} ms, p95 {w['latency_ms_p95']:.2f} ms (SLA {sla[model]:.1f}), "
-                      f"harness {w['harness_cores']:.3f} of a core", flush=True)
+    windows = measure_windows(config, model, partner, qps, sla, load, fr, blocks, seconds, opts,
+                              tag="busy-partner", log=lambda m: print(m, flush=True))
     return {"model": model, "partner": partner, "load": load, "tenant_qps": round(load * qps[model], 3),
             "sla_ms": sla[model], "cores": [cores[0], cores[1]], "blocks": int(blocks), "seconds": seconds,
             "windows": windows, "by_fraction": by_fraction(windows, interference, model, partner)}

@@ -26,7 +26,8 @@ def stage_of(rel: Path) -> str | None:
     if head == "profile" and len(parts) >= 2:
         sub = parts[1] if len(parts) > 2 else Path(parts[1]).stem
         return {"latency": "latency", "service": "service", "scalability": "scalability", "memory": "interference",
-                "interference": "interference", "interference_calibration": "interference"}.get(sub)
+                "interference": "interference", "interference_calibration": "interference",
+                "neighbour": "interference"}.get(sub)
     if head == "colocation":
         return "pair_predictions" if rel.stem == "predicted" else "colocation"
     if head == "serving":

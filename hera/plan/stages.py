@@ -320,9 +320,30 @@ def _interference(config, rates, machine: MachineInfo, cal) -> StageEstimate:
         press = sum(cal.resize_s + len(kinds) * (cal.antagonist_start_s + windows * window
                                                  + loaded * float(st["warmup_s"])) for _ in counts)
         jobs.append(cal.cli_s + node_start_s([r.cost], cal) + points * point + press)
-    return StageEstimate("interference", "", len(jobs) + 1, calib + sum(jobs),
-                         f"sensitivity {1 + sens_kinds * (len(xs) + 1)} points, pressure at {len(counts)} worker "
-                         f"count(s) x {len(kinds)} kinds, per model; calibration once")
+    nb = neighbour_s(config, rates, cal)
+    detail = (f"sensitivity {1 + sens_kinds * (len(xs) + 1)} points, pressure at {len(counts)} worker count(s) x "
+              f"{len(kinds)} kinds, per model; calibration once")
+    if nb:
+        detail += f"; neighbour profiles {sum(nb.values()):.0f} s ({len(nb)} models)"
+    return StageEstimate("interference", "", len(jobs) + 1 + len(nb), calib + sum(jobs) + sum(nb.values()), detail)
+
+
+def neighbour_s(config: Mapping[str, Any], rates: Mapping[str, ModelRates], cal) -> dict[str, float]:
+    """Seconds of each model's neighbour profile (``interference.neighbour``; none when it is off): the victim's
+    and the neighbour's curves, a two-tenant node, a warm-up window and ``blocks`` × ``fractions`` windows, each
+    long enough for ``min_queries`` of the victim's queries at ``load`` × its one-worker QPS*."""
+    from hera.profile.neighbour import WARMUP_S, NeighbourSettings
+
+    st = NeighbourSettings.from_config(dict(config))
+    if not st.enabled:
+        return {}
+    out = {}
+    for m, r in rates.items():
+        ref = rates.get(st.reference_for(m), r)
+        window = st.window_s(st.load * r.qps_star(1))
+        out[m] = (cal.cli_s + 2 * model_s(config, CURVE_RATES, cal) + node_start_s([r.cost, ref.cost], cal)
+                  + min(window, WARMUP_S) + st.blocks * len(st.fractions) * window)
+    return out
 
 
 def _pair_predictions(config, rates, machine: MachineInfo, n_pairs: int, cal) -> StageEstimate:

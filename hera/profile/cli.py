@@ -7,6 +7,7 @@ Commands (each prints one JSON object as its last stdout line)::
     hera profile scalability --config C --model M --service S --t1 T1.csv --out F   # F2, F9
     hera profile interference --config C --model M --service S [--calibration CAL] --out F   # F3
     hera profile interference-calibration --config C --out F                  # F3: reporter vs antagonist
+    hera profile neighbour   --config C --model M --t1 T1.csv --scalability S.csv --service S... --out F   # F3
     hera profile memory      --config C --model M --out F                      # older F3 (hw counters)
     hera profile colocation  --config C --pair a__b --t1 T1.csv --scalability S.csv --out F   # F4
     hera profile antagonist  --kind bandwidth --intensity 1 --cores 1          # antagonist self-test
@@ -71,6 +72,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a config key (repeatable)")
     c.set_defaults(func=_cmd_interference_calibration)
 
+    c = psub.add_parser("neighbour", help="F3: the model's tail next to a reference neighbour tenant at several "
+                                          "loads, as an extra inflation beyond the memory profiles' prediction")
+    _common(c)
+    c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
+    c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2) of the model and its "
+                                                                 "reference neighbour")
+    c.add_argument("--service", type=Path, nargs="+", required=True,
+                   help="service profiles (<model>.parquet) of the model and its reference neighbour")
+    c.add_argument("--interference", type=Path, nargs="*", default=[],
+                   help="interference profiles of both (the memory inflation the prediction already gives)")
+    c.add_argument("--calibration", type=Path, help="the interference calibration table")
+    c.set_defaults(func=_cmd_neighbour)
+
     c = psub.add_parser("memory", help="older F3: sensitivity to antagonists, pressure on a probe, hw counters")
     _common(c)
     c.set_defaults(func=_cmd_memory)
@@ -85,6 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--interference", type=Path, nargs="*", default=[],
                    help="interference profiles (<model>.csv); none: tenants assumed not to interfere")
     c.add_argument("--calibration", type=Path, help="the interference calibration table")
+    c.add_argument("--neighbour", type=Path, nargs="*", default=[],
+                   help="neighbour profiles (hera profile neighbour; <model>.csv); none: no neighbour channel")
     c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
     c.set_defaults(func=_cmd_predict_pairs)
 
@@ -101,6 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "anchored to the machine's speed before each split (colocation.anchor); none: the "
                         "tenants assumed not to interfere")
     c.add_argument("--calibration", type=Path, help="the interference calibration table")
+    c.add_argument("--neighbour", type=Path, nargs="*", default=[],
+                   help="neighbour profiles (hera profile neighbour; of both models, as given to predict-pairs); none: no neighbour channel")
     c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
     c.set_defaults(func=_cmd_colocation)
 
@@ -178,6 +196,23 @@ def _cmd_interference(args: argparse.Namespace) -> int:
     return _done("interference", service.outputs(args.out).summary, df, model=args.model, **stage.summary(df))
 
 
+def _cmd_neighbour(args: argparse.Namespace) -> int:
+    import sys
+
+    from hera.profile import neighbour, pair_prediction
+
+    config, opts = load_study(args)
+    services = {_model_of(p): str(p) for p in args.service}
+    interference = pair_prediction.interference_from_files(
+        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
+        str(config["colocation"].get("statistic", "mean")))
+    df = neighbour.run(config, args.model, args.t1, args.scalability, services, interference, args.out, opts,
+                       log=lambda m: print(m, file=sys.stderr, flush=True))
+    return _done("neighbour", args.out, df, model=args.model, reference=str(df["reference"].iloc[0]),
+                 extra_inflation={f"{u:.3f}": (None if e != e else round(float(e), 4))
+                                  for u, e in zip(df["utilisation"], df["extra_inflation"])})
+
+
 def _cmd_interference_calibration(args: argparse.Namespace) -> int:
     from hera import config as cfgmod
     from hera.profile.interference import calibration
@@ -204,7 +239,7 @@ def _cmd_predict_pairs(args: argparse.Namespace) -> int:
     services = {_model_of(p): str(p) for p in args.service}
     interference = pair_prediction.interference_from_files(
         args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
-        str(config["colocation"].get("statistic", "mean")))
+        str(config["colocation"].get("statistic", "mean")), args.neighbour)
     df = pair_prediction.run(config, models, args.t1, args.scalability, services, interference, args.out,
                              args.resctrl_root, log=lambda m: print(m, file=sys.stderr, flush=True))
     best = df[df["best"]]
@@ -221,7 +256,7 @@ def _cmd_colocation(args: argparse.Namespace) -> int:
     services = {ma: str(args.service[0]), mb: str(args.service[1])}
     interference = pair_prediction.interference_from_files(
         args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
-        str(config["colocation"].get("statistic", "mean")))
+        str(config["colocation"].get("statistic", "mean")), args.neighbour)
     df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts,
                         interference=interference)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask

@@ -87,6 +87,8 @@ class Interference(Protocol):
 #: The antagonist that is a busy core and nothing else (:mod:`hera.profile.antagonist`); profiled where
 #: ``interference.busy_core`` asks for it, its pressure a partner's own utilisation.
 BUSY_CORE = "cpu"
+#: The channel of a loaded neighbour tenant (:mod:`hera.profile.neighbour`), its pressure the partner's utilisation.
+NEIGHBOUR = "neighbour"
 
 
 def has_kind(interference: Interference, model: str, kind: str) -> bool:
@@ -185,6 +187,53 @@ class ByLoadInterference:
 
     def pressures(self, model: str, kind: str, workers: int, load_frac: np.ndarray) -> np.ndarray:
         return _pressure_at(self.saturated, model, kind, workers, load_frac)
+
+
+def read_neighbour_profiles(paths: list[str] | tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{model: (utilisation knots, extra inflation knots)}`` from profile tables: the knots start at (0, 1);
+    a fraction without a finite ``e`` is left out; ``e`` below 1 is read as 1."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for p in paths:
+        df = pd.read_csv(p)
+        missing = [c for c in ("model", "utilisation", "extra_inflation") if c not in df.columns]
+        if missing:
+            raise PredictionError(f"{p}: not a neighbour profile (no column {missing[0]!r})")
+        for m, g in df.groupby("model"):
+            g = g[np.isfinite(g["utilisation"]) & np.isfinite(g["extra_inflation"])].sort_values("utilisation")
+            u = np.concatenate([[0.0], g["utilisation"].to_numpy(float)])
+            e = np.concatenate([[1.0], np.maximum(g["extra_inflation"].to_numpy(float), 1.0)])
+            keep = np.concatenate([[True], np.diff(u) > 0])
+            out[str(m)] = (u[keep], e[keep])
+    return out
+
+
+class NeighbourInterference:
+    """An :class:`Interference` with the neighbour channel added: ``has_kind(m,
+    "neighbour")`` for the profiled models, whose inflation at intensity u (the partner's utilisation) is the
+    profile's ``e(u)``, piecewise linear and held flat past its last knot; everything else is ``inner``'s."""
+
+    def __init__(self, inner: "Interference", profiles: dict[str, tuple[np.ndarray, np.ndarray]]):
+        self.inner, self.profiles = inner, profiles
+
+    def has_kind(self, model: str, kind: str) -> bool:
+        return model in self.profiles if kind == NEIGHBOUR else has_kind(self.inner, model, kind)
+
+    def inflation(self, model: str, kind: str, intensity: float) -> float:
+        return float(self.inflations(model, kind, np.array([float(intensity)]))[0])
+
+    def inflations(self, model: str, kind: str, intensity: np.ndarray) -> np.ndarray:
+        if kind == NEIGHBOUR:
+            if model not in self.profiles:
+                raise PredictionError(f"no neighbour profile for model {model!r}")
+            u, e = self.profiles[model]
+            return np.interp(np.clip(np.asarray(intensity, float), 0.0, None), u, e)
+        return _inflation_at(self.inner, model, kind, intensity)
+
+    def pressure(self, model: str, kind: str, workers: int, load_frac: float) -> float:
+        return self.inner.pressure(model, kind, workers, load_frac)
+
+    def pressures(self, model: str, kind: str, workers: int, load_frac: np.ndarray) -> np.ndarray:
+        return _pressure_at(self.inner, model, kind, workers, load_frac)
 
 
 class NoInterference:
@@ -326,6 +375,12 @@ def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.
     :class:`ByLoadInterference`, mixed by the victim's own utilisation ``own_load`` (``float[R]``)."""
     u = np.round(np.clip(np.asarray(partner_load, float), 0.0, 1.0), 3)
     values, back = np.unique(u, return_inverse=True)  # the distinct loads, each asked once
+    if isinstance(interference, NeighbourInterference):  # the outermost layer: the partner's utilisation as pressure
+        inner = interference.inner
+        if not interference.has_kind(victim, NEIGHBOUR):
+            return inflation(victim, partner, partner_workers, partner_load, cache_override, inner, own_load)
+        nb = np.maximum(_inflation_at(interference, victim, NEIGHBOUR, values), 1.0)[back].reshape(u.shape)
+        return nb * inflation(victim, partner, partner_workers, partner_load, cache_override, inner, own_load)
     x_bw = _pressure_at(interference, partner, "bandwidth", partner_workers, values)
     x_c = (np.full(values.shape, float(cache_override)) if cache_override is not None
            else _pressure_at(interference, partner, "cache", partner_workers, values))
@@ -596,6 +651,13 @@ INTERFERENCE_OPTIONS = {"regime": "saturated", "statistic": "mean", "unobservabl
 SENSITIVITY_MODES = ("saturated", "by_load")
 
 
+def _innermost(interference: Interference) -> Interference:
+    """The profiles under every wrapper (neighbour channel, grid)."""
+    while hasattr(interference, "inner"):
+        interference = interference.inner
+    return interference
+
+
 def interference_options(statistic: str = "mean") -> dict[str, str]:
     """:data:`INTERFERENCE_OPTIONS` with the sensitivity ``statistic`` of ``colocation.statistic``."""
     from hera.profile.interference.table import SENSITIVITY_METRICS
@@ -606,11 +668,19 @@ def interference_options(statistic: str = "mean") -> dict[str, str]:
     return {**INTERFERENCE_OPTIONS, "statistic": statistic}
 
 
-def interference_from_files(paths, calibration=None, sensitivity: str = "saturated", statistic: str = "mean"
-                            ) -> Interference:
+def interference_from_files(paths, calibration=None, sensitivity: str = "saturated", statistic: str = "mean",
+                            neighbour=None) -> Interference:
     """The interference profiles of the models (``hera profile interference`` outputs); none given: the tenants are
     assumed not to interfere (:class:`NoInterference`), which every prediction row then says. ``sensitivity``:
-    one of :data:`SENSITIVITY_MODES`; ``statistic``: the inflation read (``colocation.statistic``)."""
+    one of :data:`SENSITIVITY_MODES`; ``statistic``: the inflation read (``colocation.statistic``); ``neighbour``:
+    neighbour profiles (``hera profile neighbour`` outputs; :class:`NeighbourInterference` around the rest), none: no neighbour channel."""
+    inner = _memory_interference(paths, calibration, sensitivity, statistic)
+    if not neighbour:
+        return inner
+    return NeighbourInterference(inner, read_neighbour_profiles(list(neighbour)))
+
+
+def _memory_interference(paths, calibration, sensitivity: str, statistic: str) -> Interference:
     if sensitivity not in SENSITIVITY_MODES:
         raise PredictionError(f"colocation.sensitivity must be one of {', '.join(SENSITIVITY_MODES)}, "
                               f"got {sensitivity!r}")
@@ -722,7 +792,7 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     df["scale"] = config["scale"]
     per_pair = (time.perf_counter() - t1_) / max(len(parts), 1)
     how = ("no interference profiles: tenants assumed not to interfere"
-           if isinstance(getattr(interference, "inner", interference), NoInterference)
+           if isinstance(_innermost(interference), NoInterference)
            else "interference: " + ", ".join(
                f"{k} {v}" for k, v in interference_options(str(config["colocation"].get("statistic", "mean"))).items())
            + ("; sensitivity by the victim's own load (light to saturated)"
@@ -731,6 +801,9 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
     if busy:
         how += (f"; a busy core at the partner's utilisation for {', '.join(busy)} (their memory sensitivities read "
                 "net of it)")
+    near = [m for m in models if has_kind(interference, m, NEIGHBOUR)]
+    if near:
+        how += f"; a loaded neighbour's extra at the partner's utilisation for {', '.join(near)}"
     known = {m: h for m, h in harness.items() if math.isfinite(h)}
     how += ("; harness CPU per query (ms) " + ", ".join(f"{m} {h:.3g}" for m, h in known.items()) if known
             else "; harness CPU per query unknown (scalability table without it): not counted")

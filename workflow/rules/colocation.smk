@@ -8,6 +8,7 @@ rule pair_predictions:
     input:
         service=per_model(f"{RESULTS}/profile/service/{{model}}.parquet"),
         interference=per_model(f"{RESULTS}/profile/interference/{{model}}.csv"),
+        neighbour=neighbour_profiles,
         calibration=f"{RESULTS}/profile/interference_calibration.csv",
         t1=f"{RESULTS}/tables/T1.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
@@ -23,7 +24,7 @@ rule pair_predictions:
     shell:
         "hera profile predict-pairs --config {input.config} --models {params.models} --t1 {input.t1}"
         " --scalability {input.scalability} --service {input.service} --interference {input.interference}"
-        " --calibration {input.calibration} --out {output} > {log} 2>&1"
+        " --calibration {input.calibration} --neighbour {input.neighbour} --out {output} > {log} 2>&1"
 
 
 rule colocation_profile:
@@ -33,6 +34,7 @@ rule colocation_profile:
         models=pair_inputs,
         service=pair_service_profiles,
         interference=pair_interference_profiles,
+        neighbour=pair_neighbour_profiles,
         calibration=f"{RESULTS}/profile/interference_calibration.csv",
         t1=f"{RESULTS}/tables/T1.csv",
         scalability=f"{RESULTS}/profile/scalability.csv",
@@ -52,7 +54,7 @@ rule colocation_profile:
     shell:
         "hera profile colocation --config {input.config} --pair {wildcards.pair} --t1 {input.t1}"
         " --scalability {input.scalability} --predicted {input.predicted} --service {input.service}"
-        " --interference {input.interference} --calibration {input.calibration}"
+        " --interference {input.interference} --calibration {input.calibration} --neighbour {input.neighbour}"
         " --out {output.points} > {log} 2>&1"
 
 

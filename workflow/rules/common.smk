@@ -154,3 +154,54 @@ def parent_dir(wildcards, output):
 def results_root(wildcards, input):
     """The results directory read: inputs are <results root>/<stage>/<file>."""
     return str(Path(input[0]).parents[1])
+
+
+def neighbour_enabled():
+    """Whether the study measures neighbour profiles and predicts with them (interference.neighbour.enabled)."""
+    return bool(((config.get("interference") or {}).get("neighbour") or {}).get("enabled", False))
+
+
+def neighbour_reference(model):
+    """The reference neighbour of a model: the first of interference.neighbour.reference that is not the model."""
+    refs = list(config["interference"]["neighbour"]["reference"])
+    return next(r for r in refs if r != model)
+
+
+def neighbour_models(wildcards):
+    """The model and its reference neighbour (the model first)."""
+    return [wildcards.model, neighbour_reference(wildcards.model)]
+
+
+def neighbour_builds(wildcards):
+    """Built models and sample libraries of a model and its reference neighbour."""
+    ms = neighbour_models(wildcards)
+    return [f"models/build/{SCALE}/{m}/meta.json" for m in ms] + [f"datasets/{SCALE}/{m}/library.json" for m in ms]
+
+
+def neighbour_service_profiles(wildcards):
+    """Service profiles of a model and its reference neighbour."""
+    return [f"{RESULTS}/profile/service/{m}.parquet" for m in neighbour_models(wildcards)]
+
+
+def neighbour_interference_profiles(wildcards):
+    """Interference profiles of a model and its reference neighbour."""
+    return [f"{RESULTS}/profile/interference/{m}.csv" for m in neighbour_models(wildcards)]
+
+
+def neighbour_profiles(wildcards):
+    """Every study model's neighbour profile where the channel is on, else none."""
+    return per_model(f"{RESULTS}/profile/neighbour/{{model}}.csv") if neighbour_enabled() else []
+
+
+def pair_neighbour_profiles(wildcards):
+    """Neighbour profiles of both members of a pair where the channel is on, else none."""
+    if not neighbour_enabled():
+        return []
+    return [f"{RESULTS}/profile/neighbour/{m}.csv" for m in wildcards.pair.split("__")]
+
+
+if neighbour_enabled():
+    _missing = [r for r in config["interference"]["neighbour"]["reference"] if r not in models()]
+    if _missing:
+        raise WorkflowError(f"config key interference.neighbour.reference: {_missing[0]!r} is not a model of this "
+                            f"study (models: {', '.join(models())}); a reference neighbour must be built and profiled")

@@ -118,6 +118,34 @@ rule interference_profile:
         " --calibration {input.calibration} --out {output.table} > {log} 2>&1"
 
 
+rule neighbour_profile:
+    conda:
+        "../envs/hera.yaml"
+    input:
+        models=neighbour_builds,
+        service=neighbour_service_profiles,
+        interference=neighbour_interference_profiles,
+        calibration=f"{RESULTS}/profile/interference_calibration.csv",
+        t1=f"{RESULTS}/tables/T1.csv",
+        scalability=f"{RESULTS}/profile/scalability.csv",
+        config=STUDY_CONFIG,
+        plan=CORE_PLAN,
+    output:
+        table=f"{RESULTS}/profile/neighbour/{{model}}.csv",
+        windows=f"{RESULTS}/profile/neighbour/{{model}}.windows.csv",
+    log:
+        f"{LOGS}/profile/neighbour/{{model}}.log",
+    benchmark:
+        f"{BENCH}/profile/neighbour/{{model}}.tsv"
+    resources:
+        measurement=1,
+    threads: measurement_threads()
+    shell:
+        "hera profile neighbour --config {input.config} --model {wildcards.model} --t1 {input.t1}"
+        " --scalability {input.scalability} --service {input.service} --interference {input.interference}"
+        " --calibration {input.calibration} --out {output.table} > {log} 2>&1"
+
+
 rule profile_table:
     conda:
         "../envs/hera.yaml"
