@@ -19,8 +19,10 @@ Method, for tenant a on ``c_a`` workers next to b on ``c_b`` workers at rates (�
    assumption); ``S_a,cpu`` is a's sensitivity to a *busy core* (where it was profiled, ``interference.busy_core``):
    b keeps its cores busy a share ``u_b`` of the time, which on a node whose harness shares the workers' cores
    moves the harness and the OS onto a's; the memory sensitivities are then read net of the busy core their
-   antagonists also are (:func:`hera.profile.interference.table.sensitivity_knots`),
-   where ``g = 1 / (1 − (h_a λ_a + h_b λ_b) / c)`` when every one of the split's ``c`` cores runs a worker and
+   antagonists also are (:func:`hera.profile.interference.table.sensitivity_knots`); where a's *neighbour
+   profile* is given (:mod:`hera.profile.neighbour`), ``f_a`` is also multiplied by its ``e_a(u_b)``, the extra
+   a loaded neighbour tenant was measured to add beyond this very prediction;
+   ``g = 1 / (1 − (h_a λ_a + h_b λ_b) / c)`` when every one of the split's ``c`` cores runs a worker and
    no core is reserved for the harness (1 otherwise): ``h_i`` is the harness CPU per query of tenant i's
    traffic, measured in its F2 trials, which the alone QPS* did not pay on the workers' cores;
 3. a's service times all grow by ``f_a``, so its latency curve becomes ``L_f(λ) = f_a · L(f_a · λ)`` (time
@@ -372,7 +374,8 @@ class PairSplit:
 def inflation(victim: str, partner: str, partner_workers: int, partner_load: np.ndarray, cache_override: float | None,
               interference: Interference, own_load: np.ndarray | None = None) -> np.ndarray:
     """``f`` of ``victim`` next to ``partner`` at load fractions ``partner_load`` (``float[R]``); with a
-    :class:`ByLoadInterference`, mixed by the victim's own utilisation ``own_load`` (``float[R]``)."""
+    :class:`ByLoadInterference`, mixed by the victim's own utilisation ``own_load`` (``float[R]``); with a
+    :class:`NeighbourInterference` outside, times the victim's neighbour extra at the partner's utilisation."""
     u = np.round(np.clip(np.asarray(partner_load, float), 0.0, 1.0), 3)
     values, back = np.unique(u, return_inverse=True)  # the distinct loads, each asked once
     if isinstance(interference, NeighbourInterference):  # the outermost layer: the partner's utilisation as pressure
@@ -651,6 +654,11 @@ INTERFERENCE_OPTIONS = {"regime": "saturated", "statistic": "mean", "unobservabl
 SENSITIVITY_MODES = ("saturated", "by_load")
 
 
+def _outer_memory(interference: Interference) -> Interference:
+    """The memory profiles' reader under the neighbour channel, if any."""
+    return interference.inner if isinstance(interference, NeighbourInterference) else interference
+
+
 def _innermost(interference: Interference) -> Interference:
     """The profiles under every wrapper (neighbour channel, grid)."""
     while hasattr(interference, "inner"):
@@ -673,7 +681,8 @@ def interference_from_files(paths, calibration=None, sensitivity: str = "saturat
     """The interference profiles of the models (``hera profile interference`` outputs); none given: the tenants are
     assumed not to interfere (:class:`NoInterference`), which every prediction row then says. ``sensitivity``:
     one of :data:`SENSITIVITY_MODES`; ``statistic``: the inflation read (``colocation.statistic``); ``neighbour``:
-    neighbour profiles (``hera profile neighbour`` outputs; :class:`NeighbourInterference` around the rest), none: no neighbour channel."""
+    neighbour profiles (``hera profile neighbour`` outputs; :class:`NeighbourInterference` around the rest), none:
+    no neighbour channel."""
     inner = _memory_interference(paths, calibration, sensitivity, statistic)
     if not neighbour:
         return inner
@@ -796,7 +805,7 @@ def run(config: dict, models: list[str], t1, scalability, services: dict[str, st
            else "interference: " + ", ".join(
                f"{k} {v}" for k, v in interference_options(str(config["colocation"].get("statistic", "mean"))).items())
            + ("; sensitivity by the victim's own load (light to saturated)"
-              if isinstance(interference, ByLoadInterference) else ""))
+              if isinstance(_outer_memory(interference), ByLoadInterference) else ""))
     busy = [m for m in models if has_kind(interference, m, BUSY_CORE)]
     if busy:
         how += (f"; a busy core at the partner's utilisation for {', '.join(busy)} (their memory sensitivities read "
