@@ -34,6 +34,7 @@ from hera.errors import ConfigError, HeraError
 from hera.profile.pair_prediction import NEIGHBOUR, NeighbourInterference, read_neighbour_profiles
 
 __all__ = ["NEIGHBOUR", "NeighbourInterference", "NeighbourSettings", "read_neighbour_profiles", "run"]
+
 #: Seconds of the unrecorded window that warms the node before the blocks.
 WARMUP_S = 3.0
 #: Columns of the profile table (one row per measured fraction; the lightest one is the reference, e = 1).
