@@ -168,7 +168,31 @@ def test_counter_reads_of_a_process_killed_mid_write_give_up():
     from hera.profile import antagonist as a
 
     stuck = _slot(3, 2.0, 1.0)  # odd for good: its writer died
+    t0 = time.monotonic()
     assert a._read_slot(list(stuck), 0)[a._SEQ] == 3
+    assert time.monotonic() - t0 >= a._SEQ_WAIT_S  # it waited for the writer first
+
+
+class _PreemptedWriter(list):
+    """A writer that holds its sequence odd for ``hold_s`` (preempted mid-write), then finishes."""
+
+    def __init__(self, values, done, hold_s):
+        super().__init__(values)
+        self.done, self.until = done, time.monotonic() + hold_s
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and time.monotonic() >= self.until:
+            self[:] = self.done
+        return super().__getitem__(key)
+
+
+def test_counter_reads_wait_for_a_writer_preempted_mid_write():
+    """A writer off its core for a scheduler tick holds the sequence odd for milliseconds, thousands of reads."""
+    from hera.profile import antagonist as a
+
+    c = _PreemptedWriter(_slot(1, 2.0, 1.0), _slot(2, 2.0, 2.0), hold_s=0.01)
+    snap = a._read_slot(c, 0)
+    assert snap[a._SEQ] == 2 and snap[a._ACTIVE_S] <= snap[a._WALL_S]
 
 
 def test_measured_duty_never_exceeds_one():

@@ -57,7 +57,9 @@ LINE_BYTES = 64
 # shared counter slots per process; ``_SEQ`` is a sequence lock (odd while the process writes its slots) so that a
 # reader never pairs a new ``active_s`` with an old ``wall_s`` (a duty above 1 came from exactly that race)
 _BYTES, _LINES, _ACTIVE_S, _WALL_S, _STATE, _CPU_S, _SEQ, _SLOTS = 0, 1, 2, 3, 4, 5, 6, 7
-_SEQ_TRIES = 1000
+#: How long a reader waits for a consistent read: a writer preempted mid-write holds the sequence odd for a
+#: scheduler tick or two (milliseconds); one killed mid-write holds it for good.
+_SEQ_WAIT_S = 0.05
 _READY, _FAILED = 1.0, -1.0
 _PR_SET_PDEATHSIG = 1
 
@@ -159,20 +161,26 @@ def _antagonist_main(kind: str, intensity: float, core: int, work_bytes: int, pe
 def _read_slot(counters: Any, base: int) -> list[float]:
     """One process's counter slots, read consistently (sequence lock: retry while it writes or wrote meanwhile).
 
-    After ``_SEQ_TRIES`` torn reads (a process killed mid-write leaves the sequence odd for good) the last read
-    is returned: such a process is dead, and :meth:`Antagonist.measure` reports that before using the numbers."""
+    A writer preempted mid-write is waited for, up to ``_SEQ_WAIT_S``; after that (a process killed mid-write
+    leaves the sequence odd for good) the last read is returned: such a process is dead, and
+    :meth:`Antagonist.measure` reports that before using the numbers."""
+    deadline = None
     snap = list(counters[base:base + _SLOTS])
-    for _ in range(_SEQ_TRIES):
+    while True:
         seq = snap[_SEQ]
         if seq % 2 == 0:
             again = list(counters[base:base + _SLOTS])
             if again[_SEQ] == seq:
                 return again
             snap = again
-        else:
-            time.sleep(0)
-            snap = list(counters[base:base + _SLOTS])
-    return snap
+            continue
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + _SEQ_WAIT_S
+        elif now > deadline:
+            return snap
+        time.sleep(0.0002)
+        snap = list(counters[base:base + _SLOTS])
 
 
 def duty_of(kind: str, intensity: float) -> float:
