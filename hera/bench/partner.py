@@ -5,8 +5,8 @@ on the study's first core at a fixed ``load`` × its one-worker QPS*, the *partn
 ``fractions`` × its own, in ``blocks`` randomised blocks (every fraction once per block, seeded order), each
 window ``seconds`` of open-loop Poisson load for both, after one unrecorded warm-up window; within a block the
 tenant's stream is the same at every fraction (common random numbers, :func:`hera.profile.neighbour.measure_windows`,
-which the neighbour profile shares). Per window: the tenant's mean sub-batch span and latency quantiles, and the harness's CPU (load generator, dispatch, collectors) as a share of one core. Block by block,
-each fraction's values over those at the lightest fraction separate the partner's effect from the machine's drift.
+which the neighbour profile shares). Per window: the tenant's mean sub-batch span and latency quantiles, and the
+harness's CPU (load generator, dispatch, collectors) as a share of one core. Block by block, each fraction's values over those at the lightest fraction separate the partner's effect from the machine's drift.
 
 Beside the measurement stands what the pair prediction assumes for the same point, where the run's interference
 profiles are given: the tenant's inflation next to the partner at that load (its sensitivity at the partner's
@@ -23,9 +23,6 @@ from typing import Any
 import numpy as np
 
 from hera.errors import HeraError
-
-#: Seconds of the unrecorded window that warms the node before the blocks.
-WARMUP_S = 3.0
 
 
 def check_inputs(load: float, fractions: list[float], blocks: int, seconds: float) -> list[float]:

@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "tenants assumed not to interfere")
     c.add_argument("--calibration", type=Path, help="the interference calibration table")
     c.add_argument("--neighbour", type=Path, nargs="*", default=[],
-                   help="neighbour profiles (hera profile neighbour; of both models, as given to predict-pairs); none: no neighbour channel")
+                   help="neighbour profiles of both models (as given to predict-pairs); none: no neighbour channel")
     c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
     c.set_defaults(func=_cmd_colocation)
 
@@ -199,13 +199,11 @@ def _cmd_interference(args: argparse.Namespace) -> int:
 def _cmd_neighbour(args: argparse.Namespace) -> int:
     import sys
 
-    from hera.profile import neighbour, pair_prediction
+    from hera.profile import neighbour
 
     config, opts = load_study(args)
     services = {_model_of(p): str(p) for p in args.service}
-    interference = pair_prediction.interference_from_files(
-        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
-        str(config["colocation"].get("statistic", "mean")))
+    interference = _interference(args, config)
     df = neighbour.run(config, args.model, args.t1, args.scalability, services, interference, args.out, opts,
                        log=lambda m: print(m, file=sys.stderr, flush=True))
     return _done("neighbour", args.out, df, model=args.model, reference=str(df["reference"].iloc[0]),
@@ -224,6 +222,16 @@ def _cmd_interference_calibration(args: argparse.Namespace) -> int:
                  usable={k: bool(g["usable"].iloc[0]) for k, g in df.groupby("kind", sort=False)})
 
 
+def _interference(args: argparse.Namespace, config: dict, neighbour=None):
+    """The interference profiles of ``--interference`` and ``--calibration``, read as the study's
+    ``colocation.sensitivity`` and ``colocation.statistic`` say (with ``neighbour`` profiles, the neighbour channel)."""
+    from hera.profile import pair_prediction
+
+    return pair_prediction.interference_from_files(
+        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
+        str(config["colocation"].get("statistic", "mean")), neighbour)
+
+
 def _model_of(path: Path) -> str:
     """``results/.../<model>.parquet`` -> ``<model>``."""
     return Path(path).name.split(".")[0]
@@ -237,9 +245,7 @@ def _cmd_predict_pairs(args: argparse.Namespace) -> int:
     config, opts = load_study(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     services = {_model_of(p): str(p) for p in args.service}
-    interference = pair_prediction.interference_from_files(
-        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
-        str(config["colocation"].get("statistic", "mean")), args.neighbour)
+    interference = _interference(args, config, args.neighbour)
     df = pair_prediction.run(config, models, args.t1, args.scalability, services, interference, args.out,
                              args.resctrl_root, log=lambda m: print(m, file=sys.stderr, flush=True))
     best = df[df["best"]]
@@ -249,14 +255,12 @@ def _cmd_predict_pairs(args: argparse.Namespace) -> int:
 
 
 def _cmd_colocation(args: argparse.Namespace) -> int:
-    from hera.profile import colocation, pair_prediction
+    from hera.profile import colocation
 
     config, opts = load_study(args)
     ma, mb = args.pair.split("__") if "__" in args.pair else (args.pair, "")
     services = {ma: str(args.service[0]), mb: str(args.service[1])}
-    interference = pair_prediction.interference_from_files(
-        args.interference, args.calibration, str(config["colocation"].get("sensitivity", "saturated")),
-        str(config["colocation"].get("statistic", "mean")), args.neighbour)
+    interference = _interference(args, config, args.neighbour)
     df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts,
                         interference=interference)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
