@@ -131,3 +131,18 @@ def test_multicore_quick_dry_run_on_a_fake_16_core_machine(tmp_path):
                          cwd=ROOT, timeout=60, env={**os.environ, "HERA_MACHINE": str(small)})
     assert bad.returncode == 2 and "not 1-15 as the workflow planned" in bad.stderr
     assert bad.stderr.count("\n") == 1
+
+
+def test_a_neighbour_reference_outside_the_study_fails_at_start_naming_it():
+    """ci's three models do not include ncf: the default references cannot be its neighbours."""
+    proc = _run("-n", "--configfile", "workflow/config/ci.yaml", "--config",
+                "interference={'neighbour': {'enabled': true, 'reference': ['ncf', 'dlrm_rmc1']}}")
+    assert proc.returncode != 0
+    assert "interference.neighbour.reference: 'ncf' is not a model of this study" in proc.stdout + proc.stderr
+
+
+def test_the_neighbour_overlay_adds_one_profile_per_model():
+    proc = _run("-n", "--forceall", "--configfile", "workflow/config/default-neighbour.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("neighbour_profile")]
+    assert jobs and jobs[0].split()[-1] == "8", jobs
