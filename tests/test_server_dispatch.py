@@ -128,6 +128,22 @@ def test_stop_under_load_resolves_everything_and_stops_every_worker():
         assert not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split(")")[-1].split()[0] == "Z"
 
 
+def test_a_query_left_when_the_last_worker_retires_fails_as_shut_down():
+    # the CI flake of the test above: a sub-batch a worker had read as its exit signal came is re-queued, the last
+    # worker retires, and the query must fail as shut down, not as a tenant that lost its workers
+    cfg = node_config(TenantConfig("a", "syn", (C0,), batch_size=4, queue_limit=100, options={"delay_ms": 20}))
+    node = Node(cfg).start()
+    try:
+        fut = node.submit("a", 0, 37)  # ten sub-batches on one worker: most still queued when it retires
+        time.sleep(0.05)
+        tenant = node.tenants.pop("a")
+        tenant.shutdown()  # the tenant's part of a stop, alone: no fail_all of the queued sub-batches first
+        r = fut.result(5)
+        assert not r.ok and "shut down" in r.error, r.error
+    finally:
+        node.stop(drain=False)  # the node's own part (nothing left to fail)
+
+
 def test_query_state_records_each_sub_batch_once():
     q = QueryState(1, "a", 10, 2, False, None)
     assert not q.record(0, 1, 100, 200, None)

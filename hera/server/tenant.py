@@ -581,8 +581,11 @@ class Tenant:
                         and self._start_failures.get(w.cores, 0) < MAX_START_FAILURES):
                     respawn = w.cores
             if respawn is None and not self._live():
+                # while the node stops, the last worker retiring is the shutdown (a sub-batch it had read as the
+                # exit signal came is re-queued with no one left to run it), and the query says so
+                why = "shut down: " if self.closing or self.stopping else ""
                 for q in list(self.queries.values()):
-                    self._close(q, f"tenant {self.name!r} has no worker left to run the query", done)
+                    self._close(q, f"tenant {self.name!r} {why}has no worker left to run the query", done)
             self._top_up()
             self.changed.notify_all()
         if respawn is not None:
