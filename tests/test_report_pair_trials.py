@@ -94,6 +94,9 @@ def test_residuals_recover_how_far_each_tail_lay_above_its_model(config, tmp_pat
     assert eff["light_vs_favoured"]["value"] == pytest.approx(0.2)
     assert fig["by_own_share"]["0.5"]["residual_sd_within_point"] == pytest.approx(0.0, abs=1e-9)
     assert fig["by_tenant"]["x"]["0.25"] == pytest.approx(0.2)
+    # the fixture serves every trial as predicted: no drift gradient, partner by partner
+    assert fig["service_drift_gradient"]["by_partner"]["y"]["0.25"] == pytest.approx(0.0)
+    assert set(df["partner"]) == {"x", "y"}
 
 
 def test_a_prediction_that_is_not_the_runs_is_a_one_line_error(config, tmp_path):
@@ -120,3 +123,27 @@ def test_the_bench_prints_each_run_and_the_pooled_figure(config, tmp_path, capsy
     assert json.loads(out.read_text())["figure"] == fig
     assert main(["bench", "pair-trials", "--from-results", str(res), "--labels", "a,b", "--scale", "ci"]) != 0
     assert np.isfinite(fig["pooled"]["by_own_share"]["0.75"]["mean_residual"])
+
+
+def test_the_service_drift_gradient_is_read_per_partner_and_per_tenant():
+    from hera.report.pair_trials import drift_gradient
+
+    # x next to partner y ran 4% / 8% slower than predicted at its own share 0.5 / 0.25 than at 0.75 (y light);
+    # y next to x 2% / 6%; each cell holds three trials around that level, and NaN drifts are left out
+    lift = {("x", "y"): {0.5: 0.04, 0.25: 0.08}, ("y", "x"): {0.5: 0.02, 0.25: 0.06}}
+    rows = []
+    for run, base in (("r1", 0.1), ("r2", -0.2)):  # a whole run faster or slower: the gradient takes it out
+        for (t, p), up in lift.items():
+            for own in (0.75, 0.5, 0.25):
+                for k, jitter in enumerate((-0.01, 0.0, 0.01)):
+                    rows.append({"run": run, "tenant": t, "partner": p, "own_share": own,
+                                 "service_drift": math.exp(base + up.get(own, 0.0) + jitter)})
+            rows.append({"run": run, "tenant": t, "partner": p, "own_share": 0.5, "service_drift": math.nan})
+    g = drift_gradient(pd.DataFrame(rows))
+    assert g["cells"] == 4
+    assert g["by_partner"]["y"]["0.5"] == pytest.approx(0.04) and g["by_partner"]["y"]["0.25"] == pytest.approx(0.08)
+    assert g["by_tenant"]["y"]["0.25"] == pytest.approx(0.06) and g["by_tenant"]["y"]["cells"] == 2
+    assert g["mean"]["0.5"] == pytest.approx(0.03)
+    # without a favoured-ray reference there is nothing to take the difference from
+    light = pd.DataFrame([r for r in rows if r["own_share"] != 0.75])
+    assert drift_gradient(light) == {"by_partner": {}, "by_tenant": {}, "cells": 0}

@@ -35,7 +35,7 @@ from hera.errors import HeraError
 
 #: A point of one pair: the rows of one (split, ray) — a tenant's residuals scatter within it.
 POINT = ["model_a", "model_b", "cores_a", "cores_b", "llc", "share_a"]
-RESIDUAL_COLUMNS = POINT + ["tenant", "side", "own_share", "repeat", "rate_qps", "sla_ms", "latency_ms_adjusted",
+RESIDUAL_COLUMNS = POINT + ["tenant", "side", "partner", "own_share", "repeat", "rate_qps", "sla_ms", "latency_ms_adjusted",
                             "latency_ms_model", "residual", "residual_ms", "service_drift", "tail_log_slope",
                             "f2_trial_crossing_sd"]
 #: Bootstrap replicates (over pairs) of the partner-load effect's interval.
@@ -102,6 +102,7 @@ def residuals(results: str | Path) -> pd.DataFrame:
                                                            int(r.warmup_queries)))
                 rows.append({"model_a": ma, "model_b": mb, "cores_a": int(ca), "cores_b": int(cb), "llc": llc,
                              "share_a": float(s), "tenant": tenant, "side": side,
+                             "partner": mb if side == "a" else ma,
                              "own_share": float(s) if side == "a" else round(1.0 - float(s), 6),
                              "repeat": int(r.repeat), "rate_qps": float(r.rate_qps), "sla_ms": float(r.sla_ms),
                              "latency_ms_adjusted": adj, "latency_ms_model": expected,
@@ -171,4 +172,32 @@ def summary(df: pd.DataFrame, confidence: float = 0.95, seed: int = 0) -> dict[s
                                 "confidence": confidence},
         "by_tenant": {t: {f"{k:g}": (None if pd.isna(v) else float(v)) for k, v in row.items()}
                       for t, row in tenants.iterrows()},
+        "service_drift_gradient": drift_gradient(d),
     }
+
+
+def drift_gradient(df: pd.DataFrame) -> dict[str, Any]:
+    """How much slower than predicted a tenant's service ran as its partner's load rose: per (run, tenant,
+    partner) the median log service drift of its trials at its own share 0.5 and 0.25 minus at 0.75 (its partner
+    light), averaged by partner model and by tenant model. The prediction's interference inflation is already in
+    the drift's denominator, so a gradient above 0 is service slowdown next to a loaded partner that the
+    interference profiles did not predict; its spread by partner says whether a profile taken against one
+    reference neighbour can stand for every partner."""
+    d = df[np.isfinite(df["service_drift"]) & (df["service_drift"] > 0)]
+    keys = [k for k in ("run", "tenant", "partner") if k in d.columns]
+    if d.empty or "partner" not in d.columns:
+        return {"by_partner": {}, "by_tenant": {}, "cells": 0}
+    cell = (d.assign(own=d["own_share"].round(3), log_drift=np.log(d["service_drift"]))
+            .groupby(keys + ["own"])["log_drift"].median().unstack("own"))
+    if 0.75 not in cell.columns:
+        return {"by_partner": {}, "by_tenant": {}, "cells": 0}
+    grad = pd.DataFrame({f"{o:g}": cell[o] - cell[0.75] for o in (0.5, 0.25) if o in cell.columns})
+    grad = grad.dropna(how="all").reset_index()
+    shares = [c for c in ("0.5", "0.25") if c in grad.columns]
+
+    def by(col: str) -> dict[str, Any]:
+        return {str(k): {**{c: (None if pd.isna(v) else round(float(v), 4)) for c, v in g[shares].mean().items()},
+                         "cells": int(len(g))} for k, g in grad.groupby(col)}
+
+    return {"by_partner": by("partner"), "by_tenant": by("tenant"),
+            "mean": {c: round(float(grad[c].mean()), 4) for c in shares}, "cells": int(len(grad))}
