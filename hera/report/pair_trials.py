@@ -19,6 +19,8 @@ readings of the balanced ray's over-prediction (docs/DESIGN.md): a partner that 
 the interference model shows as a residual that grows with the partner's load (``partner_load_effect``); a joint
 trial noisier than F2's one-tenant trials as a larger scatter of the residuals within a point
 (``crossing_sd``: that scatter over the tenant's F2 tail slope, in log rate like F2's ``trial_crossing_sd``).
+The first moment of the same effect, on the service times alone, is ``service_drift_gradient``
+(:func:`drift_gradient`), by partner model and by tenant model.
 """
 
 from __future__ import annotations
