@@ -96,6 +96,8 @@ def test_residuals_recover_how_far_each_tail_lay_above_its_model(config, tmp_pat
     assert fig["by_tenant"]["x"]["0.25"] == pytest.approx(0.2)
     # the fixture serves every trial as predicted: no drift gradient, partner by partner
     assert fig["service_drift_gradient"]["by_partner"]["y"]["0.25"] == pytest.approx(0.0)
+    # the fixture predicts the same inflation on every ray: nothing served slower either
+    assert fig["service_drift_gradient"]["served_by_partner"]["y"]["0.25"] == pytest.approx(0.0)
     assert set(df["partner"]) == {"x", "y"}
 
 
@@ -137,13 +139,19 @@ def test_the_service_drift_gradient_is_read_per_partner_and_per_tenant():
             for own in (0.75, 0.5, 0.25):
                 for k, jitter in enumerate((-0.01, 0.0, 0.01)):
                     rows.append({"run": run, "tenant": t, "partner": p, "own_share": own,
-                                 "service_drift": math.exp(base + up.get(own, 0.0) + jitter)})
-            rows.append({"run": run, "tenant": t, "partner": p, "own_share": 0.5, "service_drift": math.nan})
+                                 "service_drift": math.exp(base + up.get(own, 0.0) + jitter),
+                                 # the prediction already slowed x next to a loaded y by 1% / 2%
+                                 "inflation": math.exp({0.5: 0.01, 0.25: 0.02}.get(own, 0.0) if t == "x" else 0.0)})
+            rows.append({"run": run, "tenant": t, "partner": p, "own_share": 0.5, "service_drift": math.nan,
+                         "inflation": 1.0})
     g = drift_gradient(pd.DataFrame(rows))
     assert g["cells"] == 4
     assert g["by_partner"]["y"]["0.5"] == pytest.approx(0.04) and g["by_partner"]["y"]["0.25"] == pytest.approx(0.08)
     assert g["by_tenant"]["y"]["0.25"] == pytest.approx(0.06) and g["by_tenant"]["y"]["cells"] == 2
     assert g["mean"]["0.5"] == pytest.approx(0.03)
+    # served = predicted inflation + drift: x next to y 5% / 10% slower than next to a light y
+    assert g["served_by_partner"]["y"]["0.25"] == pytest.approx(0.10)
+    assert g["served_by_partner"]["x"]["0.5"] == pytest.approx(0.02) and g["served_mean"]["0.5"] == pytest.approx(0.035)
     # without a favoured-ray reference there is nothing to take the difference from
     light = pd.DataFrame([r for r in rows if r["own_share"] != 0.75])
-    assert drift_gradient(light) == {"by_partner": {}, "by_tenant": {}, "cells": 0}
+    assert drift_gradient(light) == {"by_partner": {}, "by_tenant": {}, "served_by_partner": {}, "cells": 0}

@@ -38,7 +38,7 @@ from hera.errors import HeraError
 #: A point of one pair: the rows of one (split, ray) — a tenant's residuals scatter within it.
 POINT = ["model_a", "model_b", "cores_a", "cores_b", "llc", "share_a"]
 RESIDUAL_COLUMNS = POINT + ["tenant", "side", "partner", "own_share", "repeat", "rate_qps", "sla_ms", "latency_ms_adjusted",
-                            "latency_ms_model", "residual", "residual_ms", "service_drift", "tail_log_slope",
+                            "latency_ms_model", "residual", "residual_ms", "service_drift", "inflation", "tail_log_slope",
                             "f2_trial_crossing_sd"]
 #: Bootstrap replicates (over pairs) of the partner-load effect's interval.
 BOOTSTRAP = 2000
@@ -109,7 +109,8 @@ def residuals(results: str | Path) -> pd.DataFrame:
                              "repeat": int(r.repeat), "rate_qps": float(r.rate_qps), "sla_ms": float(r.sla_ms),
                              "latency_ms_adjusted": adj, "latency_ms_model": expected,
                              "residual": math.log(adj / expected), "residual_ms": adj - expected,
-                             "service_drift": float(r.service_drift), "tail_log_slope": float(slope),
+                             "service_drift": float(r.service_drift), "inflation": float(p[f"inflation_{side}"]),
+                             "tail_log_slope": float(slope),
                              "f2_trial_crossing_sd": float(sd)})
     return pd.DataFrame(rows, columns=RESIDUAL_COLUMNS)
 
@@ -179,27 +180,41 @@ def summary(df: pd.DataFrame, confidence: float = 0.95, seed: int = 0) -> dict[s
 
 
 def drift_gradient(df: pd.DataFrame) -> dict[str, Any]:
-    """How much slower than predicted a tenant's service ran as its partner's load rose: per (run, tenant,
-    partner) the median log service drift of its trials at its own share 0.5 and 0.25 minus at 0.75 (its partner
-    light), averaged by partner model and by tenant model. The prediction's interference inflation is already in
-    the drift's denominator, so a gradient above 0 is service slowdown next to a loaded partner that the
-    interference profiles did not predict; its spread by partner says whether a profile taken against one
-    reference neighbour can stand for every partner."""
+    """How much slower a tenant's service ran as its partner's load rose: per (run, tenant, partner) the median
+    log service drift of its trials at its own share 0.5 and 0.25 minus at 0.75 (its partner light), averaged by
+    partner model and by tenant model (``by_partner``, ``by_tenant``). The prediction's interference inflation is
+    in the drift's denominator, so a gradient above 0 is slowdown next to a loaded partner that the interference
+    profiles did not predict; ``served_by_partner`` adds back the gradient of that predicted inflation (log
+    inflation + log drift: how much slower the tenant served, predicted or not). On a ray the tenant's own load
+    falls as its partner's rises, so the two are not separated here."""
     d = df[np.isfinite(df["service_drift"]) & (df["service_drift"] > 0)]
     keys = [k for k in ("run", "tenant", "partner") if k in d.columns]
+    empty = {"by_partner": {}, "by_tenant": {}, "served_by_partner": {}, "cells": 0}
     if d.empty or "partner" not in d.columns:
-        return {"by_partner": {}, "by_tenant": {}, "cells": 0}
-    cell = (d.assign(own=d["own_share"].round(3), log_drift=np.log(d["service_drift"]))
-            .groupby(keys + ["own"])["log_drift"].median().unstack("own"))
-    if 0.75 not in cell.columns:
-        return {"by_partner": {}, "by_tenant": {}, "cells": 0}
-    grad = pd.DataFrame({f"{o:g}": cell[o] - cell[0.75] for o in (0.5, 0.25) if o in cell.columns})
-    grad = grad.dropna(how="all").reset_index()
+        return empty
+    d = d.assign(own=d["own_share"].round(3), log_drift=np.log(d["service_drift"]))
+    if "inflation" in d.columns:
+        d = d.assign(log_served=d["log_drift"] + np.log(d["inflation"].where(d["inflation"] > 0)))
+    grads = {}
+    for col in ("log_drift", "log_served"):
+        if col not in d.columns:
+            continue
+        cell = d.groupby(keys + ["own"])[col].median().unstack("own")
+        if 0.75 not in cell.columns:
+            return empty
+        grads[col] = pd.DataFrame({f"{o:g}": cell[o] - cell[0.75] for o in (0.5, 0.25) if o in cell.columns}
+                                  ).dropna(how="all").reset_index()
+    grad = grads["log_drift"]
     shares = [c for c in ("0.5", "0.25") if c in grad.columns]
 
-    def by(col: str) -> dict[str, Any]:
-        return {str(k): {**{c: (None if pd.isna(v) else round(float(v), 4)) for c, v in g[shares].mean().items()},
-                         "cells": int(len(g))} for k, g in grad.groupby(col)}
+    def by(g: pd.DataFrame, col: str) -> dict[str, Any]:
+        return {str(k): {**{c: (None if pd.isna(v) else round(float(v), 4)) for c, v in x[shares].mean().items()},
+                         "cells": int(len(x))} for k, x in g.groupby(col)}
 
-    return {"by_partner": by("partner"), "by_tenant": by("tenant"),
-            "mean": {c: round(float(grad[c].mean()), 4) for c in shares}, "cells": int(len(grad))}
+    out = {"by_partner": by(grad, "partner"), "by_tenant": by(grad, "tenant"),
+           "mean": {c: round(float(grad[c].mean()), 4) for c in shares}, "cells": int(len(grad))}
+    served = grads.get("log_served")
+    out["served_by_partner"] = by(served, "partner") if served is not None else {}
+    if served is not None:
+        out["served_mean"] = {c: round(float(served[c].mean()), 4) for c in shares if c in served.columns}
+    return out
