@@ -191,6 +191,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     rs.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/runs.json)")
     rs.set_defaults(func=_cmd_runs)
 
+    ef = bsub.add_parser("emu-floor", help="the pair prediction's mean |EMU error| with its systematic parts "
+                                           "taken out (the even split's extra, the run's level), from kept "
+                                           "`bench pair-prediction` figures")
+    ef.add_argument("--from-figures", type=Path, metavar="FILE", nargs="+", required=True,
+                    help="`hera bench pair-prediction` outputs (JSON with figure.point_errors), one per run")
+    ef.add_argument("--labels", help="comma-separated names of the runs, in order (default: the files)")
+    ef.add_argument("--scale", default="default", choices=["ci", "default", "paper"])
+    ef.add_argument("--out", type=Path, help="where to write the JSON (default results/<scale>/bench/emu-floor.json)")
+    ef.set_defaults(func=_cmd_emu_floor)
+
     _kept_samples_parser(bsub, "service-source", _cmd_service_source,
                          "F2 points of finished runs re-modelled from the stage's or the refreshed service profile, "
                          "with and without the probe")
@@ -297,6 +307,23 @@ def _cmd_service_source(args) -> int:
     both = pd.concat(frames, ignore_index=True)
     fig = {"runs": {label: summary(df) for label, df in zip(labels, frames)}, "pooled": summary(both)}
     return emit("service-source", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_emu_floor(args) -> int:
+    from hera.report.claims import PAIR_EMU_MAX_ERROR
+    from hera.report.emu_floor import from_figure, summary
+
+    labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(f) for f in args.from_figures]
+    if len(labels) != len(args.from_figures):
+        raise HeraError(f"--labels names {len(labels)} runs, --from-figures gives {len(args.from_figures)}")
+    runs = {}
+    for f, label in zip(args.from_figures, labels):
+        runs[label] = r = from_figure(f)
+        print(f"{label}: mean |EMU error| {r['mean_abs_emu_error']:.3f}; even split's extra {r['even_extra']:+.3f}, "
+              f"level {r['level']:+.3f}; without the extra {r['without_even_extra']:.3f}, ray-centred "
+              f"{r['ray_centred']:.3f}", flush=True)
+    fig = {"runs": runs, "summary": summary(runs, PAIR_EMU_MAX_ERROR)}
+    return emit("emu-floor", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_pair_trials(args) -> int:

@@ -419,4 +419,10 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
                             "error_b": num(r.error_b), "emu": num(r.emu), "predicted_emu": num(r.predicted_emu),
                             "predicted_served_emu": num(r.predicted_served_emu),
                             "anchored_emu": num(r.anchored_emu)} for r in err.itertuples()]
+    try:  # the even split's extra, the run's level and the points' own scatter (hera.report.emu_floor)
+        from hera.report.emu_floor import split
+
+        fig["emu_error_split"] = split(fig["point_errors"])
+    except HeraError as exc:  # no balanced ray measured (or nothing else): nothing to split
+        fig["emu_error_split"] = {"note": str(exc)}
     return fig
