@@ -64,7 +64,8 @@ def _run(root: Path, config) -> tuple[Path, dict]:
         for side, m, scale, own in (("a", "x", 1.1 * 0.9, s), ("b", "y", 1.05 * 1.2, 1 - s)):
             tail = tenant_model(config, read_samples(res / "profile" / "service" / f"{m}.parquet", m), 1, scale,
                                 f"{stream}/{side}").tail_model()
-            for rep, rate in enumerate((20.0, 30.0)):
+            for rep, base in enumerate((20.0, 30.0)):
+                rate = base * (0.5 + own)  # a tenant's rate rises with its own share of the ray
                 model_ms = math.exp(tail.expected_log_tail(rate, [200], 5))
                 trials.append({"model_a": "x", "model_b": "y", "cores_a": 1, "cores_b": 1, "ways_a": None,
                                "ways_b": None, "share_a": s, "repeat": rep, "tenant": m, "rate_qps": rate,
@@ -155,3 +156,72 @@ def test_the_service_drift_gradient_is_read_per_partner_and_per_tenant():
     # without a favoured-ray reference there is nothing to take the difference from
     light = pd.DataFrame([r for r in rows if r["own_share"] != 0.75])
     assert drift_gradient(light) == {"by_partner": {}, "by_tenant": {}, "served_by_partner": {}, "cells": 0}
+
+
+def _cells(drift: dict) -> pd.DataFrame:
+    """Trials of tenants next to partners: ``drift[(tenant, partner)] = (log drift at own 0.5, at 0.25)``; the
+    partner runs at utilisation 0.2 / 0.5 / 0.8 as the tenant's own share goes 0.75 / 0.5 / 0.25."""
+    util = {0.75: 0.2, 0.5: 0.5, 0.25: 0.8}
+    rows = []
+    for run in ("r1", "r2"):
+        for (t, p), (mid, heavy) in drift.items():
+            for own, up in ((0.75, 0.0), (0.5, mid), (0.25, heavy)):
+                rows.append({"run": run, "tenant": t, "partner": p, "own_share": own, "partner_utilisation": util[own],
+                             "service_drift": math.exp(0.1 + up), "inflation": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_the_node_profile_pools_the_gradient_and_leaves_each_models_pairs_out(tmp_path):
+    from hera.profile.pair_prediction import read_neighbour_profiles
+    from hera.report.pair_trials import node_profile
+
+    df = _cells({("x", "y"): (0.04, 0.10), ("y", "x"): (0.06, 0.12), ("z", "w"): (0.10, 0.20),
+                 ("w", "z"): (0.10, 0.20)})
+    prof = node_profile(df, ["x", "y", "z", "w", "v"])
+    x = prof[prof["model"] == "x"].set_index("own_share")
+    # x's knots pool only z and w's cells (it is in the other two)
+    assert x.loc[0.75, "extra_inflation"] == pytest.approx(1.0)
+    assert x.loc[0.5, "extra_inflation"] == pytest.approx(math.exp(0.10), rel=1e-4)
+    assert x.loc[0.25, "utilisation"] == pytest.approx(0.8) and x.loc[0.25, "cells"] == 4
+    # v is in no pair: every cell
+    v = prof[prof["model"] == "v"].set_index("own_share")
+    assert v.loc[0.5, "extra_inflation"] == pytest.approx(math.exp((0.04 + 0.06 + 0.10 + 0.10) / 4), rel=1e-4)
+    every = node_profile(df, ["x"], leave_model_out=False).set_index("own_share")
+    assert every.loc[0.25, "extra_inflation"] == pytest.approx(math.exp(0.155), rel=1e-4)
+    # what predict-pairs reads from it: knots from (0, 1), e by the partner's utilisation
+    prof.to_csv(tmp_path / "node.csv", index=False)
+    u, e = read_neighbour_profiles([str(tmp_path / "node.csv")])["x"]
+    assert list(u) == pytest.approx([0.0, 0.2, 0.5, 0.8]) and e[2] == pytest.approx(math.exp(0.10), rel=1e-4)
+
+
+def test_a_node_profile_without_the_three_rays_or_other_cells_is_a_one_line_error():
+    from hera.report.pair_trials import node_profile
+
+    df = _cells({("x", "y"): (0.04, 0.10)})
+    with pytest.raises(HeraError, match="no cell without 'x'"):
+        node_profile(df, ["x"])
+    with pytest.raises(HeraError, match="three rays"):
+        node_profile(df[df["own_share"] != 0.25], ["x"], leave_model_out=False)
+    with pytest.raises(HeraError, match="no joint trial"):
+        node_profile(df.assign(service_drift=math.nan), ["x"])
+
+
+def test_the_bench_writes_the_node_profile(config, tmp_path, capsys):
+    res, _ = _run(tmp_path, config)
+    out, prof = tmp_path / "pt.json", tmp_path / "node.csv"
+    assert main(["bench", "pair-trials", "--from-results", str(res), "--labels", "r1", "--scale", "ci",
+                 "--out", str(out), "--node-profile", str(prof), "--all-cells"]) == 0
+    fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    table = pd.read_csv(prof)
+    assert set(table["model"]) == set(config["models"]) and "git_commit" in table.columns
+    assert fig["node_profile"]["leave_model_out"] is False and len(fig["node_profile"]["knots"]) == 3
+    # the fixture serves every trial as predicted: no extra at any knot
+    assert table["extra_inflation"].to_numpy() == pytest.approx(1.0)
+    u = table[table["model"] == config["models"][0]].sort_values("own_share", ascending=False)["utilisation"]
+    assert u.is_monotonic_increasing and u.iloc[0] < u.iloc[-1]  # the partner busier as the tenant's share falls
+    # a study of just the pair's models: leaving each model's pairs out leaves nothing, a one-line error, no file
+    (res / "config.json").write_text(json.dumps({**config, "models": ["x", "y"]}, default=str))
+    assert main(["bench", "pair-trials", "--from-results", str(res), "--labels", "r1", "--scale", "ci",
+                 "--node-profile", str(tmp_path / "none.csv")]) != 0
+    assert "no cell without 'x'" in capsys.readouterr().err
+    assert not (tmp_path / "none.csv").exists()

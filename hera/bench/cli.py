@@ -204,9 +204,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _kept_samples_parser(bsub, "service-source", _cmd_service_source,
                          "F2 points of finished runs re-modelled from the stage's or the refreshed service profile, "
                          "with and without the probe")
-    _kept_samples_parser(bsub, "pair-trials", _cmd_pair_trials,
-                         "F4's joint trials against their control variates, tenant by tenant: how far each tail lay "
-                         "above the prediction's model by the tenant's share of its ray, and how much trials scatter")
+    pt = _kept_samples_parser(bsub, "pair-trials", _cmd_pair_trials,
+                              "F4's joint trials against their control variates, tenant by tenant: how far each tail "
+                              "lay above the prediction's model by the tenant's share of its ray, and how much "
+                              "trials scatter")
+    pt.add_argument("--node-profile", type=Path, metavar="FILE",
+                    help="also write the node's loaded-neighbour slowdown, pooled over these runs' pairs, as a "
+                         "neighbour profile of every study model (`hera profile predict-pairs --neighbour FILE`; "
+                         "docs/DESIGN.md, \"A node calibration from earlier runs\")")
+    pt.add_argument("--all-cells", action="store_true",
+                    help="with --node-profile: pool every cell for every model (default: a model's knots leave "
+                         "out the pairs it is in)")
     _kept_samples_parser(bsub, "sla-rules", _cmd_sla_rules,
                          "the SLA's base by rule (pooled p99 vs the sizes' medians) in finished runs' service "
                          "samples, and its spread between runs")
@@ -342,6 +350,20 @@ def _cmd_pair_trials(args) -> int:
               + f"{fig['partner_load_effect']['balanced_vs_favoured']['value']}", flush=True)
     both = pd.concat(frames, ignore_index=True)
     fig = {"runs": {label: summary(df) for label, df in zip(run_labels(args), frames)}, "pooled": summary(both)}
+    if args.node_profile is not None:
+        import json
+
+        from hera.provenance import write_table
+        from hera.report.pair_trials import node_profile
+
+        config = json.loads((Path(args.from_results[0]) / "config.json").read_text())
+        prof = node_profile(both, list(config["models"]), leave_model_out=not args.all_cells)
+        write_table(prof, args.node_profile, config=config, seed=config.get("seed"))
+        knots = prof.drop_duplicates("own_share") if args.all_cells else prof
+        fig["node_profile"] = {"out": str(args.node_profile), "leave_model_out": not args.all_cells,
+                               "knots": knots[["model", "own_share", "utilisation", "extra_inflation",
+                                               "cells"]].to_dict("records")}
+        print(f"node profile: {args.node_profile} ({len(prof)} knots)", flush=True)
     return emit("pair-trials", args.scale, fig, args.out, vars_of(args))
 
 

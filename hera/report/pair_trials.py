@@ -37,7 +37,8 @@ from hera.errors import HeraError
 
 #: A point of one pair: the rows of one (split, ray) — a tenant's residuals scatter within it.
 POINT = ["model_a", "model_b", "cores_a", "cores_b", "llc", "share_a"]
-RESIDUAL_COLUMNS = POINT + ["tenant", "side", "partner", "own_share", "repeat", "rate_qps", "sla_ms", "latency_ms_adjusted",
+RESIDUAL_COLUMNS = POINT + ["tenant", "side", "partner", "own_share", "repeat", "trial", "rate_qps",
+                            "capacity_qps", "partner_utilisation", "sla_ms", "latency_ms_adjusted",
                             "latency_ms_model", "residual", "residual_ms", "service_drift", "inflation", "tail_log_slope",
                             "f2_trial_crossing_sd"]
 #: Bootstrap replicates (over pairs) of the partner-load effect's interval.
@@ -71,6 +72,7 @@ def residuals(results: str | Path) -> pd.DataFrame:
     trials["llc"] = [_llc(a, b) for a, b in zip(trials["ways_a"], trials["ways_b"])]
     f2 = scal.set_index(["model", "workers"])
     samples: dict[str, pd.DataFrame] = {}
+    capacity: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
     for key, g in trials.groupby(POINT + ["ways_a", "ways_b"], dropna=False, sort=True):
         ma, mb, ca, cb, llc, s, wa, _ = key
@@ -90,6 +92,7 @@ def residuals(results: str | Path) -> pd.DataFrame:
                 continue
             if model not in samples:
                 samples[model] = read_samples(_need(res / "profile" / "service" / f"{model}.parquet"), model)
+                capacity[model] = saturated_capacity(samples[model])
             k = p.get(f"service_scale_{side}", 1.0)
             scale = float(p[f"inflation_{side}"]) * (float(k) if pd.notna(k) else 1.0)
             tail = tenant_model(config, samples[model], int(cores), scale, f"{stream}/{side}").tail_model()
@@ -106,13 +109,34 @@ def residuals(results: str | Path) -> pd.DataFrame:
                              "share_a": float(s), "tenant": tenant, "side": side,
                              "partner": mb if side == "a" else ma,
                              "own_share": float(s) if side == "a" else round(1.0 - float(s), 6),
-                             "repeat": int(r.repeat), "rate_qps": float(r.rate_qps), "sla_ms": float(r.sla_ms),
+                             "repeat": int(r.repeat), "trial": int(getattr(r, "trial", -1)),
+                             "rate_qps": float(r.rate_qps), "capacity_qps": capacity[model],
+                             "partner_utilisation": math.nan, "sla_ms": float(r.sla_ms),
                              "latency_ms_adjusted": adj, "latency_ms_model": expected,
                              "residual": math.log(adj / expected), "residual_ms": adj - expected,
                              "service_drift": float(r.service_drift), "inflation": float(p[f"inflation_{side}"]),
                              "tail_log_slope": float(slope),
                              "f2_trial_crossing_sd": float(sd)})
-    return pd.DataFrame(rows, columns=RESIDUAL_COLUMNS)
+    df = pd.DataFrame(rows, columns=RESIDUAL_COLUMNS)
+    if len(df):  # the partner's rate in the same trial over its one-worker capacity
+        util = df["rate_qps"] / df["capacity_qps"]
+        key = [*POINT, "repeat", "trial"]
+        other = df.assign(side=np.where(df["side"] == "a", "b", "a"), partner_utilisation=util)[
+            [*key, "side", "partner_utilisation"]]
+        df = df.drop(columns="partner_utilisation").merge(other, on=[*key, "side"], how="left")[RESIDUAL_COLUMNS]
+    return df
+
+
+def saturated_capacity(samples: pd.DataFrame) -> float:
+    """Queries per second one worker sustains back to back: 1000 over the mean summed sub-batch service time of a
+    query in the profile's saturated regime (one worker), weighted as the profile weights its queries."""
+    s = samples[(samples["workers"] == 1) & (samples["regime"] == "saturated")]
+    if s.empty:
+        return math.nan
+    q = s.groupby("query").agg(work=("service_ms", "sum"), weight=("weight", "first"))
+    w = q["weight"].fillna(1.0).to_numpy(float)
+    mean = float(np.average(q["work"].to_numpy(float), weights=w)) if w.sum() > 0 else float(q["work"].mean())
+    return 1000.0 / mean if mean > 0 else math.nan
 
 
 def _centred(df: pd.DataFrame) -> pd.Series:
@@ -217,4 +241,45 @@ def drift_gradient(df: pd.DataFrame) -> dict[str, Any]:
     out["served_by_partner"] = by(served, "partner") if served is not None else {}
     if served is not None:
         out["served_mean"] = {c: round(float(served[c].mean()), 4) for c in shares if c in served.columns}
+    return out
+
+
+#: The own shares whose service the node profile reads, against 0.75 (the partner light).
+NODE_SHARES = (0.75, 0.5, 0.25)
+
+
+def node_profile(df: pd.DataFrame, models: list[str], leave_model_out: bool = True) -> pd.DataFrame:
+    """A neighbour-channel profile (``model, utilisation, extra_inflation``: what ``hera profile predict-pairs
+    --neighbour`` reads) of the node's loaded-neighbour slowdown, the same function for every model: the drift
+    gradient of :func:`drift_gradient`, pooled over every (run, tenant, partner) cell of ``df``, at the partner's
+    median utilisation on each own share (0.75: the knot e = 1; 0.5 and 0.25: e = exp(mean gradient)). With
+    ``leave_model_out`` a model's knots pool only the cells it is in neither as tenant nor as partner, so its
+    correction never comes from its own pairs."""
+    d = df[np.isfinite(df["service_drift"]) & (df["service_drift"] > 0)]
+    if d.empty or "partner" not in d.columns:
+        raise HeraError("no joint trial with a service drift: no node profile")
+    keys = [k for k in ("run", "tenant", "partner") if k in d.columns]
+    d = d.assign(own=d["own_share"].round(3), log_drift=np.log(d["service_drift"]))
+    cell = d.groupby(keys + ["own"])["log_drift"].median().unstack("own")
+    if any(s not in cell.columns for s in NODE_SHARES):
+        raise HeraError("a node profile needs trials on the three rays (own shares 0.75, 0.5 and 0.25)")
+    grad = pd.DataFrame({s: cell[s] - cell[0.75] for s in NODE_SHARES}).dropna().reset_index()
+    util = d.groupby("own")["partner_utilisation"].median()
+    runs = int(d["run"].nunique()) if "run" in d.columns else 1
+    rows = []
+    for m in models:
+        g = grad[(grad["tenant"] != m) & (grad["partner"] != m)] if leave_model_out else grad
+        if g.empty:
+            raise HeraError(f"no cell without {m!r} to pool: give more runs or pairs, or leave_model_out off")
+        for s in NODE_SHARES:
+            u = float(util.get(s, math.nan))
+            rows.append({"model": m, "own_share": s, "utilisation": round(u, 4),
+                         "extra_inflation": round(math.exp(float(g[s].mean())), 5), "cells": int(len(g)),
+                         "runs": runs, "note": ("cells without this model" if leave_model_out else "every cell")
+                         + "; the partner's median utilisation on this own share"})
+    out = pd.DataFrame(rows)
+    rising = out.groupby("model")["utilisation"].agg(lambda u: bool(np.all(np.diff(u.to_numpy(float)) > 0)))
+    if not np.isfinite(out["utilisation"]).all() or not rising.all():
+        raise HeraError("the partners' utilisations do not rise as the tenant's own share falls: not rays of one "
+                        "kind")
     return out
