@@ -146,3 +146,17 @@ def test_the_neighbour_overlay_adds_one_profile_per_model():
     assert proc.returncode == 0, proc.stderr[-2000:]
     jobs = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("neighbour_profile")]
     assert jobs and jobs[0].split()[-1] == "8", jobs
+
+
+def test_the_node_profile_overlay_feeds_every_prediction_and_bad_settings_fail_at_start():
+    proc = _run("-n", "--forceall", "-p", "--configfile", "workflow/config/default-node-profile.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fed = [ln for ln in proc.stdout.splitlines() if "--neighbour workflow/machines/2-core-vm.node-profile.csv" in ln]
+    assert len(fed) == 1 + 15, len(fed)  # the stage's prediction and each measured pair's control variates
+    proc = _run("-n", "--configfile", "workflow/config/default.yaml", "--config",
+                "colocation={'node_profile': 'workflow/machines/nowhere.csv'}")
+    assert proc.returncode != 0
+    assert "config key colocation.node_profile: workflow/machines/nowhere.csv does not exist" in proc.stdout + proc.stderr
+    proc = _run("-n", "--configfile", "workflow/config/default-neighbour.yaml", "--config",
+                "colocation={'node_profile': 'workflow/machines/2-core-vm.node-profile.csv'}")
+    assert proc.returncode != 0 and "set one of them" in proc.stdout + proc.stderr

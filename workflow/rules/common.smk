@@ -188,16 +188,32 @@ def neighbour_interference_profiles(wildcards):
     return [f"{RESULTS}/profile/interference/{m}.csv" for m in neighbour_models(wildcards)]
 
 
+def node_profile_file():
+    """The node calibration the pair prediction reads as neighbour profiles (colocation.node_profile), or None."""
+    return (config.get("colocation") or {}).get("node_profile")
+
+
 def neighbour_profiles(wildcards):
-    """Every study model's neighbour profile where the channel is on, else none."""
-    return per_model(f"{RESULTS}/profile/neighbour/{{model}}.csv") if neighbour_enabled() else []
+    """Every study model's neighbour profile where the channel is on, else the node calibration, else none."""
+    if neighbour_enabled():
+        return per_model(f"{RESULTS}/profile/neighbour/{{model}}.csv")
+    return [node_profile_file()] if node_profile_file() else []
 
 
 def pair_neighbour_profiles(wildcards):
-    """Neighbour profiles of both members of a pair where the channel is on, else none."""
-    if not neighbour_enabled():
-        return []
-    return [f"{RESULTS}/profile/neighbour/{m}.csv" for m in wildcards.pair.split("__")]
+    """Neighbour profiles of both members of a pair where the channel is on, else the node calibration, else none."""
+    if neighbour_enabled():
+        return [f"{RESULTS}/profile/neighbour/{m}.csv" for m in wildcards.pair.split("__")]
+    return [node_profile_file()] if node_profile_file() else []
+
+
+if node_profile_file():
+    if neighbour_enabled():
+        raise WorkflowError("config keys colocation.node_profile and interference.neighbour.enabled: both give the "
+                            "prediction a neighbour channel; set one of them")
+    if not Path(node_profile_file()).is_file():
+        raise WorkflowError(f"config key colocation.node_profile: {node_profile_file()} does not exist (a path from "
+                            f"the repository root; `hera bench pair-trials --node-profile FILE` writes one)")
 
 
 if neighbour_enabled():
