@@ -208,6 +208,9 @@ def test_a_node_profile_without_the_three_rays_or_other_cells_is_a_one_line_erro
 
 def test_the_bench_writes_the_node_profile(config, tmp_path, capsys):
     res, _ = _run(tmp_path, config)
+    cfg = json.loads((res / "config.json").read_text())  # ci measures the neighbour channel: this run did not
+    cfg["interference"]["neighbour"]["enabled"] = False
+    (res / "config.json").write_text(json.dumps(cfg))
     out, prof = tmp_path / "pt.json", tmp_path / "node.csv"
     assert main(["bench", "pair-trials", "--from-results", str(res), "--labels", "r1", "--scale", "ci",
                  "--out", str(out), "--node-profile", str(prof), "--all-cells"]) == 0
@@ -219,8 +222,14 @@ def test_the_bench_writes_the_node_profile(config, tmp_path, capsys):
     assert table["extra_inflation"].to_numpy() == pytest.approx(1.0)
     u = table[table["model"] == config["models"][0]].sort_values("own_share", ascending=False)["utilisation"]
     assert u.is_monotonic_increasing and u.iloc[0] < u.iloc[-1]  # the partner busier as the tenant's share falls
+    # a run whose prediction had a channel measured its drift net of it: refused, naming it
+    (res / "config.json").write_text(json.dumps({**cfg, "colocation": {**cfg["colocation"], "node_profile": "x.csv"}}))
+    assert main(["bench", "pair-trials", "--from-results", str(res), "--labels", "r1", "--scale", "ci",
+                 "--node-profile", str(tmp_path / "net.csv")]) != 0
+    assert "predicted its pairs with a neighbour channel" in capsys.readouterr().err
+    assert not (tmp_path / "net.csv").exists()
     # a study of just the pair's models: leaving each model's pairs out leaves nothing, a one-line error, no file
-    (res / "config.json").write_text(json.dumps({**config, "models": ["x", "y"]}, default=str))
+    (res / "config.json").write_text(json.dumps({**cfg, "models": ["x", "y"]}, default=str))
     assert main(["bench", "pair-trials", "--from-results", str(res), "--labels", "r1", "--scale", "ci",
                  "--node-profile", str(tmp_path / "none.csv")]) != 0
     assert "no cell without 'x'" in capsys.readouterr().err
