@@ -321,11 +321,8 @@ def _cmd_emu_floor(args) -> int:
     from hera.report.claims import PAIR_EMU_MAX_ERROR
     from hera.report.emu_floor import from_figure, summary
 
-    labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(f) for f in args.from_figures]
-    if len(labels) != len(args.from_figures):
-        raise HeraError(f"--labels names {len(labels)} runs, --from-figures gives {len(args.from_figures)}")
     runs = {}
-    for f, label in zip(args.from_figures, labels):
+    for f, label in zip(args.from_figures, run_labels(args, args.from_figures, "--from-figures")):
         runs[label] = r = from_figure(f)
         print(f"{label}: mean |EMU error| {r['mean_abs_emu_error']:.3f}; even split's extra {r['even_extra']:+.3f}, "
               f"level {r['level']:+.3f}; without the extra {r['without_even_extra']:.3f}, ray-centred "

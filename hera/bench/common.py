@@ -212,11 +212,13 @@ def best_of(fn, repeats: int) -> float:
     return best
 
 
-def run_labels(args) -> list[str]:
-    """The names of the ``--from-results`` runs: ``--labels`` (one per run), else their folders."""
-    labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(d) for d in args.from_results]
-    if len(labels) != len(args.from_results):
-        raise HeraError(f"--labels names {len(labels)} runs, --from-results gives {len(args.from_results)}")
+def run_labels(args, sources: list | None = None, flag: str = "--from-results") -> list[str]:
+    """The names of the runs given by ``sources`` (default ``args.from_results``, the ``flag`` the error names):
+    ``--labels`` (one per run), else the paths themselves."""
+    sources = args.from_results if sources is None else sources
+    labels = [x.strip() for x in args.labels.split(",")] if args.labels else [str(d) for d in sources]
+    if len(labels) != len(sources):
+        raise HeraError(f"--labels names {len(labels)} runs, {flag} gives {len(sources)}")
     return labels
 
 

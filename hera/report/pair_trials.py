@@ -223,11 +223,10 @@ def drift_gradient(df: pd.DataFrame) -> dict[str, Any]:
     for col in ("log_drift", "log_served"):
         if col not in d.columns:
             continue
-        cell = d.groupby(keys + ["own"])[col].median().unstack("own")
-        if 0.75 not in cell.columns:
+        g = _cell_gradients(d, keys, col)
+        if g is None:
             return empty
-        grads[col] = pd.DataFrame({f"{o:g}": cell[o] - cell[0.75] for o in (0.5, 0.25) if o in cell.columns}
-                                  ).dropna(how="all").reset_index()
+        grads[col] = g.rename(columns={0.5: "0.5", 0.25: "0.25"})
     grad = grads["log_drift"]
     shares = [c for c in ("0.5", "0.25") if c in grad.columns]
 
@@ -242,6 +241,16 @@ def drift_gradient(df: pd.DataFrame) -> dict[str, Any]:
     if served is not None:
         out["served_mean"] = {c: round(float(served[c].mean()), 4) for c in shares if c in served.columns}
     return out
+
+
+def _cell_gradients(d: pd.DataFrame, keys: list[str], col: str) -> pd.DataFrame | None:
+    """Per (run, tenant, partner) cell the median of ``col`` at own share 0.5 and 0.25 minus at 0.75 (columns 0.5,
+    0.25 as far as measured; a cell measured at neither is dropped); None without trials at 0.75."""
+    cell = d.groupby(keys + ["own"])[col].median().unstack("own")
+    if 0.75 not in cell.columns:
+        return None
+    return pd.DataFrame({o: cell[o] - cell[0.75] for o in (0.5, 0.25) if o in cell.columns}
+                        ).dropna(how="all").reset_index()
 
 
 #: The own shares whose service the node profile reads, against 0.75 (the partner light).
@@ -260,10 +269,10 @@ def node_profile(df: pd.DataFrame, models: list[str], leave_model_out: bool = Tr
         raise HeraError("no joint trial with a service drift: no node profile")
     keys = [k for k in ("run", "tenant", "partner") if k in d.columns]
     d = d.assign(own=d["own_share"].round(3), log_drift=np.log(d["service_drift"]))
-    cell = d.groupby(keys + ["own"])["log_drift"].median().unstack("own")
-    if any(s not in cell.columns for s in NODE_SHARES):
+    grad = _cell_gradients(d, keys, "log_drift")
+    if grad is None or any(s not in grad.columns for s in NODE_SHARES[1:]):
         raise HeraError("a node profile needs trials on the three rays (own shares 0.75, 0.5 and 0.25)")
-    grad = pd.DataFrame({s: cell[s] - cell[0.75] for s in NODE_SHARES}).dropna().reset_index()
+    grad = grad.dropna(subset=list(NODE_SHARES[1:]))
     util = d.groupby("own")["partner_utilisation"].median()
     runs = int(d["run"].nunique()) if "run" in d.columns else 1
     rows = []
@@ -274,7 +283,8 @@ def node_profile(df: pd.DataFrame, models: list[str], leave_model_out: bool = Tr
         for s in NODE_SHARES:
             u = float(util.get(s, math.nan))
             rows.append({"model": m, "own_share": s, "utilisation": round(u, 4),
-                         "extra_inflation": round(math.exp(float(g[s].mean())), 5), "cells": int(len(g)),
+                         "extra_inflation": 1.0 if s == 0.75 else round(math.exp(float(g[s].mean())), 5),
+                         "cells": int(len(g)),
                          "runs": runs, "note": ("cells without this model" if leave_model_out else "every cell")
                          + "; the partner's median utilisation on this own share"})
     out = pd.DataFrame(rows)
