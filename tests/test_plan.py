@@ -369,3 +369,22 @@ def test_benchmark_paths_map_to_stages(tmp_path):
         measured_stages(tmp_path, 2)
     with pytest.raises(HeraError, match="does not exist"):
         measured_stages(tmp_path / "nope", 2)
+
+
+def test_node_calibration_pairs_are_measured_and_predicted_as_the_studys_are():
+    """``colocation.node_calibration``: its pairs cost F4 time like the study's, one more prediction job comes
+    first, and a pair that is scored (both models in colocation.models) is refused naming the key."""
+    costs = dict(COSTS, ncf=ModelCost("ncf", "ncf", 3.0e5, 1.0e3, 4_608_000, 4, 64))
+    cfg = dict(_config(), models=list(costs), colocation=dict(_config()["colocation"], models=list(COSTS),
+                                                              rays=[0.5, 0.75, 0.25]))
+    base = {s.stage: s for s in estimate(cfg, _machine(VM, cfg), costs).stages}
+    cal = dict(cfg, colocation=dict(cfg["colocation"], node_calibration=["ncf__dlrm_rmc1"]))
+    more = {s.stage: s for s in estimate(cal, _machine(VM, cal), costs).stages}
+    assert more["colocation"].seconds > 1.5 * base["colocation"].seconds  # 1 study pair + 1 calibration pair
+    assert "(+ 1 node calibration pairs)" in more["colocation"].detail
+    assert more["pair_predictions"].jobs == 2 and more["pair_predictions"].seconds > base["pair_predictions"].seconds
+    assert all(more[k].seconds == pytest.approx(v.seconds) for k, v in base.items()
+               if k not in ("colocation", "pair_predictions", "scheduling"))
+    bad = dict(cfg, colocation=dict(cfg["colocation"], node_calibration=["dlrm_rmc3__dlrm_rmc1"]))
+    with pytest.raises(PlanError, match="colocation.node_calibration: .*is a scored pair"):
+        estimate(bad, _machine(VM, bad), costs)

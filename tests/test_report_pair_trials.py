@@ -43,38 +43,39 @@ def config():
     return cfgmod.load(repo_root() / "workflow/config/ci.yaml", overrides=["model.queries=600", "model.replicates=4"])
 
 
-def _run(root: Path, config) -> tuple[Path, dict]:
-    """A finished run of one pair x + y on 1+1 cores: its trials' adjusted tails lie ``LIFT`` (log) above the
-    model the stage would have built for them."""
+def _run(root: Path, config, a: str = "x", b: str = "y", drift: dict | None = None) -> tuple[Path, dict]:
+    """A finished run of one pair ``a`` + ``b`` on 1+1 cores: its trials' adjusted tails lie ``LIFT`` (log) above
+    the model the stage would have built for them; each tenant served ``drift[own share]`` (log) slower than
+    predicted (default: as predicted)."""
     res = root / "results" / "ci"
     for d in ("profile/service", "colocation/pairs"):
         (res / d).mkdir(parents=True)
     (res / "config.json").write_text(json.dumps(config, default=str))
-    for m, sc in (("x", 1.0), ("y", 2.0)):
+    for m, sc in ((a, 1.0), (b, 2.0)):
         _samples(m, sc).to_parquet(res / "profile" / "service" / f"{m}.parquet")
     pd.DataFrame([{"model": m, "workers": 1, "qps_star": 100.0, "sla_ms": 30.0, "tail_log_slope": 2.0,
-                   "trial_crossing_sd": 0.1} for m in ("x", "y")]).to_csv(res / "profile" / "scalability.csv",
+                   "trial_crossing_sd": 0.1} for m in (a, b)]).to_csv(res / "profile" / "scalability.csv",
                                                                         index=False)
     pred, trials, truth = [], [], {}
     for s in (0.5, 0.75, 0.25):
-        pred.append({"model_a": "x", "model_b": "y", "cores_a": 1, "cores_b": 1, "ways_a": None, "ways_b": None,
+        pred.append({"model_a": a, "model_b": b, "cores_a": 1, "cores_b": 1, "ways_a": None, "ways_b": None,
                      "llc": "shared", "share_a": s, "inflation_a": 1.1, "inflation_b": 1.05,
                      "service_scale_a": 0.9, "service_scale_b": 1.2})
-        stream = f"colocation/x__y/1+1/None/{s:g}"
-        for side, m, scale, own in (("a", "x", 1.1 * 0.9, s), ("b", "y", 1.05 * 1.2, 1 - s)):
+        stream = f"colocation/{a}__{b}/1+1/None/{s:g}"
+        for side, m, scale, own in (("a", a, 1.1 * 0.9, s), ("b", b, 1.05 * 1.2, 1 - s)):
             tail = tenant_model(config, read_samples(res / "profile" / "service" / f"{m}.parquet", m), 1, scale,
                                 f"{stream}/{side}").tail_model()
             for rep, base in enumerate((20.0, 30.0)):
                 rate = base * (0.5 + own)  # a tenant's rate rises with its own share of the ray
                 model_ms = math.exp(tail.expected_log_tail(rate, [200], 5))
-                trials.append({"model_a": "x", "model_b": "y", "cores_a": 1, "cores_b": 1, "ways_a": None,
+                trials.append({"model_a": a, "model_b": b, "cores_a": 1, "cores_b": 1, "ways_a": None,
                                "ways_b": None, "share_a": s, "repeat": rep, "tenant": m, "rate_qps": rate,
                                "chunks": 1, "warmup_queries": 5, "n_measured": 200, "sla_ms": 30.0,
                                "latency_ms_pct_adjusted": model_ms * math.exp(LIFT[round(own, 2)]),
-                               "service_drift": 1.0})
+                               "service_drift": math.exp((drift or {}).get(round(own, 2), 0.0))})
                 truth[(s, m, rep)] = model_ms
     pd.DataFrame(pred).to_csv(res / "colocation" / "predicted.csv", index=False)
-    pd.DataFrame(trials).to_csv(res / "colocation" / "pairs" / "x__y.trials.csv", index=False)
+    pd.DataFrame(trials).to_csv(res / "colocation" / "pairs" / f"{a}__{b}.trials.csv", index=False)
     return res, truth
 
 
@@ -234,3 +235,72 @@ def test_the_bench_writes_the_node_profile(config, tmp_path, capsys):
                  "--node-profile", str(tmp_path / "none.csv")]) != 0
     assert "no cell without 'x'" in capsys.readouterr().err
     assert not (tmp_path / "none.csv").exists()
+
+
+def test_node_calibration_pairs_are_put_in_study_order_and_bad_ones_are_named():
+    from hera.profile.node_calibration import check_pairs
+
+    models, scored = ["a", "b", "c", "d"], ["a", "b", "c"]
+    assert check_pairs(["d__a", "b__d"], models, scored) == [("a", "d"), ("b", "d")]
+    for pairs, match in ((["a_d"], "expected 'model_a__model_b'"), (["a__e"], "'e' is not a model of this study"),
+                         (["d__d"], "names the same model twice"), (["a__b"], "is a scored pair"),
+                         (["a__d", "d__a"], "listed twice")):
+        with pytest.raises(HeraError, match=match):
+            check_pairs(pairs, models, scored)
+
+
+def _calibration_run(tmp_path: Path, config, drift: dict) -> tuple[Path, Path]:
+    """A finished calibration pair dlrm_rmc1 + mtwnd (mtwnd outside colocation.models) and its study config."""
+    config = {**config, "models": [*config["models"], "mtwnd"],
+              "colocation": {**config["colocation"], "node_calibration": ["mtwnd__dlrm_rmc1"]}}
+    config["interference"] = {**config["interference"], "neighbour": {**config["interference"]["neighbour"],
+                                                                      "enabled": False}}
+    res, _ = _run(tmp_path, config, "dlrm_rmc1", "mtwnd", drift)
+    return res, res / "config.json"
+
+
+def _calibrate(res: Path, cfg: Path, out: Path, trials: list[Path] | None = None, models=("dlrm_rmc1", "mtwnd")):
+    return main(["profile", "node-calibration", "--config", str(cfg), "--predicted",
+                 str(res / "colocation" / "predicted.csv"), "--scalability", str(res / "profile" / "scalability.csv"),
+                 "--service", *[str(res / "profile" / "service" / f"{m}.parquet") for m in models],
+                 "--trials", *[str(t) for t in (trials or [res / "colocation" / "pairs" / "dlrm_rmc1__mtwnd.trials.csv"])],
+                 "--out", str(out)])
+
+
+def test_the_node_calibration_measured_in_the_run_is_every_models_neighbour_profile(config, tmp_path, capsys):
+    """The calibration pair's tenants served 5% / 12% (log) slower than predicted at their own share 0.5 / 0.25
+    than at 0.75: the node profile of every study model says so, at the partners' utilisations."""
+    from hera.profile.pair_prediction import read_neighbour_profiles
+
+    res, cfg = _calibration_run(tmp_path, config, {0.75: 0.02, 0.5: 0.07, 0.25: 0.14})
+    out = tmp_path / "node_calibration.csv"
+    assert _calibrate(res, cfg, out) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["pairs"] == ["dlrm_rmc1__mtwnd"] and sorted(last["extra_inflation"].values()) == pytest.approx(
+        [1.0, math.exp(0.05), math.exp(0.12)], rel=1e-4)
+    table = pd.read_csv(out)
+    assert set(table["model"]) == {"dlrm_rmc1", "dlrm_rmc3", "wnd", "mtwnd"} and "git_commit" in table.columns
+    assert table["note"].str.contains("outside colocation.models \\(dlrm_rmc1__mtwnd\\)").all()
+    u, e = read_neighbour_profiles([str(out)])["wnd"]  # a scored model, calibrated on pairs it is not in
+    assert list(e) == pytest.approx([1.0, 1.0, math.exp(0.05), math.exp(0.12)], rel=1e-4) and list(u) == sorted(u)
+
+
+def test_a_node_calibration_without_its_pairs_trials_or_profiles_is_a_one_line_error(config, tmp_path, capsys):
+    res, cfg = _calibration_run(tmp_path, config, {})
+    out = tmp_path / "node_calibration.csv"
+    other = res / "colocation" / "pairs" / "dlrm_rmc1__wnd.trials.csv"  # a scored pair's trials instead
+    t = pd.read_csv(res / "colocation" / "pairs" / "dlrm_rmc1__mtwnd.trials.csv")
+    t.assign(model_b="wnd").to_csv(other, index=False)
+    pred = pd.read_csv(res / "colocation" / "predicted.csv")
+    pd.concat([pred, pred.assign(model_b="wnd")]).to_csv(res / "colocation" / "predicted.csv", index=False)
+    (res / "profile" / "service" / "mtwnd.parquet").rename(res / "profile" / "service" / "wnd.parquet")
+    assert _calibrate(res, cfg, out, [other], ("dlrm_rmc1", "wnd")) != 0
+    assert "no joint trial of node calibration pair dlrm_rmc1__mtwnd" in capsys.readouterr().err
+    assert _calibrate(res, cfg, out, None, ("dlrm_rmc1",)) != 0
+    assert "no service profile given for 'mtwnd'" in capsys.readouterr().err
+    c = json.loads(cfg.read_text())
+    c["colocation"]["node_calibration"] = ["dlrm_rmc1__wnd"]
+    cfg.write_text(json.dumps(c))
+    assert _calibrate(res, cfg, out, [other], ("dlrm_rmc1", "wnd")) != 0
+    assert "'dlrm_rmc1__wnd' is a scored pair" in capsys.readouterr().err
+    assert not out.exists()

@@ -160,3 +160,22 @@ def test_the_node_profile_overlay_feeds_every_prediction_and_bad_settings_fail_a
     proc = _run("-n", "--configfile", "workflow/config/default-neighbour.yaml", "--config",
                 "colocation={'node_profile': 'workflow/machines/2-core-vm.node-profile.csv'}")
     assert proc.returncode != 0 and "set one of them" in proc.stdout + proc.stderr
+
+
+def test_the_node_calibration_overlay_measures_its_pairs_first_and_bad_settings_fail_at_start():
+    proc = _run("-n", "--forceall", "-p", "--configfile", "workflow/config/default-node-calibration.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    against = [ln for ln in lines if "--predicted results/default/colocation/calibration/predicted.csv" in ln]
+    assert len(against) == 3 + 1 and not any("--neighbour" in ln for ln in against)  # 3 pairs + the calibration
+    fed = [ln for ln in lines if "--neighbour results/default/colocation/node_calibration.csv" in ln]
+    assert len(fed) == 1 + 15, len(fed)  # the stage's prediction and each scored pair's control variates
+    assert any("--models dlrm_rmc1,dlrm_rmc2,ncf,mtwnd,dien " in ln for ln in lines)
+    for setting, message in (
+            ("colocation={'node_calibration': ['ncf__din']}",
+             "config key colocation.node_calibration: node calibration pair 'ncf__din' is a scored pair"),
+            ("colocation={'node_calibration': ['ncf__mtwnd'], 'rays': [0.5]}", "reads the rays 0.75, 0.5 and 0.25"),
+            ("colocation={'node_calibration': ['ncf__mtwnd'], 'node_profile': "
+             "'workflow/machines/2-core-vm.node-profile.csv'}", "set one of them")):
+        proc = _run("-n", "--configfile", "workflow/config/default.yaml", "--config", setting)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr, (setting, proc.stderr[-1500:])

@@ -356,10 +356,11 @@ def _cmd_pair_trials(args) -> int:
         for d in args.from_results:  # a drift measured against a prediction that had a channel is net of it
             c = json.loads((Path(d) / "config.json").read_text())
             if ((c.get("interference") or {}).get("neighbour") or {}).get("enabled") \
-                    or (c.get("colocation") or {}).get("node_profile"):
-                raise HeraError(f"{d} predicted its pairs with a neighbour channel (interference.neighbour or "
-                                f"colocation.node_profile): its service drift is net of it; a node profile reads runs "
-                                f"predicted without one")
+                    or (c.get("colocation") or {}).get("node_profile") \
+                    or (c.get("colocation") or {}).get("node_calibration"):
+                raise HeraError(f"{d} predicted its pairs with a neighbour channel (interference.neighbour, "
+                                f"colocation.node_profile or colocation.node_calibration): its service drift is net "
+                                f"of it; a node profile reads runs predicted without one")
         config = json.loads((Path(args.from_results[0]) / "config.json").read_text())
         prof = node_profile(both, list(config["models"]), leave_model_out=not args.all_cells)
         write_table(prof, args.node_profile, config=config, seed=config.get("seed"))

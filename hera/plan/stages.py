@@ -346,12 +346,20 @@ def neighbour_s(config: Mapping[str, Any], rates: Mapping[str, ModelRates], cal)
     return out
 
 
-def _pair_predictions(config, rates, machine: MachineInfo, n_pairs: int, cal) -> StageEstimate:
-    """Every pair of the study's models is predicted (``n_pairs``), not only the measured ones."""
+def _pair_predictions(config, rates, machine: MachineInfo, n_pairs: int, cal,
+                      calibration_models: int = 0) -> StageEstimate:
+    """Every pair of the study's models is predicted (``n_pairs``), not only the measured ones; with a node
+    calibration measured in the run, first the pairs of its ``calibration_models`` without a channel."""
     sizes = range(1, machine.n_workers)
-    curves = len(rates) * len(sizes)
-    s = cal.cli_s + curves * model_s(config, CURVE_RATES, cal) + n_pairs * machine.n_workers * cal.boundary_s
-    return StageEstimate("pair_predictions", "", 1, s, f"{curves} latency curves, {n_pairs} pairs")
+    jobs = []
+    for n_models, pairs in ((len(rates), n_pairs), (calibration_models, math.comb(calibration_models, 2))):
+        if pairs:
+            jobs.append(cal.cli_s + n_models * len(sizes) * model_s(config, CURVE_RATES, cal)
+                        + pairs * machine.n_workers * cal.boundary_s)
+    detail = f"{len(rates) * len(sizes)} latency curves, {n_pairs} pairs"
+    if len(jobs) > 1:
+        detail += f"; first {math.comb(calibration_models, 2)} pairs of the node calibration's models"
+    return StageEstimate("pair_predictions", "", len(jobs), sum(jobs), detail)
 
 
 def ray_rates(share_a: float, qps_a: float, qps_b: float, cal: Calibration) -> list[float]:
@@ -374,20 +382,21 @@ def anchor_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration
 
 
 def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]], n_splits: int,
-                cal) -> StageEstimate:
+                cal, calibration: list[tuple[str, str]] = ()) -> StageEstimate:
     ca, cb = split_sizes(machine.n_workers)
     shares = tuple(config["colocation"].get("rays") or MEASURED_SHARES)
     repeats = config["colocation"].get("repeats")  # None: confirm.repeats
     jobs = []
-    for a, b in pairs:
+    for a, b in [*pairs, *calibration]:  # the node calibration's pairs are measured as the study's are
         ra, rb = rates[a], rates[b]
         qa, qb = ra.qps_star(ca), rb.qps_star(cb)
         ray = sum(2 * model_s(config, 1, cal) + confirmation_s(config, ray_rates(s, qa, qb, cal), cal, repeats)
                   for s in shares)
         jobs.append(cal.cli_s + node_start_s([ra.cost, rb.cost], cal)
                     + n_splits * (2 * cal.resize_s + ray + anchor_s(config, [qa, qb], cal)))
-    return StageEstimate("colocation", "", len(jobs), sum(jobs),
-                         f"{len(pairs)} pairs x {n_splits} splits x {len(shares)} rays, one confirmation each")
+    extra = f" (+ {len(calibration)} node calibration pairs)" if calibration else ""
+    return StageEstimate("colocation", "", len(jobs) + (1 if calibration else 0), sum(jobs),
+                         f"{len(pairs)} pairs{extra} x {n_splits} splits x {len(shares)} rays, one confirmation each")
 
 
 def _policies(cal) -> StageEstimate:
@@ -427,6 +436,20 @@ def _report(machine: MachineInfo, cal) -> StageEstimate:
                          f"{len(FIGURE_IDS)} figures, T2, {6} tables")
 
 
+def node_calibration_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The pairs ``colocation.node_calibration`` measures before the study's (:mod:`hera.profile.
+    node_calibration`); :class:`PlanError` naming a pair that cannot be one."""
+    from hera.errors import HeraError
+    from hera.profile.node_calibration import check_pairs
+
+    coloc = config.get("colocation") or {}
+    models = list(config["models"])
+    try:
+        return check_pairs(list(coloc.get("node_calibration") or []), models, list(coloc.get("models") or models))
+    except HeraError as e:
+        raise PlanError(f"colocation.node_calibration: {e}") from None
+
+
 # ------------------------------------------------------------------------------------------------ the plan
 def estimate(config: Mapping[str, Any], machine: MachineInfo, costs: Mapping[str, ModelCost],
              cal: Calibration | None = None, venv: bool = True) -> Plan:
@@ -450,6 +473,7 @@ def estimate(config: Mapping[str, Any], machine: MachineInfo, costs: Mapping[str
     rates = model_rates({m: costs[m] for m in dict.fromkeys(models + coloc)}, config, machine, cal)
     study = {m: rates[m] for m in models}
     pairs = list(itertools.combinations(coloc, 2))
+    calibration = node_calibration_pairs(config)
     n_splits = splits_measured(machine, config)
     stages = [
         _venv(cal) if venv else StageEstimate("venv", "", 0, 0.0, "not counted (--no-venv)"),
@@ -460,8 +484,9 @@ def estimate(config: Mapping[str, Any], machine: MachineInfo, costs: Mapping[str
         _service(config, study, counts, cal),
         _scalability(config, study, counts, cal),
         _interference(config, study, machine, cal),
-        _pair_predictions(config, study, machine, math.comb(len(models), 2), cal),
-        _colocation(config, rates, machine, pairs, n_splits, cal),
+        _pair_predictions(config, study, machine, math.comb(len(models), 2), cal,
+                          len({m for p in calibration for m in p})),
+        _colocation(config, rates, machine, pairs, n_splits, cal, calibration),
         _policies(cal),
         _serving(config, rates, coloc, cal),
         _load_change(config, rates, coloc, cal),

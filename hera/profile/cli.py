@@ -10,6 +10,7 @@ Commands (each prints one JSON object as its last stdout line)::
     hera profile neighbour   --config C --model M --t1 T1.csv --scalability S.csv --service S... --out F   # F3
     hera profile memory      --config C --model M --out F                      # older F3 (hw counters)
     hera profile colocation  --config C --pair a__b --t1 T1.csv --scalability S.csv --out F   # F4
+    hera profile node-calibration --config C --predicted P --scalability S.csv --service S... --trials T... --out F
     hera profile antagonist  --kind bandwidth --intensity 1 --cores 1          # antagonist self-test
 
 Common options: ``--set key=value`` (config overrides), ``--models-root`` / ``--datasets-root`` (built models
@@ -121,6 +122,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="neighbour profiles of both models (as given to predict-pairs); none: no neighbour channel")
     c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
     c.set_defaults(func=_cmd_colocation)
+
+    c = psub.add_parser("node-calibration", help="the node's loaded-neighbour slowdown, from the joint trials of "
+                                                 "the calibration pairs (colocation.node_calibration), as a "
+                                                 "neighbour profile of every study model")
+    _common(c, model=False)
+    c.add_argument("--predicted", type=Path, required=True,
+                   help="the pair predictions (without a channel) the calibration pairs were measured against")
+    c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2)")
+    c.add_argument("--service", type=Path, nargs="+", required=True,
+                   help="service profiles (<model>.parquet) of the calibration pairs' models")
+    c.add_argument("--trials", type=Path, nargs="+", required=True,
+                   help="the calibration pairs' joint trials (<a>__<b>.trials.csv of hera profile colocation)")
+    c.set_defaults(func=_cmd_node_calibration)
 
     c = psub.add_parser("antagonist", help="self-test: run an antagonist alone and print its own throughput")
     c.add_argument("--kind", choices=["bandwidth", "cache"], action="append",
@@ -266,6 +280,20 @@ def _cmd_colocation(args: argparse.Namespace) -> int:
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
     return _done("colocation", args.out, df, pair=args.pair,
                  best_emu=None if best.empty else round(float(best["emu"].iloc[0]), 4))
+
+
+def _cmd_node_calibration(args: argparse.Namespace) -> int:
+    from hera.profile import node_calibration
+
+    config, _ = load_study(args)
+    services = {_model_of(p): str(p) for p in args.service}
+    df = node_calibration.run(config, args.predicted, args.scalability, services, args.trials, args.out)
+    knots = df.drop_duplicates("own_share")
+    pairs = node_calibration.check_pairs(list(config["colocation"]["node_calibration"]), list(config["models"]),
+                                         list(config["colocation"].get("models") or config["models"]))
+    return _done("node-calibration", args.out, df, pairs=[f"{a}__{b}" for a, b in pairs],
+                 extra_inflation={f"{u:.3f}": float(e) for u, e in zip(knots["utilisation"],
+                                                                       knots["extra_inflation"])})
 
 
 def _cmd_antagonist(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -45,9 +45,9 @@ RESIDUAL_COLUMNS = POINT + ["tenant", "side", "partner", "own_share", "repeat", 
 BOOTSTRAP = 2000
 
 
-def _need(path: Path) -> Path:
+def _need(path: Path, why: str = "pair-trials reads a finished run's results folder (results/<scale>)") -> Path:
     if not path.is_file():
-        raise HeraError(f"{path} does not exist: pair-trials reads a finished run's results folder (results/<scale>)")
+        raise HeraError(f"{path} does not exist: {why}")
     return path
 
 
@@ -58,17 +58,30 @@ def _llc(ways_a: Any, ways_b: Any) -> str:
 def residuals(results: str | Path) -> pd.DataFrame:
     """One row per (joint trial, tenant) of the run in ``results`` (:data:`RESIDUAL_COLUMNS`); a trial whose
     tenant has no finite adjusted tail (an aborted trial) is left out."""
-    from hera.profile.colocation import tenant_model
-    from hera.profile.service import read_samples
-
     res = Path(results)
     config = json.loads(_need(res / "config.json").read_text())
-    pred = pd.read_csv(_need(res / "colocation" / "predicted.csv"))
-    scal = pd.read_csv(_need(res / "profile" / "scalability.csv"))
     files = sorted((res / "colocation" / "pairs").glob("*.trials.csv"))
     if not files:
         raise HeraError(f"{res / 'colocation' / 'pairs'} holds no *.trials.csv: the run measured no pair")
-    trials = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    return trial_residuals(config, _need(res / "colocation" / "predicted.csv"),
+                           _need(res / "profile" / "scalability.csv"), files,
+                           lambda m: _need(res / "profile" / "service" / f"{m}.parquet"))
+
+
+def trial_residuals(config: dict[str, Any], predicted: str | Path, scalability: str | Path,
+                    trial_files: list[str | Path], service: Callable[[str], str | Path]) -> pd.DataFrame:
+    """:func:`residuals` from named files: the prediction the trials were measured against, F2's table, the
+    pairs' ``*.trials.csv`` and ``service(model)``, the path of each model's service profile."""
+    from hera.profile.colocation import tenant_model
+    from hera.profile.service import read_samples
+
+    pred_path = Path(predicted)
+    why = "the joint trials are read against the prediction, F2's table and the service profiles they were measured with"
+    pred = pd.read_csv(_need(pred_path, why))
+    scal = pd.read_csv(_need(Path(scalability), why))
+    if not trial_files:
+        raise HeraError("no *.trials.csv given: no joint trial to read")
+    trials = pd.concat([pd.read_csv(_need(Path(f), why)) for f in trial_files], ignore_index=True)
     trials["llc"] = [_llc(a, b) for a, b in zip(trials["ways_a"], trials["ways_b"])]
     f2 = scal.set_index(["model", "workers"])
     samples: dict[str, pd.DataFrame] = {}
@@ -79,7 +92,7 @@ def residuals(results: str | Path) -> pd.DataFrame:
         p = pred[(pred["model_a"] == ma) & (pred["model_b"] == mb) & (pred["cores_a"] == ca)
                  & (pred["cores_b"] == cb) & (pred["llc"] == llc) & np.isclose(pred["share_a"].astype(float), s)]
         if p.empty:
-            raise HeraError(f"{res / 'colocation' / 'predicted.csv'} has no row for {ma} + {mb} on {ca}+{cb}, LLC "
+            raise HeraError(f"{pred_path} has no row for {ma} + {mb} on {ca}+{cb}, LLC "
                             f"{llc}, ray {s:g}: not the prediction this run measured against")
         p = p.iloc[0]
         # the stream name colocation.measure_point gave the point (its seeds follow from it)
@@ -91,7 +104,7 @@ def residuals(results: str | Path) -> pd.DataFrame:
             if mine.empty:
                 continue
             if model not in samples:
-                samples[model] = read_samples(_need(res / "profile" / "service" / f"{model}.parquet"), model)
+                samples[model] = read_samples(_need(Path(service(model)), why), model)
                 capacity[model] = saturated_capacity(samples[model])
             k = p.get(f"service_scale_{side}", 1.0)
             scale = float(p[f"inflation_{side}"]) * (float(k) if pd.notna(k) else 1.0)

@@ -7,6 +7,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from hera.config import check_model_ids, coerce_strings
+from hera.errors import HeraError
+from hera.profile.node_calibration import check_pairs
 from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS, TABLE_IDS
 from hera.topology import cpulist_or_none, study_plan
 
@@ -193,20 +195,73 @@ def node_profile_file():
     return (config.get("colocation") or {}).get("node_profile")
 
 
+def calibration_pairs():
+    """The pairs the run calibrates the node on (colocation.node_calibration), as 'a__b' in study order."""
+    return [f"{a}__{b}" for a, b in check_pairs(list(config["colocation"].get("node_calibration") or []), models(),
+                                                colocation_models())]
+
+
+def per_calibration_pair(pattern):
+    """Expand a path pattern with {pair} over the node calibration pairs."""
+    return expand(pattern, pair=calibration_pairs())
+
+
+def calibration_models():
+    """Models of the node calibration pairs, in study order."""
+    members = {m for p in calibration_pairs() for m in p.split("__")}
+    return [m for m in models() if m in members]
+
+
+def calibration_model_ids(wildcards):
+    """The node calibration pairs' models as one comma-separated argument."""
+    return ",".join(calibration_models())
+
+
+def calibration_service_profiles(wildcards):
+    """Service profiles of the node calibration pairs' models."""
+    return [f"{RESULTS}/profile/service/{m}.parquet" for m in calibration_models()]
+
+
+def calibration_interference_profiles(wildcards):
+    """Interference profiles of the node calibration pairs' models."""
+    return [f"{RESULTS}/profile/interference/{m}.csv" for m in calibration_models()]
+
+
+def node_channel():
+    """The file the pair prediction reads as every model's neighbour profile: the node calibration measured in
+    this run (colocation.node_calibration), else the one given (colocation.node_profile), else None."""
+    if calibration_pairs():
+        return f"{RESULTS}/colocation/node_calibration.csv"
+    return node_profile_file()
+
+
 def neighbour_profiles(wildcards):
     """Every study model's neighbour profile where the channel is on, else the node calibration, else none."""
     if neighbour_enabled():
         return per_model(f"{RESULTS}/profile/neighbour/{{model}}.csv")
-    return [node_profile_file()] if node_profile_file() else []
+    return [node_channel()] if node_channel() else []
 
 
 def pair_neighbour_profiles(wildcards):
     """Neighbour profiles of both members of a pair where the channel is on, else the node calibration, else none."""
     if neighbour_enabled():
         return [f"{RESULTS}/profile/neighbour/{m}.csv" for m in wildcards.pair.split("__")]
-    return [node_profile_file()] if node_profile_file() else []
+    return [node_channel()] if node_channel() else []
 
 
+try:
+    calibration_pairs()
+except HeraError as e:
+    raise WorkflowError(f"config key colocation.node_calibration: {e}") from None
+if calibration_pairs():
+    if node_profile_file() or neighbour_enabled():
+        raise WorkflowError("config keys colocation.node_calibration and "
+                            + ("colocation.node_profile" if node_profile_file() else "interference.neighbour.enabled")
+                            + ": both give the prediction a neighbour channel; set one of them")
+    _rays = {round(float(s), 6) for s in config["colocation"].get("rays") or (0.5, 0.75, 0.25)}
+    if not {0.75, 0.5, 0.25} <= _rays:
+        raise WorkflowError("config key colocation.node_calibration: the node calibration reads the rays 0.75, 0.5 "
+                            f"and 0.25; colocation.rays is {sorted(_rays)}")
 if node_profile_file():
     if neighbour_enabled():
         raise WorkflowError("config keys colocation.node_profile and interference.neighbour.enabled: both give the "
