@@ -304,3 +304,40 @@ def test_a_node_calibration_without_its_pairs_trials_or_profiles_is_a_one_line_e
     assert _calibrate(res, cfg, out, [other], ("dlrm_rmc1", "wnd")) != 0
     assert "'dlrm_rmc1__wnd' is a scored pair" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_calibration_split_summary_counts_draws_where_the_calibration_helps():
+    from hera.report.calibration_split import summarise
+
+    def draw(without: float, with_: float) -> dict:
+        return {"without": {"mean_abs_emu_error": without, "median_abs_rel_error": 0.2},
+                "with": {"mean_abs_emu_error": with_, "median_abs_rel_error": 0.1}}
+
+    fig = summarise([draw(0.12, 0.08), draw(0.09, 0.11), draw(0.11, 0.095), draw(math.nan, 0.05)], 0.10)
+    assert fig["draws_n"] == 4  # the NaN draw is counted but not scored
+    assert fig["mean_abs_emu_error"] == {"without": pytest.approx(0.1067, abs=1e-4), "with": pytest.approx(0.095)}
+    assert fig["share_lower_with"] == pytest.approx(0.6667, abs=1e-4)
+    assert fig["share_meeting_emu_bar"] == {"without": pytest.approx(0.3333, abs=1e-4), "with": pytest.approx(0.6667,
+                                                                                                               abs=1e-4)}
+    assert summarise([], 0.1) == {"draws_n": 0}
+
+
+def test_the_calibration_split_refuses_runs_it_cannot_read(config, tmp_path, capsys):
+    import random
+
+    from hera.report.calibration_split import evaluate
+
+    res, _ = _run(tmp_path, config)  # ci measures the neighbour channel: its drift is net of it
+    assert main(["bench", "calibration-split", "--from-results", str(res), "--scale", "ci",
+                 "--out", str(tmp_path / "cs.json")]) != 0
+    assert "predicted its pairs with a neighbour channel" in capsys.readouterr().err
+    cfg = json.loads((res / "config.json").read_text())
+    cfg["interference"]["neighbour"]["enabled"] = False
+    (res / "config.json").write_text(json.dumps(cfg))
+    pd.DataFrame([{"model_a": "x", "model_b": "y", "share_a": 0.5}]).to_csv(res / "colocation" / "pairs.csv",
+                                                                            index=False)
+    with pytest.raises(HeraError, match="measured 1 pairs: --pairs must leave at least one to score"):
+        evaluate(res, 1, 2, random.Random(0), 0.1)
+    assert main(["bench", "calibration-split", "--from-results", str(res), "--choices", "0", "--scale", "ci"]) != 0
+    assert "--choices must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "cs.json").exists()

@@ -153,7 +153,7 @@ def test_the_node_profile_overlay_feeds_every_prediction_and_bad_settings_fail_a
     assert proc.returncode == 0, proc.stderr[-2000:]
     fed = [ln for ln in proc.stdout.splitlines() if "--neighbour workflow/machines/2-core-vm.node-profile.csv" in ln]
     assert len(fed) == 1 + 15, len(fed)  # the stage's prediction and each measured pair's control variates
-    proc = _run("-n", "--configfile", "workflow/config/default.yaml", "--config",
+    proc = _run("-n", "--configfile", "workflow/config/default-node-profile.yaml", "--config",
                 "colocation={'node_profile': 'workflow/machines/nowhere.csv'}")
     assert proc.returncode != 0
     assert "config key colocation.node_profile: workflow/machines/nowhere.csv does not exist" in proc.stdout + proc.stderr
@@ -162,8 +162,8 @@ def test_the_node_profile_overlay_feeds_every_prediction_and_bad_settings_fail_a
     assert proc.returncode != 0 and "set one of them" in proc.stdout + proc.stderr
 
 
-def test_the_node_calibration_overlay_measures_its_pairs_first_and_bad_settings_fail_at_start():
-    proc = _run("-n", "--forceall", "-p", "--configfile", "workflow/config/default-node-calibration.yaml")
+def test_the_default_node_calibration_measures_its_pairs_first_and_bad_settings_fail_at_start():
+    proc = _run("-n", "--forceall", "-p", "--configfile", "workflow/config/default.yaml")
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     against = [ln for ln in lines if "--predicted results/default/colocation/calibration/predicted.csv" in ln]
@@ -175,7 +175,6 @@ def test_the_node_calibration_overlay_measures_its_pairs_first_and_bad_settings_
             ("colocation={'node_calibration': ['ncf__din']}",
              "config key colocation.node_calibration: node calibration pair 'ncf__din' is a scored pair"),
             ("colocation={'node_calibration': ['ncf__mtwnd'], 'rays': [0.5]}", "reads the rays 0.75, 0.5 and 0.25"),
-            ("colocation={'node_calibration': ['ncf__mtwnd'], 'node_profile': "
-             "'workflow/machines/2-core-vm.node-profile.csv'}", "set one of them")):
+            ("colocation={'node_profile': 'workflow/machines/2-core-vm.node-profile.csv'}", "set one of them")):
         proc = _run("-n", "--configfile", "workflow/config/default.yaml", "--config", setting)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr, (setting, proc.stderr[-1500:])

@@ -215,6 +215,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     pt.add_argument("--all-cells", action="store_true",
                     help="with --node-profile: pool every cell for every model (default: a model's knots leave "
                          "out the pairs it is in)")
+    cs = _kept_samples_parser(bsub, "calibration-split", _cmd_calibration_split,
+                              "in each finished run, a node calibration read from a few of its pairs and the run "
+                              "predicted again with it and without: both scored on its other pairs (what "
+                              "colocation.node_calibration is worth)")
+    cs.add_argument("--pairs", type=int, default=3, help="pairs each draw calibrates on (default 3)")
+    cs.add_argument("--choices", type=int, default=8, help="random draws of those pairs per run (default 8)")
+    cs.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     _kept_samples_parser(bsub, "sla-rules", _cmd_sla_rules,
                          "the SLA's base by rule (pooled p99 vs the sizes' medians) in finished runs' service "
                          "samples, and its spread between runs")
@@ -370,6 +377,30 @@ def _cmd_pair_trials(args) -> int:
                                                "cells"]].to_dict("records")}
         print(f"node profile: {args.node_profile} ({len(prof)} knots)", flush=True)
     return emit("pair-trials", args.scale, fig, args.out, vars_of(args))
+
+
+def _cmd_calibration_split(args) -> int:
+    import random
+    import sys
+
+    from hera.report.calibration_split import check_uncalibrated, evaluate, summarise
+    from hera.report.claims import PAIR_EMU_MAX_ERROR
+
+    if args.choices < 1:
+        raise HeraError(f"--choices must be at least 1, not {args.choices}")
+    rng = random.Random(args.seed)
+    labels = run_labels(args)
+    for d in args.from_results:  # every run is checked before the first is predicted again
+        check_uncalibrated(d)
+    runs = {}
+    for d, label in zip(args.from_results, labels):
+        runs[label] = r = evaluate(d, args.pairs, args.choices, rng, PAIR_EMU_MAX_ERROR,
+                                   log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"{label}: mean |EMU error| on the other pairs {r['mean_abs_emu_error']['without']:.3f} without, "
+              f"{r['mean_abs_emu_error']['with']:.3f} with a calibration from {args.pairs} of its pairs (lower in "
+              f"{r['share_lower_with']:.0%} of {r['draws_n']} draws)", flush=True)
+    fig = {"runs": runs, "pooled": summarise([x for r in runs.values() for x in r["draws"]], PAIR_EMU_MAX_ERROR)}
+    return emit("calibration-split", args.scale, fig, args.out, vars_of(args))
 
 
 def _cmd_sla_rules(args) -> int:
