@@ -358,16 +358,10 @@ def _cmd_pair_trials(args) -> int:
         import json
 
         from hera.provenance import write_table
-        from hera.report.pair_trials import node_profile
+        from hera.report.pair_trials import check_uncalibrated, node_profile
 
         for d in args.from_results:  # a drift measured against a prediction that had a channel is net of it
-            c = json.loads((Path(d) / "config.json").read_text())
-            if ((c.get("interference") or {}).get("neighbour") or {}).get("enabled") \
-                    or (c.get("colocation") or {}).get("node_profile") \
-                    or (c.get("colocation") or {}).get("node_calibration"):
-                raise HeraError(f"{d} predicted its pairs with a neighbour channel (interference.neighbour, "
-                                f"colocation.node_profile or colocation.node_calibration): its service drift is net "
-                                f"of it; a node profile reads runs predicted without one")
+            check_uncalibrated(d)
         config = json.loads((Path(args.from_results[0]) / "config.json").read_text())
         prof = node_profile(both, list(config["models"]), leave_model_out=not args.all_cells)
         write_table(prof, args.node_profile, config=config, seed=config.get("seed"))
@@ -383,7 +377,8 @@ def _cmd_calibration_split(args) -> int:
     import random
     import sys
 
-    from hera.report.calibration_split import check_uncalibrated, evaluate, summarise
+    from hera.report.calibration_split import evaluate, summarise
+    from hera.report.pair_trials import check_uncalibrated
     from hera.report.claims import PAIR_EMU_MAX_ERROR
 
     if args.choices < 1:

@@ -7,7 +7,7 @@ that the study does not score and applied to every pair it does: the calibration
 member outside ``colocation.models``) are predicted without a channel and measured on the rays exactly as F4
 measures a pair (:mod:`hera.profile.colocation`), and their joint trials give, per tenant, the log service drift
 beyond that prediction at its own share 0.5 and 0.25 minus at 0.75 (the partner light). Pooled over the cells,
-the gradient becomes a neighbour-channel profile of every study model (:func:`hera.report.pair_trials.
+the gradient becomes a neighbour-channel profile of every study model (:func:`hera.profile.joint_trials.
 node_profile`: ``model, own_share, utilisation, extra_inflation``), which ``hera profile predict-pairs
 --neighbour`` reads. No scored pair, and no measurement of one, enters the prediction of any scored pair.
 """
@@ -54,7 +54,7 @@ def run(config: dict[str, Any], predicted: str | Path, scalability: str | Path, 
     ``*.trials.csv``, measured against ``predicted``, the prediction without a channel); written to ``out`` with
     provenance and returned."""
     from hera.provenance import write_table
-    from hera.report.pair_trials import node_profile, trial_residuals
+    from hera.profile.joint_trials import node_profile, trial_residuals
 
     coloc = config.get("colocation") or {}
     models = list(config["models"])

@@ -4,7 +4,7 @@
 ``colocation.node_calibration`` measures a few pairs the study does not score and predicts the scored ones with the
 loaded-neighbour slowdown read from them (:mod:`hera.profile.node_calibration`). Finished runs without it can show
 what that is worth: in each run, ``pairs`` of its measured pairs stand in for the calibration pairs (``choices``
-random draws), their joint trials give the node profile (:func:`hera.report.pair_trials.node_profile`, every cell),
+random draws), their joint trials give the node profile (:func:`hera.profile.joint_trials.node_profile`, every cell),
 the run's own profiles are predicted again with it and without a channel (:func:`repredict`, as ``hera profile
 predict-pairs`` would), and both predictions are scored on the run's *other* pairs only, as ``hera bench
 pair-prediction`` scores them (:mod:`hera.policy.accuracy`). The pairs a draw calibrates on are never scored in it.
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hera.errors import HeraError
-from hera.report.pair_trials import _need, node_profile, residuals
+from hera.report.pair_trials import check_uncalibrated, need, node_profile, residuals
 
 
 def repredict(results: str | Path, out: str | Path, neighbour: str | Path | None = None) -> pd.DataFrame:
@@ -32,16 +32,16 @@ def repredict(results: str | Path, out: str | Path, neighbour: str | Path | None
     from hera.profile import pair_prediction
 
     res = Path(results)
-    config = json.loads(_need(res / "config.json").read_text())
+    config = json.loads(need(res / "config.json").read_text())
     models = list(config["models"])
     prof = res / "profile"
-    services = {m: str(_need(prof / "service" / f"{m}.parquet")) for m in models}
+    services = {m: str(need(prof / "service" / f"{m}.parquet")) for m in models}
     interference = pair_prediction.interference_from_files(
-        [str(_need(prof / "interference" / f"{m}.csv")) for m in models],
-        str(_need(prof / "interference_calibration.csv")),
+        [str(need(prof / "interference" / f"{m}.csv")) for m in models],
+        str(need(prof / "interference_calibration.csv")),
         str(config["colocation"].get("sensitivity", "saturated")), str(config["colocation"].get("statistic", "mean")),
         [str(neighbour)] if neighbour else None)
-    return pair_prediction.run(config, models, _need(res / "tables" / "T1.csv"), _need(prof / "scalability.csv"),
+    return pair_prediction.run(config, models, need(res / "tables" / "T1.csv"), need(prof / "scalability.csv"),
                                services, interference, out)
 
 
@@ -53,17 +53,6 @@ def _score(measured: pd.DataFrame, predicted: pd.DataFrame) -> dict[str, float]:
             "mean_abs_emu_error": float(fig["mean_abs_emu_error"]), "points": int(fig["points"])}
 
 
-def check_uncalibrated(results: str | Path) -> None:
-    """:class:`HeraError` if the run's own prediction had a neighbour channel: its service drift is net of it."""
-    c = json.loads(_need(Path(results) / "config.json").read_text())
-    coloc = c.get("colocation") or {}
-    if ((c.get("interference") or {}).get("neighbour") or {}).get("enabled") or coloc.get("node_profile") \
-            or coloc.get("node_calibration"):
-        raise HeraError(f"{results} predicted its pairs with a neighbour channel (interference.neighbour, "
-                        f"colocation.node_profile or colocation.node_calibration): its service drift is net of it; "
-                        f"give runs predicted without one")
-
-
 def evaluate(results: str | Path, pairs: int, choices: int, rng: random.Random, bar: float,
              log=None) -> dict[str, Any]:
     """``choices`` draws of ``pairs`` calibration pairs from the run in ``results``: per draw the calibrated and the
@@ -71,7 +60,7 @@ def evaluate(results: str | Path, pairs: int, choices: int, rng: random.Random, 
     check_uncalibrated(results)
     res = Path(results)
     config = json.loads((res / "config.json").read_text())
-    measured = pd.read_csv(_need(res / "colocation" / "pairs.csv"))
+    measured = pd.read_csv(need(res / "colocation" / "pairs.csv"))
     names = sorted(set(zip(measured["model_a"], measured["model_b"])))
     if pairs < 1 or pairs > len(names) - 1:
         raise HeraError(f"{results} measured {len(names)} pairs: --pairs must leave at least one to score "
