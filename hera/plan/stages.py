@@ -440,12 +440,10 @@ def node_calibration_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The pairs ``colocation.node_calibration`` measures before the study's (:mod:`hera.profile.
     node_calibration`); :class:`PlanError` naming a pair that cannot be one."""
     from hera.errors import HeraError
-    from hera.profile.node_calibration import check_pairs
+    from hera.profile.node_calibration import config_pairs
 
-    coloc = config.get("colocation") or {}
-    models = list(config["models"])
     try:
-        return check_pairs(list(coloc.get("node_calibration") or []), models, list(coloc.get("models") or models))
+        return config_pairs(config)
     except HeraError as e:
         raise PlanError(f"colocation.node_calibration: {e}") from None
 

@@ -287,13 +287,11 @@ def _cmd_node_calibration(args: argparse.Namespace) -> int:
 
     config, _ = load_study(args)
     services = {_model_of(p): str(p) for p in args.service}
+    from hera.profile.joint_trials import knots
+
     df = node_calibration.run(config, args.predicted, args.scalability, services, args.trials, args.out)
-    knots = df.drop_duplicates("own_share")
-    pairs = node_calibration.check_pairs(list(config["colocation"]["node_calibration"]), list(config["models"]),
-                                         list(config["colocation"].get("models") or config["models"]))
-    return _done("node-calibration", args.out, df, pairs=[f"{a}__{b}" for a, b in pairs],
-                 extra_inflation={f"{u:.3f}": float(e) for u, e in zip(knots["utilisation"],
-                                                                       knots["extra_inflation"])})
+    return _done("node-calibration", args.out, df,
+                 pairs=[f"{a}__{b}" for a, b in node_calibration.config_pairs(config)], extra_inflation=knots(df))
 
 
 def _cmd_antagonist(args: argparse.Namespace) -> int:

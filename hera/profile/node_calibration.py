@@ -48,6 +48,14 @@ def check_pairs(pairs: list[str], models: list[str], scored: list[str]) -> list[
     return out
 
 
+def config_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The study's ``colocation.node_calibration`` through :func:`check_pairs` (scored: ``colocation.models``, else
+    every model)."""
+    coloc = config.get("colocation") or {}
+    models = list(config["models"])
+    return check_pairs(list(coloc.get("node_calibration") or []), models, list(coloc.get("models") or models))
+
+
 def run(config: dict[str, Any], predicted: str | Path, scalability: str | Path, services: dict[str, str | Path],
         trials: list[str | Path], out: str | Path) -> "pd.DataFrame":
     """The node profile of every study model from the calibration pairs' joint trials (``trials``: their
@@ -56,9 +64,7 @@ def run(config: dict[str, Any], predicted: str | Path, scalability: str | Path, 
     from hera.provenance import write_table
     from hera.profile.joint_trials import node_profile, trial_residuals
 
-    coloc = config.get("colocation") or {}
-    models = list(config["models"])
-    pairs = check_pairs(list(coloc.get("node_calibration") or []), models, list(coloc.get("models") or models))
+    pairs = config_pairs(config)
     if not pairs:
         raise HeraError("colocation.node_calibration names no pair: nothing to calibrate the node on")
 
@@ -72,8 +78,9 @@ def run(config: dict[str, Any], predicted: str | Path, scalability: str | Path, 
     missing = [f"{a}__{b}" for a, b in pairs if (a, b) not in measured]
     if missing:
         raise HeraError(f"no joint trial of node calibration pair {missing[0]}: give its *.trials.csv")
-    df = df[[(a, b) in set(pairs) for a, b in zip(df["model_a"], df["model_b"])]]
-    prof = node_profile(df, models, leave_model_out=False)
+    wanted = set(pairs)
+    df = df[[(a, b) in wanted for a, b in zip(df["model_a"], df["model_b"])]]
+    prof = node_profile(df, list(config["models"]), leave_model_out=False)
     prof["note"] = (f"measured in this run on {len(pairs)} pairs outside colocation.models "
                     f"({', '.join(f'{a}__{b}' for a, b in pairs)}); " + prof["note"])
     write_table(prof, out, config=config, seed=config.get("seed"))

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hera.errors import HeraError
+from hera.profile.joint_trials import knots
 from hera.report.pair_trials import check_uncalibrated, need, node_profile, residuals
 
 
@@ -76,9 +77,7 @@ def evaluate(results: str | Path, pairs: int, choices: int, rng: random.Random, 
             prof = node_profile(cells, list(config["models"]), leave_model_out=False)
             path = Path(tmp) / f"node-{i}.csv"
             prof.to_csv(path, index=False)
-            knots = prof.drop_duplicates("own_share")
-            draw = {"pairs": [f"{a}__{b}" for a, b in chosen],
-                    "knots": {f"{u:.3f}": float(e) for u, e in zip(knots["utilisation"], knots["extra_inflation"])},
+            draw = {"pairs": [f"{a}__{b}" for a, b in chosen], "knots": knots(prof),
                     "without": _score(scored, base),
                     "with": _score(scored, repredict(res, Path(tmp) / f"pred-{i}.csv", path))}
             draws.append(draw)

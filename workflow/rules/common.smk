@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 from hera.config import check_model_ids, coerce_strings
 from hera.errors import HeraError
-from hera.profile.node_calibration import check_pairs
+from hera.profile.node_calibration import config_pairs
 from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS, TABLE_IDS
 from hera.topology import cpulist_or_none, study_plan
 
@@ -197,8 +197,7 @@ def node_profile_file():
 
 def calibration_pairs():
     """The pairs the run calibrates the node on (colocation.node_calibration), as 'a__b' in study order."""
-    return [f"{a}__{b}" for a, b in check_pairs(list(config["colocation"].get("node_calibration") or []), models(),
-                                                colocation_models())]
+    return [f"{a}__{b}" for a, b in config_pairs(config)]
 
 
 def per_calibration_pair(pattern):
