@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     model="[a-z0-9_]+",
     pair="[a-z0-9_]+__[a-z0-9_]+",
+    visit="[1-9][0-9]*",
     fig="|".join(FIGURE_IDS),
 
 

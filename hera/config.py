@@ -58,7 +58,26 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(_message(errors[0]))
     config = _fill_defaults(_schema(), config)
     check_model_ids(config)
+    visit_repeats(config, int((config.get("colocation") or {}).get("visits", 1)))
     return config
+
+
+def point_repeats(config: dict[str, Any]) -> int:
+    """The repeats of one measured F4 ray point, over all its visits: ``colocation.repeats``, else
+    ``confirm.repeats``."""
+    n = (config.get("colocation") or {}).get("repeats")
+    return int(config["confirm"]["repeats"] if n is None else n)
+
+
+def visit_repeats(config: dict[str, Any], visits: int) -> int:
+    """The repeats one of ``visits`` visits takes of each F4 point (:mod:`hera.profile.visits`): the point's
+    repeats split evenly; a :class:`ConfigError` naming the keys where they do not split."""
+    n = point_repeats(config)
+    if visits < 1 or n % visits:
+        key = "colocation.repeats" if (config.get("colocation") or {}).get("repeats") is not None else "confirm.repeats"
+        raise ConfigError(f"config key colocation.visits: {visits} visits cannot split {key} = {n} repeats of a "
+                          "point evenly (give a divisor of it)")
+    return n // visits
 
 
 def check_model_ids(config: dict[str, Any]) -> None:

@@ -183,12 +183,25 @@ def test_confirmation_time_follows_repeats_queries_and_rate():
 def test_colocation_repeats_lengthen_only_the_rays():
     """``colocation.repeats`` is the rays' repeat count (F4 grows by about its ratio to confirm.repeats); F2 and
     the other stages keep ``confirm.repeats``."""
-    cfg = _small(_config())
+    cfg = _small(_config(colocation__visits=1))
     base = {s.stage: s.seconds for s in estimate(cfg, _machine(VM, cfg), COSTS).stages}
     more = dict(cfg, colocation=dict(cfg["colocation"], repeats=6))
     longer = {s.stage: s.seconds for s in estimate(more, _machine(VM, more), COSTS).stages}
     assert longer["colocation"] > 1.5 * base["colocation"]
     assert all(longer[k] == pytest.approx(v) for k, v in base.items() if k != "colocation")
+
+
+def test_visits_add_a_sitting_per_pair_and_keep_the_repeats():
+    """``colocation.visits``: each pair is measured in that many sittings of repeats / visits each (one node start
+    and anchor more per sitting, the trials the same) and pooled by one more job; the other stages unchanged."""
+    one = _small(_config(colocation__visits=1, colocation__anchor=True))
+    three = dict(one, colocation=dict(one["colocation"], visits=3))
+    a = {s.stage: s for s in estimate(one, _machine(VM, one), COSTS).stages}
+    b = {s.stage: s for s in estimate(three, _machine(VM, three), COSTS).stages}
+    assert (a["colocation"].jobs, b["colocation"].jobs) == (2, 4)  # one pair: 1 (3) sitting(s) + the pooling
+    assert a["colocation"].seconds < b["colocation"].seconds < 3 * a["colocation"].seconds
+    assert "3 visits of 1 repeat(s)" in b["colocation"].detail and "visits" not in a["colocation"].detail
+    assert all(b[k].seconds == pytest.approx(v.seconds) for k, v in a.items() if k not in ("colocation", "scheduling"))
 
 
 def test_the_busy_core_lengthens_only_the_interference_profiles():

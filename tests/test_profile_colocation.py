@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -239,3 +240,38 @@ def test_colocation_bad_inputs(study, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "predicted split 2+2 cores, LLC None/None does not fit this node (2 study cores" in err
     assert err.count("\n") == 1 and not (tmp_path / "x.csv").exists()
+
+
+def test_three_visits_each_take_one_repeat_on_their_own_seeds_and_pool_to_three(study, tmp_path, capsys):
+    """``colocation.visits: 3`` (ci's): ``hera profile colocation --visit K`` measures every ray with one repeat
+    (on seeds of its own: :func:`colocation.pair_stream`, tests/test_visits.py); ``hera profile pool-visits`` gives the rows one sitting of three repeats would; a visit
+    outside 1..visits is refused before anything runs."""
+    cfg, path, t1, scal, pred, services, _, _ = study
+    assert cfg["colocation"]["visits"] == 3
+    base = ["profile", "colocation", "--config", str(path), "--pair", "syna__synb", "--t1", str(t1),
+            "--scalability", str(scal), "--predicted", str(pred), "--service", services["syna"], services["synb"],
+            "--runner", "synthetic"]
+    points = []
+    for k in (1, 2, 3):
+        out = tmp_path / "visits" / str(k) / "syna__synb.csv"
+        assert main(base + ["--visit", str(k), "--out", str(out)]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["visit"] == f"{k} of 3"
+        points.append(out)
+    rows = [pd.read_csv(p) for p in points]
+    assert all(len(r) == 3 and (r["repeats"] == 1).all() for r in rows)
+    trials = [pd.read_csv(p.with_name("syna__synb.trials.csv")) for p in points]
+    assert all(set(t["repeat"]) == {0} for t in trials)
+    out = tmp_path / "pairs" / "syna__synb.csv"
+    assert main(["profile", "pool-visits", "--config", str(path), "--points", *map(str, points),
+                 "--out", str(out)]) == 0
+    pooled = pd.read_csv(out).sort_values("share_a").reset_index(drop=True)
+    assert len(pooled) == 3 and (pooled["repeats"] == 3).all() and (pooled["visits"] == 3).all()
+    for i, s in enumerate(pooled["share_a"]):
+        per = [float(r.loc[np.isclose(r["share_a"], s), "ray_scale"].iloc[0]) for r in rows]
+        assert pooled.loc[i, "ray_scale"] == pytest.approx(np.median(per), rel=1e-5)
+        assert pooled.loc[i, "emu_lo"] <= pooled.loc[i, "emu"] <= pooled.loc[i, "emu_hi"]
+    assert pooled["best"].sum() == 1
+    pt = pd.read_csv(out.with_name("syna__synb.trials.csv"))
+    assert set(pt["visit"]) == {1, 2, 3} and set(pt["repeat"]) == {0, 1, 2}
+    assert main(base + ["--visit", "4", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "visit 4 of 3: a visit is numbered 1 to colocation.visits" in capsys.readouterr().err

@@ -152,7 +152,7 @@ def test_the_node_profile_overlay_feeds_every_prediction_and_bad_settings_fail_a
     proc = _run("-n", "--forceall", "-p", "--configfile", "workflow/config/default-node-profile.yaml")
     assert proc.returncode == 0, proc.stderr[-2000:]
     fed = [ln for ln in proc.stdout.splitlines() if "--neighbour workflow/machines/2-core-vm.node-profile.csv" in ln]
-    assert len(fed) == 1 + 15, len(fed)  # the stage's prediction and each measured pair's control variates
+    assert len(fed) == 1 + 3 * 15, len(fed)  # the stage's prediction and each visit's control variates
     proc = _run("-n", "--configfile", "workflow/config/default-node-profile.yaml", "--config",
                 "colocation={'node_profile': 'workflow/machines/nowhere.csv'}")
     assert proc.returncode != 0
@@ -169,7 +169,7 @@ def test_the_default_node_calibration_measures_its_pairs_first_and_bad_settings_
     against = [ln for ln in lines if "--predicted results/default/colocation/calibration/predicted.csv" in ln]
     assert len(against) == 3 + 1 and not any("--neighbour" in ln for ln in against)  # 3 pairs + the calibration
     fed = [ln for ln in lines if "--neighbour results/default/colocation/node_calibration.csv" in ln]
-    assert len(fed) == 1 + 15, len(fed)  # the stage's prediction and each scored pair's control variates
+    assert len(fed) == 1 + 3 * 15, len(fed)  # the stage's prediction and each visit of a scored pair
     assert any("--models dlrm_rmc1,dlrm_rmc2,ncf,mtwnd,dien " in ln for ln in lines)
     for setting, message in (
             ("colocation={'node_calibration': ['ncf__din']}",
@@ -178,3 +178,23 @@ def test_the_default_node_calibration_measures_its_pairs_first_and_bad_settings_
             ("colocation={'node_profile': 'workflow/machines/2-core-vm.node-profile.csv'}", "set one of them")):
         proc = _run("-n", "--configfile", "workflow/config/default.yaml", "--config", setting)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr, (setting, proc.stderr[-1500:])
+
+
+def test_default_visits_every_pair_three_times_in_passes_and_bad_visits_fail_at_start():
+    proc = _run("-n", "--forceall", "--configfile", "workflow/config/default.yaml")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    stats = _job_stats(out)
+    assert (stats["colocation_visit"], stats["colocation_profile"]) == (45, 15)
+    # pass 2 of a pair waits for pass 1 of every pair (not only its own), pass 1 for none
+    blocks = out.split("rule colocation_visit:")[1:]
+    second = [b for b in blocks if "wildcards: visit=2, pair=ncf__din" in b][0]
+    inputs = second.split("output:")[0]
+    assert inputs.count("results/default/colocation/visits/1/") == 15 and "visits/2/" not in inputs
+    first = [b for b in blocks if "wildcards: visit=1, pair=ncf__din" in b][0]
+    assert "colocation/visits/" not in first.split("output:")[0]
+    pooled = [b for b in out.split("rule colocation_profile:")[1:] if "pair=ncf__din" in b][0]
+    assert all(f"results/default/colocation/visits/{k}/ncf__din.csv" in pooled for k in (1, 2, 3))
+    proc = _run("-n", "--configfile", "workflow/config/default.yaml", "--config", "colocation={'visits': 2}")
+    assert proc.returncode != 0
+    assert "config key colocation.visits: 2 visits cannot split confirm.repeats = 3" in proc.stdout + proc.stderr

@@ -84,7 +84,9 @@ AIM_BEYOND = 1.05
 
 @dataclass(frozen=True)
 class ConfirmSettings:
-    """How a modelled QPS* is confirmed (config section ``confirm``)."""
+    """How a modelled QPS* is confirmed (config section ``confirm``). ``visits``: how many independent sittings
+    share the point (F4's ``colocation.visits``; each takes ``repeats`` of it, pooled afterwards): the point
+    needs at least 3 repeats over all of them."""
 
     repeats: int = 3
     confidence: float = 0.95
@@ -94,10 +96,14 @@ class ConfirmSettings:
     step: float = 0.1
     max_steps: int = 8
     min_fraction: float = 0.125
+    visits: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.repeats, int) or self.repeats < 3:
-            raise ConfigError(f"confirmation: repeats must be an integer >= 3, got {self.repeats!r}")
+        if not isinstance(self.visits, int) or self.visits < 1:
+            raise ConfigError(f"confirmation: visits must be an integer >= 1, got {self.visits!r}")
+        if not isinstance(self.repeats, int) or self.repeats < 1 or self.repeats * self.visits < 3:
+            raise ConfigError(f"confirmation: repeats must be an integer >= 3 over all visits, got {self.repeats!r}"
+                              + (f" in each of {self.visits} visits" if self.visits > 1 else ""))
         if not 0.5 <= self.confidence < 1:
             raise ConfigError(f"confirmation: confidence must be in [0.5, 1), got {self.confidence!r}")
         if not self.trial_s > 0 or self.min_queries < 20 or self.max_chunks < 1:

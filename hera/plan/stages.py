@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from hera.config import point_repeats, visit_repeats
 from hera.plan.calibration import Calibration
 from hera.plan.inputs import MachineInfo, ModelCost, PlanError
 from hera.plan.rates import ModelRates, clamp_rate, model_rates
@@ -385,18 +386,24 @@ def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]
                 cal, calibration: list[tuple[str, str]] = ()) -> StageEstimate:
     ca, cb = split_sizes(machine.n_workers)
     shares = tuple(config["colocation"].get("rays") or MEASURED_SHARES)
-    repeats = config["colocation"].get("repeats")  # None: confirm.repeats
+    repeats = point_repeats(config)
+    visits = int(config["colocation"].get("visits", 1))
     jobs = []
-    for a, b in [*pairs, *calibration]:  # the node calibration's pairs are measured as the study's are
+    # the node calibration's pairs are measured as the study's are, in one sitting; each study pair in `visits`
+    # sittings of repeats / visits each, and pooled (a command start)
+    for (a, b), v in [*((p, visits) for p in pairs), *((p, 1) for p in calibration)]:
         ra, rb = rates[a], rates[b]
         qa, qb = ra.qps_star(ca), rb.qps_star(cb)
-        ray = sum(2 * model_s(config, 1, cal) + confirmation_s(config, ray_rates(s, qa, qb, cal), cal, repeats)
-                  for s in shares)
-        jobs.append(cal.cli_s + node_start_s([ra.cost, rb.cost], cal)
-                    + n_splits * (2 * cal.resize_s + ray + anchor_s(config, [qa, qb], cal)))
+        ray = sum(2 * model_s(config, 1, cal)
+                  + confirmation_s(config, ray_rates(s, qa, qb, cal), cal, visit_repeats(config, v)) for s in shares)
+        jobs += [cal.cli_s + node_start_s([ra.cost, rb.cost], cal)
+                 + n_splits * (2 * cal.resize_s + ray + anchor_s(config, [qa, qb], cal))] * v
+    jobs += [cal.cli_s] * len(pairs)
     extra = f" (+ {len(calibration)} node calibration pairs)" if calibration else ""
+    visited = f", {visits} visits of {repeats // visits} repeat(s)" if visits > 1 else ""
     return StageEstimate("colocation", "", len(jobs) + (1 if calibration else 0), sum(jobs),
-                         f"{len(pairs)} pairs{extra} x {n_splits} splits x {len(shares)} rays, one confirmation each")
+                         f"{len(pairs)} pairs{extra} x {n_splits} splits x {len(shares)} rays, one confirmation "
+                         f"each{visited}")
 
 
 def _policies(cal) -> StageEstimate:

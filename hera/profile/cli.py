@@ -10,6 +10,7 @@ Commands (each prints one JSON object as its last stdout line)::
     hera profile neighbour   --config C --model M --t1 T1.csv --scalability S.csv --service S... --out F   # F3
     hera profile memory      --config C --model M --out F                      # older F3 (hw counters)
     hera profile colocation  --config C --pair a__b --t1 T1.csv --scalability S.csv --out F   # F4
+    hera profile pool-visits --config C --points V1.csv V2.csv V3.csv --out F                 # F4's visits
     hera profile node-calibration --config C --predicted P --scalability S.csv --service S... --trials T... --out F
     hera profile antagonist  --kind bandwidth --intensity 1 --cores 1          # antagonist self-test
 
@@ -120,8 +121,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--calibration", type=Path, help="the interference calibration table")
     c.add_argument("--neighbour", type=Path, nargs="*", default=[],
                    help="neighbour profiles of both models (as given to predict-pairs); none: no neighbour channel")
+    c.add_argument("--visit", type=int,
+                   help="this sitting is visit K of colocation.visits: it takes its share of each point's repeats "
+                        "on its own seeds (hera profile pool-visits pools them); default: one sitting takes all")
     c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
     c.set_defaults(func=_cmd_colocation)
+
+    c = psub.add_parser("pool-visits", help="F4: pool a pair's visits (hera profile colocation --visit K, "
+                                            "colocation.visits of them) into its measured points")
+    _common(c, model=False)
+    c.add_argument("--points", type=Path, nargs="+", required=True,
+                   help="each visit's points file, in visit order (its <stem>.trials.csv beside it)")
+    c.set_defaults(func=_cmd_pool_visits)
 
     c = psub.add_parser("node-calibration", help="the node's loaded-neighbour slowdown, from the joint trials of "
                                                  "the calibration pairs (colocation.node_calibration), as a "
@@ -275,10 +286,21 @@ def _cmd_colocation(args: argparse.Namespace) -> int:
     ma, mb = args.pair.split("__") if "__" in args.pair else (args.pair, "")
     services = {ma: str(args.service[0]), mb: str(args.service[1])}
     interference = _interference(args, config, args.neighbour)
+    visits = int(config["colocation"].get("visits", 1)) if args.visit is not None else 1
     df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts,
-                        interference=interference)
+                        interference=interference, visit=args.visit or 1, visits=visits)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
-    return _done("colocation", args.out, df, pair=args.pair,
+    return _done("colocation", args.out, df, pair=args.pair, visit=f"{args.visit or 1} of {visits}",
+                 best_emu=None if best.empty else round(float(best["emu"].iloc[0]), 4))
+
+
+def _cmd_pool_visits(args: argparse.Namespace) -> int:
+    from hera.profile import visits
+
+    config, _ = load_study(args)
+    df = visits.run(config, args.points, args.out)
+    best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
+    return _done("pool-visits", args.out, df, visits=len(args.points),
                  best_emu=None if best.empty else round(float(best["emu"].iloc[0]), 4))
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from hera.config import point_repeats, visit_repeats  # noqa: F401  (re-exported)
 from hera.profile import common
 from hera.profile.splits import Split, plan_splits, way_splits  # noqa: F401  (re-exported)
 
@@ -180,15 +181,21 @@ def tenant_model(config: dict[str, Any], samples: pd.DataFrame, workers: int, in
                        common.derived_seed(int(config["seed"]), "tail-model", stream))
 
 
-def ray_settings(config: dict[str, Any]):
-    """The confirmation settings of a ray point: ``confirm``'s, with ``colocation.repeats`` repeats where set."""
+def ray_settings(config: dict[str, Any], visits: int = 1):
+    """The confirmation settings of a ray point in one of ``visits`` visits: ``confirm``'s, with the point's
+    repeats (``colocation.repeats`` where set) split over the visits (:func:`visit_repeats`)."""
     import dataclasses
 
     from hera.loadgen.confirm import ConfirmSettings
 
-    base = ConfirmSettings.from_config(config)
-    n = (config.get("colocation") or {}).get("repeats")
-    return base if n is None else dataclasses.replace(base, repeats=int(n))
+    return dataclasses.replace(ConfirmSettings.from_config(config), repeats=visit_repeats(config, visits),
+                               visits=visits)
+
+
+def pair_stream(ma: str, mb: str, visit: int = 1) -> str:
+    """The seed stream of a pair's points and anchors: visit 1 (and a single visit) keeps the stream of one
+    sitting; later visits draw their own arrival and query seeds."""
+    return f"colocation/{ma}__{mb}" + ("" if visit == 1 else f"/visit{visit}")
 
 
 def served_scale(direction: dict[str, float], qps: dict[str, float], trial_sd: dict[str, float] | None = None,
@@ -307,11 +314,12 @@ def anchored_predictions(config: dict[str, Any], models: tuple[str, str], split:
 def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str], models: tuple[str, str],
                   pred: pd.Series, sla: dict[str, dict[str, Any]], scal: pd.DataFrame,
                   samples: dict[str, pd.DataFrame], config: dict[str, Any], anchored: pd.Series | None = None,
-                  anchor: Anchor | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+                  anchor: Anchor | None = None, visit: int = 1, visits: int = 1) -> tuple[dict[str, Any], pd.DataFrame]:
     """One row (and its trials): the measured boundary point of the ray ``share_a`` under ``split``, confirmed from
     the stage's prediction ``pred`` (its scale the first bracket's centre, its inflated and calibrated node models
     the control variates); ``anchored`` (the ray's prediction on the machine as it serves now,
-    :func:`anchored_predictions`) and ``anchor`` are recorded beside, never used by the measurement."""
+    :func:`anchored_predictions`) and ``anchor`` are recorded beside, never used by the measurement. ``visit`` of
+    ``visits``: the point takes its share of the repeats, on the visit's own seeds (:mod:`hera.profile.visits`)."""
     import time
 
     from hera.loadgen.confirm import confirm_point
@@ -324,7 +332,7 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     alone = {na: float(pred["qps_alone_a"]), nb: float(pred["qps_alone_b"])}
     whole = {na: float(pred["qps_whole_a"]), nb: float(pred["qps_whole_b"])}
     direction = {na: share_a * alone[na], nb: (1 - share_a) * alone[nb]}
-    stream = f"colocation/{ma}__{mb}/{ca}+{cb}/{split.ways_a}/{share_a:g}"
+    stream = f"{pair_stream(ma, mb, visit)}/{ca}+{cb}/{split.ways_a}/{share_a:g}"
     bases = {t: confirm_settings(config, sla[m]["sla_ms"], direction[t], f"{stream}/{t}") for t, m in zip(names, models)}
     def scale(side: str) -> float:  # the prediction's interference inflation and its calibration of the profile
         k = pred.get(f"service_scale_{side}", 1.0)
@@ -342,7 +350,7 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
     t0 = time.perf_counter()
     res = confirm_point(NodeSUT(node), bases, {t: node.library_size(t) for t in names}, direction=direction,
                         modelled=float(pred["ray_scale"]), sla_ms={t: sla[m]["sla_ms"] for t, m in zip(names, models)},
-                        percentile=float(config["sla"]["percentile"]), settings=ray_settings(config),
+                        percentile=float(config["sla"]["percentile"]), settings=ray_settings(config, visits),
                         models=tails, guide=guide if guided(config) else None, log=_log)
     wall = time.perf_counter() - t0
     w_a, w_b = share_a * alone[na] / whole[na], (1 - share_a) * alone[nb] / whole[nb]
@@ -386,14 +394,14 @@ def measure_point(node: Any, split: Split, share_a: float, names: tuple[str, str
 
 def _anchor(node: Any, config: dict[str, Any], split: Split, names: tuple[str, str], models: tuple[str, str],
             first: pd.Series, sla: dict[str, dict[str, Any]], scal: pd.DataFrame, samples: dict[str, pd.DataFrame],
-            services: dict[str, str | Path], interference: Any, resctrl_root: str | None
+            services: dict[str, str | Path], interference: Any, resctrl_root: str | None, visit: int = 1
             ) -> tuple[Anchor, pd.DataFrame]:
     """The split's anchor (:func:`anchor_split`, at the tenants' alone QPS* of its prediction row ``first``) and
     its anchored prediction (:func:`anchored_predictions`), logged."""
     (na, nb), (ma, mb) = names, models
     anchor = anchor_split(node, config, split, names, models,
                           {na: float(first["qps_alone_a"]), nb: float(first["qps_alone_b"])}, sla, scal, samples,
-                          f"colocation/{ma}__{mb}/{len(split.cpus_a)}+{len(split.cpus_b)}/{split.ways_a}")
+                          f"{pair_stream(ma, mb, visit)}/{len(split.cpus_a)}+{len(split.cpus_b)}/{split.ways_a}")
     _log(f"[colocation] anchor: {na} x{anchor.factor[na]:.3f}, {nb} x{anchor.factor[nb]:.3f} against F2's service "
          f"speed ({anchor.seconds:.1f} s)" + (f"; {anchor.why}" if anchor.why else ""))
     return anchor, anchored_predictions(config, models, split, anchor, names, scal, services, sla, interference,
@@ -428,16 +436,23 @@ def pair_predictions(predicted: str | Path, ma: str, mb: str) -> pd.DataFrame:
 
 def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Path, predicted: str | Path,
         services: dict[str, str | Path], out: str | Path, opts: common.NodeOptions | None = None,
-        on_point: Callable[[dict[str, Any]], None] | None = None, interference: Any = None) -> pd.DataFrame:
+        on_point: Callable[[dict[str, Any]], None] | None = None, interference: Any = None, visit: int = 1,
+        visits: int = 1) -> pd.DataFrame:
     """Measure the selected points of ``pair`` (``"a__b"``), resumably; write ``out`` (and ``<stem>.trials.csv``);
     return its rows. ``services[m]``: the service profile of each model. ``on_point(row)`` is called after each
     point is on disk (tests interrupt through it). ``interference``: the interference profiles the stage's
     prediction used (none: the tenants assumed not to interfere), for the anchored prediction
-    (``colocation.anchor``, :func:`anchor_split`)."""
+    (``colocation.anchor``, :func:`anchor_split`). ``visit`` of ``visits`` (``colocation.visits``): this sitting
+    takes its share of each point's repeats on its own seeds; :func:`hera.profile.visits.pool` pools the visits."""
     from hera.machine import resctrl_info
     from hera.profile.service import read_samples
 
+    from hera.errors import ConfigError
+
     opts = opts or common.NodeOptions()
+    if not 1 <= visit <= visits:
+        raise ConfigError(f"visit {visit} of {visits}: a visit is numbered 1 to colocation.visits")
+    visit_repeats(config, visits)
     ma, mb = common.parse_pair(pair, opts.runner)
     sla = common.read_t1(t1, [ma, mb])
     scal = common.read_scalability(scalability, [ma, mb])
@@ -462,6 +477,7 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
     names = (common.tenant_name(ma, mb, "a"), common.tenant_name(mb, ma, "b"))
     scal_fp = scal[["model", "workers", "qps_star"]].sort_values(["model", "workers"]).to_dict("records")
     fp = common.fingerprint("colocation-v6", ma, mb, config, sla, scal_fp, cores, opts.runner, partitioning,
+                            *(() if visits == 1 else (visit, visits)),
                             pred[["cores_a", "cores_b", "llc", "share_a", "ray_scale"]].to_dict("records"))
     table = common.ResumableTable(out, COLUMNS, KEY, fp)
     trials_t = common.ResumableTable(Path(out).with_name(Path(out).stem + ".trials.csv"), TRIAL_COLUMNS, KEY, fp)
@@ -485,7 +501,8 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                     raise common.ProfileError(f"pair predictions lack the ray s = {s:g} of split {sp.key()}")
                 _log(f"[colocation] {ma} on cores {list(sp.cpus_a)} + {mb} on cores {list(sp.cpus_b)}"
                      + (f", LLC ways {sp.ways_a}/{sp.ways_b}" if sp.ways_a is not None else "")
-                     + f" ({why}), ray s = {s:g}: predicted scale {float(p['ray_scale'].iloc[0]):.3f}, "
+                     + f" ({why}" + (f", visit {visit} of {visits}" if visits > 1 else "")
+                     + f"), ray s = {s:g}: predicted scale {float(p['ray_scale'].iloc[0]):.3f}, "
                        f"EMU {float(p['emu'].iloc[0]):.3f}")
                 node = pn.apply(sp)
                 anchor, anchored = None, None
@@ -493,7 +510,7 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                     key = tuple(sp.key().items())
                     if key not in anchors:  # once per split, right before its first ray is measured
                         anchors[key] = _anchor(node, config, sp, names, (ma, mb), p.iloc[0], sla, scal, samples,
-                                               services, interference, opts.resctrl_root)
+                                               services, interference, opts.resctrl_root, visit)
                     anchor, ap = anchors[key]
                     hit = ap[np.isclose(ap["share_a"].astype(float), s)]
                     anchored = hit.iloc[0] if len(hit) else None
@@ -501,7 +518,7 @@ def run(config: dict[str, Any], pair: str, t1: str | Path, scalability: str | Pa
                         _log(f"[colocation] anchored prediction: scale {float(anchored['ray_scale']):.3f}, "
                              f"EMU {float(anchored['emu']):.3f}")
                 row, trials = measure_point(node, sp, s, names, (ma, mb), p.iloc[0], sla, scal, samples, config,
-                                            anchored, anchor)
+                                            anchored, anchor, visit, visits)
                 row["selected_as"] = why
                 if anchor is not None and anchor.why:
                     row["note"] += f"; {anchor.why}"

@@ -1,7 +1,9 @@
 # Co-location: every pair on every split predicted from O(N) profiles, then measured at the splits that matter
 # (predicted best, neighbours, shared LLC), three points of the feasible region each (F4). With
 # colocation.node_calibration, a few pairs outside the study's are measured first and calibrate the node's
-# loaded-neighbour slowdown for every prediction (colocation/calibration/, colocation/node_calibration.csv).
+# loaded-neighbour slowdown for every prediction (colocation/calibration/, colocation/node_calibration.csv). With
+# colocation.visits V > 1, every scored pair is visited V times, in V passes over all pairs (colocation/visits/<k>/),
+# and its visits are pooled (colocation/pairs/).
 
 
 rule pair_predictions:
@@ -29,10 +31,11 @@ rule pair_predictions:
         " --calibration {input.calibration} --neighbour {input.neighbour} --out {output} > {log} 2>&1"
 
 
-rule colocation_profile:
+rule colocation_visit:
     conda:
         "../envs/hera.yaml"
     input:
+        previous=previous_pass,
         models=pair_inputs,
         service=pair_service_profiles,
         interference=pair_interference_profiles,
@@ -44,20 +47,35 @@ rule colocation_profile:
         config=STUDY_CONFIG,
         plan=CORE_PLAN,
     output:
-        points=f"{RESULTS}/colocation/pairs/{{pair}}.csv",
-        trials=f"{RESULTS}/colocation/pairs/{{pair}}.trials.csv",
+        points=f"{RESULTS}/colocation/visits/{{visit}}/{{pair}}.csv",
+        trials=f"{RESULTS}/colocation/visits/{{visit}}/{{pair}}.trials.csv",
     log:
-        f"{LOGS}/colocation/{{pair}}.log",
+        f"{LOGS}/colocation/visits/{{visit}}/{{pair}}.log",
     benchmark:
-        f"{BENCH}/colocation/{{pair}}.tsv"
+        f"{BENCH}/colocation/visits/{{visit}}/{{pair}}.tsv"
     resources:
         measurement=1,
     threads: measurement_threads()
     shell:
-        "hera profile colocation --config {input.config} --pair {wildcards.pair} --t1 {input.t1}"
-        " --scalability {input.scalability} --predicted {input.predicted} --service {input.service}"
+        "hera profile colocation --config {input.config} --pair {wildcards.pair} --visit {wildcards.visit}"
+        " --t1 {input.t1} --scalability {input.scalability} --predicted {input.predicted} --service {input.service}"
         " --interference {input.interference} --calibration {input.calibration} --neighbour {input.neighbour}"
         " --out {output.points} > {log} 2>&1"
+
+
+rule colocation_profile:
+    conda:
+        "../envs/hera.yaml"
+    input:
+        visits=pair_visits,
+        config=STUDY_CONFIG,
+    output:
+        points=f"{RESULTS}/colocation/pairs/{{pair}}.csv",
+        trials=f"{RESULTS}/colocation/pairs/{{pair}}.trials.csv",
+    log:
+        f"{LOGS}/colocation/{{pair}}.log",
+    shell:
+        "hera profile pool-visits --config {input.config} --points {input.visits} --out {output.points} > {log} 2>&1"
 
 
 rule calibration_pair_predictions:

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hera.config import check_model_ids, coerce_strings
+from hera.config import check_model_ids, coerce_strings, visit_repeats
 from hera.errors import HeraError
 from hera.profile.node_calibration import config_pairs
 from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS, TABLE_IDS
@@ -58,6 +58,22 @@ def per_model(pattern):
 def per_pair(pattern):
     """Expand a path pattern with {pair} over all model pairs."""
     return expand(pattern, pair=pairs())
+
+
+def visits():
+    """Independent visits of every measured F4 point (colocation.visits): the stage's passes over all pairs."""
+    return int(config["colocation"].get("visits", 1))
+
+
+def pair_visits(wildcards):
+    """Every visit's points of one pair, in visit order (pooled by `hera profile pool-visits`)."""
+    return [f"{RESULTS}/colocation/visits/{k}/{wildcards.pair}.csv" for k in range(1, visits() + 1)]
+
+
+def previous_pass(wildcards):
+    """Every pair's previous visit: pass k of the stage starts once pass k - 1 is done (none before the first)."""
+    k = int(wildcards.visit)
+    return per_pair(f"{RESULTS}/colocation/visits/{k - 1}/{{pair}}.csv") if k > 1 else []
 
 
 def figure_files(root):
@@ -261,6 +277,10 @@ if calibration_pairs():
     if not {0.75, 0.5, 0.25} <= _rays:
         raise WorkflowError("config key colocation.node_calibration: the node calibration reads the rays 0.75, 0.5 "
                             f"and 0.25; colocation.rays is {sorted(_rays)}")
+try:
+    visit_repeats(config, visits())
+except HeraError as e:
+    raise WorkflowError(str(e)) from None
 if node_profile_file():
     if neighbour_enabled():
         raise WorkflowError("config keys colocation.node_profile and interference.neighbour.enabled: both give the "
