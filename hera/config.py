@@ -58,8 +58,13 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(_message(errors[0]))
     config = _fill_defaults(_schema(), config)
     check_model_ids(config)
-    visit_repeats(config, int((config.get("colocation") or {}).get("visits", 1)))
+    visit_repeats(config, point_visits(config))
     return config
+
+
+def point_visits(config: dict[str, Any]) -> int:
+    """How many independent visits each measured F4 point takes (``colocation.visits``; 1: one sitting)."""
+    return int((config.get("colocation") or {}).get("visits", 1))
 
 
 def point_repeats(config: dict[str, Any]) -> int:

@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from hera.config import point_repeats, visit_repeats
+from hera.config import point_repeats, point_visits, visit_repeats
 from hera.plan.calibration import Calibration
 from hera.plan.inputs import MachineInfo, ModelCost, PlanError
 from hera.plan.rates import ModelRates, clamp_rate, model_rates
@@ -387,7 +387,7 @@ def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]
     ca, cb = split_sizes(machine.n_workers)
     shares = tuple(config["colocation"].get("rays") or MEASURED_SHARES)
     repeats = point_repeats(config)
-    visits = int(config["colocation"].get("visits", 1))
+    visits = point_visits(config)
     jobs = []
     # the node calibration's pairs are measured as the study's are, in one sitting; each study pair in `visits`
     # sittings of repeats / visits each, and pooled (a command start)

@@ -286,7 +286,9 @@ def _cmd_colocation(args: argparse.Namespace) -> int:
     ma, mb = args.pair.split("__") if "__" in args.pair else (args.pair, "")
     services = {ma: str(args.service[0]), mb: str(args.service[1])}
     interference = _interference(args, config, args.neighbour)
-    visits = int(config["colocation"].get("visits", 1)) if args.visit is not None else 1
+    from hera.config import point_visits
+
+    visits = point_visits(config) if args.visit is not None else 1
     df = colocation.run(config, args.pair, args.t1, args.scalability, args.predicted, services, args.out, opts,
                         interference=interference, visit=args.visit or 1, visits=visits)
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask

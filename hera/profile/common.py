@@ -98,6 +98,16 @@ def qps_whole_node(scal, model: str) -> float:
     return float(scal[scal["model"] == model]["qps_star"].max())
 
 
+def per_repeat_values(text: Any) -> list[float]:
+    """The repeats' values of a result row's ``per_repeat`` (';'-joined; a single value may read back as a
+    number; empty or NaN: none)."""
+    import numbers
+
+    if not isinstance(text, (str, numbers.Number)) or (isinstance(text, float) and math.isnan(text)):
+        return []
+    return [float(x) for x in str(text).split(";") if x.strip()]
+
+
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-able inputs (used to refuse resuming from rows of different inputs)."""
     text = json.dumps(parts, sort_keys=True, default=str)

@@ -52,10 +52,6 @@ def _key(row: pd.Series) -> tuple:
     return tuple("" if pd.isna(row[k]) else (round(float(row[k]), 6) if k == "share_a" else row[k]) for k in KEY)
 
 
-def _repeats(text: Any) -> list[float]:
-    return [float(x) for x in str(text).split(";") if x.strip()] if pd.notna(text) else []
-
-
 def _geomean(values: pd.Series) -> float:
     v = pd.to_numeric(values, errors="coerce").to_numpy(float)
     v = v[np.isfinite(v) & (v > 0)]
@@ -84,7 +80,9 @@ def pool_point(rows: pd.DataFrame, confidence: float) -> dict[str, Any]:
                             f"s = {float(first['share_a']):g} ({', '.join(map(str, rows[col]))}): they were not "
                             "measured from the same prediction")
     out = first.to_dict()
-    per = [x for text in rows["per_repeat"] for x in _repeats(text)]
+    from hera.profile.common import per_repeat_values
+
+    per = [x for text in rows["per_repeat"] for x in per_repeat_values(text)]
     if not per:
         raise HeraError(f"visits of {first['model_a']}__{first['model_b']} at ray s = {float(first['share_a']):g} "
                         "carry no per-repeat values")
@@ -184,11 +182,12 @@ def trials_path(points: str | Path) -> Path:
 def run(config: dict[str, Any], points: list[str | Path], out: str | Path) -> pd.DataFrame:
     """Pool the visits of one pair (``points``: each visit's points file of :func:`hera.profile.colocation.run`,
     in visit order, its trials beside it) into ``out`` and ``<out stem>.trials.csv``, with provenance."""
+    from hera.config import point_visits
     from hera.harness import read_csv_table
     from hera.profile.colocation import ray_settings
     from hera.provenance import write_table
 
-    visits = int((config.get("colocation") or {}).get("visits", 1))
+    visits = point_visits(config)
     if len(points) != visits:
         raise HeraError(f"colocation.visits is {visits} but {len(points)} visit file(s) were given")
     frames, trials = [], []

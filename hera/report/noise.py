@@ -14,10 +14,11 @@ def _repeat_scatter(per_repeat: Any) -> tuple[float, int, list[int], list[bool],
     no point has two. ``per_repeat``: ';'-joined values per point."""
     import numpy as np
 
+    from hera.profile.common import per_repeat_values
+
     logs, kept = [], []
     for v in per_repeat:
-        x = np.array([float(t) for t in str(v).split(";") if t.strip()], float) if isinstance(v, str) else \
-            np.zeros(0)
+        x = np.array(per_repeat_values(v), float)
         x = x[np.isfinite(x) & (x > 0)]
         kept.append(x.size >= 2)
         if x.size >= 2:

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hera.config import check_model_ids, coerce_strings, visit_repeats
+from hera.config import check_model_ids, coerce_strings, point_visits, visit_repeats
 from hera.errors import HeraError
 from hera.profile.node_calibration import config_pairs
 from hera.report.catalog import FIGURE_IDS, FIGURE_INPUTS, TABLE_IDS
@@ -62,7 +62,7 @@ def per_pair(pattern):
 
 def visits():
     """Independent visits of every measured F4 point (colocation.visits): the stage's passes over all pairs."""
-    return int(config["colocation"].get("visits", 1))
+    return point_visits(config)
 
 
 def pair_visits(wildcards):
