@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -199,3 +200,55 @@ def test_pyproject_lists_every_runtime_dependency():
     assert f"fbgemm-gpu-cpu=={first.fbgemm}" in project["dependencies"]
     for mod in ("scipy", "matplotlib", "seaborn", "pyarrow"):
         assert mod in listed
+
+
+def test_a_venv_without_room_is_a_one_line_error_before_anything_is_installed(tmp_path, monkeypatch):
+    """Setup checks the free space where the venv goes before it starts (a full disk otherwise fails half way,
+    in pip's words); the venv being replaced counts as free; HERA_SKIP_DISK_CHECK=1 skips the check."""
+    free = {"bytes": 10**9}
+    monkeypatch.setattr(hera_env.shutil, "disk_usage", lambda path: shutil_usage(free["bytes"]))
+    monkeypatch.delenv("HERA_SKIP_DISK_CHECK", raising=False)
+    venv = tmp_path / "deep" / "venv"
+    with pytest.raises(hera_env.EnvError) as exc:
+        hera_env.setup(venv)
+    msg = str(exc.value)
+    assert f"the venv {venv} needs about 2.5 GB free" in msg and "has 1.00 GB" in msg and "HERA_VENV" in msg
+    assert "\n" not in msg and not venv.exists() and not (tmp_path / "deep").exists()
+    # a preinstalled torch needs less
+    free["bytes"] = 1_500_000_000
+    hera_env.check_disk(venv, hera_env.NEEDED_BYTES_PREINSTALLED_TORCH)
+    with pytest.raises(hera_env.EnvError, match="has 1.50 GB"):
+        hera_env.check_disk(venv, hera_env.NEEDED_BYTES_OWN_TORCH)
+    # the old venv's files count as free
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (old / "big").write_bytes(b"\0" * 1000)
+    free["bytes"] = hera_env.NEEDED_BYTES_OWN_TORCH - 500
+    hera_env.check_disk(old, hera_env.NEEDED_BYTES_OWN_TORCH)
+    with pytest.raises(hera_env.EnvError, match="needs about 2.5 GB"):
+        hera_env.check_disk(tmp_path / "new", hera_env.NEEDED_BYTES_OWN_TORCH)
+    hera_env.check_disk(tmp_path / "new", hera_env.NEEDED_BYTES_OWN_TORCH, {"HERA_SKIP_DISK_CHECK": "1"})
+
+
+def shutil_usage(free: int):
+    """What shutil.disk_usage returns, for a file system with ``free`` bytes free."""
+    return shutil._ntuple_diskusage(10**12, 10**12 - free, free)
+
+
+def test_uv_cache_lives_in_the_venv_unless_the_user_chose_one(tmp_path, monkeypatch):
+    """uv fills a new venv from a cache inside it (removed after setup), so repeated setups leave nothing in
+    ~/.cache/uv; a UV_CACHE_DIR of the user's is kept."""
+    log = tmp_path / "install.log"
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    _fake_installer(venv / "bin", "uv", ok=True)
+    pip = hera_env.Pip(_fake_installer(tmp_path, "python", ok=True), log)
+    monkeypatch.delenv("UV_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HERA_INSTALLER", "uv")
+    uv = hera_env.get_uv(pip, venv)
+    assert uv.cache == venv / ".uv-cache" and uv.environment()["UV_CACHE_DIR"] == str(venv / ".uv-cache")
+    assert uv.pinned(tmp_path / "pins.txt").cache == uv.cache
+    monkeypatch.setenv("UV_CACHE_DIR", "/mine")
+    uv = hera_env.get_uv(pip, venv)
+    assert uv.cache is None and uv.environment()["UV_CACHE_DIR"] == "/mine"

@@ -23,9 +23,17 @@ with the FBGEMM and TorchRec releases built for it); everything else from ``work
   sources, as above) and installed by uv, then the requirements with the venv's torch pinned
   (``<venv>/hera-constraints.txt``), so uv can never swap it; installs compile bytecode (``Uv``). On the 2-core
   VM this takes ~1.1 min from a cold uv cache instead of pip's ~2.5 min. uv is told to trust the platform's
-  certificate store as pip does (``uv_environment``). Where uv cannot be had or fails (no
+  certificate store as pip does (``uv_environment``). Unless ``UV_CACHE_DIR`` is set, uv's cache lives inside
+  the venv while it is filled (uv hard-links the venv's files from it, so it costs no space of its own) and is
+  removed at the end: creating venvs again and again leaves nothing behind in ``~/.cache/uv`` (one venv each
+  time left ~1.1 GB there, until the disk was full). Where uv cannot be had or fails (no
   route to PyPI, only a pip-configured mirror), pip installs the rest, exactly as before. ``HERA_INSTALLER=pip``
   uses pip alone.
+
+- **disk**: a new venv needs about 2.5 GB free where it goes (1.2 GB with a preinstalled torch; torch alone is
+  0.75 GB installed); with less, setup stops before it starts with a one-line error naming the place and both
+  figures, instead of failing half way through with pip's "No space left on device".
+  ``HERA_SKIP_DISK_CHECK=1`` skips the check.
 
 Errors are one line (``hera-env: error: ...``) with pip's full output in ``<venv>/hera-install.log``.
 """
@@ -53,6 +61,10 @@ MANIFEST = "hera-wheelhouse.json"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: uv (its pip interface) installs a new venv where it works (module doc, "installer").
 UV_REQUIREMENT = "uv>=0.9"
+#: Free bytes a new venv needs where it goes, with its own torch and with a preinstalled one (the venv of
+#: torch 2.13.0 CPU and the requirements is 1.9 GB on disk; the torch wheel is fetched beside it first).
+NEEDED_BYTES_OWN_TORCH = 2_500_000_000
+NEEDED_BYTES_PREINSTALLED_TORCH = 1_200_000_000
 #: Needed to install the hera package itself (editable, without build isolation: works offline).
 BUILD_REQUIREMENTS = ["setuptools>=70.1"]
 #: Platforms a Linux x86-64 wheelhouse accepts (newest first).
@@ -252,9 +264,10 @@ class Uv(Pip):
     set (as on our VMs) nothing writes it later, so every process would compile torch and TorchRec afresh on
     import (``import torchrec`` 12.2 s instead of 4.0 on the 2-core VM)."""
 
-    def __init__(self, uv: str, python: str, log: Path, constraints: Path | None = None):
+    def __init__(self, uv: str, python: str, log: Path, constraints: Path | None = None,
+                 cache: Path | None = None):
         super().__init__(python, log)
-        self.uv, self.constraints = uv, constraints
+        self.uv, self.constraints, self.cache = uv, constraints, cache
 
     def command(self, args: list[str]) -> list[str]:
         install = args[:1] == ["install"]
@@ -263,10 +276,13 @@ class Uv(Pip):
         return [self.uv, "pip", *args[:1], "--python", self.python, *compiled, *pin, *args[1:]]
 
     def pinned(self, constraints: Path) -> Uv:
-        return Uv(self.uv, self.python, self.log, constraints)
+        return Uv(self.uv, self.python, self.log, constraints, self.cache)
 
     def environment(self) -> dict[str, str]:
-        return uv_environment(os.environ)
+        env = uv_environment(os.environ)
+        if self.cache is not None:
+            env["UV_CACHE_DIR"] = str(self.cache)
+        return env
 
 
 #: uv's switches for the platform's certificate store: ``UV_NATIVE_TLS`` up to uv 0.12, ``UV_SYSTEM_CERTS``
@@ -295,7 +311,8 @@ def get_uv(pip: Pip, venv: Path) -> Uv | None:
     if not pip.run(["install", "-q", UV_REQUIREMENT], "uv", check=False):
         return None
     uv = venv / "bin" / "uv"
-    return Uv(str(uv), pip.python, pip.log) if uv.is_file() else None
+    cache = None if os.environ.get("UV_CACHE_DIR") else venv / ".uv-cache"
+    return Uv(str(uv), pip.python, pip.log, cache=cache) if uv.is_file() else None
 
 
 def pin_torch(uv: Uv | None, venv: Path) -> Uv | None:
@@ -352,6 +369,23 @@ def install_torch(pip: Pip, spec: str, uv: Uv | None = None) -> None:
                    f"PyTorch CPU index, or install from a wheelhouse (--wheelhouse DIR); see {pip.log}")
 
 
+def check_disk(venv: Path, needed: int, environ: Mapping[str, str] = os.environ) -> None:
+    """One-line :class:`EnvError` where the file system that will hold ``venv`` has less than ``needed`` bytes
+    free (an existing venv there counts as free: setup replaces it). ``HERA_SKIP_DISK_CHECK=1`` skips it."""
+    if environ.get("HERA_SKIP_DISK_CHECK") == "1":
+        return
+    place = venv
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free = shutil.disk_usage(place).free
+    if venv.is_dir() and (venv / "pyvenv.cfg").is_file():
+        free += sum(f.stat().st_size for f in venv.rglob("*") if f.is_file() and not f.is_symlink())
+    if free < needed:
+        raise EnvError(f"the venv {venv} needs about {needed / 1e9:.1f} GB free on its file system, which has "
+                       f"{free / 1e9:.2f} GB: free some space there or set HERA_VENV to a place with more "
+                       "(HERA_SKIP_DISK_CHECK=1 skips this check)")
+
+
 def setup(venv: Path, wheelhouse: Path | None = None, without: tuple[str, ...] = ()) -> str:
     """Create ``venv`` and install Hera into it; returns a one-line summary."""
     manifest = None
@@ -370,6 +404,7 @@ def setup(venv: Path, wheelhouse: Path | None = None, without: tuple[str, ...] =
             raise EnvError(f"the wheelhouse {wheelhouse} has no wheel for {missing[0]}"
                            + (f" (nor for {', '.join(missing[1:])})" if missing[1:] else "")
                            + ": rebuild it with workflow/scripts/make-wheelhouse.sh")
+    check_disk(venv, NEEDED_BYTES_OWN_TORCH if p.torch else NEEDED_BYTES_PREINSTALLED_TORCH)
     print(f"[with-env] {p.note}", file=sys.stderr)
     if venv.exists():
         if not (venv / "pyvenv.cfg").is_file() and any(venv.iterdir()):
@@ -395,6 +430,8 @@ def setup(venv: Path, wheelhouse: Path | None = None, without: tuple[str, ...] =
         last = (check.stdout.strip().splitlines() or ["no output"])[-1]
         raise EnvError(f"torch, fbgemm_gpu and torchrec do not import together in {venv}: {last}")
     torch_v, torchrec_v = check.stdout.split()[-2:]
+    if uv is not None and uv.cache is not None:  # the venv's files stay (hard links); the cache goes
+        shutil.rmtree(uv.cache, ignore_errors=True)
     how = "uv" if inst.uv is not None else "pip"
     return f"torch {torch_v}, fbgemm-gpu-cpu {p.pair.fbgemm}, torchrec {torchrec_v} in {venv} (installed with {how})"
 
