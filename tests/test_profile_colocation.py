@@ -275,3 +275,22 @@ def test_three_visits_each_take_one_repeat_on_their_own_seeds_and_pool_to_three(
     assert set(pt["visit"]) == {1, 2, 3} and set(pt["repeat"]) == {0, 1, 2}
     assert main(base + ["--visit", "4", "--out", str(tmp_path / "x.csv")]) == 2
     assert "visit 4 of 3: a visit is numbered 1 to colocation.visits" in capsys.readouterr().err
+    # the table of every pair with the refreshed prediction beside each point: one pair has no other sitting
+    # to take its models' speeds from, so nothing is refreshed, and the rows say why
+    table = tmp_path / "pairs.csv"
+    capsys.readouterr()
+    assert main(["profile", "refresh", "--config", str(path), "--visits", *map(str, points), "--pairs", str(out),
+                 "--t1", str(t1), "--scalability", str(scal), "--service", services["syna"], services["synb"],
+                 "--out", str(table)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["points"] == 3 and summary["refreshed_points"] == 0
+    got = pd.read_csv(table)
+    assert len(got) == 3 and got["refreshed_emu"].isna().all()
+    assert (got["refresh_note"] == "visit 1: not refreshed: syna, synb anchored in no other sitting of visit 1; "
+            "visit 2: not refreshed: syna, synb anchored in no other sitting of visit 2; visit 3: not refreshed: "
+            "syna, synb anchored in no other sitting of visit 3").all()
+    assert sorted(got["emu"]) == pytest.approx(sorted(pooled["emu"]))  # the pooled points, unchanged
+    assert main(["profile", "refresh", "--config", str(path), "--visits", str(out), "--pairs", str(out),
+                 "--t1", str(t1), "--scalability", str(scal), "--service", services["syna"], "--out",
+                 str(table)]) == 2
+    assert "is not in a visit's folder" in capsys.readouterr().err

@@ -152,7 +152,7 @@ def test_the_node_profile_overlay_feeds_every_prediction_and_bad_settings_fail_a
     proc = _run("-n", "--forceall", "-p", "--configfile", "workflow/config/default-node-profile.yaml")
     assert proc.returncode == 0, proc.stderr[-2000:]
     fed = [ln for ln in proc.stdout.splitlines() if "--neighbour workflow/machines/2-core-vm.node-profile.csv" in ln]
-    assert len(fed) == 1 + 3 * 15, len(fed)  # the stage's prediction and each visit's control variates
+    assert len(fed) == 1 + 3 * 15 + 1, len(fed)  # the stage's prediction, each visit's control variates, the refresh
     proc = _run("-n", "--configfile", "workflow/config/default-node-profile.yaml", "--config",
                 "colocation={'node_profile': 'workflow/machines/nowhere.csv'}")
     assert proc.returncode != 0
@@ -169,7 +169,7 @@ def test_the_default_node_calibration_measures_its_pairs_first_and_bad_settings_
     against = [ln for ln in lines if "--predicted results/default/colocation/calibration/predicted.csv" in ln]
     assert len(against) == 3 + 1 and not any("--neighbour" in ln for ln in against)  # 3 pairs + the calibration
     fed = [ln for ln in lines if "--neighbour results/default/colocation/node_calibration.csv" in ln]
-    assert len(fed) == 1 + 3 * 15, len(fed)  # the stage's prediction and each visit of a scored pair
+    assert len(fed) == 1 + 3 * 15 + 1, len(fed)  # the stage's prediction, each visit of a scored pair, the refresh
     assert any("--models dlrm_rmc1,dlrm_rmc2,ncf,mtwnd,dien " in ln for ln in lines)
     for setting, message in (
             ("colocation={'node_calibration': ['ncf__din']}",

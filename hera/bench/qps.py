@@ -418,7 +418,8 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
     fig["point_errors"] = [{"pair": f"{r.model_a}__{r.model_b}", "share_a": r.share_a, "error_a": num(r.error_a),
                             "error_b": num(r.error_b), "emu": num(r.emu), "predicted_emu": num(r.predicted_emu),
                             "predicted_served_emu": num(r.predicted_served_emu),
-                            "anchored_emu": num(r.anchored_emu)} for r in err.itertuples()]
+                            "anchored_emu": num(r.anchored_emu), "refreshed_emu": num(r.refreshed_emu)}
+                           for r in err.itertuples()]
     try:  # the even split's extra, the run's level and the points' own scatter (hera.report.emu_floor)
         from hera.report.emu_floor import split
 

@@ -36,11 +36,15 @@ ERROR_COLUMNS = [
     *("predicted_served_emu", "served_emu_error"),
     *(f"{x}_{t}" for t in "ab" for x in ("anchored_qps_star", "anchored_error")),
     *("anchored_emu", "anchored_emu_error"),
+    *(f"{x}_{t}" for t in "ab" for x in ("refreshed_qps_star", "refreshed_error")),
+    *("refreshed_emu", "refreshed_emu_error"),
 ]
 #: The served prediction's columns in the measured table (optional: tables before it lack them).
 SERVED = ("predicted_served_qps_star_a", "predicted_served_qps_star_b", "predicted_served_emu")
 #: The anchored prediction's columns (optional: tables before it, or a stage with ``colocation.anchor`` off).
 ANCHORED = ("anchored_qps_star_a", "anchored_qps_star_b", "anchored_emu")
+#: The refreshed prediction's columns (optional: written by ``hera profile refresh``; hera.profile.refresh).
+REFRESHED = ("refreshed_qps_star_a", "refreshed_qps_star_b", "refreshed_emu")
 
 
 def signed_error(predicted, measured) -> tuple[np.ndarray, np.ndarray]:
@@ -115,13 +119,14 @@ def prediction_errors(pairs: pd.DataFrame) -> pd.DataFrame:
         out[f"served_error_{t}"] = np.where(rel, err, np.nan)  # relative only: a decomposition of the headline
     out["predicted_served_emu"] = served["predicted_served_emu"]
     out["served_emu_error"] = out["predicted_served_emu"] - out["emu"]
-    anch = {c: pd.to_numeric(df[c], errors="coerce") if c in df.columns else pd.Series(np.nan, index=df.index)
-            for c in ANCHORED}
-    for t in ("a", "b"):  # a prediction like the headline's: relative where measured > 0, else absolute
-        out[f"anchored_qps_star_{t}"] = anch[f"anchored_qps_star_{t}"]
-        out[f"anchored_error_{t}"], _ = signed_error(anch[f"anchored_qps_star_{t}"], num[f"qps_star_{t}"])
-    out["anchored_emu"] = anch["anchored_emu"]
-    out["anchored_emu_error"] = out["anchored_emu"] - out["emu"]
+    for prefix, cols in (("anchored", ANCHORED), ("refreshed", REFRESHED)):
+        got = {c: pd.to_numeric(df[c], errors="coerce") if c in df.columns else pd.Series(np.nan, index=df.index)
+               for c in cols}
+        for t in ("a", "b"):  # a prediction like the headline's: relative where measured > 0, else absolute
+            out[f"{prefix}_qps_star_{t}"] = got[f"{prefix}_qps_star_{t}"]
+            out[f"{prefix}_error_{t}"], _ = signed_error(got[f"{prefix}_qps_star_{t}"], num[f"qps_star_{t}"])
+        out[f"{prefix}_emu"] = got[f"{prefix}_emu"]
+        out[f"{prefix}_emu_error"] = out[f"{prefix}_emu"] - out["emu"]
     return out[ERROR_COLUMNS]
 
 
@@ -151,11 +156,12 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
         ),
         **_beside(errors, "served"),
         **_beside(errors, "anchored"),
+        **_beside(errors, "refreshed"),
     }
 
 
 def _beside(errors: pd.DataFrame, prefix: str) -> dict[str, float | int]:
-    """The summary of a prediction reported beside the headline (``served`` or ``anchored``): the median relative
+    """The summary of a prediction reported beside the headline (``served``, ``anchored`` or ``refreshed``): the median relative
     error over the tenant values with a measured QPS* > 0, the mean |EMU error| and the points it has; empty
     where the table lacks it."""
     col = f"{prefix}_emu_error"

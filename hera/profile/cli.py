@@ -11,6 +11,7 @@ Commands (each prints one JSON object as its last stdout line)::
     hera profile memory      --config C --model M --out F                      # older F3 (hw counters)
     hera profile colocation  --config C --pair a__b --t1 T1.csv --scalability S.csv --out F   # F4
     hera profile pool-visits --config C --points V1.csv V2.csv V3.csv --out F                 # F4's visits
+    hera profile refresh     --config C --visits V... --pairs P... --t1 T1.csv --scalability S.csv --service S... --out F
     hera profile node-calibration --config C --predicted P --scalability S.csv --service S... --trials T... --out F
     hera profile antagonist  --kind bandwidth --intensity 1 --cores 1          # antagonist self-test
 
@@ -133,6 +134,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--points", type=Path, nargs="+", required=True,
                    help="each visit's points file, in visit order (its <stem>.trials.csv beside it)")
     c.set_defaults(func=_cmd_pool_visits)
+
+    c = psub.add_parser("refresh", help="F4: the pooled points of every pair with the refreshed prediction beside "
+                                        "each (each model's solo speed from its anchors in the pass's other "
+                                        "sittings; hera.profile.refresh)")
+    _common(c, model=False)
+    c.add_argument("--visits", type=Path, nargs="+", required=True,
+                   help="every visit's points files (colocation/visits/<k>/<pair>.csv; the folder gives the visit)")
+    c.add_argument("--pairs", type=Path, nargs="+", required=True,
+                   help="the pooled points of every pair (colocation/pairs/<pair>.csv), concatenated into --out")
+    c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
+    c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2)")
+    c.add_argument("--service", type=Path, nargs="+", required=True, help="service profiles (<model>.parquet)")
+    c.add_argument("--interference", type=Path, nargs="*", default=[],
+                   help="interference profiles (as given to predict-pairs); none: tenants assumed not to interfere")
+    c.add_argument("--calibration", type=Path, help="the interference calibration table")
+    c.add_argument("--neighbour", type=Path, nargs="*", default=[],
+                   help="neighbour profiles (as given to predict-pairs); none: no neighbour channel")
+    c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
+    c.set_defaults(func=_cmd_refresh)
 
     c = psub.add_parser("node-calibration", help="the node's loaded-neighbour slowdown, from the joint trials of "
                                                  "the calibration pairs (colocation.node_calibration), as a "
@@ -304,6 +324,17 @@ def _cmd_pool_visits(args: argparse.Namespace) -> int:
     best = df[df["best"] == True]  # noqa: E712 - pandas boolean mask
     return _done("pool-visits", args.out, df, visits=len(args.points),
                  best_emu=None if best.empty else round(float(best["emu"].iloc[0]), 4))
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from hera.profile import refresh
+
+    config, _ = load_study(args)
+    services = {_model_of(p): str(p) for p in args.service}
+    df = refresh.run(config, args.visits, args.pairs, args.t1, args.scalability, services,
+                     _interference(args, config, args.neighbour), args.out, args.resctrl_root)
+    done = df["refreshed_emu"].notna() if "refreshed_emu" in df.columns else df.index[:0]
+    return _done("refresh", args.out, df, refreshed_points=int(done.sum()), points=int(len(df)))
 
 
 def _cmd_node_calibration(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 # colocation.node_calibration, a few pairs outside the study's are measured first and calibrate the node's
 # loaded-neighbour slowdown for every prediction (colocation/calibration/, colocation/node_calibration.csv). With
 # colocation.visits V > 1, every scored pair is visited V times, in V passes over all pairs (colocation/visits/<k>/),
-# and its visits are pooled (colocation/pairs/).
+# and its visits are pooled (colocation/pairs/). The table of every pair (colocation/pairs.csv) carries beside each
+# point the refreshed prediction: each model's solo speed from its anchors in the pass's other sittings.
 
 
 rule pair_predictions:
@@ -154,10 +155,22 @@ rule colocation_table:
     conda:
         "../envs/hera.yaml"
     input:
-        per_pair(f"{RESULTS}/colocation/pairs/{{pair}}.csv"),
+        pairs=per_pair(f"{RESULTS}/colocation/pairs/{{pair}}.csv"),
+        visits=all_visits(),
+        service=per_model(f"{RESULTS}/profile/service/{{model}}.parquet"),
+        interference=per_model(f"{RESULTS}/profile/interference/{{model}}.csv"),
+        neighbour=neighbour_profiles,
+        calibration=f"{RESULTS}/profile/interference_calibration.csv",
+        t1=f"{RESULTS}/tables/T1.csv",
+        scalability=f"{RESULTS}/profile/scalability.csv",
+        config=STUDY_CONFIG,
     output:
         f"{RESULTS}/colocation/pairs.csv",
     log:
         f"{LOGS}/colocation/pairs.log",
+    benchmark:
+        f"{BENCH}/colocation/pairs.tsv"
     shell:
-        "hera results concat --out {output} {input} > {log} 2>&1"
+        "hera profile refresh --config {input.config} --visits {input.visits} --pairs {input.pairs} --t1 {input.t1}"
+        " --scalability {input.scalability} --service {input.service} --interference {input.interference}"
+        " --calibration {input.calibration} --neighbour {input.neighbour} --out {output} > {log} 2>&1"

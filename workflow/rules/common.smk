@@ -70,6 +70,11 @@ def pair_visits(wildcards):
     return [f"{RESULTS}/colocation/visits/{k}/{wildcards.pair}.csv" for k in range(1, visits() + 1)]
 
 
+def all_visits():
+    """Every visit's points of every pair (read together by `hera profile refresh`)."""
+    return expand(f"{RESULTS}/colocation/visits/{{visit}}/{{pair}}.csv", visit=range(1, visits() + 1), pair=pairs())
+
+
 def previous_pass(wildcards):
     """Every pair's previous visit: pass k of the stage starts once pass k - 1 is done (none before the first)."""
     k = int(wildcards.visit)
