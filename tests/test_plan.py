@@ -187,7 +187,7 @@ def test_colocation_repeats_lengthen_only_the_rays():
     base = {s.stage: s.seconds for s in estimate(cfg, _machine(VM, cfg), COSTS).stages}
     more = dict(cfg, colocation=dict(cfg["colocation"], repeats=6))
     longer = {s.stage: s.seconds for s in estimate(more, _machine(VM, more), COSTS).stages}
-    assert longer["colocation"] > 1.5 * base["colocation"]
+    assert longer["colocation"] > 1.4 * base["colocation"]  # the rays double; starts, pooling, refresh do not
     assert all(longer[k] == pytest.approx(v) for k, v in base.items() if k != "colocation")
 
 
@@ -198,7 +198,8 @@ def test_visits_add_a_sitting_per_pair_and_keep_the_repeats():
     three = dict(one, colocation=dict(one["colocation"], visits=3))
     a = {s.stage: s for s in estimate(one, _machine(VM, one), COSTS).stages}
     b = {s.stage: s for s in estimate(three, _machine(VM, three), COSTS).stages}
-    assert (a["colocation"].jobs, b["colocation"].jobs) == (2, 4)  # one pair: 1 (3) sitting(s) + the pooling
+    # one pair: 1 (3) sitting(s) + the pooling + the table with the refreshed prediction
+    assert (a["colocation"].jobs, b["colocation"].jobs) == (3, 5)
     assert a["colocation"].seconds < b["colocation"].seconds < 3 * a["colocation"].seconds
     assert "3 visits of 1 repeat(s)" in b["colocation"].detail and "visits" not in a["colocation"].detail
     assert all(b[k].seconds == pytest.approx(v.seconds) for k, v in a.items() if k not in ("colocation", "scheduling"))

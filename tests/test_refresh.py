@@ -109,3 +109,17 @@ def test_bad_visit_files_are_one_line_errors(tmp_path):
         refresh.read_visits([loose])
     with pytest.raises(common.ProfileError, match="needs the pooled points of at least one pair"):
         refresh.run({}, [], [], "t1", "scal", {}, None, tmp_path / "out.csv")
+
+
+def test_the_bars_are_judged_on_the_refreshed_prediction_where_every_point_has_it():
+    from hera.policy.accuracy import HEADLINE, headline
+
+    s = {"median_abs_rel_error": 0.3, "mean_abs_emu_error": 0.2, "points": 45, "refreshed_points": 45,
+         "refreshed_median_abs_rel_error": 0.1, "refreshed_mean_abs_emu_error": 0.09}
+    assert HEADLINE == "refreshed"
+    assert headline(s) == {"headline": "refreshed", "median_abs_rel_error": 0.1, "mean_abs_emu_error": 0.09,
+                           "apriori_median_abs_rel_error": 0.3, "apriori_mean_abs_emu_error": 0.2}
+    for other in ({**s, "refreshed_points": 44}, {k: v for k, v in s.items() if not k.startswith("refreshed")}):
+        assert headline(other)["headline"] == "apriori" and headline(other)["median_abs_rel_error"] == 0.3
+    # scored against another prediction table: the run's refreshed columns do not belong to it
+    assert headline(s, refreshed_ok=False)["headline"] == "apriori"

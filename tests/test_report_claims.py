@@ -264,8 +264,8 @@ def test_pair_prediction_row_states_the_benchs_headline_and_what_stands_beside_i
     good = _pairs([10.0, 20.0, 30.0], [11.0, 19.0, 33.0], [0.6, 0.7, 0.8], [0.65, 0.68, 0.85])
     row = claims.p_pair_prediction(good, claims.io.MachineInfo())
     assert row.claim == "P" and row.verdict == REPRODUCED
-    assert row.ours.startswith("median |predicted - measured| / measured co-located QPS* 10.0% (per tenant), "
-                               "mean |EMU error| 0.040 over 3 points of 3 pairs")
+    assert row.ours.startswith("the a-priori prediction: median |predicted - measured| / measured co-located QPS* "
+                               "10.0% (per tenant), mean |EMU error| 0.040 over 3 points of 3 pairs")
     assert "anchored" not in row.ours and "as served" not in row.ours
     far = _pairs([10.0, 20.0, 30.0], [11.0, 19.0, 33.0], [0.6, 0.7, 0.8], [0.85, 0.68, 0.65],
                  anchored_qps_star_a=[10.0, 20.0, 30.0], anchored_qps_star_b=[10.0, 20.0, 30.0],
@@ -273,6 +273,17 @@ def test_pair_prediction_row_states_the_benchs_headline_and_what_stands_beside_i
     row = claims.p_pair_prediction(far, claims.io.MachineInfo())
     assert row.verdict == NOT_REPRODUCED and "mean |EMU error| 0.140" in row.ours  # the EMU bar alone decides
     assert "anchored (each tenant probed alone right before its pair): 0.0% / 0.000" in row.ours
+    # with the refreshed prediction at every point, the bars are judged on it, the a-priori one beside
+    refreshed = far.assign(refreshed_qps_star_a=[10.5, 20.0, 30.0], refreshed_qps_star_b=[10.5, 20.0, 30.0],
+                           refreshed_emu=[0.62, 0.7, 0.8])
+    row = claims.p_pair_prediction(refreshed, claims.io.MachineInfo())
+    assert row.verdict == REPRODUCED and row.ours.startswith("the refreshed prediction (each model's speed from its "
+                                                             "anchors in the pass's other sittings): median")
+    assert "mean |EMU error| 0.007 over 3 points" in row.ours
+    assert "a-priori (F2's speeds, before any pair ran): 10.0% / 0.140" in row.ours
+    # a point without it: the a-priori prediction is the headline again
+    partial = refreshed.assign(refreshed_emu=[0.62, 0.7, float("nan")])
+    assert claims.p_pair_prediction(partial, claims.io.MachineInfo()).verdict == NOT_REPRODUCED
     zero = _pairs([0.0, 20.0], [3.0, 20.0], [0.0, 0.7], [0.05, 0.7])
     assert "2 tenant values with measured QPS* = 0 (absolute errors)" in claims.p_pair_prediction(
         zero, claims.io.MachineInfo()).ours

@@ -361,7 +361,7 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
     import pandas as pd
 
     from hera.paths import results_dir
-    from hera.policy.accuracy import drift_decomposition, prediction_errors, prediction_summary
+    from hera.policy.accuracy import drift_decomposition, headline, prediction_errors, prediction_summary
 
     pairs = [f"{a}__{b}" for a, b in itertools.combinations(models, 2)]
     if len(pairs) < min_pairs:
@@ -400,6 +400,9 @@ def bench_pair_prediction(scale: str, models: list[str], study: dict[str, Any], 
         df = pd.concat(parts, ignore_index=True)
     err = prediction_errors(df)
     fig = prediction_summary(err)
+    # the bars' figures: the refreshed prediction where every point has it (hera.policy.accuracy.HEADLINE), the
+    # a-priori one beside as apriori_*; scored against another table (--predicted), that table's a-priori one
+    fig.update(headline(fig, refreshed_ok=predicted is None))
     n = int(df[["model_a", "model_b"]].drop_duplicates().shape[0])
     if n < min_pairs:
         raise HeraError(f"only {n} measured pairs, fewer than --min-pairs {min_pairs}")

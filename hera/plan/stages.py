@@ -382,6 +382,11 @@ def anchor_s(config: Mapping[str, Any], rates_qps: list[float], cal: Calibration
                                                                                              cal)
 
 
+#: Seconds to predict one split of one visit again in ``hera profile refresh`` (run 72, the 2-core VM: 17.6 s for
+#: 45 with the command's start).
+REFRESH_SPLIT_S = 0.35
+
+
 def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]], n_splits: int,
                 cal, calibration: list[tuple[str, str]] = ()) -> StageEstimate:
     ca, cb = split_sizes(machine.n_workers)
@@ -399,6 +404,9 @@ def _colocation(config, rates, machine: MachineInfo, pairs: list[tuple[str, str]
         jobs += [cal.cli_s + node_start_s([ra.cost, rb.cost], cal)
                  + n_splits * (2 * cal.resize_s + ray + anchor_s(config, [qa, qb], cal))] * v
     jobs += [cal.cli_s] * len(pairs)
+    # the table of every pair with the refreshed prediction (hera profile refresh): each visit's splits predicted
+    # again from the latency curves the stage's prediction built
+    jobs.append(cal.cli_s + len(pairs) * visits * n_splits * REFRESH_SPLIT_S)
     extra = f" (+ {len(calibration)} node calibration pairs)" if calibration else ""
     visited = f", {visits} visits of {repeats // visits} repeat(s)" if visits > 1 else ""
     return StageEstimate("colocation", "", len(jobs) + (1 if calibration else 0), sum(jobs),

@@ -160,6 +160,30 @@ def prediction_summary(errors: pd.DataFrame) -> dict[str, float | int]:
     }
 
 
+#: The prediction the pair bars are judged on where a run has it at every point: the refreshed one (each model's
+#: speed from its anchors in the pass's other sittings; docs/DESIGN.md, "The refreshed prediction", which names
+#: the rule that made it the headline after runs 72-74). Elsewhere (tables before it, a study without anchors, a
+#: two-model study, a run scored against another prediction table) the a-priori prediction is the headline.
+HEADLINE = "refreshed"
+
+
+def headline(summary: dict[str, float | int], refreshed_ok: bool = True) -> dict[str, float | int | str]:
+    """The bars' figures of a :func:`prediction_summary`: ``headline`` (which prediction), its
+    ``median_abs_rel_error`` and ``mean_abs_emu_error``, and the a-priori prediction's as
+    ``apriori_median_abs_rel_error`` / ``apriori_mean_abs_emu_error`` (the same where it is the headline).
+    ``refreshed_ok`` False: the refreshed columns do not belong to the predictions scored (another table)."""
+    out: dict[str, float | int | str] = {"apriori_median_abs_rel_error": summary["median_abs_rel_error"],
+                                         "apriori_mean_abs_emu_error": summary["mean_abs_emu_error"]}
+    points = summary.get("points", 0)
+    if refreshed_ok and points and summary.get(f"{HEADLINE}_points", 0) == points:
+        out.update(headline=HEADLINE, median_abs_rel_error=summary[f"{HEADLINE}_median_abs_rel_error"],
+                   mean_abs_emu_error=summary[f"{HEADLINE}_mean_abs_emu_error"])
+    else:
+        out.update(headline="apriori", median_abs_rel_error=summary["median_abs_rel_error"],
+                   mean_abs_emu_error=summary["mean_abs_emu_error"])
+    return out
+
+
 def _beside(errors: pd.DataFrame, prefix: str) -> dict[str, float | int]:
     """The summary of a prediction reported beside the headline (``served``, ``anchored`` or ``refreshed``): the median relative
     error over the tenant values with a measured QPS* > 0, the mean |EMU error| and the points it has; empty

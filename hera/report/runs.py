@@ -69,6 +69,9 @@ class RunHeadline:
     # the model at the speed of the probe before the trials alone (= the headline in runs without a probe after)
     model_before_median_abs_rel_error: float = math.nan
     model_before_max_abs_rel_error: float = math.nan
+    # the pair prediction refreshed by each model's anchors in the pass's other sittings (NaN for runs before it)
+    pair_refreshed_median_abs_rel_error: float = math.nan
+    pair_refreshed_mean_abs_emu_error: float = math.nan
 
     METRICS = ("f2_stage_s", "model_median_abs_rel_error", "model_max_abs_rel_error", "pair_median_abs_rel_error",
                "pair_mean_abs_emu_error", "c5_violation_frac", "model_served_median_abs_rel_error",
@@ -76,7 +79,8 @@ class RunHeadline:
                "pair_served_mean_abs_emu_error", "model_profile_median_abs_rel_error",
                "model_profile_max_abs_rel_error", "pair_anchored_median_abs_rel_error",
                "pair_anchored_mean_abs_emu_error", "model_before_median_abs_rel_error",
-               "model_before_max_abs_rel_error", "service_refresh_ratio_median", "stage_drift_median")
+               "model_before_max_abs_rel_error", "service_refresh_ratio_median", "stage_drift_median",
+               "pair_refreshed_median_abs_rel_error", "pair_refreshed_mean_abs_emu_error")
 
     @property
     def service_refresh_ratio_median(self) -> float:
@@ -231,7 +235,9 @@ def headline(results: str | Path, label: str | None = None) -> RunHeadline:
                        pair_anchored_mean_abs_emu_error=summary.get("anchored_mean_abs_emu_error", nan),
                        model_before_median_abs_rel_error=agree.get("before_median_abs_rel_error",
                                                                    agree["median_abs_rel_error"]),
-                       model_before_max_abs_rel_error=agree.get("before_max_abs_rel_error", agree["max_abs_rel_error"]))
+                       model_before_max_abs_rel_error=agree.get("before_max_abs_rel_error", agree["max_abs_rel_error"]),
+                       pair_refreshed_median_abs_rel_error=summary.get("refreshed_median_abs_rel_error", nan),
+                       pair_refreshed_mean_abs_emu_error=summary.get("refreshed_mean_abs_emu_error", nan))
 
 
 def from_summary(path: str | Path) -> list[RunHeadline]:
