@@ -37,6 +37,20 @@ def _common(p: argparse.ArgumentParser, model: bool = True) -> None:
     add_node_arguments(p)
 
 
+def _prediction_inputs(p: argparse.ArgumentParser) -> None:
+    """The O(N) profiles a pair prediction is made from (predict-pairs, refresh)."""
+    p.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
+    p.add_argument("--scalability", type=Path, required=True, help="scalability table (F2)")
+    p.add_argument("--service", type=Path, nargs="+", required=True, help="service profiles (<model>.parquet)")
+    p.add_argument("--interference", type=Path, nargs="*", default=[],
+                   help="interference profiles (<model>.csv); none: tenants assumed not to interfere")
+    p.add_argument("--calibration", type=Path, help="the interference calibration table")
+    p.add_argument("--neighbour", type=Path, nargs="*", default=[],
+                   help="neighbour profiles (hera profile neighbour; <model>.csv, or the node calibration); none: "
+                        "no neighbour channel")
+    p.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="profile models: latency (F1), service times, scalability (F2), "
                                        "interference (F3), co-location (F4), antagonist self-test")
@@ -96,15 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                               "profiles (service, interference, scalability)")
     _common(c, model=False)
     c.add_argument("--models", required=True, help="comma-separated model ids")
-    c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
-    c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2)")
-    c.add_argument("--service", type=Path, nargs="+", required=True, help="service profiles (<model>.parquet)")
-    c.add_argument("--interference", type=Path, nargs="*", default=[],
-                   help="interference profiles (<model>.csv); none: tenants assumed not to interfere")
-    c.add_argument("--calibration", type=Path, help="the interference calibration table")
-    c.add_argument("--neighbour", type=Path, nargs="*", default=[],
-                   help="neighbour profiles (hera profile neighbour; <model>.csv); none: no neighbour channel")
-    c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
+    _prediction_inputs(c)
     c.set_defaults(func=_cmd_predict_pairs)
 
     c = psub.add_parser("colocation", help="F4: measured co-location of a model pair at the predicted-best "
@@ -143,15 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="every visit's points files (colocation/visits/<k>/<pair>.csv; the folder gives the visit)")
     c.add_argument("--pairs", type=Path, nargs="+", required=True,
                    help="the pooled points of every pair (colocation/pairs/<pair>.csv), concatenated into --out")
-    c.add_argument("--t1", type=Path, required=True, help="T1 table (per-model sla_ms)")
-    c.add_argument("--scalability", type=Path, required=True, help="scalability table (F2)")
-    c.add_argument("--service", type=Path, nargs="+", required=True, help="service profiles (<model>.parquet)")
-    c.add_argument("--interference", type=Path, nargs="*", default=[],
-                   help="interference profiles (as given to predict-pairs); none: tenants assumed not to interfere")
-    c.add_argument("--calibration", type=Path, help="the interference calibration table")
-    c.add_argument("--neighbour", type=Path, nargs="*", default=[],
-                   help="neighbour profiles (as given to predict-pairs); none: no neighbour channel")
-    c.add_argument("--resctrl-root", help="resctrl mount (default /sys/fs/resctrl)")
+    _prediction_inputs(c)
     c.set_defaults(func=_cmd_refresh)
 
     c = psub.add_parser("node-calibration", help="the node's loaded-neighbour slowdown, from the joint trials of "
