@@ -98,7 +98,7 @@ def refreshed(config: dict[str, Any], points: pd.DataFrame, sla: dict[str, dict[
         base = {"visit": visit, "refresh_a": fa, "refresh_b": fb, "refresh_sittings": min(na, nb)}
         if not (math.isfinite(fa) and math.isfinite(fb)):
             lone = [m for m, f in ((ma, fa), (mb, fb)) if not math.isfinite(f)]
-            note = (f"not refreshed: {', '.join(lone)} anchored in no other sitting of visit {visit}")
+            note = f"not refreshed: {', '.join(lone)} anchored in no other sitting of visit {visit}"
             rows += [{**{k: r2[k] for k in POINT}, **base, "refreshed_qps_star_a": math.nan,
                       "refreshed_qps_star_b": math.nan, "refreshed_emu": math.nan, "refresh_note": note}
                      for _, r2 in g.iterrows()]
@@ -123,10 +123,10 @@ def refreshed(config: dict[str, Any], points: pd.DataFrame, sla: dict[str, dict[
 def pooled(per_visit: pd.DataFrame) -> pd.DataFrame:
     """The visits of each point pooled as :mod:`hera.profile.visits` pools the anchored prediction: the factors'
     geometric mean, the predictions' mean, the fewest sittings, the notes joined."""
-    from hera.profile.visits import _geomean
+    from hera.profile.visits import geomean
 
     def one(g: pd.DataFrame) -> pd.Series:
-        return pd.Series({"refresh_a": _geomean(g["refresh_a"]), "refresh_b": _geomean(g["refresh_b"]),
+        return pd.Series({"refresh_a": geomean(g["refresh_a"]), "refresh_b": geomean(g["refresh_b"]),
                           "refresh_sittings": int(g["refresh_sittings"].min()),
                           **{c: float(pd.to_numeric(g[c]).mean()) for c in
                              ("refreshed_qps_star_a", "refreshed_qps_star_b", "refreshed_emu")},

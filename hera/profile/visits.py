@@ -52,7 +52,7 @@ def _key(row: pd.Series) -> tuple:
     return tuple("" if pd.isna(row[k]) else (round(float(row[k]), 6) if k == "share_a" else row[k]) for k in KEY)
 
 
-def _geomean(values: pd.Series) -> float:
+def geomean(values: pd.Series) -> float:
     v = pd.to_numeric(values, errors="coerce").to_numpy(float)
     v = v[np.isfinite(v) & (v > 0)]
     return float(np.exp(np.log(v).mean())) if v.size else math.nan
@@ -102,7 +102,7 @@ def pool_point(rows: pd.DataFrame, confidence: float) -> dict[str, Any]:
             out[col] = int(total) if col in ("repeats", "retested", "n_trials") and pd.notna(total) else total
     for col in GEOMETRIC:
         if col in rows:
-            out[col] = _geomean(rows[col])
+            out[col] = geomean(rows[col])
     for col in MEAN:
         if col in rows:
             out[col] = float(pd.to_numeric(rows[col], errors="coerce").mean())
