@@ -172,16 +172,14 @@ def headline(summary: dict[str, float | int], refreshed_ok: bool = True) -> dict
     ``median_abs_rel_error`` and ``mean_abs_emu_error``, and the a-priori prediction's as
     ``apriori_median_abs_rel_error`` / ``apriori_mean_abs_emu_error`` (the same where it is the headline).
     ``refreshed_ok`` False: the refreshed columns do not belong to the predictions scored (another table)."""
-    out: dict[str, float | int | str] = {"apriori_median_abs_rel_error": summary["median_abs_rel_error"],
-                                         "apriori_mean_abs_emu_error": summary["mean_abs_emu_error"]}
     points = summary.get("points", 0)
-    if refreshed_ok and points and summary.get(f"{HEADLINE}_points", 0) == points:
-        out.update(headline=HEADLINE, median_abs_rel_error=summary[f"{HEADLINE}_median_abs_rel_error"],
-                   mean_abs_emu_error=summary[f"{HEADLINE}_mean_abs_emu_error"])
-    else:
-        out.update(headline="apriori", median_abs_rel_error=summary["median_abs_rel_error"],
-                   mean_abs_emu_error=summary["mean_abs_emu_error"])
-    return out
+    use = bool(refreshed_ok and points and summary.get(f"{HEADLINE}_points", 0) == points)
+    prefix = f"{HEADLINE}_" if use else ""
+    return {"headline": HEADLINE if use else "apriori",
+            "median_abs_rel_error": summary[f"{prefix}median_abs_rel_error"],
+            "mean_abs_emu_error": summary[f"{prefix}mean_abs_emu_error"],
+            "apriori_median_abs_rel_error": summary["median_abs_rel_error"],
+            "apriori_mean_abs_emu_error": summary["mean_abs_emu_error"]}
 
 
 def _beside(errors: pd.DataFrame, prefix: str) -> dict[str, float | int]:
