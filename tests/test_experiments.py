@@ -159,6 +159,48 @@ def test_latency_vs_load_command_writes_f6_table(study, tmp_path, capsys):
     assert (out.parent / "latency_vs_load.csv.meta.json").is_file()
 
 
+def test_latency_vs_load_serves_an_identical_node_once(study, tmp_path, capsys):
+    """greedy deploys single_tenant's nodes (same models, CPUs, ways, capacities): its rows are that measurement,
+    named so; hera's co-located node is its own run."""
+    cfg, f = study
+    df = latency_vs_load.run(dict(cfg, policies=["single_tenant", "greedy", "hera"]), f["plans"], f["t1"], None, SYN)
+    err = capsys.readouterr().err
+    assert err.count("[latency-vs-load] single_tenant:") == 2 and err.count("[latency-vs-load] hera:") == 1
+    assert err.count("its measurement, not run again") == 2 and "[latency-vs-load] greedy: dlrm_rmc1 on cores" not in err
+    assert len(df) == 3 * 2 * 2 and not df.duplicated(["policy", "tenant", "load_frac"]).any()
+    assert set(df.loc[df["policy"] == "greedy", "measured_with"]) == {"single_tenant"}
+    assert set(df.loc[df["policy"] != "greedy", "measured_with"]) == {"single_tenant", "hera"}
+    assert (df.loc[df["policy"] == "hera", "measured_with"] == "hera").all()
+    key = ["tenant", "load_frac"]
+    st = df[df["policy"] == "single_tenant"].set_index(key).sort_index()
+    gr = df[df["policy"] == "greedy"].set_index(key).sort_index()
+    for col in ["p95_ms", "achieved_qps", "n_queries", "offered_qps"]:
+        assert gr[col].tolist() == st[col].tolist()
+    assert gr["note"].str.contains("the same node as policy 'single_tenant'").all()
+    assert not st["note"].str.contains("the same node").any()
+
+
+def test_latency_vs_load_serves_nodes_that_differ_separately():
+    """The key of a node: a different capacity (hence offered rate) or CPU set is another node."""
+    a = plansmod.NodeDeploy((plansmod.TenantDeploy(A, 1, None, 50.0),), 1.0)
+    b = plansmod.NodeDeploy((plansmod.TenantDeploy(A, 1, None, 51.0),), 1.0)
+    assert latency_vs_load.node_key(a, [(0,)]) == latency_vs_load.node_key(a, [(0,)])
+    assert latency_vs_load.node_key(a, [(0,)]) != latency_vs_load.node_key(b, [(0,)])
+    assert latency_vs_load.node_key(a, [(0,)]) != latency_vs_load.node_key(a, [(1,)])
+    c = plansmod.NodeDeploy((plansmod.TenantDeploy(A, 1, 4, 50.0),), 1.0)
+    assert latency_vs_load.node_key(a, [(0,)]) != latency_vs_load.node_key(c, [(0,)])
+
+
+def test_shared_rows_keep_what_the_run_added_to_a_note():
+    node = plansmod.NodeDeploy((plansmod.TenantDeploy(A, 2, None, 0.0),), 1.0)
+    row = {"policy": "single_tenant", "note": "alone; dlrm_rmc1 has planned capacity 0: not driven", "p95_ms": 1.0}
+    out = latency_vs_load.shared_rows([row], "single_tenant", "alone", "greedy", plansmod.Group(node, "greedy's"))
+    assert out[0]["policy"] == "greedy" and out[0]["measured_with"] == "single_tenant" and out[0]["p95_ms"] == 1.0
+    assert out[0]["note"] == ("greedy's; dlrm_rmc1 has planned capacity 0: not driven; "
+                              "the same node as policy 'single_tenant': its measurement")
+    assert row["policy"] == "single_tenant"                      # the measured row itself is not changed
+
+
 def test_latency_vs_load_refuses_before_serving(study, tmp_path, capsys):
     cfg, f = study
     # a policy of the config without a plan in the file

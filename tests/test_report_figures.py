@@ -243,3 +243,17 @@ def test_interference_with_one_kind_not_observable_draws_the_other(tmp_path, tex
     df.to_csv(path, index=False)
     figures.build("F3", results, tmp_path / "out")
     assert "equivalent antagonist intensity" in texts[0] and "the cache reporter's slowdown is 1.01x" in texts[0]
+
+
+def test_f6_names_policies_that_share_one_measured_node(tmp_path, texts):
+    results = write_results(tmp_path / "r" / "ci", only=["serving/latency_vs_load.csv"])
+    path = results / "serving/latency_vs_load.csv"
+    df = pd.read_csv(path)
+    first = sorted(df["policy"].unique())[0]
+    df = df.assign(measured_with=df["policy"])
+    df.loc[df["policy"] == "hera", "measured_with"] = first
+    df.to_csv(path, index=False)
+    figures.build("F6", results, tmp_path / "out")
+    assert f"hera = {first}'s" in texts[0] and "one run per distinct node" in texts[0]
+    assert figures.shared_measurements(df.drop(columns="measured_with")) == ""
+    assert figures.shared_measurements(df.assign(measured_with=df["policy"])) == ""

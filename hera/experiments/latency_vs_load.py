@@ -15,7 +15,12 @@ Method (``hera experiment latency-vs-load``):
    achieved QPS, the SLA (T1), query counts and the early-stopping verdict against the SLA.
 
 Arrival streams depend on the tenant, the load fraction and the study seed only, so two policies offering the
-same rate see the same arrivals. A tenant whose planned capacity is 0 (no rate met its SLA under that split)
+same rate see the same arrivals. Two policies that deploy the *same node* — the same tenants on the same CPUs
+with the same LLC ways and planned capacities, hence the same offered loads and arrivals — are served once: the
+second policy's rows are the first's measurement, with ``measured_with`` naming the policy whose run they come
+from (a policy's own run: its own name). Measuring an identical node twice would only sample the machine's
+noise and draw it as a difference between the policies (on a 2-core node every policy that keeps the models
+alone deploys the same nodes). A tenant whose planned capacity is 0 (no rate met its SLA under that split)
 gets rows with ``offered_qps = 0`` and no latency, and a note.
 """
 
@@ -36,7 +41,7 @@ from hera.topology import CorePlan
 COLUMNS = ["policy", "group", "tenant", "load_frac", "offered_qps", "achieved_qps", "p95_ms", "sla_ms", "n_queries",
            "p50_ms", "p99_ms", "latency_ms_at_percentile", "percentile", "n_failed", "verdict", "capacity_qps",
            "offered_qps_realised", "cores", "cpus", "llc_ways", "trial_s", "llc_partitioning", "runner", "scale",
-           "note"]
+           "note", "measured_with"]
 
 
 def _log(msg: str) -> None:
@@ -73,8 +78,27 @@ def _row(policy: str, group: plansmod.Group, t: plansmod.TenantDeploy, cpus: tup
         "capacity_qps": t.capacity_qps, "offered_qps_realised": s.get("offered_qps", math.nan),
         "cores": t.cores, "cpus": " ".join(map(str, cpus)), "llc_ways": t.llc_ways,
         "trial_s": float(config["serving"]["trial_s"]), "llc_partitioning": partitioning, "runner": runner,
-        "scale": config["scale"], "note": note,
+        "scale": config["scale"], "note": note, "measured_with": policy,
     }
+
+
+def node_key(node: plansmod.NodeDeploy, cpu_sets: list[tuple[int, ...]]) -> tuple:
+    """What F6 deploys and offers for a node: each tenant's model, CPUs, LLC ways and planned capacity (the
+    offered rates and, by the streams' seeds, the arrivals follow from them)."""
+    return tuple((t.model, tuple(c), t.llc_ways, float(t.capacity_qps)) for t, c in zip(node.tenants, cpu_sets))
+
+
+def shared_rows(measured: list[dict[str, Any]], first: str, first_note: str, policy: str, group: plansmod.Group
+                ) -> list[dict[str, Any]]:
+    """``policy``'s rows for a node that policy ``first`` (its group's note ``first_note``) served identically:
+    ``first``'s measurement under ``policy``'s name and note (what the run added to a row's note, such as a
+    tenant not driven, kept), ``measured_with`` = ``first``."""
+    out = []
+    for r in measured:
+        added = str(r["note"])[len(first_note):] if str(r["note"]).startswith(first_note) else ""
+        note = "; ".join(x for x in (group.note + added, f"the same node as policy '{first}': its measurement") if x)
+        out.append(dict(r, policy=policy, measured_with=first, note=note.lstrip("; ")))
+    return out
 
 
 def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus: CorePlan | list[int],
@@ -127,10 +151,20 @@ def run(config: dict[str, Any], plans_path: str | Path, t1: str | Path, out: str
     sla = harness.read_t1(t1, models)
     _log(f"[latency-vs-load] reference pair {'+'.join(pair)}; policies {', '.join(groups)}; "
          f"load fractions {config['serving']['load_fracs']} x {config['serving']['trial_s']} s")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    served: dict[tuple, tuple[str, str, list[dict[str, Any]]]] = {}   # node key -> (policy, its note, its rows)
     for policy, gs in groups.items():
         for g in gs:
-            rows.extend(serve_group(config, policy, g, cpus, sla, opts))
+            key = node_key(g.node, plansmod.assign_cpus(g.node, cpus, f"policy '{policy}'"))
+            if key in served:
+                first, first_note, measured = served[key]
+                _log(f"[latency-vs-load] {policy}: {g.node.group} is the node {first} served (same CPUs, LLC ways "
+                     "and planned capacities): its measurement, not run again")
+                rows.extend(shared_rows(measured, first, first_note, policy, g))
+                continue
+            own = serve_group(config, policy, g, cpus, sla, opts)
+            served[key] = (policy, g.note, own)
+            rows.extend(own)
     df = pd.DataFrame(rows, columns=COLUMNS)
     if out is not None:
         from hera.provenance import write_table

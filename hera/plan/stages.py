@@ -425,6 +425,8 @@ def reference_pair(rates: Mapping[str, ModelRates], colocation_models: list[str]
 
 
 def _serving(config, rates, colocation_models, cal) -> StageEstimate:
+    """Every policy's nodes served (an upper bound: F6 serves a node that two policies plan identically once,
+    which only the plans, not yet made, can tell)."""
     policies = list(config["policies"])
     groups = len(policies) + (1 if "single_tenant" in policies else 0)
     fracs = list(config["serving"]["load_fracs"])
@@ -432,7 +434,7 @@ def _serving(config, rates, colocation_models, cal) -> StageEstimate:
     node = node_start_s(reference_pair(rates, colocation_models), cal)
     again = node_start_s(reference_pair(rates, colocation_models), cal, first=False)
     s = cal.cli_s + node + (groups - 1) * again + groups * len(fracs) * (trial + cal.serving_overhead_s)
-    return StageEstimate("serving", "", 1, s, f"{groups} nodes x {len(fracs)} load steps x {trial:g} s")
+    return StageEstimate("serving", "", 1, s, f"at most {groups} nodes x {len(fracs)} load steps x {trial:g} s")
 
 
 def _load_change(config, rates, colocation_models, cal) -> StageEstimate:

@@ -402,7 +402,20 @@ def f6_tail_latency_vs_load(results_dir, out_dir) -> list[Path]:
            ylabel="p95 latency / SLA (each tenant's own)",
            title="F6  Tail latency vs load (line: median tenant; band: best-worst tenant)")
     _fig_legend(fig, ax, "policy", "policy")
-    return _finish(fig, "F6", out_dir, [t], _machine_notes([t], llc=True))
+    return _finish(fig, "F6", out_dir, [t], _machine_notes([t], llc=True) + [shared_measurements(df)])
+
+
+def shared_measurements(df: pd.DataFrame) -> str:
+    """F6's note on policies whose node another policy served identically (one run, drawn under both names;
+    tables before ``measured_with`` existed: none)."""
+    if "measured_with" not in df.columns:
+        return ""
+    shared = df.loc[df["measured_with"].notna() & (df["measured_with"].astype(str) != df["policy"]),
+                    ["policy", "measured_with"]].drop_duplicates()
+    if shared.empty:
+        return ""
+    per = ", ".join(f"{p} = {w}'s" for p, w in shared.itertuples(index=False))
+    return f"one run per distinct node (same CPUs, LLC ways, capacities): {per} (their lines coincide)"
 
 
 def f7_load_change(results_dir, out_dir) -> list[Path]:
