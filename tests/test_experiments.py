@@ -159,6 +159,8 @@ def test_latency_vs_load_command_writes_f6_table(study, tmp_path, capsys):
     assert (out.parent / "latency_vs_load.csv.meta.json").is_file()
 
 
+@pytest.mark.slow
+@two_cpus
 def test_latency_vs_load_serves_an_identical_node_once(study, tmp_path, capsys):
     """greedy deploys single_tenant's nodes (same models, CPUs, ways, capacities): its rows are that measurement,
     named so; hera's co-located node is its own run."""

@@ -245,6 +245,7 @@ def test_interference_with_one_kind_not_observable_draws_the_other(tmp_path, tex
     assert "equivalent antagonist intensity" in texts[0] and "the cache reporter's slowdown is 1.01x" in texts[0]
 
 
+@pytest.mark.slow
 def test_f6_names_policies_that_share_one_measured_node(tmp_path, texts):
     results = write_results(tmp_path / "r" / "ci", only=["serving/latency_vs_load.csv"])
     path = results / "serving/latency_vs_load.csv"

@@ -414,7 +414,7 @@ def shared_measurements(df: pd.DataFrame) -> str:
                     ["policy", "measured_with"]].drop_duplicates()
     if shared.empty:
         return ""
-    per = ", ".join(f"{p} = {w}'s" for p, w in shared.itertuples(index=False))
+    per = "; ".join(f"{', '.join(g['policy'])} = {w}'s" for w, g in shared.groupby("measured_with", sort=False))
     return f"one run per distinct node (same CPUs, LLC ways, capacities): {per} (their lines coincide)"
 
 
