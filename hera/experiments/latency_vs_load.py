@@ -101,14 +101,14 @@ def shared_rows(measured: list[dict[str, Any]], first: str, first_note: str, pol
     return out
 
 
-def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpus: CorePlan | list[int],
+def serve_group(config: dict[str, Any], policy: str, group: plansmod.Group, cpu_sets: list[tuple[int, ...]],
                 sla: dict[str, dict[str, Any]], opts: harness.NodeOptions) -> list[dict[str, Any]]:
-    """Start the group's node, run every load fraction on it, stop it; one row per (tenant, fraction)."""
+    """Start the group's node on ``cpu_sets`` (one per tenant, :func:`hera.experiments.plans.assign_cpus`), run
+    every load fraction on it, stop it; one row per (tenant, fraction)."""
     from hera.loadgen import driver
     from hera.loadgen.sut import NodeSUT
 
     node_plan = group.node
-    cpu_sets = plansmod.assign_cpus(node_plan, cpus, f"policy '{policy}'")
     trial_s = float(config["serving"]["trial_s"])
     rows: list[dict[str, Any]] = []
     _log(f"[latency-vs-load] {policy}: {node_plan.group} on cores "
@@ -155,14 +155,15 @@ def run(config: dict[str, Any], plans_path: str | Path, t1: str | Path, out: str
     served: dict[tuple, tuple[str, str, list[dict[str, Any]]]] = {}   # node key -> (policy, its note, its rows)
     for policy, gs in groups.items():
         for g in gs:
-            key = node_key(g.node, plansmod.assign_cpus(g.node, cpus, f"policy '{policy}'"))
+            cpu_sets = plansmod.assign_cpus(g.node, cpus, f"policy '{policy}'")
+            key = node_key(g.node, cpu_sets)
             if key in served:
                 first, first_note, measured = served[key]
                 _log(f"[latency-vs-load] {policy}: {g.node.group} is the node {first} served (same CPUs, LLC ways "
                      "and planned capacities): its measurement, not run again")
                 rows.extend(shared_rows(measured, first, first_note, policy, g))
                 continue
-            own = serve_group(config, policy, g, cpus, sla, opts)
+            own = serve_group(config, policy, g, cpu_sets, sla, opts)
             served[key] = (policy, g.note, own)
             rows.extend(own)
     df = pd.DataFrame(rows, columns=COLUMNS)
